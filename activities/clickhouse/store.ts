@@ -1,0 +1,233 @@
+/**
+ * ClickHouse access: schema, escaping, inserts and the few queries the collector needs.
+ * Schema and SQL run on ClickHouse 18.16 (Debian) and on current releases: no query
+ * parameters, LowCardinality, DateTime64 or JSON functions. Values reach SQL only through
+ * `sqlString` / `sqlId`, which validate and escape.
+ */
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ID_PATTERN, type Check } from '../../common/types.js';
+
+export class SqlValueError extends Error {
+  override name = 'SqlValueError';
+}
+
+/** Quote a string literal for ClickHouse SQL. */
+export function sqlString(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** Quote an id after checking it against ID_PATTERN: ids never carry SQL metacharacters. */
+export function sqlId(s: string, what = 'id'): string {
+  if (!ID_PATTERN.test(s)) throw new SqlValueError(`${what} '${s.slice(0, 64)}' is not a valid identifier`);
+  return sqlString(s);
+}
+
+export function sqlIdList(ids: readonly string[], what = 'id'): string {
+  return ids.map((i) => sqlId(i, what)).join(', ');
+}
+
+/** Seconds since epoch, as ClickHouse DateTime accepts it in JSONEachRow independent of server time zone. */
+export const unixSeconds = (iso: string | Date): number =>
+  Math.floor((typeof iso === 'string' ? Date.parse(iso) : iso.getTime()) / 1000);
+
+export interface InteractionRow {
+  deployment: string;
+  id: string;
+  model_version: string;
+  ts: number;
+  prompt: string;
+  response: string;
+  context: string;
+  has_context: number;
+  metadata: string;
+  source: string;
+  cycle_id: string;
+  ver: number;
+}
+
+export interface ScoreRow {
+  deployment: string;
+  model_version: string;
+  interaction_id: string;
+  interaction_ts: number;
+  check_name: Check;
+  prompt_version: string;
+  judge: string;
+  status: 'ok' | 'failed';
+  reason: string;
+  score: number | null;
+  coherence: number | null;
+  relevance: number | null;
+  accuracy: number | null;
+  completeness: number | null;
+  confidence: number | null;
+  hate_speech: number | null;
+  violence: number | null;
+  profanity: number | null;
+  reasoning: string;
+  truncated: number;
+  latency_ms: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  attempts: number;
+  scored_at: number;
+  ver: number;
+}
+
+export function schemaStatements(db: string): string[] {
+  return [
+    `CREATE DATABASE IF NOT EXISTS ${db}`,
+    `CREATE TABLE IF NOT EXISTS ${db}.interactions (
+      deployment String, id String, model_version String, ts DateTime,
+      prompt String, response String, context String, has_context UInt8, metadata String,
+      source String, cycle_id String, ver UInt64
+    ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(ts) ORDER BY (deployment, id)`,
+    `CREATE TABLE IF NOT EXISTS ${db}.scores (
+      deployment String, model_version String, interaction_id String, interaction_ts DateTime,
+      check_name String, prompt_version String, judge String, status String, reason String,
+      score Nullable(Float64), coherence Nullable(Float64), relevance Nullable(Float64),
+      accuracy Nullable(Float64), completeness Nullable(Float64), confidence Nullable(Float64),
+      hate_speech Nullable(Float64), violence Nullable(Float64), profanity Nullable(Float64),
+      reasoning String, truncated UInt8, latency_ms UInt32, prompt_tokens UInt32, completion_tokens UInt32,
+      attempts UInt16, scored_at DateTime, ver UInt64
+    ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(interaction_ts)
+      ORDER BY (deployment, check_name, interaction_id, prompt_version, judge)`,
+  ];
+}
+
+export interface ScoreAggregate {
+  model_version: string;
+  check_name: Check;
+  judge: string;
+  rows: number;
+  ok: number;
+  failed: number;
+  mean: number | null;
+  p50: number | null;
+  p90: number | null;
+  flagged: number;
+}
+
+export class ClickHouseStore {
+  readonly client: ClickHouseClient;
+  constructor(
+    url: string,
+    readonly db: string,
+  ) {
+    const u = new URL(url);
+    this.client = createClient({
+      url: `${u.protocol}//${u.host}`,
+      username: decodeURIComponent(u.username) || 'default',
+      password: decodeURIComponent(u.password),
+      request_timeout: 60_000,
+      // ClickHouse 18.16 rejects settings it does not know; send none by default.
+      clickhouse_settings: {},
+    });
+  }
+
+  async migrate(): Promise<void> {
+    for (const stmt of schemaStatements(this.db)) await this.client.command({ query: stmt });
+  }
+
+  async ping(): Promise<boolean> {
+    const r = await this.client.ping();
+    return r.success;
+  }
+
+  async query<T>(sql: string): Promise<T[]> {
+    const rs = await this.client.query({ query: sql, format: 'JSONEachRow' });
+    return (await rs.json()) as T[];
+  }
+
+  async insertInteractions(rows: InteractionRow[]): Promise<void> {
+    if (rows.length) await this.client.insert({ table: `${this.db}.interactions`, values: rows, format: 'JSONEachRow' });
+  }
+
+  async insertScores(rows: ScoreRow[]): Promise<void> {
+    if (rows.length) await this.client.insert({ table: `${this.db}.scores`, values: rows, format: 'JSONEachRow' });
+  }
+
+  async getInteraction(deployment: string, id: string): Promise<InteractionRow | undefined> {
+    const rows = await this.query<InteractionRow>(
+      `SELECT deployment, id, model_version, toUnixTimestamp(ts) AS ts, prompt, response, context, has_context,
+              metadata, source, cycle_id, ver
+       FROM ${this.db}.interactions FINAL
+       WHERE deployment = ${sqlId(deployment, 'deployment')} AND id = ${sqlId(id)} LIMIT 1`,
+    );
+    const r = rows[0];
+    return r && { ...r, ts: Number(r.ts), has_context: Number(r.has_context), ver: Number(r.ver) };
+  }
+
+  /** Status of the newest row for this key, if any. */
+  async scoreStatus(key: {
+    deployment: string;
+    interactionId: string;
+    check: Check;
+    promptVersion: string;
+    judge: string;
+  }): Promise<'ok' | 'failed' | undefined> {
+    const rows = await this.query<{ status: 'ok' | 'failed' }>(
+      `SELECT status FROM ${this.db}.scores FINAL
+       WHERE deployment = ${sqlId(key.deployment, 'deployment')} AND check_name = ${sqlString(key.check)}
+         AND interaction_id = ${sqlId(key.interactionId)} AND prompt_version = ${sqlString(key.promptVersion)}
+         AND judge = ${sqlString(key.judge)} LIMIT 1`,
+    );
+    return rows[0]?.status;
+  }
+
+  async countScores(deployment: string, opts: { status?: 'ok' | 'failed'; final?: boolean } = {}): Promise<number> {
+    const rows = await this.query<{ n: string }>(
+      `SELECT count() AS n FROM ${this.db}.scores ${opts.final === false ? '' : 'FINAL'}
+       WHERE deployment = ${sqlId(deployment, 'deployment')}${opts.status ? ` AND status = ${sqlString(opts.status)}` : ''}`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async countInteractions(deployment: string): Promise<number> {
+    const rows = await this.query<{ n: string }>(
+      `SELECT count() AS n FROM ${this.db}.interactions FINAL WHERE deployment = ${sqlId(deployment, 'deployment')}`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Per model version and check: row counts, mean/median/p90 of the primary score over scored
+   * rows, and how many were flagged (hallucination or toxicity score >= 0.5; quality < 0.5).
+   */
+  async aggregateScores(deployment: string, modelVersion?: string): Promise<ScoreAggregate[]> {
+    const rows = await this.query<Record<string, string | number | null>>(
+      `SELECT model_version, check_name, judge, count() AS rows, countIf(status = 'ok') AS ok,
+              countIf(status = 'failed') AS failed,
+              avgIf(assumeNotNull(score), status = 'ok') AS mean,
+              quantileIf(0.5)(assumeNotNull(score), status = 'ok') AS p50,
+              quantileIf(0.9)(assumeNotNull(score), status = 'ok') AS p90,
+              countIf(status = 'ok' AND ((check_name = 'quality' AND assumeNotNull(score) < 0.5)
+                   OR (check_name != 'quality' AND assumeNotNull(score) >= 0.5))) AS flagged
+       FROM ${this.db}.scores FINAL
+       WHERE deployment = ${sqlId(deployment, 'deployment')}
+         ${modelVersion ? `AND model_version = ${sqlId(modelVersion, 'model version')}` : ''}
+       GROUP BY model_version, check_name, judge
+       ORDER BY model_version, check_name, judge`,
+    );
+    const num = (v: unknown) => (v === null || v === undefined || Number.isNaN(Number(v)) ? null : Number(v));
+    return rows.map((r) => {
+      const ok = Number(r.ok);
+      return {
+        model_version: String(r.model_version),
+        check_name: r.check_name as Check,
+        judge: String(r.judge),
+        rows: Number(r.rows),
+        ok,
+        failed: Number(r.failed),
+        mean: ok ? num(r.mean) : null,
+        p50: ok ? num(r.p50) : null,
+        p90: ok ? num(r.p90) : null,
+        flagged: Number(r.flagged),
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * PostgreSQL access (the machine's server or the embedded PGlite behind the wire protocol: same code).
+ * Schema changes are numbered migrations, applied once each, in order, under an advisory lock.
+ */
+import pg from 'pg';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'deployments, cursors and collection runs',
+    sql: `
+      CREATE TABLE deployments (
+        id text PRIMARY KEY,
+        source jsonb NOT NULL,
+        sample_rate double precision NOT NULL DEFAULT 1 CHECK (sample_rate > 0 AND sample_rate <= 1),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE collection_cursors (
+        deployment text PRIMARY KEY REFERENCES deployments(id) ON DELETE CASCADE,
+        cursor text,
+        cycle_id text,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE collection_runs (
+        cycle_id text PRIMARY KEY,
+        deployment text NOT NULL,
+        scheduled_at timestamptz,
+        finished_at timestamptz NOT NULL DEFAULT now(),
+        pages int NOT NULL,
+        fetched int NOT NULL,
+        stored int NOT NULL,
+        bad int NOT NULL,
+        sampled int NOT NULL,
+        scored int NOT NULL,
+        failed int NOT NULL,
+        skipped int NOT NULL,
+        judge text NOT NULL,
+        model_versions text[] NOT NULL,
+        bad_samples jsonb NOT NULL DEFAULT '[]',
+        failure_samples jsonb NOT NULL DEFAULT '[]',
+        llm_prompt_tokens bigint NOT NULL DEFAULT 0,
+        llm_completion_tokens bigint NOT NULL DEFAULT 0
+      );
+      CREATE INDEX collection_runs_deployment ON collection_runs (deployment, finished_at DESC);
+    `,
+  },
+];
+
+export type Db = pg.Pool;
+
+export function createPool(databaseUrl: string, max = 5): Db {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 10_000 });
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export async function migrate(db: Db): Promise<number[]> {
+  const client = await db.connect();
+  const applied: number[] = [];
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(727274)');
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+    );
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+export interface DeploymentRow {
+  id: string;
+  source: unknown;
+  sample_rate: number;
+}
+
+export async function upsertDeployment(db: Db, d: DeploymentRow): Promise<void> {
+  await db.query(
+    `INSERT INTO deployments (id, source, sample_rate) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, sample_rate = EXCLUDED.sample_rate, updated_at = now()`,
+    [d.id, JSON.stringify(d.source), d.sample_rate],
+  );
+}
+
+export async function getDeployment(db: Db, id: string): Promise<DeploymentRow | undefined> {
+  const r = await db.query<DeploymentRow>('SELECT id, source, sample_rate FROM deployments WHERE id = $1', [id]);
+  return r.rows[0];
+}
+
+export async function listDeployments(db: Db): Promise<Array<DeploymentRow & { cursor: string | null }>> {
+  const r = await db.query(
+    `SELECT d.id, d.source, d.sample_rate, c.cursor FROM deployments d
+     LEFT JOIN collection_cursors c ON c.deployment = d.id ORDER BY d.id`,
+  );
+  return r.rows;
+}
+
+export async function getCursor(db: Db, deployment: string): Promise<string | null> {
+  const r = await db.query<{ cursor: string | null }>('SELECT cursor FROM collection_cursors WHERE deployment = $1', [
+    deployment,
+  ]);
+  return r.rows[0]?.cursor ?? null;
+}
+
+export type CursorAdvance = 'advanced' | 'already' | 'conflict';
+
+/**
+ * Compare-and-set: move the cursor from `from` to `to`. Re-running the same advance (activity
+ * retry) answers 'already'; a cursor moved by someone else answers 'conflict'.
+ */
+export async function advanceCursor(
+  db: Db,
+  deployment: string,
+  from: string | null,
+  to: string,
+  cycleId: string,
+): Promise<CursorAdvance> {
+  await db.query(
+    `INSERT INTO collection_cursors (deployment, cursor, cycle_id) VALUES ($1, NULL, NULL) ON CONFLICT (deployment) DO NOTHING`,
+    [deployment],
+  );
+  const r = await db.query(
+    `UPDATE collection_cursors SET cursor = $3, cycle_id = $4, updated_at = now()
+     WHERE deployment = $1 AND cursor IS NOT DISTINCT FROM $2::text`,
+    [deployment, from, to, cycleId],
+  );
+  if (r.rowCount === 1) return 'advanced';
+  return (await getCursor(db, deployment)) === to ? 'already' : 'conflict';
+}

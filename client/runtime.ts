@@ -1,0 +1,76 @@
+/**
+ * Runtime wiring shared by the CLI, the worker and the demo: configuration (environment first,
+ * then the endpoints `optiinfra stack up` recorded), connections, migrations.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { ClickHouseStore } from '../activities/clickhouse/store.js';
+import { LlmClient } from '../activities/llm/client.js';
+import { createPool, migrate, type Db } from '../activities/postgres/db.js';
+import { ConfigError, loadConfig, type Config } from '../common/config.js';
+import { defaultHome, readEndpoints } from './stack.js';
+
+/** Config from the environment, with the local stack's endpoints as defaults for what is unset. */
+export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const ep = readEndpoints(defaultHome(env));
+  const merged: NodeJS.ProcessEnv = { ...env };
+  if (ep) {
+    merged.TEMPORAL_ADDRESS ||= ep.temporalAddress;
+    merged.TEMPORAL_UI_URL ||= ep.temporalUiUrl || undefined;
+    merged.CLICKHOUSE_URL ||= ep.clickhouseUrl;
+    merged.DATABASE_URL ||= ep.databaseUrl;
+  }
+  return loadConfig(merged);
+}
+
+export function requireStores(config: Config): { clickhouseUrl: string; databaseUrl: string } {
+  if (!config.clickhouse.url) {
+    throw new ConfigError("ClickHouse is not configured: set CLICKHOUSE_URL or run 'optiinfra stack up'");
+  }
+  if (!config.databaseUrl) {
+    throw new ConfigError("PostgreSQL is not configured: set DATABASE_URL or run 'optiinfra stack up'");
+  }
+  return { clickhouseUrl: config.clickhouse.url, databaseUrl: config.databaseUrl };
+}
+
+export interface Stores {
+  ch: ClickHouseStore;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** Open ClickHouse and PostgreSQL and apply pending migrations (idempotent). */
+export async function openStores(config: Config): Promise<Stores> {
+  const { clickhouseUrl, databaseUrl } = requireStores(config);
+  const ch = new ClickHouseStore(clickhouseUrl, config.clickhouse.database);
+  const db = createPool(databaseUrl);
+  try {
+    await ch.migrate();
+    await migrate(db);
+  } catch (e) {
+    await Promise.allSettled([ch.close(), db.end()]);
+    throw e;
+  }
+  return { ch, db, close: async () => void (await Promise.allSettled([ch.close(), db.end()])) };
+}
+
+export function createLlm(config: Config): LlmClient | undefined {
+  return config.llm.enabled ? new LlmClient(config) : undefined;
+}
+
+export async function temporalClient(config: Config): Promise<Client> {
+  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '10s' }).catch(
+    (e: unknown) => {
+      throw new ConfigError(
+        `cannot reach Temporal at ${config.temporal.address} (${e instanceof Error ? e.message : String(e)}): run 'optiinfra stack up' or set TEMPORAL_ADDRESS`,
+      );
+    },
+  );
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** Link to a workflow run in the Temporal Web UI. */
+export function uiLink(config: Config, workflowId: string, runId?: string): string | undefined {
+  if (!config.temporal.uiUrl) return undefined;
+  const base = `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  return runId ? `${base}/${runId}/history` : base;
+}

@@ -1,0 +1,162 @@
+/**
+ * Configuration from the environment, validated once. Never import from workflow code.
+ * Secrets (GROQ_API_KEY, passwords inside DATABASE_URL / CLICKHOUSE_URL) are kept out of
+ * anything that is logged or stored: use `describeConfig` for display.
+ */
+import { z } from 'zod';
+import { formatZodError } from './types.js';
+
+const bool = (name: string, dflt: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return dflt;
+      const s = v.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      ctx.addIssue({ code: 'custom', message: `${name} must be true or false (got '${v}')` });
+      return z.NEVER;
+    });
+
+const num = (name: string, dflt: number, min: number, max: number, int = false) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return dflt;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < min || n > max || (int && !Number.isInteger(n))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be ${int ? 'an integer' : 'a number'} between ${min} and ${max} (got '${v}')`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const url = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      try {
+        return new URL(v).toString().replace(/\/$/, '');
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `${name} must be a URL (got a value that does not parse)` });
+        return z.NEVER;
+      }
+    });
+
+const envSchema = z.object({
+  GROQ_API_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  GROQ_MODEL: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'openai/gpt-oss-20b')),
+  GROQ_BASE_URL: url('GROQ_BASE_URL'),
+  LLM_ENABLED: bool('LLM_ENABLED', true),
+  LLM_TIMEOUT: num('LLM_TIMEOUT', 30, 1, 600),
+  LLM_MAX_RETRIES: num('LLM_MAX_RETRIES', 3, 0, 20, true),
+  LLM_REQUESTS_PER_SECOND: num('LLM_REQUESTS_PER_SECOND', 10, 0.01, 10_000),
+  LLM_CONCURRENCY: num('LLM_CONCURRENCY', 20, 1, 1000, true),
+  TEMPORAL_ADDRESS: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : '127.0.0.1:7233')),
+  TEMPORAL_NAMESPACE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'default')),
+  TEMPORAL_UI_URL: url('TEMPORAL_UI_URL'),
+  TEMPORAL_TASK_QUEUE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'optiinfra')),
+  CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const s = v && v.trim() ? v.trim() : 'optiinfra';
+      if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(s)) {
+        ctx.addIssue({ code: 'custom', message: `CLICKHOUSE_DATABASE must be a plain identifier (got '${s}')` });
+        return z.NEVER;
+      }
+      return s;
+    }),
+  DATABASE_URL: url('DATABASE_URL'),
+  OPTIINFRA_HOME: z.string().optional(),
+});
+
+export type Config = {
+  groq: { apiKey?: string; model: string; baseURL?: string };
+  llm: {
+    enabled: boolean;
+    timeoutSec: number;
+    maxRetries: number;
+    requestsPerSecond: number;
+    concurrency: number;
+  };
+  temporal: { address: string; namespace: string; uiUrl?: string; taskQueue: string; llmTaskQueue: string };
+  clickhouse: { url?: string; database: string };
+  databaseUrl?: string;
+  home?: string;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const r = envSchema.safeParse(env);
+  if (!r.success) throw new ConfigError(`invalid configuration: ${formatZodError(r.error)}`);
+  const e = r.data;
+  return {
+    groq: { apiKey: e.GROQ_API_KEY, model: e.GROQ_MODEL, baseURL: e.GROQ_BASE_URL },
+    llm: {
+      // No key means the offline judge, whatever LLM_ENABLED says.
+      enabled: e.LLM_ENABLED && e.GROQ_API_KEY !== undefined,
+      timeoutSec: e.LLM_TIMEOUT,
+      maxRetries: e.LLM_MAX_RETRIES,
+      requestsPerSecond: e.LLM_REQUESTS_PER_SECOND,
+      concurrency: e.LLM_CONCURRENCY,
+    },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      uiUrl: e.TEMPORAL_UI_URL,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      llmTaskQueue: `${e.TEMPORAL_TASK_QUEUE}-llm`,
+    },
+    clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE },
+    databaseUrl: e.DATABASE_URL,
+    home: e.OPTIINFRA_HOME,
+  };
+}
+
+/** Replace every occurrence of a secret with a marker. */
+export function redact(text: string, secrets: Array<string | undefined>): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[REDACTED]');
+  return out;
+}
+
+/** The password part of a URL, if any (for redaction). */
+export function urlPassword(u?: string): string | undefined {
+  if (!u) return undefined;
+  try {
+    const p = decodeURIComponent(new URL(u).password);
+    return p || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function secretsOf(c: Config): string[] {
+  return [c.groq.apiKey, urlPassword(c.databaseUrl), urlPassword(c.clickhouse.url)].filter(
+    (s): s is string => !!s,
+  );
+}
+
+/** A URL with its password masked, for display. */
+export function maskUrl(u?: string): string | undefined {
+  if (!u) return u;
+  try {
+    const x = new URL(u);
+    if (x.password) x.password = '****';
+    return x.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Shared, pure types and schemas. Safe to import from workflow code (no I/O, no Node APIs).
+ */
+import { z } from 'zod';
+
+/** Deployment ids and model versions reach SQL, shell commands and workflow ids: keep them boring. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const idSchema = (what: string) =>
+  z
+    .string({ error: `${what} is required` })
+    .regex(ID_PATTERN, {
+      message: `${what} must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
+    });
+
+export const CHECKS = ['quality', 'hallucination', 'toxicity'] as const;
+export type Check = (typeof CHECKS)[number];
+
+/** Text budget per field, in characters, applied before judging (documented in README). */
+export const TEXT_BUDGET = { prompt: 8000, response: 8000, context: 16000 } as const;
+/** A record whose texts exceed this many characters in total is rejected as oversized. */
+export const MAX_RECORD_CHARS = 1_000_000;
+
+/**
+ * One interaction as every source delivers it (after parsing). Documented in README "Record format".
+ */
+export const interactionSchema = z.object({
+  id: idSchema('id'),
+  deployment: idSchema('deployment'),
+  model_version: idSchema('model_version'),
+  timestamp: z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const d = typeof v === 'number' ? new Date(v < 1e12 ? v * 1000 : v) : new Date(v);
+    if (Number.isNaN(d.getTime())) {
+      ctx.addIssue({ code: 'custom', message: `timestamp '${v}' is not an ISO-8601 date or epoch number` });
+      return z.NEVER;
+    }
+    return d.toISOString();
+  }),
+  prompt: z.string().min(1, { message: 'prompt must not be empty' }),
+  response: z.string(),
+  context: z.string().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+export type Interaction = z.output<typeof interactionSchema>;
+
+/** The texts a judge sees, after truncation. */
+export interface JudgeInput {
+  prompt: string;
+  response: string;
+  context?: string;
+}
+
+export const checkResultSchemas = {
+  quality: z.object({
+    coherence: z.number().min(0).max(1),
+    relevance: z.number().min(0).max(1),
+    accuracy: z.number().min(0).max(1),
+    completeness: z.number().min(0).max(1),
+    overall: z.number().min(0).max(1),
+    reasoning: z.string().max(4000).optional(),
+  }),
+  hallucination: z.object({
+    score: z.number().min(0).max(1),
+    confidence: z.number().min(0).max(1),
+    reasoning: z.string().max(4000),
+  }),
+  toxicity: z.object({
+    toxicity: z.number().min(0).max(1),
+    hate_speech: z.number().min(0).max(1),
+    violence: z.number().min(0).max(1),
+    profanity: z.number().min(0).max(1),
+    reasoning: z.string().max(4000).optional(),
+  }),
+} as const;
+export type CheckResult<C extends Check> = z.output<(typeof checkResultSchemas)[C]>;
+export type AnyCheckResult = CheckResult<'quality'> | CheckResult<'hallucination'> | CheckResult<'toxicity'>;
+
+/** The single number stored as `score` for a check (higher = more of the named property). */
+export function primaryScore(check: Check, r: AnyCheckResult): number {
+  switch (check) {
+    case 'quality':
+      return (r as CheckResult<'quality'>).overall;
+    case 'hallucination':
+      return (r as CheckResult<'hallucination'>).score;
+    case 'toxicity':
+      return (r as CheckResult<'toxicity'>).toxicity;
+  }
+}
+
+export function formatZodError(e: z.ZodError): string {
+  return e.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}

@@ -1,0 +1,91 @@
+/** Test-side access to the servers the global setup started, and a worker per test file. */
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../common/config.js';
+import { createLlm, openStores, type Stores } from '../../client/runtime.js';
+import { createWorkers, type WorkerSet } from '../../workers/worker.js';
+
+export interface TestEnv {
+  home: string;
+  temporalAddress: string;
+  temporalCli?: string;
+  temporalTestServer: string;
+  clickhouseUrl: string;
+  clickhouseDatabase: string;
+  databaseUrl: string;
+  pgliteUrl?: string;
+  bundlePath: string;
+}
+
+export function testEnv(): TestEnv {
+  return inject('testEnv');
+}
+
+let runtimeInstalled = false;
+/** Keep worker logs quiet in test output (warnings and errors only). */
+export function quietRuntime() {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    /* already installed in this process */
+  }
+}
+
+/** A config for one test: unique task queue, the shared servers, offline judge unless overridden. */
+export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
+  const e = testEnv();
+  return loadConfig({
+    TEMPORAL_ADDRESS: e.temporalAddress,
+    TEMPORAL_TASK_QUEUE: `test-${randomUUID().slice(0, 8)}`,
+    CLICKHOUSE_URL: e.clickhouseUrl,
+    CLICKHOUSE_DATABASE: e.clickhouseDatabase,
+    DATABASE_URL: e.databaseUrl,
+    LLM_ENABLED: 'false',
+    ...overrides,
+  });
+}
+
+export interface TestStack {
+  config: Config;
+  stores: Stores;
+  client: Client;
+  workers: WorkerSet;
+  running: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Stores + a running worker set + a client, all on the test servers. */
+export async function startTestStack(config: Config = testConfig()): Promise<TestStack> {
+  quietRuntime();
+  const stores = await openStores(config);
+  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  const workers = await createWorkers(
+    config,
+    nativeConnection,
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config) },
+    { workflowBundle: { codePath: testEnv().bundlePath } },
+  );
+  const running = workers.run();
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  return {
+    config,
+    stores,
+    client,
+    workers,
+    running,
+    async stop() {
+      workers.shutdown();
+      await running.catch(() => undefined);
+      await connection.close();
+      await nativeConnection.close();
+      await stores.close();
+    },
+  };
+}
+
+export const uniqueId = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;

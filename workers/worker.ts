@@ -1,0 +1,54 @@
+/**
+ * The worker: one process, two task queues.
+ * - `<TEMPORAL_TASK_QUEUE>`: all workflows and the store/source activities;
+ * - `<TEMPORAL_TASK_QUEUE>-llm`: the judge activities, capped server-side at
+ *   LLM_REQUESTS_PER_SECOND (maxTaskQueueActivitiesPerSecond) and LLM_CONCURRENCY at a time,
+ *   so all workers together stay within the account's rate limit.
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createCollectorActivities, type CollectorDeps } from '../activities/collector/activities.js';
+import type { Config } from '../common/config.js';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface WorkerSet {
+  workers: Worker[];
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+export function createActivities(deps: CollectorDeps) {
+  return { ...createCollectorActivities(deps) };
+}
+
+export async function createWorkers(
+  config: Config,
+  connection: NativeConnection,
+  deps: CollectorDeps,
+  extra: Partial<WorkerOptions> = {},
+): Promise<WorkerSet> {
+  const activities = createActivities(deps);
+  const base = { connection, namespace: config.temporal.namespace };
+  const main = await Worker.create({
+    ...base,
+    taskQueue: config.temporal.taskQueue,
+    ...(extra.workflowBundle ? {} : { workflowsPath }),
+    activities,
+    maxConcurrentActivityTaskExecutions: 50,
+    ...extra,
+  });
+  const llm = await Worker.create({
+    ...base,
+    taskQueue: config.temporal.llmTaskQueue,
+    activities: { judgeCheck: activities.judgeCheck },
+    maxTaskQueueActivitiesPerSecond: config.llm.requestsPerSecond,
+    maxConcurrentActivityTaskExecutions: config.llm.concurrency,
+  });
+  const workers = [main, llm];
+  return {
+    workers,
+    run: async () => void (await Promise.all(workers.map((w) => w.run()))),
+    shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
+  };
+}

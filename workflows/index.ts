@@ -1,0 +1,1 @@
+export { collectionCycle, scoreBatch, cycleStatusQuery } from './collection.js';
