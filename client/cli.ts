@@ -3,16 +3,17 @@
  * Exit codes: 0 success, 3 usage or infrastructure error (the gate adds 1 reject, 2 inconclusive).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
+import { ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ConfigError, type Config } from '../common/config.js';
-import { collectionCycleInputSchema, type CycleResult } from '../common/collection.js';
+import type { CycleResult } from '../common/collection.js';
 import { SA } from '../common/search-attributes.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { sourceConfigSchema, type SourceConfig } from '../activities/collector/sources.js';
 import { listDeployments, upsertDeployment } from '../activities/postgres/db.js';
 import { createWorkers } from '../workers/worker.js';
 import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from './runtime.js';
+import { ensureSchedule, scheduleId } from './schedules.js';
 import { stackDown, stackStatus, stackUp, StackError } from './stack.js';
 
 export const EXIT = { ok: 0, usage: 3 } as const;
@@ -44,7 +45,6 @@ const durationArg = (v: string) => {
   return v;
 };
 
-export const scheduleId = (deployment: string) => `collect/${deployment}`;
 export const manualCycleId = (deployment: string, at: Date) => `collect/${deployment}/manual-${at.toISOString()}`;
 
 function printJson(x: unknown) {
@@ -198,8 +198,16 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (o: { deployment: string; once?: boolean; pageSize?: number; batchSize?: number; json?: boolean }) => {
       if (!o.once) {
-        await ensureSchedule(o.deployment, '15m', false);
-        await withClient((c) => c.schedule.getHandle(scheduleId(o.deployment)).trigger());
+        await withClient(async (c, config) => {
+          const h = c.schedule.getHandle(scheduleId(o.deployment));
+          try {
+            await h.trigger();
+          } catch (e) {
+            if (!(e instanceof ScheduleNotFoundError)) throw e;
+            await ensureSchedule(c, config, { deployment: o.deployment, every: '15m' });
+            await h.trigger();
+          }
+        });
         console.log(`triggered schedule ${scheduleId(o.deployment)}`);
         return;
       }
@@ -216,7 +224,7 @@ export function buildProgram(): Command {
     .option('--every <interval>', 'interval, e.g. 15m', durationArg, '15m')
     .option('--paused', 'create it paused')
     .action(async (o: { deployment: string; every: string; paused?: boolean }) => {
-      const created = await ensureSchedule(o.deployment, o.every, !!o.paused);
+      const created = await withClient((c, config) => ensureSchedule(c, config, o));
       console.log(`schedule ${scheduleId(o.deployment)} ${created ? 'created' : 'updated'}: every ${o.every}`);
     });
   schedule
@@ -307,49 +315,6 @@ export function buildProgram(): Command {
 
   program.addOption(new Option('--verbose', 'print stack traces on errors').hideHelp());
   return program;
-}
-
-/** Create the deployment's schedule, or update it when it exists. Returns true when created. */
-export async function ensureSchedule(deployment: string, every: string, paused: boolean): Promise<boolean> {
-  return withClient(async (client, config) => {
-    const input = collectionCycleInputSchema.parse({ deployment });
-    const action = {
-      type: 'startWorkflow' as const,
-      workflowType: 'collectionCycle',
-      taskQueue: config.temporal.taskQueue,
-      workflowId: scheduleId(deployment),
-      args: [{ deployment: input.deployment }],
-      typedSearchAttributes: [
-        { key: SA.deployment, value: deployment },
-        { key: SA.kind, value: 'collect' },
-      ],
-      staticSummary: `Scheduled collection cycle for ${deployment}`,
-    };
-    // SKIP: never two cycles of one deployment at once (they share a cursor). A one-hour catch-up
-    // window: after an outage, one cycle runs and picks up everything since the cursor.
-    const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour', pauseOnFailure: false };
-    const spec = { intervals: [{ every }] };
-    try {
-      await client.schedule.getHandle(scheduleId(deployment)).update((prev) => ({
-        ...prev,
-        spec,
-        action,
-        policies,
-        state: { ...prev.state, paused },
-      }));
-      return false;
-    } catch (e) {
-      if (!(e instanceof ScheduleNotFoundError)) throw e;
-    }
-    await client.schedule.create({
-      scheduleId: scheduleId(deployment),
-      spec,
-      action,
-      policies,
-      state: { paused, note: paused ? 'created paused' : undefined },
-    });
-    return true;
-  });
 }
 
 export async function main(argv = process.argv): Promise<number> {
