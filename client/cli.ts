@@ -11,6 +11,7 @@ import { SA } from '../common/search-attributes.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { sourceConfigSchema, type SourceConfig } from '../activities/collector/sources.js';
 import { listDeployments, upsertDeployment } from '../activities/postgres/db.js';
+import type { ScoreAggregate } from '../activities/clickhouse/store.js';
 import { createWorkers } from '../workers/worker.js';
 import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from './runtime.js';
 import { ensureSchedule, scheduleId } from './schedules.js';
@@ -58,6 +59,25 @@ function table(rows: Array<Record<string, unknown>>): string {
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+export function formatScores(deployment: string, rows: ScoreAggregate[]): string {
+  return [
+    `scores of ${deployment} (mean of the check's score; flagged: quality < 0.5, hallucination or toxicity >= 0.5)`,
+    table(
+      rows.map((r) => ({
+        model_version: r.model_version,
+        check: r.check_name,
+        judge: r.judge,
+        scored: r.ok,
+        failed: r.failed,
+        mean: r.mean,
+        p50: r.p50,
+        p90: r.p90,
+        flagged: r.flagged,
+      })),
+    ),
+  ].join('\n');
 }
 
 export function describeCycle(r: CycleResult): string {
@@ -304,10 +324,7 @@ export function buildProgram(): Command {
       try {
         const rows = await stores.ch.aggregateScores(o.deployment, o.version);
         if (o.json) printJson(rows);
-        else {
-          console.log(`scores of ${o.deployment} (flagged: quality < 0.5, hallucination or toxicity >= 0.5)`);
-          console.log(table(rows.map((r) => ({ ...r }))));
-        }
+        else console.log(formatScores(o.deployment, rows));
       } finally {
         await stores.close();
       }

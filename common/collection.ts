@@ -25,7 +25,7 @@ export type CollectionCycleArgs = z.output<typeof collectionCycleInputSchema>;
 export interface CycleSettings {
   judge: string; // 'offline' or 'groq:<model>'
   promptVersions: Record<Check, string>;
-  llmTaskQueue: string;
+  judgeTaskQueue: string;
   llmTimeoutSec: number;
   llmMaxRetries: number;
 }

@@ -62,7 +62,7 @@ export interface ScoreBatchInput {
 export async function scoreBatch(input: ScoreBatchInput): Promise<BatchTotals> {
   const { settings } = input;
   const judge = proxyActivities<CollectorActivities>({
-    taskQueue: settings.llmTaskQueue,
+    taskQueue: settings.judgeTaskQueue,
     startToCloseTimeout: `${settings.llmTimeoutSec + 30}s`,
     // 429s are waited out (retry-after) within this budget; counted LLM failures end the check
     // after LLM_MAX_RETRIES + 1 calls (see judgeCheck).

@@ -108,8 +108,54 @@ export interface ScoreAggregate {
   flagged: number;
 }
 
+/**
+ * Group commit: rows from concurrent activities are written in one INSERT (one part in
+ * ClickHouse instead of one per row). Each caller's promise settles when its own rows are
+ * written, so an activity completes only after its row is stored; a failed flush rejects every
+ * waiting caller (their activities retry).
+ */
+class GroupInserter<T> {
+  private queue: Array<{ rows: T[]; resolve: () => void; reject: (e: unknown) => void }> = [];
+  private queued = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly write: (rows: T[]) => Promise<void>,
+    private readonly maxRows = 1000,
+    private readonly maxDelayMs = 50,
+  ) {}
+
+  add(rows: T[]): Promise<void> {
+    if (!rows.length) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ rows, resolve, reject });
+      this.queued += rows.length;
+      if (this.queued >= this.maxRows) void this.flush();
+      else this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs);
+    });
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    if (!batch.length) return;
+    try {
+      await this.write(batch.flatMap((b) => b.rows));
+      for (const b of batch) b.resolve();
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
+  }
+}
+
 export class ClickHouseStore {
   readonly client: ClickHouseClient;
+  private readonly scoreWriter = new GroupInserter<ScoreRow>((rows) =>
+    this.client.insert({ table: `${this.db}.scores`, values: rows, format: 'JSONEachRow' }).then(() => undefined),
+  );
   constructor(
     url: string,
     readonly db: string,
@@ -143,8 +189,8 @@ export class ClickHouseStore {
     if (rows.length) await this.client.insert({ table: `${this.db}.interactions`, values: rows, format: 'JSONEachRow' });
   }
 
-  async insertScores(rows: ScoreRow[]): Promise<void> {
-    if (rows.length) await this.client.insert({ table: `${this.db}.scores`, values: rows, format: 'JSONEachRow' });
+  insertScores(rows: ScoreRow[]): Promise<void> {
+    return this.scoreWriter.add(rows);
   }
 
   async getInteraction(deployment: string, id: string): Promise<InteractionRow | undefined> {
@@ -228,6 +274,7 @@ export class ClickHouseStore {
   }
 
   async close(): Promise<void> {
+    await this.scoreWriter.flush();
     await this.client.close();
   }
 }

@@ -78,7 +78,8 @@ export function createCollectorActivities(deps: CollectorDeps) {
       promptVersions: Object.fromEntries(
         CHECKS.map((c) => [c, judge === 'offline' ? OFFLINE_JUDGE_VERSION : JUDGE_PROMPT_VERSION[c]]),
       ) as Record<Check, string>,
-      llmTaskQueue: config.temporal.llmTaskQueue,
+      // The offline judge calls no API: it needs no rate limit and runs on the main queue.
+      judgeTaskQueue: judge === 'offline' ? config.temporal.taskQueue : config.temporal.llmTaskQueue,
       llmTimeoutSec: config.llm.timeoutSec,
       llmMaxRetries: config.llm.maxRetries,
     };
