@@ -1,0 +1,99 @@
+/**
+ * Agreement metrics for binary labels and real-valued scores (pure, no I/O).
+ *
+ * Conventions: `labels[i]` is true for the positive class; `scores[i]` is higher when the
+ * positive class is more likely. Undefined quantities (no positives, division by zero) are NaN,
+ * never a made-up 0 or 1.
+ */
+
+/**
+ * Area under the ROC curve via the Mann-Whitney U statistic with average ranks for ties:
+ * AUROC = (sum of positive ranks - P(P+1)/2) / (P N). A tied positive/negative pair counts 1/2.
+ * Returns NaN when either class is empty.
+ */
+export function auroc(scores: readonly number[], labels: readonly boolean[]): number {
+  if (scores.length !== labels.length) throw new Error(`auroc: ${scores.length} scores but ${labels.length} labels`);
+  const n = scores.length;
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (const s of scores) if (Number.isNaN(s)) throw new Error('auroc: scores must not be NaN');
+  idx.sort((a, b) => (scores[a] as number) - (scores[b] as number));
+  let pos = 0;
+  let rankSumPos = 0;
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    const v = scores[idx[i] as number] as number;
+    while (j + 1 < n && scores[idx[j + 1] as number] === v) j++;
+    const avgRank = (i + 1 + (j + 1)) / 2; // ranks are 1-based
+    for (let k = i; k <= j; k++) {
+      if (labels[idx[k] as number]) {
+        pos++;
+        rankSumPos += avgRank;
+      }
+    }
+    i = j + 1;
+  }
+  const neg = n - pos;
+  if (pos === 0 || neg === 0) return NaN;
+  return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+export interface Confusion {
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+}
+
+/** Confusion counts when `score >= threshold` predicts the positive class. */
+export function confusion(scores: readonly number[], labels: readonly boolean[], threshold = 0.5): Confusion {
+  if (scores.length !== labels.length) throw new Error(`confusion: ${scores.length} scores but ${labels.length} labels`);
+  const c: Confusion = { tp: 0, fp: 0, tn: 0, fn: 0 };
+  for (let i = 0; i < scores.length; i++) {
+    const predicted = (scores[i] as number) >= threshold;
+    const actual = labels[i] as boolean;
+    if (predicted && actual) c.tp++;
+    else if (predicted) c.fp++;
+    else if (actual) c.fn++;
+    else c.tn++;
+  }
+  return c;
+}
+
+function ratio(a: number, b: number): number {
+  return b === 0 ? NaN : a / b;
+}
+
+export interface BinaryReport extends Confusion {
+  n: number;
+  positives: number;
+  negatives: number;
+  threshold: number;
+  auroc: number;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+/** AUROC plus accuracy / precision / recall / F1 of the positive class at `threshold`. */
+export function binaryReport(scores: readonly number[], labels: readonly boolean[], threshold = 0.5): BinaryReport {
+  const c = confusion(scores, labels, threshold);
+  const precision = ratio(c.tp, c.tp + c.fp);
+  const recall = ratio(c.tp, c.tp + c.fn);
+  // F1 = 2TP / (2TP + FP + FN): equals the harmonic mean of precision and recall when both exist,
+  // and is 0 (not NaN) when nothing is predicted positive although positives exist.
+  const f1 = ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn);
+  return {
+    ...c,
+    n: scores.length,
+    positives: c.tp + c.fn,
+    negatives: c.tn + c.fp,
+    threshold,
+    auroc: auroc(scores, labels),
+    accuracy: ratio(c.tp + c.tn, scores.length),
+    precision,
+    recall,
+    f1,
+  };
+}

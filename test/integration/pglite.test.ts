@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
+import { getCursor, migrate, upsertDeployment } from '../../activities/postgres/db.js';
+import type { CycleResult } from '../../common/collection.js';
+import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
+
+describe('the embedded PGlite path (no PostgreSQL configured)', () => {
+  let stack: TestStack;
+  let sim: Simulator;
+  const deployment = uniqueId('lite');
+
+  beforeAll(async () => {
+    const url = testEnv().pgliteUrl;
+    expect(url).toBeTruthy();
+    stack = await startTestStack(testConfig({ DATABASE_URL: url }));
+    sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.5 });
+    await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
+  });
+  afterAll(async () => {
+    await sim?.close();
+    await stack?.stop();
+  });
+
+  it('applies migrations once and runs a full cycle with the same pg code', async () => {
+    expect(await migrate(stack.stores.db)).toEqual([]); // already applied by openStores
+    const versions = await stack.stores.db.query('SELECT version FROM schema_migrations ORDER BY version');
+    expect(versions.rows.map((r) => r.version)).toEqual([1]);
+    sim.generate(20);
+    const r = (await stack.client.workflow.execute('collectionCycle', {
+      taskQueue: stack.config.temporal.taskQueue,
+      workflowId: `collect/${deployment}/pglite`,
+      args: [{ deployment }],
+    })) as CycleResult;
+    expect(r).toMatchObject({ stored: 20, scored: 60, failed: 0 });
+    expect(await getCursor(stack.stores.db, deployment)).toBe(r.cursor);
+    const run = await stack.stores.db.query('SELECT stored FROM collection_runs WHERE cycle_id = $1', [`collect/${deployment}/pglite`]);
+    expect(run.rows).toEqual([{ stored: 20 }]);
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, maskUrl, redact, secretsOf } from '../../common/config.js';
+
+describe('configuration from the environment', () => {
+  it('has sane defaults and uses the offline judge without a key', () => {
+    const c = loadConfig({});
+    expect(c.groq.model).toBe('openai/gpt-oss-20b');
+    expect(c.llm).toMatchObject({ enabled: false, timeoutSec: 30, maxRetries: 3 });
+    expect(c.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'optiinfra', llmTaskQueue: 'optiinfra-llm' });
+    expect(c.clickhouse.database).toBe('optiinfra');
+  });
+
+  it('enables the LLM only with a key, and LLM_ENABLED=false wins', () => {
+    expect(loadConfig({ GROQ_API_KEY: 'gsk_x' }).llm.enabled).toBe(true);
+    expect(loadConfig({ GROQ_API_KEY: 'gsk_x', LLM_ENABLED: 'false' }).llm.enabled).toBe(false);
+    expect(loadConfig({ GROQ_API_KEY: 'gsk_x', LLM_ENABLED: 'no' }).llm.enabled).toBe(false);
+  });
+
+  it.each([
+    [{ LLM_TIMEOUT: 'abc' }, /LLM_TIMEOUT must be a number between 1 and 600 \(got 'abc'\)/],
+    [{ LLM_TIMEOUT: '0' }, /LLM_TIMEOUT/],
+    [{ LLM_MAX_RETRIES: '2.5' }, /LLM_MAX_RETRIES must be an integer/],
+    [{ LLM_MAX_RETRIES: '-1' }, /LLM_MAX_RETRIES/],
+    [{ LLM_ENABLED: 'maybe' }, /LLM_ENABLED must be true or false \(got 'maybe'\)/],
+    [{ CLICKHOUSE_URL: 'not a url' }, /CLICKHOUSE_URL must be a URL/],
+    [{ DATABASE_URL: '::' }, /DATABASE_URL must be a URL/],
+    [{ CLICKHOUSE_DATABASE: 'x; DROP' }, /CLICKHOUSE_DATABASE must be a plain identifier/],
+  ])('rejects %o with an actionable message', (env, msg) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(msg);
+  });
+
+  it('reports every invalid variable at once', () => {
+    expect(() => loadConfig({ LLM_TIMEOUT: 'x', LLM_MAX_RETRIES: 'y' })).toThrow(/LLM_TIMEOUT.*LLM_MAX_RETRIES/);
+  });
+
+  it('knows its secrets and keeps them out of text', () => {
+    const c = loadConfig({
+      GROQ_API_KEY: 'gsk_live_abcdef',
+      DATABASE_URL: 'postgres://app:pa%24%24word@db:5432/x',
+      CLICKHOUSE_URL: 'http://default:chsecret@ch:8123',
+    });
+    expect(secretsOf(c).sort()).toEqual(['chsecret', 'gsk_live_abcdef', 'pa$$word'].sort());
+    expect(redact('key gsk_live_abcdef and pa$$word', secretsOf(c))).toBe('key [REDACTED] and [REDACTED]');
+    expect(maskUrl(c.databaseUrl)).toBe('postgres://app:****@db:5432/x');
+  });
+});
