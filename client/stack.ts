@@ -378,7 +378,9 @@ function spawnDetached(home: string, svc: Service, cmd: string, args: string[], 
   writeFileSync(fd, `\n--- ${new Date().toISOString()} starting: ${cmd} ${args.join(' ')}\n`);
   let child: ChildProcess;
   try {
-    child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', fd, fd], env: process.env });
+    // Services need none of the project's secrets in their environment.
+    const { GROQ_API_KEY: _k, DATABASE_URL: _d, CLICKHOUSE_URL: _c, ...env } = process.env;
+    child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', fd, fd], env });
   } finally {
     closeSync(fd);
   }
