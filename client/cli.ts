@@ -10,10 +10,10 @@ import type { CycleResult } from '../common/collection.js';
 import { SA } from '../common/search-attributes.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { sourceConfigSchema, type SourceConfig } from '../activities/collector/sources.js';
-import { listDeployments, upsertDeployment } from '../activities/postgres/db.js';
+import { getDeployment, listDeployments, upsertDeployment } from '../activities/postgres/db.js';
 import type { ScoreAggregate } from '../activities/clickhouse/store.js';
 import { createWorkers } from '../workers/worker.js';
-import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from './runtime.js';
+import { createLlm, hasWorkflowPollers, openStores, runtimeConfig, temporalClient, uiLink } from './runtime.js';
 import { ensureSchedule, scheduleId } from './schedules.js';
 import { stackDown, stackStatus, stackUp, StackError } from './stack.js';
 
@@ -104,6 +104,21 @@ export async function runCycle(
   opts: { pageSize?: number; batchSize?: number; workflowId?: string } = {},
 ): Promise<CycleResult> {
   return withClient(async (client, config) => {
+    const stores = await openStores(config);
+    try {
+      if (!(await getDeployment(stores.db, deployment))) {
+        throw new UsageError(
+          `deployment '${deployment}' is not registered: add it with 'optiinfra deployment add ${deployment} --source-url URL' (or --source-path PATH)`,
+        );
+      }
+    } finally {
+      await stores.close();
+    }
+    if (!(await hasWorkflowPollers(client, config.temporal.namespace, config.temporal.taskQueue))) {
+      console.error(
+        `warning: no worker is polling task queue '${config.temporal.taskQueue}': the cycle waits until one runs ('optiinfra worker')`,
+      );
+    }
     const workflowId = opts.workflowId ?? manualCycleId(deployment, new Date());
     const input = { deployment, pageSize: opts.pageSize, batchSize: opts.batchSize };
     const handle = await client.workflow.start('collectionCycle', {

@@ -68,6 +68,16 @@ export async function temporalClient(config: Config): Promise<Client> {
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
+/** Whether any worker polled the task queue for workflow tasks recently. */
+export async function hasWorkflowPollers(client: Client, namespace: string, taskQueue: string): Promise<boolean> {
+  const r = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+  });
+  return (r.pollers?.length ?? 0) > 0;
+}
+
 /** Link to a workflow run in the Temporal Web UI. */
 export function uiLink(config: Config, workflowId: string, runId?: string): string | undefined {
   if (!config.temporal.uiUrl) return undefined;
