@@ -3,7 +3,7 @@
  * vitest (unit and integration projects). Extra arguments go to vitest.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureClickhouseServer, ensureTemporalCli, ensureTemporalTestServer, repoRoot, StackError } from '../client/stack.js';
 import { resolveDataDir } from '../activities/collector/simulator.js';
@@ -34,9 +34,18 @@ const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { 
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 
 step('vitest run');
-const r = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: 'inherit',
-  env: { ...process.env, FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR },
-});
+const resultsFile = join(root, '.stack-test', 'results.json');
+rmSync(resultsFile, { force: true });
+const r = spawnSync(
+  join(root, 'node_modules', '.bin', 'vitest'),
+  ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${resultsFile}`, ...process.argv.slice(2)],
+  { cwd: root, stdio: 'inherit', env: process.env.CI ? { ...process.env, NO_COLOR: '1' } : process.env },
+);
+// One plain closing line with the counts.
+try {
+  const j = JSON.parse(readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number };
+  console.log(`tests: ${j.numPassedTests} passed, ${j.numFailedTests} failed, ${j.numPendingTests} skipped`);
+} catch {
+  console.log('tests: no results were written (see the output above)');
+}
 process.exit(r.status ?? 1);
