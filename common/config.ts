@@ -77,6 +77,17 @@ const envSchema = z.object({
     }),
   DATABASE_URL: url('DATABASE_URL'),
   OPTIINFRA_HOME: z.string().optional(),
+  OPTIINFRA_WEBHOOK_SECRET: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      if (v.length < 16) {
+        ctx.addIssue({ code: 'custom', message: 'OPTIINFRA_WEBHOOK_SECRET must be at least 16 characters' });
+        return z.NEVER;
+      }
+      return v;
+    }),
 });
 
 export type Config = {
@@ -92,6 +103,8 @@ export type Config = {
   clickhouse: { url?: string; database: string };
   databaseUrl?: string;
   home?: string;
+  /** HMAC key for rollback webhooks (never leaves the worker). */
+  webhookSecret?: string;
 };
 
 export class ConfigError extends Error {
@@ -122,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE },
     databaseUrl: e.DATABASE_URL,
     home: e.OPTIINFRA_HOME,
+    webhookSecret: e.OPTIINFRA_WEBHOOK_SECRET,
   };
 }
 
@@ -144,7 +158,7 @@ export function urlPassword(u?: string): string | undefined {
 }
 
 export function secretsOf(c: Config): string[] {
-  return [c.groq.apiKey, urlPassword(c.databaseUrl), urlPassword(c.clickhouse.url)].filter(
+  return [c.groq.apiKey, urlPassword(c.databaseUrl), urlPassword(c.clickhouse.url), c.webhookSecret].filter(
     (s): s is string => !!s,
   );
 }

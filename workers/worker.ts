@@ -7,7 +7,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createCollectorActivities, type CollectorDeps } from '../activities/collector/activities.js';
+import { createCollectorActivities } from '../activities/collector/activities.js';
+import { createGateActivities, type GateDeps } from '../activities/gate/activities.js';
 import type { Config } from '../common/config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -18,14 +19,16 @@ export interface WorkerSet {
   shutdown(): void;
 }
 
-export function createActivities(deps: CollectorDeps) {
-  return { ...createCollectorActivities(deps) };
+export type WorkerDeps = GateDeps;
+
+export function createActivities(deps: WorkerDeps) {
+  return { ...createCollectorActivities(deps), ...createGateActivities(deps) };
 }
 
 export async function createWorkers(
   config: Config,
   connection: NativeConnection,
-  deps: CollectorDeps,
+  deps: WorkerDeps,
   extra: Partial<WorkerOptions> = {},
 ): Promise<WorkerSet> {
   const activities = createActivities(deps);
@@ -41,7 +44,7 @@ export async function createWorkers(
   const llm = await Worker.create({
     ...base,
     taskQueue: config.temporal.llmTaskQueue,
-    activities: { judgeCheck: activities.judgeCheck },
+    activities: { judgeCheck: activities.judgeCheck, explainWithLlm: activities.explainWithLlm },
     maxTaskQueueActivitiesPerSecond: config.llm.requestsPerSecond,
     maxConcurrentActivityTaskExecutions: config.llm.concurrency,
   });

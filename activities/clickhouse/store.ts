@@ -7,6 +7,31 @@
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { ID_PATTERN, type Check } from '../../common/types.js';
 
+export interface CheckAggregate {
+  n: number;
+  mean: number;
+  sd: number;
+  /** Rows with score >= 0.5 (a hallucinated or toxic answer). */
+  flagged: number;
+}
+
+export interface DimensionStats {
+  mean: number;
+  sd: number;
+  p10: number;
+  p25: number;
+  p50: number;
+  p75: number;
+  p90: number;
+}
+
+export interface VersionAggregates {
+  checks: Partial<Record<Check, CheckAggregate>>;
+  qualityDimensions: Partial<Record<'overall' | 'coherence' | 'relevance' | 'accuracy' | 'completeness', DimensionStats>>;
+  firstTs?: string;
+  lastTs?: string;
+}
+
 export class SqlValueError extends Error {
   override name = 'SqlValueError';
 }
@@ -271,6 +296,92 @@ export class ClickHouseStore {
         flagged: Number(r.flagged),
       };
     });
+  }
+
+  /**
+   * Per-check aggregates of one model version's good scores from one judge and prompt versions,
+   * optionally over a window: interactions in [from, to) and/or the last N interactions.
+   */
+  async versionAggregates(q: {
+    deployment: string;
+    version: string;
+    judge: string;
+    promptVersions: Record<Check, string>;
+    lastN?: number;
+    from?: string;
+    to?: string;
+  }): Promise<VersionAggregates> {
+    const dep = sqlId(q.deployment, 'deployment');
+    const ver = sqlId(q.version, 'model version');
+    const time = [
+      q.from ? `ts >= toDateTime(${unixSeconds(q.from)})` : '',
+      q.to ? `ts < toDateTime(${unixSeconds(q.to)})` : '',
+    ].filter(Boolean);
+    const inWindow =
+      q.lastN || time.length
+        ? `AND interaction_id IN (SELECT id FROM (SELECT id, ts FROM ${this.db}.interactions FINAL
+             WHERE deployment = ${dep} AND model_version = ${ver} ${time.map((t) => `AND ${t}`).join(' ')}
+             ORDER BY ts DESC, id DESC ${q.lastN ? `LIMIT ${Math.floor(q.lastN)}` : ''}))`
+        : '';
+    const checks = (Object.keys(q.promptVersions) as Check[])
+      .map((c) => `(check_name = ${sqlString(c)} AND prompt_version = ${sqlString(q.promptVersions[c])})`)
+      .join(' OR ');
+    const where = `deployment = ${dep} AND model_version = ${ver} AND status = 'ok' AND judge = ${sqlString(q.judge)}
+      AND (${checks}) ${inWindow}`;
+    const rows = await this.query<Record<string, unknown>>(
+      `SELECT check_name, count() AS n, avg(assumeNotNull(score)) AS mean, stddevSamp(assumeNotNull(score)) AS sd,
+              countIf(assumeNotNull(score) >= 0.5) AS flagged,
+              min(toUnixTimestamp(interaction_ts)) AS first_ts, max(toUnixTimestamp(interaction_ts)) AS last_ts
+       FROM ${this.db}.scores FINAL WHERE ${where} GROUP BY check_name`,
+    );
+    const dims = ['score', 'coherence', 'relevance', 'accuracy', 'completeness'] as const;
+    const dimRows = await this.query<Record<string, unknown>>(
+      `SELECT ${dims
+        .map(
+          (d) =>
+            `avg(assumeNotNull(${d})) AS ${d}_mean, stddevSamp(assumeNotNull(${d})) AS ${d}_sd,
+             quantiles(0.1, 0.25, 0.5, 0.75, 0.9)(assumeNotNull(${d})) AS ${d}_q`,
+        )
+        .join(', ')}
+       FROM ${this.db}.scores FINAL WHERE ${where} AND check_name = 'quality'`,
+    );
+    const num = (v: unknown) => {
+      const n = Number(v);
+      return Number.isFinite(n) ? n : 0;
+    };
+    const checksOut = {} as VersionAggregates['checks'];
+    let first: number | undefined;
+    let last: number | undefined;
+    for (const r of rows) {
+      const n = num(r.n);
+      checksOut[r.check_name as Check] = { n, mean: num(r.mean), sd: n > 1 ? num(r.sd) : 0, flagged: num(r.flagged) };
+      if (n) {
+        first = Math.min(first ?? Infinity, num(r.first_ts));
+        last = Math.max(last ?? -Infinity, num(r.last_ts));
+      }
+    }
+    const d0 = dimRows[0] ?? {};
+    const quality: VersionAggregates['qualityDimensions'] = {};
+    if ((checksOut.quality?.n ?? 0) > 0) {
+      for (const d of dims) {
+        const qs = (d0[`${d}_q`] as unknown[] | undefined)?.map(num) ?? [];
+        quality[d === 'score' ? 'overall' : d] = {
+          mean: num(d0[`${d}_mean`]),
+          sd: num(d0[`${d}_sd`]),
+          p10: qs[0] ?? 0,
+          p25: qs[1] ?? 0,
+          p50: qs[2] ?? 0,
+          p75: qs[3] ?? 0,
+          p90: qs[4] ?? 0,
+        };
+      }
+    }
+    return {
+      checks: checksOut,
+      qualityDimensions: quality,
+      firstTs: first === undefined ? undefined : new Date(first * 1000).toISOString(),
+      lastTs: last === undefined ? undefined : new Date(last * 1000).toISOString(),
+    };
   }
 
   async close(): Promise<void> {

@@ -51,6 +51,72 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX collection_runs_deployment ON collection_runs (deployment, finished_at DESC);
     `,
   },
+  {
+    version: 2,
+    name: 'baselines, gate decisions, rollbacks, comparisons',
+    sql: `
+      CREATE TABLE baselines (
+        id text PRIMARY KEY,
+        deployment text NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        model_version text NOT NULL,
+        judge text NOT NULL,
+        prompt_versions jsonb NOT NULL,
+        window_spec jsonb NOT NULL,
+        window_from timestamptz,
+        window_to timestamptz,
+        samples int NOT NULL,
+        stats jsonb NOT NULL,
+        dimensions jsonb NOT NULL,
+        workflow_id text NOT NULL,
+        computed_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX baselines_lookup ON baselines (deployment, model_version, judge);
+      CREATE TABLE gate_decisions (
+        gate_id text PRIMARY KEY,
+        run_id text NOT NULL,
+        deployment text NOT NULL,
+        baseline_version text NOT NULL,
+        candidate_version text NOT NULL,
+        decision text NOT NULL,
+        effective_decision text NOT NULL,
+        reason text NOT NULL,
+        evidence jsonb,
+        explanation jsonb,
+        override jsonb,
+        rollback jsonb NOT NULL,
+        input jsonb NOT NULL,
+        started_at timestamptz NOT NULL,
+        decided_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX gate_decisions_deployment ON gate_decisions (deployment, decided_at DESC);
+      CREATE TABLE rollbacks (
+        idempotency_key text PRIMARY KEY,
+        gate_id text NOT NULL,
+        deployment text NOT NULL,
+        from_version text NOT NULL,
+        to_version text NOT NULL,
+        deployer text NOT NULL,
+        status text NOT NULL,
+        detail text NOT NULL DEFAULT '',
+        attempts int NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+      );
+      CREATE TABLE comparisons (
+        id text PRIMARY KEY,
+        deployment text NOT NULL,
+        version_a text NOT NULL,
+        version_b text NOT NULL,
+        outcome text NOT NULL,
+        reason text NOT NULL,
+        look jsonb NOT NULL,
+        stats_a jsonb NOT NULL,
+        stats_b jsonb NOT NULL,
+        explanation jsonb,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export type Db = pg.Pool;

@@ -5,7 +5,9 @@ import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../common/config.js';
 import { createLlm, openStores, type Stores } from '../../client/runtime.js';
-import { createWorkers, type WorkerSet } from '../../workers/worker.js';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTES } from '../../client/stack.js';
+import { createWorkers, type WorkerDeps, type WorkerSet } from '../../workers/worker.js';
 
 export interface TestEnv {
   home: string;
@@ -58,15 +60,15 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-/** Stores + a running worker set + a client, all on the test servers. */
-export async function startTestStack(config: Config = testConfig()): Promise<TestStack> {
+/** Stores + a running worker set + a client, all on the test servers (the shared dev server). */
+export async function startTestStack(config: Config = testConfig(), faults?: WorkerDeps['faults']): Promise<TestStack> {
   quietRuntime();
   const stores = await openStores(config);
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const workers = await createWorkers(
     config,
     nativeConnection,
-    { config, ch: stores.ch, db: stores.db, llm: createLlm(config) },
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config), faults },
     { workflowBundle: { codePath: testEnv().bundlePath } },
   );
   const running = workers.run();
@@ -84,6 +86,48 @@ export async function startTestStack(config: Config = testConfig()): Promise<Tes
       await connection.close();
       await nativeConnection.close();
       await stores.close();
+    },
+  };
+}
+
+/**
+ * The same, on Temporal's time-skipping test server (timers, waiting windows and deadlines pass
+ * instantly while the test awaits a result), with the real ClickHouse and PostgreSQL.
+ */
+export async function startTimeSkippingStack(
+  overrides: Record<string, string | undefined> = {},
+  faults?: WorkerDeps['faults'],
+): Promise<TestStack & { env: TestWorkflowEnvironment }> {
+  quietRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testEnv().temporalTestServer } },
+  });
+  const types: Record<string, number> = { Keyword: 2, Double: 4, KeywordList: 7 };
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(Object.entries(SEARCH_ATTRIBUTES).map(([k, t]) => [k, types[t] ?? 2])),
+  });
+  const config = testConfig(overrides);
+  const stores = await openStores(config);
+  const workers = await createWorkers(
+    config,
+    env.nativeConnection,
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config), faults },
+    { workflowBundle: { codePath: testEnv().bundlePath } },
+  );
+  const running = workers.run();
+  return {
+    env,
+    config,
+    stores,
+    client: env.client,
+    workers,
+    running,
+    async stop() {
+      workers.shutdown();
+      await running.catch(() => undefined);
+      await stores.close();
+      await env.teardown();
     },
   };
 }
