@@ -14,6 +14,26 @@ import { getDeployment, listDeployments, upsertDeployment } from '../activities/
 import type { ScoreAggregate } from '../activities/clickhouse/store.js';
 import { createWorkers } from '../workers/worker.js';
 import { createLlm, hasWorkflowPollers, openStores, runtimeConfig, temporalClient, uiLink } from './runtime.js';
+import { writeFileSync } from 'node:fs';
+import { msToNumber, type StringValue } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { BaselineRecord } from '../activities/gate/activities.js';
+import type { GateInput, GateProgress, GateResult, Override } from '../common/gate.js';
+import { baselineInputSchema, compareInputSchema, type ComparisonResult } from '../common/gate-inputs.js';
+import { renderComparisonReport } from '../common/report.js';
+import {
+  GATE_EXIT,
+  GateUsageError,
+  ciRunFromEnv,
+  describeProgress,
+  gateExitCode,
+  gateWorkflowId,
+  overrideGate,
+  startOrAttachGate,
+  summarizeGate,
+  waitForGate,
+  writeReports,
+} from './gate.js';
 import { ensureSchedule, scheduleId } from './schedules.js';
 import { stackDown, stackStatus, stackUp, StackError } from './stack.js';
 
@@ -345,15 +365,239 @@ export function buildProgram(): Command {
       }
     });
 
+  addGateCommands(program);
   program.addOption(new Option('--verbose', 'print stack traces on errors').hideHelp());
   return program;
 }
 
+/** Exit code set by commands whose outcome is not plain success (the gate). */
+let commandExitCode: number = EXIT.ok;
+
+const pointsArg = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${what} must be a number of points, e.g. 5`);
+  if (n < 0) throw new InvalidArgumentError(`${what} must not be negative`);
+  if (n > 100) throw new InvalidArgumentError(`${what} must be at most 100 points`);
+  return n / 100;
+};
+const isoArg = (v: string) => {
+  if (Number.isNaN(Date.parse(v))) throw new InvalidArgumentError('must be an ISO-8601 date, e.g. 2026-11-25T10:00:00Z');
+  return new Date(v).toISOString();
+};
+
+interface GateTarget {
+  deployment: string;
+  candidate: string;
+  ciRun?: string;
+}
+const gateTarget = (c: Command) =>
+  c
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .requiredOption('--candidate <version>', 'candidate model version', idArg('candidate version'))
+    .option('--ci-run <id>', 'CI run id in the gate id (default: $GITHUB_RUN_ID, $CI_PIPELINE_ID or $BUILD_ID)', idArg('CI run id'));
+const targetId = (o: GateTarget) => gateWorkflowId(o.deployment, o.candidate, o.ciRun ?? ciRunFromEnv());
+
+async function printGateResult(r: GateResult, config: Config, o: { json?: boolean; report?: string }) {
+  const link = uiLink(config, r.gateId);
+  writeReports(r, config, { report: o.report });
+  commandExitCode = gateExitCode(r);
+  if (o.json) printJson({ ...r, uiLink: link, exitCode: commandExitCode });
+  else console.log(summarizeGate(r, link));
+}
+
+function addGateCommands(program: Command) {
+  const gate = program
+    .command('gate')
+    .description('the deploy gate: compare a candidate with its baseline, decide, roll back on REJECT (exit 0 approve, 1 reject, 2 inconclusive, 3 error)');
+  gateTarget(gate.command('start', { isDefault: true }).description('start the gate for a candidate (or attach to this CI run\'s gate)'))
+    .requiredOption('--baseline <version>', 'the version it must not be worse than', idArg('baseline version'))
+    .option('--wait', 'wait for the decision, showing progress, and exit with its code')
+    .option('--timeout <duration>', 'with --wait: stop waiting after this long (exit 2; the gate keeps running)', durationArg)
+    .option('--json', 'machine-readable output')
+    .option('--report <file>', 'write the Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set)')
+    .option('--quality-drop <points>', 'tolerated quality drop', pointsArg('--quality-drop'))
+    .option('--hallucination-increase <points>', 'tolerated hallucination-rate rise', pointsArg('--hallucination-increase'))
+    .option('--toxicity-increase <points>', 'tolerated toxicity-rate rise', pointsArg('--toxicity-increase'))
+    .option('--min-samples <n>', 'candidate samples before any verdict', intArg('min samples', 5, 1_000_000))
+    .option('--max-wait <duration>', 'longest wait for enough samples (default 2h)', durationArg)
+    .option('--check-every <duration>', 're-check interval (default 15m, the collection interval)', durationArg)
+    .addOption(new Option('--on-inconclusive <what>', 'INCONCLUSIVE at the deadline means (default reject: fail safe)').choices(['reject', 'approve', 'hold']))
+    .option('--rollback-webhook <url>', 'roll back by POSTing to this URL (HMAC-signed with OPTIINFRA_WEBHOOK_SECRET)')
+    .option('--rollback-command <program>', 'roll back by running this program (no shell; see --rollback-arg)')
+    .option('--rollback-arg <arg>', 'an argument for --rollback-command (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .action(
+      async (o: GateTarget & {
+        baseline: string;
+        wait?: boolean;
+        timeout?: string;
+        json?: boolean;
+        report?: string;
+        qualityDrop?: number;
+        hallucinationIncrease?: number;
+        toxicityIncrease?: number;
+        minSamples?: number;
+        maxWait?: string;
+        checkEvery?: string;
+        onInconclusive?: 'reject' | 'approve' | 'hold';
+        rollbackWebhook?: string;
+        rollbackCommand?: string;
+        rollbackArg?: string[];
+      }) => {
+        if (o.rollbackWebhook && o.rollbackCommand) throw new UsageError('give at most one of --rollback-webhook and --rollback-command');
+        if (o.rollbackArg && !o.rollbackCommand) throw new UsageError('--rollback-arg needs --rollback-command');
+        const tolerances = Object.fromEntries(
+          Object.entries({
+            qualityDrop: o.qualityDrop,
+            hallucinationRateIncrease: o.hallucinationIncrease,
+            toxicityRateIncrease: o.toxicityIncrease,
+          }).filter(([, v]) => v !== undefined),
+        );
+        const input: GateInput = {
+          deployment: o.deployment,
+          baselineVersion: o.baseline,
+          candidateVersion: o.candidate,
+          tolerances,
+          minSamples: o.minSamples,
+          maxWait: o.maxWait,
+          checkEvery: o.checkEvery,
+          onInconclusive: o.onInconclusive,
+          deployer: o.rollbackWebhook
+            ? { type: 'webhook', url: o.rollbackWebhook }
+            : o.rollbackCommand
+              ? { type: 'command', argv: [o.rollbackCommand, ...(o.rollbackArg ?? [])] }
+              : { type: 'dry-run' },
+          requestedBy: process.env.GITHUB_ACTOR || process.env.GITLAB_USER_LOGIN || process.env.USER,
+        };
+        const config = runtimeConfig();
+        const stores = await openStores(config);
+        const client = await temporalClient(config);
+        try {
+          const { handle, attached, workflowId } = await startOrAttachGate(client, config, stores.db, input, o.ciRun ?? ciRunFromEnv());
+          const link = uiLink(config, workflowId);
+          console.error(`${attached ? 'attached to' : 'started'} ${workflowId}${link ? `\n  ${link}` : ''}`);
+          if (!o.wait) {
+            if (o.json) printJson({ workflowId, attached, uiLink: link });
+            return;
+          }
+          const r = await waitForGate(handle, {
+            timeoutMs: o.timeout ? msToNumber(o.timeout as StringValue) : undefined,
+            onProgress: (p) => console.error(describeProgress(p)),
+          });
+          if (r === 'timeout') {
+            console.error(`still undecided after ${o.timeout}; the gate keeps running: optiinfra gate status --deployment ${o.deployment} --candidate ${o.candidate}`);
+            commandExitCode = GATE_EXIT.INCONCLUSIVE;
+            return;
+          }
+          await printGateResult(r, config, o);
+        } finally {
+          await client.connection.close();
+          await stores.close();
+        }
+      },
+    );
+  gateTarget(gate.command('status').description('progress of a running gate, or its decision'))
+    .option('--json', 'machine-readable output')
+    .option('--report <file>', 'write the Markdown report here (finished gates)')
+    .action(async (o: GateTarget & { json?: boolean; report?: string }) =>
+      withClient(async (client, config) => {
+        const h = client.workflow.getHandle(targetId(o));
+        let d;
+        try {
+          d = await h.describe();
+        } catch (e) {
+          if (e instanceof WorkflowNotFoundError) throw new UsageError(`no gate '${targetId(o)}'`);
+          throw e;
+        }
+        if (d.status.name === 'RUNNING') {
+          const p = await h.query<GateProgress>('progress');
+          if (o.json) printJson({ workflowId: d.workflowId, status: 'RUNNING', progress: p, uiLink: uiLink(config, d.workflowId) });
+          else console.log(`${d.workflowId} is running\n${describeProgress(p)}`);
+          return;
+        }
+        if (d.status.name !== 'COMPLETED') throw new UsageError(`gate '${d.workflowId}' ended ${d.status.name}: see ${uiLink(config, d.workflowId) ?? 'the Temporal UI'}`);
+        await printGateResult((await h.result()) as GateResult, config, o);
+      }),
+    );
+  gateTarget(gate.command('override').description('a human decision that wins over the gate (recorded with who and why)'))
+    .addOption(new Option('--action <action>', 'approve, reject (and roll back) or abort (stop, no rollback)').choices(['approve', 'reject', 'abort']).makeOptionMandatory())
+    .requiredOption('--reason <text>', 'why')
+    .option('--by <name>', 'who (default: $USER)', process.env.USER ?? '')
+    .action(async (o: GateTarget & { action: Override['action']; reason: string; by: string }) =>
+      withClient(async (client) => {
+        const p = await overrideGate(client.workflow.getHandle(targetId(o)), { action: o.action, reason: o.reason, by: o.by });
+        console.log(`override accepted by ${targetId(o)} (phase ${p.phase})`);
+      }),
+    );
+
+  program
+    .command('baseline')
+    .description('compute (or recompute) the quality baseline of a model version from its scores')
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .requiredOption('--version <v>', 'model version', idArg('model version'))
+    .option('--last <n>', 'the last N interactions of the version', intArg('--last', 1, 10_000_000))
+    .option('--from <iso>', 'interactions from this time', isoArg)
+    .option('--to <iso>', 'interactions before this time', isoArg)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { deployment: string; version: string; last?: number; from?: string; to?: string; json?: boolean }) => {
+      const input = { deployment: o.deployment, version: o.version, lastN: o.last, from: o.from, to: o.to };
+      const parsed = baselineInputSchema.safeParse(input);
+      if (!parsed.success) throw new UsageError(formatZodError(parsed.error));
+      const config = runtimeConfig();
+      const stores = await openStores(config);
+      try {
+        if (!(await getDeployment(stores.db, o.deployment))) throw new UsageError(`deployment '${o.deployment}' is not registered`);
+      } finally {
+        await stores.close();
+      }
+      await withClient(async (client) => {
+        const rec = (await client.workflow.execute('computeBaseline', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `baseline/${o.deployment}/${o.version}`,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [input],
+        })) as BaselineRecord;
+        if (o.json) return printJson(rec);
+        const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+        console.log(
+          `baseline ${rec.id}: ${rec.samples} samples (${rec.windowFrom ?? '-'} .. ${rec.windowTo ?? '-'})\n` +
+            `quality ${pct(rec.stats.quality.mean)} ± ${pct(rec.stats.quality.sd)} (sd), hallucination rate ${pct(rec.stats.hallucination_rate.mean)}, toxicity rate ${pct(rec.stats.toxicity_rate.mean)}`,
+        );
+      });
+    });
+
+  program
+    .command('compare')
+    .description('A/B: compare two versions serving side by side with the gate\'s statistics')
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .requiredOption('--a <version>', 'version A (the reference)', idArg('version A'))
+    .requiredOption('--b <version>', 'version B', idArg('version B'))
+    .option('--last <n>', 'the last N interactions of each version', intArg('--last', 1, 10_000_000))
+    .option('--json', 'machine-readable output')
+    .option('--report <file>', 'write the Markdown report here')
+    .action(async (o: { deployment: string; a: string; b: string; last?: number; json?: boolean; report?: string }) => {
+      const input = { deployment: o.deployment, versionA: o.a, versionB: o.b, lastN: o.last };
+      const parsed = compareInputSchema.safeParse(input);
+      if (!parsed.success) throw new UsageError(formatZodError(parsed.error));
+      await withClient(async (client, config) => {
+        const r = (await client.workflow.execute('abCompare', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `compare/${o.deployment}/${o.a}-vs-${o.b}/${new Date().toISOString()}`,
+          args: [input],
+        })) as ComparisonResult;
+        const md = renderComparisonReport({ deployment: r.deployment, versionA: r.versionA, versionB: r.versionB, look: r.look, a: r.a, b: r.b, explanation: r.explanation });
+        if (o.report) writeFileSync(o.report, md);
+        if (o.json) printJson(r);
+        else console.log(`${r.outcome}: ${r.reason}\n${r.explanation.summary}`);
+      });
+    });
+}
+
 export async function main(argv = process.argv): Promise<number> {
   const program = buildProgram();
+  commandExitCode = EXIT.ok;
   try {
     await program.parseAsync(argv);
-    return EXIT.ok;
+    return commandExitCode;
   } catch (e) {
     const err = e as { code?: string; exitCode?: number; message?: string };
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
@@ -364,7 +608,7 @@ export async function main(argv = process.argv): Promise<number> {
       console.error(`error: workflow failed: ${c instanceof Error ? c.message : e.message}`);
       return EXIT.usage;
     }
-    if (e instanceof UsageError || e instanceof ConfigError || e instanceof StackError) {
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof StackError || e instanceof GateUsageError) {
       console.error(`error: ${e.message}`);
       return EXIT.usage;
     }

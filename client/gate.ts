@@ -1,0 +1,145 @@
+/**
+ * The gate from a CI pipeline's side: start or attach (deterministic workflow id), wait with
+ * progress, exit codes, Markdown report; status, override, baseline and compare.
+ */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Config } from '../common/config.js';
+import { gateInputSchema, overrideSchema, type GateInput, type GateProgress, type GateResult, type Override } from '../common/gate.js';
+import { renderGateReport } from '../common/report.js';
+import { formatZodError, ID_PATTERN } from '../common/types.js';
+import { SA } from '../common/search-attributes.js';
+import { getDeployment, type Db } from '../activities/postgres/db.js';
+import { uiLink } from './runtime.js';
+
+export class GateUsageError extends Error {}
+
+export const GATE_EXIT = { APPROVE: 0, REJECT: 1, ABORTED: 1, INCONCLUSIVE: 2, error: 3 } as const;
+
+/** CI run ids picked up from the environment, so a re-run of the same pipeline attaches. */
+export function ciRunFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.GITHUB_RUN_ID || env.CI_PIPELINE_ID || env.BUILD_ID || undefined;
+}
+
+export function gateWorkflowId(deployment: string, candidate: string, ciRun?: string): string {
+  if (ciRun !== undefined && !ID_PATTERN.test(ciRun)) {
+    throw new GateUsageError(`CI run id '${ciRun.slice(0, 64)}' must be letters, digits, '.', '_', ':' or '-'`);
+  }
+  return `gate/${deployment}/${candidate}${ciRun ? `/${ciRun}` : ''}`;
+}
+
+/** Validate everything before anything starts: bad input starts nothing. */
+export async function validateGate(db: Db, input: GateInput): Promise<GateInput> {
+  const parsed = gateInputSchema.safeParse(input);
+  if (!parsed.success) throw new GateUsageError(`invalid gate: ${formatZodError(parsed.error)}`);
+  if (!(await getDeployment(db, parsed.data.deployment))) {
+    throw new GateUsageError(
+      `deployment '${parsed.data.deployment}' is not registered: add it with 'optiinfra deployment add ${parsed.data.deployment} --source-url URL'`,
+    );
+  }
+  return input;
+}
+
+/** Start the gate, or attach to the one this CI run already started (running or finished). */
+export async function startOrAttachGate(
+  client: Client,
+  config: Config,
+  db: Db,
+  input: GateInput,
+  ciRun?: string,
+): Promise<{ handle: WorkflowHandle; attached: boolean; workflowId: string }> {
+  await validateGate(db, input);
+  const workflowId = gateWorkflowId(input.deployment, input.candidateVersion, ciRun);
+  try {
+    await client.workflow.getHandle(workflowId).describe();
+    return { handle: client.workflow.getHandle(workflowId), attached: true, workflowId };
+  } catch (e) {
+    if (!(e instanceof WorkflowNotFoundError)) throw e;
+  }
+  const handle = await client.workflow.start('deployGate', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId,
+    args: [input],
+    // Two CI jobs racing for the same id end up on one gate.
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    typedSearchAttributes: [
+      { key: SA.deployment, value: input.deployment },
+      { key: SA.kind, value: 'gate' },
+      { key: SA.modelVersion, value: [input.baselineVersion, input.candidateVersion] },
+    ],
+    staticSummary: `Deploy gate: ${input.deployment} ${input.baselineVersion} → ${input.candidateVersion}`,
+  });
+  return { handle, attached: false, workflowId };
+}
+
+export function describeProgress(p: GateProgress): string {
+  const look = p.lastLook ? ` ${p.lastLook.reason}` : '';
+  return `[${p.phase}] look ${p.looks}, ${p.samples} candidate samples (min ${p.minSamples}), deadline ${p.deadline}.${look}`;
+}
+
+/** Wait for the result, reporting progress when it changes; 'timeout' when `timeoutMs` passes first. */
+export async function waitForGate(
+  handle: WorkflowHandle,
+  opts: { timeoutMs?: number; pollMs?: number; onProgress?: (p: GateProgress) => void } = {},
+): Promise<GateResult | 'timeout'> {
+  const until = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
+  const result = handle.result() as Promise<GateResult>;
+  let done: GateResult | undefined;
+  let failed: unknown;
+  void result.then(
+    (r) => (done = r),
+    (e: unknown) => (failed = e ?? new Error('gate failed')),
+  );
+  let last = '';
+  for (;;) {
+    if (done) return done;
+    if (failed) throw failed;
+    if (Date.now() >= until) return 'timeout';
+    try {
+      const p = await handle.query<GateProgress>('progress');
+      const line = describeProgress(p);
+      if (line !== last) opts.onProgress?.(p);
+      last = line;
+    } catch {
+      /* not yet started, or already finished */
+    }
+    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, opts.pollMs ?? 2000))]);
+  }
+}
+
+export function gateExitCode(r: GateResult): number {
+  return GATE_EXIT[r.decision];
+}
+
+export function summarizeGate(r: GateResult, link?: string): string {
+  return [
+    `decision: ${r.decision}${r.effectiveDecision !== r.decision ? ` (acted on as ${r.effectiveDecision})` : ''}`,
+    `reason: ${r.reason}`,
+    r.explanation ? `explanation (${r.explanation.generatedBy}): ${r.explanation.summary}` : '',
+    r.override ? `override: ${r.override.action} by ${r.override.by} at ${r.override.at}: ${r.override.reason}` : '',
+    r.rollback.status !== 'not-needed' ? `rollback: ${r.rollback.status} via ${r.rollback.deployer} (${r.rollback.detail})` : '',
+    link ? `Temporal UI: ${link}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** Write the Markdown report to a file and/or the GitHub job summary. */
+export function writeReports(r: GateResult, config: Config, opts: { report?: string; env?: NodeJS.ProcessEnv }): string {
+  const md = renderGateReport(r, { uiLink: uiLink(config, r.gateId) });
+  if (opts.report) writeFileSync(opts.report, md);
+  const summary = (opts.env ?? process.env).GITHUB_STEP_SUMMARY;
+  if (summary) appendFileSync(summary, `${md}\n`);
+  return md;
+}
+
+export async function overrideGate(handle: WorkflowHandle, o: Override): Promise<GateProgress> {
+  const parsed = overrideSchema.safeParse(o);
+  if (!parsed.success) throw new GateUsageError(`invalid override: ${formatZodError(parsed.error)}`);
+  try {
+    return await handle.executeUpdate<GateProgress, [Override]>('override', { args: [parsed.data] });
+  } catch (e) {
+    const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : e instanceof Error ? e.message : String(e);
+    throw new GateUsageError(`override refused: ${cause}`);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * `optiinfra gate` as a CI pipeline runs it: a real process, exit codes, reports, attaching on
+ * re-runs, and bad input that starts nothing. Against the dev server with a running worker.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
+import { upsertDeployment } from '../../activities/postgres/db.js';
+import { repoRoot } from '../../client/stack.js';
+import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
+
+const run = promisify(execFile);
+
+describe('optiinfra gate from a CI pipeline', () => {
+  let stack: TestStack;
+  let sim: Simulator;
+  const deployment = uniqueId('ci');
+  const dir = mkdtempSync(join(tmpdir(), 'optiinfra-ci-'));
+  const summary = join(dir, 'step-summary.md');
+
+  async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TEMPORAL_ADDRESS: stack.config.temporal.address,
+      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
+      CLICKHOUSE_URL: stack.config.clickhouse.url,
+      CLICKHOUSE_DATABASE: stack.config.clickhouse.database,
+      DATABASE_URL: stack.config.databaseUrl,
+      TEMPORAL_UI_URL: 'http://127.0.0.1:8233',
+      OPTIINFRA_HOME: join(dir, 'home'),
+      GITHUB_STEP_SUMMARY: summary,
+    };
+    try {
+      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), ...args], { cwd: repoRoot(), env });
+      return { code: 0, ...r };
+    } catch (e) {
+      const x = e as { code: number; stdout: string; stderr: string };
+      return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+    }
+  }
+
+  async function serve(version: string, share: number, count: number) {
+    sim.setModel(version, share);
+    sim.generate(count);
+    await stack.client.workflow.execute('collectionCycle', {
+      taskQueue: stack.config.temporal.taskQueue,
+      workflowId: `collect/${deployment}/${randomUUID()}`,
+      args: [{ deployment, batchSize: 100, maxConcurrentBatches: 8 }],
+    });
+  }
+
+  const gatesStarted = async () => {
+    const ids: string[] = [];
+    for await (const w of stack.client.workflow.list({ query: `WorkflowType = 'deployGate' AND OptiDeployment = '${deployment}'` })) ids.push(w.workflowId);
+    return ids;
+  };
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.05, seed: 11 });
+    await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
+    await serve('v1', 0.05, 400);
+    await serve('v2', 0.5, 200);
+    await serve('v3', 0, 400);
+  });
+  afterAll(async () => {
+    await sim?.close();
+    await stack?.stop();
+  });
+
+  it('exits 1 on the degraded candidate, writes the report and the job summary, and a re-run attaches', async () => {
+    const report = join(dir, 'gate.md');
+    const args = ['gate', '--deployment', deployment, '--candidate', 'v2', '--baseline', 'v1', '--wait', '--ci-run', 'run-1', '--report', report];
+    const first = await cli(args);
+    expect(first.code, first.stderr).toBe(1);
+    expect(first.stderr).toMatch(new RegExp(`started gate/${deployment}/v2/run-1`));
+    expect(first.stderr).toMatch(/http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/gate%2F/);
+    expect(first.stdout).toMatch(/decision: REJECT/);
+    expect(first.stdout).toMatch(/rollback: dry-run/);
+    expect(readFileSync(report, 'utf8')).toMatch(/## Deploy gate: REJECT/);
+    expect(readFileSync(summary, 'utf8')).toMatch(/## Deploy gate: REJECT/);
+
+    const again = await cli(args);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(new RegExp(`attached to gate/${deployment}/v2/run-1`));
+    const rows = await stack.stores.db.query('SELECT count(*)::int AS n FROM gate_decisions WHERE gate_id = $1', [`gate/${deployment}/v2/run-1`]);
+    expect(rows.rows[0].n).toBe(1);
+
+    const status = await cli(['gate', 'status', '--deployment', deployment, '--candidate', 'v2', '--ci-run', 'run-1', '--json']);
+    expect(status.code).toBe(1);
+    expect(JSON.parse(status.stdout)).toMatchObject({ decision: 'REJECT', exitCode: 1 });
+  });
+
+  it('exits 0 on a benign candidate', async () => {
+    const r = await cli(['gate', '--deployment', deployment, '--candidate', 'v3', '--baseline', 'v1', '--wait', '--ci-run', 'run-2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ decision: 'APPROVE', exitCode: 0 });
+  });
+
+  it.each([
+    [['--candidate', 'v1', '--baseline', 'v1'], /candidate version must differ from the baseline version/],
+    [['--candidate', 'v2', '--baseline', 'v1', '--quality-drop', '-5'], /--quality-drop must not be negative/],
+    [['--candidate', 'v2;rm -rf /', '--baseline', 'v1'], /candidate version must be 1-128 characters/],
+    [['--candidate', 'v2', '--baseline', 'v1', '--max-wait', 'soon'], /interval must look like/],
+  ])('rejects %j with a clear error and starts nothing', async (extra, msg) => {
+    const before = (await gatesStarted()).length;
+    const r = await cli(['gate', '--deployment', deployment, ...extra, '--ci-run', 'bad']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(msg);
+    expect((await gatesStarted()).length).toBe(before);
+  });
+
+  it('refuses an unknown deployment before starting anything', async () => {
+    const r = await cli(['gate', '--deployment', 'no-such-deployment', '--candidate', 'v2', '--baseline', 'v1']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/deployment 'no-such-deployment' is not registered/);
+    await expect(stack.client.workflow.getHandle('gate/no-such-deployment/v2').describe()).rejects.toThrow(/not found/i);
+  });
+});
