@@ -1,30 +1,74 @@
 /**
- * The demo, on embedded defaults: local stack up, a worker in this process, the simulator playing
- * a good model and then a quantized, degraded one; collection cycles; scores printed; where to
- * look in the Temporal UI.
+ * The demo, on embedded defaults: the local stack, a worker in this process, the simulator
+ * playing a good model, then a quantized and degraded one. Collection cycles score every
+ * interaction; the baseline is computed; the deploy gate watches the rollout, REJECTs it, and the
+ * rollback webhook (HMAC-signed) puts the good model back. Then a benign candidate is APPROVEd.
  */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
-import { startSimulator } from '../activities/collector/simulator.js';
+import { startSimulator, type Simulator } from '../activities/collector/simulator.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../activities/deploy/deployer.js';
+import type { BaselineRecord } from '../activities/gate/activities.js';
 import { upsertDeployment } from '../activities/postgres/db.js';
 import type { CycleResult } from '../common/collection.js';
+import type { GateInput, GateResult } from '../common/gate.js';
+import { SA } from '../common/search-attributes.js';
 import { describeCycle, formatScores } from '../client/cli.js';
+import { describeProgress, startOrAttachGate, summarizeGate, waitForGate } from '../client/gate.js';
 import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from '../client/runtime.js';
 import { ensureSchedule, scheduleId } from '../client/schedules.js';
 import { stackUp } from '../client/stack.js';
-import { SA } from '../common/search-attributes.js';
+import { renderGateReport } from '../common/report.js';
 import { createWorkers } from '../workers/worker.js';
 
-const say = (s: string) => console.log(s);
+const say = (s = '') => console.log(s);
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+
+/** The team's deployment system, as far as the demo needs one: it receives rollbacks. */
+async function startDeploymentSystem(secret: string, sim: Simulator, goodModel: { version: string; share: number }) {
+  const received: Array<{ key: string; signatureValid: boolean; body: Record<string, unknown> }> = [];
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString('utf8')));
+    req.on('end', () => {
+      const signatureValid = verifySignature(
+        secret,
+        String(req.headers[TIMESTAMP_HEADER.toLowerCase()] ?? ''),
+        raw,
+        req.headers[SIGNATURE_HEADER.toLowerCase()] as string | undefined,
+      );
+      if (!signatureValid) {
+        res.writeHead(401).end('bad signature');
+        return;
+      }
+      const key = String(req.headers['idempotency-key']);
+      const body = JSON.parse(raw) as Record<string, unknown>;
+      if (!received.some((r) => r.key === key)) {
+        received.push({ key, signatureValid, body });
+        sim.setModel(goodModel.version, goodModel.share); // the rollback itself
+        say(`   << deployment system: rollback ${String(body.from_version)} -> ${String(body.to_version)} (signature valid, key ${key})`);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/rollback`, received, close: () => new Promise((r) => server.close(r)) };
+}
 
 async function main() {
   say('== OptiInfra demo ==');
   const endpoints = await stackUp({ log: (s) => say(`  ${s}`) });
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  process.env.OPTIINFRA_WEBHOOK_SECRET ||= randomBytes(24).toString('hex');
   const config = runtimeConfig();
   const stores = await openStores(config);
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   const deployment = `demo-chat-${stamp}`;
-  const sim = await startSimulator({ deployment, modelVersion: 'llama-3-8b-v1', degradedShare: 0.05, seed: 42 });
+  const good = { version: 'llama-3-8b-v1', share: 0.05 };
+  const sim = await startSimulator({ deployment, modelVersion: good.version, degradedShare: good.share, seed: 42 });
+  const deploySystem = await startDeploymentSystem(process.env.OPTIINFRA_WEBHOOK_SECRET, sim, good);
   await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
   say(`deployment ${deployment}: simulator at ${sim.url}; judge: ${config.llm.enabled ? `Groq ${config.groq.model}` : 'offline (no GROQ_API_KEY)'}`);
 
@@ -32,44 +76,93 @@ async function main() {
   const workers = await createWorkers(config, connection, { config, ch: stores.ch, db: stores.db, llm: createLlm(config) });
   const running = workers.run();
   const client = await temporalClient(config);
+  let n = 0;
+  const cycle = async (quiet = false): Promise<CycleResult> => {
+    const workflowId = `collect/${deployment}/demo-${++n}`;
+    const r = (await client.workflow.execute('collectionCycle', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId,
+      args: [{ deployment, batchSize: 50, maxConcurrentBatches: 8 }],
+      typedSearchAttributes: [
+        { key: SA.deployment, value: deployment },
+        { key: SA.kind, value: 'collect' },
+      ],
+      staticSummary: `Demo collection cycle ${n} for ${deployment}`,
+    })) as CycleResult;
+    if (!quiet) say(describeCycle(r));
+    return r;
+  };
+  const gate = async (candidate: string, opts: Partial<GateInput> = {}) =>
+    startOrAttachGate(client, config, stores.db, {
+      deployment,
+      baselineVersion: good.version,
+      candidateVersion: candidate,
+      checkEvery: '5s',
+      maxWait: '10m',
+      deployer: { type: 'webhook', url: deploySystem.url },
+      ...opts,
+    });
   try {
-    const cycle = async (n: number): Promise<CycleResult> => {
-      const workflowId = `collect/${deployment}/demo-${n}`;
-      const r = (await client.workflow.execute('collectionCycle', {
-        taskQueue: config.temporal.taskQueue,
-        workflowId,
-        args: [{ deployment }],
-        typedSearchAttributes: [
-          { key: SA.deployment, value: deployment },
-          { key: SA.kind, value: 'collect' },
-        ],
-        staticSummary: `Demo collection cycle ${n} for ${deployment}`,
-      })) as CycleResult;
-      say(`\n${describeCycle(r)}`);
-      return r;
-    };
-    say('\n-- the good model serves traffic: llama-3-8b-v1 (5 % wrong answers)');
-    for (let n = 1; n <= 3; n++) {
-      sim.generate(40);
-      await cycle(n);
+    say(`\n-- 1. the good model serves traffic: ${good.version} (5 % wrong answers); collection cycles score it`);
+    for (let i = 0; i < 3; i++) {
+      sim.generate(150);
+      await cycle();
     }
-    say('\n-- a quantized model is rolled out: llama-3-8b-v2-q4 (60 % hallucinated answers)');
-    sim.setModel('llama-3-8b-v2-q4', 0.6);
-    sim.generate(40);
-    await cycle(4);
+    const base = (await client.workflow.execute('computeBaseline', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `baseline/${deployment}/${good.version}`,
+      args: [{ deployment, version: good.version }],
+    })) as BaselineRecord;
+    say(
+      `baseline ${good.version}: ${base.samples} samples, quality ${pct(base.stats.quality.mean)}, hallucination rate ${pct(base.stats.hallucination_rate.mean)}, toxicity rate ${pct(base.stats.toxicity_rate.mean)}`,
+    );
+
+    const bad = 'llama-3-8b-v2-q4';
+    say(`\n-- 2. CI deploys a quantized model, ${bad} (50 % hallucinated answers), and starts the gate`);
+    sim.setModel(bad, 0.5);
+    const { handle, workflowId } = await gate(bad);
+    say(`   gate ${workflowId} started; it waits durably and re-checks every 5 s (every 15 min in production)`);
+    const waiting = waitForGate(handle, { pollMs: 1000, onProgress: (p) => say(`   gate: ${describeProgress(p)}`) });
+    let decided: GateResult | 'timeout' | undefined;
+    void waiting.then((r) => (decided = r));
+    while (!decided) {
+      sim.generate(40);
+      const r = await cycle(true);
+      say(`   collection cycle: ${r.stored} new interactions of ${r.versions.join(', ') || '-'} scored (${r.scored} checks)`);
+      await new Promise((res) => setTimeout(res, 3000));
+    }
+    const rejected = await waiting;
+    if (rejected === 'timeout') throw new Error('the gate did not decide');
+    say(`\n${summarizeGate(rejected, uiLink(config, rejected.gateId))}`);
+    const row = await stores.db.query('SELECT decision, effective_decision, rollback->>\'status\' AS rollback, decided_at FROM gate_decisions WHERE gate_id = $1', [
+      rejected.gateId,
+    ]);
+    say(`PostgreSQL gate_decisions: ${JSON.stringify(row.rows[0])}`);
+    say(`rollbacks received by the deployment system: ${deploySystem.received.length}`);
+
+    const benign = 'llama-3-8b-v3';
+    say(`\n-- 3. a benign candidate, ${benign} (3 % wrong answers), goes through the same gate`);
+    sim.setModel(benign, 0.03);
+    sim.generate(500);
+    await cycle();
+    const approved = await waitForGate((await gate(benign)).handle, { pollMs: 500 });
+    if (approved !== 'timeout') say(summarizeGate(approved, uiLink(config, approved.gateId)));
 
     say(`\n${formatScores(deployment, await stores.ch.aggregateScores(deployment))}`);
     await ensureSchedule(client, config, { deployment, every: '15m', paused: true });
     say(`\nschedule ${scheduleId(deployment)} created, paused (the demo's simulator stops with the demo).`);
+    say('\nThe REJECT report as a CI job summary shows it:\n');
+    say(renderGateReport(rejected, { uiLink: uiLink(config, rejected.gateId) }));
     say(`\nTemporal UI: ${endpoints.temporalUiUrl}`);
-    const link = uiLink(config, `collect/${deployment}/demo-4`);
-    if (link) say(`  last cycle: ${link}`);
-    say(`  all runs:   ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiDeployment="${deployment}"`)}`);
-    say(`CLI: npx tsx client/cli.ts scores --deployment ${deployment}`);
-    say(`     temporal workflow list --address ${config.temporal.address} --query "OptiDeployment='${deployment}'"`);
+    say(`  gates:  ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiKind="gate" AND OptiDeployment="${deployment}"`)}`);
+    say(`  all:    ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiDeployment="${deployment}"`)}`);
+    say(`CLI:  npx tsx client/cli.ts gate status --deployment ${deployment} --candidate ${bad}`);
+    say(`      npx tsx client/cli.ts scores --deployment ${deployment}`);
+    say(`      temporal workflow list --address ${config.temporal.address} --query "OptiDeployment='${deployment}'"`);
     say('The stack keeps running; stop it with: npx tsx client/cli.ts stack down');
   } finally {
     await sim.close();
+    await deploySystem.close();
     workers.shutdown();
     await running.catch(() => undefined);
     await client.connection.close();

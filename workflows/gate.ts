@@ -126,7 +126,7 @@ interface GateCarry {
   override?: Override & { at: string };
 }
 
-function exitDecision(o: Override): Decision {
+function overrideDecision(o: Override): GateResult['effectiveDecision'] {
   return o.action === 'approve' ? 'APPROVE' : o.action === 'reject' ? 'REJECT' : 'ABORTED';
 }
 
@@ -253,8 +253,8 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
   let effective: GateResult['effectiveDecision'];
   if (override) {
     const statistical = decision ? ` (the gate's own verdict: ${decision})` : '';
-    decision = exitDecision(override);
-    effective = decision === 'INCONCLUSIVE' ? 'REJECT' : decision;
+    effective = overrideDecision(override);
+    decision = effective;
     reason = `human override by ${override.by}: ${override.reason}${statistical}`;
   } else {
     decision ??= 'INCONCLUSIVE';
