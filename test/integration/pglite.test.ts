@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { getCursor, migrate, upsertDeployment } from '../../activities/postgres/db.js';
+import { getCursor, migrate, MIGRATIONS, upsertDeployment } from '../../activities/postgres/db.js';
 import type { CycleResult } from '../../common/collection.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 
@@ -24,7 +24,7 @@ describe('the embedded PGlite path (no PostgreSQL configured)', () => {
   it('applies migrations once and runs a full cycle with the same pg code', async () => {
     expect(await migrate(stack.stores.db)).toEqual([]); // already applied by openStores
     const versions = await stack.stores.db.query('SELECT version FROM schema_migrations ORDER BY version');
-    expect(versions.rows.map((r) => r.version)).toEqual([1]);
+    expect(versions.rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
     sim.generate(20);
     const r = (await stack.client.workflow.execute('collectionCycle', {
       taskQueue: stack.config.temporal.taskQueue,
