@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { Decision, Evidence, Explanation, GateMetric, MetricVerdict } from './gate.js';
-import { contentTag, neutraliseMarkers } from './prompts.js';
+import { numbersNotInData, renderDataBlock } from './prompts.js';
 
 /** Version of the LLM explanation prompt; bump on any change of its text. */
 export const EXPLAIN_PROMPT_VERSION = 'gate-explain-v1';
@@ -268,10 +268,7 @@ export function renderExplanationPrompt(
   evidence: Evidence | undefined,
   reason: string,
 ): { system: string; user: string } {
-  const json = neutraliseMarkers(JSON.stringify(explanationData(decision, evidence, reason), null, 2));
-  const tag = contentTag([EXPLAIN_PROMPT_VERSION, json]);
-  const user = [`DATA TAG: #${tag}`, '', `<<<BEGIN GATE DATA #${tag}>>>`, json, `<<<END GATE DATA #${tag}>>>`].join('\n');
-  return { system: EXPLAIN_SYSTEM, user };
+  return { system: EXPLAIN_SYSTEM, user: renderDataBlock('GATE DATA', explanationData(decision, evidence, reason), EXPLAIN_PROMPT_VERSION) };
 }
 
 /** An LLM reply (already validated with `explanationSchema`) as an Explanation. */
@@ -284,30 +281,11 @@ export function explanationFromReply(reply: ExplanationReply, model: string): Ex
   };
 }
 
-const NUMBER_RE = /-?\d+(?:[.,]\d+)?/g;
-
-function numbersIn(text: string): number[] {
-  return (text.match(NUMBER_RE) ?? []).map((s) => Number(s.replace(',', '.'))).filter((n) => Number.isFinite(n));
-}
-
 /**
  * Numbers in an LLM explanation that are not in the data it was given (in any sign), for a
  * caller that wants to fall back to the template when the model invented figures. Version
  * strings and identifiers from the data count as given, since their digits are in the data too.
  */
 export function unsupportedNumbers(reply: ExplanationReply, prompt: { user: string }): number[] {
-  const given = new Set<number>();
-  // Only the data itself: the tag and the marker lines carry hex digits, not numbers.
-  const data = prompt.user
-    .split('\n')
-    .filter((l) => !l.startsWith('DATA TAG: #') && !l.startsWith('<<<BEGIN GATE DATA #') && !l.startsWith('<<<END GATE DATA #'))
-    .join('\n');
-  for (const n of numbersIn(data)) {
-    given.add(Math.abs(n));
-  }
-  const out: number[] = [];
-  for (const n of numbersIn([reply.summary, ...reply.details].join('\n'))) {
-    if (!given.has(Math.abs(n)) && !out.includes(n)) out.push(n);
-  }
-  return out;
+  return numbersNotInData([reply.summary, ...reply.details], prompt.user);
 }

@@ -186,3 +186,34 @@ export function checkOfSystemPrompt(system: string): Check | undefined {
   }
   return undefined;
 }
+
+/**
+ * A user message holding one JSON document as delimited data: a tag line, then the JSON between
+ * `<<<BEGIN <LABEL> #tag>>>` and `<<<END <LABEL> #tag>>>`; marker-like text inside is neutralised.
+ */
+export function renderDataBlock(label: string, data: unknown, version: string): string {
+  const json = neutraliseMarkers(JSON.stringify(data, null, 2));
+  const tag = contentTag([version, json]);
+  return [`DATA TAG: #${tag}`, '', `<<<BEGIN ${label} #${tag}>>>`, json, `<<<END ${label} #${tag}>>>`].join('\n');
+}
+
+const NUMBER_RE = /-?\d+(?:[.,]\d+)?/g;
+
+function numbersIn(text: string): number[] {
+  return (text.match(NUMBER_RE) ?? []).map((s) => Number(s.replace(',', '.'))).filter((n) => Number.isFinite(n));
+}
+
+/**
+ * Numbers in an LLM's text that are not in the data block it was given (in any sign): a narrative
+ * must cite only given numbers. The tag and marker lines do not count as data.
+ */
+export function numbersNotInData(texts: readonly string[], user: string): number[] {
+  const data = user
+    .split('\n')
+    .filter((l) => !l.startsWith('DATA TAG: #') && !/^<<<(BEGIN|END) [A-Z ]+ #/.test(l))
+    .join('\n');
+  const given = new Set(numbersIn(data).map((n) => Math.abs(n)));
+  const out: number[] = [];
+  for (const n of numbersIn(texts.join('\n'))) if (!given.has(Math.abs(n)) && !out.includes(n)) out.push(n);
+  return out;
+}
