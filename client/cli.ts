@@ -34,7 +34,11 @@ import {
   waitForGate,
   writeReports,
 } from './gate.js';
-import { ensureSchedule, scheduleId } from './schedules.js';
+import { ensureReviewSchedule, ensureSchedule, REVIEW_SCHEDULE_ID, scheduleId } from './schedules.js';
+import { infraSourceSchema } from '../activities/agents/activities.js';
+import { upsertInfraSource } from '../activities/postgres/db.js';
+import { AGENTS, type AgentName } from '../common/agents.js';
+import type { AgentRunResult, ReviewResult } from '../workflows/agents.js';
 import { stackDown, stackStatus, stackUp, StackError } from './stack.js';
 
 export const EXIT = { ok: 0, usage: 3 } as const;
@@ -289,7 +293,7 @@ export function buildProgram(): Command {
       withClient(async (client) => {
         const rows: Array<Record<string, unknown>> = [];
         for await (const s of client.schedule.list()) {
-          if (!s.scheduleId.startsWith('collect/')) continue;
+          if (!s.scheduleId.startsWith('collect/') && s.scheduleId !== REVIEW_SCHEDULE_ID) continue;
           rows.push({
             schedule: s.scheduleId,
             paused: s.state.paused,
@@ -366,6 +370,7 @@ export function buildProgram(): Command {
     });
 
   addGateCommands(program);
+  addAgentCommands(program);
   program.addOption(new Option('--verbose', 'print stack traces on errors').hideHelp());
   return program;
 }
@@ -588,6 +593,161 @@ function addGateCommands(program: Command) {
         if (o.report) writeFileSync(o.report, md);
         if (o.json) printJson(r);
         else console.log(`${r.outcome}: ${r.reason}\n${r.explanation.summary}`);
+      });
+    });
+}
+
+const money = (n: unknown) => (typeof n === 'number' ? `$${Math.round(n).toLocaleString('en-US')}` : '-');
+
+export function formatAgentRun(r: AgentRunResult): string {
+  if (r.status === 'failed') return `${r.agent}: FAILED: ${r.error}`;
+  const rows = r.findings.map((f) => ({
+    severity: f.severity,
+    kind: f.kind,
+    subject: f.subject.slice(0, 28),
+    finding: f.title.slice(0, 90),
+    monthly: money(f.monthlySavingUsd),
+    annual: money(f.annualSavingUsd),
+  }));
+  return [
+    `${r.agent}: ${r.findings.length} findings from ${r.dataPoints} data points (${r.window.from.slice(0, 16)} .. ${r.window.to.slice(0, 16)})`,
+    ...r.warnings.map((w) => `  warning: ${w}`),
+    table(rows),
+    `summary (${r.narrative?.generatedBy ?? 'template'}): ${r.narrative?.summary ?? r.summary}`,
+  ].join('\n');
+}
+
+function addAgentCommands(program: Command) {
+  const infra = program.command('infra').description('infrastructure data the agents read: FOCUS cost exports, Prometheus / vLLM / DCGM metrics');
+  infra
+    .command('add')
+    .description('register (or update) a source')
+    .argument('<id>', 'source id (for metrics: the deployment or host it describes)', idArg('source id'))
+    .option('--focus <dir>', 'a directory of FinOps FOCUS cost-and-usage CSV exports')
+    .option('--scrape <url>', 'a /metrics endpoint (vLLM, DCGM exporter, node exporter) scraped directly')
+    .option('--prometheus <url>', 'a Prometheus server, read with query_range')
+    .option('--resource-id <id>', 'the host\'s ResourceId in the cost data (metrics sources)')
+    .option('--instance-type <name>', 'the host\'s instance type (metrics sources)')
+    .action(async (id: string, o: { focus?: string; scrape?: string; prometheus?: string; resourceId?: string; instanceType?: string }) => {
+      const given = [o.focus, o.scrape, o.prometheus].filter(Boolean).length;
+      if (given !== 1) throw new UsageError('give exactly one of --focus, --scrape or --prometheus');
+      const candidate = o.focus
+        ? { kind: 'focus', path: o.focus }
+        : { kind: o.scrape ? 'scrape' : 'prometheus', url: o.scrape ?? o.prometheus, resourceId: o.resourceId, instanceType: o.instanceType };
+      const parsed = infraSourceSchema.safeParse(candidate);
+      if (!parsed.success) throw new UsageError(`invalid source: ${formatZodError(parsed.error)}`);
+      const stores = await openStores(runtimeConfig());
+      try {
+        await upsertInfraSource(stores.db, id, parsed.data);
+      } finally {
+        await stores.close();
+      }
+      console.log(`infrastructure source ${id} registered (${parsed.data.kind})`);
+    });
+  infra
+    .command('collect')
+    .description('read every source into ClickHouse now')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) =>
+      withClient(async (client, config) => {
+        const r = (await client.workflow.execute('collectInfra', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `collect-infra/${new Date().toISOString()}`,
+        })) as Array<{ id: string; rows: number; bad: number; error?: string }>;
+        if (o.json) printJson(r);
+        else console.log(table(r.map((x) => ({ source: x.id, rows: x.rows, bad: x.bad, error: x.error ?? '' }))));
+      }),
+    );
+
+  program
+    .command('review')
+    .description('the optimisation review: the cost, performance, resource and application agents in parallel, then one executive summary')
+    .option('--agents <list>', `comma-separated subset of ${AGENTS.join(',')}`, (v: string) => {
+      const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = list.filter((x) => !(AGENTS as readonly string[]).includes(x));
+      if (bad.length || !list.length) throw new InvalidArgumentError(`unknown agent(s) ${bad.join(', ')}; known: ${AGENTS.join(', ')}`);
+      return list as AgentName[];
+    })
+    .option('--days <n>', 'analysis window in days (default: 30 for cost, 1 for the others)', intArg('--days', 1, 366))
+    .option('--schedule <interval>', 'instead of running now, create or update a schedule (e.g. 1d)', durationArg)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { agents?: AgentName[]; days?: number; schedule?: string; json?: boolean }) =>
+      withClient(async (client, config) => {
+        if (o.schedule) {
+          const created = await ensureReviewSchedule(client, config, { every: o.schedule, agents: o.agents, days: o.days });
+          console.log(`schedule ${REVIEW_SCHEDULE_ID} ${created ? 'created' : 'updated'}: every ${o.schedule}`);
+          return;
+        }
+        const workflowId = `review/${new Date().toISOString()}`;
+        const link = uiLink(config, workflowId);
+        console.error(`started ${workflowId}${link ? `\n  ${link}` : ''}`);
+        const r = (await client.workflow.execute('optimizationReview', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId,
+          args: [{ agents: o.agents, days: o.days }],
+        })) as ReviewResult;
+        if (o.json) return printJson(r);
+        for (const a of r.agents) console.log(`\n${formatAgentRun(a)}`);
+        console.log(`\nEXECUTIVE SUMMARY (${r.summaryBy}):\n${r.summary}`);
+      }),
+    );
+
+  program
+    .command('recommendations')
+    .description('stored recommendations of the latest run of each agent')
+    .option('--agent <name>', 'only this agent')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { agent?: string; json?: boolean }) => {
+      if (o.agent && !(AGENTS as readonly string[]).includes(o.agent)) throw new UsageError(`unknown agent '${o.agent}' (known: ${AGENTS.join(', ')})`);
+      const stores = await openStores(runtimeConfig());
+      try {
+        const r = await stores.db.query(
+          `SELECT r.agent, r.severity, r.kind, r.subject, r.title, r.recommendation, r.narrative, r.monthly_saving_usd,
+                  r.annual_saving_usd, r.confidence, r.narrative_by, a.finished_at, a.id AS run_id
+           FROM recommendations r JOIN agent_runs a ON a.id = r.run_id
+           WHERE a.id IN (SELECT DISTINCT ON (agent) id FROM agent_runs WHERE status = 'ok' ORDER BY agent, finished_at DESC)
+             AND ($1::text IS NULL OR r.agent = $1)
+           ORDER BY r.annual_saving_usd DESC NULLS LAST, r.agent, r.idx`,
+          [o.agent ?? null],
+        );
+        if (o.json) return printJson(r.rows);
+        console.log(
+          table(
+            r.rows.map((x) => ({
+              agent: x.agent,
+              severity: x.severity,
+              subject: String(x.subject).slice(0, 28),
+              recommendation: String(x.title).slice(0, 90),
+              monthly: money(x.monthly_saving_usd ?? undefined),
+              annual: money(x.annual_saving_usd ?? undefined),
+              confidence: x.confidence,
+            })),
+          ),
+        );
+      } finally {
+        await stores.close();
+      }
+    });
+
+  program
+    .command('ask')
+    .description('ask an agent a question about the stored data (answered from the numbers only)')
+    .argument('<agent>', AGENTS.join(' | '))
+    .argument('<question>', 'the question, in quotes')
+    .option('--days <n>', 'analysis window in days', intArg('--days', 1, 366))
+    .option('--json', 'machine-readable output')
+    .action(async (agent: string, question: string, o: { days?: number; json?: boolean }) => {
+      if (!(AGENTS as readonly string[]).includes(agent)) throw new UsageError(`unknown agent '${agent}' (known: ${AGENTS.join(', ')})`);
+      if (!question.trim() || question.length > 2000) throw new UsageError('the question must be 1-2000 characters');
+      await withClient(async (client, config) => {
+        const r = (await client.workflow.execute(`${agent}Agent`, {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `ask/${agent}/${new Date().toISOString()}`,
+          args: [{ question, days: o.days }],
+        })) as AgentRunResult;
+        if (o.json) return printJson({ agent, question, status: r.status, error: r.error, answer: r.answer });
+        if (r.status === 'failed') throw new UsageError(`the ${agent} agent could not answer: ${r.error}`);
+        console.log(`${r.answer?.text}\n(${r.answer?.generatedBy})`);
       });
     });
 }

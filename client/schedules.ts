@@ -54,3 +54,32 @@ export async function ensureSchedule(
   });
   return true;
 }
+
+export const REVIEW_SCHEDULE_ID = 'optimization-review';
+
+/** The optimisation review on a schedule (e.g. daily). Returns true when created. */
+export async function ensureReviewSchedule(
+  client: Client,
+  config: Config,
+  o: { every: string; agents?: string[]; days?: number },
+): Promise<boolean> {
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'optimizationReview',
+    taskQueue: config.temporal.taskQueue,
+    workflowId: 'review/scheduled',
+    args: [{ agents: o.agents, days: o.days }],
+    typedSearchAttributes: [{ key: SA.kind, value: 'review' }],
+    staticSummary: 'Scheduled optimisation review',
+  };
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour', pauseOnFailure: false };
+  const spec = { intervals: [{ every: o.every }] };
+  try {
+    await client.schedule.getHandle(REVIEW_SCHEDULE_ID).update((prev) => ({ ...prev, spec, action, policies }));
+    return false;
+  } catch (e) {
+    if (!(e instanceof ScheduleNotFoundError)) throw e;
+  }
+  await client.schedule.create({ scheduleId: REVIEW_SCHEDULE_ID, spec, action, policies });
+  return true;
+}

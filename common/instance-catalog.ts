@@ -43,6 +43,10 @@ export const INSTANCE_TYPES: InstanceType[] = [
   { name: 'gpu.1xh100-80g', family: 'gpu', hourlyUsd: 6.88, vcpus: 26, memoryGiB: 225, gpus: 1, gpuMemoryGiB: 80 }, //   $5,022.40 / month
   { name: 'gpu.2xa100-80g', family: 'gpu', hourlyUsd: 7.34, vcpus: 24, memoryGiB: 340, gpus: 2, gpuMemoryGiB: 160 }, //  $5,358.20 / month
   { name: 'gpu.4xa100-80g', family: 'gpu', hourlyUsd: 14.68, vcpus: 48, memoryGiB: 680, gpus: 4, gpuMemoryGiB: 320 }, // $10,716.40 / month
+
+  // ----- memory-optimised GPU hosts: more host memory per GPU, for memory-bound serving --------
+  { name: 'gpumem.1xa100-80g', family: 'memory', hourlyUsd: 4.1, vcpus: 16, memoryGiB: 480, gpus: 1, gpuMemoryGiB: 80 }, //  $2,993.00 / month
+  { name: 'gpumem.2xa100-80g', family: 'memory', hourlyUsd: 8.2, vcpus: 32, memoryGiB: 960, gpus: 2, gpuMemoryGiB: 160 }, // $5,986.00 / month
 ];
 
 /** The catalog entry called `name`, if any. */

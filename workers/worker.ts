@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCollectorActivities } from '../activities/collector/activities.js';
 import { createGateActivities, type GateDeps } from '../activities/gate/activities.js';
+import { createAgentActivities } from '../activities/agents/activities.js';
 import type { Config } from '../common/config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -22,7 +23,7 @@ export interface WorkerSet {
 export type WorkerDeps = GateDeps;
 
 export function createActivities(deps: WorkerDeps) {
-  return { ...createCollectorActivities(deps), ...createGateActivities(deps) };
+  return { ...createCollectorActivities(deps), ...createGateActivities(deps), ...createAgentActivities(deps) };
 }
 
 export async function createWorkers(
@@ -44,7 +45,13 @@ export async function createWorkers(
   const llm = await Worker.create({
     ...base,
     taskQueue: config.temporal.llmTaskQueue,
-    activities: { judgeCheck: activities.judgeCheck, explainWithLlm: activities.explainWithLlm },
+    // Every activity that calls the LLM, and nothing else.
+    activities: {
+      judgeCheck: activities.judgeCheck,
+      explainWithLlm: activities.explainWithLlm,
+      narrateWithLlm: activities.narrateWithLlm,
+      answerWithLlm: activities.answerWithLlm,
+    },
     maxTaskQueueActivitiesPerSecond: config.llm.requestsPerSecond,
     maxConcurrentActivityTaskExecutions: config.llm.concurrency,
   });

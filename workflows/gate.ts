@@ -23,7 +23,7 @@ import {
 import type { CollectorActivities } from '../activities/collector/activities.js';
 import type { BaselineRecord, GateActivities } from '../activities/gate/activities.js';
 import type { CycleSettings } from '../common/collection.js';
-import { templateExplanation } from '../common/explain.js';
+import { applicationAgent, type ExplainTask } from './agents.js';
 import {
   DEFAULT_RULE,
   gateInputSchema,
@@ -61,6 +61,9 @@ export const gateProgressQuery = defineQuery<GateProgress>('progress');
 export const overrideUpdate = defineUpdate<GateProgress, [Override]>('override');
 export const overrideSignal = defineSignal<[Override]>('override');
 
+/** The application agent, typed for its explanation task. */
+const explainChild = applicationAgent as (input: ExplainTask) => Promise<Explanation>;
+
 function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message });
 }
@@ -91,30 +94,6 @@ export async function computeBaseline(raw: BaselineInput): Promise<BaselineRecor
   if (rec.samples > 0) upsertSearchAttributes([{ key: SA.quality, value: rec.stats.quality.mean }]);
   setCurrentDetails(`Baseline ${rec.version}: ${rec.samples} samples, quality ${(rec.stats.quality.mean * 100).toFixed(1)} %`);
   return rec;
-}
-
-export interface ExplainInput {
-  decision: Decision;
-  evidence?: Evidence;
-  reason: string;
-  settings: CycleSettings;
-}
-
-/** The application agent: turns the numbers into a reasoned explanation (LLM when enabled, template otherwise). */
-export async function applicationAgent(input: ExplainInput): Promise<Explanation> {
-  const template = templateExplanation(input.decision, input.evidence, input.reason);
-  if (input.settings.judge === 'offline') return template;
-  const llm = proxyActivities<GateActivities>({
-    taskQueue: input.settings.judgeTaskQueue,
-    startToCloseTimeout: `${input.settings.llmTimeoutSec + 30}s`,
-    retry: llmRetryPolicy(input.settings.llmMaxRetries),
-  });
-  try {
-    return await llm.explainWithLlm({ decision: input.decision, evidence: input.evidence, reason: input.reason });
-  } catch (e) {
-    const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
-    return { ...template, details: [...template.details, `The LLM narrative was unavailable (${why}); this text is the template.`] };
-  }
 }
 
 interface GateCarry {
@@ -282,9 +261,9 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
       : undefined;
 
   progress.phase = 'explaining';
-  const explanation = await executeChild(applicationAgent, {
+  const explanation = await executeChild(explainChild, {
     workflowId: `${gateId}/explain`,
-    args: [{ decision, evidence, reason, settings }],
+    args: [{ task: 'explain', decision, evidence, reason, settings }],
     staticSummary: `Explanation of the ${decision} for ${input.deployment} ${input.candidateVersion}`,
   });
 
@@ -364,9 +343,9 @@ export async function abCompare(raw: CompareInput): Promise<ComparisonResult> {
     rule: { test: DECISION_RULE_TEST, alpha: input.alpha, minSamples: input.minSamples, tolerances },
   };
   const id = workflowInfo().workflowId;
-  const explanation = await executeChild(applicationAgent, {
+  const explanation = await executeChild(explainChild, {
     workflowId: `${id}/explain`,
-    args: [{ decision: outcome, evidence, reason: look.reason, settings }],
+    args: [{ task: 'explain', decision: outcome, evidence, reason: look.reason, settings }],
   });
   await acts.recordComparison({ id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, look, a: a!, b: b!, explanation });
   return { id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, outcome, reason: look.reason, look, a: a!, b: b!, explanation };

@@ -117,6 +117,65 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'infrastructure sources, agent runs, recommendations, reviews',
+    sql: `
+      CREATE TABLE infra_sources (
+        id text PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('focus', 'scrape', 'prometheus')),
+        config jsonb NOT NULL,
+        last_collected_to timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE agent_runs (
+        id text PRIMARY KEY,
+        agent text NOT NULL,
+        review_id text,
+        status text NOT NULL CHECK (status IN ('ok', 'failed')),
+        error text,
+        window_from timestamptz,
+        window_to timestamptz,
+        data_points int NOT NULL DEFAULT 0,
+        findings jsonb NOT NULL DEFAULT '[]',
+        totals jsonb,
+        summary text NOT NULL DEFAULT '',
+        narrative jsonb,
+        narrative_by text,
+        prompt_version text,
+        finished_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX agent_runs_agent ON agent_runs (agent, finished_at DESC);
+      CREATE TABLE recommendations (
+        run_id text NOT NULL REFERENCES agent_runs(id) ON DELETE CASCADE,
+        idx int NOT NULL,
+        agent text NOT NULL,
+        kind text NOT NULL,
+        subject text NOT NULL,
+        severity text NOT NULL,
+        title text NOT NULL,
+        recommendation text NOT NULL,
+        narrative text,
+        evidence jsonb NOT NULL,
+        monthly_saving_usd double precision,
+        annual_saving_usd double precision,
+        impact text,
+        confidence double precision NOT NULL,
+        narrative_by text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, idx)
+      );
+      CREATE TABLE reviews (
+        id text PRIMARY KEY,
+        agents text[] NOT NULL,
+        failed_agents text[] NOT NULL,
+        summary text NOT NULL,
+        summary_by text NOT NULL,
+        errors jsonb NOT NULL DEFAULT '{}',
+        finished_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export type Db = pg.Pool;
@@ -213,4 +272,12 @@ export async function advanceCursor(
   );
   if (r.rowCount === 1) return 'advanced';
   return (await getCursor(db, deployment)) === to ? 'already' : 'conflict';
+}
+
+export async function upsertInfraSource(db: Db, id: string, config: { kind: string }): Promise<void> {
+  await db.query(
+    `INSERT INTO infra_sources (id, kind, config) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, config = EXCLUDED.config`,
+    [id, config.kind, JSON.stringify(config)],
+  );
 }

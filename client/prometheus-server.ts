@@ -1,0 +1,295 @@
+/**
+ * A Prometheus server started by the project (tests, demos): the distribution's `prometheus`
+ * binary with a project-local config and TSDB under <home>/prometheus, listening on 127.0.0.1 on
+ * an explicit port, spawned detached with its log in <home>/logs/prometheus-<port>.log.
+ *
+ * Never the distribution's service: Debian's package may start its own Prometheus on :9090 and a
+ * node exporter on :9100 where an init system runs; nothing here uses or stops those.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { StackError, portInUse } from './stack.js';
+
+const execFileP = promisify(execFile);
+
+const PROMETHEUS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, fsConstants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string, extra: string[]): string | undefined {
+  for (const d of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...extra]) {
+    const p = join(d, name);
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
+}
+
+function lastLine(e: unknown): string {
+  return (
+    String((e as { stderr?: string }).stderr || (e as Error).message)
+      .trim()
+      .split('\n')
+      .slice(-1)[0] ?? ''
+  );
+}
+
+/**
+ * The `prometheus` binary: PROMETHEUS, PATH, /usr/bin; as root on Debian, `apt-get install -y
+ * prometheus` (with `apt-get update` first only when the plain install fails).
+ */
+export async function ensurePrometheus(): Promise<string> {
+  const given = process.env.PROMETHEUS?.trim();
+  if (given) {
+    if (!isExecutable(given)) throw new StackError(`PROMETHEUS=${given} is not an executable file; fix or unset PROMETHEUS`);
+    return given;
+  }
+  const found = onPath('prometheus', PROMETHEUS_DIRS);
+  if (found) return found;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root || !existsSync('/etc/debian_version')) {
+    throw new StackError(
+      'prometheus not found; install Prometheus (Debian/Ubuntu: apt-get install prometheus) or set PROMETHEUS=/path/to/prometheus',
+    );
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () =>
+    execFileP('apt-get', ['install', '-y', '-q', 'prometheus'], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
+  try {
+    await install();
+  } catch {
+    try {
+      await execFileP('apt-get', ['update', '-q'], { env, timeout: 10 * 60_000, maxBuffer: 64 << 20 });
+      await install();
+    } catch (e) {
+      throw new StackError(
+        `apt-get install prometheus failed (${lastLine(e)}); install Prometheus or set PROMETHEUS=/path/to/prometheus`,
+      );
+    }
+  }
+  const after = onPath('prometheus', PROMETHEUS_DIRS);
+  if (!after) throw new StackError('prometheus still not found after apt-get install; set PROMETHEUS=/path/to/prometheus');
+  return after;
+}
+
+/** `prometheus --version`'s first line, e.g. "prometheus, version 2.42.0+ds (...)". */
+export async function prometheusVersion(binary: string): Promise<string> {
+  const r = await execFileP(binary, ['--version'], { timeout: 10_000 });
+  return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '';
+}
+
+const TARGET = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$/;
+
+export interface PrometheusConfigOptions {
+  scrapeTargets: string[];
+  scrapeIntervalSec?: number;
+  jobName?: string;
+  metricsPath?: string;
+}
+
+/** prometheus.yml: one job scraping `host:port` targets at the given interval. */
+export function prometheusConfigYaml(o: PrometheusConfigOptions): string {
+  const interval = o.scrapeIntervalSec ?? 1;
+  if (!Number.isInteger(interval) || interval < 1 || interval > 3600) {
+    throw new StackError(`scrapeIntervalSec must be a whole number of seconds 1..3600 (got ${interval})`);
+  }
+  const job = o.jobName ?? 'optiinfra';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(job)) throw new StackError(`invalid job name '${job}'`);
+  const path = o.metricsPath ?? '/metrics';
+  if (!/^\/[A-Za-z0-9_./-]*$/.test(path)) throw new StackError(`invalid metrics path '${path}'`);
+  if (o.scrapeTargets.length === 0) throw new StackError('scrapeTargets is empty: give at least one host:port');
+  for (const t of o.scrapeTargets) {
+    const port = Number(t.slice(t.lastIndexOf(':') + 1));
+    if (!TARGET.test(t) || port < 1 || port > 65535) {
+      throw new StackError(`scrape target '${t}' is not host:port`);
+    }
+  }
+  // Scrape timeout must not exceed the interval.
+  const timeout = Math.min(interval, 10);
+  return [
+    '# Generated by client/prometheus-server.ts; rewritten on every start.',
+    'global:',
+    `  scrape_interval: ${interval}s`,
+    `  scrape_timeout: ${timeout}s`,
+    `  evaluation_interval: ${interval}s`,
+    'scrape_configs:',
+    `  - job_name: '${job}'`,
+    `    metrics_path: '${path}'`,
+    '    static_configs:',
+    '      - targets:',
+    ...o.scrapeTargets.map((t) => `          - '${t}'`),
+    '',
+  ].join('\n');
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-lines)
+      .join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function ready(url: string, timeoutMs = 1000): Promise<boolean> {
+  try {
+    const r = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(timeoutMs) });
+    await r.text();
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export interface PrometheusServer {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  pid: number;
+  /** The log file (stdout and stderr). */
+  logFile: string;
+  /** SIGTERM the process group, SIGKILL after 10 s, and wait for the exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startPrometheus(opts: {
+  home: string;
+  port: number;
+  /** host:port of each exporter (scraped at /metrics). */
+  scrapeTargets: string[];
+  scrapeIntervalSec?: number;
+  /** Start-up limit (default 60 s). */
+  readyTimeoutMs?: number;
+}): Promise<PrometheusServer> {
+  const home = resolve(opts.home);
+  const url = `http://127.0.0.1:${opts.port}`;
+  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
+    throw new StackError(`Prometheus port must be a TCP port 1..65535 (got ${opts.port})`);
+  }
+  const yaml = prometheusConfigYaml({ scrapeTargets: opts.scrapeTargets, scrapeIntervalSec: opts.scrapeIntervalSec });
+  if (await portInUse(opts.port)) {
+    throw new StackError(`port ${opts.port} is already in use; choose another port for Prometheus`);
+  }
+  const binary = await ensurePrometheus();
+  const base = join(home, 'prometheus');
+  const dataDir = join(base, 'data');
+  const logsDir = join(home, 'logs');
+  const runDir = join(home, 'run');
+  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(logsDir, { recursive: true });
+  mkdirSync(runDir, { recursive: true });
+  const configFile = join(base, 'prometheus.yml');
+  writeFileSync(configFile, yaml);
+  const logFile = join(logsDir, `prometheus-${opts.port}.log`);
+  const pidFile = join(runDir, `prometheus-${opts.port}.pid`);
+  const args = [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${dataDir}`,
+    `--web.listen-address=127.0.0.1:${opts.port}`,
+    '--web.enable-lifecycle',
+    '--storage.tsdb.retention.time=2d',
+    '--log.level=warn',
+  ];
+  const fd = openSync(logFile, 'a');
+  writeFileSync(fd, `\n--- ${new Date().toISOString()} starting: ${binary} ${args.join(' ')}\n`);
+  let child: ChildProcess;
+  try {
+    // The server needs none of the project's secrets in its environment.
+    const { GROQ_API_KEY: _k, DATABASE_URL: _d, CLICKHOUSE_URL: _c, ...env } = process.env;
+    child = spawn(binary, args, { cwd: base, detached: true, stdio: ['ignore', fd, fd], env });
+  } finally {
+    closeSync(fd);
+  }
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  child.on('exit', (code, signal) => {
+    exit = { code, signal };
+  });
+  child.on('error', (e) => {
+    spawnError = e;
+    exit ??= { code: -1, signal: null };
+  });
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new StackError(`cannot start ${binary}: ${spawnError?.message ?? 'spawn failed'}`);
+  writeFileSync(pidFile, `${pid}\n`);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      if (exit === undefined && isAlive(pid)) {
+        signalGroup(pid, 'SIGTERM');
+        const deadline = Date.now() + 10_000;
+        while (Date.now() < deadline && exit === undefined && isAlive(pid)) await sleep(50);
+        if (exit === undefined && isAlive(pid)) {
+          signalGroup(pid, 'SIGKILL');
+          const hard = Date.now() + 5000;
+          while (Date.now() < hard && exit === undefined && isAlive(pid)) await sleep(50);
+        }
+      }
+      rmSync(pidFile, { force: true });
+    })();
+    return stopped;
+  };
+
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  for (;;) {
+    if (await ready(url)) break;
+    if (exit !== undefined) {
+      rmSync(pidFile, { force: true });
+      throw new StackError(
+        `prometheus exited during start-up (${exit.signal ?? `code ${exit.code}`}${spawnError ? `, ${spawnError.message}` : ''}); log ${logFile}:\n${tail(logFile)}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new StackError(`prometheus did not become ready within ${(opts.readyTimeoutMs ?? 60_000) / 1000} s; log ${logFile}:\n${tail(logFile)}`);
+    }
+    await sleep(100);
+  }
+  return { url, pid, logFile, stop };
+}
