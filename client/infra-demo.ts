@@ -25,6 +25,8 @@ export async function startInfraDemo(o: {
   stepMinutes?: number;
   /** Time the backfill ends (default now). */
   now?: number;
+  /** Prefix of the metrics sources' ids (a demo run's own hosts). */
+  prefix?: string;
 }): Promise<InfraDemo> {
   const now = o.now ?? Date.now();
   const start = new Date(now - 30 * DAY).toISOString().slice(0, 10);
@@ -46,7 +48,7 @@ export async function startInfraDemo(o: {
     for (const h of hosts) {
       const sim = await startExporterSim({ scenario: h.scenario, seed: 7, clock, timestamps: true, hostname: h.id, gpus: h.scenario === 'idle' ? 1 : 2 });
       sims.push(sim);
-      await upsertInfraSource(o.db, h.id, { kind: 'scrape', url: sim.metricsUrl, resourceId: h.resourceId, instanceType: h.instanceType } as { kind: string });
+      await upsertInfraSource(o.db, `${o.prefix ?? ''}${h.id}`, { kind: 'scrape', url: sim.metricsUrl, resourceId: h.resourceId, instanceType: h.instanceType } as { kind: string });
     }
     const steps = Math.floor((hours * 3_600_000) / step);
     for (let i = 0; i <= steps; i++) {
@@ -55,7 +57,7 @@ export async function startInfraDemo(o: {
       sims[0]!.setPhase(i < steps / 2 ? 'before' : 'after');
       sims[2]!.setPhase(i % 20 === 0 ? 'busy' : 'idle');
       for (const h of hosts) {
-        const r = await o.collect({ id: h.id });
+        const r = await o.collect({ id: `${o.prefix ?? ''}${h.id}` });
         if (r.error) throw new Error(`backfill of ${h.id} failed: ${r.error}`);
       }
     }

@@ -33,7 +33,7 @@
  * - 'capacity-forecast' (per host): least-squares trend of GPU utilisation per day; days until
  *   the fitted line reaches 85 %, or "no growth" when the slope is < 0.2 points/day; confidence
  *   = r2 for growth (the amount of data for "no growth"), scaled down when the window is
- *   shorter than 3 days.
+ *   shorter than 3 days; no growth forecast from less than a day of data.
  * Monetary fields are set only when the instance types are found in the catalog.
  */
 import type { Finding, InstanceType, ResourceSeries, Severity } from './agents.js';
@@ -60,6 +60,8 @@ export const RESOURCE_THRESHOLDS = {
   noGrowthPerDay: 0.002,
   /** Window (days) at which the forecast's confidence is no longer scaled down. */
   forecastFullDays: 3,
+  /** Shortest window (days) a growth forecast is made from: hours of data say nothing about days ahead. */
+  forecastMinDays: 1,
   /** Bottleneck rules (mean utilisations). */
   memoryBoundMin: 0.5,
   boundMargin: 0.1,
@@ -495,6 +497,7 @@ function capacityForecast(h: HostStats): Finding | undefined {
   // Growth: r2 says how well the line explains the data. No growth: r2 is low on a flat noisy
   // series by construction, so the amount of data is the confidence instead.
   const growth = fit.slope >= T.noGrowthPerDay;
+  if (growth && spanDays < T.forecastMinDays) return undefined;
   const confidence = round((growth ? fit.r2 : confidenceFromCount(xs.length, T.fullConfidencePoints)) * spanFactor, 2);
   const evidence: Record<string, number | string> = {
     gpu_util_now_pct: pct(now),

@@ -15,11 +15,15 @@ import { upsertDeployment } from '../activities/postgres/db.js';
 import type { CycleResult } from '../common/collection.js';
 import type { GateInput, GateResult } from '../common/gate.js';
 import { SA } from '../common/search-attributes.js';
-import { describeCycle, formatScores } from '../client/cli.js';
+import { join } from 'node:path';
+import { createAgentActivities } from '../activities/agents/activities.js';
+import { describeCycle, formatAgentRun, formatScores } from '../client/cli.js';
+import { startInfraDemo } from '../client/infra-demo.js';
+import type { ReviewResult } from '../workflows/agents.js';
 import { describeProgress, startOrAttachGate, summarizeGate, waitForGate } from '../client/gate.js';
 import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from '../client/runtime.js';
 import { ensureSchedule, scheduleId } from '../client/schedules.js';
-import { stackUp } from '../client/stack.js';
+import { defaultHome, stackUp } from '../client/stack.js';
 import { renderGateReport } from '../common/report.js';
 import { createWorkers } from '../workers/worker.js';
 
@@ -149,6 +153,30 @@ async function main() {
     if (approved !== 'timeout') say(summarizeGate(approved, uiLink(config, approved.gateId)));
 
     say(`\n${formatScores(deployment, await stores.ch.aggregateScores(deployment))}`);
+
+    say('\n-- 4. the optimisation review: cost, performance, resource and application agents in parallel');
+    say('   (a generated FinOps FOCUS export for 30 days; three simulated hosts serving vLLM, DCGM and node metrics,');
+    say('    6 hours of history collected through the real scrape path)');
+    // Earlier demo runs' simulated hosts are gone: unregister them.
+    await stores.db.query("DELETE FROM infra_sources WHERE id LIKE 'demo-%'");
+    const infra = await startInfraDemo({
+      db: stores.db,
+      prefix: `demo-${stamp}-`,
+      dir: join(defaultHome(), 'demo', stamp),
+      collect: createAgentActivities({ config, ch: stores.ch, db: stores.db }).collectInfraSource,
+    });
+    try {
+      const review = (await client.workflow.execute('optimizationReview', {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: `review/${deployment}`,
+        args: [{}],
+      })) as ReviewResult;
+      for (const a of review.agents) say(`\n${formatAgentRun(a)}`);
+      say(`\nEXECUTIVE SUMMARY (${review.summaryBy}):\n${review.summary}`);
+      say(`review in the UI: ${uiLink(config, review.reviewId)}`);
+    } finally {
+      await infra.close();
+    }
     await ensureSchedule(client, config, { deployment, every: '15m', paused: true });
     say(`\nschedule ${scheduleId(deployment)} created, paused (the demo's simulator stops with the demo).`);
     say('\nThe REJECT report as a CI job summary shows it:\n');
@@ -158,6 +186,8 @@ async function main() {
     say(`  all:    ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiDeployment="${deployment}"`)}`);
     say(`CLI:  npx tsx client/cli.ts gate status --deployment ${deployment} --candidate ${bad}`);
     say(`      npx tsx client/cli.ts scores --deployment ${deployment}`);
+    say('      npx tsx client/cli.ts recommendations');
+    say('      npx tsx client/cli.ts ask cost "Which resources are idle and what do they waste?"');
     say(`      temporal workflow list --address ${config.temporal.address} --query "OptiDeployment='${deployment}'"`);
     say('The stack keeps running; stop it with: npx tsx client/cli.ts stack down');
   } finally {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureClickhouseServer, ensureTemporalCli, ensureTemporalTestServer, repoRoot, StackError } from '../client/stack.js';
 import { resolveDataDir } from '../activities/collector/simulator.js';
+import { ensurePrometheus } from '../client/prometheus-server.js';
 
 const root = repoRoot();
 const step = (s: string) => console.log(`[test] ${s}`);
@@ -20,6 +21,7 @@ async function preflight(): Promise<void> {
   step(`Temporal CLI: ${await ensureTemporalCli(shared)}`);
   step(`Temporal test server: ${await ensureTemporalTestServer(shared)}`);
   step(`ClickHouse server: ${await ensureClickhouseServer()}`);
+  step(`Prometheus: ${await ensurePrometheus()}`);
 }
 
 try {

@@ -172,7 +172,7 @@ export function createAgentActivities(deps: GateDeps) {
   }
 
   async function resourceSeries(w: AgentWindow, sources: InfraSource[]): Promise<ResourceSeries[]> {
-    const samples = await ch.metricSamples({ metrics: RESOURCE_METRICS, from: w.from, to: w.to, stepSeconds: w.stepSeconds });
+    const samples = await ch.metricSamples({ metrics: RESOURCE_METRICS, sources: sources.map((s) => s.id), from: w.from, to: w.to, stepSeconds: w.stepSeconds });
     return buildResourceSeries(samples, w.stepSeconds, hostMap(sources)).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
   }
 
@@ -224,6 +224,7 @@ export function createAgentActivities(deps: GateDeps) {
     const perf = buildPerformanceSeries(
       await ch.metricSamples({
         metrics: ['vllm:num_requests_running', 'vllm:prompt_tokens_total', 'vllm:generation_tokens_total'],
+        sources: metricSources.map((s) => s.id),
         from: w.from,
         to: w.to,
         stepSeconds: w.stepSeconds,
@@ -245,8 +246,8 @@ export function createAgentActivities(deps: GateDeps) {
   }
 
   async function gatherPerformance(w: AgentWindow) {
-    const { errors } = await collectKinds(['scrape', 'prometheus']);
-    const samples = await ch.metricSamples({ metrics: VLLM_METRICS, from: w.from, to: w.to, stepSeconds: w.stepSeconds });
+    const { sources, errors } = await collectKinds(['scrape', 'prometheus']);
+    const samples = await ch.metricSamples({ metrics: VLLM_METRICS, sources: sources.map((s) => s.id), from: w.from, to: w.to, stepSeconds: w.stepSeconds });
     const series = buildPerformanceSeries(samples, w.stepSeconds).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
     if (!series.length) throw noData('performance', w, errors, 'vLLM metrics');
     return { series, dataPoints: samples.length, warnings: errors };

@@ -462,16 +462,18 @@ export class ClickHouseStore {
   }
 
   /** Samples of the given metric names in [from, to]: the last value of each series in each step bucket. */
-  async metricSamples(q: { metrics: string[]; from: string; to: string; stepSeconds: number }): Promise<
+  async metricSamples(q: { metrics: string[]; sources: string[]; from: string; to: string; stepSeconds: number }): Promise<
     Array<{ ts: number; source: string; metric: string; labels: string; value: number }>
   > {
-    if (!q.metrics.length) return [];
+    if (!q.metrics.length || !q.sources.length) return [];
     const names = q.metrics.map((m) => sqlString(m)).join(', ');
+    const sources = q.sources.map((x) => sqlString(x)).join(', ');
     const step = Math.max(1, Math.floor(q.stepSeconds));
     const rows = await this.query<Record<string, unknown>>(
       `SELECT intDiv(toUnixTimestamp(ts), ${step}) * ${step} AS t, source, metric, labels, argMax(value, ts) AS value
        FROM ${this.db}.metric_samples FINAL
-       WHERE metric IN (${names}) AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})
+       WHERE source IN (${sources}) AND metric IN (${names})
+         AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})
        GROUP BY t, source, metric, labels ORDER BY source, metric, labels, t`,
     );
     return rows.map((r) => ({
