@@ -4,6 +4,7 @@ import { getCursor, upsertDeployment } from '../../activities/postgres/db.js';
 import type { CycleResult } from '../../common/collection.js';
 import { SA } from '../../common/search-attributes.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { recordHistory } from '../helpers/histories.js';
 
 describe('collectionCycle on the simulator (real Temporal, ClickHouse, PostgreSQL)', () => {
   let stack: TestStack;
@@ -47,6 +48,8 @@ describe('collectionCycle on the simulator (real Temporal, ClickHouse, PostgreSQ
       `collect/${deployment}/first`,
     ]);
     expect(run.rows[0]).toEqual({ scored: 90, stored: 30 });
+    await recordHistory(stack.client, `collect/${deployment}/first`, 'collection-cycle');
+    await recordHistory(stack.client, `collect/${deployment}/first/page-1/batch-1`, 'score-batch');
   });
 
   it('adds nothing when the same cycle runs again', async () => {

@@ -10,6 +10,7 @@ import type { CycleResult } from '../../common/collection.js';
 import type { GateInput, GateProgress, GateResult } from '../../common/gate.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { startTimeSkippingStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { recordHistory } from '../helpers/histories.js';
 
 const SECRET = 'whsec_test_0123456789abcdef';
 
@@ -83,6 +84,9 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(row.rows[0].explanation.summary).toBe(r.explanation!.summary);
     const baseline = await stack.stores.db.query('SELECT samples, window_spec FROM baselines WHERE deployment = $1', [deployment]);
     expect(baseline.rows).toEqual([{ samples: 400, window_spec: { lastN: 1000 } }]);
+    await recordHistory(stack.client, `gate/${deployment}/v2-q4`, 'gate-reject');
+    await recordHistory(stack.client, `gate/${deployment}/v2-q4/baseline`, 'compute-baseline');
+    await recordHistory(stack.client, `gate/${deployment}/v2-q4/explain`, 'application-agent-explain');
   });
 
   it('delivers the rollback once even when the activity fails after delivering', async () => {
@@ -105,6 +109,7 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(r.rollback.status).toBe('not-needed');
     expect(receiver.calls.length).toBe(before);
     expect(r.explanation!.summary).toMatch(/^APPROVE: /);
+    await recordHistory(stack.client, `gate/${deployment}/v3`, 'gate-approve');
   });
 
   it('gives INCONCLUSIVE at the deadline with too few samples, and fails safe by default', async () => {
@@ -117,6 +122,7 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(r.reason).toMatch(/deadline reached after 9 looks/);
     expect(r.reason).toMatch(/onInconclusive=reject/);
     expect(r.evidence!.looks).toBe(9); // 2 h / 15 min + the first look
+    await recordHistory(stack.client, `gate/${deployment}/v4`, 'gate-inconclusive');
   });
 
   it('lets a human override win and records who and why', async () => {
@@ -137,6 +143,7 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(r.reason).toMatch(/human override by alice: manual canary looked fine/);
     const row = await stack.stores.db.query('SELECT override FROM gate_decisions WHERE gate_id = $1', [`gate/${deployment}/v5`]);
     expect(row.rows[0].override).toMatchObject({ action: 'approve', by: 'alice' });
+    await recordHistory(stack.client, `gate/${deployment}/v5`, 'gate-override');
   });
 
   it('rejects invalid input without doing anything', async () => {
@@ -157,5 +164,6 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(r.outcome).toBe('REJECT');
     const row = await stack.stores.db.query('SELECT outcome FROM comparisons WHERE id = $1', [`compare/${deployment}/v1-v2-q4`]);
     expect(row.rows).toEqual([{ outcome: 'REJECT' }]);
+    await recordHistory(stack.client, `compare/${deployment}/v1-v2-q4`, 'ab-compare');
   });
 });

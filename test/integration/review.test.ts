@@ -15,6 +15,7 @@ import { upsertDeployment, upsertInfraSource } from '../../activities/postgres/d
 import { startInfraDemo, type InfraDemo } from '../../client/infra-demo.js';
 import type { AgentRunResult, ReviewResult } from '../../workflows/agents.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
+import { recordHistory } from '../helpers/histories.js';
 
 /** A PostgreSQL database and a ClickHouse database of its own (infrastructure data is global). */
 async function isolatedConfig() {
@@ -96,7 +97,9 @@ describe('optimizationReview', () => {
     for (const agent of ['cost', 'performance', 'resource', 'application']) {
       const d = await stack.client.workflow.getHandle(`${reviewId}/${agent}`).describe();
       expect(d.parentExecution?.workflowId).toBe(reviewId);
+      await recordHistory(stack.client, `${reviewId}/${agent}`, agent === 'application' ? 'application-agent-review' : `${agent}-agent`);
     }
+    await recordHistory(stack.client, reviewId, 'optimization-review');
   });
 
   it('answers a question from the stored numbers', async () => {
