@@ -8,6 +8,7 @@ import { LlmClient } from '../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../activities/postgres/db.js';
 import { ConfigError, loadConfig, type Config } from '../common/config.js';
 import { defaultHome, readEndpoints } from './stack.js';
+import { dataConverterFor } from './codec.js';
 
 /** Config from the environment, with the local stack's endpoints as defaults for what is unset. */
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -65,7 +66,7 @@ export async function temporalClient(config: Config): Promise<Client> {
       );
     },
   );
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config) });
 }
 
 /** Whether any worker polled the task queue for workflow tasks recently. */

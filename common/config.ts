@@ -6,6 +6,51 @@
 import { z } from 'zod';
 import { formatZodError } from './types.js';
 
+/** One AES-256 key for the Temporal payload codec. */
+export interface EncryptionKey {
+  /** Written into each encrypted payload's metadata, so the right key decrypts it after rotation. */
+  id: string;
+  /** 32 bytes. */
+  key: Buffer;
+  /** The base64 text as configured (kept only so it can be redacted). */
+  encoded: string;
+}
+
+const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * `OPTIINFRA_ENCRYPTION_KEYS`: comma-separated `keyId:base64key` entries of 32-byte keys; the
+ * first encrypts, all decrypt. Messages never contain key material.
+ */
+export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[] } | { error: string } {
+  const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  if (!entries.length) return { error: `no keys (expected keyId:base64key[,keyId:base64key...])` };
+  const keys: EncryptionKey[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const colon = entry.indexOf(':');
+    if (colon < 0) return { error: `entry ${i + 1} must look like keyId:base64key (no ':' found)` };
+    const id = entry.slice(0, colon).trim();
+    const encoded = entry.slice(colon + 1).trim();
+    if (!KEY_ID_PATTERN.test(id)) {
+      return {
+        error: `entry ${i + 1}: key id '${id.slice(0, 64)}' must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      };
+    }
+    if (keys.some((k) => k.id === id)) return { error: `key id '${id}' appears more than once` };
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded) || encoded.replace(/=+$/, '').length % 4 === 1) {
+      return { error: `key '${id}' is not valid base64 (generate one with: openssl rand -base64 32)` };
+    }
+    const key = Buffer.from(encoded, 'base64');
+    if (key.length !== 32) {
+      return {
+        error: `key '${id}' is ${key.length} bytes, AES-256 needs exactly 32 (generate one with: openssl rand -base64 32)`,
+      };
+    }
+    keys.push({ id, key, encoded });
+  }
+  return { keys };
+}
+
 const bool = (name: string, dflt: boolean) =>
   z
     .string()
@@ -88,6 +133,30 @@ const envSchema = z.object({
       }
       return v;
     }),
+  OPTIINFRA_ENCRYPTION_KEYS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const r = parseEncryptionKeys(v);
+      if ('error' in r) {
+        ctx.addIssue({ code: 'custom', message: r.error });
+        return z.NEVER;
+      }
+      return r.keys;
+    }),
+  OPTIINFRA_CODEC_TOKEN: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      if (v.trim().length < 16) {
+        ctx.addIssue({ code: 'custom', message: 'OPTIINFRA_CODEC_TOKEN must be at least 16 characters' });
+        return z.NEVER;
+      }
+      return v.trim();
+    }),
+  OPTIINFRA_CODEC_CORS_ORIGIN: url('OPTIINFRA_CODEC_CORS_ORIGIN'),
 });
 
 export type Config = {
@@ -105,6 +174,10 @@ export type Config = {
   home?: string;
   /** HMAC key for rollback webhooks (never leaves the worker). */
   webhookSecret?: string;
+  /** Payload encryption (AES-256-GCM); unset: payloads are stored in plain JSON. The first key encrypts. */
+  encryption?: { keys: EncryptionKey[] };
+  /** The codec server the Temporal Web UI calls to show decrypted payloads. */
+  codec: { token?: string; corsOrigin: string };
 };
 
 export class ConfigError extends Error {
@@ -136,6 +209,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     home: e.OPTIINFRA_HOME,
     webhookSecret: e.OPTIINFRA_WEBHOOK_SECRET,
+    encryption: e.OPTIINFRA_ENCRYPTION_KEYS ? { keys: e.OPTIINFRA_ENCRYPTION_KEYS } : undefined,
+    codec: {
+      token: e.OPTIINFRA_CODEC_TOKEN,
+      corsOrigin: new URL(e.OPTIINFRA_CODEC_CORS_ORIGIN ?? e.TEMPORAL_UI_URL ?? 'http://127.0.0.1:8233').origin,
+    },
   };
 }
 
@@ -158,9 +236,14 @@ export function urlPassword(u?: string): string | undefined {
 }
 
 export function secretsOf(c: Config): string[] {
-  return [c.groq.apiKey, urlPassword(c.databaseUrl), urlPassword(c.clickhouse.url), c.webhookSecret].filter(
-    (s): s is string => !!s,
-  );
+  return [
+    c.groq.apiKey,
+    urlPassword(c.databaseUrl),
+    urlPassword(c.clickhouse.url),
+    c.webhookSecret,
+    ...(c.encryption?.keys.map((k) => k.encoded) ?? []),
+    c.codec.token,
+  ].filter((s): s is string => !!s);
 }
 
 /** A URL with its password masked, for display. */

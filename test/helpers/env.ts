@@ -1,13 +1,14 @@
 /** Test-side access to the servers the global setup started, and a worker per test file. */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { NativeConnection, Runtime, DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../common/config.js';
 import { createLlm, openStores, type Stores } from '../../client/runtime.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../client/stack.js';
-import { createWorkers, type WorkerDeps, type WorkerSet } from '../../workers/worker.js';
+import { createWorkers, workflowsPath, type WorkerDeps, type WorkerSet } from '../../workers/worker.js';
+import { dataConverterFor, failureConverterPath } from '../../client/codec.js';
 
 export interface TestEnv {
   home: string;
@@ -51,6 +52,18 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
   });
 }
 
+let encryptingBundle: Promise<string> | undefined;
+/**
+ * The workflow bundle for a config. With encryption keys the workflow sandbox needs the failure
+ * converter that encodes messages, which is bundled in: such stacks share a bundle of their own.
+ */
+async function workflowBundleFor(config: Config): Promise<{ code: string } | { codePath: string }> {
+  if (!config.encryption) return { codePath: testEnv().bundlePath };
+  const quiet = { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} };
+  encryptingBundle ??= bundleWorkflowCode({ workflowsPath, failureConverterPath, logger: quiet as never }).then((b) => b.code);
+  return { code: await encryptingBundle };
+}
+
 export interface TestStack {
   config: Config;
   stores: Stores;
@@ -69,11 +82,11 @@ export async function startTestStack(config: Config = testConfig(), faults?: Wor
     config,
     nativeConnection,
     { config, ch: stores.ch, db: stores.db, llm: createLlm(config), faults },
-    { workflowBundle: { codePath: testEnv().bundlePath } },
+    { workflowBundle: await workflowBundleFor(config) },
   );
   const running = workers.run();
   const connection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config) });
   return {
     config,
     stores,
@@ -99,21 +112,22 @@ export async function startTimeSkippingStack(
   faults?: WorkerDeps['faults'],
 ): Promise<TestStack & { env: TestWorkflowEnvironment }> {
   quietRuntime();
+  const config = testConfig(overrides);
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: testEnv().temporalTestServer } },
+    client: { dataConverter: dataConverterFor(config) },
   });
   const types: Record<string, number> = { Keyword: 2, Double: 4, KeywordList: 7 };
   await env.connection.operatorService.addSearchAttributes({
     namespace: 'default',
     searchAttributes: Object.fromEntries(Object.entries(SEARCH_ATTRIBUTES).map(([k, t]) => [k, types[t] ?? 2])),
   });
-  const config = testConfig(overrides);
   const stores = await openStores(config);
   const workers = await createWorkers(
     config,
     env.nativeConnection,
     { config, ch: stores.ch, db: stores.db, llm: createLlm(config), faults },
-    { workflowBundle: { codePath: testEnv().bundlePath } },
+    { workflowBundle: await workflowBundleFor(config) },
   );
   const running = workers.run();
   return {
