@@ -11,6 +11,7 @@ import { createCollectorActivities } from '../activities/collector/activities.js
 import { createGateActivities, type GateDeps } from '../activities/gate/activities.js';
 import { createAgentActivities } from '../activities/agents/activities.js';
 import type { Config } from '../common/config.js';
+import { dataConverterFor } from '../client/codec.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -33,7 +34,13 @@ export async function createWorkers(
   extra: Partial<WorkerOptions> = {},
 ): Promise<WorkerSet> {
   const activities = createActivities(deps);
-  const base = { connection, namespace: config.temporal.namespace };
+  // A prebuilt workflow bundle (OPTIINFRA_WORKFLOW_BUNDLE, from bundleWorkflowCode) skips the
+  // bundling step at start-up; otherwise the workflows are bundled from source.
+  const prebuilt = process.env.OPTIINFRA_WORKFLOW_BUNDLE;
+  if (prebuilt && !extra.workflowBundle) extra = { ...extra, workflowBundle: { codePath: prebuilt } };
+  // Payload encryption when OPTIINFRA_ENCRYPTION_KEYS is set (same codec as the client's).
+  const dataConverter = dataConverterFor(config);
+  const base = { connection, namespace: config.temporal.namespace, ...(dataConverter ? { dataConverter } : {}) };
   const main = await Worker.create({
     ...base,
     taskQueue: config.temporal.taskQueue,

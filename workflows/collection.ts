@@ -36,7 +36,8 @@ import { SA } from '../common/search-attributes.js';
 import { formatZodError, type Check } from '../common/types.js';
 
 const store = proxyActivities<CollectorActivities>({
-  startToCloseTimeout: '2 minutes',
+  // Short: a worker that dies mid-activity is noticed quickly and the activity retried elsewhere.
+  startToCloseTimeout: '30 seconds',
   // Store and source outages are waited out with backoff; a cycle does not give up on them.
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
@@ -63,11 +64,11 @@ export async function scoreBatch(input: ScoreBatchInput): Promise<BatchTotals> {
   const { settings } = input;
   const judge = proxyActivities<CollectorActivities>({
     taskQueue: settings.judgeTaskQueue,
-    startToCloseTimeout: `${settings.llmTimeoutSec + 30}s`,
+    startToCloseTimeout: `${settings.llmTimeoutSec + 10}s`,
     // 429s are waited out (retry-after) within this budget; counted LLM failures end the check
     // after LLM_MAX_RETRIES + 1 calls (see judgeCheck).
     scheduleToCloseTimeout: '2 hours',
-    heartbeatTimeout: `${settings.llmTimeoutSec + 30}s`,
+    heartbeatTimeout: `${settings.llmTimeoutSec + 10}s`,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,

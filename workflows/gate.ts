@@ -53,6 +53,8 @@ const acts = proxyActivities<GateActivities>({
 });
 const rollbackActs = proxyActivities<GateActivities>({
   startToCloseTimeout: '6 minutes',
+  // The activity heartbeats while the deployer works, so a dead worker is noticed in seconds.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
 });
 const local = proxyLocalActivities<CollectorActivities>({ startToCloseTimeout: '10s' });

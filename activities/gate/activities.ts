@@ -2,6 +2,7 @@
  * Activities of the application agent and the deploy gate (LLM integration point 4):
  * baselines, candidate statistics, explanations, rollbacks and the decision record.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { secretsOf, type Config } from '../../common/config.js';
 import { explanationFromReply, explanationSchema, renderExplanationPrompt, unsupportedNumbers } from '../../common/explain.js';
@@ -215,6 +216,7 @@ export function createGateActivities(deps: GateDeps) {
       return { status: done.status, deployer: input.deployer.type, detail: done.detail, idempotencyKey: key };
     }
     await db.query('UPDATE rollbacks SET attempts = attempts + 1 WHERE idempotency_key = $1', [key]);
+    const beat = setInterval(() => Context.current().heartbeat(), 3000);
     const r = await deliverRollback(
       input.deployer,
       {
@@ -226,7 +228,7 @@ export function createGateActivities(deps: GateDeps) {
         idempotencyKey: key,
       },
       { webhookSecret: config.webhookSecret, secrets: secretsOf(config) },
-    );
+    ).finally(() => clearInterval(beat));
     await db.query('UPDATE rollbacks SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [
       key,
       r.status,
