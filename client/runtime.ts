@@ -54,8 +54,8 @@ export async function openStores(config: Config): Promise<Stores> {
   return { ch, db, close: async () => void (await Promise.allSettled([ch.close(), db.end()])) };
 }
 
-export function createLlm(config: Config): LlmClient | undefined {
-  return config.llm.enabled ? new LlmClient(config) : undefined;
+export function createLlm(config: Config, opts: { log?: (line: string) => void } = {}): LlmClient | undefined {
+  return config.llm.enabled ? new LlmClient(config, opts) : undefined;
 }
 
 export async function temporalClient(config: Config): Promise<Client> {

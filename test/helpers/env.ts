@@ -27,12 +27,12 @@ export function testEnv(): TestEnv {
 }
 
 let runtimeInstalled = false;
-/** Keep worker logs quiet in test output (warnings and errors only). */
+/** Keep worker logs quiet in test output (errors only: retried activity failures log warnings). */
 export function quietRuntime() {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     /* already installed in this process */
   }
@@ -81,7 +81,7 @@ export async function startTestStack(config: Config = testConfig(), faults?: Wor
   const workers = await createWorkers(
     config,
     nativeConnection,
-    { config, ch: stores.ch, db: stores.db, llm: createLlm(config), faults },
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { log: () => undefined }), faults },
     { workflowBundle: await workflowBundleFor(config) },
   );
   const running = workers.run();
@@ -126,7 +126,7 @@ export async function startTimeSkippingStack(
   const workers = await createWorkers(
     config,
     env.nativeConnection,
-    { config, ch: stores.ch, db: stores.db, llm: createLlm(config), faults },
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { log: () => undefined }), faults },
     { workflowBundle: await workflowBundleFor(config) },
   );
   const running = workers.run();
