@@ -828,7 +828,18 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackEndpoints> 
     }
     const uiPort = portFromEnv(env, 'OPTIINFRA_TEMPORAL_UI_PORT', DEFAULT_PORTS.temporalUi);
     const was = livePid(home, 'temporal');
-    const r = await startTemporal({ home, port, uiPort, dbFile: join(home, 'temporal.db'), namespace, portEnv });
+    // With OPTIINFRA_UI_CODEC_ENDPOINT (e.g. http://127.0.0.1:8888, `optiinfra codec-server`) the
+    // Web UI decodes encrypted payloads through it.
+    const codec = env.OPTIINFRA_UI_CODEC_ENDPOINT?.trim();
+    const r = await startTemporal({
+      home,
+      port,
+      uiPort,
+      dbFile: join(home, 'temporal.db'),
+      namespace,
+      portEnv,
+      extraArgs: codec ? ['--ui-codec-endpoint', codec] : undefined,
+    });
     const fresh = r.pid !== 0 && r.pid !== was;
     if (fresh) started.push('temporal');
     const temporalUiUrl = env.TEMPORAL_UI_URL?.trim() || r.uiUrl;
