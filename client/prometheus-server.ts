@@ -8,87 +8,27 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import {
-  accessSync,
   closeSync,
-  constants as fsConstants,
-  existsSync,
   mkdirSync,
   openSync,
   readFileSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { StackError, portInUse } from './stack.js';
+import { StackError, ensureAptProgram, portInUse } from './stack.js';
 
 const execFileP = promisify(execFile);
 
 const PROMETHEUS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, fsConstants.X_OK);
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string, extra: string[]): string | undefined {
-  for (const d of [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...extra]) {
-    const p = join(d, name);
-    if (isExecutable(p)) return p;
-  }
-  return undefined;
-}
-
-function lastLine(e: unknown): string {
-  return (
-    String((e as { stderr?: string }).stderr || (e as Error).message)
-      .trim()
-      .split('\n')
-      .slice(-1)[0] ?? ''
-  );
-}
-
 /**
  * The `prometheus` binary: PROMETHEUS, PATH, /usr/bin; as root on Debian, `apt-get install -y
  * prometheus` (with `apt-get update` first only when the plain install fails).
  */
-export async function ensurePrometheus(): Promise<string> {
-  const given = process.env.PROMETHEUS?.trim();
-  if (given) {
-    if (!isExecutable(given)) throw new StackError(`PROMETHEUS=${given} is not an executable file; fix or unset PROMETHEUS`);
-    return given;
-  }
-  const found = onPath('prometheus', PROMETHEUS_DIRS);
-  if (found) return found;
-  const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || !existsSync('/etc/debian_version')) {
-    throw new StackError(
-      'prometheus not found; install Prometheus (Debian/Ubuntu: apt-get install prometheus) or set PROMETHEUS=/path/to/prometheus',
-    );
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    execFileP('apt-get', ['install', '-y', '-q', 'prometheus'], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
-  try {
-    await install();
-  } catch {
-    try {
-      await execFileP('apt-get', ['update', '-q'], { env, timeout: 10 * 60_000, maxBuffer: 64 << 20 });
-      await install();
-    } catch (e) {
-      throw new StackError(
-        `apt-get install prometheus failed (${lastLine(e)}); install Prometheus or set PROMETHEUS=/path/to/prometheus`,
-      );
-    }
-  }
-  const after = onPath('prometheus', PROMETHEUS_DIRS);
-  if (!after) throw new StackError('prometheus still not found after apt-get install; set PROMETHEUS=/path/to/prometheus');
-  return after;
+export function ensurePrometheus(): Promise<string> {
+  return ensureAptProgram({ program: 'prometheus', pkg: 'prometheus', envVar: 'PROMETHEUS', dirs: PROMETHEUS_DIRS });
 }
 
 /** `prometheus --version`'s first line, e.g. "prometheus, version 2.42.0+ds (...)". */

@@ -533,19 +533,19 @@ export async function ensureTemporalTestServer(home: string): Promise<string> {
 
 const CLICKHOUSE_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin'];
 
-/** `clickhouse-server`: CLICKHOUSE_SERVER, PATH, /usr/bin, /usr/sbin; as root on Debian, apt-get install it. */
-export async function ensureClickhouseServer(): Promise<string> {
-  const found = fromEnvVar('CLICKHOUSE_SERVER') ?? onPath('clickhouse-server', CLICKHOUSE_DIRS);
+/**
+ * A program from `envVar`, PATH or `dirs`; when missing and running as root on Debian, installed
+ * with `apt-get install <pkg>` (with `apt-get update` only if the first try fails). Otherwise a
+ * StackError saying what to install or set (`alternative` adds another way, e.g. an env var).
+ */
+export async function ensureAptProgram(o: { program: string; pkg: string; envVar: string; dirs: string[]; alternative?: string }): Promise<string> {
+  const found = fromEnvVar(o.envVar) ?? onPath(o.program, o.dirs);
   if (found) return found;
+  const how = `install ${o.pkg} (or set ${o.envVar}=/path/to/${o.program})${o.alternative ? `, or ${o.alternative}` : ''}`;
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || !existsSync('/etc/debian_version')) {
-    throw new StackError(
-      'clickhouse-server not found; install clickhouse-server (or set CLICKHOUSE_SERVER=/path/to/clickhouse-server), or set CLICKHOUSE_URL to an existing server',
-    );
-  }
+  if (!root || !existsSync('/etc/debian_version')) throw new StackError(`${o.program} not found; ${how}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    execFileP('apt-get', ['install', '-y', '-q', 'clickhouse-server'], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
+  const install = () => execFileP('apt-get', ['install', '-y', '-q', o.pkg], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
   try {
     await install();
   } catch {
@@ -554,14 +554,23 @@ export async function ensureClickhouseServer(): Promise<string> {
       await install();
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n').slice(-1)[0];
-      throw new StackError(
-        `apt-get install clickhouse-server failed (${msg}); install clickhouse-server or set CLICKHOUSE_URL`,
-      );
+      throw new StackError(`apt-get install ${o.pkg} failed (${msg}); ${how}`);
     }
   }
-  const after = onPath('clickhouse-server', CLICKHOUSE_DIRS);
-  if (!after) throw new StackError('clickhouse-server still not found after apt-get install; install clickhouse-server or set CLICKHOUSE_URL');
+  const after = onPath(o.program, o.dirs);
+  if (!after) throw new StackError(`${o.program} still not found after apt-get install; ${how}`);
   return after;
+}
+
+/** `clickhouse-server`: CLICKHOUSE_SERVER, PATH, /usr/bin, /usr/sbin; as root on Debian, apt-get install it. */
+export function ensureClickhouseServer(): Promise<string> {
+  return ensureAptProgram({
+    program: 'clickhouse-server',
+    pkg: 'clickhouse-server',
+    envVar: 'CLICKHOUSE_SERVER',
+    dirs: CLICKHOUSE_DIRS,
+    alternative: 'set CLICKHOUSE_URL to an existing server',
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
