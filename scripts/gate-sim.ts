@@ -33,6 +33,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_RULE, type DecisionRuleOptions, type GateMetric, type VersionStats } from '../common/gate.js';
 import { offlineJudge } from '../common/offline-judge.js';
 import { decideLook, emptyVersionStats, mergeVersionStats, naiveDecide, sampleStats } from '../common/stats.js';
+import { mulberry32 } from '../common/random.js';
+
+export { mulberry32 };
 
 export interface SimulationOptions {
   runs: number;
@@ -163,17 +166,6 @@ function poolMeans(p: Triple[]) {
 // Simulation
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a small, fast, seedable PRNG returning uniforms in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Mixes two 32-bit integers into a seed (for independent streams per scenario). */
 function mixSeed(a: number, b: number): number {

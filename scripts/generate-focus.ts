@@ -24,6 +24,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ResourceUtilisation } from '../common/agents.js';
 import { INSTANCE_TYPES } from '../common/instance-catalog.js';
+import { mulberry32 } from '../common/random.js';
 
 export interface FocusDatasetOptions {
   days: number;
@@ -90,17 +91,6 @@ export function seedSpikeDay(days: number): number | undefined {
   return Math.min(SEED_SPIKE_DAY, days - 2);
 }
 
-/** mulberry32: a small, fast, seedable PRNG returning uniforms in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;

@@ -12,6 +12,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { formatZodError, idSchema } from '../../common/types.js';
+import { mulberry32 } from '../../common/random.js';
+
+export { mulberry32 };
 
 export interface SimulatorOptions {
   deployment: string;
@@ -121,16 +124,6 @@ export function loadQaRows(dataDir?: string): QaRow[] {
   return rows;
 }
 
-/** mulberry32: a small, fast 32-bit PRNG. */
-export function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A uniform number in [0, 1) that depends only on (seed, index). */
 export function uniformAt(seed: number, index: number): number {
