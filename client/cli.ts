@@ -34,7 +34,7 @@ import {
   waitForGate,
   writeReports,
 } from './gate.js';
-import { ensureReviewSchedule, ensureSchedule, REVIEW_SCHEDULE_ID, scheduleId } from './schedules.js';
+import { ensureInfraSchedule, ensureReviewSchedule, ensureSchedule, INFRA_SCHEDULE_ID, REVIEW_SCHEDULE_ID, scheduleId } from './schedules.js';
 import { infraSourceSchema } from '../activities/agents/activities.js';
 import { upsertInfraSource } from '../activities/postgres/db.js';
 import { AGENTS, type AgentName } from '../common/agents.js';
@@ -320,7 +320,7 @@ export function buildProgram(): Command {
       withClient(async (client) => {
         const rows: Array<Record<string, unknown>> = [];
         for await (const s of client.schedule.list()) {
-          if (!s.scheduleId.startsWith('collect/') && s.scheduleId !== REVIEW_SCHEDULE_ID) continue;
+          if (!s.scheduleId.startsWith('collect/') && ![REVIEW_SCHEDULE_ID, INFRA_SCHEDULE_ID].includes(s.scheduleId)) continue;
           rows.push({
             schedule: s.scheduleId,
             paused: s.state.paused,
@@ -675,8 +675,14 @@ function addAgentCommands(program: Command) {
     .command('collect')
     .description('read every source into ClickHouse now')
     .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }) =>
+    .option('--schedule <interval>', 'instead of running now, create or update a schedule (e.g. 5m)', durationArg)
+    .action(async (o: { json?: boolean; schedule?: string }) =>
       withClient(async (client, config) => {
+        if (o.schedule) {
+          const created = await ensureInfraSchedule(client, config, { every: o.schedule });
+          console.log(`schedule ${INFRA_SCHEDULE_ID} ${created ? 'created' : 'updated'}: every ${o.schedule}`);
+          return;
+        }
         const r = (await client.workflow.execute('collectInfra', {
           taskQueue: config.temporal.taskQueue,
           workflowId: `collect-infra/${new Date().toISOString()}`,
