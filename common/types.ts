@@ -21,6 +21,18 @@ export const TEXT_BUDGET = { prompt: 8000, response: 8000, context: 16000 } as c
 export const MAX_RECORD_CHARS = 1_000_000;
 
 /**
+ * false when a string starts with a calendar date (YYYY-MM-DD) that does not exist, such as
+ * 2025-02-30 (JavaScript's Date would silently roll it over to March).
+ */
+export function calendarDateExists(s: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s.trim());
+  if (!m) return true;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
+}
+
+/**
  * One interaction as every source delivers it (after parsing). Documented in README "Record format".
  */
 export const interactionSchema = z.object({
@@ -29,7 +41,7 @@ export const interactionSchema = z.object({
   model_version: idSchema('model_version'),
   timestamp: z.union([z.string(), z.number()]).transform((v, ctx) => {
     const d = typeof v === 'number' ? new Date(v < 1e12 ? v * 1000 : v) : new Date(v);
-    if (Number.isNaN(d.getTime())) {
+    if (Number.isNaN(d.getTime()) || (typeof v === 'string' && !calendarDateExists(v))) {
       ctx.addIssue({ code: 'custom', message: `timestamp '${v}' is not an ISO-8601 date or epoch number` });
       return z.NEVER;
     }

@@ -62,6 +62,11 @@ export function sampled(id: string, rate: number): boolean {
   return h / 0x1_0000_0000 < rate;
 }
 
+/** Text safe to store and show: control characters replaced by U+FFFD. */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '\ufffd');
+}
+
 export function judgeName(config: Config): string {
   return config.llm.enabled ? `groq:${config.groq.model}` : 'offline';
 }
@@ -138,7 +143,12 @@ export function createCollectorActivities(deps: CollectorDeps) {
       fetched: page.records.length + page.bad.length,
       stored: rows.length,
       bad: page.bad.length,
-      badSamples: page.bad.slice(0, 20).map((b) => ({ ...b, reason: clean(b.reason) })),
+      // Samples are stored as JSON in PostgreSQL: no control characters (jsonb refuses \u0000).
+      badSamples: page.bad.slice(0, 20).map((b) => ({
+        position: printable(b.position),
+        reason: printable(clean(b.reason)),
+        ...(b.id === undefined ? {} : { id: printable(b.id) }),
+      })),
       ids: page.records.filter((r) => sampled(r.id, dep.sample_rate)).map((r) => r.id),
       versions: [...new Set(page.records.map((r) => r.model_version))],
     };

@@ -22,6 +22,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse';
 import type { CostRow } from '../../common/agents.js';
+import { calendarDateExists } from '../../common/types.js';
 
 export const REQUIRED_COLUMNS = [
   'BilledCost',
@@ -150,7 +151,7 @@ function parseDate(raw: string, column: string): string | { iso: string } {
   const offset = m[3] === undefined ? 'Z' : m[3] === 'Z' ? 'Z' : m[3].length === 5 ? `${m[3].slice(0, 3)}:${m[3].slice(3)}` : m[3];
   const text = `${m[1]}T${m[2] ?? '00:00'}${offset}`;
   const d = new Date(text);
-  if (Number.isNaN(d.getTime())) return `${column} '${raw}' is not a valid date-time`;
+  if (Number.isNaN(d.getTime()) || !calendarDateExists(text)) return `${column} '${raw}' is not a valid date-time`;
   return { iso: d.toISOString() };
 }
 
