@@ -54,7 +54,8 @@ describe('a worker killed with SIGKILL, again and again', () => {
   }
 
   async function kill(p: ChildProcess | undefined) {
-    if (!p || p.exitCode !== null) return;
+    // A process killed by a signal has exitCode null and signalCode set.
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await exited;
