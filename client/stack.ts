@@ -27,7 +27,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -430,6 +430,18 @@ async function waitReady(
 }
 
 /** true when something accepts TCP connections on host:port. */
+/** A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
 export function portInUse(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
   return new Promise((res) => {
     const sock = netConnect({ port, host });

@@ -11,12 +11,13 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { fnv1a32 } from '../common/prompts.js';
 import {
   ensureTemporalCli,
+  freePort,
   postgresHealthy,
   repoRoot,
   stackDown,
@@ -24,17 +25,6 @@ import {
   startPglite,
   startTemporal,
 } from '../client/stack.js';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function withDatabase(url: string, db: string): string {
   const u = new URL(url);

@@ -5,13 +5,13 @@
  * else embedded PGlite. Each run uses fresh databases, dropped at the end.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import {
   ensureTemporalCli,
+  freePort,
   ensureTemporalTestServer,
   postgresHealthy,
   repoRoot,
@@ -22,17 +22,6 @@ import {
 } from '../../client/stack.js';
 import { workflowsPath } from '../../workers/worker.js';
 import type { TestEnv } from './env.js';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function withDatabase(url: string, db: string): string {
   const u = new URL(url);

@@ -10,27 +10,15 @@
  * functions, under a home of its own and on free ports, and stops them in afterAll.
  */
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
 import { getCursor, upsertDeployment } from '../../activities/postgres/db.js';
-import { portInUse, stackDown, startClickhouse, startPglite, startTemporal } from '../../client/stack.js';
+import { freePort, portInUse, stackDown, startClickhouse, startPglite, startTemporal } from '../../client/stack.js';
 import type { CycleResult } from '../../common/collection.js';
 import type { GateProgress, GateResult } from '../../common/gate.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

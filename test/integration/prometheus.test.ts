@@ -20,7 +20,7 @@ import {
   type RangeSeries,
 } from '../../activities/metrics/prometheus.js';
 import { ensurePrometheus, prometheusVersion, startPrometheus, type PrometheusServer } from '../../client/prometheus-server.js';
-import { freePort } from '../helpers/global-setup.js';
+import { freePort } from '../../client/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowSec = () => Date.now() / 1000;
