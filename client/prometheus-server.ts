@@ -6,18 +6,16 @@
  * Never the distribution's service: Debian's package may start its own Prometheus on :9090 and a
  * node exporter on :9100 where an init system runs; nothing here uses or stops those.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import {
-  closeSync,
   mkdirSync,
-  openSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { StackError, ensureAptProgram, portInUse } from './stack.js';
+import { StackError, ensureAptProgram, portInUse, spawnService } from './stack.js';
 
 const execFileP = promisify(execFile);
 
@@ -174,41 +172,20 @@ export async function startPrometheus(opts: {
     '--storage.tsdb.retention.time=2d',
     '--log.level=warn',
   ];
-  const fd = openSync(logFile, 'a');
-  writeFileSync(fd, `\n--- ${new Date().toISOString()} starting: ${binary} ${args.join(' ')}\n`);
-  let child: ChildProcess;
-  try {
-    // The server needs none of the project's secrets in its environment.
-    const { GROQ_API_KEY: _k, DATABASE_URL: _d, CLICKHOUSE_URL: _c, ...env } = process.env;
-    child = spawn(binary, args, { cwd: base, detached: true, stdio: ['ignore', fd, fd], env });
-  } finally {
-    closeSync(fd);
-  }
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  let spawnError: Error | undefined;
-  child.on('exit', (code, signal) => {
-    exit = { code, signal };
-  });
-  child.on('error', (e) => {
-    spawnError = e;
-    exit ??= { code: -1, signal: null };
-  });
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new StackError(`cannot start ${binary}: ${spawnError?.message ?? 'spawn failed'}`);
-  writeFileSync(pidFile, `${pid}\n`);
+  const spawned = spawnService(binary, args, { cwd: base, logFile, pidFile });
+  const { pid } = spawned;
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
-      if (exit === undefined && isAlive(pid)) {
+      if (spawned.exited() === undefined && isAlive(pid)) {
         signalGroup(pid, 'SIGTERM');
         const deadline = Date.now() + 10_000;
-        while (Date.now() < deadline && exit === undefined && isAlive(pid)) await sleep(50);
-        if (exit === undefined && isAlive(pid)) {
+        while (Date.now() < deadline && spawned.exited() === undefined && isAlive(pid)) await sleep(50);
+        if (spawned.exited() === undefined && isAlive(pid)) {
           signalGroup(pid, 'SIGKILL');
           const hard = Date.now() + 5000;
-          while (Date.now() < hard && exit === undefined && isAlive(pid)) await sleep(50);
+          while (Date.now() < hard && spawned.exited() === undefined && isAlive(pid)) await sleep(50);
         }
       }
       rmSync(pidFile, { force: true });
@@ -219,11 +196,10 @@ export async function startPrometheus(opts: {
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (await ready(url)) break;
+    const exit = spawned.exited();
     if (exit !== undefined) {
       rmSync(pidFile, { force: true });
-      throw new StackError(
-        `prometheus exited during start-up (${exit.signal ?? `code ${exit.code}`}${spawnError ? `, ${spawnError.message}` : ''}); log ${logFile}:\n${tail(logFile)}`,
-      );
+      throw new StackError(`prometheus exited during start-up (${exit.signal ?? `code ${exit.code}`}); log ${logFile}:\n${tail(logFile)}`);
     }
     if (Date.now() > deadline) {
       await stop();

@@ -363,24 +363,35 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-interface Spawned {
+export interface Spawned {
   pid: number;
   child: ChildProcess;
   exited: () => { code: number | null; signal: NodeJS.Signals | null } | undefined;
 }
 
-function spawnDetached(home: string, svc: Service, cmd: string, args: string[], cwd: string): Spawned {
-  const d = dirs(home);
-  mkdirSync(d.logs, { recursive: true });
-  mkdirSync(d.run, { recursive: true });
-  const log = logFile(home, svc);
-  const fd = openSync(log, 'a');
+/** Environment variables that hold secrets: the services the project starts get none of them. */
+export const SECRET_ENV_VARS = [
+  'GROQ_API_KEY',
+  'DATABASE_URL',
+  'CLICKHOUSE_URL',
+  'OPTIINFRA_WEBHOOK_SECRET',
+  'OPTIINFRA_ENCRYPTION_KEYS',
+  'OPTIINFRA_CODEC_TOKEN',
+];
+
+/**
+ * Start a program detached (own process group) with stdout and stderr appended to `logFile`
+ * and its pid written to `pidFile`, so the caller can exit and the program keeps running.
+ */
+export function spawnService(cmd: string, args: string[], o: { cwd: string; logFile: string; pidFile: string }): Spawned {
+  mkdirSync(dirname(o.logFile), { recursive: true });
+  mkdirSync(dirname(o.pidFile), { recursive: true });
+  const fd = openSync(o.logFile, 'a');
   writeFileSync(fd, `\n--- ${new Date().toISOString()} starting: ${cmd} ${args.join(' ')}\n`);
   let child: ChildProcess;
   try {
-    // Services need none of the project's secrets in their environment.
-    const { GROQ_API_KEY: _k, DATABASE_URL: _d, CLICKHOUSE_URL: _c, ...env } = process.env;
-    child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', fd, fd], env });
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SECRET_ENV_VARS.includes(k)));
+    child = spawn(cmd, args, { cwd: o.cwd, detached: true, stdio: ['ignore', fd, fd], env });
   } finally {
     closeSync(fd);
   }
@@ -391,14 +402,18 @@ function spawnDetached(home: string, svc: Service, cmd: string, args: string[], 
   });
   child.on('error', (err) => {
     spawnError = err;
-    exit = { code: -1, signal: null };
+    exit ??= { code: -1, signal: null };
   });
   child.unref();
   if (child.pid === undefined) {
     throw new StackError(`cannot start ${cmd}: ${spawnError?.message ?? 'spawn failed'}`);
   }
-  writeFileSync(pidFile(home, svc), `${child.pid}\n`);
+  writeFileSync(o.pidFile, `${child.pid}\n`);
   return { pid: child.pid, child, exited: () => exit };
+}
+
+function spawnDetached(home: string, svc: Service, cmd: string, args: string[], cwd: string): Spawned {
+  return spawnService(cmd, args, { cwd, logFile: logFile(home, svc), pidFile: pidFile(home, svc) });
 }
 
 /** Wait until `ready()` holds; on child exit or timeout, stop it and throw with the log tail. */
