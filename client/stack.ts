@@ -680,6 +680,30 @@ export async function postgresHealthy(url: string, timeoutMs = 3000): Promise<bo
   }
 }
 
+/** An existing PostgreSQL server to create databases on: DATABASE_URL, else 127.0.0.1:5432 if it answers. */
+export async function postgresAdminUrl(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const local = 'postgres://postgres@127.0.0.1:5432/postgres';
+  return env.DATABASE_URL?.trim() || ((await postgresHealthy(local)) ? local : undefined);
+}
+
+/** Create database `name` (a plain identifier) on the server of `adminUrl`; `drop` removes it again. */
+export async function createScratchDatabase(adminUrl: string, name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new StackError(`'${name}' is not a plain database name`);
+  const run = async (sql: string) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`CREATE DATABASE ${name}`);
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Services
 

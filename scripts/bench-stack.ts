@@ -13,24 +13,18 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import pg from 'pg';
 import { fnv1a32 } from '../common/prompts.js';
 import {
+  createScratchDatabase,
   ensureTemporalCli,
   freePort,
-  postgresHealthy,
+  postgresAdminUrl,
   repoRoot,
   stackDown,
   startClickhouse,
   startPglite,
   startTemporal,
 } from '../client/stack.js';
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
 
 /** Dynamic config of the bench's Temporal dev server. */
 export const TEMPORAL_DYNAMIC_CONFIG: Record<string, string> = {
@@ -80,23 +74,14 @@ export async function startBenchStack(log: (s: string) => void): Promise<BenchSt
     ]);
     log(`Temporal ${temporal.address}, ClickHouse ${clickhouse.url} (data ${join(home, 'clickhouse')}) in ${Date.now() - t0} ms`);
 
-    const local = 'postgres://postgres@127.0.0.1:5432/postgres';
-    const adminUrl = process.env.DATABASE_URL?.trim() || ((await postgresHealthy(local)) ? local : undefined);
+    const adminUrl = await postgresAdminUrl();
     let databaseUrl: string;
     let databaseKind: string;
     if (adminUrl) {
       const dbName = `optiinfra_bench_${tag.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}`;
-      const admin = new pg.Client({ connectionString: adminUrl });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${dbName}`);
-      await admin.end();
-      cleanups.push(async () => {
-        const c = new pg.Client({ connectionString: adminUrl });
-        await c.connect();
-        await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-        await c.end();
-      });
-      databaseUrl = withDatabase(adminUrl, dbName);
+      const scratch = await createScratchDatabase(adminUrl, dbName);
+      cleanups.push(scratch.drop);
+      databaseUrl = scratch.url;
       databaseKind = `PostgreSQL (${process.env.DATABASE_URL?.trim() ? 'DATABASE_URL' : '127.0.0.1:5432'}), database ${dbName}`;
     } else {
       const p = await startPglite({ home, port: await freePort() });

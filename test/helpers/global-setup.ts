@@ -6,14 +6,14 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import {
+  createScratchDatabase,
   ensureTemporalCli,
   freePort,
+  postgresAdminUrl,
   ensureTemporalTestServer,
-  postgresHealthy,
   repoRoot,
   stackDown,
   startClickhouse,
@@ -22,12 +22,6 @@ import {
 } from '../../client/stack.js';
 import { workflowsPath } from '../../workers/worker.js';
 import type { TestEnv } from './env.js';
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -52,25 +46,15 @@ export default async function setup(project: TestProject) {
   ]);
   log(`Temporal ${temporal.address}, ClickHouse ${clickhouse.url} (${Date.now() - t0} ms)`);
 
-  const adminUrl =
-    process.env.DATABASE_URL ||
-    ((await postgresHealthy('postgres://postgres@127.0.0.1:5432/postgres')) ? 'postgres://postgres@127.0.0.1:5432/postgres' : undefined);
+  const adminUrl = await postgresAdminUrl();
   let databaseUrl: string;
   let pgliteUrl: string | undefined;
   let dropDb: (() => Promise<void>) | undefined;
   if (adminUrl) {
     const dbName = `optiinfra_test_${runTag}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    await admin.end();
-    databaseUrl = withDatabase(adminUrl, dbName);
-    dropDb = async () => {
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      await c.end();
-    };
+    const scratch = await createScratchDatabase(adminUrl, dbName);
+    databaseUrl = scratch.url;
+    dropDb = scratch.drop;
     log(`PostgreSQL database ${dbName}`);
   } else {
     log('no PostgreSQL configured or on 127.0.0.1:5432: using embedded PGlite for the whole run');

@@ -7,26 +7,29 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentActivities } from '../../activities/agents/activities.js';
 import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
 import { upsertDeployment, upsertInfraSource } from '../../activities/postgres/db.js';
 import { startInfraDemo, type InfraDemo } from '../../client/infra-demo.js';
+import { createScratchDatabase } from '../../client/stack.js';
 import type { AgentRunResult, ReviewResult } from '../../workflows/agents.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';
 
+/** Scratch databases of this file, dropped when it ends. */
+const scratch: Array<() => Promise<void>> = [];
+
 /** A PostgreSQL database and a ClickHouse database of its own (infrastructure data is global). */
 async function isolatedConfig() {
-  const base = new URL(testEnv().databaseUrl);
-  const name = `optiinfra_review_${randomUUID().slice(0, 8)}`;
-  const admin = new pg.Client({ connectionString: base.toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  base.pathname = `/${name}`;
-  return testConfig({ DATABASE_URL: base.toString(), CLICKHOUSE_DATABASE: name });
+  const name = `optiinfra_review_${randomUUID().slice(0, 8).replace(/-/g, '_')}`;
+  const db = await createScratchDatabase(testEnv().databaseUrl, name);
+  const config = testConfig({ DATABASE_URL: db.url, CLICKHOUSE_DATABASE: name });
+  scratch.push(db.drop, async () => {
+    const r = await fetch(`${config.clickhouse.url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${name}`)}`, { method: 'POST' });
+    await r.text();
+  });
+  return config;
 }
 
 describe('optimizationReview', () => {
@@ -56,6 +59,8 @@ describe('optimizationReview', () => {
     await infra?.close();
     await sim?.close();
     await stack?.stop();
+    // After every stack of this file has stopped (the bad-data test stops its own).
+    for (const drop of scratch) await drop().catch(() => undefined);
   });
 
   it('runs the four agents as children of one review, stores their analyses and reproduces the seed examples', async () => {
