@@ -147,3 +147,20 @@ export async function startTimeSkippingStack(
 }
 
 export const uniqueId = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/**
+ * The environment for a real `optiinfra` process (CLI or worker) talking to a test config's
+ * servers: only PATH and HOME of this process, plus the config's endpoints and `extra`.
+ */
+export function cliEnv(config: Config, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: config.temporal.address,
+    TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
+    CLICKHOUSE_URL: config.clickhouse.url,
+    CLICKHOUSE_DATABASE: config.clickhouse.database,
+    DATABASE_URL: config.databaseUrl,
+    ...extra,
+  };
+}

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
 import { upsertDeployment } from '../../activities/postgres/db.js';
 import { repoRoot } from '../../client/stack.js';
-import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { cliEnv, startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 const run = promisify(execFile);
 
@@ -24,18 +24,11 @@ describe('optiinfra gate from a CI pipeline', () => {
   const summary = join(dir, 'step-summary.md');
 
   async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
-      CLICKHOUSE_URL: stack.config.clickhouse.url,
-      CLICKHOUSE_DATABASE: stack.config.clickhouse.database,
-      DATABASE_URL: stack.config.databaseUrl,
+    const env = cliEnv(stack.config, {
       TEMPORAL_UI_URL: 'http://127.0.0.1:8233',
       OPTIINFRA_HOME: join(dir, 'home'),
       GITHUB_STEP_SUMMARY: summary,
-    };
+    });
     try {
       const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), ...args], { cwd: repoRoot(), env });
       return { code: 0, ...r };

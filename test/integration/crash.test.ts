@@ -16,7 +16,7 @@ import type { GateResult } from '../../common/gate.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { Client, Connection } from '@temporalio/client';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
-import { testConfig, testEnv, uniqueId } from '../helpers/env.js';
+import { cliEnv, testConfig, testEnv, uniqueId } from '../helpers/env.js';
 
 const SECRET = 'whsec_crash_0123456789abcdef';
 
@@ -31,19 +31,12 @@ describe('a worker killed with SIGKILL, again and again', () => {
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 
   function startWorker(): ChildProcess {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: config.temporal.address,
-      TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
-      CLICKHOUSE_URL: config.clickhouse.url,
-      CLICKHOUSE_DATABASE: config.clickhouse.database,
-      DATABASE_URL: config.databaseUrl,
+    const env = cliEnv(config, {
       LLM_ENABLED: 'false',
       OPTIINFRA_WEBHOOK_SECRET: SECRET,
       OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
       OPTIINFRA_HOME: join(testEnv().home, 'crash-worker'),
-    };
+    });
     const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), 'worker'], {
       cwd: repoRoot(),
       env,

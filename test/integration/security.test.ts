@@ -26,7 +26,7 @@ import type { CycleResult } from '../../common/collection.js';
 import type { GateResult } from '../../common/gate.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
-import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
+import { cliEnv, startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 
 const run = promisify(execFile);
 
@@ -67,13 +67,7 @@ describe('secrets never leak from a real worker process', () => {
   let exited: Promise<unknown> | undefined;
 
   function startWorker(): ChildProcess {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: config.temporal.address,
-      TEMPORAL_TASK_QUEUE: config.temporal.taskQueue,
-      CLICKHOUSE_URL: config.clickhouse.url,
-      CLICKHOUSE_DATABASE: config.clickhouse.database,
+    const env = cliEnv(config, {
       DATABASE_URL: databaseUrl,
       LLM_ENABLED: 'true',
       GROQ_API_KEY: GROQ_KEY,
@@ -84,7 +78,7 @@ describe('secrets never leak from a real worker process', () => {
       OPTIINFRA_WEBHOOK_SECRET: WEBHOOK_SECRET,
       OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
       OPTIINFRA_HOME: join(testEnv().home, `security-worker-${randomUUID().slice(0, 6)}`),
-    };
+    });
     const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), 'worker'], {
       cwd: repoRoot(),
       env,
@@ -268,16 +262,9 @@ describe('ids with SQL or shell metacharacters are refused at the boundary', () 
   });
 
   async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.config.temporal.taskQueue,
-      CLICKHOUSE_URL: stack.config.clickhouse.url,
-      CLICKHOUSE_DATABASE: stack.config.clickhouse.database,
-      DATABASE_URL: stack.config.databaseUrl,
+    const env = cliEnv(stack.config, {
       OPTIINFRA_HOME: join(dir, 'home'),
-    };
+    });
     try {
       const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), ...args], { cwd: repoRoot(), env });
       return { code: 0, ...r };
