@@ -5,11 +5,11 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../common/config.js';
-import { gateInputSchema, overrideSchema, type GateInput, type GateProgress, type GateResult, type Override } from '../common/gate.js';
-import { renderGateReport } from '../common/report.js';
+import { gateInputSchema, overrideSchema, type GateInput, type GateProgress, type GateResult, type Override } from '../domain/gate/types.js';
+import { renderGateReport } from '../domain/gate/report.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { SA } from '../common/search-attributes.js';
-import { getDeployment, type Db } from '../activities/postgres/db.js';
+import { getDeployment, type Db } from '../activities/storage/postgres/db.js';
 import { uiLink } from './runtime.js';
 
 export class GateUsageError extends Error {}

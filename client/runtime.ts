@@ -3,12 +3,12 @@
  * then the endpoints `optiinfra stack up` recorded), connections, migrations.
  */
 import { Client, Connection } from '@temporalio/client';
-import { ClickHouseStore } from '../activities/clickhouse/store.js';
+import { ClickHouseStore } from '../activities/storage/clickhouse/store.js';
 import { LlmClient } from '../activities/llm/client.js';
-import { createPool, migrate, type Db } from '../activities/postgres/db.js';
+import { createPool, migrate, type Db } from '../activities/storage/postgres/db.js';
 import { ConfigError, loadConfig, type Config } from '../common/config.js';
-import { defaultHome, readEndpoints } from './stack.js';
-import { dataConverterFor } from './codec.js';
+import { defaultHome, readEndpoints } from '../stack/stack.js';
+import { dataConverterFor } from '../workers/codec.js';
 
 /** Config from the environment, with the local stack's endpoints as defaults for what is unset. */
 export function runtimeConfig(env: NodeJS.ProcessEnv = process.env): Config {

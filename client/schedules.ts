@@ -1,7 +1,7 @@
 /** Temporal Schedules: collection per deployment, infrastructure collection, the optimisation review. */
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Config } from '../common/config.js';
-import { collectionCycleInputSchema } from '../common/collection.js';
+import { collectionCycleInputSchema } from '../domain/collector/collection.js';
 import { SA } from '../common/search-attributes.js';
 
 export const scheduleId = (deployment: string) => `collect/${deployment}`;

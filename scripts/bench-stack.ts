@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fnv1a32 } from '../common/prompts.js';
+import { fnv1a32 } from '../domain/judge/prompts.js';
 import {
   createScratchDatabase,
   ensureTemporalCli,
@@ -24,7 +24,7 @@ import {
   startClickhouse,
   startPglite,
   startTemporal,
-} from '../client/stack.js';
+} from '../stack/stack.js';
 
 /** Dynamic config of the bench's Temporal dev server. */
 export const TEMPORAL_DYNAMIC_CONFIG: Record<string, string> = {

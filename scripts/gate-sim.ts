@@ -30,9 +30,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_RULE, type DecisionRuleOptions, type GateMetric, type VersionStats } from '../common/gate.js';
-import { offlineJudge } from '../common/offline-judge.js';
-import { decideLook, emptyVersionStats, mergeVersionStats, naiveDecide, sampleStats } from '../common/stats.js';
+import { DEFAULT_RULE, type DecisionRuleOptions, type GateMetric, type VersionStats } from '../domain/gate/types.js';
+import { offlineJudge } from '../domain/judge/offline-judge.js';
+import { decideLook, emptyVersionStats, mergeVersionStats, naiveDecide, sampleStats } from '../domain/gate/stats.js';
 import { mulberry32 } from '../common/random.js';
 
 export { mulberry32 };

@@ -21,8 +21,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binaryReport, type BinaryReport } from '../common/metrics.js';
-import { OFFLINE_JUDGE_VERSION, offlineJudge } from '../common/offline-judge.js';
+import { binaryReport, type BinaryReport } from '../domain/judge/eval-metrics.js';
+import { OFFLINE_JUDGE_VERSION, offlineJudge } from '../domain/judge/offline-judge.js';
 
 interface Args {
   dataDir: string;

@@ -5,9 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureClickhouseServer, ensureTemporalCli, ensureTemporalTestServer, repoRoot, StackError } from '../client/stack.js';
-import { resolveDataDir } from '../activities/collector/simulator.js';
-import { ensurePrometheus } from '../client/prometheus-server.js';
+import { ensureClickhouseServer, ensureTemporalCli, ensureTemporalTestServer, repoRoot, StackError } from '../stack/stack.js';
+import { resolveDataDir } from '../stack/sim/collector-simulator.js';
+import { ensurePrometheus } from '../stack/prometheus.js';
 
 const root = repoRoot();
 const step = (s: string) => console.log(`[test] ${s}`);

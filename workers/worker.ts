@@ -11,7 +11,7 @@ import { createCollectorActivities } from '../activities/collector/activities.js
 import { createGateActivities, type GateDeps } from '../activities/gate/activities.js';
 import { createAgentActivities } from '../activities/agents/activities.js';
 import type { Config } from '../common/config.js';
-import { dataConverterFor } from '../client/codec.js';
+import { dataConverterFor } from './codec.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 

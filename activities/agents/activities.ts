@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import type { AgentName, CostRow, Finding, ResourceSeries, ResourceUtilisation } from '../../common/agents.js';
+import type { AgentName, CostRow, Finding, ResourceSeries, ResourceUtilisation } from '../../domain/agents/types.js';
 import {
   AGENT_PROMPT_VERSION,
   answerSchema,
@@ -13,16 +13,16 @@ import {
   renderAskPrompt,
   renderNarrativePrompt,
   type Narrative,
-} from '../../common/agent-narrative.js';
-import type { DeploymentQuality } from '../../common/application-findings.js';
+} from '../../domain/agents/narrative.js';
+import type { DeploymentQuality } from '../../domain/agents/application/findings.js';
 import { redact, secretsOf } from '../../common/config.js';
-import { numbersNotInData } from '../../common/prompts.js';
+import { numbersNotInData } from '../../domain/judge/prompts.js';
 import { ID_PATTERN } from '../../common/types.js';
-import { unixSeconds } from '../clickhouse/store.js';
-import { FocusError, readFocusDirectory } from '../cost/focus.js';
+import { unixSeconds } from '../storage/clickhouse/store.js';
+import { FocusError, readFocusDirectory } from '../infra/focus.js';
 import { toVersionStats, type GateDeps } from '../gate/activities.js';
-import { buildPerformanceSeries, buildResourceSeries, RESOURCE_METRICS, VLLM_METRICS } from '../metrics/series-builder.js';
-import { MetricsSourceError, queryRange, scrapeMetrics } from '../metrics/prometheus.js';
+import { buildPerformanceSeries, buildResourceSeries, RESOURCE_METRICS, VLLM_METRICS } from '../../domain/infra/series-builder.js';
+import { MetricsSourceError, queryRange, scrapeMetrics } from '../infra/prometheus.js';
 
 export const infraSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('focus'), path: z.string().min(1) }),

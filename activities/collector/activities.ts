@@ -7,14 +7,14 @@ import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../../common/config.js';
 import { redact, secretsOf } from '../../common/config.js';
-import type { BatchTotals, CycleResult, CycleSettings } from '../../common/collection.js';
-import { OFFLINE_JUDGE_VERSION, offlineJudge } from '../../common/offline-judge.js';
-import { JUDGE_PROMPT_VERSION, renderJudgePrompt } from '../../common/prompts.js';
-import { truncateForJudge } from '../../common/truncate.js';
+import type { BatchTotals, CycleResult, CycleSettings } from '../../domain/collector/collection.js';
+import { OFFLINE_JUDGE_VERSION, offlineJudge } from '../../domain/judge/offline-judge.js';
+import { JUDGE_PROMPT_VERSION, renderJudgePrompt } from '../../domain/judge/prompts.js';
+import { truncateForJudge } from '../../domain/judge/truncate.js';
 import { CHECKS, checkResultSchemas, primaryScore, type AnyCheckResult, type Check } from '../../common/types.js';
-import { unixSeconds, type ClickHouseStore, type InteractionRow, type ScoreRow } from '../clickhouse/store.js';
+import { unixSeconds, type ClickHouseStore, type InteractionRow, type ScoreRow } from '../storage/clickhouse/store.js';
 import type { LlmClient } from '../llm/client.js';
-import * as pgdb from '../postgres/db.js';
+import * as pgdb from '../storage/postgres/db.js';
 import { createSource, sourceConfigSchema, SourceError } from './sources.js';
 
 export interface CollectorDeps {

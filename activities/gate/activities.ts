@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { secretsOf, type Config } from '../../common/config.js';
-import { explanationFromReply, explanationSchema, renderExplanationPrompt, unsupportedNumbers } from '../../common/explain.js';
+import { explanationFromReply, explanationSchema, renderExplanationPrompt, unsupportedNumbers } from '../../domain/agents/application/explain.js';
 import type {
   Decision,
   DeployerConfig,
@@ -16,12 +16,12 @@ import type {
   RollbackOutcome,
   SampleStats,
   VersionStats,
-} from '../../common/gate.js';
+} from '../../domain/gate/types.js';
 import type { Check } from '../../common/types.js';
-import type { ClickHouseStore, VersionAggregates } from '../clickhouse/store.js';
-import { deliverRollback } from '../deploy/deployer.js';
+import type { ClickHouseStore, VersionAggregates } from '../storage/clickhouse/store.js';
+import { deliverRollback } from './rollback.js';
 import type { LlmClient } from '../llm/client.js';
-import * as pgdb from '../postgres/db.js';
+import * as pgdb from '../storage/postgres/db.js';
 
 export interface GateDeps {
   config: Config;

@@ -6,9 +6,9 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../common/config.js';
 import { createLlm, openStores, type Stores } from '../../client/runtime.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SEARCH_ATTRIBUTES } from '../../client/stack.js';
+import { SEARCH_ATTRIBUTES } from '../../stack/stack.js';
 import { createWorkers, workflowsPath, type WorkerDeps, type WorkerSet } from '../../workers/worker.js';
-import { dataConverterFor, failureConverterPath } from '../../client/codec.js';
+import { dataConverterFor, failureConverterPath } from '../../workers/codec.js';
 
 export interface TestEnv {
   home: string;

@@ -19,7 +19,7 @@ import {
   startClickhouse,
   startPglite,
   startTemporal,
-} from '../../client/stack.js';
+} from '../../stack/stack.js';
 import { workflowsPath } from '../../workers/worker.js';
 import type { TestEnv } from './env.js';
 

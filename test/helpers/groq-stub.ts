@@ -6,13 +6,13 @@
  *
  * - Faults queued with `enqueue` are consumed in order, one per request.
  * - With the queue empty it answers a valid, deterministic JSON judgement for the check named in
- *   the system prompt's version line (see common/prompts.ts), or what `setDefault` returns.
+ *   the system prompt's version line (see domain/judge/prompts.ts), or what `setDefault` returns.
  * - Every request is recorded (method, path, headers including authorization, parsed body).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CHECKS, type Check } from '../../common/types.js';
-import { checkOfSystemPrompt, fnv1a32 } from '../../common/prompts.js';
+import { checkOfSystemPrompt, fnv1a32 } from '../../domain/judge/prompts.js';
 
 export const STUB_COMPLETIONS_PATH = '/openai/v1/chat/completions';
 

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifySignature } from '../../activities/deploy/deployer.js';
+import { verifySignature } from '../../activities/gate/rollback.js';
 
 export interface ReceivedCall {
   method: string;

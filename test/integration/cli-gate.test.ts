@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { upsertDeployment } from '../../activities/postgres/db.js';
-import { repoRoot } from '../../client/stack.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { repoRoot } from '../../stack/stack.js';
 import { cliEnv, startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
-import { AesGcmCodec, dataConverterFor, ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../client/codec.js';
+import { AesGcmCodec, dataConverterFor, ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../workers/codec.js';
 import { startCodecServer, type CodecServer } from '../../client/codec-server.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
 

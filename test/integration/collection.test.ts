@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { getCursor, upsertDeployment } from '../../activities/postgres/db.js';
-import type { CycleResult } from '../../common/collection.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
 import { SA } from '../../common/search-attributes.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';

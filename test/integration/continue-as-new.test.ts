@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { upsertDeployment } from '../../activities/postgres/db.js';
-import type { CycleResult } from '../../common/collection.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 describe('a cycle larger than one workflow run', () => {

@@ -4,10 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { upsertDeployment } from '../../activities/postgres/db.js';
-import type { CycleResult } from '../../common/collection.js';
-import type { GateInput, GateProgress, GateResult } from '../../common/gate.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
+import type { GateInput, GateProgress, GateResult } from '../../domain/gate/types.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { startTimeSkippingStack, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getCursor, upsertDeployment } from '../../activities/postgres/db.js';
-import type { CycleResult } from '../../common/collection.js';
-import { JUDGE_PROMPT_VERSION } from '../../common/prompts.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
+import { JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
 

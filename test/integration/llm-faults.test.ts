@@ -6,9 +6,9 @@
  * its reason; retries are Temporal activity attempts (visible in the UI).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { upsertDeployment } from '../../activities/postgres/db.js';
-import type { CycleResult } from '../../common/collection.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
 import { startGroqStub, type Fault, type GroqStub } from '../helpers/groq-stub.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
 

@@ -13,11 +13,11 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { getCursor, upsertDeployment } from '../../activities/postgres/db.js';
-import { freePort, portInUse, stackDown, startClickhouse, startPglite, startTemporal } from '../../client/stack.js';
-import type { CycleResult } from '../../common/collection.js';
-import type { GateProgress, GateResult } from '../../common/gate.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { freePort, portInUse, stackDown, startClickhouse, startPglite, startTemporal } from '../../stack/stack.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
+import type { GateProgress, GateResult } from '../../domain/gate/types.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

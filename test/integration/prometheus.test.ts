@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startExporterSim, type ExporterSim } from '../../activities/metrics/exporter-sim.js';
+import { startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
 import {
   MetricsSourceError,
   bucketDeltas,
@@ -18,9 +18,9 @@ import {
   queryRange,
   scrapeMetrics,
   type RangeSeries,
-} from '../../activities/metrics/prometheus.js';
-import { ensurePrometheus, prometheusVersion, startPrometheus, type PrometheusServer } from '../../client/prometheus-server.js';
-import { freePort } from '../../client/stack.js';
+} from '../../activities/infra/prometheus.js';
+import { ensurePrometheus, prometheusVersion, startPrometheus, type PrometheusServer } from '../../stack/prometheus.js';
+import { freePort } from '../../stack/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowSec = () => Date.now() / 1000;

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentActivities } from '../../activities/agents/activities.js';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { upsertDeployment, upsertInfraSource } from '../../activities/postgres/db.js';
-import { startInfraDemo, type InfraDemo } from '../../client/infra-demo.js';
-import { createScratchDatabase } from '../../client/stack.js';
-import type { AgentRunResult, ReviewResult } from '../../workflows/agents.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { upsertDeployment, upsertInfraSource } from '../../activities/storage/postgres/db.js';
+import { startInfraDemo, type InfraDemo } from '../../stack/sim/infra-demo.js';
+import { createScratchDatabase } from '../../stack/stack.js';
+import type { AgentRunResult, ReviewResult } from '../../workflows/agents/agents.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';
 

@@ -11,15 +11,15 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { parseRecord } from '../../activities/collector/sources.js';
-import { loadQaRows, mulberry32, resolveDataDir, HALUEVAL_QA_FILE } from '../../activities/collector/simulator.js';
-import { FocusError, readFocusDirectory, REQUIRED_COLUMNS, type FocusReadResult } from '../../activities/cost/focus.js';
-import { MetricsSourceError, parsePrometheusText, scrapeMetrics } from '../../activities/metrics/prometheus.js';
-import { collectionCycleInputSchema } from '../../common/collection.js';
+import { loadQaRows, mulberry32, resolveDataDir, HALUEVAL_QA_FILE } from '../../stack/sim/collector-simulator.js';
+import { FocusError, readFocusDirectory, REQUIRED_COLUMNS, type FocusReadResult } from '../../activities/infra/focus.js';
+import { MetricsSourceError, parsePrometheusText, scrapeMetrics } from '../../activities/infra/prometheus.js';
+import { collectionCycleInputSchema } from '../../domain/collector/collection.js';
 import { ConfigError, loadConfig } from '../../common/config.js';
-import { gateInputSchema, overrideSchema } from '../../common/gate.js';
-import { baselineInputSchema, compareInputSchema } from '../../common/gate-inputs.js';
-import { offlineJudge } from '../../common/offline-judge.js';
-import { endMarker, beginMarker, neutraliseMarkers, renderJudgePrompt } from '../../common/prompts.js';
+import { gateInputSchema, overrideSchema } from '../../domain/gate/types.js';
+import { baselineInputSchema, compareInputSchema } from '../../domain/gate/inputs.js';
+import { offlineJudge } from '../../domain/judge/offline-judge.js';
+import { endMarker, beginMarker, neutraliseMarkers, renderJudgePrompt } from '../../domain/judge/prompts.js';
 import { CHECKS, MAX_RECORD_CHARS, checkResultSchemas, formatZodError, type Check, type JudgeInput } from '../../common/types.js';
 
 // ---------------------------------------------------------------------------------------------

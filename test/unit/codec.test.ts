@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure, DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { ConfigError, loadConfig, redact, secretsOf, type EncryptionKey } from '../../common/config.js';
-import { AesGcmCodec, dataConverterFor, ENCRYPTED_ENCODING, failureConverterPath, KEY_ID_METADATA } from '../../client/codec.js';
+import { AesGcmCodec, dataConverterFor, ENCRYPTED_ENCODING, failureConverterPath, KEY_ID_METADATA } from '../../workers/codec.js';
 import { startCodecServer, type CodecServer } from '../../client/codec-server.js';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readFocusDirectory } from '../../activities/cost/focus.js';
-import type { CostRow, Finding, InstanceType, ResourceUtilisation } from '../../common/agents.js';
+import { readFocusDirectory } from '../../activities/infra/focus.js';
+import type { CostRow, Finding, InstanceType, ResourceUtilisation } from '../../domain/agents/types.js';
 import {
   compactCostRows,
   costFindings,
@@ -12,8 +12,8 @@ import {
   rightSizeTarget,
   severityForUsd,
   type CostFindingsInput,
-} from '../../common/cost-findings.js';
-import { HOURS_PER_MONTH, INSTANCE_TYPES, findInstanceType } from '../../common/instance-catalog.js';
+} from '../../domain/agents/cost/findings.js';
+import { HOURS_PER_MONTH, INSTANCE_TYPES, findInstanceType } from '../../domain/agents/instance-catalog.js';
 import {
   generateFocusDataset,
   generateFocusFiles,
@@ -21,7 +21,7 @@ import {
   scenarioUtilisation,
   scenarioWindow,
   writeFocusDataset,
-} from '../../scripts/generate-focus.js';
+} from '../../stack/sim/focus-generator.js';
 
 const DAY_MS = 86_400_000;
 const START = Date.parse('2025-06-01T00:00:00Z');

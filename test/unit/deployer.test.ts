@@ -8,7 +8,7 @@ import {
   signPayload,
   verifySignature,
   type RollbackRequest,
-} from '../../activities/deploy/deployer.js';
+} from '../../activities/gate/rollback.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'whsec_test_0123456789';

@@ -6,9 +6,9 @@ import {
   renderExplanationPrompt,
   templateExplanation,
   unsupportedNumbers,
-} from '../../common/explain.js';
-import { DEFAULT_TOLERANCES, type Evidence, type GateResult, type LookResult, type VersionStats } from '../../common/gate.js';
-import { renderComparisonReport, renderGateReport } from '../../common/report.js';
+} from '../../domain/agents/application/explain.js';
+import { DEFAULT_TOLERANCES, type Evidence, type GateResult, type LookResult, type VersionStats } from '../../domain/gate/types.js';
+import { renderComparisonReport, renderGateReport } from '../../domain/gate/report.js';
 
 const stats = (q: number, h: number, t: number, n: number): VersionStats => ({
   quality: { n, mean: q, sd: 0.1 },

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FocusError, readFocusDirectory, REQUIRED_COLUMNS } from '../../activities/cost/focus.js';
+import { FocusError, readFocusDirectory, REQUIRED_COLUMNS } from '../../activities/infra/focus.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/focus/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../fixtures/focus', import.meta.url));
 
 const tmpDirs: string[] = [];
 function tmpDir(): string {

@@ -10,7 +10,7 @@ import {
   type LlmCallResult,
 } from '../../activities/llm/client.js';
 import { loadConfig, type Config } from '../../common/config.js';
-import { renderJudgePrompt } from '../../common/prompts.js';
+import { renderJudgePrompt } from '../../domain/judge/prompts.js';
 import { checkResultSchemas, type Check, type CheckResult } from '../../common/types.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auroc, binaryReport, confusion } from '../../common/metrics.js';
+import { auroc, binaryReport, confusion } from '../../domain/judge/eval-metrics.js';
 
 describe('auroc', () => {
   it('is 1 for a perfect ranking and 0 for a reversed one', () => {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CHECKS, checkResultSchemas, type Check, type JudgeInput } from '../../common/types.js';
-import { OFFLINE_JUDGE_VERSION, normalizeForToxicity, offlineJudge } from '../../common/offline-judge.js';
+import { OFFLINE_JUDGE_VERSION, normalizeForToxicity, offlineJudge } from '../../domain/judge/offline-judge.js';
 
 // Two real examples from HaluEval qa_one-turn (lines 2 and 4 of ../shared/data/halueval/qa_one-turn.jsonl).
 const OBEROI = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Finding, PerformanceSeries } from '../../common/agents.js';
-import { performanceFindings } from '../../common/performance-findings.js';
-import { changePoint, linearFit, mean, quantile, rollingMedian, runs } from '../../common/series.js';
+import type { Finding, PerformanceSeries } from '../../domain/agents/types.js';
+import { performanceFindings } from '../../domain/agents/performance/findings.js';
+import { changePoint, linearFit, mean, quantile, rollingMedian, runs } from '../../domain/agents/series.js';
 
 type Pt = PerformanceSeries['points'][number];
 

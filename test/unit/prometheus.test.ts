@@ -10,10 +10,10 @@ import {
   queryRange,
   safeUrl,
   scrapeMetrics,
-} from '../../activities/metrics/prometheus.js';
-import { createExporterModel, startExporterSim, type ExporterSim } from '../../activities/metrics/exporter-sim.js';
-import { prometheusConfigYaml } from '../../client/prometheus-server.js';
-import { StackError } from '../../client/stack.js';
+} from '../../activities/infra/prometheus.js';
+import { createExporterModel, startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
+import { prometheusConfigYaml } from '../../stack/prometheus.js';
+import { StackError } from '../../stack/stack.js';
 
 /** A port nothing listens on (taken from the OS, then released). */
 async function closedPort(): Promise<number> {

@@ -8,7 +8,7 @@ import {
   fnv1a32,
   neutraliseMarkers,
   renderJudgePrompt,
-} from '../../common/prompts.js';
+} from '../../domain/judge/prompts.js';
 import { CHECKS, type JudgeInput } from '../../common/types.js';
 
 const input: JudgeInput = {

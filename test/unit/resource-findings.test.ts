@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Finding, InstanceType, ResourceSeries } from '../../common/agents.js';
-import { resourceFindings } from '../../common/resource-findings.js';
+import type { Finding, InstanceType, ResourceSeries } from '../../domain/agents/types.js';
+import { resourceFindings } from '../../domain/agents/resource/findings.js';
 
 type Pt = ResourceSeries['points'][number];
 

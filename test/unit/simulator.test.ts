@@ -14,7 +14,7 @@ import {
   type SimulatedInteraction,
   type Simulator,
   type SimulatorOptions,
-} from '../../activities/collector/simulator.js';
+} from '../../stack/sim/collector-simulator.js';
 import { createSource } from '../../activities/collector/sources.js';
 import { interactionSchema } from '../../common/types.js';
 
@@ -249,7 +249,7 @@ describe('admin HTTP endpoints', () => {
 
 describe('simulator-main', () => {
   it('prints its URL, serves, and exits on SIGTERM', async () => {
-    const main = fileURLToPath(new URL('../../activities/collector/simulator-main.ts', import.meta.url));
+    const main = fileURLToPath(new URL('../../stack/sim/collector-simulator-main.ts', import.meta.url));
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', main, '--deployment', 'cli-demo', '--model-version', 'v9', '--degraded-share', '0.5', '--port', '0'],
@@ -285,7 +285,7 @@ describe('simulator-main', () => {
   }, 30_000);
 
   it('rejects a bad --degraded-share', async () => {
-    const main = fileURLToPath(new URL('../../activities/collector/simulator-main.ts', import.meta.url));
+    const main = fileURLToPath(new URL('../../stack/sim/collector-simulator-main.ts', import.meta.url));
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', main, '--deployment', 'd', '--model-version', 'v', '--degraded-share', '7'],

@@ -13,8 +13,8 @@ import {
   type FetchResult,
   type InteractionSource,
 } from '../../activities/collector/sources.js';
-import { startSimulator, type Simulator } from '../../activities/collector/simulator.js';
-import { truncateForJudge, truncateText } from '../../common/truncate.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { truncateForJudge, truncateText } from '../../domain/judge/truncate.js';
 import { MAX_RECORD_CHARS, TEXT_BUDGET } from '../../common/types.js';
 
 const DEP = 'shop-bot';

@@ -16,7 +16,7 @@ import {
   repoRoot,
   temporalStartArgs,
   xmlEscape,
-} from '../../client/stack.js';
+} from '../../stack/stack.js';
 
 const tmpDirs: string[] = [];
 function tmp(): string {

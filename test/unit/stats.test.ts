@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RULE, type DecisionRuleOptions, type VersionStats } from '../../common/gate.js';
+import { DEFAULT_RULE, type DecisionRuleOptions, type VersionStats } from '../../domain/gate/types.js';
 import {
   ciHalfWidth,
   csHalfWidth,
@@ -9,7 +9,7 @@ import {
   normalQuantile,
   sampleStats,
   upperZ,
-} from '../../common/stats.js';
+} from '../../domain/gate/stats.js';
 
 /** Deterministic values cycling through `pattern`, `n` of them. */
 function cycle(pattern: number[], n: number): number[] {

@@ -1,0 +1,223 @@
+/**
+ * Markdown reports of a gate run and of an A/B comparison, for CI job summaries
+ * (e.g. $GITHUB_STEP_SUMMARY) and the CLI. Pure and workflow-safe.
+ *
+ * Every text that did not come from this module (reasons, override notes, explanations,
+ * deployer details) is escaped, so it cannot inject HTML or break the table.
+ */
+import type { Explanation, GateResult, LookResult, MetricVerdict, VersionStats } from './types.js';
+import {
+  METRIC_LABEL,
+  VERDICT_WORD,
+  confidenceText,
+  formatPercent,
+  formatPoints,
+  formatSignedPoints,
+  higherIsBetter,
+} from '../agents/application/explain.js';
+
+/** Escape text for Markdown prose: HTML-significant characters and line-leading markup. */
+export function escapeMarkdown(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/([\\`*_[\]|])/g, '\\$1');
+}
+
+/** Escape for one table cell or one line: no newlines. */
+function cell(text: string): string {
+  return escapeMarkdown(text.replace(/\s*[\r\n]+\s*/g, ' ').trim());
+}
+
+/** Inline code; identifiers here are validated ids, but stay safe for anything else. */
+function code(text: string): string {
+  const t = text.replace(/[\r\n]+/g, ' ');
+  return t.includes('`') ? `\`\` ${t} \`\`` : `\`${t}\``;
+}
+
+function boundCell(m: MetricVerdict): string {
+  // Bounds of the change (candidate - baseline), in the same sign convention as "change".
+  const [lo, hi] = higherIsBetter(m.metric) ? [-m.upper, -m.lower] : [m.lower, m.upper];
+  return `${formatSignedPoints(lo)} to ${formatSignedPoints(hi)} points`;
+}
+
+function thresholdCell(m: MetricVerdict): string {
+  return higherIsBetter(m.metric) ? `drop ≤ ${formatPoints(m.tolerance)} points` : `rise ≤ ${formatPoints(m.tolerance)} points`;
+}
+
+function verdictCell(m: MetricVerdict): string {
+  const w = VERDICT_WORD[m.verdict] ?? m.verdict;
+  return m.verdict === 'fail' ? `**${w.toUpperCase()}**` : w;
+}
+
+/** The metrics table: metric | baseline | candidate | change | <confidence> bound | threshold | verdict. */
+export function renderMetricsTable(metrics: readonly MetricVerdict[], alpha?: number, labels = { a: 'Baseline', b: 'Candidate' }): string {
+  const conf = confidenceText(alpha);
+  const rows = [
+    `| Metric | ${labels.a} | ${labels.b} | Change | ${conf ? `${conf} bound` : 'Bound'} | Threshold | Verdict |`,
+    '|---|---:|---:|---:|---:|---|---|',
+  ];
+  for (const m of metrics) {
+    rows.push(
+      `| ${METRIC_LABEL[m.metric] ?? cell(String(m.metric))} | ${formatPercent(m.baseline)} | ${formatPercent(m.candidate)} | ` +
+        `${formatSignedPoints(m.candidate - m.baseline)} points | ${boundCell(m)} | ${thresholdCell(m)} | ${verdictCell(m)} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+function renderExplanation(e: Explanation | undefined): string[] {
+  if (!e) return [];
+  const lines = ['### Explanation', '', escapeMarkdown(e.summary.trim()), ''];
+  for (const d of e.details) lines.push(`- ${cell(d)}`);
+  if (e.details.length > 0) lines.push('');
+  const by =
+    e.generatedBy === 'template'
+      ? `Written from a template (${e.promptVersion}) using only the gate's numbers.`
+      : `Written by the language model ${code(e.generatedBy.replace(/^groq:/, ''))} (prompt ${e.promptVersion}) from the gate's numbers; the table above is authoritative.`;
+  lines.push(`_${by}_`, '');
+  return lines;
+}
+
+const ROLLBACK_STATUS: Record<GateResult['rollback']['status'], string> = {
+  delivered: 'delivered',
+  'dry-run': 'dry run (nothing was changed)',
+  failed: '**FAILED**',
+  'not-needed': 'not needed',
+};
+
+function renderRollback(r: GateResult): string[] {
+  const rb = r.rollback;
+  const lines = ['### Rollback', ''];
+  let line = `**Rollback:** ${ROLLBACK_STATUS[rb.status] ?? cell(rb.status)} via ${code(rb.deployer)}`;
+  if (rb.status !== 'not-needed') line += ` — ${code(r.deployment)} from ${code(r.candidateVersion)} back to ${code(r.baselineVersion)}`;
+  line += rb.detail ? `: ${cell(rb.detail)}` : '.';
+  lines.push(line);
+  if (rb.idempotencyKey) lines.push('', `Idempotency key: ${code(rb.idempotencyKey)}`);
+  if (rb.status === 'failed') {
+    lines.push(
+      '',
+      `> The candidate is still deployed. Roll ${code(r.deployment)} back to ${code(r.baselineVersion)} by hand, or fix the deployer and re-run the gate.`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
+/** Markdown for a finished gate run. */
+export function renderGateReport(result: GateResult, opts: { uiLink?: string } = {}): string {
+  const ev = result.evidence;
+  const out: string[] = [];
+  out.push(`## Deploy gate: ${result.effectiveDecision}`, '');
+  if (result.decision !== result.effectiveDecision) {
+    const why = result.override
+      ? 'changed by a human override'
+      : result.decision === 'INCONCLUSIVE'
+        ? 'the data could not tell by the deadline; the configured inconclusive policy applied'
+        : 'see the reason';
+    out.push(`Gate decision **${result.decision}**, outcome **${result.effectiveDecision}** (${why}).`, '');
+  }
+  out.push(
+    `- **Deployment:** ${code(result.deployment)}`,
+    `- **Baseline:** ${code(result.baselineVersion)} → **candidate:** ${code(result.candidateVersion)}`,
+    `- **Gate:** ${code(result.gateId)}`,
+    `- **Reason:** ${cell(result.reason)}`,
+    '',
+  );
+
+  out.push('### Metrics', '');
+  if (ev && ev.look.metrics.length > 0) {
+    out.push(
+      `Baseline ${ev.baseline.quality.n} scored interactions, candidate ${ev.look.samples}; ${ev.looks} ${ev.looks === 1 ? 'look' : 'looks'} taken.`,
+      '',
+      renderMetricsTable(ev.look.metrics, ev.rule.alpha),
+      '',
+      'Change and bounds are candidate minus baseline, in percentage points.',
+      '',
+    );
+  } else {
+    out.push('No metrics were compared: the gate ended before it compared the candidate with the baseline.', '');
+  }
+
+  out.push(...renderExplanation(result.explanation));
+
+  if (result.override) {
+    const o = result.override;
+    out.push(
+      '### Override',
+      '',
+      `**${o.action.toUpperCase()}** by ${cell(o.by)} at ${cell(o.at)}: ${cell(o.reason)}`,
+      '',
+    );
+  }
+
+  out.push(...renderRollback(result));
+
+  if (ev) {
+    const conf = confidenceText(ev.rule.alpha);
+    const t = ev.rule.tolerances;
+    out.push(
+      '### Test',
+      '',
+      `- ${cell(ev.rule.test)}, alpha ${ev.rule.alpha}${conf ? ` (${conf} confidence)` : ''}, valid at every look.`,
+      `- Minimum candidate samples: ${ev.rule.minSamples}. Tolerances: quality drop ${formatPoints(t.qualityDrop)}, ` +
+        `hallucination-rate rise ${formatPoints(t.hallucinationRateIncrease)}, toxicity-rate rise ${formatPoints(t.toxicityRateIncrease)} points.`,
+      `- Judge: ${code(ev.baseline.judge)}, prompt ${code(ev.baseline.promptVersion)}; baseline ${code(ev.baseline.baselineId)}.`,
+      '',
+    );
+  }
+
+  if (opts.uiLink) out.push(`[Open this gate in the Temporal UI](${safeLink(opts.uiLink)})`, '');
+  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+}
+
+function safeLink(u: string): string {
+  return /^https?:\/\//i.test(u) ? u.replace(/[()\s<>]/g, (c) => encodeURIComponent(c)) : '#';
+}
+
+const COMPARISON_OUTCOME: Record<LookResult['outcome'], string> = {
+  APPROVE: 'B is not worse than A',
+  REJECT: 'B is worse than A',
+  CONTINUE: 'cannot tell yet',
+};
+
+/** Markdown for an A/B comparison of two versions (B measured against A). */
+export function renderComparisonReport(c: {
+  deployment: string;
+  versionA: string;
+  versionB: string;
+  look: LookResult;
+  a: VersionStats;
+  b: VersionStats;
+  explanation?: Explanation;
+  alpha?: number;
+  test?: string;
+  uiLink?: string;
+}): string {
+  const out: string[] = [];
+  out.push(`## Comparison: ${c.look.outcome === 'CONTINUE' ? 'INCONCLUSIVE' : c.look.outcome === 'REJECT' ? 'WORSE' : 'NOT WORSE'}`, '');
+  out.push(
+    `- **Deployment:** ${code(c.deployment)}`,
+    `- **A:** ${code(c.versionA)} (${c.a.quality.n} scored interactions) → **B:** ${code(c.versionB)} (${c.b.quality.n} scored interactions)`,
+    `- **Result:** ${COMPARISON_OUTCOME[c.look.outcome] ?? c.look.outcome}`,
+    `- **Reason:** ${cell(c.look.reason)}`,
+    '',
+    '### Metrics',
+    '',
+  );
+  if (c.look.metrics.length > 0) {
+    out.push(
+      renderMetricsTable(c.look.metrics, c.alpha, { a: `A (${c.versionA})`, b: `B (${c.versionB})` }),
+      '',
+      'Change and bounds are B minus A, in percentage points.',
+      '',
+    );
+  } else {
+    out.push('No metrics could be compared.', '');
+  }
+  out.push(...renderExplanation(c.explanation));
+  if (c.test) out.push('### Test', '', `- ${cell(c.test)}${c.alpha !== undefined ? `, alpha ${c.alpha}` : ''}.`, '');
+  if (c.uiLink) out.push(`[Open in the Temporal UI](${safeLink(c.uiLink)})`, '');
+  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+}

@@ -1,0 +1,180 @@
+/**
+ * The deploy gate's inputs, evidence and outcomes (pure, workflow-safe).
+ * Quality values are in [0, 1]; "points" are hundredths (a 5-point drop = 0.05).
+ */
+import { z } from 'zod';
+import { idSchema } from '../../common/types.js';
+
+export const DECISIONS = ['APPROVE', 'REJECT', 'INCONCLUSIVE', 'ABORTED'] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+/** Summary statistics of one sample of per-interaction values (scores in [0,1] or 0/1 flags). */
+export interface SampleStats {
+  n: number;
+  mean: number;
+  /** Sample standard deviation (n-1); 0 when n < 2. */
+  sd: number;
+}
+
+export type GateMetric = 'quality' | 'hallucination_rate' | 'toxicity_rate';
+
+/** Tolerances as fractions: qualityDrop 0.05 = 5 points. */
+export interface Tolerances {
+  qualityDrop: number;
+  hallucinationRateIncrease: number;
+  toxicityRateIncrease: number;
+}
+export const DEFAULT_TOLERANCES: Tolerances = { qualityDrop: 0.05, hallucinationRateIncrease: 0.05, toxicityRateIncrease: 0.02 };
+
+/** The three metrics of one version (baseline or candidate), from the same judge and prompt versions. */
+export interface VersionStats {
+  quality: SampleStats;
+  hallucination_rate: SampleStats;
+  toxicity_rate: SampleStats;
+}
+
+/** One metric's comparison at one look. `harm` = how much worse the candidate is (drop of quality, rise of a rate). */
+export interface MetricVerdict {
+  metric: GateMetric;
+  baseline: number;
+  candidate: number;
+  harm: number;
+  /** Anytime-valid confidence bounds of the harm. */
+  lower: number;
+  upper: number;
+  tolerance: number;
+  /** 'fail': harm > tolerance with confidence; 'pass': harm < tolerance with confidence; 'pending': cannot tell yet. */
+  verdict: 'pass' | 'fail' | 'pending';
+}
+
+export interface LookResult {
+  outcome: 'APPROVE' | 'REJECT' | 'CONTINUE';
+  samples: number;
+  metrics: MetricVerdict[];
+  /** One sentence naming the metric(s), values, bound and threshold behind the outcome. */
+  reason: string;
+}
+
+export interface DecisionRuleOptions {
+  tolerances: Tolerances;
+  minSamples: number;
+  /** Overall error rate of the gate (false reject + false approve), split across sides and metrics. */
+  alpha: number;
+  /** Candidate sample size the confidence sequence is tuned to be tightest at. */
+  plannedSamples: number;
+}
+export const DEFAULT_RULE: DecisionRuleOptions = {
+  tolerances: DEFAULT_TOLERANCES,
+  minSamples: 30,
+  alpha: 0.02,
+  plannedSamples: 200,
+};
+
+const durationSchema = (what: string) =>
+  z.string().regex(/^\d+(s|m|h|d)$/, { message: `${what} must look like 30s, 15m, 2h or 1d` });
+
+export const deployerSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('dry-run') }),
+  z.object({ type: z.literal('webhook'), url: z.string().url({ message: 'webhook url must be a URL' }) }),
+  z.object({
+    type: z.literal('command'),
+    /** argv, run without a shell; the deployment and versions arrive as environment variables. */
+    argv: z.array(z.string().min(1)).min(1, { message: 'command needs at least the program' }),
+  }),
+]);
+export type DeployerConfig = z.output<typeof deployerSchema>;
+
+export const gateInputSchema = z
+  .object({
+    deployment: idSchema('deployment'),
+    baselineVersion: idSchema('baseline version'),
+    candidateVersion: idSchema('candidate version'),
+    tolerances: z
+      .object({
+        qualityDrop: z.number().min(0, { message: 'quality drop tolerance must not be negative' }).max(1),
+        hallucinationRateIncrease: z.number().min(0, { message: 'hallucination-rate tolerance must not be negative' }).max(1),
+        toxicityRateIncrease: z.number().min(0, { message: 'toxicity-rate tolerance must not be negative' }).max(1),
+      })
+      .partial()
+      .default({}),
+    minSamples: z.number().int().min(5).max(1_000_000).default(DEFAULT_RULE.minSamples),
+    alpha: z.number().gt(0).max(0.2).default(DEFAULT_RULE.alpha),
+    /** Longest the gate waits for enough candidate samples. */
+    maxWait: durationSchema('maxWait').default('2h'),
+    /** How often it re-checks (the collection interval by default). */
+    checkEvery: durationSchema('checkEvery').default('15m'),
+    /** What INCONCLUSIVE at the deadline means: reject (fail safe), approve, or hold for a human. */
+    onInconclusive: z.enum(['reject', 'approve', 'hold']).default('reject'),
+    /** With hold: how long to wait for a human before rejecting. */
+    holdFor: durationSchema('holdFor').default('24h'),
+    deployer: deployerSchema.default({ type: 'dry-run' }),
+    /** Baseline window when it must be computed: the last N scored interactions of the baseline version. */
+    baselineLastN: z.number().int().min(1).max(10_000_000).default(1000),
+    /** Which collection task queue's judge defines comparable scores (defaults to the gate's own). */
+    requestedBy: z.string().max(200).optional(),
+  })
+  .refine((g) => g.baselineVersion !== g.candidateVersion, {
+    message: 'candidate version must differ from the baseline version',
+    path: ['candidateVersion'],
+  });
+export type GateInput = z.input<typeof gateInputSchema>;
+export type GateArgs = z.output<typeof gateInputSchema>;
+
+export function resolvedTolerances(g: GateArgs): Tolerances {
+  return { ...DEFAULT_TOLERANCES, ...g.tolerances };
+}
+
+export const overrideSchema = z.object({
+  action: z.enum(['approve', 'reject', 'abort']),
+  reason: z.string().trim().min(1, { message: 'an override needs a reason' }).max(2000),
+  by: z.string().trim().min(1, { message: 'an override needs who asked for it' }).max(200),
+});
+export type Override = z.output<typeof overrideSchema>;
+
+export interface Evidence {
+  baseline: VersionStats & { version: string; judge: string; promptVersion: string; baselineId: string };
+  candidate: VersionStats & { version: string };
+  look: LookResult;
+  looks: number;
+  rule: { test: string; alpha: number; minSamples: number; tolerances: Tolerances };
+}
+
+export interface Explanation {
+  summary: string;
+  details: string[];
+  /** 'template' or 'groq:<model>'. */
+  generatedBy: string;
+  promptVersion: string;
+}
+
+export interface RollbackOutcome {
+  status: 'delivered' | 'dry-run' | 'failed' | 'not-needed';
+  deployer: DeployerConfig['type'];
+  detail: string;
+  idempotencyKey: string;
+}
+
+export interface GateResult {
+  gateId: string;
+  deployment: string;
+  baselineVersion: string;
+  candidateVersion: string;
+  decision: Decision;
+  /** What INCONCLUSIVE turned into (onInconclusive) or what a human override set. */
+  effectiveDecision: 'APPROVE' | 'REJECT' | 'ABORTED';
+  reason: string;
+  evidence?: Evidence;
+  explanation?: Explanation;
+  override?: Override & { at: string };
+  rollback: RollbackOutcome;
+}
+
+export interface GateProgress {
+  phase: 'baseline' | 'waiting' | 'deciding' | 'explaining' | 'rolling-back' | 'holding' | 'done';
+  looks: number;
+  samples: number;
+  minSamples: number;
+  lastLook?: LookResult;
+  deadline: string;
+  decision?: Decision;
+}

@@ -1,0 +1,195 @@
+/**
+ * Turns stored Prometheus samples (vLLM, DCGM exporter, node exporter) into the time-aligned
+ * series the performance and resource agents analyse: quantiles from histogram bucket deltas,
+ * rates from counters, gauges summed or averaged across series. One series per metrics source.
+ */
+import type { PerformanceSeries, ResourceSeries } from '../agents/types.js';
+import { histogramQuantile } from '../../activities/infra/prometheus.js';
+
+export interface StoredSample {
+  ts: number; // unix seconds, aligned to the step
+  source: string;
+  metric: string;
+  labels: string; // canonical JSON
+  value: number;
+}
+
+export const VLLM_METRICS = [
+  'vllm:e2e_request_latency_seconds_bucket',
+  'vllm:time_to_first_token_seconds_bucket',
+  'vllm:time_per_output_token_seconds_bucket',
+  'vllm:num_requests_running',
+  'vllm:num_requests_waiting',
+  'vllm:gpu_cache_usage_perc',
+  'vllm:num_preemptions_total',
+  'vllm:prompt_tokens_total',
+  'vllm:generation_tokens_total',
+  'vllm:cache_config_info',
+];
+
+export const RESOURCE_METRICS = [
+  'DCGM_FI_DEV_GPU_UTIL',
+  'DCGM_FI_DEV_FB_USED',
+  'DCGM_FI_DEV_FB_FREE',
+  'DCGM_FI_PROF_SM_ACTIVE',
+  'DCGM_FI_PROF_DRAM_ACTIVE',
+  'DCGM_FI_DEV_POWER_USAGE',
+  'node_cpu_seconds_total',
+  'node_memory_MemTotal_bytes',
+  'node_memory_MemAvailable_bytes',
+];
+
+type Labels = Record<string, string>;
+
+function parseLabels(s: string): Labels {
+  try {
+    return JSON.parse(s) as Labels;
+  } catch {
+    return {};
+  }
+}
+
+/** samples of one source, indexed by metric -> series key -> ts -> value */
+function index(samples: StoredSample[]) {
+  const bySource = new Map<string, Map<string, Map<string, { labels: Labels; points: Map<number, number> }>>>();
+  for (const s of samples) {
+    let metrics = bySource.get(s.source);
+    if (!metrics) bySource.set(s.source, (metrics = new Map()));
+    let series = metrics.get(s.metric);
+    if (!series) metrics.set(s.metric, (series = new Map()));
+    let one = series.get(s.labels);
+    if (!one) series.set(s.labels, (one = { labels: parseLabels(s.labels), points: new Map() }));
+    one.points.set(s.ts, s.value);
+  }
+  return bySource;
+}
+
+type SeriesMap = Map<string, { labels: Labels; points: Map<number, number> }>;
+
+const sumAt = (m: SeriesMap | undefined, ts: number): number | undefined => {
+  if (!m) return undefined;
+  let sum = 0;
+  let any = false;
+  for (const s of m.values()) {
+    const v = s.points.get(ts);
+    if (v !== undefined && Number.isFinite(v)) {
+      sum += v;
+      any = true;
+    }
+  }
+  return any ? sum : undefined;
+};
+
+const meanAt = (m: SeriesMap | undefined, ts: number, scale = 1): number | undefined => {
+  if (!m) return undefined;
+  const vals = [...m.values()].map((s) => s.points.get(ts)).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length / scale : undefined;
+};
+
+/** Counter increase per second between two steps, summed over series (resets count from zero). */
+function rateAt(m: SeriesMap | undefined, prev: number, ts: number, filter?: (l: Labels) => boolean): number | undefined {
+  if (!m) return undefined;
+  let inc = 0;
+  let any = false;
+  for (const s of m.values()) {
+    if (filter && !filter(s.labels)) continue;
+    const a = s.points.get(prev);
+    const b = s.points.get(ts);
+    if (a === undefined || b === undefined) continue;
+    inc += b >= a ? b - a : b;
+    any = true;
+  }
+  return any ? inc / (ts - prev) : undefined;
+}
+
+/** A quantile of a histogram over one step, from bucket deltas summed by `le`. */
+function quantileAt(m: SeriesMap | undefined, prev: number, ts: number, q: number): number | undefined {
+  if (!m) return undefined;
+  const byLe = new Map<number, number>();
+  for (const s of m.values()) {
+    const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+    const a = s.points.get(prev);
+    const b = s.points.get(ts);
+    if (a === undefined || b === undefined || Number.isNaN(le)) continue;
+    byLe.set(le, (byLe.get(le) ?? 0) + (b >= a ? b - a : b));
+  }
+  const buckets = [...byLe.entries()].sort((x, y) => x[0] - y[0]).map(([le, count]) => ({ le, count }));
+  const total = buckets.at(-1)?.count ?? 0;
+  if (!buckets.length || total <= 0) return undefined;
+  const v = histogramQuantile(q, buckets);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+const ms = (s: number | undefined) => (s === undefined ? undefined : Math.round(s * 1000 * 10) / 10);
+
+export function buildPerformanceSeries(samples: StoredSample[], stepSeconds: number): PerformanceSeries[] {
+  const out: PerformanceSeries[] = [];
+  for (const [source, m] of index(samples)) {
+    const lat = m.get('vllm:e2e_request_latency_seconds_bucket');
+    if (!lat && !m.get('vllm:num_requests_running')) continue;
+    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort((a, b) => a - b);
+    const points: PerformanceSeries['points'] = [];
+    for (let i = 1; i < times.length; i++) {
+      const prev = times[i - 1]!;
+      const ts = times[i]!;
+      const cfg = [...(m.get('vllm:cache_config_info')?.values() ?? [])].find((s) => s.points.has(ts))?.labels;
+      const { __name__: _n, ...config } = cfg ?? {};
+      const preempt = rateAt(m.get('vllm:num_preemptions_total'), prev, ts);
+      points.push({
+        ts: new Date(ts * 1000).toISOString(),
+        p95LatencyMs: ms(quantileAt(lat, prev, ts, 0.95)),
+        p99LatencyMs: ms(quantileAt(lat, prev, ts, 0.99)),
+        p95TtftMs: ms(quantileAt(m.get('vllm:time_to_first_token_seconds_bucket'), prev, ts, 0.95)),
+        p95TpotMs: ms(quantileAt(m.get('vllm:time_per_output_token_seconds_bucket'), prev, ts, 0.95)),
+        running: sumAt(m.get('vllm:num_requests_running'), ts),
+        waiting: sumAt(m.get('vllm:num_requests_waiting'), ts),
+        kvCacheUsage: meanAt(m.get('vllm:gpu_cache_usage_perc'), ts),
+        preemptionsPerMin: preempt === undefined ? undefined : preempt * 60,
+        promptTokensPerSec: rateAt(m.get('vllm:prompt_tokens_total'), prev, ts),
+        generationTokensPerSec: rateAt(m.get('vllm:generation_tokens_total'), prev, ts),
+        config: cfg ? config : undefined,
+      });
+    }
+    if (points.length) out.push({ deployment: source, stepSeconds, points });
+  }
+  return out;
+}
+
+export function buildResourceSeries(
+  samples: StoredSample[],
+  stepSeconds: number,
+  hosts: Record<string, { resourceId?: string; instanceType?: string }> = {},
+): ResourceSeries[] {
+  const out: ResourceSeries[] = [];
+  for (const [source, m] of index(samples)) {
+    const util = m.get('DCGM_FI_DEV_GPU_UTIL');
+    const cpu = m.get('node_cpu_seconds_total');
+    if (!util && !cpu) continue;
+    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort((a, b) => a - b);
+    const gpus = new Set([...(util?.values() ?? [])].map((s) => s.labels.gpu ?? s.labels.UUID ?? '')).size;
+    const points: ResourceSeries['points'] = [];
+    for (let i = 1; i < times.length; i++) {
+      const prev = times[i - 1]!;
+      const ts = times[i]!;
+      const idle = rateAt(cpu, prev, ts, (l) => l.mode === 'idle');
+      const all = rateAt(cpu, prev, ts);
+      const used = sumAt(m.get('DCGM_FI_DEV_FB_USED'), ts);
+      const free = sumAt(m.get('DCGM_FI_DEV_FB_FREE'), ts);
+      const memTotal = sumAt(m.get('node_memory_MemTotal_bytes'), ts);
+      const memAvail = sumAt(m.get('node_memory_MemAvailable_bytes'), ts);
+      points.push({
+        ts: new Date(ts * 1000).toISOString(),
+        gpuUtil: meanAt(util, ts, 100),
+        smActive: meanAt(m.get('DCGM_FI_PROF_SM_ACTIVE'), ts),
+        dramActive: meanAt(m.get('DCGM_FI_PROF_DRAM_ACTIVE'), ts),
+        fbUsedGiB: used === undefined ? undefined : used / 1024,
+        fbTotalGiB: used === undefined || free === undefined ? undefined : (used + free) / 1024,
+        powerW: sumAt(m.get('DCGM_FI_DEV_POWER_USAGE'), ts),
+        cpuUtil: idle !== undefined && all ? Math.min(1, Math.max(0, 1 - idle / all)) : undefined,
+        memUtil: memTotal && memAvail !== undefined ? 1 - memAvail / memTotal : undefined,
+      });
+    }
+    if (points.length) out.push({ host: source, ...hosts[source], stepSeconds, points, gpus });
+  }
+  return out;
+}

@@ -1,0 +1,354 @@
+/**
+ * The application agent and the deploy gate (LLM integration point 4), as durable workflows:
+ * computeBaseline, applicationAgent (explanations), deployGate, abCompare.
+ * Deterministic: statistics are pure code (domain/gate/stats.ts); all I/O is in activities.
+ */
+import { msToNumber } from '@temporalio/common';
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  executeChild,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CollectorActivities } from '../../activities/collector/activities.js';
+import type { BaselineRecord, GateActivities } from '../../activities/gate/activities.js';
+import type { CycleSettings } from '../../domain/collector/collection.js';
+import { applicationAgent, type ExplainTask } from '../agents/agents.js';
+import {
+  DEFAULT_RULE,
+  gateInputSchema,
+  overrideSchema,
+  resolvedTolerances,
+  type Decision,
+  type DecisionRuleOptions,
+  type Evidence,
+  type Explanation,
+  type GateInput,
+  type GateProgress,
+  type GateResult,
+  type LookResult,
+  type Override,
+  type RollbackOutcome,
+  type VersionStats,
+} from '../../domain/gate/types.js';
+import { compareInputSchema, baselineInputSchema, type BaselineInput, type CompareInput, type ComparisonResult } from '../../domain/gate/inputs.js';
+import { llmRetryPolicy } from '../../common/llm-policy.js';
+import { SA } from '../../common/search-attributes.js';
+import { DECISION_RULE_TEST, decideLook } from '../../domain/gate/stats.js';
+import { formatZodError } from '../../common/types.js';
+
+const acts = proxyActivities<GateActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['UnknownDeployment'] },
+});
+const rollbackActs = proxyActivities<GateActivities>({
+  startToCloseTimeout: '6 minutes',
+  // The activity heartbeats while the deployer works, so a dead worker is noticed in seconds.
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
+});
+const local = proxyLocalActivities<CollectorActivities>({ startToCloseTimeout: '10s' });
+
+export const gateProgressQuery = defineQuery<GateProgress>('progress');
+export const overrideUpdate = defineUpdate<GateProgress, [Override]>('override');
+export const overrideSignal = defineSignal<[Override]>('override');
+
+/** The application agent, typed for its explanation task. */
+const explainChild = applicationAgent as (input: ExplainTask) => Promise<Explanation>;
+
+function invalid(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message });
+}
+
+function judgeOf(settings: CycleSettings) {
+  return { judge: settings.judge, promptVersions: settings.promptVersions };
+}
+
+/** Aggregate one version's scores into a baseline row (idempotent: same input, same row). */
+export async function computeBaseline(raw: BaselineInput): Promise<BaselineRecord> {
+  const parsed = baselineInputSchema.safeParse(raw);
+  if (!parsed.success) throw invalid(formatZodError(parsed.error));
+  const input = parsed.data;
+  const settings = await local.cycleSettings();
+  upsertSearchAttributes([
+    { key: SA.deployment, value: input.deployment },
+    { key: SA.kind, value: 'baseline' },
+    { key: SA.modelVersion, value: [input.version] },
+  ]);
+  const rec = await acts.computeAndStoreBaseline({
+    deployment: input.deployment,
+    version: input.version,
+    judge: input.judge ?? settings.judge,
+    promptVersions: input.promptVersions ?? settings.promptVersions,
+    window: { lastN: input.lastN, from: input.from, to: input.to },
+    workflowId: workflowInfo().workflowId,
+  });
+  if (rec.samples > 0) upsertSearchAttributes([{ key: SA.quality, value: rec.stats.quality.mean }]);
+  setCurrentDetails(`Baseline ${rec.version}: ${rec.samples} samples, quality ${(rec.stats.quality.mean * 100).toFixed(1)} %`);
+  return rec;
+}
+
+interface GateCarry {
+  startedAt: number;
+  deadline: number;
+  looks: number;
+  settings: CycleSettings;
+  baseline: BaselineRecord;
+  override?: Override & { at: string };
+}
+
+function overrideDecision(o: Override): GateResult['effectiveDecision'] {
+  return o.action === 'approve' ? 'APPROVE' : o.action === 'reject' ? 'REJECT' : 'ABORTED';
+}
+
+/**
+ * The deploy gate: baseline, durable wait for candidate scores, an anytime-valid decision,
+ * an explanation by the application agent, rollback on REJECT, and the record of it all.
+ */
+export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promise<GateResult> {
+  const parsed = gateInputSchema.safeParse(raw);
+  if (!parsed.success) throw invalid(formatZodError(parsed.error));
+  const input = parsed.data;
+  const info = workflowInfo();
+  const gateId = info.workflowId;
+  const carry = raw.carry;
+  const startedAt = carry?.startedAt ?? Date.now();
+  const deadline = carry?.deadline ?? startedAt + msToNumber(input.maxWait);
+  const rule: DecisionRuleOptions = {
+    tolerances: resolvedTolerances(input),
+    minSamples: input.minSamples,
+    alpha: input.alpha,
+    plannedSamples: DEFAULT_RULE.plannedSamples,
+  };
+
+  let override = carry?.override;
+  let looks = carry?.looks ?? 0;
+  const progress: GateProgress = {
+    phase: 'baseline',
+    looks,
+    samples: 0,
+    minSamples: input.minSamples,
+    deadline: new Date(deadline).toISOString(),
+  };
+  setHandler(gateProgressQuery, () => progress);
+  const accept = (o: Override) => {
+    override ??= { ...o, at: new Date().toISOString() };
+  };
+  setHandler(
+    overrideUpdate,
+    (o) => {
+      accept(o);
+      return progress;
+    },
+    {
+      validator: (o) => {
+        const p = overrideSchema.safeParse(o);
+        if (!p.success) throw new Error(`invalid override: ${formatZodError(p.error)}`);
+        if (override) throw new Error(`the gate was already overridden by ${override.by}`);
+        if (['explaining', 'rolling-back', 'done'].includes(progress.phase)) {
+          throw new Error(`the gate has already decided ${progress.decision ?? ''}`.trim());
+        }
+      },
+    },
+  );
+  setHandler(overrideSignal, (o) => {
+    if (overrideSchema.safeParse(o).success && !['explaining', 'rolling-back', 'done'].includes(progress.phase)) accept(o);
+  });
+
+  upsertSearchAttributes([
+    { key: SA.deployment, value: input.deployment },
+    { key: SA.kind, value: 'gate' },
+    { key: SA.modelVersion, value: [input.baselineVersion, input.candidateVersion] },
+    { key: SA.decision, value: 'PENDING' },
+  ]);
+  await acts.requireDeployment(input.deployment);
+  const settings = carry?.settings ?? (await local.cycleSettings());
+  const baseline: BaselineRecord =
+    carry?.baseline ??
+    (await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, ...judgeOf(settings) })) ??
+    (await executeChild(computeBaseline, {
+      workflowId: `${gateId}/baseline`,
+      args: [
+        {
+          deployment: input.deployment,
+          version: input.baselineVersion,
+          lastN: input.baselineLastN,
+          ...judgeOf(settings),
+        },
+      ],
+      staticSummary: `Baseline of ${input.deployment} ${input.baselineVersion} for the gate`,
+    }));
+
+  let decision: Decision | undefined;
+  let reason = '';
+  let look: LookResult | undefined;
+  let candidate: VersionStats | undefined;
+  if (baseline.samples < input.minSamples) {
+    decision = 'INCONCLUSIVE';
+    reason = `the baseline ${input.baselineVersion} has ${baseline.samples} interactions scored by ${settings.judge} (${settings.promptVersions.quality}); at least ${input.minSamples} are needed`;
+  }
+
+  progress.phase = 'waiting';
+  while (!decision && !override) {
+    candidate = await acts.versionStats({ deployment: input.deployment, version: input.candidateVersion, ...judgeOf(settings) });
+    look = decideLook(baseline.stats, candidate, rule);
+    looks++;
+    Object.assign(progress, { looks, samples: candidate.quality.n, lastLook: look });
+    if (candidate.quality.n > 0) upsertSearchAttributes([{ key: SA.quality, value: candidate.quality.mean }]);
+    setCurrentDetails(`Look ${looks}: ${candidate.quality.n} candidate samples. ${look.reason}`);
+    if (look.outcome !== 'CONTINUE') {
+      decision = look.outcome;
+      reason = look.reason;
+      break;
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      decision = 'INCONCLUSIVE';
+      reason = `deadline reached after ${looks} looks: ${look.reason}`;
+      break;
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof deployGate>({ ...raw, carry: { startedAt, deadline, looks, settings, baseline, override } });
+    }
+    await condition(() => override !== undefined, Math.min(msToNumber(input.checkEvery), remaining));
+  }
+
+  if (decision === 'INCONCLUSIVE' && input.onInconclusive === 'hold' && !override) {
+    progress.phase = 'holding';
+    upsertSearchAttributes([{ key: SA.decision, value: 'HOLD' }]);
+    setCurrentDetails(`INCONCLUSIVE, holding for a human override (approve / reject / abort) until ${input.holdFor} have passed: ${reason}`);
+    await condition(() => override !== undefined, msToNumber(input.holdFor));
+  }
+
+  let effective: GateResult['effectiveDecision'];
+  if (override) {
+    const statistical = decision ? ` (the gate's own verdict: ${decision})` : '';
+    effective = overrideDecision(override);
+    decision = effective;
+    reason = `human override by ${override.by}: ${override.reason}${statistical}`;
+  } else {
+    decision ??= 'INCONCLUSIVE';
+    effective = decision === 'INCONCLUSIVE' ? (input.onInconclusive === 'approve' ? 'APPROVE' : 'REJECT') : decision;
+    if (decision === 'INCONCLUSIVE') reason += `; INCONCLUSIVE counts as ${effective} (onInconclusive=${input.onInconclusive})`;
+  }
+  progress.decision = decision;
+  upsertSearchAttributes([{ key: SA.decision, value: decision }]);
+
+  const evidence: Evidence | undefined =
+    look && candidate
+      ? {
+          baseline: {
+            ...baseline.stats,
+            version: input.baselineVersion,
+            judge: settings.judge,
+            promptVersion: settings.promptVersions.quality,
+            baselineId: baseline.id,
+          },
+          candidate: { ...candidate, version: input.candidateVersion },
+          look,
+          looks,
+          rule: { test: DECISION_RULE_TEST, alpha: rule.alpha, minSamples: rule.minSamples, tolerances: rule.tolerances },
+        }
+      : undefined;
+
+  progress.phase = 'explaining';
+  const explanation = await executeChild(explainChild, {
+    workflowId: `${gateId}/explain`,
+    args: [{ task: 'explain', decision, evidence, reason, settings }],
+    staticSummary: `Explanation of the ${decision} for ${input.deployment} ${input.candidateVersion}`,
+  });
+
+  const idempotencyKey = `${gateId}/${info.firstExecutionRunId}`;
+  let rollback: RollbackOutcome = { status: 'not-needed', deployer: input.deployer.type, detail: '', idempotencyKey };
+  if (effective === 'REJECT') {
+    progress.phase = 'rolling-back';
+    setCurrentDetails(`${decision}: rolling ${input.deployment} back from ${input.candidateVersion} to ${input.baselineVersion}`);
+    try {
+      rollback = await rollbackActs.rollback({
+        gateId,
+        idempotencyKey,
+        deployment: input.deployment,
+        fromVersion: input.candidateVersion,
+        toVersion: input.baselineVersion,
+        reason,
+        deployer: input.deployer,
+      });
+    } catch (e) {
+      const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
+      rollback = { status: 'failed', deployer: input.deployer.type, detail: why, idempotencyKey };
+    }
+  }
+
+  const result: GateResult = {
+    gateId,
+    deployment: input.deployment,
+    baselineVersion: input.baselineVersion,
+    candidateVersion: input.candidateVersion,
+    decision,
+    effectiveDecision: effective,
+    reason,
+    evidence,
+    explanation,
+    override,
+    rollback,
+  };
+  await acts.recordDecision({
+    result,
+    runId: info.firstExecutionRunId,
+    startedAt: new Date(startedAt).toISOString(),
+    input: { ...input, carry: undefined },
+  });
+  progress.phase = 'done';
+  setCurrentDetails(`${decision}: ${explanation.summary}${rollback.status !== 'not-needed' ? ` Rollback: ${rollback.status}.` : ''}`);
+  await condition(allHandlersFinished);
+  return result;
+}
+
+/** A/B comparison of two versions serving side by side, with the gate's statistics. */
+export async function abCompare(raw: CompareInput): Promise<ComparisonResult> {
+  const parsed = compareInputSchema.safeParse(raw);
+  if (!parsed.success) throw invalid(formatZodError(parsed.error));
+  const input = parsed.data;
+  upsertSearchAttributes([
+    { key: SA.deployment, value: input.deployment },
+    { key: SA.kind, value: 'compare' },
+    { key: SA.modelVersion, value: [input.versionA, input.versionB] },
+  ]);
+  await acts.requireDeployment(input.deployment);
+  const settings = await local.cycleSettings();
+  const window = { lastN: input.lastN, from: input.from, to: input.to };
+  const [a, b] = await Promise.all(
+    [input.versionA, input.versionB].map((version) =>
+      acts.versionStats({ deployment: input.deployment, version, ...judgeOf(settings), window }),
+    ),
+  );
+  const tolerances = { ...DEFAULT_RULE.tolerances, ...input.tolerances };
+  const look = decideLook(a!, b!, { tolerances, minSamples: input.minSamples, alpha: input.alpha, plannedSamples: DEFAULT_RULE.plannedSamples });
+  const outcome: Decision = look.outcome === 'CONTINUE' ? 'INCONCLUSIVE' : look.outcome;
+  upsertSearchAttributes([{ key: SA.decision, value: outcome }]);
+  const evidence: Evidence = {
+    baseline: { ...a!, version: input.versionA, judge: settings.judge, promptVersion: settings.promptVersions.quality, baselineId: '' },
+    candidate: { ...b!, version: input.versionB },
+    look,
+    looks: 1,
+    rule: { test: DECISION_RULE_TEST, alpha: input.alpha, minSamples: input.minSamples, tolerances },
+  };
+  const id = workflowInfo().workflowId;
+  const explanation = await executeChild(explainChild, {
+    workflowId: `${id}/explain`,
+    args: [{ task: 'explain', decision: outcome, evidence, reason: look.reason, settings }],
+  });
+  await acts.recordComparison({ id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, look, a: a!, b: b!, explanation });
+  return { id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, outcome, reason: look.reason, look, a: a!, b: b!, explanation };
+}
