@@ -9,7 +9,8 @@ import { gateInputSchema, overrideSchema, type GateInput, type GateProgress, typ
 import { renderGateReport } from '../domain/gate/report.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { SA } from '../common/search-attributes.js';
-import { getDeployment, type Db } from '../activities/storage/postgres/db.js';
+import { getDeployment } from '../activities/storage/postgres/deployments.js';
+import { type Db } from '../activities/storage/postgres/db.js';
 import { uiLink } from './runtime.js';
 
 export class GateUsageError extends Error {}

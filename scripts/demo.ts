@@ -10,13 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { startSimulator, type Simulator } from '../stack/sim/collector-simulator.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../activities/gate/rollback.js';
-import type { BaselineRecord } from '../activities/gate/activities.js';
-import { upsertDeployment } from '../activities/storage/postgres/db.js';
+import type { BaselineRecord } from '../domain/gate/baseline.js';
+import { deleteInfraSources } from '../activities/storage/postgres/agents.js';
+import { upsertDeployment } from '../activities/storage/postgres/deployments.js';
+import { getDecision } from '../activities/storage/postgres/gates.js';
 import type { CycleResult } from '../domain/collector/collection.js';
 import type { GateInput, GateResult } from '../domain/gate/types.js';
 import { SA } from '../common/search-attributes.js';
 import { join } from 'node:path';
-import { createAgentActivities } from '../activities/agents/activities.js';
+import { createAgentActivities } from '../activities/agents/index.js';
 import { describeCycle, formatAgentRun, formatScores } from '../client/cli/index.js';
 import { startInfraDemo } from '../stack/sim/infra-demo.js';
 import type { ReviewResult } from '../workflows/agents/agents.js';
@@ -138,10 +140,7 @@ async function main() {
     const rejected = await waiting;
     if (rejected === 'timeout') throw new Error('the gate did not decide');
     say(`\n${summarizeGate(rejected, uiLink(config, rejected.gateId))}`);
-    const row = await stores.db.query('SELECT decision, effective_decision, rollback->>\'status\' AS rollback, decided_at FROM gate_decisions WHERE gate_id = $1', [
-      rejected.gateId,
-    ]);
-    say(`PostgreSQL gate_decisions: ${JSON.stringify(row.rows[0])}`);
+    say(`PostgreSQL gate_decisions: ${JSON.stringify(await getDecision(stores.db, rejected.gateId))}`);
     say(`rollbacks received by the deployment system: ${deploySystem.received.length}`);
 
     const benign = 'llama-3-8b-v3';
@@ -158,7 +157,7 @@ async function main() {
     say('   (a generated FinOps FOCUS export for 30 days; three simulated hosts serving vLLM, DCGM and node metrics,');
     say('    6 hours of history collected through the real scrape path)');
     // Earlier demo runs' simulated hosts are gone: unregister them.
-    await stores.db.query("DELETE FROM infra_sources WHERE id LIKE 'demo-%'");
+    await deleteInfraSources(stores.db, 'demo-');
     const infra = await startInfraDemo({
       db: stores.db,
       prefix: `demo-${stamp}-`,

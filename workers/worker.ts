@@ -8,8 +8,9 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCollectorActivities } from '../activities/collector/activities.js';
-import { createGateActivities, type GateDeps } from '../activities/gate/activities.js';
-import { createAgentActivities } from '../activities/agents/activities.js';
+import { createGateActivities } from '../activities/gate/activities.js';
+import type { ActivityDeps } from '../activities/deps.js';
+import { createAgentActivities } from '../activities/agents/index.js';
 import type { Config } from '../common/config.js';
 import { dataConverterFor } from './codec.js';
 
@@ -21,7 +22,7 @@ export interface WorkerSet {
   shutdown(): void;
 }
 
-export type WorkerDeps = GateDeps;
+export type WorkerDeps = ActivityDeps;
 
 export function createActivities(deps: WorkerDeps) {
   return { ...createCollectorActivities(deps), ...createGateActivities(deps), ...createAgentActivities(deps) };

@@ -13,16 +13,11 @@ import { JUDGE_PROMPT_VERSION, renderJudgePrompt } from '../../domain/judge/prom
 import { truncateForJudge } from '../../domain/judge/truncate.js';
 import { CHECKS, checkResultSchemas, primaryScore, type AnyCheckResult, type Check } from '../../common/types.js';
 import { unixSeconds, type ClickHouseStore, type InteractionRow, type ScoreRow } from '../storage/clickhouse/store.js';
-import type { LlmClient } from '../llm/client.js';
-import * as pgdb from '../storage/postgres/db.js';
+import { recordCollectionRun } from '../storage/postgres/collection-runs.js';
+import type { ActivityDeps } from '../deps.js';
+import * as deployments from '../storage/postgres/deployments.js';
 import { createSource, sourceConfigSchema, SourceError } from './sources.js';
 
-export interface CollectorDeps {
-  config: Config;
-  ch: ClickHouseStore;
-  db: pgdb.Db;
-  llm?: LlmClient;
-}
 
 export interface FetchPageResult {
   fromCursor: string | null;
@@ -71,7 +66,7 @@ export function judgeName(config: Config): string {
   return config.llm.enabled ? `groq:${config.groq.model}` : 'offline';
 }
 
-export function createCollectorActivities(deps: CollectorDeps) {
+export function createCollectorActivities(deps: ActivityDeps) {
   const { config, ch, db } = deps;
   const secrets = secretsOf(config);
   const clean = (s: string) => redact(s, secrets);
@@ -91,7 +86,7 @@ export function createCollectorActivities(deps: CollectorDeps) {
   }
 
   async function fetchPage(input: { deployment: string; cycleId: string; limit: number }): Promise<FetchPageResult> {
-    const dep = await pgdb.getDeployment(db, input.deployment);
+    const dep = await deployments.getDeployment(db, input.deployment);
     if (!dep) {
       throw ApplicationFailure.create({
         type: 'UnknownDeployment',
@@ -107,7 +102,7 @@ export function createCollectorActivities(deps: CollectorDeps) {
         message: `deployment '${input.deployment}' has an invalid source configuration: ${parsed.error.message}`,
       });
     }
-    const cursor = await pgdb.getCursor(db, input.deployment);
+    const cursor = await deployments.getCursor(db, input.deployment);
     let page;
     try {
       page = await createSource(parsed.data, input.deployment).fetch(cursor, input.limit);
@@ -287,41 +282,12 @@ export function createCollectorActivities(deps: CollectorDeps) {
     from: string | null;
     to: string;
     cycleId: string;
-  }): Promise<pgdb.CursorAdvance> {
-    return pgdb.advanceCursor(db, input.deployment, input.from, input.to, input.cycleId);
+  }): Promise<deployments.CursorAdvance> {
+    return deployments.advanceCursor(db, input.deployment, input.from, input.to, input.cycleId);
   }
 
   async function recordCycle(r: CycleResult & { scheduledAt?: string }): Promise<void> {
-    await db.query(
-      `INSERT INTO collection_runs (cycle_id, deployment, scheduled_at, pages, fetched, stored, bad, sampled, scored,
-         failed, skipped, judge, model_versions, bad_samples, failure_samples, llm_prompt_tokens, llm_completion_tokens)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
-       ON CONFLICT (cycle_id) DO UPDATE SET finished_at = now(), pages = EXCLUDED.pages, fetched = EXCLUDED.fetched,
-         stored = EXCLUDED.stored, bad = EXCLUDED.bad, sampled = EXCLUDED.sampled, scored = EXCLUDED.scored,
-         failed = EXCLUDED.failed, skipped = EXCLUDED.skipped, judge = EXCLUDED.judge,
-         model_versions = EXCLUDED.model_versions, bad_samples = EXCLUDED.bad_samples,
-         failure_samples = EXCLUDED.failure_samples, llm_prompt_tokens = EXCLUDED.llm_prompt_tokens,
-         llm_completion_tokens = EXCLUDED.llm_completion_tokens`,
-      [
-        r.cycleId,
-        r.deployment,
-        r.scheduledAt ?? null,
-        r.pages,
-        r.fetched,
-        r.stored,
-        r.bad,
-        r.sampled,
-        r.scored,
-        r.failed,
-        r.skipped,
-        r.judge,
-        r.versions,
-        JSON.stringify(r.badSamples),
-        JSON.stringify(r.failureSamples),
-        r.promptTokens,
-        r.completionTokens,
-      ],
-    );
+    await recordCollectionRun(db, r);
   }
 
   return { cycleSettings, fetchPage, judgeCheck, recordCheckFailure, advanceCursor, recordCycle };

@@ -10,14 +10,14 @@ import type { CycleResult } from '../../domain/collector/collection.js';
 import { SA } from '../../common/search-attributes.js';
 import { formatZodError, ID_PATTERN } from '../../common/types.js';
 import { sourceConfigSchema, type SourceConfig } from '../../activities/collector/sources.js';
-import { getDeployment, listDeployments, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { getDeployment, listDeployments, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { ScoreAggregate } from '../../activities/storage/clickhouse/store.js';
 import { createWorkers } from '../../workers/worker.js';
 import { createLlm, hasWorkflowPollers, openStores, runtimeConfig, temporalClient, uiLink } from '../runtime.js';
 import { writeFileSync } from 'node:fs';
 import { msToNumber, type StringValue } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { BaselineRecord } from '../../activities/gate/activities.js';
+import type { BaselineRecord } from '../../domain/gate/baseline.js';
 import type { GateInput, GateProgress, GateResult, Override } from '../../domain/gate/types.js';
 import { baselineInputSchema, compareInputSchema, type ComparisonResult } from '../../domain/gate/inputs.js';
 import { renderComparisonReport } from '../../domain/gate/report.js';
@@ -35,8 +35,8 @@ import {
   writeReports,
 } from '../gate.js';
 import { ensureInfraSchedule, ensureReviewSchedule, ensureSchedule, INFRA_SCHEDULE_ID, REVIEW_SCHEDULE_ID, scheduleId } from '../schedules.js';
-import { infraSourceSchema } from '../../activities/agents/activities.js';
-import { upsertInfraSource } from '../../activities/storage/postgres/db.js';
+import { infraSourceSchema } from '../../activities/infra/activities.js';
+import { latestRecommendations, upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { AGENTS, type AgentName } from '../../domain/agents/types.js';
 import type { AgentRunResult, ReviewResult } from '../../workflows/agents/agents.js';
 import { stackDown, stackStatus, stackUp, StackError } from '../../stack/stack.js';
@@ -734,19 +734,11 @@ function addAgentCommands(program: Command) {
       if (o.agent && !(AGENTS as readonly string[]).includes(o.agent)) throw new UsageError(`unknown agent '${o.agent}' (known: ${AGENTS.join(', ')})`);
       const stores = await openStores(runtimeConfig());
       try {
-        const r = await stores.db.query(
-          `SELECT r.agent, r.severity, r.kind, r.subject, r.title, r.recommendation, r.narrative, r.monthly_saving_usd,
-                  r.annual_saving_usd, r.confidence, r.narrative_by, a.finished_at, a.id AS run_id
-           FROM recommendations r JOIN agent_runs a ON a.id = r.run_id
-           WHERE a.id IN (SELECT DISTINCT ON (agent) id FROM agent_runs WHERE status = 'ok' ORDER BY agent, finished_at DESC)
-             AND ($1::text IS NULL OR r.agent = $1)
-           ORDER BY r.annual_saving_usd DESC NULLS LAST, r.agent, r.idx`,
-          [o.agent ?? null],
-        );
-        if (o.json) return printJson(r.rows);
+        const rows = await latestRecommendations(stores.db, o.agent);
+        if (o.json) return printJson(rows);
         console.log(
           table(
-            r.rows.map((x) => ({
+            rows.map((x) => ({
               agent: x.agent,
               severity: x.severity,
               subject: String(x.subject).slice(0, 28),

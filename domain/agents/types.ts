@@ -122,3 +122,26 @@ export interface ResourceSeries {
   }>;
   gpus: number;
 }
+
+// ----- What an agent's analysis step returns ---------------------------------------------------
+
+/** The time window an agent analyses (ISO instants) and the step of its series. */
+export interface AgentWindow {
+  from: string;
+  to: string;
+  stepSeconds: number;
+}
+
+/**
+ * An agent's analysis: findings and small aggregates only (never raw rows), so its workflow
+ * history stays small however much data the agent read.
+ */
+export interface AgentAnalysis {
+  findings: Finding[];
+  totals?: Record<string, number>;
+  summary?: string;
+  /** How many data points (rows, samples) the analysis read. */
+  dataPoints: number;
+  /** Source problems that did not stop the analysis, and anything left out of it. */
+  warnings: string[];
+}

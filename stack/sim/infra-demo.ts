@@ -4,9 +4,10 @@
  * situations — with a few hours of history backfilled through the real collection path.
  */
 import { join } from 'node:path';
-import type { createAgentActivities } from '../../activities/agents/activities.js';
+import type { createAgentActivities } from '../../activities/agents/index.js';
 import { startExporterSim, type ExporterSim } from './exporter-sim.js';
-import { upsertInfraSource, type Db } from '../../activities/storage/postgres/db.js';
+import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
+import { type Db } from '../../activities/storage/postgres/db.js';
 import { writeFocusDataset } from './focus-generator.js';
 
 export interface InfraDemo {

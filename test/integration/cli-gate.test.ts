@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { repoRoot } from '../../stack/stack.js';
 import { cliEnv, startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { SA } from '../../common/search-attributes.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { repoRoot } from '../../stack/stack.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateResult } from '../../domain/gate/types.js';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateInput, GateProgress, GateResult } from '../../domain/gate/types.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';

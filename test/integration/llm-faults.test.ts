@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { startGroqStub, type Fault, type GroqStub } from '../helpers/groq-stub.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { freePort, portInUse, stackDown, startClickhouse, startPglite, startTemporal } from '../../stack/stack.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateProgress, GateResult } from '../../domain/gate/types.js';

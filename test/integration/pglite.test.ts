@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { getCursor, migrate, MIGRATIONS, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
+import { migrate } from '../../activities/storage/postgres/db.js';
+import { MIGRATIONS } from '../../activities/storage/postgres/migrations.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { SA } from '../../common/search-attributes.js';
 import { ensureSchedule, scheduleId } from '../../client/schedules.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';

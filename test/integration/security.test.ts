@@ -18,7 +18,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { SqlValueError, sqlId, sqlIdList, sqlString } from '../../activities/storage/clickhouse/store.js';
-import { getCursor, upsertDeployment } from '../../activities/storage/postgres/db.js';
+import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { main } from '../../client/cli/index.js';
 import { repoRoot } from '../../stack/stack.js';

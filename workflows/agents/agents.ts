@@ -6,7 +6,8 @@
  */
 
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, proxyLocalActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { AgentActivities, AgentWindow } from '../../activities/agents/activities.js';
+import type { AgentActivities } from '../../activities/agents/index.js';
+import type { AgentWindow } from '../../domain/agents/types.js';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
 import type { GateActivities } from '../../activities/gate/activities.js';
 import { AGENTS, type AgentName, type Finding } from '../../domain/agents/types.js';

@@ -21,7 +21,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
-import type { BaselineRecord, GateActivities } from '../../activities/gate/activities.js';
+import type { BaselineRecord } from '../../domain/gate/baseline.js';
+import type { GateActivities } from '../../activities/gate/activities.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
 import { applicationAgent, type ExplainTask } from '../agents/agents.js';
 import {

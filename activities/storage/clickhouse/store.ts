@@ -6,31 +6,9 @@
  */
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { ID_PATTERN, type Check } from '../../../common/types.js';
+import type { VersionAggregates } from '../../../domain/gate/baseline.js';
 
-export interface CheckAggregate {
-  n: number;
-  mean: number;
-  sd: number;
-  /** Rows with score >= 0.5 (a hallucinated or toxic answer). */
-  flagged: number;
-}
-
-export interface DimensionStats {
-  mean: number;
-  sd: number;
-  p10: number;
-  p25: number;
-  p50: number;
-  p75: number;
-  p90: number;
-}
-
-export interface VersionAggregates {
-  checks: Partial<Record<Check, CheckAggregate>>;
-  qualityDimensions: Partial<Record<'overall' | 'coherence' | 'relevance' | 'accuracy' | 'completeness', DimensionStats>>;
-  firstTs?: string;
-  lastTs?: string;
-}
+export type { CheckAggregate, DimensionStats, VersionAggregates } from '../../../domain/gate/baseline.js';
 
 export class SqlValueError extends Error {
   override name = 'SqlValueError';

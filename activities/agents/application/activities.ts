@@ -1,0 +1,67 @@
+/**
+ * The application agent's activities (LLM integration point 4): answer quality per deployment and
+ * version with the gate's statistics, and the explanation of a gate decision.
+ */
+import { raise } from '../../../common/failures.js';
+import { ID_PATTERN, type Check } from '../../../common/types.js';
+import { explanationFromReply, explanationSchema, renderExplanationPrompt, unsupportedNumbers } from '../../../domain/agents/application/explain.js';
+import { applicationFindings, type DeploymentQuality } from '../../../domain/agents/application/findings.js';
+import type { AgentAnalysis, AgentWindow } from '../../../domain/agents/types.js';
+import { toVersionStats } from '../../../domain/gate/baseline.js';
+import type { Decision, Evidence, Explanation } from '../../../domain/gate/types.js';
+import type { ActivityDeps } from '../../deps.js';
+import { unixSeconds } from '../../storage/clickhouse/store.js';
+import { decisionsSince } from '../../storage/postgres/gates.js';
+import { noData } from '../metrics.js';
+
+export type ApplicationWindow = AgentWindow & { judge: string; promptVersions: Record<Check, string> };
+
+export function createApplicationActivities(deps: ActivityDeps) {
+  const { ch, db } = deps;
+
+  /** Quality statistics of every deployment and version scored in the window, with its gate decisions. */
+  async function gatherApplication(w: ApplicationWindow): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
+    const versions = await ch.query<{ deployment: string; model_version: string; last_ts: string }>(
+      `SELECT deployment, model_version, max(toUnixTimestamp(interaction_ts)) AS last_ts FROM ${ch.db}.scores
+       WHERE interaction_ts >= toDateTime(${unixSeconds(w.from)}) AND interaction_ts <= toDateTime(${unixSeconds(w.to)})
+       GROUP BY deployment, model_version ORDER BY deployment, last_ts`,
+    );
+    const out: DeploymentQuality[] = [];
+    for (const v of versions.filter((x) => ID_PATTERN.test(x.deployment) && ID_PATTERN.test(x.model_version))) {
+      let d = out.find((x) => x.deployment === v.deployment);
+      if (!d) {
+        d = { deployment: v.deployment, versions: [], gates: await decisionsSince(db, v.deployment, w.from) };
+        out.push(d);
+      }
+      const agg = await ch.versionAggregates({
+        deployment: v.deployment,
+        version: v.model_version,
+        judge: w.judge,
+        promptVersions: w.promptVersions,
+        from: w.from,
+        to: new Date(Date.parse(w.to) + 1000).toISOString(),
+      });
+      d.versions.push({ version: v.model_version, stats: toVersionStats(agg), lastTs: new Date(Number(v.last_ts) * 1000).toISOString() });
+    }
+    if (!out.length) throw noData('application', w, [], 'scored interactions');
+    return { deployments: out.slice(0, 100), dataPoints: versions.length, warnings: [] };
+  }
+
+  async function analyseApplication(w: ApplicationWindow): Promise<AgentAnalysis> {
+    const g = await gatherApplication(w);
+    return { findings: applicationFindings(g.deployments), dataPoints: g.dataPoints, warnings: g.warnings };
+  }
+
+  /** The explanation of a gate decision, written by the LLM from the numbers only. */
+  async function explainWithLlm(input: { decision: Decision; evidence?: Evidence; reason: string }): Promise<Explanation> {
+    if (!deps.llm) raise('LlmDisabled', 'no LLM is configured on this worker');
+    const prompt = renderExplanationPrompt(input.decision, input.evidence, input.reason);
+    const r = await deps.llm.json({ ...prompt, schema: explanationSchema, maxTokens: 800 });
+    const invented = unsupportedNumbers(r.value, prompt);
+    // A narrative must cite only the numbers it was given; retried, then the template is used.
+    if (invented.length) raise('LlmInvalidReply', `the explanation cites numbers that are not in the evidence: ${invented.slice(0, 5).join(', ')}`);
+    return explanationFromReply(r.value, r.model);
+  }
+
+  return { gatherApplication, analyseApplication, explainWithLlm };
+}

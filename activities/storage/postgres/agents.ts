@@ -1,0 +1,153 @@
+/** Infrastructure sources, agent runs with their recommendations, and reviews. */
+import type { AgentName, Finding } from '../../../domain/agents/types.js';
+import type { Narrative } from '../../../domain/agents/narrative.js';
+import type { Db } from './db.js';
+
+export interface InfraSourceRow {
+  id: string;
+  config: unknown;
+  lastCollectedTo?: string;
+}
+
+export async function upsertInfraSource(db: Db, id: string, config: { kind: string }): Promise<void> {
+  await db.query(
+    `INSERT INTO infra_sources (id, kind, config) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, config = EXCLUDED.config`,
+    [id, config.kind, JSON.stringify(config)],
+  );
+}
+
+export async function listInfraSources(db: Db): Promise<InfraSourceRow[]> {
+  const r = await db.query<{ id: string; config: unknown; last_collected_to: Date | null }>(
+    'SELECT id, config, last_collected_to FROM infra_sources ORDER BY id',
+  );
+  return r.rows.map((row) => ({ id: row.id, config: row.config, lastCollectedTo: row.last_collected_to?.toISOString() }));
+}
+
+export async function markInfraCollected(db: Db, id: string, to: string): Promise<void> {
+  await db.query('UPDATE infra_sources SET last_collected_to = $2 WHERE id = $1', [id, to]);
+}
+
+export async function deleteInfraSources(db: Db, idPrefix: string): Promise<void> {
+  await db.query('DELETE FROM infra_sources WHERE id LIKE $1', [`${idPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`]);
+}
+
+export interface AgentRunRecord {
+  id: string;
+  agent: AgentName;
+  reviewId?: string;
+  status: 'ok' | 'failed';
+  error?: string;
+  window: { from: string; to: string; stepSeconds: number };
+  dataPoints: number;
+  findings: Finding[];
+  totals?: Record<string, number>;
+  summary: string;
+  narrative?: Narrative;
+}
+
+/** Upsert an agent run and replace its recommendations, in one transaction. */
+export async function recordAgentRun(db: Db, run: AgentRunRecord): Promise<void> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO agent_runs (id, agent, review_id, status, error, window_from, window_to, data_points, findings, totals,
+         summary, narrative, narrative_by, prompt_version)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error, window_from = EXCLUDED.window_from,
+         window_to = EXCLUDED.window_to, data_points = EXCLUDED.data_points, findings = EXCLUDED.findings,
+         totals = EXCLUDED.totals, summary = EXCLUDED.summary, narrative = EXCLUDED.narrative,
+         narrative_by = EXCLUDED.narrative_by, prompt_version = EXCLUDED.prompt_version, finished_at = now()`,
+      [
+        run.id,
+        run.agent,
+        run.reviewId ?? null,
+        run.status,
+        run.error ?? null,
+        Number.isNaN(Date.parse(run.window.from)) ? null : run.window.from,
+        Number.isNaN(Date.parse(run.window.to)) ? null : run.window.to,
+        run.dataPoints,
+        JSON.stringify(run.findings),
+        run.totals ? JSON.stringify(run.totals) : null,
+        run.summary,
+        run.narrative ? JSON.stringify(run.narrative) : null,
+        run.narrative?.generatedBy ?? null,
+        run.narrative?.promptVersion ?? null,
+      ],
+    );
+    await client.query('DELETE FROM recommendations WHERE run_id = $1', [run.id]);
+    for (const [i, f] of run.findings.entries()) {
+      await client.query(
+        `INSERT INTO recommendations (run_id, idx, agent, kind, subject, severity, title, recommendation, narrative, evidence,
+           monthly_saving_usd, annual_saving_usd, impact, confidence, narrative_by)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
+        [
+          run.id,
+          i,
+          run.agent,
+          f.kind,
+          f.subject,
+          f.severity,
+          f.title,
+          f.recommendation,
+          run.narrative?.insights[i] || null,
+          JSON.stringify(f.evidence),
+          f.monthlySavingUsd ?? null,
+          f.annualSavingUsd ?? null,
+          f.impact ?? null,
+          f.confidence,
+          run.narrative?.generatedBy ?? null,
+        ],
+      );
+    }
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+export async function recordReview(
+  db: Db,
+  r: { id: string; agents: AgentName[]; failed: AgentName[]; summary: string; summaryBy: string; errors: Record<string, string> },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO reviews (id, agents, failed_agents, summary, summary_by, errors) VALUES ($1,$2,$3,$4,$5,$6)
+     ON CONFLICT (id) DO UPDATE SET agents = EXCLUDED.agents, failed_agents = EXCLUDED.failed_agents, summary = EXCLUDED.summary,
+       summary_by = EXCLUDED.summary_by, errors = EXCLUDED.errors, finished_at = now()`,
+    [r.id, r.agents, r.failed, r.summary, r.summaryBy, JSON.stringify(r.errors)],
+  );
+}
+
+export interface RecommendationRow {
+  agent: string;
+  severity: string;
+  kind: string;
+  subject: string;
+  title: string;
+  recommendation: string;
+  narrative: string | null;
+  monthly_saving_usd: number | null;
+  annual_saving_usd: number | null;
+  confidence: number;
+  narrative_by: string | null;
+  finished_at: Date;
+  run_id: string;
+}
+
+/** Recommendations of the latest successful run of each agent (or of one agent), largest saving first. */
+export async function latestRecommendations(db: Db, agent?: string): Promise<RecommendationRow[]> {
+  const r = await db.query<RecommendationRow>(
+    `SELECT r.agent, r.severity, r.kind, r.subject, r.title, r.recommendation, r.narrative, r.monthly_saving_usd,
+            r.annual_saving_usd, r.confidence, r.narrative_by, a.finished_at, a.id AS run_id
+     FROM recommendations r JOIN agent_runs a ON a.id = r.run_id
+     WHERE a.id IN (SELECT DISTINCT ON (agent) id FROM agent_runs WHERE status = 'ok' ORDER BY agent, finished_at DESC)
+       AND ($1::text IS NULL OR r.agent = $1)
+     ORDER BY r.annual_saving_usd DESC NULLS LAST, r.agent, r.idx`,
+    [agent ?? null],
+  );
+  return r.rows;
+}

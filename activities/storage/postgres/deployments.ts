@@ -1,0 +1,63 @@
+/** Deployments and their collection cursors. */
+import type { Db } from './db.js';
+
+export interface DeploymentRow {
+  id: string;
+  source: unknown;
+  sample_rate: number;
+}
+
+export async function upsertDeployment(db: Db, d: DeploymentRow): Promise<void> {
+  await db.query(
+    `INSERT INTO deployments (id, source, sample_rate) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, sample_rate = EXCLUDED.sample_rate, updated_at = now()`,
+    [d.id, JSON.stringify(d.source), d.sample_rate],
+  );
+}
+
+export async function getDeployment(db: Db, id: string): Promise<DeploymentRow | undefined> {
+  const r = await db.query<DeploymentRow>('SELECT id, source, sample_rate FROM deployments WHERE id = $1', [id]);
+  return r.rows[0];
+}
+
+export async function listDeployments(db: Db): Promise<Array<DeploymentRow & { cursor: string | null }>> {
+  const r = await db.query(
+    `SELECT d.id, d.source, d.sample_rate, c.cursor FROM deployments d
+     LEFT JOIN collection_cursors c ON c.deployment = d.id ORDER BY d.id`,
+  );
+  return r.rows;
+}
+
+export async function getCursor(db: Db, deployment: string): Promise<string | null> {
+  const r = await db.query<{ cursor: string | null }>('SELECT cursor FROM collection_cursors WHERE deployment = $1', [
+    deployment,
+  ]);
+  return r.rows[0]?.cursor ?? null;
+}
+
+export type CursorAdvance = 'advanced' | 'already' | 'conflict';
+
+/**
+ * Compare-and-set: move the cursor from `from` to `to`. Re-running the same advance (activity
+ * retry) answers 'already'; a cursor moved by someone else answers 'conflict'.
+ */
+export async function advanceCursor(
+  db: Db,
+  deployment: string,
+  from: string | null,
+  to: string,
+  cycleId: string,
+): Promise<CursorAdvance> {
+  await db.query(
+    `INSERT INTO collection_cursors (deployment, cursor, cycle_id) VALUES ($1, NULL, NULL) ON CONFLICT (deployment) DO NOTHING`,
+    [deployment],
+  );
+  const r = await db.query(
+    `UPDATE collection_cursors SET cursor = $3, cycle_id = $4, updated_at = now()
+     WHERE deployment = $1 AND cursor IS NOT DISTINCT FROM $2::text`,
+    [deployment, from, to, cycleId],
+  );
+  if (r.rowCount === 1) return 'advanced';
+  return (await getCursor(db, deployment)) === to ? 'already' : 'conflict';
+}
+

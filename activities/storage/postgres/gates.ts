@@ -1,0 +1,153 @@
+/** Baselines, gate decisions, rollbacks and A/B comparisons. */
+import type { BaselineRecord } from '../../../domain/gate/baseline.js';
+import type { Explanation, GateResult, LookResult, VersionStats } from '../../../domain/gate/types.js';
+import type { Db } from './db.js';
+
+export async function findBaseline(db: Db, id: string): Promise<BaselineRecord | null> {
+  const r = await db.query('SELECT * FROM baselines WHERE id = $1', [id]);
+  const row = r.rows[0];
+  if (!row) return null;
+  return {
+    id: row.id,
+    deployment: row.deployment,
+    version: row.model_version,
+    judge: row.judge,
+    promptVersions: row.prompt_versions,
+    window: row.window_spec,
+    windowFrom: row.window_from?.toISOString(),
+    windowTo: row.window_to?.toISOString(),
+    samples: row.samples,
+    stats: row.stats,
+    dimensions: row.dimensions,
+    workflowId: row.workflow_id,
+    computedAt: row.computed_at?.toISOString(),
+  };
+}
+
+export async function upsertBaseline(db: Db, rec: BaselineRecord): Promise<void> {
+  await db.query(
+    `INSERT INTO baselines (id, deployment, model_version, judge, prompt_versions, window_spec, window_from, window_to,
+       samples, stats, dimensions, workflow_id)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+     ON CONFLICT (id) DO UPDATE SET window_spec = EXCLUDED.window_spec, window_from = EXCLUDED.window_from,
+       window_to = EXCLUDED.window_to, samples = EXCLUDED.samples, stats = EXCLUDED.stats,
+       dimensions = EXCLUDED.dimensions, workflow_id = EXCLUDED.workflow_id, computed_at = now()`,
+    [
+      rec.id,
+      rec.deployment,
+      rec.version,
+      rec.judge,
+      JSON.stringify(rec.promptVersions),
+      JSON.stringify(rec.window),
+      rec.windowFrom ?? null,
+      rec.windowTo ?? null,
+      rec.samples,
+      JSON.stringify(rec.stats),
+      JSON.stringify(rec.dimensions),
+      rec.workflowId,
+    ],
+  );
+}
+
+export interface RollbackClaim {
+  idempotencyKey: string;
+  gateId: string;
+  deployment: string;
+  fromVersion: string;
+  toVersion: string;
+  deployer: string;
+}
+
+/**
+ * Claim a rollback by its idempotency key (a no-op when claimed before) and return its row:
+ * a delivered or dry-run rollback is never delivered again.
+ */
+export async function claimRollback(db: Db, c: RollbackClaim): Promise<{ status: string; detail: string }> {
+  await db.query(
+    `INSERT INTO rollbacks (idempotency_key, gate_id, deployment, from_version, to_version, deployer, status)
+     VALUES ($1,$2,$3,$4,$5,$6,'pending') ON CONFLICT (idempotency_key) DO NOTHING`,
+    [c.idempotencyKey, c.gateId, c.deployment, c.fromVersion, c.toVersion, c.deployer],
+  );
+  const r = await db.query<{ status: string; detail: string }>('SELECT status, detail FROM rollbacks WHERE idempotency_key = $1', [
+    c.idempotencyKey,
+  ]);
+  return r.rows[0] ?? { status: 'pending', detail: '' };
+}
+
+export async function countRollbackAttempt(db: Db, key: string): Promise<void> {
+  await db.query('UPDATE rollbacks SET attempts = attempts + 1 WHERE idempotency_key = $1', [key]);
+}
+
+export async function finishRollback(db: Db, key: string, status: string, detail: string): Promise<void> {
+  await db.query('UPDATE rollbacks SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [key, status, detail]);
+}
+
+export async function recordDecision(db: Db, r: GateResult, runId: string, startedAt: string, input: unknown): Promise<void> {
+  await db.query(
+    `INSERT INTO gate_decisions (gate_id, run_id, deployment, baseline_version, candidate_version, decision,
+       effective_decision, reason, evidence, explanation, override, rollback, input, started_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+     ON CONFLICT (gate_id) DO UPDATE SET run_id = EXCLUDED.run_id, decision = EXCLUDED.decision,
+       effective_decision = EXCLUDED.effective_decision, reason = EXCLUDED.reason, evidence = EXCLUDED.evidence,
+       explanation = EXCLUDED.explanation, override = EXCLUDED.override, rollback = EXCLUDED.rollback,
+       input = EXCLUDED.input, started_at = EXCLUDED.started_at, decided_at = now()`,
+    [
+      r.gateId,
+      runId,
+      r.deployment,
+      r.baselineVersion,
+      r.candidateVersion,
+      r.decision,
+      r.effectiveDecision,
+      r.reason,
+      r.evidence ? JSON.stringify(r.evidence) : null,
+      r.explanation ? JSON.stringify(r.explanation) : null,
+      r.override ? JSON.stringify(r.override) : null,
+      JSON.stringify(r.rollback),
+      JSON.stringify(input),
+      startedAt,
+    ],
+  );
+}
+
+export interface DecisionRow {
+  decision: string;
+  effective_decision: string;
+  rollback: string | null;
+  decided_at: Date;
+}
+
+/** The recorded decision of one gate, with its rollback status. */
+export async function getDecision(db: Db, gateId: string): Promise<DecisionRow | undefined> {
+  const r = await db.query<DecisionRow>(
+    `SELECT decision, effective_decision, rollback->>'status' AS rollback, decided_at FROM gate_decisions WHERE gate_id = $1`,
+    [gateId],
+  );
+  return r.rows[0];
+}
+
+/** Gate decisions of a deployment since a time, oldest first. */
+export async function decisionsSince(
+  db: Db,
+  deployment: string,
+  since: string,
+): Promise<Array<{ candidate: string; decision: string; decidedAt: string }>> {
+  const r = await db.query<{ candidate_version: string; decision: string; decided_at: Date }>(
+    'SELECT candidate_version, decision, decided_at FROM gate_decisions WHERE deployment = $1 AND decided_at >= $2 ORDER BY decided_at',
+    [deployment, since],
+  );
+  return r.rows.map((g) => ({ candidate: g.candidate_version, decision: g.decision, decidedAt: g.decided_at.toISOString() }));
+}
+
+export async function recordComparison(
+  db: Db,
+  c: { id: string; deployment: string; versionA: string; versionB: string; look: LookResult; a: VersionStats; b: VersionStats; explanation: Explanation },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO comparisons (id, deployment, version_a, version_b, outcome, reason, look, stats_a, stats_b, explanation)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+     ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, look = EXCLUDED.look,
+       stats_a = EXCLUDED.stats_a, stats_b = EXCLUDED.stats_b, explanation = EXCLUDED.explanation, created_at = now()`,
+    [c.id, c.deployment, c.versionA, c.versionB, c.look.outcome, c.look.reason, JSON.stringify(c.look), JSON.stringify(c.a), JSON.stringify(c.b), JSON.stringify(c.explanation)],
+  );
+}

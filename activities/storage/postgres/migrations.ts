@@ -1,0 +1,175 @@
+/** PostgreSQL schema as numbered migrations, applied once each, in order (see `migrate` in db.ts). */
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'deployments, cursors and collection runs',
+    sql: `
+      CREATE TABLE deployments (
+        id text PRIMARY KEY,
+        source jsonb NOT NULL,
+        sample_rate double precision NOT NULL DEFAULT 1 CHECK (sample_rate > 0 AND sample_rate <= 1),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE collection_cursors (
+        deployment text PRIMARY KEY REFERENCES deployments(id) ON DELETE CASCADE,
+        cursor text,
+        cycle_id text,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE collection_runs (
+        cycle_id text PRIMARY KEY,
+        deployment text NOT NULL,
+        scheduled_at timestamptz,
+        finished_at timestamptz NOT NULL DEFAULT now(),
+        pages int NOT NULL,
+        fetched int NOT NULL,
+        stored int NOT NULL,
+        bad int NOT NULL,
+        sampled int NOT NULL,
+        scored int NOT NULL,
+        failed int NOT NULL,
+        skipped int NOT NULL,
+        judge text NOT NULL,
+        model_versions text[] NOT NULL,
+        bad_samples jsonb NOT NULL DEFAULT '[]',
+        failure_samples jsonb NOT NULL DEFAULT '[]',
+        llm_prompt_tokens bigint NOT NULL DEFAULT 0,
+        llm_completion_tokens bigint NOT NULL DEFAULT 0
+      );
+      CREATE INDEX collection_runs_deployment ON collection_runs (deployment, finished_at DESC);
+    `,
+  },
+  {
+    version: 2,
+    name: 'baselines, gate decisions, rollbacks, comparisons',
+    sql: `
+      CREATE TABLE baselines (
+        id text PRIMARY KEY,
+        deployment text NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        model_version text NOT NULL,
+        judge text NOT NULL,
+        prompt_versions jsonb NOT NULL,
+        window_spec jsonb NOT NULL,
+        window_from timestamptz,
+        window_to timestamptz,
+        samples int NOT NULL,
+        stats jsonb NOT NULL,
+        dimensions jsonb NOT NULL,
+        workflow_id text NOT NULL,
+        computed_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX baselines_lookup ON baselines (deployment, model_version, judge);
+      CREATE TABLE gate_decisions (
+        gate_id text PRIMARY KEY,
+        run_id text NOT NULL,
+        deployment text NOT NULL,
+        baseline_version text NOT NULL,
+        candidate_version text NOT NULL,
+        decision text NOT NULL,
+        effective_decision text NOT NULL,
+        reason text NOT NULL,
+        evidence jsonb,
+        explanation jsonb,
+        override jsonb,
+        rollback jsonb NOT NULL,
+        input jsonb NOT NULL,
+        started_at timestamptz NOT NULL,
+        decided_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX gate_decisions_deployment ON gate_decisions (deployment, decided_at DESC);
+      CREATE TABLE rollbacks (
+        idempotency_key text PRIMARY KEY,
+        gate_id text NOT NULL,
+        deployment text NOT NULL,
+        from_version text NOT NULL,
+        to_version text NOT NULL,
+        deployer text NOT NULL,
+        status text NOT NULL,
+        detail text NOT NULL DEFAULT '',
+        attempts int NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+      );
+      CREATE TABLE comparisons (
+        id text PRIMARY KEY,
+        deployment text NOT NULL,
+        version_a text NOT NULL,
+        version_b text NOT NULL,
+        outcome text NOT NULL,
+        reason text NOT NULL,
+        look jsonb NOT NULL,
+        stats_a jsonb NOT NULL,
+        stats_b jsonb NOT NULL,
+        explanation jsonb,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: 'infrastructure sources, agent runs, recommendations, reviews',
+    sql: `
+      CREATE TABLE infra_sources (
+        id text PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('focus', 'scrape', 'prometheus')),
+        config jsonb NOT NULL,
+        last_collected_to timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE agent_runs (
+        id text PRIMARY KEY,
+        agent text NOT NULL,
+        review_id text,
+        status text NOT NULL CHECK (status IN ('ok', 'failed')),
+        error text,
+        window_from timestamptz,
+        window_to timestamptz,
+        data_points int NOT NULL DEFAULT 0,
+        findings jsonb NOT NULL DEFAULT '[]',
+        totals jsonb,
+        summary text NOT NULL DEFAULT '',
+        narrative jsonb,
+        narrative_by text,
+        prompt_version text,
+        finished_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX agent_runs_agent ON agent_runs (agent, finished_at DESC);
+      CREATE TABLE recommendations (
+        run_id text NOT NULL REFERENCES agent_runs(id) ON DELETE CASCADE,
+        idx int NOT NULL,
+        agent text NOT NULL,
+        kind text NOT NULL,
+        subject text NOT NULL,
+        severity text NOT NULL,
+        title text NOT NULL,
+        recommendation text NOT NULL,
+        narrative text,
+        evidence jsonb NOT NULL,
+        monthly_saving_usd double precision,
+        annual_saving_usd double precision,
+        impact text,
+        confidence double precision NOT NULL,
+        narrative_by text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, idx)
+      );
+      CREATE TABLE reviews (
+        id text PRIMARY KEY,
+        agents text[] NOT NULL,
+        failed_agents text[] NOT NULL,
+        summary text NOT NULL,
+        summary_by text NOT NULL,
+        errors jsonb NOT NULL DEFAULT '{}',
+        finished_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+];
