@@ -24,15 +24,16 @@
  * - naive, one look: the seed's rule (mean drop > 5 points → REJECT) at the first look.
  * - naive, every look: REJECT at the first look whose mean drop > 5 points, else APPROVE at the end.
  *
- * DIR defaults to $OPTIINFRA_DATA_DIR, else ../shared/data next to the repository.
+ * DIR defaults to $OPTIINFRA_DATA_DIR, else the repository's data/ folder.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_RULE, type DecisionRuleOptions, type GateMetric, type VersionStats } from '../domain/gate/types.js';
 import { offlineJudge } from '../domain/judge/offline-judge.js';
 import { decideLook, emptyVersionStats, mergeVersionStats, naiveDecide, sampleStats } from '../domain/gate/stats.js';
+import { resolveDataDir } from '../stack/sim/collector-simulator.js';
 import { mulberry32 } from '../common/random.js';
 
 export { mulberry32 };
@@ -104,8 +105,7 @@ interface Triple {
 }
 
 export function defaultDataDir(): string {
-  const scriptDir = path.dirname(fileURLToPath(import.meta.url));
-  return process.env.OPTIINFRA_DATA_DIR || path.resolve(scriptDir, '..', '..', 'shared', 'data');
+  return resolveDataDir().dir;
 }
 
 function judgeTriple(prompt: string, context: string, response: string): Triple {

@@ -3,7 +3,7 @@
  *
  *   npx tsx scripts/judge-eval.ts [--data DIR] [--limit N]
  *
- * DIR defaults to $OPTIINFRA_DATA_DIR, else ../shared/data next to the repository.
+ * DIR defaults to $OPTIINFRA_DATA_DIR, else the repository's data/ folder.
  * --limit N uses at most the first N records of each data set (for a quick run).
  *
  * Data sets (see the data README):
@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binaryReport, type BinaryReport } from '../domain/judge/eval-metrics.js';
 import { OFFLINE_JUDGE_VERSION, offlineJudge } from '../domain/judge/offline-judge.js';
+import { resolveDataDir } from '../stack/sim/collector-simulator.js';
 
 interface Args {
   dataDir: string;
@@ -30,8 +31,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const scriptDir = path.dirname(fileURLToPath(import.meta.url));
-  let dataDir = process.env.OPTIINFRA_DATA_DIR || path.resolve(scriptDir, '..', '..', 'shared', 'data');
+  let dataDir = resolveDataDir().dir;
   let limit = Number.POSITIVE_INFINITY;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

@@ -91,9 +91,8 @@ export function resolveDataDir(explicit?: string): { dir: string; from: string }
   if (explicit) return { dir: path.resolve(explicit), from: 'the dataDir option' };
   const env = process.env[DATA_DIR_ENV];
   if (env && env.trim()) return { dir: path.resolve(env.trim()), from: `env ${DATA_DIR_ENV}` };
-  // This file is <repo>/stack/sim/collector-simulator.ts.
-  const repo = fileURLToPath(new URL('../..', import.meta.url));
-  return { dir: path.resolve(repo, '..', 'shared', 'data'), from: 'the default <repo>/../shared/data' };
+  // This file is <repo>/stack/sim/collector-simulator.ts; the data sets ship in <repo>/data.
+  return { dir: fileURLToPath(new URL('../../data', import.meta.url)), from: 'the data/ folder of the repository' };
 }
 
 export function loadQaRows(dataDir?: string): QaRow[] {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CHECKS, checkResultSchemas, type Check, type JudgeInput } from '../../common/types.js';
 import { OFFLINE_JUDGE_VERSION, normalizeForToxicity, offlineJudge } from '../../domain/judge/offline-judge.js';
 
-// Two real examples from HaluEval qa_one-turn (lines 2 and 4 of ../shared/data/halueval/qa_one-turn.jsonl).
+// Two real examples from HaluEval qa_one-turn (lines 2 and 4 of data/halueval/qa_one-turn.jsonl).
 const OBEROI = {
   knowledge:
     'The Oberoi family is an Indian family that is famous for its involvement in hotels, namely through The Oberoi Group.The Oberoi Group is a hotel company with its head office in Delhi.',
@@ -202,7 +202,7 @@ describe('offline judge: instructions inside judged text have no authority', () 
     expect(after.accuracy).toBeLessThan(before.accuracy);
   });
 
-  const dataFile = fileURLToPath(new URL('../../../shared/data/halueval/qa_one-turn.jsonl', import.meta.url));
+  const dataFile = fileURLToPath(new URL('../../data/halueval/qa_one-turn.jsonl', import.meta.url));
   it.skipIf(!existsSync(dataFile))('holds on the first 25 real qa_one-turn examples (both answers)', () => {
     const lines = readFileSync(dataFile, 'utf8').split('\n').filter(Boolean).slice(0, 25);
     for (const line of lines) {
