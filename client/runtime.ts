@@ -7,7 +7,8 @@ import { ClickHouseStore } from '../activities/storage/clickhouse/store.js';
 import { LlmClient } from '../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../activities/storage/postgres/db.js';
 import { ConfigError, loadConfig, type Config } from '../common/config.js';
-import { defaultHome, readEndpoints } from '../stack/stack.js';
+import { defaultHome } from '../stack/paths.js';
+import { readEndpoints } from '../stack/stack.js';
 import { dataConverterFor } from '../workers/codec.js';
 
 /** Config from the environment, with the local stack's endpoints as defaults for what is unset. */

@@ -14,17 +14,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fnv1a32 } from '../domain/judge/prompts.js';
-import {
-  createScratchDatabase,
-  ensureTemporalCli,
-  freePort,
-  postgresAdminUrl,
-  repoRoot,
-  stackDown,
-  startClickhouse,
-  startPglite,
-  startTemporal,
-} from '../stack/stack.js';
+import { ensureTemporalCli } from '../stack/binaries.js';
+import { startClickhouse } from '../stack/clickhouse.js';
+import { repoRoot } from '../stack/paths.js';
+import { freePort } from '../stack/ports.js';
+import { createScratchDatabase, postgresAdminUrl, startPglite } from '../stack/postgres.js';
+import { stackDown } from '../stack/stack.js';
+import { startTemporal } from '../stack/temporal.js';
 
 /** Dynamic config of the bench's Temporal dev server. */
 export const TEMPORAL_DYNAMIC_CONFIG: Record<string, string> = {

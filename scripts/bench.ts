@@ -31,7 +31,7 @@ import { upsertDeployment } from '../activities/storage/postgres/deployments.js'
 import type { BaselineRecord } from '../domain/gate/baseline.js';
 import { LlmClient } from '../activities/llm/client.js';
 import { openStores, temporalClient, type Stores } from '../client/runtime.js';
-import { repoRoot } from '../stack/stack.js';
+import { repoRoot } from '../stack/paths.js';
 import type { CollectionCycleInput, CycleResult } from '../domain/collector/collection.js';
 import { loadConfig, type Config } from '../common/config.js';
 import type { GateResult } from '../domain/gate/types.js';

@@ -25,7 +25,8 @@ import type { ReviewResult } from '../workflows/agents/agents.js';
 import { describeProgress, startOrAttachGate, summarizeGate, waitForGate } from '../client/gate.js';
 import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from '../client/runtime.js';
 import { ensureSchedule, scheduleId } from '../client/schedules.js';
-import { defaultHome, stackUp } from '../stack/stack.js';
+import { defaultHome } from '../stack/paths.js';
+import { stackUp } from '../stack/stack.js';
 import { renderGateReport } from '../domain/gate/report.js';
 import { createWorkers } from '../workers/worker.js';
 

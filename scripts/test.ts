@@ -5,9 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureClickhouseServer, ensureTemporalCli, ensureTemporalTestServer, repoRoot, StackError } from '../stack/stack.js';
+import { ensureClickhouseServer, ensureTemporalCli, ensureTemporalTestServer } from '../stack/binaries.js';
+import { StackError } from '../stack/errors.js';
+import { repoRoot } from '../stack/paths.js';
 import { resolveDataDir } from '../stack/sim/collector-simulator.js';
-import { ensurePrometheus } from '../stack/prometheus.js';
+import { ensurePrometheus } from '../stack/binaries.js';
 
 const root = repoRoot();
 const step = (s: string) => console.log(`[test] ${s}`);

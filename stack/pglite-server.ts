@@ -1,6 +1,6 @@
 /**
  * PGlite served over the PostgreSQL wire protocol, so `pg` code runs unchanged when no
- * PostgreSQL server is configured. Started (detached) by `stack/stack.ts`:
+ * PostgreSQL server is configured. Started (detached) by `stack/postgres.ts`:
  *
  *   node --import tsx stack/pglite-server.ts --port 15432 --data .stack/pglite [--max-connections 64]
  *

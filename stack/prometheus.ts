@@ -7,27 +7,15 @@
  * node exporter on :9100 where an init system runs; nothing here uses or stops those.
  */
 import { execFile } from 'node:child_process';
-import {
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { StackError, ensureAptProgram, portInUse, spawnService } from './stack.js';
+import { ensurePrometheus } from './binaries.js';
+import { StackError } from './errors.js';
+import { portInUse } from './ports.js';
+import { isAlive, signalGroup, sleep, spawnService, tail } from './processes.js';
 
 const execFileP = promisify(execFile);
-
-const PROMETHEUS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
-
-/**
- * The `prometheus` binary: PROMETHEUS, PATH, /usr/bin; as root on Debian, `apt-get install -y
- * prometheus` (with `apt-get update` first only when the plain install fails).
- */
-export function ensurePrometheus(): Promise<string> {
-  return ensureAptProgram({ program: 'prometheus', pkg: 'prometheus', envVar: 'PROMETHEUS', dirs: PROMETHEUS_DIRS });
-}
 
 /** `prometheus --version`'s first line, e.g. "prometheus, version 2.42.0+ds (...)". */
 export async function prometheusVersion(binary: string): Promise<string> {
@@ -77,41 +65,6 @@ export function prometheusConfigYaml(o: PrometheusConfigOptions): string {
     ...o.scrapeTargets.map((t) => `          - '${t}'`),
     '',
   ].join('\n');
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .slice(-lines)
-      .join('\n');
-  } catch {
-    return '(no log)';
-  }
 }
 
 async function ready(url: string, timeoutMs = 1000): Promise<boolean> {

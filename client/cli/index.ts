@@ -39,7 +39,8 @@ import { infraSourceSchema } from '../../activities/infra/activities.js';
 import { latestRecommendations, upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { AGENTS, type AgentName } from '../../domain/agents/types.js';
 import type { AgentRunResult, ReviewResult } from '../../workflows/agents/agents.js';
-import { stackDown, stackStatus, stackUp, StackError } from '../../stack/stack.js';
+import { StackError } from '../../stack/errors.js';
+import { stackDown, stackStatus, stackUp } from '../../stack/stack.js';
 import { codecFor } from '../../workers/codec.js';
 import { startCodecServer } from '../codec-server.js';
 

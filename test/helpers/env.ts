@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../common/config.js';
 import { createLlm, openStores, type Stores } from '../../client/runtime.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SEARCH_ATTRIBUTES } from '../../stack/stack.js';
+import { SEARCH_ATTRIBUTES } from '../../stack/temporal.js';
 import { createWorkers, workflowsPath, type WorkerDeps, type WorkerSet } from '../../workers/worker.js';
 import { dataConverterFor, failureConverterPath } from '../../workers/codec.js';
 

@@ -8,18 +8,13 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import {
-  createScratchDatabase,
-  ensureTemporalCli,
-  freePort,
-  postgresAdminUrl,
-  ensureTemporalTestServer,
-  repoRoot,
-  stackDown,
-  startClickhouse,
-  startPglite,
-  startTemporal,
-} from '../../stack/stack.js';
+import { ensureTemporalCli, ensureTemporalTestServer } from '../../stack/binaries.js';
+import { startClickhouse } from '../../stack/clickhouse.js';
+import { repoRoot } from '../../stack/paths.js';
+import { freePort } from '../../stack/ports.js';
+import { createScratchDatabase, postgresAdminUrl, startPglite } from '../../stack/postgres.js';
+import { stackDown } from '../../stack/stack.js';
+import { startTemporal } from '../../stack/temporal.js';
 import { workflowsPath } from '../../workers/worker.js';
 import type { TestEnv } from './env.js';
 

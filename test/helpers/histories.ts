@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { repoRoot } from '../../stack/stack.js';
+import { repoRoot } from '../../stack/paths.js';
 
 export const HISTORY_DIR = join(repoRoot(), 'test', 'histories');
 

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { repoRoot } from '../../stack/stack.js';
+import { repoRoot } from '../../stack/paths.js';
 import { cliEnv, startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 const run = promisify(execFile);

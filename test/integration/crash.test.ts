@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { repoRoot } from '../../stack/stack.js';
+import { repoRoot } from '../../stack/paths.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateResult } from '../../domain/gate/types.js';
 import { openStores, type Stores } from '../../client/runtime.js';

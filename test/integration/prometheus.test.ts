@@ -19,8 +19,9 @@ import {
   scrapeMetrics,
   type RangeSeries,
 } from '../../activities/infra/prometheus.js';
-import { ensurePrometheus, prometheusVersion, startPrometheus, type PrometheusServer } from '../../stack/prometheus.js';
-import { freePort } from '../../stack/stack.js';
+import { ensurePrometheus } from '../../stack/binaries.js';
+import { prometheusVersion, startPrometheus, type PrometheusServer } from '../../stack/prometheus.js';
+import { freePort } from '../../stack/ports.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowSec = () => Date.now() / 1000;

@@ -13,7 +13,7 @@ import { startSimulator, type Simulator } from '../../stack/sim/collector-simula
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { startInfraDemo, type InfraDemo } from '../../stack/sim/infra-demo.js';
-import { createScratchDatabase } from '../../stack/stack.js';
+import { createScratchDatabase } from '../../stack/postgres.js';
 import type { AgentRunResult, ReviewResult } from '../../workflows/agents/agents.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';

@@ -21,7 +21,7 @@ import { SqlValueError, sqlId, sqlIdList, sqlString } from '../../activities/sto
 import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { main } from '../../client/cli/index.js';
-import { repoRoot } from '../../stack/stack.js';
+import { repoRoot } from '../../stack/paths.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateResult } from '../../domain/gate/types.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';

@@ -13,7 +13,7 @@ import {
 } from '../../activities/infra/prometheus.js';
 import { createExporterModel, startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
 import { prometheusConfigYaml } from '../../stack/prometheus.js';
-import { StackError } from '../../stack/stack.js';
+import { StackError } from '../../stack/errors.js';
 
 /** A port nothing listens on (taken from the OS, then released). */
 async function closedPort(): Promise<number> {

@@ -2,21 +2,13 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  SEARCH_ATTRIBUTES,
-  StackError,
-  clickhouseConfigXml,
-  clickhousePaths,
-  clickhouseUsersXml,
-  livePid,
-  parseHostPort,
-  parsePid,
-  portFromEnv,
-  readEndpoints,
-  repoRoot,
-  temporalStartArgs,
-  xmlEscape,
-} from '../../stack/stack.js';
+import { clickhouseConfigXml, clickhousePaths, clickhouseUsersXml, xmlEscape } from '../../stack/clickhouse.js';
+import { StackError } from '../../stack/errors.js';
+import { repoRoot } from '../../stack/paths.js';
+import { parseHostPort, portFromEnv } from '../../stack/ports.js';
+import { livePid, parsePid } from '../../stack/processes.js';
+import { readEndpoints } from '../../stack/stack.js';
+import { SEARCH_ATTRIBUTES, temporalStartArgs } from '../../stack/temporal.js';
 
 const tmpDirs: string[] = [];
 function tmp(): string {

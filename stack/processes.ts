@@ -1,0 +1,190 @@
+/**
+ * Processes of the stack: every service is spawned detached (own process group, stdio to a log
+ * file) so the caller can exit; its pid file lives in <home>/run and is checked for staleness.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StackError } from './errors.js';
+import { logFile, pidFile, type Service } from './paths.js';
+
+/** Parse a pid file's content; undefined when it is not a positive integer. */
+export function parsePid(text: string): number | undefined {
+  const s = text.trim();
+  if (!/^[1-9][0-9]{0,9}$/.test(s)) return undefined;
+  return Number(s);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** true while a process with this pid exists (EPERM: it exists but belongs to someone else). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function cmdlineOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+const CMD_MARKERS: Record<Service, RegExp> = {
+  temporal: /start-dev/,
+  clickhouse: /clickhouse/,
+  pglite: /pglite-server/,
+};
+
+/** The pid recorded for a service if that process still runs; a stale pid file is removed. */
+export function livePid(home: string, svc: Service): number | undefined {
+  const f = pidFile(home, svc);
+  let text: string;
+  try {
+    text = readFileSync(f, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = parsePid(text);
+  const alive = pid !== undefined && isAlive(pid);
+  const cmd = pid !== undefined && alive ? cmdlineOf(pid) : undefined;
+  // Where /proc is readable, also guard against pid reuse by another program.
+  if (!pid || !alive || (cmd !== undefined && !CMD_MARKERS[svc].test(cmd))) {
+    rmSync(f, { force: true });
+    return undefined;
+  }
+  return pid;
+}
+
+/** Send `sig` to the process group led by `pid`, else to the process alone. */
+export function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig); // detached children lead their own process group
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** SIGTERM the process group, SIGKILL after `timeoutMs`, and wait for the exit. */
+export async function stopPid(pid: number, timeoutMs = 20_000): Promise<void> {
+  signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return;
+    await sleep(100);
+  }
+  signalGroup(pid, 'SIGKILL');
+  const hard = Date.now() + 5000;
+  while (Date.now() < hard && isAlive(pid)) await sleep(100);
+}
+
+/** Stop a service started by the stack and remove its pid file; the pid it stopped, if any. */
+export async function stopService(home: string, svc: Service): Promise<number | undefined> {
+  const pid = livePid(home, svc);
+  if (pid !== undefined) await stopPid(pid);
+  rmSync(pidFile(home, svc), { force: true });
+  return pid;
+}
+
+/** The last non-empty lines of a log file, for error messages. */
+export function tail(file: string, lines = 15): string {
+  try {
+    const all = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    return all.slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface Spawned {
+  pid: number;
+  child: ChildProcess;
+  exited: () => { code: number | null; signal: NodeJS.Signals | null } | undefined;
+}
+
+/** Environment variables that hold secrets: the services the project starts get none of them. */
+export const SECRET_ENV_VARS = [
+  'GROQ_API_KEY',
+  'DATABASE_URL',
+  'CLICKHOUSE_URL',
+  'OPTIINFRA_WEBHOOK_SECRET',
+  'OPTIINFRA_ENCRYPTION_KEYS',
+  'OPTIINFRA_CODEC_TOKEN',
+];
+
+/**
+ * Start a program detached (own process group) with stdout and stderr appended to `logFile`
+ * and its pid written to `pidFile`, so the caller can exit and the program keeps running.
+ */
+export function spawnService(cmd: string, args: string[], o: { cwd: string; logFile: string; pidFile: string }): Spawned {
+  mkdirSync(dirname(o.logFile), { recursive: true });
+  mkdirSync(dirname(o.pidFile), { recursive: true });
+  const fd = openSync(o.logFile, 'a');
+  writeFileSync(fd, `\n--- ${new Date().toISOString()} starting: ${cmd} ${args.join(' ')}\n`);
+  let child: ChildProcess;
+  try {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SECRET_ENV_VARS.includes(k)));
+    child = spawn(cmd, args, { cwd: o.cwd, detached: true, stdio: ['ignore', fd, fd], env });
+  } finally {
+    closeSync(fd);
+  }
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  child.on('exit', (code, signal) => {
+    exit = { code, signal };
+  });
+  child.on('error', (err) => {
+    spawnError = err;
+    exit ??= { code: -1, signal: null };
+  });
+  child.unref();
+  if (child.pid === undefined) {
+    throw new StackError(`cannot start ${cmd}: ${spawnError?.message ?? 'spawn failed'}`);
+  }
+  writeFileSync(o.pidFile, `${child.pid}\n`);
+  return { pid: child.pid, child, exited: () => exit };
+}
+
+/** spawnService for a stack service, with its log and pid file under <home>. */
+export function spawnDetached(home: string, svc: Service, cmd: string, args: string[], cwd: string): Spawned {
+  return spawnService(cmd, args, { cwd, logFile: logFile(home, svc), pidFile: pidFile(home, svc) });
+}
+
+/** Wait until `ready()` holds; on child exit or timeout, stop it and throw with the log tail. */
+export async function waitReady(
+  home: string,
+  svc: Service,
+  s: Spawned,
+  what: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await ready()) return;
+    const ex = s.exited();
+    if (ex) {
+      rmSync(pidFile(home, svc), { force: true });
+      throw new StackError(
+        `${what} exited during start-up (${ex.signal ?? `code ${ex.code}`}); log ${logFile(home, svc)}:\n${tail(logFile(home, svc))}`,
+      );
+    }
+    await sleep(250);
+  }
+  await stopPid(s.pid);
+  rmSync(pidFile(home, svc), { force: true });
+  throw new StackError(
+    `${what} did not become ready within ${timeoutMs / 1000} s; log ${logFile(home, svc)}:\n${tail(logFile(home, svc))}`,
+  );
+}
