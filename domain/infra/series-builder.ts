@@ -4,7 +4,7 @@
  * rates from counters, gauges summed or averaged across series. One series per metrics source.
  */
 import type { PerformanceSeries, ResourceSeries } from '../agents/types.js';
-import { histogramQuantile } from '../../activities/infra/prometheus.js';
+import { histogramQuantile } from './prometheus-text.js';
 
 export interface StoredSample {
   ts: number; // unix seconds, aligned to the step

@@ -10,15 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
-import {
-  MetricsSourceError,
-  bucketDeltas,
-  bucketsOf,
-  histogramQuantile,
-  queryRange,
-  scrapeMetrics,
-  type RangeSeries,
-} from '../../activities/infra/prometheus.js';
+import { MetricsSourceError, queryRange, scrapeMetrics, type RangeSeries } from '../../activities/infra/prometheus.js';
+import { bucketDeltas, bucketsOf, histogramQuantile } from '../../domain/infra/prometheus-text.js';
 import { ensurePrometheus } from '../../stack/binaries.js';
 import { prometheusVersion, startPrometheus, type PrometheusServer } from '../../stack/prometheus.js';
 import { freePort } from '../../stack/ports.js';

@@ -1,16 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  MetricsSourceError,
-  bucketDeltas,
-  bucketsOf,
-  histogramQuantile,
-  parsePrometheusText,
-  queryRange,
-  safeUrl,
-  scrapeMetrics,
-} from '../../activities/infra/prometheus.js';
+import { MetricsSourceError, queryRange, safeUrl, scrapeMetrics } from '../../activities/infra/prometheus.js';
+import { bucketDeltas, bucketsOf, histogramQuantile, parsePrometheusText } from '../../domain/infra/prometheus-text.js';
 import { createExporterModel, startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
 import { prometheusConfigYaml } from '../../stack/prometheus.js';
 import { StackError } from '../../stack/errors.js';
