@@ -4,7 +4,7 @@
  * policies (workflows/options.ts) derive their non-retryable lists from this table, so no error
  * name is typed twice. Pure and workflow-safe.
  */
-import { ApplicationFailure, type Duration } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, type Duration } from '@temporalio/common';
 
 export const FAILURES = {
   // Bad input or configuration: the caller must change something.
@@ -48,7 +48,7 @@ export function nonRetryableTypes(among?: readonly FailureType[]): FailureType[]
   return (Object.keys(FAILURES) as FailureType[]).filter((t) => !FAILURES[t].retryable && (!among || among.includes(t)));
 }
 
-export function isFailureType(type: string | null | undefined, of: readonly FailureType[]): boolean {
+export function isFailureType<T extends FailureType>(type: string | null | undefined, of: readonly T[]): type is T {
   return !!type && (of as readonly string[]).includes(type);
 }
 
@@ -75,4 +75,12 @@ export function failure(type: FailureType, message: string, opts: FailureOptions
 /** Throw `failure(type, message, opts)`. */
 export function raise(type: FailureType, message: string, opts?: FailureOptions): never {
   throw failure(type, message, opts);
+}
+
+/** The innermost cause of a failure seen by a workflow (through activity and child-workflow wrappers). */
+export function rootCause(e: unknown): { type?: string; message: string } {
+  let cur: unknown = e;
+  while ((cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) && cur.cause) cur = cur.cause;
+  if (cur instanceof ApplicationFailure) return { type: cur.type ?? undefined, message: cur.message };
+  return { message: cur instanceof Error ? cur.message : String(cur) };
 }

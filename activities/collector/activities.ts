@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { isFailureType, LLM_COUNTED_TYPES, raise } from '../../common/failures.js';
 import type { Config } from '../../common/config.js';
 import { redact, secretsOf } from '../../common/config.js';
 import type { BatchTotals, CycleResult, CycleSettings } from '../../domain/collector/collection.js';
@@ -47,8 +48,6 @@ export interface JudgeOutcome {
   latencyMs: number;
 }
 
-/** LLM failures that count against LLM_MAX_RETRIES (429 waits and store outages do not). */
-const COUNTED_LLM_FAILURES = new Set(['LlmServerError', 'LlmUnavailable', 'LlmTimeout', 'LlmInvalidReply']);
 
 /** Deterministic sampling (a hash of the id against the rate): the same interaction is always in or out. */
 export function sampled(id: string, rate: number): boolean {
@@ -88,19 +87,11 @@ export function createCollectorActivities(deps: ActivityDeps) {
   async function fetchPage(input: { deployment: string; cycleId: string; limit: number }): Promise<FetchPageResult> {
     const dep = await deployments.getDeployment(db, input.deployment);
     if (!dep) {
-      throw ApplicationFailure.create({
-        type: 'UnknownDeployment',
-        nonRetryable: true,
-        message: `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`,
-      });
+      raise('UnknownDeployment', `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`);
     }
     const parsed = sourceConfigSchema.safeParse(dep.source);
     if (!parsed.success) {
-      throw ApplicationFailure.create({
-        type: 'InvalidSourceConfig',
-        nonRetryable: true,
-        message: `deployment '${input.deployment}' has an invalid source configuration: ${parsed.error.message}`,
-      });
+      raise('InvalidSourceConfig', `deployment '${input.deployment}' has an invalid source configuration: ${parsed.error.message}`);
     }
     const cursor = await deployments.getCursor(db, input.deployment);
     let page;
@@ -108,7 +99,7 @@ export function createCollectorActivities(deps: ActivityDeps) {
       page = await createSource(parsed.data, input.deployment).fetch(cursor, input.limit);
     } catch (e) {
       if (e instanceof SourceError) {
-        throw ApplicationFailure.create({ type: 'SourceUnavailable', message: clean(e.message) });
+        raise('SourceUnavailable', clean(e.message));
       }
       throw e;
     }
@@ -188,11 +179,7 @@ export function createCollectorActivities(deps: ActivityDeps) {
   async function loadInteraction(deployment: string, id: string): Promise<InteractionRow> {
     const row = await ch.getInteraction(deployment, id);
     if (!row) {
-      throw ApplicationFailure.create({
-        type: 'InteractionMissing',
-        nonRetryable: true,
-        message: `interaction '${id}' of deployment '${deployment}' is not in ClickHouse`,
-      });
+      raise('InteractionMissing', `interaction '${id}' of deployment '${deployment}' is not in ClickHouse`);
     }
     return row;
   }
@@ -224,25 +211,17 @@ export function createCollectorActivities(deps: ActivityDeps) {
         promptTokens = r.promptTokens;
         completionTokens = r.completionTokens;
       } catch (e) {
-        if (e instanceof ApplicationFailure && e.type && COUNTED_LLM_FAILURES.has(e.type)) {
+        if (e instanceof ApplicationFailure && isFailureType(e.type, LLM_COUNTED_TYPES)) {
           const llmFailures = prior + 1;
           ctx.heartbeat({ llmFailures });
           if (llmFailures > config.llm.maxRetries) {
-            throw ApplicationFailure.create({
-              type: 'LlmRetriesExhausted',
-              nonRetryable: true,
-              message: `${e.message} (gave up after ${llmFailures} failed LLM calls; LLM_MAX_RETRIES=${config.llm.maxRetries})`,
-            });
+            raise('LlmRetriesExhausted', `${e.message} (gave up after ${llmFailures} failed LLM calls; LLM_MAX_RETRIES=${config.llm.maxRetries})`);
           }
         }
         throw e;
       }
     } else {
-      throw ApplicationFailure.create({
-        type: 'JudgeUnavailable',
-        nonRetryable: true,
-        message: `this worker cannot run judge '${input.judge}' (it is configured for '${judgeName(config)}'): give all workers the same GROQ_API_KEY / LLM_ENABLED / GROQ_MODEL`,
-      });
+      raise('JudgeUnavailable', `this worker cannot run judge '${input.judge}' (it is configured for '${judgeName(config)}'): give all workers the same GROQ_API_KEY / LLM_ENABLED / GROQ_MODEL`);
     }
     const latencyMs = Date.now() - started;
     const r = result as Record<string, unknown>;

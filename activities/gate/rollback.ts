@@ -43,7 +43,8 @@
  */
 import { execFile, type ExecFileException } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
+import { failure as failureOf, type FailureType } from '../../common/failures.js';
 import { redact } from '../../common/config.js';
 import type { DeployerConfig } from '../../domain/gate/types.js';
 import { retryAfterMsOf } from '../llm/client.js';
@@ -68,7 +69,7 @@ export interface DeliverOptions {
   secrets?: string[];
 }
 
-export type DeployerErrorType = 'DeployerUnavailable' | 'DeployerRejected';
+export type DeployerErrorType = Extract<FailureType, `Deployer${string}`>;
 
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 30_000;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60_000;
@@ -436,10 +437,5 @@ function seconds(ms: number): string {
 }
 
 function failure(type: DeployerErrorType, message: string, secrets: string[], nextRetryDelayMs?: number): ApplicationFailure {
-  return ApplicationFailure.create({
-    type,
-    nonRetryable: type === 'DeployerRejected',
-    message: redact(message, secrets),
-    ...(nextRetryDelayMs !== undefined ? { nextRetryDelay: nextRetryDelayMs } : {}),
-  });
+  return failureOf(type, redact(message, secrets), { nextRetryDelay: nextRetryDelayMs });
 }

@@ -2,8 +2,8 @@
  * The one LLM client every LLM integration point uses (judge checks and the agents).
  *
  * - groq-sdk with its own retries off: retries belong to Temporal's activity retry policy
- *   (`llmRetryPolicy`), which sees every attempt in the workflow history.
- * - Every failure becomes an `ApplicationFailure` with a `type` from common/llm-policy.ts, a message a
+ *   (`llmRetryPolicy` in workflows/options.ts), which sees every attempt in the workflow history.
+ * - Every failure becomes an `ApplicationFailure` with a `type` from common/failures.ts, a message a
  *   user can act on and no secret in it (messages built from SDK errors go through `redact`).
  * - One log line per call, without any prompt/reply text and without the key.
  */
@@ -18,16 +18,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { z, ZodType } from 'zod';
 import { redact, secretsOf, type Config } from '../../common/config.js';
 import { formatZodError } from '../../common/types.js';
-import type { LlmErrorType } from '../../common/llm-policy.js';
-
-export {
-  llmRetryPolicy,
-  LLM_FATAL_ERROR_TYPES,
-  LLM_NON_RETRYABLE_TYPES,
-  LLM_RETRYABLE_TYPES,
-  isLlmFatalErrorType,
-  type LlmErrorType,
-} from '../../common/llm-policy.js';
+import { failure, type LlmErrorType } from '../../common/failures.js';
 
 export interface LlmCallResult<T> {
   value: T;
@@ -80,11 +71,7 @@ export class LlmClient {
     this.secrets = secretsOf(cfg);
     this.log = opts.log ?? ((line) => console.log(line));
     if (!cfg.groq.apiKey) {
-      throw ApplicationFailure.create({
-        type: 'LlmAuthError' satisfies LlmErrorType,
-        nonRetryable: true,
-        message: 'GROQ_API_KEY is not set: set it to use the Groq judge, or LLM_ENABLED=false for the offline judge',
-      });
+      throw failure('LlmAuthError', 'GROQ_API_KEY is not set: set it to use the Groq judge, or LLM_ENABLED=false for the offline judge');
     }
     // An explicit baseURL always: otherwise groq-sdk reads GROQ_BASE_URL from the environment on
     // its own, behind the validated configuration's back.
@@ -133,10 +120,7 @@ export class LlmClient {
 
     const invalid = (what: string): ApplicationFailure => {
       this.logLine({ outcome: 'error', type: 'LlmInvalidReply', ...usage });
-      return ApplicationFailure.create({
-        type: 'LlmInvalidReply' satisfies LlmErrorType,
-        nonRetryable: false,
-        message: redact(`model ${model} returned an unusable reply: ${what}`, this.secrets),
+      return failure('LlmInvalidReply', redact(`model ${model} returned an unusable reply: ${what}`, this.secrets), {
         details: [usage satisfies LlmFailureDetails],
       });
     };
@@ -175,20 +159,8 @@ export class LlmClient {
   private mapError(err: unknown, latencyMs: number): ApplicationFailure {
     const model = this.model;
     const base = { model, latencyMs };
-    const fail = (
-      type: LlmErrorType,
-      nonRetryable: boolean,
-      message: string,
-      extra: Partial<LlmFailureDetails> = {},
-      nextRetryDelay?: number,
-    ) =>
-      ApplicationFailure.create({
-        type,
-        nonRetryable,
-        message: redact(message, this.secrets),
-        details: [{ ...base, ...extra } satisfies LlmFailureDetails],
-        ...(nextRetryDelay !== undefined ? { nextRetryDelay } : {}),
-      });
+    const fail = (type: LlmErrorType, message: string, extra: Partial<LlmFailureDetails> = {}, nextRetryDelay?: number) =>
+      failure(type, redact(message, this.secrets), { details: [{ ...base, ...extra } satisfies LlmFailureDetails], nextRetryDelay });
 
     if (err instanceof ApplicationFailure) return err;
 
@@ -196,19 +168,17 @@ export class LlmClient {
     if (err instanceof APIConnectionTimeoutError) {
       return fail(
         'LlmTimeout',
-        false,
         `Groq did not answer within ${this.timeoutSec}s (LLM_TIMEOUT); the call will be retried. Raise LLM_TIMEOUT if this keeps happening`,
       );
     }
     if (err instanceof APIUserAbortError) {
-      return fail('LlmUnavailable', false, 'the Groq request was aborted before it finished');
+      return fail('LlmUnavailable', 'the Groq request was aborted before it finished');
     }
     if (err instanceof APIConnectionError) {
       const cause = (err as { cause?: unknown }).cause;
       const why = describeCause(cause);
       return fail(
         'LlmUnavailable',
-        false,
         `could not reach Groq at ${this.endpoint}${why ? ` (${why})` : ''}; the call will be retried. Check GROQ_BASE_URL and the network`,
       );
     }
@@ -228,7 +198,6 @@ export class LlmClient {
             : 'retrying with backoff';
         return fail(
           'LlmRateLimited',
-          false,
           `Groq rate limit reached for model ${model} (HTTP 429), ${when}. Lower LLM_REQUESTS_PER_SECOND to the account's limit if this persists${said}`,
           extra,
           retryAfterMs,
@@ -237,7 +206,6 @@ export class LlmClient {
       if (status === 401 || status === 403) {
         return fail(
           'LlmAuthError',
-          true,
           `Groq rejected the API key (HTTP ${status}): set a valid GROQ_API_KEY or LLM_ENABLED=false${said}`,
           extra,
         );
@@ -245,7 +213,6 @@ export class LlmClient {
       if (status === 404) {
         return fail(
           'LlmModelNotFound',
-          true,
           `Groq does not know the model '${model}' (HTTP 404): set GROQ_MODEL to a model your account can use (and check GROQ_BASE_URL)${said}`,
           extra,
         );
@@ -255,24 +222,22 @@ export class LlmClient {
         // reply, not a bad request, so it is worth another attempt.
         return fail(
           'LlmInvalidReply',
-          false,
           `model ${model} returned an unusable reply: Groq's JSON mode rejected the model output as invalid JSON (HTTP 400 json_validate_failed)`,
           extra,
         );
       }
       if (status === 408) {
-        return fail('LlmTimeout', false, `Groq timed out the request (HTTP 408); the call will be retried${said}`, extra, retryAfterMs);
+        return fail('LlmTimeout', `Groq timed out the request (HTTP 408); the call will be retried${said}`, extra, retryAfterMs);
       }
       if (status === 409 || status === 425) {
-        return fail('LlmServerError', false, `Groq asked to try again later (HTTP ${status})${said}`, extra, retryAfterMs);
+        return fail('LlmServerError', `Groq asked to try again later (HTTP ${status})${said}`, extra, retryAfterMs);
       }
       if (status === 498) {
-        return fail('LlmUnavailable', false, `Groq has no capacity for this request now (HTTP 498); the call will be retried${said}`, extra, retryAfterMs);
+        return fail('LlmUnavailable', `Groq has no capacity for this request now (HTTP 498); the call will be retried${said}`, extra, retryAfterMs);
       }
       if (status !== undefined && status >= 500) {
         return fail(
           'LlmServerError',
-          false,
           `Groq server error (HTTP ${status}) for model ${model}; the call will be retried${said}`,
           extra,
           retryAfterMs,
@@ -281,18 +246,17 @@ export class LlmClient {
       if (status !== undefined && status >= 400) {
         return fail(
           'LlmBadRequest',
-          true,
           `Groq rejected the request (HTTP ${status}) for model ${model}${said}. Check GROQ_MODEL and the prompt size`,
           extra,
         );
       }
-      return fail('LlmServerError', false, `unexpected answer from Groq (HTTP ${status ?? 'none'})${said}`, extra);
+      return fail('LlmServerError', `unexpected answer from Groq (HTTP ${status ?? 'none'})${said}`, extra);
     }
     if (err instanceof GroqError) {
-      return fail('LlmUnavailable', false, `Groq client error: ${truncate(err.message, SERVER_MESSAGE_LIMIT)}`);
+      return fail('LlmUnavailable', `Groq client error: ${truncate(err.message, SERVER_MESSAGE_LIMIT)}`);
     }
     const msg = err instanceof Error ? err.message : String(err);
-    return fail('LlmUnavailable', false, `LLM call failed: ${truncate(msg, SERVER_MESSAGE_LIMIT)}`);
+    return fail('LlmUnavailable', `LLM call failed: ${truncate(msg, SERVER_MESSAGE_LIMIT)}`);
   }
 
   private logLine(f: {

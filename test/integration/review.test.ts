@@ -14,7 +14,8 @@ import { upsertDeployment } from '../../activities/storage/postgres/deployments.
 import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { startInfraDemo, type InfraDemo } from '../../stack/sim/infra-demo.js';
 import { createScratchDatabase } from '../../stack/postgres.js';
-import type { AgentRunResult, ReviewResult } from '../../workflows/agents/agents.js';
+import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
+import type { ReviewResult } from '../../workflows/agents/review.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';
 

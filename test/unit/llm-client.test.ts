@@ -1,14 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import {
-  LLM_FATAL_ERROR_TYPES,
-  LLM_NON_RETRYABLE_TYPES,
-  LlmClient,
-  llmRetryPolicy,
-  retryAfterMsOf,
-  type LlmCallResult,
-} from '../../activities/llm/client.js';
+import { LlmClient, retryAfterMsOf, type LlmCallResult } from '../../activities/llm/client.js';
+import { LLM_FATAL_TYPES, nonRetryableTypes } from '../../common/failures.js';
+import { llmRetryPolicy } from '../../workflows/options.js';
 import { loadConfig, type Config } from '../../common/config.js';
 import { renderJudgePrompt } from '../../domain/judge/prompts.js';
 import { checkResultSchemas, type Check, type CheckResult } from '../../common/types.js';
@@ -184,7 +179,7 @@ describe('LlmClient against the Groq stub', () => {
     expect(f.message).toContain('[REDACTED]');
     expectNoSecret(f);
     expect(stub.requests).toHaveLength(1);
-    expect(LLM_FATAL_ERROR_TYPES).toContain(f.type);
+    expect(LLM_FATAL_TYPES).toContain(f.type);
   });
 
   it('maps a real key mismatch (403 too) to LlmAuthError', async () => {
@@ -228,7 +223,7 @@ describe('LlmClient against the Groq stub', () => {
       expect(f.nonRetryable).toBe(true);
       expect(f.message).toContain(`HTTP ${status}`);
     }
-    expect(LLM_NON_RETRYABLE_TYPES).toContain('LlmBadRequest');
+    expect(nonRetryableTypes()).toContain('LlmBadRequest');
   });
 
   it("treats Groq's json_validate_failed 400 as a retryable LlmInvalidReply", async () => {
@@ -351,8 +346,10 @@ describe('llmRetryPolicy', () => {
       initialInterval: '1s',
       backoffCoefficient: 2,
       maximumInterval: '60s',
-      nonRetryableErrorTypes: ['LlmAuthError', 'LlmModelNotFound', 'LlmBadRequest'],
+      nonRetryableErrorTypes: nonRetryableTypes(),
     });
+    for (const t of ['LlmAuthError', 'LlmModelNotFound', 'LlmBadRequest', 'LlmRetriesExhausted']) expect(nonRetryableTypes()).toContain(t);
+    for (const t of ['LlmRateLimited', 'LlmServerError', 'LlmUnavailable', 'LlmTimeout', 'LlmInvalidReply']) expect(nonRetryableTypes()).not.toContain(t);
     expect(llmRetryPolicy(0).maximumAttempts).toBe(1);
   });
 });

@@ -1,11 +1,9 @@
 /**
- * collectionCycle and scoreBatch: the data collector as durable workflows.
+ * collectionCycle: the data collector (LLM integration point 5) as a durable workflow; its
+ * batches are scoreBatch children (score-batch.ts).
  * Deterministic code only: all I/O is in activities; texts never enter history (ids only).
  */
 import {
-  ActivityFailure,
-  ApplicationFailure,
-  ChildWorkflowFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -19,107 +17,26 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
+import { raise } from '../../common/failures.js';
+import { SA } from '../../common/search-attributes.js';
+import { formatZodError } from '../../common/types.js';
 import {
   addBatch,
   chunk,
   collectionCycleInputSchema,
   emptyTotals,
   SAMPLE_LIMIT,
-  type BatchTotals,
   type CollectionCycleInput,
   type CycleResult,
-  type CycleSettings,
   type CycleTotals,
 } from '../../domain/collector/collection.js';
-import { LLM_FATAL_ERROR_TYPES } from '../../common/llm-policy.js';
-import { SA } from '../../common/search-attributes.js';
-import { formatZodError, type Check } from '../../common/types.js';
+import { localOptions, storeOptions } from '../options.js';
+import { scoreBatch } from './score-batch.js';
 
-const store = proxyActivities<CollectorActivities>({
-  // Short: a worker that dies mid-activity is noticed quickly and the activity retried elsewhere.
-  startToCloseTimeout: '30 seconds',
-  // Store and source outages are waited out with backoff; a cycle does not give up on them.
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute' },
-});
-const local = proxyLocalActivities<CollectorActivities>({ startToCloseTimeout: '10s' });
+const store = proxyActivities<CollectorActivities>(storeOptions);
+const local = proxyLocalActivities<CollectorActivities>(localOptions);
 
 export const cycleStatusQuery = defineQuery<CycleTotals & { phase: string }>('status');
-
-function failureText(e: unknown): { type?: string; message: string } {
-  let cur: unknown = e;
-  while (cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) cur = cur.cause;
-  if (cur instanceof ApplicationFailure) return { type: cur.type ?? undefined, message: cur.message };
-  return { message: cur instanceof Error ? cur.message : String(cur) };
-}
-
-export interface ScoreBatchInput {
-  deployment: string;
-  ids: string[];
-  checks: Check[];
-  settings: CycleSettings;
-}
-
-/** Score a bounded batch: one activity per interaction and check; failures are recorded, not thrown. */
-export async function scoreBatch(input: ScoreBatchInput): Promise<BatchTotals> {
-  const { settings } = input;
-  const judge = proxyActivities<CollectorActivities>({
-    taskQueue: settings.judgeTaskQueue,
-    startToCloseTimeout: `${settings.llmTimeoutSec + 10}s`,
-    // 429s are waited out (retry-after) within this budget; counted LLM failures end the check
-    // after LLM_MAX_RETRIES + 1 calls (see judgeCheck).
-    scheduleToCloseTimeout: '2 hours',
-    heartbeatTimeout: `${settings.llmTimeoutSec + 10}s`,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      nonRetryableErrorTypes: [
-        'LlmAuthError',
-        'LlmModelNotFound',
-        'LlmBadRequest',
-        'LlmRetriesExhausted',
-        'InteractionMissing',
-        'JudgeUnavailable',
-      ],
-    },
-  });
-  const totals: BatchTotals = { scored: 0, failed: 0, skipped: 0, promptTokens: 0, completionTokens: 0, failureSamples: [] };
-  let fatal: { type?: string; message: string } | undefined;
-  await Promise.all(
-    input.ids.flatMap((interactionId) =>
-      input.checks.map(async (check) => {
-        const key = {
-          deployment: input.deployment,
-          interactionId,
-          check,
-          judge: settings.judge,
-          promptVersion: settings.promptVersions[check],
-        };
-        try {
-          const r = await judge.judgeCheck(key);
-          if (r.status === 'ok') totals.scored++;
-          else totals.skipped++;
-          totals.promptTokens += r.promptTokens;
-          totals.completionTokens += r.completionTokens;
-        } catch (e) {
-          const f = failureText(e);
-          if (f.type && (LLM_FATAL_ERROR_TYPES as readonly string[]).includes(f.type)) {
-            fatal ??= f;
-            return;
-          }
-          await store.recordCheckFailure({ ...key, reason: `${f.type ?? 'Error'}: ${f.message}` });
-          totals.failed++;
-          if (totals.failureSamples.length < SAMPLE_LIMIT) totals.failureSamples.push({ id: interactionId, check, reason: f.message });
-        }
-      }),
-    ),
-  );
-  if (fatal) {
-    // A configuration problem (bad key, unknown model): stop the cycle; the cursor stays put.
-    throw ApplicationFailure.create({ type: fatal.type, nonRetryable: true, message: fatal.message });
-  }
-  return totals;
-}
 
 /**
  * One collection cycle for one deployment: page through the source from the stored cursor,
@@ -128,7 +45,7 @@ export async function scoreBatch(input: ScoreBatchInput): Promise<BatchTotals> {
 export async function collectionCycle(rawInput: CollectionCycleInput): Promise<CycleResult> {
   const parsed = collectionCycleInputSchema.safeParse(rawInput);
   if (!parsed.success) {
-    throw ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message: formatZodError(parsed.error) });
+    raise('InvalidInput', formatZodError(parsed.error));
   }
   const input = parsed.data;
   const info = workflowInfo();
@@ -193,11 +110,7 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
         cycleId,
       });
       if (moved === 'conflict') {
-        throw ApplicationFailure.create({
-          type: 'CursorConflict',
-          nonRetryable: true,
-          message: `the cursor of '${input.deployment}' was moved by another cycle; this cycle stops (its scores are kept)`,
-        });
+        raise('CursorConflict', `the cursor of '${input.deployment}' was moved by another cycle; this cycle stops (its scores are kept)`);
       }
       cursor = page.nextCursor;
     }

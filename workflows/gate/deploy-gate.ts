@@ -1,11 +1,11 @@
 /**
- * The application agent and the deploy gate (LLM integration point 4), as durable workflows:
- * computeBaseline, applicationAgent (explanations), deployGate, abCompare.
- * Deterministic: statistics are pure code (domain/gate/stats.ts); all I/O is in activities.
+ * deployGate (LLM integration point 4, with the application agent's explanation): baseline,
+ * durable wait for candidate scores, an anytime-valid decision, the explanation, rollback on
+ * REJECT and the record of it all. Deterministic: statistics are pure code
+ * (domain/gate/stats.ts); all I/O is in activities.
  */
 import { msToNumber } from '@temporalio/common';
 import {
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -21,10 +21,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
-import type { BaselineRecord } from '../../domain/gate/baseline.js';
 import type { GateActivities } from '../../activities/gate/activities.js';
+import { raise, rootCause } from '../../common/failures.js';
+import { SA } from '../../common/search-attributes.js';
+import { formatZodError } from '../../common/types.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
-import { applicationAgent, type ExplainTask } from '../agents/agents.js';
+import type { BaselineRecord } from '../../domain/gate/baseline.js';
+import { DECISION_RULE_TEST, decideLook } from '../../domain/gate/stats.js';
 import {
   DEFAULT_RULE,
   gateInputSchema,
@@ -33,7 +36,6 @@ import {
   type Decision,
   type DecisionRuleOptions,
   type Evidence,
-  type Explanation,
   type GateInput,
   type GateProgress,
   type GateResult,
@@ -42,62 +44,17 @@ import {
   type RollbackOutcome,
   type VersionStats,
 } from '../../domain/gate/types.js';
-import { compareInputSchema, baselineInputSchema, type BaselineInput, type CompareInput, type ComparisonResult } from '../../domain/gate/inputs.js';
-import { llmRetryPolicy } from '../../common/llm-policy.js';
-import { SA } from '../../common/search-attributes.js';
-import { DECISION_RULE_TEST, decideLook } from '../../domain/gate/stats.js';
-import { formatZodError } from '../../common/types.js';
+import { explainChild } from '../agents/application/explain-decision.js';
+import { gateOptions, localOptions, rollbackOptions } from '../options.js';
+import { computeBaseline, judgeOf } from './baseline.js';
 
-const acts = proxyActivities<GateActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['UnknownDeployment'] },
-});
-const rollbackActs = proxyActivities<GateActivities>({
-  startToCloseTimeout: '6 minutes',
-  // The activity heartbeats while the deployer works, so a dead worker is noticed in seconds.
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
-});
-const local = proxyLocalActivities<CollectorActivities>({ startToCloseTimeout: '10s' });
+const acts = proxyActivities<GateActivities>(gateOptions);
+const rollbackActs = proxyActivities<GateActivities>(rollbackOptions);
+const local = proxyLocalActivities<CollectorActivities>(localOptions);
 
 export const gateProgressQuery = defineQuery<GateProgress>('progress');
 export const overrideUpdate = defineUpdate<GateProgress, [Override]>('override');
 export const overrideSignal = defineSignal<[Override]>('override');
-
-/** The application agent, typed for its explanation task. */
-const explainChild = applicationAgent as (input: ExplainTask) => Promise<Explanation>;
-
-function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'InvalidInput', nonRetryable: true, message });
-}
-
-function judgeOf(settings: CycleSettings) {
-  return { judge: settings.judge, promptVersions: settings.promptVersions };
-}
-
-/** Aggregate one version's scores into a baseline row (idempotent: same input, same row). */
-export async function computeBaseline(raw: BaselineInput): Promise<BaselineRecord> {
-  const parsed = baselineInputSchema.safeParse(raw);
-  if (!parsed.success) throw invalid(formatZodError(parsed.error));
-  const input = parsed.data;
-  const settings = await local.cycleSettings();
-  upsertSearchAttributes([
-    { key: SA.deployment, value: input.deployment },
-    { key: SA.kind, value: 'baseline' },
-    { key: SA.modelVersion, value: [input.version] },
-  ]);
-  const rec = await acts.computeAndStoreBaseline({
-    deployment: input.deployment,
-    version: input.version,
-    judge: input.judge ?? settings.judge,
-    promptVersions: input.promptVersions ?? settings.promptVersions,
-    window: { lastN: input.lastN, from: input.from, to: input.to },
-    workflowId: workflowInfo().workflowId,
-  });
-  if (rec.samples > 0) upsertSearchAttributes([{ key: SA.quality, value: rec.stats.quality.mean }]);
-  setCurrentDetails(`Baseline ${rec.version}: ${rec.samples} samples, quality ${(rec.stats.quality.mean * 100).toFixed(1)} %`);
-  return rec;
-}
 
 interface GateCarry {
   startedAt: number;
@@ -118,7 +75,7 @@ function overrideDecision(o: Override): GateResult['effectiveDecision'] {
  */
 export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promise<GateResult> {
   const parsed = gateInputSchema.safeParse(raw);
-  if (!parsed.success) throw invalid(formatZodError(parsed.error));
+  if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
   const input = parsed.data;
   const info = workflowInfo();
   const gateId = info.workflowId;
@@ -264,11 +221,10 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
       : undefined;
 
   progress.phase = 'explaining';
-  const explanation = await executeChild(explainChild, {
-    workflowId: `${gateId}/explain`,
-    args: [{ task: 'explain', decision, evidence, reason, settings }],
-    staticSummary: `Explanation of the ${decision} for ${input.deployment} ${input.candidateVersion}`,
-  });
+  const explanation = await explainChild(
+    { decision, evidence, reason, settings },
+    { workflowId: `${gateId}/explain`, staticSummary: `Explanation of the ${decision} for ${input.deployment} ${input.candidateVersion}` },
+  );
 
   const idempotencyKey = `${gateId}/${info.firstExecutionRunId}`;
   let rollback: RollbackOutcome = { status: 'not-needed', deployer: input.deployer.type, detail: '', idempotencyKey };
@@ -286,7 +242,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
         deployer: input.deployer,
       });
     } catch (e) {
-      const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
+      const why = rootCause(e).message;
       rollback = { status: 'failed', deployer: input.deployer.type, detail: why, idempotencyKey };
     }
   }
@@ -316,40 +272,3 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
   return result;
 }
 
-/** A/B comparison of two versions serving side by side, with the gate's statistics. */
-export async function abCompare(raw: CompareInput): Promise<ComparisonResult> {
-  const parsed = compareInputSchema.safeParse(raw);
-  if (!parsed.success) throw invalid(formatZodError(parsed.error));
-  const input = parsed.data;
-  upsertSearchAttributes([
-    { key: SA.deployment, value: input.deployment },
-    { key: SA.kind, value: 'compare' },
-    { key: SA.modelVersion, value: [input.versionA, input.versionB] },
-  ]);
-  await acts.requireDeployment(input.deployment);
-  const settings = await local.cycleSettings();
-  const window = { lastN: input.lastN, from: input.from, to: input.to };
-  const [a, b] = await Promise.all(
-    [input.versionA, input.versionB].map((version) =>
-      acts.versionStats({ deployment: input.deployment, version, ...judgeOf(settings), window }),
-    ),
-  );
-  const tolerances = { ...DEFAULT_RULE.tolerances, ...input.tolerances };
-  const look = decideLook(a!, b!, { tolerances, minSamples: input.minSamples, alpha: input.alpha, plannedSamples: DEFAULT_RULE.plannedSamples });
-  const outcome: Decision = look.outcome === 'CONTINUE' ? 'INCONCLUSIVE' : look.outcome;
-  upsertSearchAttributes([{ key: SA.decision, value: outcome }]);
-  const evidence: Evidence = {
-    baseline: { ...a!, version: input.versionA, judge: settings.judge, promptVersion: settings.promptVersions.quality, baselineId: '' },
-    candidate: { ...b!, version: input.versionB },
-    look,
-    looks: 1,
-    rule: { test: DECISION_RULE_TEST, alpha: input.alpha, minSamples: input.minSamples, tolerances },
-  };
-  const id = workflowInfo().workflowId;
-  const explanation = await executeChild(explainChild, {
-    workflowId: `${id}/explain`,
-    args: [{ task: 'explain', decision: outcome, evidence, reason: look.reason, settings }],
-  });
-  await acts.recordComparison({ id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, look, a: a!, b: b!, explanation });
-  return { id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, outcome, reason: look.reason, look, a: a!, b: b!, explanation };
-}

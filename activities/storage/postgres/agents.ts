@@ -9,7 +9,7 @@ export interface InfraSourceRow {
   lastCollectedTo?: string;
 }
 
-export async function upsertInfraSource(db: Db, id: string, config: { kind: string }): Promise<void> {
+export async function upsertInfraSource(db: Db, id: string, config: { kind: string } & Record<string, unknown>): Promise<void> {
   await db.query(
     `INSERT INTO infra_sources (id, kind, config) VALUES ($1, $2, $3)
      ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, config = EXCLUDED.config`,

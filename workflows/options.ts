@@ -1,0 +1,77 @@
+/**
+ * Every activity's options in one place: timeouts, retry policies and task queues. Workflows
+ * import their activity proxies from here and set none of their own. Non-retryable failure
+ * types come from the table in common/failures.ts.
+ */
+import type { ActivityOptions, LocalActivityOptions, RetryPolicy } from '@temporalio/common';
+import { nonRetryableTypes } from '../common/failures.js';
+import type { CycleSettings } from '../domain/collector/collection.js';
+
+/** Store and source activities: outages are waited out with backoff; a cycle does not give up on them. */
+export const storeOptions: ActivityOptions = {
+  // Short: a worker that dies mid-activity is noticed quickly and the activity retried elsewhere.
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
+/** Settings read once at a workflow's start (local: nothing to wait for). */
+export const localOptions: LocalActivityOptions = { startToCloseTimeout: '10s' };
+
+/** Gate reads and writes (baselines, statistics, decision records). */
+export const gateOptions: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
+/** The rollback: the activity heartbeats while the deployer works, so a dead worker is noticed in seconds. */
+export const rollbackOptions: ActivityOptions = {
+  startToCloseTimeout: '6 minutes',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
+/** Agent analyses: sources that stay down fail the agent run (with the reason) instead of stalling a review. */
+export const agentOptions: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4, nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
+/**
+ * The activity retry policy for LLM calls: `LLM_MAX_RETRIES` retries after the first attempt,
+ * exponential backoff from 1 s up to 60 s. A 429's `retry-after` overrides the backoff through
+ * the failure's `nextRetryDelay`.
+ */
+export function llmRetryPolicy(maxRetries: number): RetryPolicy {
+  const retries = Number.isFinite(maxRetries) ? Math.max(0, Math.floor(maxRetries)) : 0;
+  return {
+    maximumAttempts: retries + 1,
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '60s',
+    nonRetryableErrorTypes: nonRetryableTypes(),
+  };
+}
+
+/** Narratives and explanations: on the rate-limited LLM queue, retried LLM_MAX_RETRIES times, then the template is used. */
+export function llmOptions(settings: CycleSettings): ActivityOptions {
+  return {
+    taskQueue: settings.judgeTaskQueue,
+    startToCloseTimeout: `${settings.llmTimeoutSec + 30}s`,
+    retry: llmRetryPolicy(settings.llmMaxRetries),
+  };
+}
+
+/**
+ * Judge checks: on the judge's queue. 429s are waited out (retry-after) within two hours;
+ * counted LLM failures end the check after LLM_MAX_RETRIES + 1 calls (the activity counts them
+ * in its heartbeat details and then fails with LlmRetriesExhausted).
+ */
+export function judgeOptions(settings: CycleSettings): ActivityOptions {
+  return {
+    taskQueue: settings.judgeTaskQueue,
+    startToCloseTimeout: `${settings.llmTimeoutSec + 10}s`,
+    scheduleToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${settings.llmTimeoutSec + 10}s`,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
+  };
+}
