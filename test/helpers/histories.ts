@@ -1,9 +1,11 @@
 /**
  * Recorded workflow histories for replay tests. Integration tests call `recordHistory` after a
- * workflow completes; it writes `test/histories/<name>.json` only when OPTIINFRA_RECORD_HISTORIES=1
- * (`npm run histories:record`), so normal runs leave the committed files alone.
+ * workflow completes; it writes only when OPTIINFRA_RECORD_HISTORIES=1 (`npm run
+ * histories:record`), and never over a committed history: those are frozen, so every workflow
+ * version ever recorded keeps replaying. A new recording goes to `<name>.json` when there is none,
+ * else to `<name>.g<GENERATION>.json` (raise GENERATION when workflow commands change on purpose).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
@@ -11,11 +13,16 @@ import { repoRoot } from '../../stack/paths.js';
 
 export const HISTORY_DIR = join(repoRoot(), 'test', 'histories');
 
+/** Generation of the histories a recording run writes (see the module comment). */
+export const GENERATION = 2;
+
 export async function recordHistory(client: Client, workflowId: string, name: string, runId?: string): Promise<void> {
   if (process.env.OPTIINFRA_RECORD_HISTORIES !== '1') return;
+  const target = [`${name}.json`, `${name}.g${GENERATION}.json`].find((f) => !existsSync(join(HISTORY_DIR, f)));
+  if (!target) return;
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   mkdirSync(HISTORY_DIR, { recursive: true });
   // The workflow id matters: child workflow ids derive from it, and replay compares them.
   const file = { workflowId, history: JSON.parse(historyToJSON(history)) as unknown };
-  writeFileSync(join(HISTORY_DIR, `${name}.json`), `${JSON.stringify(file)}\n`);
+  writeFileSync(join(HISTORY_DIR, target), `${JSON.stringify(file)}\n`);
 }

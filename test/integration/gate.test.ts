@@ -86,7 +86,7 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(baseline.rows).toEqual([{ samples: 400, window_spec: { lastN: 1000 } }]);
     await recordHistory(stack.client, `gate/${deployment}/v2-q4`, 'gate-reject');
     await recordHistory(stack.client, `gate/${deployment}/v2-q4/baseline`, 'compute-baseline');
-    await recordHistory(stack.client, `gate/${deployment}/v2-q4/explain`, 'application-agent-explain');
+    await recordHistory(stack.client, `gate/${deployment}/v2-q4/explain`, 'explain-decision');
   });
 
   it('delivers the rollback once even when the activity fails after delivering', async () => {

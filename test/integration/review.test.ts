@@ -109,6 +109,19 @@ describe('optimizationReview', () => {
     await recordHistory(stack.client, reviewId, 'optimization-review');
   });
 
+  it('collects every registered infrastructure source in one workflow', async () => {
+    const workflowId = `collect-infra/test-${randomUUID().slice(0, 6)}`;
+    const outcomes = (await stack.client.workflow.execute('collectInfra', { taskQueue: stack.config.temporal.taskQueue, workflowId, args: [] })) as Array<{
+      id: string;
+      rows: number;
+      error?: string;
+    }>;
+    expect(outcomes.length).toBeGreaterThan(1);
+    expect(outcomes.filter((o) => o.error)).toEqual([]);
+    expect(outcomes.reduce((n, o) => n + o.rows, 0)).toBeGreaterThan(0);
+    await recordHistory(stack.client, workflowId, 'collect-infra');
+  });
+
   it('answers a question from the stored numbers', async () => {
     const r = (await stack.client.workflow.execute('costAgent', {
       taskQueue: stack.config.temporal.taskQueue,
