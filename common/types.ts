@@ -17,9 +17,6 @@ export type Check = (typeof CHECKS)[number];
 
 /** Text budget per field, in characters, applied before judging (documented in README). */
 export const TEXT_BUDGET = { prompt: 8000, response: 8000, context: 16000 } as const;
-/** A record whose texts exceed this many characters in total is rejected as oversized. */
-export const MAX_RECORD_CHARS = 1_000_000;
-
 /**
  * false when a string starts with a calendar date (YYYY-MM-DD) that does not exist, such as
  * 2025-02-30 (JavaScript's Date would silently roll it over to March).
@@ -31,28 +28,6 @@ export function calendarDateExists(s: string): boolean {
   const t = new Date(Date.UTC(y, mo - 1, d));
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
 }
-
-/**
- * One interaction as every source delivers it (after parsing). Documented in README "Record format".
- */
-export const interactionSchema = z.object({
-  id: idSchema('id'),
-  deployment: idSchema('deployment'),
-  model_version: idSchema('model_version'),
-  timestamp: z.union([z.string(), z.number()]).transform((v, ctx) => {
-    const d = typeof v === 'number' ? new Date(v < 1e12 ? v * 1000 : v) : new Date(v);
-    if (Number.isNaN(d.getTime()) || (typeof v === 'string' && !calendarDateExists(v))) {
-      ctx.addIssue({ code: 'custom', message: `timestamp '${v}' is not an ISO-8601 date or epoch number` });
-      return z.NEVER;
-    }
-    return d.toISOString();
-  }),
-  prompt: z.string().min(1, { message: 'prompt must not be empty' }),
-  response: z.string(),
-  context: z.string().optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
-});
-export type Interaction = z.output<typeof interactionSchema>;
 
 /** The texts a judge sees, after truncation. */
 export interface JudgeInput {

@@ -8,7 +8,8 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { MAX_RECORD_CHARS, formatZodError, interactionSchema, type Interaction } from '../../common/types.js';
+import { MAX_RECORD_CHARS, interactionSchema, type Interaction } from '../../domain/collector/record.js';
+import { formatZodError } from '../../common/types.js';
 
 export const sourceConfigSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('jsonl'), path: z.string().min(1) }),

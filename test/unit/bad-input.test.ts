@@ -21,7 +21,8 @@ import { gateInputSchema, overrideSchema } from '../../domain/gate/types.js';
 import { baselineInputSchema, compareInputSchema } from '../../domain/gate/inputs.js';
 import { offlineJudge } from '../../domain/judge/offline-judge.js';
 import { endMarker, beginMarker, neutraliseMarkers, renderJudgePrompt } from '../../domain/judge/prompts.js';
-import { CHECKS, MAX_RECORD_CHARS, checkResultSchemas, formatZodError, type Check, type JudgeInput } from '../../common/types.js';
+import { CHECKS, checkResultSchemas, formatZodError, type Check, type JudgeInput } from '../../common/types.js';
+import { MAX_RECORD_CHARS } from '../../domain/collector/record.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeded garbage

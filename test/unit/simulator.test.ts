@@ -16,7 +16,7 @@ import {
   type SimulatorOptions,
 } from '../../stack/sim/collector-simulator.js';
 import { createSource } from '../../activities/collector/sources.js';
-import { interactionSchema } from '../../common/types.js';
+import { interactionSchema } from '../../domain/collector/record.js';
 
 const rows = loadQaRows();
 const open: Simulator[] = [];

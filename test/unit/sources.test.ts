@@ -15,7 +15,8 @@ import {
 } from '../../activities/collector/sources.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { truncateForJudge, truncateText } from '../../domain/judge/truncate.js';
-import { MAX_RECORD_CHARS, TEXT_BUDGET } from '../../common/types.js';
+import { MAX_RECORD_CHARS } from '../../domain/collector/record.js';
+import { TEXT_BUDGET } from '../../common/types.js';
 
 const DEP = 'shop-bot';
 
