@@ -4,6 +4,7 @@
  * interaction; the baseline is computed; the deploy gate watches the rollout, REJECTs it, and the
  * rollback webhook (HMAC-signed) puts the good model back. Then a benign candidate is APPROVEd.
  */
+import { percentText } from '../common/format.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,7 +32,6 @@ import { renderGateReport } from '../domain/gate/report.js';
 import { createWorkers } from '../workers/worker.js';
 
 const say = (s = '') => console.log(s);
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 /** The team's deployment system, as far as the demo needs one: it receives rollbacks. */
 async function startDeploymentSystem(secret: string, sim: Simulator, goodModel: { version: string; share: number }) {
@@ -121,7 +121,7 @@ async function main() {
       args: [{ deployment, version: good.version }],
     })) as BaselineRecord;
     say(
-      `baseline ${good.version}: ${base.samples} samples, quality ${pct(base.stats.quality.mean)}, hallucination rate ${pct(base.stats.hallucination_rate.mean)}, toxicity rate ${pct(base.stats.toxicity_rate.mean)}`,
+      `baseline ${good.version}: ${base.samples} samples, quality ${percentText(base.stats.quality.mean)}, hallucination rate ${percentText(base.stats.hallucination_rate.mean)}, toxicity rate ${percentText(base.stats.toxicity_rate.mean)}`,
     );
 
     const bad = 'llama-3-8b-v2-q4';

@@ -3,6 +3,7 @@
  * questions, written from the computed numbers only. Without an LLM the same shapes come from
  * templates, labelled as such. Pure, workflow-safe.
  */
+import { formatUsd } from '../../common/format.js';
 import { z } from 'zod';
 import type { AgentName, Finding } from './types.js';
 import { renderDataBlock } from '../judge/prompts.js';
@@ -34,7 +35,7 @@ const AUDIENCE: Record<AgentName | 'review', string> = {
   review: 'the C-suite: one combined view of cost, performance, capacity and quality',
 };
 
-const usd = (n: number | undefined) => (n === undefined ? '' : `$${Math.round(n).toLocaleString('en-US')}`);
+const usd = (n: number | undefined) => (n === undefined ? '' : formatUsd(Math.round(n)));
 
 function agentData(agent: AgentName | 'review', findings: Finding[], totals?: Record<string, number>) {
   return {

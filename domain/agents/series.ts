@@ -5,6 +5,8 @@
  * Conventions: functions take plain arrays and ignore nothing — callers drop missing values
  * first. Summaries of an empty array are NaN.
  */
+import { round } from '../../common/format.js';
+
 
 /** Arithmetic mean; NaN for an empty array. */
 export function mean(values: readonly number[]): number {
@@ -204,11 +206,6 @@ export function runs(flags: readonly boolean[]): Array<{ start: number; end: num
 }
 
 /** Rounds to `digits` decimals (finite numbers only; others are returned unchanged). */
-export function round(x: number, digits = 2): number {
-  if (!Number.isFinite(x)) return x;
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 /**
  * Confidence from the amount of data: 0.4 with almost none, rising linearly to 0.95 at

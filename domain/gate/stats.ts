@@ -14,6 +14,7 @@
  * - the error budget `alpha` is split by Bonferroni into 12 equal parts: 3 metrics x 2 sides
  *   (fail / pass) x 2 samples (baseline / candidate).
  */
+import { percentText } from '../../common/format.js';
 import type { DecisionRuleOptions, GateMetric, LookResult, MetricVerdict, SampleStats, VersionStats } from './types.js';
 
 export type { SampleStats } from './types.js';
@@ -257,9 +258,6 @@ function pts(x: number): string {
   return x < 0 && s !== '0.0' ? `−${s}` : s;
 }
 /** Formats a fraction as a percentage: 0.87 → "87.0 %". */
-function pct(x: number): string {
-  return `${(x * 100).toFixed(1)} %`;
-}
 /** A tolerance in points without trailing zeros: 0.05 → "5", 0.025 → "2.5". */
 function tolPts(x: number): string {
   return String(Number((x * 100).toFixed(2)));
@@ -305,7 +303,7 @@ function failText(v: MetricVerdict, alpha: number): string {
   const l = LABEL[v.metric];
   const what = v.metric === 'quality' ? 'drop' : 'rise';
   return (
-    `${l.name} ${l.worse} ${pts(v.harm)} points (${pct(v.baseline)} → ${pct(v.candidate)}); ` +
+    `${l.name} ${l.worse} ${pts(v.harm)} points (${percentText(v.baseline)} → ${percentText(v.candidate)}); ` +
     `with ${confidenceText(alpha)} confidence the ${what} is at least ${pts(v.lower)} points, ` +
     `above the ${tolPts(v.tolerance)}-point tolerance`
   );

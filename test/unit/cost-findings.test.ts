@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFocusDirectory } from '../../activities/infra/focus.js';
+import { formatUsd } from '../../common/format.js';
 import type { CostRow, Finding, InstanceType, ResourceUtilisation } from '../../domain/agents/types.js';
 import {
   compactCostRows,
   costFindings,
   executiveSummary,
-  formatUsd,
   rightSizeTarget,
   severityForUsd,
   type CostFindingsInput,

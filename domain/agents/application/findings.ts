@@ -2,6 +2,7 @@
  * The application agent's review findings: answer quality per deployment and version, compared
  * with the gate's statistics (domain/gate/stats.ts). Pure, workflow-safe.
  */
+import { percentPoints } from '../../../common/format.js';
 import type { Finding } from '../types.js';
 import { DEFAULT_RULE, type VersionStats } from '../../gate/types.js';
 import { decideLook } from '../../gate/stats.js';
@@ -13,7 +14,6 @@ export interface DeploymentQuality {
   gates: Array<{ candidate: string; decision: string; decidedAt: string }>;
 }
 
-const pct = (x: number) => Math.round(x * 1000) / 10;
 
 export function applicationFindings(ds: DeploymentQuality[]): Finding[] {
   const out: Finding[] = [];
@@ -24,14 +24,14 @@ export function applicationFindings(ds: DeploymentQuality[]): Finding[] {
     const s = latest.stats;
     out.push({
       kind: 'quality-level',
-      title: `${d.deployment} ${latest.version}: quality ${pct(s.quality.mean)} %, hallucination rate ${pct(s.hallucination_rate.mean)} %, toxicity rate ${pct(s.toxicity_rate.mean)} %`,
+      title: `${d.deployment} ${latest.version}: quality ${percentPoints(s.quality.mean)} %, hallucination rate ${percentPoints(s.hallucination_rate.mean)} %, toxicity rate ${percentPoints(s.toxicity_rate.mean)} %`,
       severity: s.hallucination_rate.mean > 0.1 || s.toxicity_rate.mean > 0.01 ? 'medium' : 'info',
       subject: `${d.deployment}/${latest.version}`,
       evidence: {
         samples: s.quality.n,
-        quality_pct: pct(s.quality.mean),
-        hallucination_rate_pct: pct(s.hallucination_rate.mean),
-        toxicity_rate_pct: pct(s.toxicity_rate.mean),
+        quality_pct: percentPoints(s.quality.mean),
+        hallucination_rate_pct: percentPoints(s.hallucination_rate.mean),
+        toxicity_rate_pct: percentPoints(s.toxicity_rate.mean),
       },
       recommendation:
         s.hallucination_rate.mean > 0.1
@@ -45,16 +45,16 @@ export function applicationFindings(ds: DeploymentQuality[]): Finding[] {
       const q = look.metrics.find((m) => m.metric === 'quality')!;
       out.push({
         kind: look.outcome === 'REJECT' ? 'quality-regression' : look.outcome === 'APPROVE' ? 'quality-stable' : 'quality-undecided',
-        title: `${d.deployment}: ${latest.version} vs ${previous.version}: ${look.outcome === 'REJECT' ? 'worse beyond tolerance' : look.outcome === 'APPROVE' ? 'within tolerance' : 'not enough evidence yet'} (quality ${pct(q.baseline)} % → ${pct(q.candidate)} %)`,
+        title: `${d.deployment}: ${latest.version} vs ${previous.version}: ${look.outcome === 'REJECT' ? 'worse beyond tolerance' : look.outcome === 'APPROVE' ? 'within tolerance' : 'not enough evidence yet'} (quality ${percentPoints(q.baseline)} % → ${percentPoints(q.candidate)} %)`,
         severity: look.outcome === 'REJECT' ? 'high' : 'info',
         subject: d.deployment,
         evidence: {
           previous_samples: previous.stats.quality.n,
           latest_samples: s.quality.n,
-          quality_before_pct: pct(q.baseline),
-          quality_after_pct: pct(q.candidate),
-          quality_drop_upper_points: pct(q.upper),
-          quality_drop_lower_points: pct(q.lower),
+          quality_before_pct: percentPoints(q.baseline),
+          quality_after_pct: percentPoints(q.candidate),
+          quality_drop_upper_points: percentPoints(q.upper),
+          quality_drop_lower_points: percentPoints(q.lower),
         },
         recommendation:
           look.outcome === 'REJECT' ? `Roll back to ${previous.version}: ${look.reason}` : look.reason,

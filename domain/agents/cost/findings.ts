@@ -27,6 +27,7 @@
  * and utilisation samples (full at 288, a day of 5-minute samples).
  * Totals: savings count each resource once (the larger of its idle waste and right-size saving).
  */
+import { formatUsd, round } from '../../../common/format.js';
 import type { CostRow, Finding, InstanceType, ResourceUtilisation, Severity } from '../types.js';
 import { HOURS_PER_MONTH } from '../instance-catalog.js';
 
@@ -77,22 +78,12 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
 export function round2(x: number): number {
-  return Math.round(x * 100) / 100 + 0; // + 0 turns -0 into 0
+  return round(x, 2) + 0; // + 0 turns -0 into 0
 }
 function round4(x: number): number {
   return Math.round(x * 10_000) / 10_000 + 0;
 }
 
-/** "$624", "$37.40", "$28,119.60", "-$5". */
-export function formatUsd(x: number): string {
-  const r = round2(x);
-  const sign = r < 0 ? '-' : '';
-  const abs = Math.abs(r);
-  const whole = Math.floor(abs);
-  const cents = Math.round((abs - whole) * 100);
-  const grouped = String(whole).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  return `${sign}$${grouped}${cents === 0 ? '' : `.${String(cents).padStart(2, '0')}`}`;
-}
 
 /** A unit price: 2 decimals, more when it is below 10 cents. */
 function formatUnitUsd(x: number): string {

@@ -30,7 +30,8 @@
  *   waiting ≥ 2× (and ≥ 1), or preemptions during the spike; else it points at the host.
  */
 import type { Finding, PerformanceSeries, Severity } from '../types.js';
-import { changePoint, confidenceFromCount, mad, mean, median, rollingMedian, round, runs } from '../series.js';
+import { fixed, percentPoints, round } from '../../../common/format.js';
+import { changePoint, confidenceFromCount, mad, mean, median, rollingMedian, runs } from '../series.js';
 
 export const PERFORMANCE_THRESHOLDS = {
   /** KV cache usage (0..1) at or above which the cache counts as saturated. */
@@ -99,8 +100,7 @@ function valuesIn(points: readonly Point[], key: NumericKey, from: number, to: n
   return out;
 }
 
-const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? round(x, digits).toFixed(digits) : String(x));
-const pct = (x: number): number => round(x * 100, 1);
+const pct = (x: number): number => percentPoints(x);
 
 // ----- Serving configuration ----------------------------------------------------------------
 
@@ -210,7 +210,7 @@ function kvCacheFinding(series: PerformanceSeries): KvAnalysis | undefined {
     // No sizing labels: saturation is certain, the sizing arithmetic is not possible.
     const finding: Finding = {
       kind: 'kv-cache-saturation',
-      title: `KV cache saturated: ${fmt(usagePct)} % used with ${fmt(preemptPerMin, 1)} preemptions/min`,
+      title: `KV cache saturated: ${fixed(usagePct)} % used with ${fixed(preemptPerMin, 1)} preemptions/min`,
       severity: severityHigh ? 'high' : 'medium',
       subject,
       evidence,
@@ -268,7 +268,7 @@ function kvCacheFinding(series: PerformanceSeries): KvAnalysis | undefined {
     // Saturated although max_model_len × concurrency fits: real prompts/outputs fill it anyway.
     const finding: Finding = {
       kind: 'kv-cache-saturation',
-      title: `KV cache saturated: ${fmt(usagePct)} % of ${cacheTokens} tokens used with ${fmt(preemptPerMin, 1)} preemptions/min`,
+      title: `KV cache saturated: ${fixed(usagePct)} % of ${cacheTokens} tokens used with ${fixed(preemptPerMin, 1)} preemptions/min`,
       severity: severityHigh ? 'high' : 'medium',
       subject,
       evidence,
@@ -295,7 +295,7 @@ function kvCacheFinding(series: PerformanceSeries): KvAnalysis | undefined {
     );
   }
   options.push(
-    `(${options.length + 1}) grow the KV cache ${fmt(factor, 1)}× (num_gpu_blocks ${blocks} → ${neededBlocks}, ` +
+    `(${options.length + 1}) grow the KV cache ${fixed(factor, 1)}× (num_gpu_blocks ${blocks} → ${neededBlocks}, ` +
       `${neededBlocks * blockSize} tokens) by raising --gpu-memory-utilization` +
       `${gpuMemUtil !== undefined ? ` (now ${gpuMemUtil})` : ''} if the GPUs have free memory, or by adding GPUs ` +
       `(--tensor-parallel-size${tp !== undefined ? ` above ${tp}` : ''}; more GPUs hold more KV blocks)`,
@@ -320,22 +320,22 @@ function kvCacheFinding(series: PerformanceSeries): KvAnalysis | undefined {
   const title = changeCaused
     ? maxLenBefore !== undefined && maxLenBefore < maxLen
       ? `KV cache is the root cause: max_model_len raised ${maxLenBefore} → ${maxLen} but the cache stayed ` +
-        `${cacheTokens} tokens (${blocks} blocks), ${fmt(factor, 1)}× too small`
-      : `KV cache is the root cause: num_gpu_blocks cut ${blocksBefore} → ${blocks} leaves the cache ${fmt(factor, 1)}× too small`
-    : `KV cache is the root cause: ${cacheTokens}-token cache is ${fmt(factor, 1)}× too small for ` +
+        `${cacheTokens} tokens (${blocks} blocks), ${fixed(factor, 1)}× too small`
+      : `KV cache is the root cause: num_gpu_blocks cut ${blocksBefore} → ${blocks} leaves the cache ${fixed(factor, 1)}× too small`
+    : `KV cache is the root cause: ${cacheTokens}-token cache is ${fixed(factor, 1)}× too small for ` +
       `${concurrency} × max_model_len ${maxLen}`;
 
   const recommendation =
     `Root cause: the KV cache. ${trigger ? `Trigger: ${trigger}. ` : ''}` +
     `The cache holds ${blocks} blocks × ${blockSize} = ${cacheTokens} tokens, but at a typical concurrency of ` +
     `${concurrency} running sequences up to ${concurrency} × ${maxLen} = ${demandTokens} tokens may be in flight — ` +
-    `${fmt(factor, 1)}× the cache — so vLLM preempts sequences (${fmt(preemptPerMin, 1)}/min, cache ${fmt(usagePct)} % ` +
+    `${fixed(factor, 1)}× the cache — so vLLM preempts sequences (${fixed(preemptPerMin, 1)}/min, cache ${fixed(usagePct)} % ` +
     `full) and recomputes them. Change the cache sizing, any one of: ${options.join('; ')}.`;
 
   const fixSummary =
     lenTarget >= blockSize
-      ? `set --max-model-len back to ${lenTarget} or grow the KV cache ${fmt(factor, 1)}× (num_gpu_blocks ${blocks} → ${neededBlocks})`
-      : `grow the KV cache ${fmt(factor, 1)}× (num_gpu_blocks ${blocks} → ${neededBlocks})`;
+      ? `set --max-model-len back to ${lenTarget} or grow the KV cache ${fixed(factor, 1)}× (num_gpu_blocks ${blocks} → ${neededBlocks})`
+      : `grow the KV cache ${fixed(factor, 1)}× (num_gpu_blocks ${blocks} → ${neededBlocks})`;
 
   const finding: Finding = {
     kind: 'kv-cache-saturation',
@@ -408,12 +408,12 @@ function latencyRegression(series: PerformanceSeries, kv: KvAnalysis | undefined
     factor >= T.regressionHighFactor ? 'high' : factor >= T.regressionMediumFactor ? 'medium' : 'low';
   return {
     kind: 'latency-regression',
-    title: `p95 latency regressed ${fmt(cp.before)} → ${fmt(cp.after)} ms (×${fmt(factor, 1)}) at ${at}`,
+    title: `p95 latency regressed ${fixed(cp.before)} → ${fixed(cp.after)} ms (×${fixed(factor, 1)}) at ${at}`,
     severity,
     subject: series.deployment,
     evidence,
     recommendation,
-    impact: `p95 back to ~${fmt(cp.before)} ms`,
+    impact: `p95 back to ~${fixed(cp.before)} ms`,
     confidence: confidenceFromCount(Math.min(cp.index, p95.vals.length - cp.index), T.fullConfidencePoints / 2),
   };
 }
@@ -467,8 +467,8 @@ function elevatedLatency(
 
   const worst = Math.max(relative && cp ? cp.ratio : 0, recent / limit);
   const what = relative && cp
-    ? `${label} up ${fmt(cp.before)} → ${fmt(cp.after)} ms (×${fmt(cp.ratio, 1)})`
-    : `${label} at ${fmt(recent)} ms, above the ${limit} ms threshold`;
+    ? `${label} up ${fixed(cp.before)} → ${fixed(cp.after)} ms (×${fixed(cp.ratio, 1)})`
+    : `${label} at ${fixed(recent)} ms, above the ${limit} ms threshold`;
   return {
     kind: isTtft ? 'ttft' : 'inter-token-latency',
     title: what,
@@ -476,7 +476,7 @@ function elevatedLatency(
     subject: series.deployment,
     evidence,
     recommendation,
-    impact: relative && cp ? `${label} back to ~${fmt(cp.before)} ms` : `${label} under ${limit} ms`,
+    impact: relative && cp ? `${label} back to ~${fixed(cp.before)} ms` : `${label} under ${limit} ms`,
     confidence: confidenceFromCount(n, T.fullConfidencePoints),
   };
 }
@@ -512,25 +512,25 @@ function queueing(series: PerformanceSeries): Finding | undefined {
   let recommendation: string;
   if (kv !== undefined && kv >= T.kvCacheSaturated) {
     recommendation =
-      `The KV cache is ${fmt(pct(kv))} % full, so the scheduler cannot admit waiting requests: grow the KV cache or add ` +
+      `The KV cache is ${fixed(pct(kv))} % full, so the scheduler cannot admit waiting requests: grow the KV cache or add ` +
       `replicas (about ${capacityFactor ?? 2}× the current serving capacity); raising --max-num-seqs would not help.`;
   } else if (maxNumSeqs !== undefined && run >= 0.9 * maxNumSeqs) {
     const kvRoom = kv !== undefined && kv > 0 ? Math.floor((maxNumSeqs * T.kvCacheSaturated) / kv + 1e-9) : undefined;
     const target = Math.max(maxNumSeqs + 1, Math.min(Math.ceil(run + wait), kvRoom ?? Math.ceil(run + wait)));
     recommendation =
       `Running requests sit at --max-num-seqs ${maxNumSeqs}` +
-      `${kv !== undefined ? ` while the KV cache is only ${fmt(pct(kv))} % used` : ''}: raise --max-num-seqs to ~${target}` +
+      `${kv !== undefined ? ` while the KV cache is only ${fixed(pct(kv))} % used` : ''}: raise --max-num-seqs to ~${target}` +
       `${kvRoom !== undefined ? ` (the cache has room for ~${kvRoom} at ${pct(T.kvCacheSaturated)} % usage)` : ''}, ` +
       `or add replicas (about ${capacityFactor ?? 2}× the current serving capacity).`;
   } else {
     recommendation =
-      `${fmt(wait, 1)} requests wait for every ${fmt(run, 1)} running: add replicas (about ${capacityFactor ?? 2}× the ` +
+      `${fixed(wait, 1)} requests wait for every ${fixed(run, 1)} running: add replicas (about ${capacityFactor ?? 2}× the ` +
       `current serving capacity) or raise batching limits (--max-num-seqs, --max-num-batched-tokens) if the GPU and KV ` +
       `cache have headroom.`;
   }
   return {
     kind: 'queueing',
-    title: `Requests queue: ${fmt(wait, 1)} waiting vs ${fmt(run, 1)} running (×${Number.isFinite(ratio) ? fmt(ratio, 1) : '∞'})`,
+    title: `Requests queue: ${fixed(wait, 1)} waiting vs ${fixed(run, 1)} running (×${Number.isFinite(ratio) ? fixed(ratio, 1) : '∞'})`,
     severity: ratio >= 5 ? 'high' : 'medium',
     subject: series.deployment,
     evidence,
@@ -592,17 +592,17 @@ function anomalies(series: PerformanceSeries): Finding[] {
     const prompt = compare('promptTokensPerSec');
     if (prompt && prompt.outside > 0 && prompt.during >= 1.5 * prompt.outside) {
       evidence.prompt_tokens_per_sec_factor = round(prompt.during / prompt.outside, 2);
-      signals.push(`prompt tokens/s ×${fmt(prompt.during / prompt.outside, 1)} (a burst of traffic or long prompts)`);
+      signals.push(`prompt tokens/s ×${fixed(prompt.during / prompt.outside, 1)} (a burst of traffic or long prompts)`);
     }
     const waiting = compare('waiting');
     if (waiting && waiting.during >= Math.max(1, 2 * waiting.outside)) {
       evidence.waiting_during = round(waiting.during, 2);
-      signals.push(`waiting requests ${fmt(waiting.outside, 1)} → ${fmt(waiting.during, 1)} (queue build-up)`);
+      signals.push(`waiting requests ${fixed(waiting.outside, 1)} → ${fixed(waiting.during, 1)} (queue build-up)`);
     }
     const pre = compare('preemptionsPerMin');
     if (pre && pre.during > 0 && pre.during > pre.outside) {
       evidence.preemptions_per_min = round(pre.during, 2);
-      signals.push(`${fmt(pre.during, 1)} preemptions/min (KV cache pressure)`);
+      signals.push(`${fixed(pre.during, 1)} preemptions/min (KV cache pressure)`);
     }
     const explanation = signals.length > 0
       ? `It coincides with ${signals.join(', ')}.`
@@ -612,15 +612,15 @@ function anomalies(series: PerformanceSeries): Finding[] {
 
     out.push({
       kind: 'anomaly',
-      title: `p95 latency spike to ${fmt(peak)} ms (×${fmt(factor, 1)} the usual ${fmt(baseline)} ms) for ${minutes} min`,
+      title: `p95 latency spike to ${fixed(peak)} ms (×${fixed(factor, 1)} the usual ${fixed(baseline)} ms) for ${minutes} min`,
       severity: factor >= 5 ? 'medium' : 'low',
       subject: series.deployment,
       evidence,
       recommendation:
-        `p95 latency rose to ${fmt(peak)} ms for ${r.end - r.start + 1} points (${minutes} min, ${evidence.from} – ` +
+        `p95 latency rose to ${fixed(peak)} ms for ${r.end - r.start + 1} points (${minutes} min, ${evidence.from} – ` +
         `${evidence.to}) and came back, with no config change. ${explanation} If it recurs, alert on it and keep ` +
         `headroom for bursts (replicas or autoscaling on waiting requests).`,
-      impact: `p95 stays near ~${fmt(baseline)} ms through bursts`,
+      impact: `p95 stays near ~${fixed(baseline)} ms through bursts`,
       confidence: confidenceFromCount(n, T.fullConfidencePoints),
     });
   }
@@ -636,7 +636,7 @@ export function performanceFindings(series: PerformanceSeries): Finding[] {
   const kv = kvCacheFinding(series);
   const regression = latencyRegression(series, kv);
   if (kv && regression && regression.evidence.probable_cause === 'kv-cache-saturation') {
-    kv.finding.impact = `p95 back to ~${fmt(Number(regression.evidence.p95_before_ms))} ms; no preemptions`;
+    kv.finding.impact = `p95 back to ~${fixed(Number(regression.evidence.p95_before_ms))} ms; no preemptions`;
     kv.finding.evidence.p95_before_ms = regression.evidence.p95_before_ms as number;
     kv.finding.evidence.p95_after_ms = regression.evidence.p95_after_ms as number;
   }

@@ -37,7 +37,8 @@
  * Monetary fields are set only when the instance types are found in the catalog.
  */
 import type { Finding, InstanceType, ResourceSeries, Severity } from '../types.js';
-import { confidenceFromCount, linearFit, mean, quantile, round } from '../series.js';
+import { fixed, formatUsd, percentPoints, round } from '../../../common/format.js';
+import { confidenceFromCount, linearFit, mean, quantile } from '../series.js';
 
 /** Hours in a billing month (365 × 24 / 12), as in the instance catalog. */
 const HOURS_PER_MONTH = 730;
@@ -128,15 +129,8 @@ function stats(s: ResourceSeries, catalog: readonly InstanceType[]): HostStats {
   return h;
 }
 
-const pct = (x: number): number => round(x * 100, 1);
-const fmt = (x: number, digits = 0): string => round(x, digits).toFixed(digits);
+const pct = (x: number): number => percentPoints(x);
 const usd = (x: number): number => round(x, 2);
-/** "$13,140" / "$1,095.50" (no locale APIs, so the text is the same everywhere). */
-function money(x: number): string {
-  const r = round(Math.abs(x), 2);
-  const [int = '0', frac] = (Number.isInteger(r) ? r.toFixed(0) : r.toFixed(2)).split('.');
-  return `${x < 0 ? '-' : ''}$${int.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}${frac !== undefined ? `.${frac}` : ''}`;
-}
 
 function utilEvidence(h: HostStats): Record<string, number | string> {
   const e: Record<string, number | string> = { points: h.n };
@@ -230,7 +224,7 @@ function moveMoney(current: InstanceType, next: InstanceType): {
 }
 
 function describeType(t: InstanceType): string {
-  return `${t.name} (${t.family}: ${t.gpus} GPU × ${t.gpuMemoryGiB} GiB, ${t.vcpus} vCPU, ${t.memoryGiB} GiB, ${money(t.hourlyUsd)}/h)`;
+  return `${t.name} (${t.family}: ${t.gpus} GPU × ${t.gpuMemoryGiB} GiB, ${t.vcpus} vCPU, ${t.memoryGiB} GiB, ${formatUsd(t.hourlyUsd)}/h)`;
 }
 
 // ----- Time axis ------------------------------------------------------------------------------
@@ -289,18 +283,18 @@ function utilisationPattern(h: HostStats): Finding | undefined {
         `in those hours (scheduled or queue-based autoscaling).`;
       if (h.type) {
         monthly = usd((h.type.hourlyUsd * idleHours.length * HOURS_PER_MONTH) / 24);
-        recommendation += ` At ${money(h.type.hourlyUsd)}/h that saves ~${money(monthly)}/month.`;
+        recommendation += ` At ${formatUsd(h.type.hourlyUsd)}/h that saves ~${formatUsd(monthly)}/month.`;
       }
     } else if (ratio >= T.strongCycleRatio) {
       recommendation =
-        `Strong daily cycle (peak ${fmt(pct(peak.m))} % at ${peak.hour}:00 UTC, trough ${fmt(pct(trough.m))} % at ` +
-        `${trough.hour}:00 UTC, ×${fmt(ratio, 1)}): autoscale replicas on waiting requests instead of sizing for the peak.`;
+        `Strong daily cycle (peak ${fixed(pct(peak.m))} % at ${peak.hour}:00 UTC, trough ${fixed(pct(trough.m))} % at ` +
+        `${trough.hour}:00 UTC, ×${fixed(ratio, 1)}): autoscale replicas on waiting requests instead of sizing for the peak.`;
     }
   }
   evidence.daily_shape = shape;
   const f: Finding = {
     kind: 'utilisation-pattern',
-    title: `${s.host}: GPU ${fmt(pct(h.gpu.mean))} % mean, ${fmt(pct(h.gpu.p95))} % p95, idle ${fmt(pct(idleShare))} % of the time`,
+    title: `${s.host}: GPU ${fixed(pct(h.gpu.mean))} % mean, ${fixed(pct(h.gpu.p95))} % p95, idle ${fixed(pct(idleShare))} % of the time`,
     severity,
     subject: s.host,
     evidence,
@@ -332,7 +326,7 @@ function bottleneck(h: HostStats, catalog: readonly InstanceType[]): Finding | u
   const evidence = utilEvidence(h);
   evidence.bound = bound;
   evidence.memory_metric = 'host memUtil (fb share is evidence only)';
-  const levels = `GPU ${gpu !== undefined ? `${fmt(pct(gpu))} %` : 'n/a'}, memory ${mem !== undefined ? `${fmt(pct(mem))} %` : 'n/a'}, CPU ${cpu !== undefined ? `${fmt(pct(cpu))} %` : 'n/a'}`;
+  const levels = `GPU ${gpu !== undefined ? `${fixed(pct(gpu))} %` : 'n/a'}, memory ${mem !== undefined ? `${fixed(pct(mem))} %` : 'n/a'}, CPU ${cpu !== undefined ? `${fixed(pct(cpu))} %` : 'n/a'}`;
   const f: Finding = {
     kind: 'bottleneck',
     title: '',
@@ -349,8 +343,8 @@ function bottleneck(h: HostStats, catalog: readonly InstanceType[]): Finding | u
     f.title = `${s.host} is ${bound === 'memory' ? 'memory' : 'CPU'}-bound: ${levels}`;
     const why =
       bound === 'memory'
-        ? `Host memory is the binding resource (${fmt(pct(mem as number))} % mean, ${fmt(pct(h.mem?.p95 ?? 0))} % p95) while the GPUs run at ${gpu !== undefined ? fmt(pct(gpu)) : 'n/a'} %.`
-        : `CPU is the binding resource (${fmt(pct(cpu as number))} % mean vs GPU ${gpu !== undefined ? fmt(pct(gpu)) : 'n/a'} %): tokenisation, detokenisation or the API server starve the GPUs.`;
+        ? `Host memory is the binding resource (${fixed(pct(mem as number))} % mean, ${fixed(pct(h.mem?.p95 ?? 0))} % p95) while the GPUs run at ${gpu !== undefined ? fixed(pct(gpu)) : 'n/a'} %.`
+        : `CPU is the binding resource (${fixed(pct(cpu as number))} % mean vs GPU ${gpu !== undefined ? fixed(pct(gpu)) : 'n/a'} %): tokenisation, detokenisation or the API server starve the GPUs.`;
     if (h.type) {
       const needs = needsOf(h, h.type);
       Object.assign(evidence, needsEvidence(needs));
@@ -360,20 +354,20 @@ function bottleneck(h: HostStats, catalog: readonly InstanceType[]): Finding | u
         Object.assign(evidence, m.evidence);
         const change =
           m.monthly > 0
-            ? `saving ${money(m.monthly)}/month (${money(m.annual)}/year: (${money(h.type.hourlyUsd)} − ${money(next.hourlyUsd)})/h × ${HOURS_PER_MONTH} h × 12)`
-            : `costing ${money(-m.monthly)}/month more (${money(-m.annual)}/year)`;
+            ? `saving ${formatUsd(m.monthly)}/month (${formatUsd(m.annual)}/year: (${formatUsd(h.type.hourlyUsd)} − ${formatUsd(next.hourlyUsd)})/h × ${HOURS_PER_MONTH} h × 12)`
+            : `costing ${formatUsd(-m.monthly)}/month more (${formatUsd(-m.annual)}/year)`;
         f.recommendation =
           `${why} Move from ${h.type.name} to the ${label} ${describeType(next)}, the cheapest catalog type that covers ` +
-          `the p95 needs at ≤ ${fmt(pct(T.targetUtil))} % (${fmt(needs.memoryGiB)} GiB memory, ${fmt(needs.vcpus)} vCPU, ` +
-          `${fmt(needs.gpus, 2)} GPU-equivalents): ${change}.`;
+          `the p95 needs at ≤ ${fixed(pct(T.targetUtil))} % (${fixed(needs.memoryGiB)} GiB memory, ${fixed(needs.vcpus)} vCPU, ` +
+          `${fixed(needs.gpus, 2)} GPU-equivalents): ${change}.`;
         if (m.monthly > 0) {
           f.monthlySavingUsd = m.monthly;
           f.annualSavingUsd = m.annual;
         }
       } else {
         f.recommendation =
-          `${why} No ${label} catalog type covers the p95 needs (${fmt(needs.memoryGiB)} GiB memory, ${fmt(needs.vcpus)} ` +
-          `vCPU, ${fmt(needs.gpus, 2)} GPU-equivalents); ${bound === 'memory' ? 'reduce host memory use (smaller CPU swap space, --swap-space, fewer cached models)' : 'add API server processes or move pre-processing off this host'}.`;
+          `${why} No ${label} catalog type covers the p95 needs (${fixed(needs.memoryGiB)} GiB memory, ${fixed(needs.vcpus)} ` +
+          `vCPU, ${fixed(needs.gpus, 2)} GPU-equivalents); ${bound === 'memory' ? 'reduce host memory use (smaller CPU swap space, --swap-space, fewer cached models)' : 'add API server processes or move pre-processing off this host'}.`;
       }
     } else {
       f.recommendation =
@@ -388,16 +382,16 @@ function bottleneck(h: HostStats, catalog: readonly InstanceType[]): Finding | u
   const gpusNeeded = Math.ceil((gpuP95 * s.gpus) / T.targetUtil - EPS);
   evidence.gpus_needed = gpusNeeded;
   if (bound === 'gpu-memory-bandwidth') {
-    f.title = `${s.host} is GPU memory-bandwidth-bound: DRAM active ${fmt(pct(h.dram?.mean ?? 0))} % vs SM active ${fmt(pct(h.sm?.mean ?? 0))} %`;
+    f.title = `${s.host} is GPU memory-bandwidth-bound: DRAM active ${fixed(pct(h.dram?.mean ?? 0))} % vs SM active ${fixed(pct(h.sm?.mean ?? 0))} %`;
     f.recommendation =
       'Decode is limited by reading weights and KV cache from GPU memory: quantise weights (FP8/INT8/AWQ) and the KV ' +
       'cache (--kv-cache-dtype fp8), batch more sequences per step so each weight read serves more tokens, or move to ' +
-      `GPUs with more memory bandwidth. At p95 ${fmt(pct(gpuP95))} % the host needs ${gpusNeeded} GPU(s) at ≤ ${fmt(pct(T.targetUtil))} %.`;
+      `GPUs with more memory bandwidth. At p95 ${fixed(pct(gpuP95))} % the host needs ${gpusNeeded} GPU(s) at ≤ ${fixed(pct(T.targetUtil))} %.`;
   } else {
     f.title = `${s.host} is GPU compute-bound: ${levels}`;
     f.recommendation =
-      `The GPUs are the binding resource${h.sm ? ` (SM active ${fmt(pct(h.sm.mean))} %)` : ''}: add GPUs or replicas — at p95 ` +
-      `${fmt(pct(gpuP95))} % the host needs ${gpusNeeded} GPU(s) at ≤ ${fmt(pct(T.targetUtil))} % — or lower the work per ` +
+      `The GPUs are the binding resource${h.sm ? ` (SM active ${fixed(pct(h.sm.mean))} %)` : ''}: add GPUs or replicas — at p95 ` +
+      `${fixed(pct(gpuP95))} % the host needs ${gpusNeeded} GPU(s) at ≤ ${fixed(pct(T.targetUtil))} % — or lower the work per ` +
       'token (quantisation, smaller model, prefix caching).';
   }
   return f;
@@ -427,14 +421,14 @@ function scaleAdvice(h: HostStats, catalog: readonly InstanceType[]): Finding | 
 
   if (up) {
     const reasons: string[] = [];
-    if (gpuP95 > T.scaleUpGpuP95) reasons.push(`p95 GPU ${fmt(pct(gpuP95))} % > ${fmt(pct(T.scaleUpGpuP95))} %`);
-    if (memP95 !== undefined && memP95 > T.scaleUpMemP95) reasons.push(`p95 memory ${fmt(pct(memP95))} % > ${fmt(pct(T.scaleUpMemP95))} %`);
+    if (gpuP95 > T.scaleUpGpuP95) reasons.push(`p95 GPU ${fixed(pct(gpuP95))} % > ${fixed(pct(T.scaleUpGpuP95))} %`);
+    if (memP95 !== undefined && memP95 > T.scaleUpMemP95) reasons.push(`p95 memory ${fixed(pct(memP95))} % > ${fixed(pct(T.scaleUpMemP95))} %`);
     f.title = `${s.host} needs more capacity: ${reasons.join(', ')}`;
     const extra = Math.max(0, gpusNeeded - s.gpus);
     let text =
-      `${reasons.join('; ')}. At ≤ ${fmt(pct(T.targetUtil))} % the load needs ${gpusNeeded} GPU(s) on this host's ` +
+      `${reasons.join('; ')}. At ≤ ${fixed(pct(T.targetUtil))} % the load needs ${gpusNeeded} GPU(s) on this host's ` +
       `${s.gpus}${extra > 0 ? `: add ${extra} GPU-equivalent(s) (another replica, or a larger instance)` : ''}` +
-      `${memP95 !== undefined && memP95 > T.scaleUpMemP95 ? `; host memory needs ≥ ${fmt((memP95 / T.targetUtil) * 100)} % of the current size` : ''}.`;
+      `${memP95 !== undefined && memP95 > T.scaleUpMemP95 ? `; host memory needs ≥ ${fixed((memP95 / T.targetUtil) * 100)} % of the current size` : ''}.`;
     if (h.type) {
       const needs = needsOf(h, h.type);
       Object.assign(evidence, needsEvidence(needs));
@@ -442,7 +436,7 @@ function scaleAdvice(h: HostStats, catalog: readonly InstanceType[]): Finding | 
       if (next) {
         const m = moveMoney(h.type, next);
         Object.assign(evidence, m.evidence);
-        text += ` Cheapest catalog type that fits: ${describeType(next)}, ${m.monthly >= 0 ? `saving ${money(m.monthly)}` : `${money(-m.monthly)} more`}/month.`;
+        text += ` Cheapest catalog type that fits: ${describeType(next)}, ${m.monthly >= 0 ? `saving ${formatUsd(m.monthly)}` : `${formatUsd(-m.monthly)} more`}/month.`;
         if (m.monthly > 0) {
           f.monthlySavingUsd = m.monthly;
           f.annualSavingUsd = m.annual;
@@ -455,9 +449,9 @@ function scaleAdvice(h: HostStats, catalog: readonly InstanceType[]): Finding | 
     return f;
   }
 
-  f.title = `${s.host} is over-provisioned: p95 GPU ${fmt(pct(gpuP95))} % < ${fmt(pct(T.scaleDownP95))} %`;
+  f.title = `${s.host} is over-provisioned: p95 GPU ${fixed(pct(gpuP95))} % < ${fixed(pct(T.scaleDownP95))} %`;
   let text =
-    `p95 GPU utilisation is ${fmt(pct(gpuP95))} % on ${s.gpus} GPU(s): at ≤ ${fmt(pct(T.targetUtil))} % the load needs ` +
+    `p95 GPU utilisation is ${fixed(pct(gpuP95))} % on ${s.gpus} GPU(s): at ≤ ${fixed(pct(T.targetUtil))} % the load needs ` +
     `${gpusNeeded}. ${gpusNeeded < s.gpus ? `Free ${s.gpus - gpusNeeded} GPU(s): fewer replicas or a smaller instance.` : 'Consolidate it with other lightly used hosts or move to a smaller GPU type.'}`;
   if (h.type) {
     const needs = needsOf(h, h.type);
@@ -468,7 +462,7 @@ function scaleAdvice(h: HostStats, catalog: readonly InstanceType[]): Finding | 
       Object.assign(evidence, m.evidence);
       f.monthlySavingUsd = m.monthly;
       f.annualSavingUsd = m.annual;
-      text += ` Cheapest catalog type that fits: ${describeType(next)}, saving ${money(m.monthly)}/month (${money(m.annual)}/year).`;
+      text += ` Cheapest catalog type that fits: ${describeType(next)}, saving ${formatUsd(m.monthly)}/month (${formatUsd(m.annual)}/year).`;
     } else {
       text += ' No cheaper catalog type fits the needs.';
     }
@@ -511,7 +505,7 @@ function capacityForecast(h: HostStats): Finding | undefined {
     evidence.trend = 'no growth';
     return {
       ...base,
-      title: `${s.host}: no utilisation growth (${fmt(fit.slope * 100, 2)} points/day); GPU at ${fmt(pct(now))} %`,
+      title: `${s.host}: no utilisation growth (${fixed(fit.slope * 100, 2)} points/day); GPU at ${fixed(pct(now))} %`,
       severity: 'info',
       recommendation: 'No growth trend: current capacity holds; re-check with the next window.',
     };
@@ -527,12 +521,12 @@ function capacityForecast(h: HostStats): Finding | undefined {
     ...base,
     title:
       days === 0
-        ? `${s.host}: GPU utilisation already at the ${fmt(pct(T.forecastLimit))} % limit and rising ${fmt(fit.slope * 100, 2)} points/day`
-        : `${s.host}: GPU utilisation reaches ${fmt(pct(T.forecastLimit))} % in ~${fmt(days)} days (+${fmt(fit.slope * 100, 2)} points/day)`,
+        ? `${s.host}: GPU utilisation already at the ${fixed(pct(T.forecastLimit))} % limit and rising ${fixed(fit.slope * 100, 2)} points/day`
+        : `${s.host}: GPU utilisation reaches ${fixed(pct(T.forecastLimit))} % in ~${fixed(days)} days (+${fixed(fit.slope * 100, 2)} points/day)`,
     severity,
     recommendation:
-      `GPU utilisation grows ${fmt(fit.slope * 100, 2)} points/day (r² ${fmt(fit.r2, 2)}) from ${fmt(pct(now))} % now: ` +
-      `plan capacity (another replica or a larger instance) before ${when ? when.slice(0, 10) : `~${fmt(days)} days from the window's end`}.`,
+      `GPU utilisation grows ${fixed(fit.slope * 100, 2)} points/day (r² ${fixed(fit.r2, 2)}) from ${fixed(pct(now))} % now: ` +
+      `plan capacity (another replica or a larger instance) before ${when ? when.slice(0, 10) : `~${fixed(days)} days from the window's end`}.`,
   };
 }
 
@@ -575,7 +569,7 @@ function consolidation(hs: HostStats[]): Finding | undefined {
       .map(([from, to]) => `${from}→${to}`)
       .join(','),
     mean_gpu_util_pct: cands
-      .map((h) => `${h.s.host}:${fmt(pct((h.gpu as Summary).mean))}`)
+      .map((h) => `${h.s.host}:${fixed(pct((h.gpu as Summary).mean))}`)
       .sort()
       .join(','),
   };
@@ -586,9 +580,9 @@ function consolidation(hs: HostStats[]): Finding | undefined {
     subject: cands.map((h) => h.s.host).sort().join(','),
     evidence,
     recommendation:
-      `${cands.length} hosts each run under ${fmt(pct(T.consolidationMean))} % mean GPU; their combined p95 load is ` +
-      `${fmt(totalLoad, 2)} GPU-equivalents, which fits on ${kept.map((h) => h.s.host).join(', ')} at ≤ ` +
-      `${fmt(pct(T.targetUtil))} % (move ${evidence.placement || 'nothing'}). Free ${freed.map((h) => h.s.host).join(', ')} ` +
+      `${cands.length} hosts each run under ${fixed(pct(T.consolidationMean))} % mean GPU; their combined p95 load is ` +
+      `${fixed(totalLoad, 2)} GPU-equivalents, which fits on ${kept.map((h) => h.s.host).join(', ')} at ≤ ` +
+      `${fixed(pct(T.targetUtil))} % (move ${evidence.placement || 'nothing'}). Free ${freed.map((h) => h.s.host).join(', ')} ` +
       'once the moved workloads are confirmed to fit side by side in GPU memory (smaller models, MIG/MPS, or merged replicas).',
     confidence: confidenceFromCount(Math.min(...cands.map((h) => h.n)), T.fullConfidencePoints),
   };
@@ -597,7 +591,7 @@ function consolidation(hs: HostStats[]): Finding | undefined {
     evidence.freed_hourly_usd = round(freed.reduce((a, h) => a + (h.type as InstanceType).hourlyUsd, 0), 4);
     f.monthlySavingUsd = monthly;
     f.annualSavingUsd = usd(monthly * 12);
-    f.recommendation += ` Saving ${money(monthly)}/month (${money(monthly * 12)}/year).`;
+    f.recommendation += ` Saving ${formatUsd(monthly)}/month (${formatUsd(monthly * 12)}/year).`;
   }
   return f;
 }
