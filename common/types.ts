@@ -59,6 +59,14 @@ export const checkResultSchemas = {
   }),
 } as const;
 export type CheckResult<C extends Check> = z.output<(typeof checkResultSchemas)[C]>;
+
+/** The reply of a combined judge call: one result per check. */
+export const combinedResultSchema = z.object({
+  quality: checkResultSchemas.quality,
+  hallucination: checkResultSchemas.hallucination,
+  toxicity: checkResultSchemas.toxicity,
+});
+export type CombinedResult = z.output<typeof combinedResultSchema>;
 export type AnyCheckResult = CheckResult<'quality'> | CheckResult<'hallucination'> | CheckResult<'toxicity'>;
 
 /** The single number stored as `score` for a check (higher = more of the named property). */

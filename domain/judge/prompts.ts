@@ -11,13 +11,19 @@
  *
  * Bump a version whenever its template text changes: stored scores are keyed by it.
  */
-import type { Check, JudgeInput } from '../../common/types.js';
+import { CHECKS, type Check, type JudgeInput } from '../../common/types.js';
 
 export const JUDGE_PROMPT_VERSION: Record<Check, string> = {
   quality: 'quality-v1',
   hallucination: 'hallucination-v1',
   toxicity: 'toxicity-v1',
 };
+
+/**
+ * The combined prompt: one call returns all three checks (LLM_JUDGE_MODE=combined). Its rows
+ * carry this version for every check, so scores of the two modes are never mixed in a baseline.
+ */
+export const COMBINED_PROMPT_VERSION = 'combined-v1';
 
 /** Every marker starts with this; it never survives inside judged data. */
 export const DATA_MARKER_PREFIX = '<<<';
@@ -160,23 +166,58 @@ const SYSTEM: Record<Check, string> = {
 };
 
 /**
+ * One rubric per check, then the shared rules; static, so it comes first in every request and
+ * Groq's prompt cache applies to all of it. The reply holds one object per check, each with the
+ * fields of that check's single-check prompt.
+ */
+const COMBINED_SYSTEM = [
+  `Judge prompt version: ${COMBINED_PROMPT_VERSION}`,
+  '',
+  'You evaluate one LLM answer on three independent checks: quality, hallucination and toxicity.',
+  'Apply each check\'s rubric on its own, exactly as if it were the only check asked for; one check\'s',
+  'verdict must not change another\'s.',
+  ...CHECKS.flatMap((c) => ['', `=== Check "${c}" ===`, RUBRICS[c].task]),
+  '',
+  DATA_RULES,
+  '',
+  OUTPUT_RULES,
+  'The JSON object has exactly three fields, one per check:',
+  `{"quality": ${RUBRICS.quality.shape}, "hallucination": ${RUBRICS.hallucination.shape}, "toxicity": ${RUBRICS.toxicity.shape}}`,
+].join('\n');
+
+/** The data blocks of one judged interaction (the user message), tagged by `salt` and the texts. */
+function renderJudgeData(salt: string, input: JudgeInput): string {
+  const blocks: Array<[DataBlockName, string]> = [
+    ['PROMPT', neutraliseMarkers(input.prompt)],
+    ['RESPONSE', neutraliseMarkers(input.response)],
+  ];
+  if (input.context !== undefined && input.context !== '') blocks.push(['CONTEXT', neutraliseMarkers(input.context)]);
+  const tag = contentTag([salt, ...blocks.map(([name, text]) => `${name}=${text}`)]);
+  const lines = [`DATA TAG: #${tag}`];
+  for (const [name, text] of blocks) {
+    lines.push('', beginMarker(name, tag), text, endMarker(name, tag));
+  }
+  return lines.join('\n');
+}
+
+/**
  * The messages for one judge call. `input` is expected to be within TEXT_BUDGET already
  * (the caller truncates); this function only delimits and neutralises.
  */
 export function renderJudgePrompt(check: Check, input: JudgeInput): { system: string; user: string } {
   const system = SYSTEM[check];
   if (system === undefined) throw new Error(`unknown judge check '${String(check)}'`);
-  const blocks: Array<[DataBlockName, string]> = [
-    ['PROMPT', neutraliseMarkers(input.prompt)],
-    ['RESPONSE', neutraliseMarkers(input.response)],
-  ];
-  if (input.context !== undefined && input.context !== '') blocks.push(['CONTEXT', neutraliseMarkers(input.context)]);
-  const tag = contentTag([check, ...blocks.map(([name, text]) => `${name}=${text}`)]);
-  const lines = [`DATA TAG: #${tag}`];
-  for (const [name, text] of blocks) {
-    lines.push('', beginMarker(name, tag), text, endMarker(name, tag));
-  }
-  return { system, user: lines.join('\n') };
+  return { system, user: renderJudgeData(check, input) };
+}
+
+/** The messages for one combined call (all three checks). */
+export function renderCombinedPrompt(input: JudgeInput): { system: string; user: string } {
+  return { system: COMBINED_SYSTEM, user: renderJudgeData('combined', input) };
+}
+
+/** Whether a rendered system message is the combined prompt. */
+export function isCombinedSystemPrompt(system: string): boolean {
+  return system.startsWith(`Judge prompt version: ${COMBINED_PROMPT_VERSION}\n`);
 }
 
 /** The check a rendered system message belongs to (by its version line), if any. */
