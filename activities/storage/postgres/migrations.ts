@@ -172,4 +172,21 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'one cycle per deployment at a time; what a cycle did in detail, and how it ended',
+    sql: `
+      ALTER TABLE collection_cursors ADD COLUMN running_cycle text;
+      ALTER TABLE collection_cursors ADD COLUMN lease_until timestamptz;
+      ALTER TABLE collection_runs ADD COLUMN status text NOT NULL DEFAULT 'ok';
+      ALTER TABLE collection_runs ADD COLUMN error text;
+      ALTER TABLE collection_runs ADD COLUMN conflicts int NOT NULL DEFAULT 0;
+      ALTER TABLE collection_runs ADD COLUMN abstained int NOT NULL DEFAULT 0;
+      ALTER TABLE collection_runs ADD COLUMN unscored_for_budget int NOT NULL DEFAULT 0;
+      ALTER TABLE collection_runs ADD COLUMN coverage_note text NOT NULL DEFAULT '';
+      ALTER TABLE collection_runs ADD COLUMN llm_calls bigint NOT NULL DEFAULT 0;
+      ALTER TABLE collection_runs ADD COLUMN llm_cached_tokens bigint NOT NULL DEFAULT 0;
+      ALTER TABLE collection_runs ADD COLUMN llm_reasoning_tokens bigint NOT NULL DEFAULT 0;
+    `,
+  },
 ];
