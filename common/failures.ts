@@ -26,6 +26,10 @@ export const FAILURES = {
   LlmModelNotFound: { retryable: false },
   LlmBadRequest: { retryable: false },
   LlmRetriesExhausted: { retryable: false },
+  /** The reply was cut at the completion-token limit even with the larger budget of the retry. */
+  LlmReplyTruncated: { retryable: false },
+  /** A request larger than the tokens-per-minute limit (413), or a daily cap spent for longer than LLM_MAX_WAIT. */
+  LlmCapacity: { retryable: false },
   LlmRateLimited: { retryable: true },
   LlmServerError: { retryable: true },
   LlmUnavailable: { retryable: true },

@@ -189,4 +189,23 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE collection_runs ADD COLUMN llm_reasoning_tokens bigint NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 5,
+    name: 'LLM request and token budgets shared by all workers',
+    sql: `
+      CREATE TABLE llm_budget (
+        key text PRIMARY KEY,
+        rpm_cap double precision NOT NULL DEFAULT 0,
+        rpd_cap double precision NOT NULL DEFAULT 0,
+        tpm_cap double precision NOT NULL DEFAULT 0,
+        tpd_cap double precision NOT NULL DEFAULT 0,
+        rpm double precision NOT NULL DEFAULT 0,
+        rpd double precision NOT NULL DEFAULT 0,
+        tpm double precision NOT NULL DEFAULT 0,
+        tpd double precision NOT NULL DEFAULT 0,
+        paused_until timestamptz NOT NULL DEFAULT '-infinity',
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
