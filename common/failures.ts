@@ -13,6 +13,7 @@ export const FAILURES = {
   InvalidSourceConfig: { retryable: false },
   UnknownSource: { retryable: false },
   CursorConflict: { retryable: false },
+  CycleAlreadyRunning: { retryable: false },
   InteractionMissing: { retryable: false },
   JudgeUnavailable: { retryable: false },
   NoData: { retryable: false },

@@ -55,6 +55,7 @@ export async function createWorkers(
     taskQueue: config.temporal.llmTaskQueue,
     // Every activity that calls the LLM, and nothing else.
     activities: {
+      scoreInteractions: activities.scoreInteractions,
       judgeCheck: activities.judgeCheck,
       explainWithLlm: activities.explainWithLlm,
       narrateWithLlm: activities.narrateWithLlm,

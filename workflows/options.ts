@@ -62,7 +62,21 @@ export function llmOptions(settings: CycleSettings): ActivityOptions {
 }
 
 /**
- * Judge checks: on the judge's queue. 429s are waited out (retry-after) within two hours;
+ * Batch scoring: on the judge's queue (rate-limited for the LLM). Waits for the LLM's budget
+ * happen inside the activity, which heartbeats; a worker that dies is noticed within the
+ * heartbeat timeout and the batch retried elsewhere (it judges only what was not written yet).
+ */
+export function scoreOptions(settings: CycleSettings): ActivityOptions {
+  return {
+    taskQueue: settings.judgeTaskQueue,
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
+  };
+}
+
+/**
+ * Judge checks of scoreBatch workflows recorded before batch scoring: on the judge's queue. 429s are waited out (retry-after) within two hours;
  * counted LLM failures end the check after LLM_MAX_RETRIES + 1 calls (the activity counts them
  * in its heartbeat details and then fails with LlmRetriesExhausted).
  */

@@ -8,7 +8,16 @@ import { open, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { MAX_RECORD_CHARS, interactionSchema, type Interaction } from '../../domain/collector/record.js';
+import {
+  MAX_METADATA_CHARS,
+  MAX_METADATA_DEPTH,
+  MAX_RECORD_CHARS,
+  interactionSchema,
+  nestsDeeperThan,
+  timestampWindow,
+  wellFormed,
+  type Interaction,
+} from '../../domain/collector/record.js';
 import { formatZodError } from '../../common/types.js';
 
 export const sourceConfigSchema = z.discriminatedUnion('type', [
@@ -30,7 +39,10 @@ export interface BadRecord {
 
 export interface FetchResult {
   records: Interaction[];
+  /** Items read but refused, and (one entry) items a source sent beyond the page size. */
   bad: BadRecord[];
+  /** Items a source sent beyond the page size (not read; one entry in `bad` says so). */
+  ignored?: number;
   /** Opaque; pass it to the next `fetch`. Equal to the input cursor (normalised) when nothing was consumed. */
   nextCursor: string;
   /** True when more items are available right now. */
@@ -57,7 +69,12 @@ export class SourceError extends Error {
 export interface SourceOptions {
   /** HTTP request timeout in milliseconds (default 10 000). */
   timeoutMs?: number;
+  /** Accepted record timestamps, epoch ms (default: timestampWindow(now)). */
+  window?: { oldest: number; newest: number };
 }
+
+/** An HTTP page body larger than this is refused without being parsed. */
+export const MAX_PAGE_BYTES = 64 * 1024 * 1024;
 
 export const HTTP_TIMEOUT_MS = 10_000;
 
@@ -85,6 +102,7 @@ export function parseRecord(
   raw: unknown,
   deployment: string,
   position: string,
+  window: { oldest: number; newest: number } = timestampWindow(Date.now()),
 ): { ok: true; record: Interaction } | { ok: false; bad: BadRecord } {
   const fail = (reason: string, id?: string) => {
     const bad: BadRecord = { position, reason };
@@ -100,12 +118,41 @@ export function parseRecord(
   if (total > MAX_RECORD_CHARS) {
     return fail(`oversized: ${total} chars > ${MAX_RECORD_CHARS} budget`, id);
   }
+  if (nestsDeeperThan(obj.metadata, MAX_METADATA_DEPTH)) {
+    return fail(`metadata nests deeper than ${MAX_METADATA_DEPTH} levels`, id);
+  }
   const parsed = interactionSchema.safeParse(raw);
   if (!parsed.success) return fail(clip(formatZodError(parsed.error)), id);
-  if (parsed.data.deployment !== deployment) {
-    return fail(`deployment '${parsed.data.deployment}' does not match expected '${deployment}'`, id);
+  const r = parsed.data;
+  if (r.deployment !== deployment) {
+    return fail(`deployment '${r.deployment}' does not match expected '${deployment}'`, id);
   }
-  return { ok: true, record: parsed.data };
+  const ts = Date.parse(r.timestamp);
+  if (ts < window.oldest || ts > window.newest) {
+    return fail(
+      `timestamp ${r.timestamp} is outside the accepted window ${new Date(window.oldest).toISOString()} .. ${new Date(window.newest).toISOString()} ` +
+        '(OPTIINFRA_MAX_RECORD_AGE_DAYS, OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES)',
+      id,
+    );
+  }
+  let metadata: string;
+  try {
+    metadata = JSON.stringify(r.metadata ?? {});
+  } catch (e) {
+    return fail(`metadata cannot be serialised: ${errorText(e)}`, id);
+  }
+  if (metadata.length > MAX_METADATA_CHARS) return fail(`metadata of ${metadata.length} chars > ${MAX_METADATA_CHARS}`, id);
+  // Stores refuse lone UTF-16 surrogates: texts keep everything else, with U+FFFD in their place.
+  return {
+    ok: true,
+    record: {
+      ...r,
+      prompt: wellFormed(r.prompt),
+      response: wellFormed(r.response),
+      ...(r.context === undefined ? {} : { context: wellFormed(r.context) }),
+      ...(r.metadata === undefined ? {} : { metadata: JSON.parse(wellFormed(metadata)) as Record<string, unknown> }),
+    },
+  };
 }
 
 /** Collects one page: validates items, keeps the first of duplicate ids and reports the rest. */
@@ -114,10 +161,13 @@ class PageBuilder {
   readonly bad: BadRecord[] = [];
   private readonly firstSeen = new Map<string, string>();
 
-  constructor(private readonly deployment: string) {}
+  constructor(
+    private readonly deployment: string,
+    private readonly window: { oldest: number; newest: number },
+  ) {}
 
   add(raw: unknown, position: string): void {
-    const r = parseRecord(raw, this.deployment, position);
+    const r = parseRecord(raw, this.deployment, position, this.window);
     if (!r.ok) {
       this.bad.push(r.bad);
       return;
@@ -252,8 +302,9 @@ class JsonlSource implements InteractionSource {
 
   constructor(
     private readonly configuredPath: string,
-    private readonly isDirectory: boolean,
+    isDirectory: boolean,
     private readonly deployment: string,
+    private readonly window: { oldest: number; newest: number },
   ) {
     const resolved = path.resolve(configuredPath);
     this.dir = isDirectory ? resolved : path.dirname(resolved);
@@ -301,7 +352,7 @@ class JsonlSource implements InteractionSource {
     checkLimit(limit);
     const state = this.parseCursor(cursor);
     const files = (await this.listFiles()).filter((f) => f >= state.file);
-    const page = new PageBuilder(this.deployment);
+    const page = new PageBuilder(this.deployment, this.window);
     let consumed = 0;
     let hasMore = false;
 
@@ -395,6 +446,23 @@ class JsonlSource implements InteractionSource {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
+/** The response body as text, refused when longer than `max` bytes. */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel();
+    throw new SourceError(`the page is ${declared} bytes, more than the ${max}-byte limit: ask for fewer items (--page-size)`);
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body ?? []) {
+    total += chunk.length;
+    if (total > max) throw new SourceError(`the page is more than the ${max}-byte limit: ask for fewer items (--page-size)`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 const httpPageSchema = z.object({
   items: z.array(z.unknown()),
   next_cursor: z.string(),
@@ -415,6 +483,7 @@ class HttpSource implements InteractionSource {
     private readonly headers: Record<string, string>,
     private readonly deployment: string,
     private readonly timeoutMs: number,
+    private readonly window: { oldest: number; newest: number },
   ) {
     this.base = new URL(url);
   }
@@ -434,7 +503,7 @@ class HttpSource implements InteractionSource {
         signal: AbortSignal.timeout(this.timeoutMs),
         redirect: 'follow',
       });
-      body = await res.text();
+      body = await readCapped(res, MAX_PAGE_BYTES);
     } catch (e) {
       const name = (e as Error | undefined)?.name;
       if (name === 'TimeoutError' || name === 'AbortError') {
@@ -464,17 +533,24 @@ class HttpSource implements InteractionSource {
     if (has_more && items.length === 0 && next_cursor === (cursor ?? '')) {
       throw new SourceError(`${where} reported has_more without items or a new cursor (would loop forever)`);
     }
-    const page = new PageBuilder(this.deployment);
+    const page = new PageBuilder(this.deployment, this.window);
     const label = cursor === null ? 'start' : clip(cursor, 80);
-    items.forEach((raw, i) => page.add(raw, `page ${label} item ${i}`));
-    return { records: page.records, bad: page.bad, nextCursor: next_cursor, hasMore: has_more };
+    // A source that ignores the page size: only `limit` items are read; the rest are reported.
+    for (const [i, raw] of items.slice(0, limit).entries()) page.add(raw, `page ${label} item ${i}`);
+    if (items.length > limit) {
+      page.addBad({
+        position: `page ${label} items ${limit}..${items.length - 1}`,
+        reason: `the source returned ${items.length} items for limit=${limit}: the ${items.length - limit} beyond the limit were not read (fix the source to honour ?limit=)`,
+      });
+    }
+    return { records: page.records, bad: page.bad, nextCursor: next_cursor, hasMore: has_more, ignored: Math.max(0, items.length - limit) };
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
 /** A JSONL path that is a directory is read as a sequence of *.jsonl files. */
-function createJsonlSource(p: string, deployment: string): InteractionSource {
+function createJsonlSource(p: string, deployment: string, window: { oldest: number; newest: number }): InteractionSource {
   // Decide file vs directory lazily on the first fetch so a missing path is a SourceError.
   let inner: JsonlSource | null = null;
   return {
@@ -487,7 +563,7 @@ function createJsonlSource(p: string, deployment: string): InteractionSource {
         } catch (e) {
           throw new SourceError(`JSONL source ${p}: cannot read: ${errorText(e)}`, { cause: e });
         }
-        inner = new JsonlSource(p, isDir, deployment);
+        inner = new JsonlSource(p, isDir, deployment, window);
       }
       return inner.fetch(cursor, limit);
     },
@@ -501,10 +577,11 @@ export function createSource(cfg: SourceConfig, deployment: string, opts: Source
     throw new SourceError(`invalid source config: ${formatZodError(parsed.error)}`);
   }
   const c = parsed.data;
+  const window = opts.window ?? timestampWindow(Date.now());
   switch (c.type) {
     case 'jsonl':
-      return createJsonlSource(c.path, deployment);
+      return createJsonlSource(c.path, deployment, window);
     case 'http':
-      return new HttpSource(c.url, c.headers ?? {}, deployment, opts.timeoutMs ?? HTTP_TIMEOUT_MS);
+      return new HttpSource(c.url, c.headers ?? {}, deployment, opts.timeoutMs ?? HTTP_TIMEOUT_MS, window);
   }
 }

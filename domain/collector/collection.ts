@@ -4,11 +4,11 @@ import { CHECKS, idSchema, type Check } from '../../common/types.js';
 
 export const collectionCycleInputSchema = z.object({
   deployment: idSchema('deployment'),
-  /** Interactions fetched from the source per page (one fetch activity). */
-  pageSize: z.number().int().min(1).max(2000).default(500),
-  /** Interactions per scoreBatch child workflow. */
-  batchSize: z.number().int().min(1).max(200).default(50),
-  /** scoreBatch children in flight at once. */
+  /** Interactions fetched from the source per page (one fetch activity; their ids pass through history). */
+  pageSize: z.number().int().min(1).max(1000).default(1000),
+  /** Interactions per scoring activity. */
+  batchSize: z.number().int().min(1).max(1000).default(250),
+  /** Scoring activities in flight at once (spread over every worker polling the queue). */
   maxConcurrentBatches: z.number().int().min(1).max(50).default(4),
   /** Upper bound of interactions one cycle takes; the rest waits for the next cycle. */
   maxInteractions: z.number().int().min(1).max(10_000_000).default(100_000),
@@ -21,6 +21,8 @@ export const collectionCycleInputSchema = z.object({
 export type CollectionCycleInput = z.input<typeof collectionCycleInputSchema>;
 export type CollectionCycleArgs = z.output<typeof collectionCycleInputSchema>;
 
+export type JudgeMode = 'combined' | 'separate';
+
 /** Judge settings a cycle fixes once at its start (recorded in history, so replays agree). */
 export interface CycleSettings {
   judge: string; // 'offline' or 'groq:<model>'
@@ -28,15 +30,38 @@ export interface CycleSettings {
   judgeTaskQueue: string;
   llmTimeoutSec: number;
   llmMaxRetries: number;
+  /** LLM judge: one call per interaction for all checks, or one per check (absent in cycles recorded before). */
+  mode?: JudgeMode;
+}
+
+export interface FailureSample {
+  id: string;
+  check: Check;
+  reason: string;
+}
+
+export interface BadSample {
+  position: string;
+  reason: string;
+  id?: string;
 }
 
 export interface BatchTotals {
+  /** Checks scored (a row with status ok written). */
   scored: number;
+  /** Checks recorded as failed, with their reason. */
   failed: number;
+  /** Checks already stored before (a re-run or retried activity): not judged again. */
   skipped: number;
+  /** Checks the judge cannot measure for that interaction (stored as abstained, with the reason). */
+  abstained?: number;
   promptTokens: number;
   completionTokens: number;
-  failureSamples: Array<{ id: string; check: Check; reason: string }>;
+  cachedTokens?: number;
+  reasoningTokens?: number;
+  /** HTTP requests to the LLM. */
+  llmCalls?: number;
+  failureSamples: FailureSample[];
 }
 
 export interface CycleTotals extends BatchTotals {
@@ -44,26 +69,45 @@ export interface CycleTotals extends BatchTotals {
   fetched: number;
   stored: number;
   bad: number;
+  /** Interactions chosen for scoring (deployment sample rate and the LLM budget). */
   sampled: number;
+  /** Records whose id was stored before with other content: the first copy is kept. */
+  conflicts?: number;
+  /** Interactions left unscored because the LLM budget of this cycle could not cover them. */
+  unscoredForBudget?: number;
+  /** Why coverage is below the deployment's sample rate, in words (e.g. the limit that bound it). */
+  coverageNote?: string;
   versions: string[];
-  badSamples: Array<{ position: string; reason: string; id?: string }>;
+  badSamples: BadSample[];
 }
 
-export const emptyTotals = (): CycleTotals => ({
+export const emptyTotals = (): Required<CycleTotals> => ({
   pages: 0,
   fetched: 0,
   stored: 0,
   bad: 0,
   sampled: 0,
+  conflicts: 0,
+  unscoredForBudget: 0,
+  coverageNote: '',
   scored: 0,
   failed: 0,
   skipped: 0,
+  abstained: 0,
   promptTokens: 0,
   completionTokens: 0,
+  cachedTokens: 0,
+  reasoningTokens: 0,
+  llmCalls: 0,
   versions: [],
   badSamples: [],
   failureSamples: [],
 });
+
+/** Totals carried across continue-as-new, completed with fields that runs recorded before lacked. */
+export function carriedTotals(carry: unknown): Required<CycleTotals> {
+  return { ...emptyTotals(), ...(carry && typeof carry === 'object' ? (carry as Partial<CycleTotals>) : {}) };
+}
 
 export const SAMPLE_LIMIT = 20;
 
@@ -71,8 +115,12 @@ export function addBatch(t: CycleTotals, b: BatchTotals): void {
   t.scored += b.scored;
   t.failed += b.failed;
   t.skipped += b.skipped;
+  t.abstained = (t.abstained ?? 0) + (b.abstained ?? 0);
   t.promptTokens += b.promptTokens;
   t.completionTokens += b.completionTokens;
+  t.cachedTokens = (t.cachedTokens ?? 0) + (b.cachedTokens ?? 0);
+  t.reasoningTokens = (t.reasoningTokens ?? 0) + (b.reasoningTokens ?? 0);
+  t.llmCalls = (t.llmCalls ?? 0) + (b.llmCalls ?? 0);
   t.failureSamples = [...t.failureSamples, ...b.failureSamples].slice(0, SAMPLE_LIMIT);
 }
 
@@ -87,4 +135,18 @@ export interface CycleResult extends CycleTotals {
   deployment: string;
   judge: string;
   cursor: string | null;
+}
+
+/**
+ * Run `fn` over `items` with at most `limit` in flight, results in input order. Deterministic
+ * (workflow-safe): a finished item starts the next one.
+ */
+export async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, lane));
+  return out;
 }

@@ -26,3 +26,39 @@ export const interactionSchema = z.object({
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 export type Interaction = z.output<typeof interactionSchema>;
+
+/** How old or how far ahead of the collector's clock a record's timestamp may be (defaults). */
+export const DEFAULT_TIMESTAMP_WINDOW = { maxAgeDays: 3650, maxAheadMinutes: 24 * 60 } as const;
+/** Metadata nested deeper than this is refused (it cannot be stored or shown safely). */
+export const MAX_METADATA_DEPTH = 32;
+/** Metadata larger than this many characters once serialised is refused. */
+export const MAX_METADATA_CHARS = 100_000;
+
+/** The accepted range of record timestamps at `now`, in epoch milliseconds. */
+export function timestampWindow(now: number, w: { maxAgeDays: number; maxAheadMinutes: number } = DEFAULT_TIMESTAMP_WINDOW) {
+  return { oldest: now - w.maxAgeDays * 86_400_000, newest: now + w.maxAheadMinutes * 60_000 };
+}
+
+/** Whether a JSON value nests deeper than `max` levels (iterative: any depth is safe to ask). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= max) return true;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1]);
+  }
+  return false;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** The text with every lone UTF-16 surrogate replaced by U+FFFD (stores refuse them). */
+export function wellFormed(s: string): string {
+  return s.replace(LONE_SURROGATE, '\uFFFD');
+}
+
+/** Text safe to store and show: control characters and lone surrogates replaced by U+FFFD. */
+export function printable(s: string): string {
+  return wellFormed(s).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '\ufffd');
+}

@@ -8,7 +8,9 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  ContinueAsNew,
   executeChild,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -17,20 +19,21 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
-import { raise } from '../../common/failures.js';
+import { raise, rootCause } from '../../common/failures.js';
 import { SA } from '../../common/search-attributes.js';
 import { formatZodError } from '../../common/types.js';
 import {
   addBatch,
+  carriedTotals,
   chunk,
   collectionCycleInputSchema,
-  emptyTotals,
+  inParallel,
   SAMPLE_LIMIT,
   type CollectionCycleInput,
   type CycleResult,
   type CycleTotals,
 } from '../../domain/collector/collection.js';
-import { localOptions, storeOptions } from '../options.js';
+import { localOptions, scoreOptions, storeOptions } from '../options.js';
 import { scoreBatch } from './score-batch.js';
 
 const store = proxyActivities<CollectorActivities>(storeOptions);
@@ -39,8 +42,18 @@ const local = proxyLocalActivities<CollectorActivities>(localOptions);
 export const cycleStatusQuery = defineQuery<CycleTotals & { phase: string }>('status');
 
 /**
+ * Patch id: from this change on, a cycle takes a lease on its deployment and scores each page in
+ * batch activities (texts read and scores written per batch); cycles recorded before it scored
+ * through scoreBatch child workflows, one activity per check, and replay so.
+ */
+export const SCORE_IN_ACTIVITIES = 'score-in-batch-activities';
+
+/** batchSize of cycles recorded before SCORE_IN_ACTIVITIES, when their input did not set one. */
+const LEGACY_BATCH_SIZE = 50;
+
+/**
  * One collection cycle for one deployment: page through the source from the stored cursor,
- * store interactions, score them in bounded child batches, advance the cursor after each page.
+ * store interactions, score them in bounded batches, advance the cursor after each page.
  */
 export async function collectionCycle(rawInput: CollectionCycleInput): Promise<CycleResult> {
   const parsed = collectionCycleInputSchema.safeParse(rawInput);
@@ -50,7 +63,7 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
   const input = parsed.data;
   const info = workflowInfo();
   const cycleId = info.workflowId;
-  const totals: CycleTotals = (input.carry as CycleTotals | undefined) ?? emptyTotals();
+  const totals = carriedTotals(input.carry);
   let phase = 'starting';
   setHandler(cycleStatusQuery, () => ({ ...totals, phase }));
 
@@ -61,32 +74,89 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
   ]);
   const scheduled = info.searchAttributes?.TemporalScheduledStartTime?.[0];
   const scheduledAt = scheduled instanceof Date ? scheduled.toISOString() : typeof scheduled === 'string' ? scheduled : undefined;
+  const batched = patched(SCORE_IN_ACTIVITIES);
+  const judge = proxyActivities<CollectorActivities>(scoreOptions(settings));
+  const lease = { deployment: input.deployment, cycleId };
+  if (batched) await store.claimCycle(lease);
 
   let cursor: string | null = null;
   let pagesThisRun = 0;
-  for (;;) {
-    phase = `fetching page ${totals.pages + 1}`;
-    const page = await store.fetchPage({ deployment: input.deployment, cycleId, limit: input.pageSize });
-    cursor = page.fromCursor;
-    totals.pages++;
-    pagesThisRun++;
-    totals.fetched += page.fetched;
-    totals.stored += page.stored;
-    totals.bad += page.bad;
-    totals.sampled += page.ids.length;
-    totals.badSamples = [...totals.badSamples, ...page.badSamples].slice(0, SAMPLE_LIMIT);
-    const newVersions = page.versions.filter((v) => !totals.versions.includes(v));
-    if (newVersions.length) {
-      totals.versions = [...totals.versions, ...newVersions];
-      upsertSearchAttributes([{ key: SA.modelVersion, value: totals.versions }]);
-    }
+  try {
+    for (;;) {
+      phase = `fetching page ${totals.pages + 1}`;
+      const page = await store.fetchPage({ deployment: input.deployment, cycleId, limit: input.pageSize });
+      cursor = page.fromCursor;
+      totals.pages++;
+      pagesThisRun++;
+      totals.fetched += page.fetched;
+      totals.stored += page.stored;
+      totals.bad += page.bad;
+      totals.conflicts += page.conflicts ?? 0;
+      totals.sampled += page.ids.length;
+      totals.badSamples = [...totals.badSamples, ...page.badSamples].slice(0, SAMPLE_LIMIT);
+      const newVersions = page.versions.filter((v) => !totals.versions.includes(v));
+      if (newVersions.length) {
+        totals.versions = [...totals.versions, ...newVersions];
+        upsertSearchAttributes([{ key: SA.modelVersion, value: totals.versions }]);
+      }
 
-    const batches = chunk(page.ids, input.batchSize);
-    for (let i = 0; i < batches.length; i += input.maxConcurrentBatches) {
       phase = `scoring page ${totals.pages}`;
       setCurrentDetails(
         `Scoring page ${totals.pages}: ${totals.scored + totals.skipped} checks done, ${totals.failed} failed, ${totals.stored} interactions stored`,
       );
+      if (batched) {
+        const results = await inParallel(chunk(page.ids, input.batchSize), input.maxConcurrentBatches, (ids) =>
+          judge.scoreInteractions({ deployment: input.deployment, ids, checks: input.checks, settings, cycleId }),
+        );
+        for (const r of results) {
+          addBatch(totals, r);
+          totals.unscoredForBudget += r.unscoredForBudget;
+          if (r.budgetNote) totals.coverageNote = r.budgetNote;
+        }
+      } else {
+        await legacyScorePage(chunk(page.ids, rawInput.batchSize ?? LEGACY_BATCH_SIZE));
+      }
+
+      if (page.nextCursor !== page.fromCursor) {
+        const moved = await store.advanceCursor({
+          deployment: input.deployment,
+          from: page.fromCursor,
+          to: page.nextCursor,
+          cycleId,
+        });
+        if (moved === 'conflict') {
+          raise('CursorConflict', `the cursor of '${input.deployment}' was moved by another cycle; this cycle stops (its scores are kept)`);
+        }
+        cursor = page.nextCursor;
+      }
+      if (!page.hasMore || totals.fetched >= input.maxInteractions) break;
+      if (workflowInfo().continueAsNewSuggested || pagesThisRun >= input.pagesPerRun) {
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof collectionCycle>({ ...rawInput, carry: totals });
+      }
+    }
+  } catch (e) {
+    if (batched && !(e instanceof ContinueAsNew)) {
+      // What the cycle did before it stopped, and why, is recorded; the lease is given back.
+      const error = rootCause(e);
+      await store.recordCycle({ ...totals, cycleId, deployment: input.deployment, judge: settings.judge, cursor, scheduledAt, status: 'failed', error: `${error.type ?? 'Error'}: ${error.message}` });
+      if (error.type !== 'CycleAlreadyRunning') await store.releaseCycle(lease);
+    }
+    throw e;
+  }
+
+  phase = 'done';
+  const result: CycleResult = { ...totals, cycleId, deployment: input.deployment, judge: settings.judge, cursor };
+  await store.recordCycle({ ...result, scheduledAt });
+  if (batched) await store.releaseCycle(lease);
+  setCurrentDetails(
+    `Done: ${totals.stored} interactions stored, ${totals.scored} checks scored, ${totals.failed} failed, ${totals.bad} bad records`,
+  );
+  return result;
+
+  /** Pages of cycles recorded before SCORE_IN_ACTIVITIES: scoreBatch children, in waves. */
+  async function legacyScorePage(batches: string[][]): Promise<void> {
+    for (let i = 0; i < batches.length; i += input.maxConcurrentBatches) {
       const results = await Promise.all(
         batches.slice(i, i + input.maxConcurrentBatches).map((ids, j) =>
           executeChild(scoreBatch, {
@@ -101,31 +171,5 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
       );
       for (const r of results) addBatch(totals, r);
     }
-
-    if (page.nextCursor !== page.fromCursor) {
-      const moved = await store.advanceCursor({
-        deployment: input.deployment,
-        from: page.fromCursor,
-        to: page.nextCursor,
-        cycleId,
-      });
-      if (moved === 'conflict') {
-        raise('CursorConflict', `the cursor of '${input.deployment}' was moved by another cycle; this cycle stops (its scores are kept)`);
-      }
-      cursor = page.nextCursor;
-    }
-    if (!page.hasMore || totals.fetched >= input.maxInteractions) break;
-    if (workflowInfo().continueAsNewSuggested || pagesThisRun >= input.pagesPerRun) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof collectionCycle>({ ...rawInput, carry: totals });
-    }
   }
-
-  phase = 'done';
-  const result: CycleResult = { ...totals, cycleId, deployment: input.deployment, judge: settings.judge, cursor };
-  await store.recordCycle({ ...result, scheduledAt });
-  setCurrentDetails(
-    `Done: ${totals.stored} interactions stored, ${totals.scored} checks scored, ${totals.failed} failed, ${totals.bad} bad records`,
-  );
-  return result;
 }

@@ -4,11 +4,14 @@
  * parameters, LowCardinality, DateTime64 or JSON functions. Values reach SQL only through
  * `sqlString` / `sqlId`, which validate and escape.
  */
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { ID_PATTERN, type Check } from '../../../common/types.js';
 import type { VersionAggregates } from '../../../domain/gate/baseline.js';
 
 export type { CheckAggregate, DimensionStats, VersionAggregates } from '../../../domain/gate/baseline.js';
+
+/** Inserts one refused block may cost while its bad rows are isolated. */
+const MAX_ISOLATION_INSERTS = 64;
 
 export class SqlValueError extends Error {
   override name = 'SqlValueError';
@@ -56,7 +59,7 @@ export interface ScoreRow {
   check_name: Check;
   prompt_version: string;
   judge: string;
-  status: 'ok' | 'failed';
+  status: 'ok' | 'failed' | 'abstained';
   reason: string;
   score: number | null;
   coherence: number | null;
@@ -149,54 +152,8 @@ export interface ScoreAggregate {
   flagged: number;
 }
 
-/**
- * Group commit: rows from concurrent activities are written in one INSERT (one part in
- * ClickHouse instead of one per row). Each caller's promise settles when its own rows are
- * written, so an activity completes only after its row is stored; a failed flush rejects every
- * waiting caller (their activities retry).
- */
-class GroupInserter<T> {
-  private queue: Array<{ rows: T[]; resolve: () => void; reject: (e: unknown) => void }> = [];
-  private queued = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly write: (rows: T[]) => Promise<void>,
-    private readonly maxRows = 1000,
-    private readonly maxDelayMs = 50,
-  ) {}
-
-  add(rows: T[]): Promise<void> {
-    if (!rows.length) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.queue.push({ rows, resolve, reject });
-      this.queued += rows.length;
-      if (this.queued >= this.maxRows) void this.flush();
-      else this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs);
-    });
-  }
-
-  async flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const batch = this.queue;
-    this.queue = [];
-    this.queued = 0;
-    if (!batch.length) return;
-    try {
-      await this.write(batch.flatMap((b) => b.rows));
-      for (const b of batch) b.resolve();
-    } catch (e) {
-      for (const b of batch) b.reject(e);
-    }
-  }
-}
-
 export class ClickHouseStore {
   readonly client: ClickHouseClient;
-  private readonly scoreWriter = new GroupInserter<ScoreRow>((rows) =>
-    this.client.insert({ table: `${this.db}.scores`, values: rows, format: 'JSONEachRow' }).then(() => undefined),
-  );
   constructor(
     url: string,
     readonly db: string,
@@ -226,40 +183,77 @@ export class ClickHouseStore {
     return (await rs.json()) as T[];
   }
 
-  async insertInteractions(rows: InteractionRow[]): Promise<void> {
-    if (rows.length) await this.client.insert({ table: `${this.db}.interactions`, values: rows, format: 'JSONEachRow' });
+  /**
+   * Insert rows; when the server refuses the block for its data, find the rows it refuses by
+   * bisection and insert the others. Returns the refused rows with the server's reason. A
+   * refusal that is not about particular rows (every row refused, or too many attempts) is
+   * thrown, as are connection errors: the caller retries.
+   */
+  async insertIsolatingBad<T>(table: 'interactions' | 'scores', rows: T[]): Promise<Array<{ row: T; reason: string }>> {
+    const refused: Array<{ row: T; reason: string }> = [];
+    let attempts = 0;
+    let first: unknown;
+    const insert = (values: T[]) => this.client.insert({ table: `${this.db}.${table}`, values, format: 'JSONEachRow' });
+    const go = async (part: T[]): Promise<void> => {
+      if (!part.length) return;
+      attempts++;
+      try {
+        await insert(part);
+      } catch (e) {
+        if (!(e instanceof ClickHouseError) || attempts > MAX_ISOLATION_INSERTS) throw e;
+        first ??= e;
+        if (part.length === 1) {
+          refused.push({ row: part[0]!, reason: e.message.split('\n')[0]!.slice(0, 300) });
+          return;
+        }
+        const mid = Math.ceil(part.length / 2);
+        await go(part.slice(0, mid));
+        await go(part.slice(mid));
+      }
+    };
+    await go(rows);
+    if (rows.length && refused.length === rows.length) throw first;
+    return refused;
   }
 
-  insertScores(rows: ScoreRow[]): Promise<void> {
-    return this.scoreWriter.add(rows);
+  async insertScores(rows: ScoreRow[]): Promise<void> {
+    if (rows.length) await this.client.insert({ table: `${this.db}.scores`, values: rows, format: 'JSONEachRow' });
   }
 
-  async getInteraction(deployment: string, id: string): Promise<InteractionRow | undefined> {
+  /** The stored interactions with these ids (one copy each; texts included). */
+  async interactionsByIds(deployment: string, ids: readonly string[]): Promise<InteractionRow[]> {
+    if (!ids.length) return [];
     const rows = await this.query<InteractionRow>(
       `SELECT deployment, id, model_version, toUnixTimestamp(ts) AS ts, prompt, response, context, has_context,
               metadata, source, cycle_id, ver
-       FROM ${this.db}.interactions FINAL
-       WHERE deployment = ${sqlId(deployment, 'deployment')} AND id = ${sqlId(id)} LIMIT 1`,
+       FROM ${this.db}.interactions
+       WHERE deployment = ${sqlId(deployment, 'deployment')} AND id IN (${sqlIdList(ids)})
+       ORDER BY ver LIMIT 1 BY id`,
     );
-    const r = rows[0];
-    return r && { ...r, ts: Number(r.ts), has_context: Number(r.has_context), ver: Number(r.ver) };
+    return rows.map((r) => ({ ...r, ts: Number(r.ts), has_context: Number(r.has_context), ver: Number(r.ver) }));
   }
 
-  /** Status of the newest row for this key, if any. */
-  async scoreStatus(key: {
-    deployment: string;
-    interactionId: string;
-    check: Check;
-    promptVersion: string;
-    judge: string;
-  }): Promise<'ok' | 'failed' | undefined> {
-    const rows = await this.query<{ status: 'ok' | 'failed' }>(
-      `SELECT status FROM ${this.db}.scores FINAL
-       WHERE deployment = ${sqlId(key.deployment, 'deployment')} AND check_name = ${sqlString(key.check)}
-         AND interaction_id = ${sqlId(key.interactionId)} AND prompt_version = ${sqlString(key.promptVersion)}
-         AND judge = ${sqlString(key.judge)} LIMIT 1`,
+  /**
+   * The checks already stored (any status) for these interactions by this judge and these prompt
+   * versions: id → checks. One query per batch; no FINAL (any copy of a row counts).
+   */
+  async storedChecks(q: { deployment: string; ids: readonly string[]; judge: string; promptVersions: Record<Check, string> }): Promise<Map<string, Set<Check>>> {
+    const out = new Map<string, Set<Check>>();
+    if (!q.ids.length) return out;
+    const checks = (Object.keys(q.promptVersions) as Check[])
+      .map((c) => `(check_name = ${sqlString(c)} AND prompt_version = ${sqlString(q.promptVersions[c])})`)
+      .join(' OR ');
+    const rows = await this.query<{ interaction_id: string; check_name: Check }>(
+      `SELECT DISTINCT interaction_id, check_name FROM ${this.db}.scores
+       WHERE deployment = ${sqlId(q.deployment, 'deployment')} AND interaction_id IN (${sqlIdList(q.ids)})
+         AND judge = ${sqlString(q.judge)} AND (${checks})`,
     );
-    return rows[0]?.status;
+    for (const r of rows) {
+      const set = out.get(r.interaction_id) ?? new Set<Check>();
+      set.add(r.check_name);
+      out.set(r.interaction_id, set);
+    }
+    return out;
   }
 
   async countScores(deployment: string, opts: { status?: 'ok' | 'failed'; final?: boolean } = {}): Promise<number> {
@@ -464,7 +458,6 @@ export class ClickHouseStore {
   }
 
   async close(): Promise<void> {
-    await this.scoreWriter.flush();
     await this.client.close();
   }
 }

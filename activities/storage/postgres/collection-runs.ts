@@ -2,36 +2,49 @@
 import type { CycleResult } from '../../../domain/collector/collection.js';
 import type { Db } from './db.js';
 
+export interface CollectionRunRecord extends CycleResult {
+  scheduledAt?: string;
+  status: 'ok' | 'failed';
+  error?: string;
+}
+
 /** Upsert a cycle's record (a retried record replaces the row: same cycle id). */
-export async function recordCollectionRun(db: Db, r: CycleResult & { scheduledAt?: string }): Promise<void> {
+export async function recordCollectionRun(db: Db, r: CollectionRunRecord): Promise<void> {
+  const cols: Array<[string, unknown]> = [
+    ['cycle_id', r.cycleId],
+    ['deployment', r.deployment],
+    ['scheduled_at', r.scheduledAt ?? null],
+    ['status', r.status],
+    ['error', r.error ?? null],
+    ['pages', r.pages],
+    ['fetched', r.fetched],
+    ['stored', r.stored],
+    ['bad', r.bad],
+    ['conflicts', r.conflicts ?? 0],
+    ['sampled', r.sampled],
+    ['scored', r.scored],
+    ['failed', r.failed],
+    ['skipped', r.skipped],
+    ['abstained', r.abstained ?? 0],
+    ['unscored_for_budget', r.unscoredForBudget ?? 0],
+    ['coverage_note', r.coverageNote ?? ''],
+    ['judge', r.judge],
+    ['model_versions', r.versions],
+    ['bad_samples', JSON.stringify(r.badSamples)],
+    ['failure_samples', JSON.stringify(r.failureSamples)],
+    ['llm_prompt_tokens', r.promptTokens],
+    ['llm_completion_tokens', r.completionTokens],
+    ['llm_cached_tokens', r.cachedTokens ?? 0],
+    ['llm_reasoning_tokens', r.reasoningTokens ?? 0],
+    ['llm_calls', r.llmCalls ?? 0],
+  ];
+  const names = cols.map(([c]) => c);
   await db.query(
-      `INSERT INTO collection_runs (cycle_id, deployment, scheduled_at, pages, fetched, stored, bad, sampled, scored,
-         failed, skipped, judge, model_versions, bad_samples, failure_samples, llm_prompt_tokens, llm_completion_tokens)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
-       ON CONFLICT (cycle_id) DO UPDATE SET finished_at = now(), pages = EXCLUDED.pages, fetched = EXCLUDED.fetched,
-         stored = EXCLUDED.stored, bad = EXCLUDED.bad, sampled = EXCLUDED.sampled, scored = EXCLUDED.scored,
-         failed = EXCLUDED.failed, skipped = EXCLUDED.skipped, judge = EXCLUDED.judge,
-         model_versions = EXCLUDED.model_versions, bad_samples = EXCLUDED.bad_samples,
-         failure_samples = EXCLUDED.failure_samples, llm_prompt_tokens = EXCLUDED.llm_prompt_tokens,
-         llm_completion_tokens = EXCLUDED.llm_completion_tokens`,
-      [
-        r.cycleId,
-        r.deployment,
-        r.scheduledAt ?? null,
-        r.pages,
-        r.fetched,
-        r.stored,
-        r.bad,
-        r.sampled,
-        r.scored,
-        r.failed,
-        r.skipped,
-        r.judge,
-        r.versions,
-        JSON.stringify(r.badSamples),
-        JSON.stringify(r.failureSamples),
-        r.promptTokens,
-        r.completionTokens,
-      ],
-    );
+    `INSERT INTO collection_runs (${names.join(', ')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')})
+     ON CONFLICT (cycle_id) DO UPDATE SET finished_at = now(), ${names
+       .filter((c) => c !== 'cycle_id')
+       .map((c) => `${c} = EXCLUDED.${c}`)
+       .join(', ')}`,
+    cols.map(([, v]) => v),
+  );
 }

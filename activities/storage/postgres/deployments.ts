@@ -61,3 +61,37 @@ export async function advanceCursor(
   return (await getCursor(db, deployment)) === to ? 'already' : 'conflict';
 }
 
+
+export type CycleClaim = { claimed: true } | { claimed: false; runningCycle: string; leaseUntil: string };
+
+/**
+ * Take the deployment's collection lease for `cycleId` (again, after continue-as-new or a retry),
+ * unless another cycle holds an unexpired one.
+ */
+export async function claimCycle(db: Db, deployment: string, cycleId: string, leaseSeconds: number): Promise<CycleClaim> {
+  await db.query(`INSERT INTO collection_cursors (deployment, cursor, cycle_id) VALUES ($1, NULL, NULL) ON CONFLICT (deployment) DO NOTHING`, [deployment]);
+  const r = await db.query(
+    `UPDATE collection_cursors SET running_cycle = $2, lease_until = now() + make_interval(secs => $3)
+     WHERE deployment = $1 AND (running_cycle IS NULL OR running_cycle = $2 OR lease_until < now())`,
+    [deployment, cycleId, leaseSeconds],
+  );
+  if (r.rowCount === 1) return { claimed: true };
+  const held = await db.query<{ running_cycle: string; lease_until: Date }>(
+    'SELECT running_cycle, lease_until FROM collection_cursors WHERE deployment = $1',
+    [deployment],
+  );
+  const h = held.rows[0];
+  return { claimed: false, runningCycle: h?.running_cycle ?? '?', leaseUntil: h?.lease_until?.toISOString() ?? '?' };
+}
+
+/** Extend the lease of the cycle that holds it (no-op for any other cycle). */
+export async function renewCycle(db: Db, deployment: string, cycleId: string, leaseSeconds: number): Promise<void> {
+  await db.query(
+    `UPDATE collection_cursors SET lease_until = now() + make_interval(secs => $3) WHERE deployment = $1 AND running_cycle = $2`,
+    [deployment, cycleId, leaseSeconds],
+  );
+}
+
+export async function releaseCycle(db: Db, deployment: string, cycleId: string): Promise<void> {
+  await db.query(`UPDATE collection_cursors SET running_cycle = NULL, lease_until = NULL WHERE deployment = $1 AND running_cycle = $2`, [deployment, cycleId]);
+}
