@@ -1,38 +1,60 @@
 /**
- * Measures how well the offline judge agrees with human labels.
+ * Measures a judge (by default the offline judge) against human labels, and its robustness.
  *
- *   npx tsx scripts/judge-eval.ts [--data DIR] [--limit N]
+ *   npm run judge:eval [-- --data DIR] [--limit N] [--json]
  *
- * DIR defaults to $OPTIINFRA_DATA_DIR, else the repository's data/ folder.
- * --limit N uses at most the first N records of each data set (for a quick run).
+ * DIR defaults to $OPTIINFRA_DATA_DIR, else the repository's data/ folder. --limit N uses at most
+ * N records of each data set (a quick run). --json prints only the JSON line.
  *
- * Data sets (see the data README):
- * - halueval/general.jsonl: hallucination; positive = label "yes"; prompt = user_query,
- *   response = chatgpt_response, no context.
- * - halueval/qa_one-turn.jsonl: hallucination; each line gives two examples, right_answer
- *   (negative) and hallucinated_answer (positive); prompt = question, context = knowledge.
- * - davidson-offensive/labeled_data.csv: toxicity; positive = class 0 (hate speech) or 1
- *   (offensive), negative = class 2 (neither).
+ * Prints one table (long format: section, data set, split, check, n, metric, value, baseline,
+ * note) and, as the last line, one JSON object with every figure. Sections:
+ * - toxicity: Davidson (test split; and all rows, for comparison with earlier figures), HateCheck
+ *   (cross-source: the test half of its templates), the hand-written sanity set, HaluEval texts
+ *   (test split, all non-toxic: false-positive rate). Baseline = the lexicon alone (offline-v2).
+ * - hallucination: HaluEval QA (right vs hallucinated answers, with the knowledge passage):
+ *   AUROC on all pairs, on length-matched pairs (lengths within ±20 %) and on correct answers that
+ *   add a true detail the passage does not contain; baseline = answer length. HaluEval general
+ *   (no passage): coverage (the judge abstains).
+ * - threshold: flag thresholds chosen on the tune split, precision/recall on the test split.
+ * - calibration: reliability tables (predicted score band vs observed rate) per check.
+ * - injection: generated wordings (test/fixtures/injection-wordings.json) appended to correct and
+ *   hallucinated answers and to toxic texts: the largest mean movement of any score towards better.
+ * - speed: mean time of one check.
  *
- * Prints a table and then, as the last line, one JSON object holding every figure.
- * Malformed records are skipped and counted (table column "skipped", JSON "skipped_malformed",
- * and a note on stderr with the first line numbers), never dropped silently.
+ * Splits are those of scripts/eval/datasets.ts; the toxicity model was trained on the train splits
+ * and its threshold chosen on the tune splits only.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binaryReport, type BinaryReport } from '../domain/judge/eval-metrics.js';
-import { OFFLINE_JUDGE_VERSION, offlineJudge } from '../domain/judge/offline-judge.js';
+import type { Check, JudgeInput } from '../common/types.js';
+import { auroc, bestThreshold, binaryReport, expectedCalibrationError, lengthMatched, reliabilityTable } from '../domain/judge/eval-metrics.js';
+import { offlineJudge } from '../domain/judge/offline-judge.js';
 import { resolveDataDir } from '../stack/sim/collector-simulator.js';
+import {
+  evalOnlySplitOf,
+  loadDavidson,
+  loadGeneral,
+  loadHaluEvalClean,
+  loadHateCheck,
+  loadQaRows,
+  loadSanity,
+  splitOf,
+  type Example,
+  type QaRow,
+} from './eval/datasets.js';
+import { lexiconToxicity, offlineEvalJudge, type EvalJudge } from './eval/judges.js';
 
 interface Args {
   dataDir: string;
   limit: number;
+  json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
   let dataDir = resolveDataDir().dir;
   let limit = Number.POSITIVE_INFINITY;
+  let json = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -42,210 +64,327 @@ function parseArgs(argv: string[]): Args {
     };
     if (a === '--data') dataDir = path.resolve(next());
     else if (a?.startsWith('--data=')) dataDir = path.resolve(a.slice('--data='.length));
+    else if (a === '--json') json = true;
     else if (a === '--limit' || a?.startsWith('--limit=')) {
       const v = a === '--limit' ? next() : a.slice('--limit='.length);
       limit = Number(v);
       if (!Number.isInteger(limit) || limit <= 0) throw new Error(`--limit must be a positive integer, got '${v}'`);
     } else if (a === '--help' || a === '-h') {
-      console.log('usage: npx tsx scripts/judge-eval.ts [--data DIR] [--limit N]');
+      console.log('usage: npx tsx scripts/judge-eval.ts [--data DIR] [--limit N] [--json]');
       process.exit(0);
-    } else throw new Error(`unknown argument '${a}' (usage: [--data DIR] [--limit N])`);
+    } else throw new Error(`unknown argument '${a}' (usage: [--data DIR] [--limit N] [--json])`);
   }
-  return { dataDir, limit };
+  return { dataDir, limit, json };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Readers
+// Figures
 // ---------------------------------------------------------------------------------------------
 
-interface Loaded<T> {
-  rows: T[];
-  malformed: number;
-  malformedExamples: string[];
+export interface Figure {
+  section: string;
+  dataset: string;
+  split: string;
+  check: string;
+  n: number;
+  metric: string;
+  value: number;
+  baseline?: number;
+  note?: string;
 }
 
-function readJsonl<T>(file: string, limit: number, pick: (o: Record<string, unknown>) => T | undefined): Loaded<T> {
-  const text = readFileSync(file, 'utf8');
-  const out: Loaded<T> = { rows: [], malformed: 0, malformedExamples: [] };
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length && out.rows.length < limit; i++) {
-    const line = lines[i] as string;
-    if (!line.trim()) continue;
-    let row: T | undefined;
-    try {
-      const o: unknown = JSON.parse(line);
-      row = o && typeof o === 'object' && !Array.isArray(o) ? pick(o as Record<string, unknown>) : undefined;
-    } catch {
-      row = undefined;
+const inputOf = (e: Example): JudgeInput => ({ prompt: e.prompt, response: e.response, ...(e.context !== undefined ? { context: e.context } : {}) });
+
+interface Scored {
+  scores: number[];
+  labels: boolean[];
+  abstained: number;
+  reasons: Set<string>;
+}
+
+async function scoreAll(judge: EvalJudge, check: Check, rows: readonly Example[]): Promise<Scored> {
+  const out: Scored = { scores: [], labels: [], abstained: 0, reasons: new Set() };
+  for (const r of rows) {
+    const o = await judge.judge(check, inputOf(r));
+    if ('abstained' in o) {
+      out.abstained++;
+      out.reasons.add(o.abstained);
+    } else {
+      out.scores.push(o.score);
+      out.labels.push(r.positive);
     }
-    if (row === undefined) {
-      out.malformed++;
-      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${i + 1}`);
-    } else out.rows.push(row);
   }
+  return out;
+}
+
+function classification(section: string, dataset: string, split: string, check: string, s: Scored, threshold: number, baselineScores?: number[]): Figure[] {
+  const n = s.scores.length;
+  const rep = binaryReport(s.scores, s.labels, threshold);
+  const base = baselineScores ? binaryReport(baselineScores, s.labels, threshold) : undefined;
+  const f = (metric: string, value: number, baseline?: number, note?: string): Figure => ({
+    section, dataset, split, check, n, metric, value, ...(baseline !== undefined ? { baseline } : {}), ...(note ? { note } : {}),
+  });
+  const out: Figure[] = [];
+  if (rep.positives > 0 && rep.negatives > 0) out.push(f('AUROC', rep.auroc, base?.auroc));
+  if (rep.positives > 0) out.push(f(`recall@${threshold}`, rep.recall, base?.recall, `${rep.positives} positive`));
+  if (rep.positives > 0 && rep.tp + rep.fp > 0) out.push(f(`precision@${threshold}`, rep.precision, base?.precision));
+  if (rep.negatives > 0) out.push(f(`false-positive rate@${threshold}`, rep.fp / rep.negatives, base ? base.fp / base.negatives : undefined, `${rep.negatives} negative`));
+  return out;
+}
+
+function reliabilityFigures(dataset: string, split: string, check: string, scores: number[], labels: boolean[]): Figure[] {
+  const table = reliabilityTable(scores, labels, 5);
+  const out: Figure[] = table.map((b) => ({
+    section: 'calibration', dataset, split, check, n: b.n,
+    metric: `observed rate, score ${b.from.toFixed(1)}-${b.to.toFixed(1)}`,
+    value: b.observedRate,
+    note: Number.isNaN(b.meanScore) ? 'empty band' : `mean score ${b.meanScore.toFixed(3)}`,
+  }));
+  out.push({ section: 'calibration', dataset, split, check, n: scores.length, metric: 'expected calibration error', value: expectedCalibrationError(table) });
   return out;
 }
 
 /**
- * RFC 4180 CSV: fields separated by commas, records by CRLF or LF, fields optionally quoted
- * with '"', a quote inside a quoted field doubled. Quoted fields may contain commas and line
- * breaks. Returns records with the 1-based line on which each starts; a record whose quoting is
- * broken (text after a closing quote, or a quote never closed) is returned with `error` set.
+ * Correct answers that add a true detail the passage does not contain: the knowledge passage
+ * loses one of its sentences, and the right answer is followed by that sentence (true, from the
+ * same Wikipedia text, but no longer in the context). Rows whose right answer would lose its
+ * support are skipped. Paired with the hallucinated answer under the same shortened passage.
  */
-function parseCsv(text: string): { fields: string[]; line: number; error?: string }[] {
-  const records: { fields: string[]; line: number; error?: string }[] = [];
-  let i = 0;
-  let line = 1;
-  const n = text.length;
-  if (text.charCodeAt(0) === 0xfeff) i = 1;
-  while (i < n) {
-    const startLine = line;
-    const fields: string[] = [];
-    let error: string | undefined;
-    for (;;) {
-      let field = '';
-      if (text[i] === '"') {
-        i++;
-        let closed = false;
-        while (i < n) {
-          const ch = text[i] as string;
-          if (ch === '"') {
-            if (text[i + 1] === '"') {
-              field += '"';
-              i += 2;
-              continue;
-            }
-            i++;
-            closed = true;
-            break;
-          }
-          if (ch === '\n') line++;
-          field += ch;
-          i++;
-        }
-        if (!closed) error ??= 'unterminated quoted field';
-        // Anything between the closing quote and the next separator is malformed.
-        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
-          error ??= 'text after a closing quote';
-          field += text[i];
-          i++;
-        }
-      } else {
-        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
-          if (text[i] === '"') error ??= 'quote inside an unquoted field';
-          field += text[i];
-          i++;
-        }
-      }
-      fields.push(field);
-      if (i < n && text[i] === ',') {
-        i++;
-        continue;
-      }
-      break;
-    }
-    if (text[i] === '\r') i++;
-    if (text[i] === '\n') {
-      i++;
-      line++;
-    }
-    if (fields.length === 1 && fields[0] === '' && !error) continue; // blank line
-    records.push(error ? { fields, line: startLine, error } : { fields, line: startLine });
-  }
-  return records;
-}
-
-interface Example {
-  prompt: string;
-  response: string;
-  context?: string;
-  positive: boolean;
-}
-
-function loadGeneral(dir: string, limit: number): Loaded<Example> {
-  return readJsonl(path.join(dir, 'halueval', 'general.jsonl'), limit, (o) => {
-    const { user_query: q, chatgpt_response: r, hallucination: h } = o;
-    if (typeof q !== 'string' || typeof r !== 'string' || (h !== 'yes' && h !== 'no')) return undefined;
-    return { prompt: q, response: r, positive: h === 'yes' };
-  });
-}
-
-function loadQa(dir: string, limit: number): Loaded<Example> {
-  const pairs = readJsonl(path.join(dir, 'halueval', 'qa_one-turn.jsonl'), limit, (o) => {
-    const { knowledge: k, question: q, right_answer: ra, hallucinated_answer: ha } = o;
-    if (typeof k !== 'string' || typeof q !== 'string' || typeof ra !== 'string' || typeof ha !== 'string') return undefined;
-    return [
-      { prompt: q, context: k, response: ra, positive: false },
-      { prompt: q, context: k, response: ha, positive: true },
-    ] as Example[];
-  });
-  return { ...pairs, rows: pairs.rows.flat() };
-}
-
-function loadDavidson(dir: string, limit: number): Loaded<Example> & { header: string[] } {
-  const text = readFileSync(path.join(dir, 'davidson-offensive', 'labeled_data.csv'), 'utf8');
-  const records = parseCsv(text);
-  const header = records.shift()?.fields ?? [];
-  const col = (name: string) => header.indexOf(name);
-  const iClass = col('class');
-  const iTweet = col('tweet');
-  if (iClass < 0 || iTweet < 0) throw new Error(`labeled_data.csv: header lacks 'class' or 'tweet': ${header.join(',')}`);
-  const out: Loaded<Example> & { header: string[] } = { rows: [], malformed: 0, malformedExamples: [], header };
-  for (const r of records) {
-    if (out.rows.length >= limit) break;
-    const cls = r.fields[iClass];
-    const tweet = r.fields[iTweet];
-    const problem =
-      r.error ??
-      (r.fields.length !== header.length
-        ? `${r.fields.length} fields, expected ${header.length}`
-        : tweet === undefined || !['0', '1', '2'].includes(cls ?? '')
-          ? `class '${cls ?? ''}' is not 0, 1 or 2`
-          : undefined);
-    if (problem || tweet === undefined) {
-      out.malformed++;
-      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${r.line} (${problem})`);
-      continue;
-    }
-    out.rows.push({ prompt: 'Tweet', response: tweet, positive: cls !== '2' });
+export function trueDetailPairs(rows: readonly QaRow[]): { negative: Example; positive: Example }[] {
+  const out: { negative: Example; positive: Example }[] = [];
+  for (const r of rows) {
+    const sentences = r.knowledge.split(/(?<=[.!?])\s*(?=[A-Z])/).map((x) => x.trim()).filter(Boolean);
+    if (sentences.length < 2) continue;
+    const answer = r.right.toLowerCase();
+    let k = -1;
+    for (let i = sentences.length - 1; i >= 0; i--) if (!(sentences[i] as string).toLowerCase().includes(answer)) { k = i; break; }
+    if (k < 0) continue;
+    const context = sentences.filter((_, i) => i !== k).join(' ');
+    if (!context.toLowerCase().includes(answer)) continue;
+    const detail = sentences[k] as string;
+    const right = /[.!?]$/.test(r.right.trim()) ? r.right.trim() : `${r.right.trim()}.`;
+    out.push({
+      negative: { id: `${r.id}:detail`, prompt: r.question, context, response: `${right} ${detail}`, positive: false },
+      positive: { id: `${r.id}:hallucinated`, prompt: r.question, context, response: r.hallucinated, positive: true },
+    });
   }
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Evaluation
-// ---------------------------------------------------------------------------------------------
-
-interface Row {
-  dataset: string;
-  check: 'hallucination' | 'toxicity';
-  malformed: number;
-  report: BinaryReport;
-  seconds: number;
+interface InjectionFile {
+  wordings: { id: string; language: string; carrier: string; text: string }[];
 }
 
-function evaluate(dataset: string, check: 'hallucination' | 'toxicity', data: Loaded<Example>): Row {
-  const t0 = performance.now();
-  const scores: number[] = [];
-  const labels: boolean[] = [];
-  for (const ex of data.rows) {
-    const input = { prompt: ex.prompt, response: ex.response, ...(ex.context !== undefined ? { context: ex.context } : {}) };
-    scores.push(check === 'toxicity' ? offlineJudge('toxicity', input).toxicity : offlineJudge('hallucination', input).score);
-    labels.push(ex.positive);
+export interface InjectionMovement {
+  wording: string;
+  score: string;
+  meanTowardsBetter: number;
+}
+
+/**
+ * Mean movement towards "better" of each score when each wording is appended: quality overall up,
+ * hallucination down (on answers with a context), toxicity down (on toxic texts).
+ */
+export function injectionMovements(
+  wordings: InjectionFile['wordings'],
+  answers: readonly JudgeInput[],
+  toxicTexts: readonly string[],
+): InjectionMovement[] {
+  const base = answers.map((a) => ({ q: offlineJudge('quality', a).overall, h: offlineJudge('hallucination', a).score }));
+  const baseTox = toxicTexts.map((t) => offlineJudge('toxicity', { prompt: 'Message', response: t }).toxicity);
+  const out: InjectionMovement[] = [];
+  for (const w of wordings) {
+    let dq = 0;
+    let dh = 0;
+    answers.forEach((a, i) => {
+      const attacked = { ...a, response: a.response + w.text };
+      dq += offlineJudge('quality', attacked).overall - (base[i] as { q: number }).q;
+      dh += (base[i] as { h: number }).h - offlineJudge('hallucination', attacked).score;
+    });
+    let dt = 0;
+    toxicTexts.forEach((t, i) => {
+      dt += (baseTox[i] as number) - offlineJudge('toxicity', { prompt: 'Message', response: t + w.text }).toxicity;
+    });
+    out.push({ wording: w.id, score: 'quality.overall', meanTowardsBetter: answers.length ? dq / answers.length : 0 });
+    out.push({ wording: w.id, score: 'hallucination.score', meanTowardsBetter: answers.length ? dh / answers.length : 0 });
+    out.push({ wording: w.id, score: 'toxicity.toxicity', meanTowardsBetter: toxicTexts.length ? dt / toxicTexts.length : 0 });
   }
-  const report = binaryReport(scores, labels, 0.5);
-  return { dataset, check, malformed: data.malformed, report, seconds: (performance.now() - t0) / 1000 };
+  return out;
 }
 
-function f(x: number, digits = 3): string {
-  return Number.isNaN(x) ? 'n/a' : x.toFixed(digits);
+function timeChecks(inputs: readonly JudgeInput[], check: Check): { meanMs: number; p99Ms: number } {
+  const times: number[] = [];
+  for (const input of inputs) {
+    const t0 = performance.now();
+    offlineJudge(check, input);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { meanMs: times.reduce((a, b) => a + b, 0) / Math.max(1, times.length), p99Ms: times[Math.floor(0.99 * (times.length - 1))] ?? 0 };
 }
 
-function round(x: number): number | null {
+export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJudge): Promise<{ figures: Figure[]; injection: InjectionMovement[]; skipped: Record<string, number> }> {
+  const figures: Figure[] = [];
+  const skipped: Record<string, number> = {};
+  const lim = <T>(xs: T[]) => (Number.isFinite(args.limit) ? xs.slice(0, args.limit) : xs);
+
+  // Toxicity -----------------------------------------------------------------------------------
+  const dav = loadDavidson(args.dataDir);
+  skipped['davidson-offensive/labeled_data.csv'] = dav.malformed;
+  const davTest = lim(dav.rows.filter((e) => splitOf('davidson', e.id) === 'test'));
+  const davAll = lim(dav.rows);
+  const hc = loadHateCheck(args.dataDir);
+  skipped['hatecheck/test_suite_templates.tsv'] = hc.malformed;
+  const hcTest = lim(hc.rows.filter((e) => evalOnlySplitOf('hatecheck', e.id) === 'test'));
+  const sanity = loadSanity(args.dataDir).rows;
+  const clean = loadHaluEvalClean(args.dataDir);
+  const cleanTest = lim(clean.rows.filter((e) => splitOf('halueval-clean', e.id) === 'test'));
+  const toxSets: [string, string, Example[]][] = [
+    ['davidson (hate or offensive vs neither)', 'test', davTest],
+    ['davidson (hate or offensive vs neither)', 'all rows (incl. train)', davAll],
+    ['hatecheck (cross-source, relabelled for toxicity)', 'test half', hcTest],
+    ['sanity set (hand-written, never tuned on)', 'all', sanity],
+    ['halueval texts (all non-toxic)', 'test', cleanTest],
+  ];
+  const toxScores = new Map<string, Scored>();
+  for (const [name, split, rows] of toxSets) {
+    const s = await scoreAll(judge, 'toxicity', rows);
+    toxScores.set(`${name}|${split}`, s);
+    const base = rows.map((r) => lexiconToxicity(r.response));
+    figures.push(...classification('toxicity', name, split, 'toxicity', s, 0.5, s.abstained === 0 ? base : undefined));
+    if (s.abstained) figures.push({ section: 'toxicity', dataset: name, split, check: 'toxicity', n: rows.length, metric: 'abstained', value: s.abstained / rows.length });
+  }
+  // HateCheck per functionality: the share flagged.
+  const hcS = toxScores.get('hatecheck (cross-source, relabelled for toxicity)|test half') as Scored;
+  const groups = new Map<string, { flagged: number; n: number; positive: boolean }>();
+  hcTest.forEach((r, i) => {
+    const g = groups.get(r.group ?? '') ?? { flagged: 0, n: 0, positive: r.positive };
+    g.n++;
+    if ((hcS.scores[i] ?? 0) >= 0.5) g.flagged++;
+    groups.set(r.group ?? '', g);
+  });
+  for (const [g, v] of [...groups].sort()) {
+    figures.push({ section: 'toxicity', dataset: `hatecheck: ${g}`, split: 'test half', check: 'toxicity', n: v.n, metric: 'flagged@0.5', value: v.flagged / v.n, note: v.positive ? 'toxic: want high' : 'not toxic: want low' });
+  }
+
+  // Hallucination ------------------------------------------------------------------------------
+  const qa = loadQaRows(args.dataDir);
+  skipped['halueval/qa_one-turn.jsonl'] = qa.malformed;
+  const qaRows = lim(qa.rows);
+  const qaExamples = qaRows.flatMap((r) => [
+    { id: `${r.id}:right`, prompt: r.question, context: r.knowledge, response: r.right, positive: false, group: r.id },
+    { id: `${r.id}:hallucinated`, prompt: r.question, context: r.knowledge, response: r.hallucinated, positive: true, group: r.id },
+  ]);
+  const qaS = await scoreAll(judge, 'hallucination', qaExamples);
+  const len = qaExamples.map((e) => e.response.length);
+  figures.push(...classification('hallucination', 'halueval qa (with passage)', 'all rows', 'hallucination', qaS, 0.5).map((f) => (f.metric === 'AUROC' ? { ...f, baseline: auroc(len, qaExamples.map((e) => e.positive)), note: 'baseline: answer length' } : f)));
+  // Length-matched pairs.
+  const pairs = qaRows.map((_, i) => [2 * i, 2 * i + 1] as const);
+  const matched = lengthMatched(pairs, (i) => (qaExamples[i] as Example).response.length, 0.2);
+  const mIdx = matched.flat();
+  if (qaS.abstained === 0 && mIdx.length) {
+    figures.push({
+      section: 'hallucination', dataset: 'halueval qa, length-matched pairs (±20 %)', split: 'all rows', check: 'hallucination', n: mIdx.length, metric: 'AUROC',
+      value: auroc(mIdx.map((i) => qaS.scores[i] as number), mIdx.map((i) => qaS.labels[i] as boolean)),
+      baseline: auroc(mIdx.map((i) => len[i] as number), mIdx.map((i) => qaS.labels[i] as boolean)),
+      note: `${matched.length} of ${pairs.length} pairs; baseline: answer length`,
+    });
+  }
+  // Correct answers with an added true detail.
+  const detail = trueDetailPairs(qaRows);
+  const detailExamples = detail.flatMap((p) => [p.negative, p.positive]);
+  const dS = await scoreAll(judge, 'hallucination', detailExamples);
+  if (dS.abstained === 0 && detailExamples.length) {
+    figures.push({
+      section: 'hallucination', dataset: 'halueval qa, correct answer + true detail not in passage', split: 'all rows', check: 'hallucination', n: detailExamples.length, metric: 'AUROC',
+      value: auroc(dS.scores, dS.labels),
+      baseline: auroc(detailExamples.map((e) => e.response.length), dS.labels),
+      note: 'vs the hallucinated answer; baseline: answer length',
+    });
+    const negScores = dS.scores.filter((_, i) => !dS.labels[i]);
+    figures.push({ section: 'hallucination', dataset: 'halueval qa, correct answer + true detail not in passage', split: 'all rows', check: 'hallucination', n: negScores.length, metric: 'false-positive rate@0.5', value: negScores.filter((x) => x >= 0.5).length / Math.max(1, negScores.length) });
+  }
+  // No passage: coverage.
+  const gen = loadGeneral(args.dataDir);
+  skipped['halueval/general.jsonl'] = gen.malformed;
+  const genRows = lim(gen.rows);
+  const gS = await scoreAll(judge, 'hallucination', genRows);
+  figures.push({ section: 'hallucination', dataset: 'halueval general (no passage)', split: 'all rows', check: 'hallucination', n: genRows.length, metric: 'coverage (share scored)', value: gS.scores.length / Math.max(1, genRows.length), note: gS.reasons.size ? `abstained: ${[...gS.reasons].join('; ')}` : '' });
+  if (gS.scores.length) figures.push(...classification('hallucination', 'halueval general (no passage)', 'scored rows', 'hallucination', gS, 0.5));
+
+  // Thresholds: chosen on tune, reported on test ------------------------------------------------
+  const qaSplit = qaExamples.map((e) => splitOf('halueval-qa', e.group ?? e.id));
+  if (qaS.abstained === 0) {
+    const pick = (sp: string) => ({ s: qaS.scores.filter((_, i) => qaSplit[i] === sp), y: qaS.labels.filter((_, i) => qaSplit[i] === sp) });
+    const tune = pick('tune');
+    const test = pick('test');
+    const t = bestThreshold(tune.s, tune.y);
+    if (Number.isFinite(t) && test.s.length) {
+      const rep = binaryReport(test.s, test.y, t);
+      const at05 = binaryReport(test.s, test.y, 0.5);
+      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'tune -> test', check: 'hallucination', n: test.s.length, metric: 'threshold chosen on tune', value: t, note: 'max balanced accuracy' });
+      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'test', check: 'hallucination', n: test.s.length, metric: `recall@chosen`, value: rep.recall, baseline: at05.recall, note: 'baseline column: at 0.5' });
+      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'test', check: 'hallucination', n: test.s.length, metric: `precision@chosen`, value: rep.precision, baseline: at05.precision, note: 'baseline column: at 0.5' });
+      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'test', check: 'hallucination', n: test.s.length, metric: 'AUROC', value: rep.auroc });
+    }
+  }
+  figures.push({ section: 'threshold', dataset: 'toxicity model', split: 'tune', check: 'toxicity', n: 0, metric: 'threshold mapped to 0.5', value: 0.5, note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, HaluEval texts and HateCheck; test figures above' });
+
+  // Calibration --------------------------------------------------------------------------------
+  const davS = toxScores.get('davidson (hate or offensive vs neither)|test') as Scored;
+  figures.push(...reliabilityFigures('davidson', 'test', 'toxicity', davS.scores, davS.labels));
+  figures.push(...reliabilityFigures('hatecheck', 'test half', 'toxicity', hcS.scores, hcS.labels));
+  if (qaS.abstained === 0) {
+    const testIdx = qaSplit.map((s, i) => (s === 'test' ? i : -1)).filter((i) => i >= 0);
+    figures.push(...reliabilityFigures('halueval qa', 'test', 'hallucination', testIdx.map((i) => qaS.scores[i] as number), testIdx.map((i) => qaS.labels[i] as boolean)));
+  }
+
+  // Injection ----------------------------------------------------------------------------------
+  const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../test/fixtures/injection-wordings.json', import.meta.url)), 'utf8')) as InjectionFile;
+  const injAnswers = qaExamples.filter((e) => splitOf('halueval-qa', e.group ?? e.id) === 'test').slice(0, 200).map(inputOf);
+  const toxicTexts = davTest.filter((e) => e.positive).slice(0, 100).map((e) => e.response);
+  const injection = injectionMovements(fixture.wordings, injAnswers, toxicTexts);
+  const worst = injection.reduce((a, b) => (b.meanTowardsBetter > a.meanTowardsBetter ? b : a), injection[0] as InjectionMovement);
+  figures.push({ section: 'injection', dataset: `${fixture.wordings.length} generated wordings`, split: `${injAnswers.length} answers, ${toxicTexts.length} toxic texts`, check: 'all', n: injection.length, metric: 'largest mean movement towards better', value: worst.meanTowardsBetter, note: `${worst.wording} on ${worst.score}; goal <= 0.02` });
+  figures.push({ section: 'injection', dataset: `${fixture.wordings.length} generated wordings`, split: '', check: 'all', n: injection.length, metric: 'wording x score pairs above 0.02', value: injection.filter((m) => m.meanTowardsBetter > 0.02).length });
+
+  // Speed --------------------------------------------------------------------------------------
+  const speedInputs = qaExamples.slice(0, 400).map(inputOf);
+  const tweets = davAll.slice(0, 2000).map((e) => ({ prompt: 'Tweet', response: e.response }));
+  const longAnswers = genRows.slice(0, 300).map((e) => ({ prompt: e.prompt, response: e.response, context: e.prompt }));
+  for (const [name, inputs, check] of [
+    ['halueval qa answers', speedInputs, 'hallucination'],
+    ['halueval qa answers', speedInputs, 'quality'],
+    ['davidson tweets', tweets, 'toxicity'],
+    ['halueval general responses (long)', longAnswers, 'toxicity'],
+    ['halueval general responses (long)', longAnswers, 'quality'],
+  ] as [string, JudgeInput[], Check][]) {
+    timeChecks(inputs.slice(0, 50), check); // warm-up
+    const t = timeChecks(inputs, check);
+    figures.push({ section: 'speed', dataset: name, split: '', check, n: inputs.length, metric: 'mean ms per check', value: t.meanMs, note: `p99 ${t.p99Ms.toFixed(2)} ms` });
+  }
+  return { figures, injection, skipped };
+}
+
+function fmt(x: number | undefined): string {
+  if (x === undefined) return '';
+  return Number.isNaN(x) ? 'n/a' : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(3);
+}
+
+function round(x: number | undefined): number | null | undefined {
+  if (x === undefined) return undefined;
   return Number.isNaN(x) ? null : Math.round(x * 10000) / 10000;
 }
 
-function main(): void {
+export function formatTable(figures: readonly Figure[]): string {
+  const head = ['section', 'data set', 'split', 'check', 'n', 'metric', 'value', 'baseline', 'note'];
+  const body = figures.map((f) => [f.section, f.dataset, f.split, f.check, String(f.n), f.metric, fmt(f.value), fmt(f.baseline), f.note ?? '']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 4 || i === 6 || i === 7 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
   let args: Args;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -254,79 +393,32 @@ function main(): void {
     process.exit(2);
   }
   const t0 = performance.now();
-  const sets: [string, 'hallucination' | 'toxicity', () => Loaded<Example>][] = [
-    ['halueval/general.jsonl', 'hallucination', () => loadGeneral(args.dataDir, args.limit)],
-    ['halueval/qa_one-turn.jsonl', 'hallucination', () => loadQa(args.dataDir, args.limit)],
-    ['davidson-offensive/labeled_data.csv', 'toxicity', () => loadDavidson(args.dataDir, args.limit)],
-  ];
-  const rows: Row[] = [];
-  for (const [name, check, load] of sets) {
-    let data: Loaded<Example>;
-    try {
-      data = load();
-    } catch (e) {
-      console.error(`judge-eval: cannot read ${name} under ${args.dataDir}: ${(e as Error).message}`);
-      process.exit(1);
-    }
-    if (data.malformed > 0) {
-      console.error(`${name}: skipped ${data.malformed} malformed records (e.g. ${data.malformedExamples.join(', ')})`);
-    }
-    rows.push(evaluate(name, check, data));
+  let result: Awaited<ReturnType<typeof runEvaluation>>;
+  try {
+    result = await runEvaluation(args);
+  } catch (e) {
+    console.error(`judge-eval: cannot evaluate with data under ${args.dataDir}: ${(e as Error).message}`);
+    process.exit(1);
   }
-
-  console.log(`Offline judge ${OFFLINE_JUDGE_VERSION} vs human labels (data: ${args.dataDir}${Number.isFinite(args.limit) ? `, limit ${args.limit}` : ''})`);
-  console.log('Threshold 0.5 on the judge score; precision/recall/F1 of the positive class (hallucinated / toxic).');
-  console.log('');
-  const head = ['data set', 'check', 'n', 'pos', 'neg', 'skipped', 'AUROC', 'acc', 'prec', 'recall', 'F1', 'TP', 'FP', 'TN', 'FN'];
-  const body = rows.map((r) => [
-    r.dataset,
-    r.check,
-    String(r.report.n),
-    String(r.report.positives),
-    String(r.report.negatives),
-    String(r.malformed),
-    f(r.report.auroc),
-    f(r.report.accuracy),
-    f(r.report.precision),
-    f(r.report.recall),
-    f(r.report.f1),
-    String(r.report.tp),
-    String(r.report.fp),
-    String(r.report.tn),
-    String(r.report.fn),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const fmtRow = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
-  console.log(fmtRow(head));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const b of body) console.log(fmtRow(b));
+  for (const [name, n] of Object.entries(result.skipped)) if (n > 0) console.error(`${name}: skipped ${n} malformed records`);
   const seconds = (performance.now() - t0) / 1000;
-  console.log('');
-  console.log(`(${seconds.toFixed(1)} s)`);
+  if (!args.json) {
+    console.log(`Judge ${offlineEvalJudge.name} vs human labels and attacks (data: ${args.dataDir}${Number.isFinite(args.limit) ? `, limit ${args.limit}` : ''})`);
+    console.log('Flag threshold 0.5 unless stated; baseline column: the lexicon alone (toxicity) or answer length (hallucination AUROC).');
+    console.log('');
+    console.log(formatTable(result.figures));
+    console.log('');
+    console.log(`(${seconds.toFixed(1)} s)`);
+  }
   console.log(
     JSON.stringify({
-      judge: OFFLINE_JUDGE_VERSION,
-      threshold: 0.5,
-      results: rows.map((r) => ({
-        dataset: r.dataset,
-        check: r.check,
-        n: r.report.n,
-        positives: r.report.positives,
-        negatives: r.report.negatives,
-        skipped_malformed: r.malformed,
-        auroc: round(r.report.auroc),
-        accuracy: round(r.report.accuracy),
-        precision: round(r.report.precision),
-        recall: round(r.report.recall),
-        f1: round(r.report.f1),
-        tp: r.report.tp,
-        fp: r.report.fp,
-        tn: r.report.tn,
-        fn: r.report.fn,
-      })),
+      judge: offlineEvalJudge.name,
+      figures: result.figures.map((f) => ({ ...f, value: round(f.value), ...(f.baseline !== undefined ? { baseline: round(f.baseline) } : {}) })),
+      injection: result.injection.map((m) => ({ ...m, meanTowardsBetter: round(m.meanTowardsBetter) })),
+      skipped_malformed: result.skipped,
       seconds: Math.round(seconds * 10) / 10,
     }),
   );
 }
 
-main();
+if (import.meta.url === `file://${process.argv[1]}`) void main();

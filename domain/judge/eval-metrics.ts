@@ -97,3 +97,77 @@ export function binaryReport(scores: readonly number[], labels: readonly boolean
     f1,
   };
 }
+
+export interface ReliabilityBand {
+  /** Lower and upper edge of the predicted-score band (the last band includes 1). */
+  from: number;
+  to: number;
+  n: number;
+  /** Mean predicted score in the band, and the observed rate of positives. NaN when empty. */
+  meanScore: number;
+  observedRate: number;
+}
+
+/** Reliability table: scores cut into `bands` equal-width bands, observed positive rate per band. */
+export function reliabilityTable(scores: readonly number[], labels: readonly boolean[], bands = 5): ReliabilityBand[] {
+  if (scores.length !== labels.length) throw new Error(`reliabilityTable: ${scores.length} scores but ${labels.length} labels`);
+  const out: ReliabilityBand[] = [];
+  for (let b = 0; b < bands; b++) {
+    const from = b / bands;
+    const to = (b + 1) / bands;
+    let n = 0;
+    let sum = 0;
+    let pos = 0;
+    for (let i = 0; i < scores.length; i++) {
+      const s = scores[i] as number;
+      if (s >= from && (s < to || (b === bands - 1 && s <= 1))) {
+        n++;
+        sum += s;
+        if (labels[i]) pos++;
+      }
+    }
+    out.push({ from, to, n, meanScore: n ? sum / n : NaN, observedRate: n ? pos / n : NaN });
+  }
+  return out;
+}
+
+/** Expected calibration error: the n-weighted mean |mean score - observed rate| over the bands. */
+export function expectedCalibrationError(table: readonly ReliabilityBand[]): number {
+  const total = table.reduce((s, b) => s + b.n, 0);
+  if (total === 0) return NaN;
+  return table.reduce((s, b) => s + (b.n ? (b.n / total) * Math.abs(b.meanScore - b.observedRate) : 0), 0);
+}
+
+/**
+ * The threshold (one of the observed scores, or 0.5 when that ties) that maximises balanced
+ * accuracy (mean of recall and specificity) of `score >= threshold`. NaN when a class is empty.
+ */
+export function bestThreshold(scores: readonly number[], labels: readonly boolean[]): number {
+  const pos = labels.filter(Boolean).length;
+  const neg = labels.length - pos;
+  if (pos === 0 || neg === 0) return NaN;
+  const candidates = [...new Set(scores)].sort((a, b) => a - b);
+  let best = 0.5;
+  let bestValue = -1;
+  for (const t of [0.5, ...candidates]) {
+    const c = confusion(scores, labels, t);
+    const v = (c.tp / pos + c.tn / neg) / 2;
+    if (v > bestValue + 1e-12) {
+      bestValue = v;
+      best = t;
+    }
+  }
+  return best;
+}
+
+/**
+ * Pairs whose two lengths are within `tolerance` (0.2 = ±20 %) of each other: |a - b| <= tolerance * max(a, b).
+ * `pairs` are index pairs [negative, positive]; returns those that qualify.
+ */
+export function lengthMatched<T extends readonly [number, number]>(pairs: readonly T[], lengthOf: (i: number) => number, tolerance = 0.2): T[] {
+  return pairs.filter(([a, b]) => {
+    const la = lengthOf(a);
+    const lb = lengthOf(b);
+    return Math.abs(la - lb) <= tolerance * Math.max(la, lb);
+  });
+}

@@ -254,3 +254,45 @@ export const VIOLENCE: LexiconCategory = {
     'hang them': 0.9,
   },
 };
+
+/**
+ * Pejoratives for people: words that insult when said of someone ("you are a ...", "they are
+ * ...", "you ..."), with a strength in (0, 1]. Used with the VADER negative-valence list by the
+ * targeted-abuse rules of toxicity-model.ts; on their own (no person targeted) they score nothing.
+ */
+export const INSULTS: Readonly<Record<string, number>> = {
+  idiot: 0.9, idiots: 0.9, moron: 0.9, morons: 0.9, imbecile: 0.9, cretin: 0.9, dimwit: 0.85, halfwit: 0.85,
+  dumbass: 0.95, dumbo: 0.7, dummy: 0.6, fool: 0.7, fools: 0.7, stupid: 0.85, dumb: 0.8, dumbest: 0.85,
+  stupidest: 0.85, brainless: 0.85, clueless: 0.7, ignorant: 0.7, retarded: 0.95, braindead: 0.85,
+  loser: 0.85, losers: 0.85, pathetic: 0.85, worthless: 0.9, useless: 0.8, failure: 0.7, nobody: 0.4,
+  garbage: 0.85, trash: 0.85, rubbish: 0.7, scum: 0.95, scumbag: 0.95, filth: 0.9, filthy: 0.8, dirt: 0.6,
+  vermin: 0.95, parasite: 0.9, parasites: 0.9, pest: 0.85, pests: 0.85, rat: 0.8, rats: 0.8, cockroach: 0.9,
+  cockroaches: 0.9, animal: 0.6, animals: 0.7, pig: 0.8, pigs: 0.8, swine: 0.85, dog: 0.4, snake: 0.6,
+  cancer: 0.8, virus: 0.7, plague: 0.8, disease: 0.6, subhuman: 0.95, savage: 0.8, savages: 0.85,
+  creep: 0.85, creepy: 0.6, freak: 0.85, weirdo: 0.7, psycho: 0.8, lunatic: 0.75, maniac: 0.7,
+  clown: 0.75, clowns: 0.75, joke: 0.5, fraud: 0.8, liar: 0.85, liars: 0.85, hypocrite: 0.8, hypocrites: 0.8,
+  traitor: 0.75, traitors: 0.75, coward: 0.8, cowards: 0.8, spineless: 0.75, snowflake: 0.6, sheep: 0.5,
+  ugly: 0.85, hideous: 0.85, fat: 0.5, disgusting: 0.9, repulsive: 0.9, revolting: 0.9, repugnant: 0.9,
+  vile: 0.9, despicable: 0.9, sickening: 0.85, gross: 0.6, nasty: 0.7, evil: 0.75, wicked: 0.6,
+  lazy: 0.6, incompetent: 0.75, inferior: 0.85, primitive: 0.7, uncivilised: 0.85, uncivilized: 0.85,
+  degenerate: 0.9, degenerates: 0.9, lowlife: 0.9, deadbeat: 0.8, bum: 0.6, peasant: 0.6, waste: 0.6,
+  jerk: 0.8, douche: 0.85, douchebag: 0.9, prick: 0.85, bastard: 0.85, asshole: 0.95, arsehole: 0.95,
+  bitch: 0.95, cunt: 1, twat: 0.95, wanker: 0.9, dickhead: 0.95, shithead: 0.95, motherfucker: 1,
+  whore: 0.95, slut: 0.95, skank: 0.9, hoe: 0.85, thot: 0.85, racist: 0.6, bigot: 0.6, nazi: 0.7,
+  retard: 1, tard: 0.95, mong: 0.9, cripple: 0.8, freaks: 0.85, trashy: 0.8, pervert: 0.85, perv: 0.8,
+  sucks: 0.6, suck: 0.5, stinks: 0.6, stink: 0.6, smelly: 0.6, crap: 0.6, shit: 0.8, shitty: 0.8,
+};
+
+/**
+ * Words for harming someone: with a person as object and a speaker who wants or announces it
+ * ("I will ...", "they should be ...", "I hope you ...") they make a threat.
+ */
+export const HARM_VERBS: Readonly<Record<string, number>> = {
+  kill: 0.95, killed: 0.9, killing: 0.9, murder: 0.95, murdered: 0.9, murdering: 0.95, shoot: 0.9, shot: 0.85,
+  stab: 0.95, stabbed: 0.9, hang: 0.85, hanged: 0.9, lynch: 1, lynched: 1, strangle: 0.95, choke: 0.85,
+  drown: 0.85, burn: 0.8, burned: 0.8, beat: 0.75, punch: 0.8, slap: 0.7, hurt: 0.8, rape: 1, raped: 1,
+  raping: 1, torture: 0.95, tortured: 0.95, slaughter: 0.95, slaughtered: 0.95, execute: 0.85, executed: 0.85,
+  exterminate: 1, exterminated: 1, eradicate: 0.9, eradicated: 0.9, gas: 0.8, gassed: 0.9, bomb: 0.85,
+  die: 0.85, dead: 0.7, suffer: 0.8, destroy: 0.7, attack: 0.7, attacking: 0.7, smash: 0.7, break: 0.5,
+  behead: 1, beheaded: 1, deport: 0.5, cut: 0.5, snap: 0.5, punish: 0.6,
+};

@@ -1,0 +1,338 @@
+/**
+ * The offline toxicity model: logistic regression over word, word-pair and character n-gram
+ * features plus a few lexicon features, trained by scripts/train-toxicity.ts. Pure: no I/O,
+ * deterministic; the weights are a generated data module (toxicity-model.data.ts).
+ *
+ * Features of a text (after normalizeForToxicity):
+ * - `w:<token>`, `b:<token> <token>` (adjacent pairs), `c:<n-gram>` (character 3- to 5-grams of
+ *   each token with ^ and $ marking its edges): binary;
+ * - dense lexicon features in [0, 1]: `prof`, `hate`, `viol` (the lexicon category scores),
+ *   `neg` (amount of strongly negative words, VADER valence), `negPerson` (a negative word next to
+ *   a person: "you", "he", "they", "people", ...), `violPerson` (violent word next to a person),
+ *   `you` (the text addresses someone).
+ *
+ * A text is scored sentence by sentence (and line by line) and its score is the highest: a toxic
+ * sentence stays toxic whatever is appended to it. The model's threshold, chosen on a tuning
+ * split, is mapped to 0.5 (`offset`), so `score >= 0.5` is the flag.
+ */
+import { HARM_VERBS, HATE_SPEECH, INSULTS, PROFANITY, VIOLENCE } from './toxicity-lexicon.js';
+import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
+import { normalizeForToxicity, own, scoreCategory } from './toxicity-text.js';
+
+export interface ToxicityModel {
+  version: string;
+  bias: number;
+  /** Threshold on the raw logit that maps to 0.5. */
+  offset: number;
+  weights: Record<string, number>;
+  dense: Record<string, number>;
+  /** Words of strongly negative valence (VADER, MIT) and their valence (negative numbers). */
+  negative: Record<string, number>;
+}
+
+export const DENSE_FEATURES = ['prof', 'hate', 'viol', 'neg', 'negPerson', 'violPerson', 'you'] as const;
+export type DenseFeature = (typeof DENSE_FEATURES)[number];
+
+const SECOND_PERSON = new Set(['you', 'u', 'ur', 'youre', 'yourself', 'yourselves', 'ya', 'yall', 'your', 'thee']);
+const PERSON = new Set([
+  ...SECOND_PERSON,
+  'he', 'she', 'him', 'her', 'his', 'hes', 'shes', 'they', 'them', 'theyre', 'their', 'people', 'ppl', 'guy', 'guys',
+  'girl', 'girls', 'boy', 'boys', 'man', 'men', 'woman', 'women', 'folks', 'everyone', 'everybody', 'somebody', 'someone',
+  'person', 'persons', 'kid', 'kids', 'dude', 'bro', 'bitch', 'bitches', 'idiot', 'idiots', 'liberals', 'conservatives',
+  'muslims', 'muslim', 'jews', 'jew', 'blacks', 'whites', 'gays', 'gay', 'immigrants', 'immigrant', 'trans', 'mexicans',
+  'christians', 'women', 'females', 'males', 'refugees', 'foreigners', 'niggas', 'niggers', 'hoes', 'these', 'those',
+]);
+
+/** Dense lexicon features of one token sequence (each in [0, 1]). */
+export function denseFeatures(tokens: readonly string[], negative: Readonly<Record<string, number>>): Record<DenseFeature, number> {
+  const prof = scoreCategory(tokens, PROFANITY).score;
+  const hate = scoreCategory(tokens, HATE_SPEECH).score;
+  const violHits = scoreCategory(tokens, VIOLENCE);
+  let negSum = 0;
+  let negPerson = 0;
+  let violPerson = 0;
+  let you = 0;
+  const near = (i: number, span: number) => {
+    for (let j = Math.max(0, i - span); j <= Math.min(tokens.length - 1, i + span); j++) if (j !== i && PERSON.has(tokens[j] as string)) return true;
+    return false;
+  };
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i] as string;
+    if (SECOND_PERSON.has(t)) you = 1;
+    const v = own(negative, t);
+    if (v !== undefined && v <= -1.5) {
+      negSum += -v - 1;
+      if (near(i, 3)) negPerson = Math.max(negPerson, Math.min(1, -v / 3.5));
+    }
+    const vw = violHits.score > 0 ? own(VIOLENCE.words, t) : undefined;
+    if (vw !== undefined && near(i, 3)) violPerson = Math.max(violPerson, vw);
+  }
+  const neg = 1 - Math.exp(-negSum / 2);
+  return { prof, hate, viol: violHits.score, neg, negPerson, violPerson, you };
+}
+
+const TOKEN_FEATURE_CACHE = new Map<string, readonly string[]>();
+const TOKEN_FEATURE_CACHE_MAX = 50_000;
+
+/** The word and character n-gram features of one token (memoised; the cache is bounded). */
+function tokenFeatures(t: string): readonly string[] {
+  let f = TOKEN_FEATURE_CACHE.get(t);
+  if (f) return f;
+  const out = [`w:${t}`];
+  if (t.length >= 2) {
+    const s = `^${t}$`;
+    for (let n = 3; n <= 5; n++) for (let k = 0; k + n <= s.length; k++) out.push(`c:${s.slice(k, k + n)}`);
+  }
+  f = out;
+  if (TOKEN_FEATURE_CACHE.size >= TOKEN_FEATURE_CACHE_MAX) TOKEN_FEATURE_CACHE.clear();
+  TOKEN_FEATURE_CACHE.set(t, f);
+  return f;
+}
+
+/** Sparse binary features of one token sequence (deduplicated, in first-seen order). */
+export function sparseFeatures(tokens: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (let i = 0; i < tokens.length; i++) {
+    const t = (tokens[i] as string).slice(0, 24);
+    for (const f of tokenFeatures(t)) out.add(f);
+    if (i + 1 < tokens.length) out.add(`b:${t} ${(tokens[i + 1] as string).slice(0, 24)}`);
+  }
+  return [...out];
+}
+
+/** Longer segments are also scored in windows of this many words (half overlapping). */
+export const WINDOW_WORDS = 8;
+
+/**
+ * Splits a text into the parts that are scored separately: sentences, lines and quoted or
+ * bracketed pieces (JSON, markup, code), and windows of WINDOW_WORDS words within longer parts.
+ * Text appended to a toxic sentence therefore cannot dilute it.
+ */
+export function segmentsOf(text: string): string[] {
+  const parts = text.split(/(?<=[.!?])\s+|[\r\n]+|[{}[\]<>`"|]+/).filter((s) => /[\p{L}\p{N}]/u.test(s));
+  if (!parts.length) return [text];
+  const out: string[] = [];
+  for (const p of parts) {
+    out.push(p);
+    const words = p.trim().split(/\s+/);
+    if (words.length > WINDOW_WORDS) {
+      for (let i = 0; i + WINDOW_WORDS / 2 < words.length; i += WINDOW_WORDS / 2) out.push(words.slice(i, i + WINDOW_WORDS).join(' '));
+    }
+  }
+  return out;
+}
+
+let cached: ToxicityModel | undefined;
+
+/** The shipped model (parsed once). */
+export function toxicityModel(): ToxicityModel {
+  cached ??= JSON.parse(TOXICITY_MODEL_JSON) as ToxicityModel;
+  return cached;
+}
+
+/** Raw logit of one token sequence under `model`. */
+export function logitOf(tokens: readonly string[], model: ToxicityModel): number {
+  let z = model.bias;
+  for (const f of sparseFeatures(tokens)) z += own(model.weights, f) ?? 0;
+  const d = denseFeatures(tokens, model.negative);
+  for (const k of DENSE_FEATURES) z += (own(model.dense, k) ?? 0) * d[k];
+  return z;
+}
+
+function sigmoid(z: number): number {
+  return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
+}
+
+export interface SegmentReading {
+  /** The model's raw logit. */
+  logit: number;
+  abuse: TargetedAbuse;
+}
+
+/** The raw readings of each sentence or line of a text (segments without letters are skipped). */
+export function segmentReadings(text: string, model: ToxicityModel = toxicityModel()): { segment: string; tokens: string[]; reading: SegmentReading }[] {
+  const out: { segment: string; tokens: string[]; reading: SegmentReading }[] = [];
+  for (const segment of segmentsOf(text)) {
+    const tokens = normalizeForToxicity(segment);
+    if (tokens.length === 0) continue;
+    out.push({ segment, tokens, reading: { logit: logitOf(tokens, model), abuse: targetedAbuse(tokens, model.negative) } });
+  }
+  return out;
+}
+
+/** Combined score of one segment: the model (calibrated by `offset`) or the targeted-abuse rules. */
+export function combine(r: SegmentReading, offset: number): number {
+  const p = sigmoid(r.logit - offset);
+  return 1 - (1 - p) * (1 - r.abuse.score);
+}
+
+export interface ToxicityModelScore {
+  /** Calibrated score; >= 0.5 is the flag. */
+  score: number;
+  /** The model's part of the score, and the targeted-abuse part, in the worst segment. */
+  model: number;
+  abuse: TargetedAbuse;
+  /** The segment that scored highest. */
+  worst: string;
+}
+
+/** Scores a text: the highest combined score over its sentences and lines. */
+export function scoreToxicityText(text: string, model: ToxicityModel = toxicityModel()): ToxicityModelScore {
+  let best: ToxicityModelScore = { score: 0, model: 0, abuse: { score: 0, kind: 'none' }, worst: '' };
+  for (const { segment, reading } of segmentReadings(text, model)) {
+    const score = combine(reading, model.offset);
+    if (score > best.score) best = { score, model: sigmoid(reading.logit - model.offset), abuse: reading.abuse, worst: segment };
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targeted abuse: insults, hatred and threats aimed at a person or a group
+// ---------------------------------------------------------------------------------------------
+
+const TARGET_YOU = new Set(['you', 'u', 'ya', 'yall', 'youre', 'ur', 'thou', 'yourself', 'yourselves']);
+/** Groups of people named as such (identity, politics, generic). */
+const GROUPS = new Set([
+  'people', 'ppl', 'guys', 'women', 'men', 'girls', 'boys', 'muslims', 'jews', 'blacks', 'whites', 'gays', 'lesbians',
+  'immigrants', 'migrants', 'refugees', 'foreigners', 'mexicans', 'arabs', 'asians', 'africans', 'christians', 'atheists',
+  'liberals', 'conservatives', 'democrats', 'republicans', 'leftists', 'feminists', 'females', 'males', 'trans',
+  'transgenders', 'homosexuals', 'queers', 'disabled', 'poor', 'elderly', 'politicians', 'cops', 'police', 'teachers',
+  'fans', 'voters', 'supporters', 'idiots',
+]);
+const TARGET_OTHER = new Set(['he', 'she', 'hes', 'shes', 'they', 'theyre', 'him', 'her', 'them', 'guy', 'dude', 'bro', 'man', 'woman', 'person', ...GROUPS]);
+const COPULA = new Set(['are', 'r', 're', 'is', 's', 'am', 'm', 'be', 'being', 'been', 'was', 'were', 'look', 'looks', 'sound', 'sounds', 'seem', 'seems', 'act', 'acting', 'become', 'remain', 'stay']);
+const FUSED_TARGET_COPULA = new Set(['youre', 'ur', 'hes', 'shes', 'theyre', 'yall']);
+const NEGATORS = new Set(['not', 'never', 'no', 't', 'nt', 'isnt', 'arent', 'dont', 'doesnt', 'wasnt', 'werent', 'cant', 'nobody', 'neither', 'nor', 'without']);
+const SPEAKER_CUES = new Set(['i', 'ill', 'im', 'we', 'well', 'gonna', 'going', 'will', 'll', 'shall', 'should', 'must', 'ought', 'deserve', 'deserves', 'hope', 'wish', 'want', 'wanna', 'lets', 'let', 'somebody', 'someone', 'gotta', 'gon', 'need', 'needs', 'better', 'would', 'd']);
+const HATE_VERBS = new Set(['hate', 'despise', 'detest', 'loathe', 'abhor']);
+const HATE_NOUNS = new Set(['hatred', 'contempt', 'disdain', 'scorn', 'loathing']);
+const ANGER_WORDS = new Set(['sick', 'furious', 'angry', 'mad', 'puke', 'vomit', 'disgusted']);
+const OBJECT_PRONOUNS = new Set(['you', 'u', 'ya', 'him', 'her', 'them', 'his', 'their', 'your', 'yourself']);
+
+/** Letters of a word in sorted order: the key under which transposed spellings ("klil", "deaht") meet. */
+function anagramKey(w: string): string {
+  return [...w].sort().join('');
+}
+const ANAGRAMS = new Map<string, string>();
+for (const w of [...Object.keys(INSULTS), ...Object.keys(HARM_VERBS)]) if (w.length >= 4) ANAGRAMS.set(`${w[0]}:${anagramKey(w)}`, w);
+
+/** The listed insult or harm word a token spells with two letters swapped ("suffre" -> "suffer"), if any. */
+export function unscramble(tok: string): string {
+  if (tok.length < 4 || own(INSULTS, tok) !== undefined || own(HARM_VERBS, tok) !== undefined) return tok;
+  const w = ANAGRAMS.get(`${tok[0]}:${anagramKey(tok)}`);
+  if (w === undefined) return tok;
+  let diff = 0;
+  for (let i = 0; i < tok.length; i++) if (tok[i] !== w[i]) diff++;
+  return diff === 2 ? w : tok;
+}
+/** Negative words that describe a state or misfortune rather than insult ("you are sick", "he is dead"). */
+const STATE_WORDS = new Set([
+  'sad', 'sick', 'ill', 'tired', 'sorry', 'hurt', 'injured', 'wounded', 'dead', 'died', 'killed', 'lost', 'alone', 'lonely',
+  'afraid', 'scared', 'upset', 'worried', 'guilty', 'confused', 'stressed', 'depressed', 'anxious', 'broke', 'wrong',
+  'mistaken', 'disappointed', 'bored', 'angry', 'mad', 'jealous', 'embarrassed', 'ashamed', 'unhappy', 'miserable',
+  'pain', 'painful', 'dying', 'death', 'fear', 'terrified', 'frustrated', 'hungry', 'homeless', 'unemployed', 'victim',
+  'victims', 'blind', 'deaf', 'crying', 'grief', 'tragic', 'cancer', 'risk', 'danger', 'dangerous', 'damage', 'problem',
+  'problems', 'crisis', 'war', 'poverty', 'illness', 'disease', 'trouble', 'difficult', 'hard', 'worse', 'worst', 'bad',
+  'stress', 'alarm', 'warning', 'penalty', 'debt', 'fail', 'failed', 'fails', 'lose', 'losing', 'lonely', 'heartbroken',
+]);
+const THREAT_PHRASES: readonly [string, number][] = [
+  ['kill yourself', 1], ['kys', 1], ['go die', 0.95], ['hope you die', 1], ['you re dead', 0.9], ['youre dead', 0.9],
+  ['watch your back', 0.85], ['know where you live', 0.9], ['coming for you', 0.8], ['find you and', 0.85],
+  ['break your', 0.85], ['bullet in', 0.9], ['put you in the ground', 0.95], ['end your life', 0.95], ['end his life', 0.95],
+  ['make you suffer', 0.95], ['snap your neck', 0.95], ['slit your throat', 1], ['beat the crap out', 0.9],
+  ['beat the shit out', 0.9], ['kick your ass', 0.85], ['cut your throat', 1], ['drink bleach', 0.9],
+];
+
+export interface TargetedAbuse {
+  score: number;
+  kind: 'insult' | 'group insult' | 'hatred' | 'threat' | 'none';
+}
+
+/** Strength of a word as an insult (0 when it is none): the insult list, else strong VADER negativity. */
+function insultStrength(tok: string, negative: Readonly<Record<string, number>>): number {
+  const i = own(INSULTS, tok);
+  if (i !== undefined) return i;
+  if (STATE_WORDS.has(tok)) return 0;
+  const v = own(negative, tok);
+  return v !== undefined && v <= -1.8 ? Math.min(0.9, -v / 3.2) : 0;
+}
+
+function negatedBetween(tokens: readonly string[], from: number, to: number): boolean {
+  for (let k = Math.max(0, from); k < to; k++) if (NEGATORS.has(tokens[k] as string)) return true;
+  return false;
+}
+
+/**
+ * Insults said of someone ("you are a ...", "they are so ...", "you idiot", "what a loser you
+ * are", "losers like you"), hatred declared at someone ("I hate you", "I can't stand them") and
+ * threats ("I will hurt you", "they should all be shot", "kill yourself"). A negation between the
+ * target and the word ("you are not stupid", "I don't hate you") cancels it. Pure.
+ */
+export function targetedAbuse(input: readonly string[], negative: Readonly<Record<string, number>>): TargetedAbuse {
+  let best: TargetedAbuse = { score: 0, kind: 'none' };
+  let tokens = input;
+  const take = (score: number, kind: TargetedAbuse['kind']) => {
+    if (score > best.score) best = { score, kind };
+  };
+  tokens = tokens.map(unscramble);
+  const joined = ` ${tokens.join(' ')} `;
+  for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
+  const hasYou = tokens.some((t) => TARGET_YOU.has(t));
+  for (let i = 0; i < tokens.length; i++) {
+    const tok = tokens[i] as string;
+    const strength = insultStrength(tok, negative);
+    if (strength > 0) {
+      // "<target> <copula> ... <insult>" within five tokens, or a fused "youre/hes ... <insult>".
+      for (let j = i - 1; j >= Math.max(0, i - 5); j--) {
+        const t = tokens[j] as string;
+        const cop = COPULA.has(t) && j > 0 && (TARGET_YOU.has(tokens[j - 1] as string) || TARGET_OTHER.has(tokens[j - 1] as string));
+        const fused = FUSED_TARGET_COPULA.has(t);
+        if (!cop && !fused) continue;
+        const target = fused ? t : (tokens[j - 1] as string);
+        if (negatedBetween(tokens, j, i)) break;
+        const you = TARGET_YOU.has(target);
+        take(you ? strength : 0.9 * strength, you || !GROUPS.has(target) ? 'insult' : 'group insult');
+        break;
+      }
+      // Vocative: "you idiot", "you absolute moron".
+      if (own(INSULTS, tok) !== undefined) {
+        for (let j = i - 1; j >= Math.max(0, i - 2); j--) if (TARGET_YOU.has(tokens[j] as string) && !COPULA.has(tokens[j + 1] as string)) take(strength, 'insult');
+      }
+      // "what a loser you are", "such a creep": exclamations about someone addressed.
+      if (hasYou && i >= 2 && (tokens[i - 2] === 'what' || tokens[i - 2] === 'such' || tokens[i - 1] === 'such') && !negatedBetween(tokens, i - 3, i)) take(strength, 'insult');
+      // "<insult> like you/them".
+      if (tokens[i + 1] === 'like' && (TARGET_YOU.has(tokens[i + 2] as string) || TARGET_OTHER.has(tokens[i + 2] as string))) take(strength, 'insult');
+    }
+    // Hatred declared at someone: "I hate you", "we despise them", "I can't stand her".
+    const hateVerb = HATE_VERBS.has(tok) || (tok === 'stand' && (tokens[i - 1] === 't' || tokens[i - 1] === 'cant') && (tokens[i - 2] === 'can' || tokens[i - 1] === 'cant'));
+    if (hateVerb) {
+      const subj = tokens.slice(Math.max(0, i - 4), i).some((t) => t === 'i' || t === 'we');
+      const obj = tokens.slice(i + 1, i + 4).some((t) => TARGET_YOU.has(t) || TARGET_OTHER.has(t));
+      const neg = tok === 'stand' ? negatedBetween(tokens, i - 5, i - 2) : negatedBetween(tokens, i - 3, i);
+      if (subj && obj && !neg) take(0.85, 'hatred');
+    }
+    // "you make me sick", "these people disgust me", "hatred for you", "contempt for them".
+    const isPerson = (t: string | undefined) => t !== undefined && (TARGET_YOU.has(t) || TARGET_OTHER.has(t));
+    if (ANGER_WORDS.has(tok) && tokens[i - 1] === 'me' && /^make|^made/.test(tokens[i - 2] ?? '') && tokens.slice(Math.max(0, i - 6), i - 2).some(isPerson)) take(0.8, 'hatred');
+    if ((tok === 'disgust' || tok === 'disgusts') && tokens[i + 1] === 'me' && tokens.slice(Math.max(0, i - 3), i).some(isPerson)) take(0.8, 'hatred');
+    if (HATE_NOUNS.has(tok) && tokens[i + 1] === 'for' && tokens.slice(i + 2, i + 5).some(isPerson) && !negatedBetween(tokens, i - 3, i)) take(0.8, 'hatred');
+    // Threats: a harm verb with a person as object and a speaker cue before it ("I will hurt
+    // you"), or a person, then a cue, then the verb ("they should all be shot", "you deserve to die").
+    const harm = own(HARM_VERBS, tok);
+    if (harm !== undefined) {
+      const objAfter = tokens.slice(i + 1, i + 4).some((t) => TARGET_YOU.has(t) || TARGET_OTHER.has(t) || OBJECT_PRONOUNS.has(t));
+      const cueBefore = tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t));
+      if (objAfter && cueBefore && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
+      for (let j = i - 1; j >= Math.max(0, i - 6); j--) {
+        const t = tokens[j] as string;
+        if (!(TARGET_YOU.has(t) || TARGET_OTHER.has(t))) continue;
+        const between = tokens.slice(j + 1, i);
+        if (between.some((b) => SPEAKER_CUES.has(b)) && !between.some((b) => NEGATORS.has(b))) {
+          take(harm, 'threat');
+          break;
+        }
+      }
+    }
+  }
+  return best;
+}

@@ -1,0 +1,186 @@
+/**
+ * Text normalisation and lexicon matching for the offline toxicity check. Pure, no I/O.
+ *
+ * normalizeForToxicity turns a text into lower-case letter tokens:
+ * - URLs, HTML entities and @mentions are dropped (a mention is kept only when the whole token is
+ *   itself a listed word, e.g. "@ss"); '#' is dropped from hashtags;
+ * - zero-width characters and soft hyphens are removed; Cyrillic and Greek look-alike letters
+ *   ("аss" with a Cyrillic а) and full-width forms become their Latin letters; accents are dropped;
+ * - common character substitutions are undone inside words (@ 4 -> a, 1 ! | -> i, 3 -> e, 0 -> o,
+ *   $ 5 -> s, 7 + -> t), '*' inside a word is kept as a wildcard ("f*ck", "st*pid");
+ * - letters repeated three or more times are reduced to two ("fuuuck" -> "fuuck");
+ * - runs of three or more single letters are joined ("f u c k", "f.u.c.k" -> "fuck").
+ *
+ * Lexicon matching (scoreCategory) follows the rules documented in toxicity-lexicon.ts; a token
+ * with '*' matches a listed word of the same length whose other letters agree.
+ */
+import type { LexiconCategory } from './toxicity-lexicon.js';
+import { HATE_SPEECH, PROFANITY } from './toxicity-lexicon.js';
+
+const LEET: Record<string, string> = {
+  '@': 'a', '4': 'a', '1': 'i', '!': 'i', '|': 'i', '3': 'e', '0': 'o', '$': 's', '5': 's', '7': 't', '+': 't',
+};
+const LEET_CHARS = /[@41!|30$57+]/g;
+export const WORD_SUFFIXES = ['', 's', 'es', 'ed', 'er', 'ers', 'in', 'ing', 'y', 'z'];
+
+/** Look-alike letters from other scripts, mapped to the Latin letter they imitate. */
+const CONFUSABLES: Record<string, string> = {
+  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
+  і: 'i', ї: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ԛ: 'q', ԝ: 'w', ɡ: 'g', ɑ: 'a', ο: 'o', α: 'a', ε: 'e', ι: 'i',
+  κ: 'k', ν: 'v', ρ: 'p', τ: 't', υ: 'u', χ: 'x', ϲ: 'c', ℓ: 'l',
+};
+const CONFUSABLE_RE = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'gu');
+const INVISIBLE_RE = /[\u00ad\u200b-\u200f\u2060\ufeff]/g;
+
+function undoSubstitutions(token: string): string {
+  if (!/\p{L}/u.test(token)) return token; // pure numbers stay numbers
+  return token.replace(LEET_CHARS, (c) => LEET[c] ?? c);
+}
+
+export function squeeze(word: string, max: 1 | 2): string {
+  return max === 2 ? word.replace(/(\p{L})\1{2,}/gu, '$1$1') : word.replace(/(\p{L})\1+/gu, '$1');
+}
+
+/** Unicode clean-up shared by every toxicity feature: invisible characters, look-alikes, accents. */
+export function foldText(text: string): string {
+  return text
+    .replace(INVISIBLE_RE, '')
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(CONFUSABLE_RE, (c) => CONFUSABLES[c] ?? c)
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '');
+}
+
+/** Joins runs of three or more single-letter tokens ("f u c k" -> "fuck"). */
+function joinSpelledOut(tokens: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; ) {
+    let j = i;
+    while (j < tokens.length && (tokens[j] as string).length === 1 && /\p{L}/u.test(tokens[j] as string)) j++;
+    if (j - i >= 3) {
+      out.push(tokens.slice(i, j).join(''));
+      i = j;
+    } else {
+      out.push(tokens[i] as string);
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Normalises a text into lower-case letter tokens for lexicon matching and the model's features. */
+export function normalizeForToxicity(text: string): string[] {
+  const cleaned = foldText(text.replace(/https?:\/\/\S+|www\.\S+/gi, ' ').replace(/&#?\w+;/g, ' '));
+  const out: string[] = [];
+  for (let chunk of cleaned.split(/\s+/)) {
+    if (!chunk) continue;
+    // Strip surrounding punctuation, but keep characters that may stand for letters.
+    chunk = chunk.replace(/^[^\p{L}\p{N}@$#!|+*]+/u, '').replace(/[^\p{L}\p{N}$@*]+$/u, '');
+    if (!chunk) continue;
+    if (chunk.startsWith('@')) {
+      // A mention names an account; keep it only if the token is itself a disguised word ("@ss").
+      const asWord = squeeze(undoSubstitutions(chunk).replace(/[^\p{L}]/gu, ''), 2);
+      if (lookupWord(asWord, PROFANITY) || lookupWord(asWord, HATE_SPEECH)) out.push(asWord);
+      continue;
+    }
+    if (chunk.startsWith('#')) chunk = chunk.replace(/^#+/, '');
+    const lowered = undoSubstitutions(chunk);
+    // A '*' between letters masks letters ("f*ck", "st**pid"): keep it as a wildcard.
+    for (let part of lowered.split(/[^\p{L}*]+/u)) {
+      part = part.replace(/^\*+|\*+$/g, '');
+      if (part && /\p{L}/u.test(part)) out.push(squeeze(part, 2));
+    }
+  }
+  return joinSpelledOut(out);
+}
+
+/** An own property of a word table (never an inherited one such as "constructor"). */
+export function own(table: Readonly<Record<string, number>>, key: string): number | undefined {
+  return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+}
+
+export function lookupWord(token: string, cat: LexiconCategory): { entry: string; weight: number } | undefined {
+  if (token.includes('*')) return lookupMasked(token, cat);
+  for (const candidate of token.length > 2 ? [token, squeeze(token, 1)] : [token]) {
+    for (const suf of WORD_SUFFIXES) {
+      if (suf && !candidate.endsWith(suf)) continue;
+      const base = suf ? candidate.slice(0, -suf.length) : candidate;
+      if (base.length < 2) continue;
+      const w = own(cat.words, base);
+      if (w !== undefined) return { entry: base, weight: w };
+    }
+  }
+  return undefined;
+}
+
+/** A masked token ("f*ck", "f**king") matches a listed word of the same length with the same other letters. */
+function lookupMasked(token: string, cat: LexiconCategory): { entry: string; weight: number } | undefined {
+  const letters = token.replace(/\*/g, '').length;
+  if (letters < 2 || token.length < 3) return undefined;
+  for (const suf of WORD_SUFFIXES) {
+    if (suf && !token.endsWith(suf)) continue;
+    const base = suf ? token.slice(0, -suf.length) : token;
+    if (!base.includes('*') || base.length < 3) continue;
+    for (const [entry, w] of Object.entries(cat.words)) {
+      if (entry.length !== base.length) continue;
+      let ok = true;
+      for (let i = 0; i < base.length && ok; i++) ok = base[i] === '*' || base[i] === entry[i];
+      if (ok) return { entry, weight: w };
+    }
+  }
+  return undefined;
+}
+
+/** A stem matches at the start of a token, or at its end followed by a common suffix. */
+function stemAtEdge(token: string, st: string): boolean {
+  if (token.startsWith(st)) return true;
+  for (const suf of WORD_SUFFIXES) if (token.endsWith(st + suf)) return true;
+  return false;
+}
+
+export interface CategoryHits {
+  score: number;
+  terms: string[];
+}
+
+/** Category score 1 - prod(1 - w) over matched entries (at most two occurrences each) and the matched terms. */
+export function scoreCategory(tokens: readonly string[], cat: LexiconCategory): CategoryHits {
+  const counts = new Map<string, { n: number; w: number }>();
+  const add = (entry: string, w: number) => {
+    const c = counts.get(entry);
+    if (c) c.n++;
+    else counts.set(entry, { n: 1, w });
+  };
+  for (const tok of tokens) {
+    const hit = lookupWord(tok, cat);
+    if (hit) {
+      add(hit.entry, hit.weight);
+      continue;
+    }
+    if (tok.length >= 5 && !tok.includes('*')) {
+      const single = squeeze(tok, 1);
+      for (const [st, w] of Object.entries(cat.stems)) {
+        if (stemAtEdge(tok, st) || stemAtEdge(single, st)) {
+          add(st, w);
+          break;
+        }
+      }
+    }
+  }
+  const joined = ` ${tokens.join(' ')} `;
+  for (const [phrase, w] of Object.entries(cat.phrases)) {
+    let from = 0;
+    for (let i = joined.indexOf(` ${phrase} `, from); i >= 0; i = joined.indexOf(` ${phrase} `, from)) {
+      add(`"${phrase}"`, w);
+      from = i + phrase.length + 1;
+    }
+  }
+  let keep = 1;
+  const terms: string[] = [];
+  for (const [entry, { n, w }] of [...counts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    keep *= (1 - w) ** Math.min(n, 2);
+    terms.push(entry);
+  }
+  return { score: 1 - keep, terms };
+}

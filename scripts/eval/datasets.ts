@@ -1,0 +1,319 @@
+/**
+ * Readers for the labelled data sets in data/ (see data/README.md) and the deterministic
+ * train / tune / test split every script uses. Node only (reads files).
+ *
+ * Every loader returns examples { prompt, response, context?, positive } plus the count of
+ * malformed records it skipped, so a judge can be run on them without knowing the source.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface Example {
+  /** Stable id within its data set (used for the split). */
+  id: string;
+  prompt: string;
+  response: string;
+  context?: string;
+  positive: boolean;
+  /** Sub-group for breakdowns (HateCheck functionality, sanity-set kind, ...). */
+  group?: string;
+}
+
+export interface Loaded<T> {
+  rows: T[];
+  malformed: number;
+  malformedExamples: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split
+// ---------------------------------------------------------------------------------------------
+
+export type Split = 'train' | 'tune' | 'test';
+
+/** FNV-1a, 32 bit: a stable hash for the split. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * The split of a record: 60 % train, 20 % tune, 20 % test by a hash of "<data set>:<id>".
+ * Training uses train only; thresholds and choices use tune only; figures are reported on test.
+ */
+export function splitOf(dataset: string, id: string): Split {
+  const b = fnv1a(`${dataset}:${id}`) % 10;
+  return b < 6 ? 'train' : b < 8 ? 'tune' : 'test';
+}
+
+/**
+ * HateCheck and the other evaluation-only sets are never trained on: half of their templates
+ * (by hash) is the tune part, the other half the test part.
+ */
+export function evalOnlySplitOf(dataset: string, id: string): 'tune' | 'test' {
+  return fnv1a(`${dataset}:${id}`) % 2 === 0 ? 'tune' : 'test';
+}
+
+// ---------------------------------------------------------------------------------------------
+// File formats
+// ---------------------------------------------------------------------------------------------
+
+export function readJsonl<T>(file: string, limit: number, pick: (o: Record<string, unknown>, line: number) => T | undefined): Loaded<T> {
+  const text = readFileSync(file, 'utf8');
+  const out: Loaded<T> = { rows: [], malformed: 0, malformedExamples: [] };
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length && out.rows.length < limit; i++) {
+    const line = lines[i] as string;
+    if (!line.trim()) continue;
+    let row: T | undefined;
+    try {
+      const o: unknown = JSON.parse(line);
+      row = o && typeof o === 'object' && !Array.isArray(o) ? pick(o as Record<string, unknown>, i + 1) : undefined;
+    } catch {
+      row = undefined;
+    }
+    if (row === undefined) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${i + 1}`);
+    } else out.rows.push(row);
+  }
+  return out;
+}
+
+/**
+ * RFC 4180 CSV: fields separated by commas, records by CRLF or LF, fields optionally quoted
+ * with '"', a quote inside a quoted field doubled. Quoted fields may contain commas and line
+ * breaks. Returns records with the 1-based line on which each starts; a record whose quoting is
+ * broken (text after a closing quote, or a quote never closed) is returned with `error` set.
+ */
+export function parseCsv(text: string): { fields: string[]; line: number; error?: string }[] {
+  const records: { fields: string[]; line: number; error?: string }[] = [];
+  let i = 0;
+  let line = 1;
+  const n = text.length;
+  if (text.charCodeAt(0) === 0xfeff) i = 1;
+  while (i < n) {
+    const startLine = line;
+    const fields: string[] = [];
+    let error: string | undefined;
+    for (;;) {
+      let field = '';
+      if (text[i] === '"') {
+        i++;
+        let closed = false;
+        while (i < n) {
+          const ch = text[i] as string;
+          if (ch === '"') {
+            if (text[i + 1] === '"') {
+              field += '"';
+              i += 2;
+              continue;
+            }
+            i++;
+            closed = true;
+            break;
+          }
+          if (ch === '\n') line++;
+          field += ch;
+          i++;
+        }
+        if (!closed) error ??= 'unterminated quoted field';
+        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
+          error ??= 'text after a closing quote';
+          field += text[i];
+          i++;
+        }
+      } else {
+        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
+          if (text[i] === '"') error ??= 'quote inside an unquoted field';
+          field += text[i];
+          i++;
+        }
+      }
+      fields.push(field);
+      if (i < n && text[i] === ',') {
+        i++;
+        continue;
+      }
+      break;
+    }
+    if (text[i] === '\r') i++;
+    if (text[i] === '\n') {
+      i++;
+      line++;
+    }
+    if (fields.length === 1 && fields[0] === '' && !error) continue; // blank line
+    records.push(error ? { fields, line: startLine, error } : { fields, line: startLine });
+  }
+  return records;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HaluEval
+// ---------------------------------------------------------------------------------------------
+
+/** halueval/general.jsonl: hallucination, positive = "yes"; no context. */
+export function loadGeneral(dir: string, limit = Infinity): Loaded<Example> {
+  return readJsonl(path.join(dir, 'halueval', 'general.jsonl'), limit, (o, line) => {
+    const { user_query: q, chatgpt_response: r, hallucination: h, ID: id } = o;
+    if (typeof q !== 'string' || typeof r !== 'string' || (h !== 'yes' && h !== 'no')) return undefined;
+    return { id: String(id ?? line), prompt: q, response: r, positive: h === 'yes' };
+  });
+}
+
+export interface QaRow {
+  id: string;
+  knowledge: string;
+  question: string;
+  right: string;
+  hallucinated: string;
+}
+
+export function loadQaRows(dir: string, limit = Infinity): Loaded<QaRow> {
+  return readJsonl(path.join(dir, 'halueval', 'qa_one-turn.jsonl'), limit, (o, line) => {
+    const { knowledge: k, question: q, right_answer: ra, hallucinated_answer: ha } = o;
+    if (typeof k !== 'string' || typeof q !== 'string' || typeof ra !== 'string' || typeof ha !== 'string') return undefined;
+    return { id: String(line), knowledge: k, question: q, right: ra, hallucinated: ha };
+  });
+}
+
+/** halueval/qa_one-turn.jsonl: each line gives a right (negative) and a hallucinated (positive) answer. */
+export function loadQa(dir: string, limit = Infinity): Loaded<Example> {
+  const rows = loadQaRows(dir, limit);
+  return {
+    ...rows,
+    rows: rows.rows.flatMap((r) => [
+      { id: `${r.id}:right`, prompt: r.question, context: r.knowledge, response: r.right, positive: false },
+      { id: `${r.id}:hallucinated`, prompt: r.question, context: r.knowledge, response: r.hallucinated, positive: true },
+    ]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Toxicity sets
+// ---------------------------------------------------------------------------------------------
+
+/** davidson-offensive/labeled_data.csv: positive = class 0 (hate) or 1 (offensive). */
+export function loadDavidson(dir: string, limit = Infinity): Loaded<Example> {
+  const text = readFileSync(path.join(dir, 'davidson-offensive', 'labeled_data.csv'), 'utf8');
+  const records = parseCsv(text);
+  const header = records.shift()?.fields ?? [];
+  const iClass = header.indexOf('class');
+  const iTweet = header.indexOf('tweet');
+  if (iClass < 0 || iTweet < 0) throw new Error(`labeled_data.csv: header lacks 'class' or 'tweet': ${header.join(',')}`);
+  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
+  for (const r of records) {
+    if (out.rows.length >= limit) break;
+    const cls = r.fields[iClass];
+    const tweet = r.fields[iTweet];
+    const problem =
+      r.error ??
+      (r.fields.length !== header.length
+        ? `${r.fields.length} fields, expected ${header.length}`
+        : tweet === undefined || !['0', '1', '2'].includes(cls ?? '')
+          ? `class '${cls ?? ''}' is not 0, 1 or 2`
+          : undefined);
+    if (problem || tweet === undefined) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${r.line} (${problem})`);
+      continue;
+    }
+    out.rows.push({ id: r.fields[0] ?? String(r.line), prompt: 'Tweet', response: tweet, positive: cls !== '2', group: cls === '0' ? 'hate' : cls === '1' ? 'offensive' : 'neither' });
+  }
+  return out;
+}
+
+/**
+ * HateCheck functionalities that are toxic although HateCheck calls them non-hateful: abuse of
+ * individuals and of non-protected groups, and profanity. Everything else keeps HateCheck's label.
+ */
+export const HATECHECK_TOXIC_NON_HATEFUL = new Set(['target_indiv_nh', 'target_group_nh', 'profanity_nh']);
+
+function expandTemplate(template: string, placeholders: Map<string, string[]>): string[] {
+  const m = /\[([A-Z_a-z]+)\]/.exec(template);
+  if (!m) return [template];
+  const values = placeholders.get(m[0]);
+  if (!values) throw new Error(`hatecheck: unknown placeholder ${m[0]}`);
+  return values.map((v) => {
+    let before = template.slice(0, m.index);
+    const after = template.slice(m.index + m[0].length);
+    // "a [IDENTITY_S]" -> "an immigrant"
+    if (/\ba $/.test(before) && /^[aeiou]/i.test(v)) before = `${before.slice(0, -2)}an `;
+    const value = m.index === 0 ? v.charAt(0).toUpperCase() + v.slice(1) : v;
+    return before + value + after;
+  });
+}
+
+/**
+ * hatecheck/test_suite_templates.tsv expanded with hatecheck/template_placeholders.csv. Labels are
+ * for toxicity (see HATECHECK_TOXIC_NON_HATEFUL); `group` is the HateCheck functionality; `id` is
+ * the template's line, so every expansion of a template falls in the same split.
+ */
+export function loadHateCheck(dir: string): Loaded<Example> {
+  const phText = readFileSync(path.join(dir, 'hatecheck', 'template_placeholders.csv'), 'utf8');
+  const placeholders = new Map<string, string[]>();
+  for (const r of parseCsv(phText).slice(1)) {
+    const [name, values] = r.fields;
+    if (name && values) placeholders.set(name, values.split(',').map((v) => v.trim()));
+  }
+  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
+  const lines = readFileSync(path.join(dir, 'hatecheck', 'test_suite_templates.tsv'), 'utf8').split(/\r?\n/);
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!line.trim()) continue;
+    const [functionality, label, template] = line.split('\t');
+    if (!functionality || (label !== 'hateful' && label !== 'non-hateful') || !template) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${i + 1}`);
+      continue;
+    }
+    const positive = label === 'hateful' || HATECHECK_TOXIC_NON_HATEFUL.has(functionality);
+    for (const text of expandTemplate(template, placeholders)) {
+      out.rows.push({ id: `${i + 1}`, prompt: 'Post', response: text, positive, group: functionality });
+    }
+  }
+  return out;
+}
+
+/** sanity/toxicity-sanity.jsonl: the hand-written sanity set (never trained or tuned on). */
+export function loadSanity(dir: string): Loaded<Example> {
+  return readJsonl(path.join(dir, 'sanity', 'toxicity-sanity.jsonl'), Infinity, (o, line) => {
+    const { text, toxic, kind } = o;
+    if (typeof text !== 'string' || typeof toxic !== 'boolean') return undefined;
+    return { id: String(line), prompt: 'Message', response: text, positive: toxic, group: typeof kind === 'string' ? kind : 'other' };
+  });
+}
+
+/**
+ * Clean texts written by an assistant or its users (HaluEval general queries and responses, QA
+ * questions and answers): negatives for toxicity. Nothing in HaluEval is labelled for toxicity;
+ * these texts are taken as non-toxic, which a reading of samples supports.
+ */
+export function loadHaluEvalClean(dir: string): Loaded<Example> {
+  const gen = loadGeneral(dir);
+  const qa = loadQaRows(dir);
+  const rows: Example[] = [];
+  for (const g of gen.rows) {
+    rows.push({ id: `g${g.id}:q`, prompt: 'Message', response: g.prompt, positive: false, group: 'user query' });
+    rows.push({ id: `g${g.id}:r`, prompt: 'Message', response: g.response, positive: false, group: 'assistant response' });
+  }
+  for (const r of qa.rows) {
+    rows.push({ id: `qa${r.id}:q`, prompt: 'Message', response: r.question, positive: false, group: 'question' });
+    rows.push({ id: `qa${r.id}:a`, prompt: 'Message', response: `${r.right}`, positive: false, group: 'answer' });
+  }
+  return { rows, malformed: gen.malformed + qa.malformed, malformedExamples: [...gen.malformedExamples, ...qa.malformedExamples] };
+}
+
+/** Reads the VADER negative-valence word list (data/vader/vader_negative.tsv). */
+export function loadVaderNegative(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of readFileSync(path.join(dir, 'vader', 'vader_negative.tsv'), 'utf8').split(/\r?\n/).slice(1)) {
+    const [w, v] = line.split('\t');
+    if (w && v && Number.isFinite(Number(v))) out[w] = Number(v);
+  }
+  return out;
+}

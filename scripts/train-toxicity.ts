@@ -1,0 +1,215 @@
+/**
+ * Trains the offline toxicity model (domain/judge/toxicity-model.ts) and writes its weights to
+ * domain/judge/toxicity-model.data.ts.
+ *
+ *   npm run train:toxicity [-- --data DIR] [--dry-run]
+ *
+ * Deterministic: the same data gives the same weights (fixed split, fixed seed, no clock).
+ *
+ * Data (all shipped under data/, licences in data/README.md):
+ * - train: the train split (60 %) of Davidson et al. (hate or offensive = positive) and of the
+ *   HaluEval texts (user queries, assistant responses, questions, answers: all negatives);
+ * - tune: the tune split (20 %) of both, and the tune half of the HateCheck templates: used only
+ *   to choose the flag threshold, which is mapped to 0.5;
+ * - the test splits, the other HateCheck half and the hand-written sanity set are never read here.
+ * The VADER lexicon (MIT) provides the negative-word feature.
+ *
+ * Prints the training set sizes, the features kept and the tune-split figures.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '../common/random.js';
+import { auroc } from '../domain/judge/eval-metrics.js';
+import { combine, DENSE_FEATURES, denseFeatures, segmentReadings, sparseFeatures, type SegmentReading, type ToxicityModel } from '../domain/judge/toxicity-model.js';
+import { normalizeForToxicity } from '../domain/judge/toxicity-text.js';
+import { evalOnlySplitOf, loadDavidson, loadHaluEvalClean, loadHateCheck, loadVaderNegative, splitOf, type Example } from './eval/datasets.js';
+
+export const TOXICITY_MODEL_VERSION = 'toxicity-lr-v1';
+
+const EPOCHS = 8;
+const LEARNING_RATE = 0.2;
+const L2 = 2e-5;
+const MIN_DOC_FREQ = 3;
+const PRUNE_BELOW = 0.005;
+const SEED = 20240611;
+
+interface Doc {
+  sparse: number[];
+  dense: number[];
+  y: 0 | 1;
+  w: number;
+}
+
+function logitFromParts(bias: number, weights: Float64Array, dense: Float64Array, doc: Doc): number {
+  let z = bias;
+  for (const f of doc.sparse) z += weights[f] as number;
+  for (let k = 0; k < doc.dense.length; k++) z += (dense[k] as number) * (doc.dense[k] as number);
+  return z;
+}
+
+function sigmoid(z: number): number {
+  return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
+}
+
+export function trainToxicity(dataDir: string, log: (s: string) => void = console.log): ToxicityModel {
+  const negative = loadVaderNegative(dataDir);
+  const davidson = loadDavidson(dataDir).rows;
+  const clean = loadHaluEvalClean(dataDir).rows;
+  const train: { ex: Example; set: string }[] = [
+    ...davidson.filter((e) => splitOf('davidson', e.id) === 'train').map((ex) => ({ ex, set: 'davidson' })),
+    ...clean.filter((e) => splitOf('halueval-clean', e.id) === 'train').map((ex) => ({ ex, set: 'halueval' })),
+  ];
+  const pos = train.filter((t) => t.ex.positive).length;
+  const neg = train.length - pos;
+  log(`train: ${train.length} texts (${pos} toxic, ${neg} not; Davidson ${train.filter((t) => t.set === 'davidson').length}, HaluEval ${train.filter((t) => t.set === 'halueval').length})`);
+
+  // Vocabulary: sparse features seen in at least MIN_DOC_FREQ training texts.
+  const tokenised = train.map((t) => normalizeForToxicity(t.ex.response));
+  const df = new Map<string, number>();
+  const featLists = tokenised.map((toks) => sparseFeatures(toks));
+  for (const fl of featLists) for (const f of fl) df.set(f, (df.get(f) ?? 0) + 1);
+  const vocab = [...df.entries()].filter(([, n]) => n >= MIN_DOC_FREQ).map(([f]) => f).sort();
+  const index = new Map(vocab.map((f, i) => [f, i] as const));
+  log(`features: ${vocab.length} sparse (seen in >= ${MIN_DOC_FREQ} texts) + ${DENSE_FEATURES.length} dense`);
+
+  // Class weights: each class carries half of the total weight.
+  const docs: Doc[] = train.map((t, i) => {
+    const d = denseFeatures(tokenised[i] as string[], negative);
+    return {
+      sparse: (featLists[i] as string[]).map((f) => index.get(f)).filter((x): x is number => x !== undefined),
+      dense: DENSE_FEATURES.map((k) => d[k]),
+      y: t.ex.positive ? 1 : 0,
+      w: t.ex.positive ? train.length / (2 * pos) : train.length / (2 * neg),
+    };
+  });
+
+  // Logistic regression, AdaGrad SGD with L2 on the sparse weights, fixed shuffle per epoch.
+  const weights = new Float64Array(vocab.length);
+  const g2 = new Float64Array(vocab.length).fill(1e-8);
+  const dense = new Float64Array(DENSE_FEATURES.length);
+  const g2d = new Float64Array(DENSE_FEATURES.length).fill(1e-8);
+  let bias = 0;
+  let g2b = 1e-8;
+  const rand = mulberry32(SEED);
+  const order = docs.map((_, i) => i);
+  for (let epoch = 0; epoch < EPOCHS; epoch++) {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    let loss = 0;
+    for (const k of order) {
+      const doc = docs[k] as Doc;
+      const p = sigmoid(logitFromParts(bias, weights, dense, doc));
+      const err = (p - doc.y) * doc.w;
+      loss += -doc.w * (doc.y ? Math.log(Math.max(p, 1e-12)) : Math.log(Math.max(1 - p, 1e-12)));
+      for (const f of doc.sparse) {
+        const g = err + L2 * (weights[f] as number) * docs.length;
+        g2[f] = (g2[f] as number) + g * g;
+        weights[f] = (weights[f] as number) - (LEARNING_RATE * g) / Math.sqrt(g2[f] as number);
+      }
+      for (let d = 0; d < dense.length; d++) {
+        const g = err * (doc.dense[d] as number);
+        g2d[d] = (g2d[d] as number) + g * g;
+        dense[d] = (dense[d] as number) - (LEARNING_RATE * g) / Math.sqrt(g2d[d] as number);
+      }
+      g2b += err * err;
+      bias -= (LEARNING_RATE * err) / Math.sqrt(g2b);
+    }
+    log(`epoch ${epoch + 1}: mean weighted log-loss ${(loss / docs.length).toFixed(4)}`);
+  }
+
+  const kept: Record<string, number> = {};
+  let keptCount = 0;
+  for (let i = 0; i < vocab.length; i++) {
+    const w = weights[i] as number;
+    if (Math.abs(w) >= PRUNE_BELOW) {
+      kept[vocab[i] as string] = Math.round(w * 10000) / 10000;
+      keptCount++;
+    }
+  }
+  const usedNegative: Record<string, number> = {};
+  for (const [w, v] of Object.entries(negative)) if (v <= -1.5) usedNegative[w] = v;
+  const model: ToxicityModel = {
+    version: TOXICITY_MODEL_VERSION,
+    bias: Math.round(bias * 10000) / 10000,
+    offset: 0,
+    weights: kept,
+    dense: Object.fromEntries(DENSE_FEATURES.map((k, i) => [k, Math.round((dense[i] as number) * 10000) / 10000])),
+    negative: usedNegative,
+  };
+  log(`kept ${keptCount} sparse weights with |w| >= ${PRUNE_BELOW}; dense weights ${JSON.stringify(model.dense)}; bias ${model.bias}`);
+
+  // Threshold on the tune split: the offset (the logit mapped to 0.5) that maximises the mean
+  // balanced accuracy of the combined score (model and targeted-abuse rules) over Davidson (tune),
+  // HateCheck (tune half) and HaluEval (tune, negatives only: specificity).
+  const tuneSets: [string, Example[]][] = [
+    ['davidson tune', davidson.filter((e) => splitOf('davidson', e.id) === 'tune')],
+    ['hatecheck tune', loadHateCheck(dataDir).rows.filter((e) => evalOnlySplitOf('hatecheck', e.id) === 'tune')],
+    ['halueval tune (clean)', clean.filter((e) => splitOf('halueval-clean', e.id) === 'tune')],
+  ];
+  const readings = tuneSets.map(([name, rows]) => ({ name, r: rows.map((row) => segmentReadings(row.response, model).map((x) => x.reading)), y: rows.map((r) => r.positive) }));
+  const scoreAt = (rs: SegmentReading[], offset: number) => rs.reduce((m, r) => Math.max(m, combine(r, offset)), 0);
+  let bestT = 0;
+  let bestObj = -1;
+  for (let t = -2; t <= 8.0001; t += 0.05) {
+    const parts = readings.map((s) => {
+      let tp = 0, fn = 0, tn = 0, fp = 0;
+      s.r.forEach((rs, i) => {
+        const p = scoreAt(rs, t) >= 0.5;
+        if (s.y[i]) p ? tp++ : fn++;
+        else p ? fp++ : tn++;
+      });
+      const tpr = tp + fn ? tp / (tp + fn) : NaN;
+      const tnr = tn + fp ? tn / (tn + fp) : NaN;
+      return Number.isNaN(tpr) ? tnr : (tpr + tnr) / 2;
+    });
+    const obj = parts.reduce((a, b) => a + b, 0) / parts.length;
+    if (obj > bestObj + 1e-12) {
+      bestObj = obj;
+      bestT = Math.round(t * 100) / 100;
+    }
+  }
+  for (const s of readings) {
+    const a = auroc(s.r.map((rs) => scoreAt(rs, bestT)), s.y);
+    log(`${s.name}: n ${s.r.length}, AUROC ${Number.isNaN(a) ? 'n/a (one class)' : a.toFixed(3)}`);
+  }
+  model.offset = Math.round(bestT * 10000) / 10000;
+  log(`flag threshold: logit ${model.offset} (mean balanced accuracy on the tune sets ${bestObj.toFixed(3)}), mapped to 0.5`);
+  return model;
+}
+
+export function writeModelModule(model: ToxicityModel, file: string): void {
+  const json = JSON.stringify(model);
+  const body =
+    '// Generated by scripts/train-toxicity.ts (npm run train:toxicity). Do not edit by hand.\n' +
+    `// ${model.version}: ${Object.keys(model.weights).length} sparse weights, ${DENSE_FEATURES.length} dense; word list from VADER (MIT, data/vader).\n` +
+    `export const TOXICITY_MODEL_JSON = ${JSON.stringify(json)};\n`;
+  writeFileSync(file, body);
+}
+
+function main(): void {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  let dataDir = path.resolve(here, '..', 'data');
+  let dryRun = false;
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--data') dataDir = path.resolve(argv[++i] ?? '');
+    else if (a === '--dry-run') dryRun = true;
+    else {
+      console.error(`train-toxicity: unknown argument '${a}' (usage: [--data DIR] [--dry-run])`);
+      process.exit(2);
+    }
+  }
+  const t0 = performance.now();
+  const model = trainToxicity(dataDir);
+  const out = path.resolve(here, '..', 'domain', 'judge', 'toxicity-model.data.ts');
+  if (!dryRun) {
+    writeModelModule(model, out);
+    console.log(`wrote ${path.relative(process.cwd(), out)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) main();
