@@ -14,6 +14,16 @@ export const storeOptions: ActivityOptions = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
 };
 
+/**
+ * Fetching a page from a deployment's source: a source that keeps failing (down, or answering
+ * what cannot be read as a page) fails the cycle after about three minutes, with the reason
+ * recorded, instead of holding the deployment's collection; the next scheduled cycle tries again.
+ */
+export const fetchOptions: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
 /** Settings read once at a workflow's start (local: nothing to wait for). */
 export const localOptions: LocalActivityOptions = { startToCloseTimeout: '10s' };
 

@@ -33,10 +33,11 @@ import {
   type CycleResult,
   type CycleTotals,
 } from '../../domain/collector/collection.js';
-import { localOptions, scoreOptions, storeOptions } from '../options.js';
+import { fetchOptions, localOptions, scoreOptions, storeOptions } from '../options.js';
 import { scoreBatch } from './score-batch.js';
 
 const store = proxyActivities<CollectorActivities>(storeOptions);
+const source = proxyActivities<CollectorActivities>(fetchOptions);
 const local = proxyLocalActivities<CollectorActivities>(localOptions);
 
 export const cycleStatusQuery = defineQuery<CycleTotals & { phase: string }>('status');
@@ -77,14 +78,13 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
   const batched = patched(SCORE_IN_ACTIVITIES);
   const judge = proxyActivities<CollectorActivities>(scoreOptions(settings));
   const lease = { deployment: input.deployment, cycleId };
-  if (batched) await store.claimCycle(lease);
-
   let cursor: string | null = null;
   let pagesThisRun = 0;
   try {
+    if (batched) await store.claimCycle(lease);
     for (;;) {
       phase = `fetching page ${totals.pages + 1}`;
-      const page = await store.fetchPage({ deployment: input.deployment, cycleId, limit: input.pageSize });
+      const page = await source.fetchPage({ deployment: input.deployment, cycleId, limit: input.pageSize });
       cursor = page.fromCursor;
       totals.pages++;
       pagesThisRun++;

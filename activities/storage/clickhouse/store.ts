@@ -4,11 +4,19 @@
  * parameters, LowCardinality, DateTime64 or JSON functions. Values reach SQL only through
  * `sqlString` / `sqlId`, which validate and escape.
  */
-import { ClickHouseError, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { ID_PATTERN, type Check } from '../../../common/types.js';
 import type { VersionAggregates } from '../../../domain/gate/baseline.js';
 
 export type { CheckAggregate, DimensionStats, VersionAggregates } from '../../../domain/gate/baseline.js';
+
+/**
+ * Whether the server answered with an error (as opposed to a connection problem): current
+ * servers' errors parse as ClickHouseError, 18.16's keep their "Code: N, ..." text.
+ */
+export function isServerRefusal(e: unknown): boolean {
+  return e instanceof ClickHouseError || (e instanceof Error && /^Code: \d+/.test(e.message));
+}
 
 /** Inserts one refused block may cost while its bad rows are isolated. */
 const MAX_ISOLATION_INSERTS = 64;
@@ -164,6 +172,8 @@ export class ClickHouseStore {
       username: decodeURIComponent(u.username) || 'default',
       password: decodeURIComponent(u.password),
       request_timeout: 60_000,
+      // Failures are handled (retried, isolated or reported) by the callers: no client logging.
+      log: { level: ClickHouseLogLevel.OFF },
       // ClickHouse 18.16 rejects settings it does not know; send none by default.
       clickhouse_settings: {},
     });
@@ -200,10 +210,10 @@ export class ClickHouseStore {
       try {
         await insert(part);
       } catch (e) {
-        if (!(e instanceof ClickHouseError) || attempts > MAX_ISOLATION_INSERTS) throw e;
+        if (!isServerRefusal(e) || attempts > MAX_ISOLATION_INSERTS) throw e;
         first ??= e;
         if (part.length === 1) {
-          refused.push({ row: part[0]!, reason: e.message.split('\n')[0]!.slice(0, 300) });
+          refused.push({ row: part[0]!, reason: (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300) });
           return;
         }
         const mid = Math.ceil(part.length / 2);
