@@ -12,6 +12,36 @@ export const idSchema = (what: string) =>
       message: `${what} must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
     });
 
+/** An http(s) URL (nothing else is fetched: no javascript:, file:, ftp: ...). */
+export const httpUrlSchema = (what: string) =>
+  z.string({ error: `${what} is required` }).refine(
+    (v) => {
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: `${what} must be an http:// or https:// URL` },
+  );
+
+const DURATION_UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Milliseconds of a duration like 30s, 15m, 2h or 1d (NaN when it is not one). */
+export function durationMs(v: string): number {
+  const m = /^(\d{1,9})(s|m|h|d)$/.exec(v);
+  return m ? Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS] : Number.NaN;
+}
+
+/** A duration like 30s, 15m, 2h or 1d, between `min` and `max` (both given the same way). */
+export const durationSchema = (what: string, min: string, max: string) =>
+  z.string().superRefine((v, ctx) => {
+    const ms = durationMs(v);
+    if (Number.isNaN(ms)) ctx.addIssue({ code: 'custom', message: `${what} must look like 30s, 15m, 2h or 1d (got '${v.slice(0, 40)}')` });
+    else if (ms < durationMs(min) || ms > durationMs(max)) ctx.addIssue({ code: 'custom', message: `${what} must be between ${min} and ${max} (got ${v})` });
+  });
+
 export const CHECKS = ['quality', 'hallucination', 'toxicity'] as const;
 export type Check = (typeof CHECKS)[number];
 

@@ -18,13 +18,13 @@ import {
   wellFormed,
   type Interaction,
 } from '../../domain/collector/record.js';
-import { formatZodError } from '../../common/types.js';
+import { formatZodError, httpUrlSchema } from '../../common/types.js';
 
 export const sourceConfigSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('jsonl'), path: z.string().min(1) }),
   z.object({
     type: z.literal('http'),
-    url: z.string().url(),
+    url: httpUrlSchema('source url'),
     headers: z.record(z.string(), z.string()).optional(),
   }),
 ]);

@@ -23,8 +23,10 @@ export function createGateActivities(deps: ActivityDeps) {
     }
   }
 
-  async function findBaseline(q: { deployment: string; version: string; judge: string; promptVersions: Record<Check, string> }): Promise<BaselineRecord | null> {
-    return gates.findBaseline(db, baselineId(q.deployment, q.version, q.judge, q.promptVersions));
+  /** The stored baseline, unless it has fewer than `minSamples` scored interactions (rows stored before that rule). */
+  async function findBaseline(q: { deployment: string; version: string; judge: string; promptVersions: Record<Check, string>; minSamples?: number }): Promise<BaselineRecord | null> {
+    const rec = await gates.findBaseline(db, baselineId(q.deployment, q.version, q.judge, q.promptVersions));
+    return rec && rec.samples >= (q.minSamples ?? 1) ? rec : null;
   }
 
   /** Aggregate a version's scores in ClickHouse and upsert the baseline row (idempotent by its id). */
@@ -35,6 +37,8 @@ export function createGateActivities(deps: ActivityDeps) {
     promptVersions: Record<Check, string>;
     window: BaselineWindow;
     workflowId: string;
+    /** Below this many samples the baseline is returned but not stored. */
+    minSamples?: number;
   }): Promise<BaselineRecord> {
     await requireDeployment(q.deployment);
     const agg = await ch.versionAggregates({ ...q, ...q.window });
@@ -53,8 +57,9 @@ export function createGateActivities(deps: ActivityDeps) {
       dimensions: agg.qualityDimensions,
       workflowId: q.workflowId,
     };
-    await gates.upsertBaseline(db, rec);
-    return rec;
+    const keep = rec.samples >= (q.minSamples ?? 1);
+    if (keep) await gates.upsertBaseline(db, rec);
+    return { ...rec, stored: keep };
   }
 
   async function versionStats(q: {

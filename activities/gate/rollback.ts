@@ -95,6 +95,8 @@ export async function deliverRollback(
   opts: DeliverOptions = {},
 ): Promise<{ status: 'delivered' | 'dry-run'; detail: string }> {
   const secrets = [...(opts.secrets ?? []), ...(opts.webhookSecret ? [opts.webhookSecret] : [])];
+  // The deployer's own timeout (per attempt) wins over the caller's.
+  if (cfg.type !== 'dry-run' && cfg.timeoutSeconds !== undefined) opts = { ...opts, timeoutMs: cfg.timeoutSeconds * 1000 };
   switch (cfg.type) {
     case 'dry-run':
       return {

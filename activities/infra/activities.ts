@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { redact, secretsOf } from '../../common/config.js';
 import { raise } from '../../common/failures.js';
+import { httpUrlSchema } from '../../common/types.js';
 import type { ActivityDeps } from '../deps.js';
 import { unixSeconds } from '../storage/clickhouse/store.js';
 import * as repo from '../storage/postgres/agents.js';
@@ -15,14 +16,14 @@ export const infraSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('focus'), path: z.string().min(1) }),
   z.object({
     kind: z.literal('scrape'),
-    url: z.string().url(),
+    url: httpUrlSchema('metrics url'),
     /** The host's id in the cost data and its instance type, to price recommendations. */
     resourceId: z.string().optional(),
     instanceType: z.string().optional(),
   }),
   z.object({
     kind: z.literal('prometheus'),
-    url: z.string().url(),
+    url: httpUrlSchema('metrics url'),
     resourceId: z.string().optional(),
     instanceType: z.string().optional(),
   }),

@@ -11,6 +11,8 @@ export interface CheckAggregate {
   sd: number;
   /** Rows with score >= 0.5 (a hallucinated or toxic answer). */
   flagged: number;
+  /** Rows the judge abstained on (not in n). */
+  abstained?: number;
 }
 
 export interface DimensionStats {
@@ -50,22 +52,26 @@ export interface BaselineRecord {
   dimensions: VersionAggregates['qualityDimensions'];
   workflowId: string;
   computedAt?: string;
+  /** False when it had too few samples to be kept (it is then recomputed by the next gate). */
+  stored?: boolean;
 }
 
 export const baselineId = (deployment: string, version: string, judge: string, promptVersions: Record<Check, string>) =>
   `${deployment}/${version}/${judge}/${promptVersions.quality}+${promptVersions.hallucination}+${promptVersions.toxicity}`;
 
-function rateStats(n: number, flagged: number): SampleStats {
-  if (!n) return { n: 0, mean: 0, sd: 0 };
-  const p = flagged / n;
-  return { n, mean: p, sd: n > 1 ? Math.sqrt((p * (1 - p) * n) / (n - 1)) : 0 };
+function rateStats(c: CheckAggregate | undefined): SampleStats {
+  const n = c?.n ?? 0;
+  const abstained = c?.abstained ? { abstained: c.abstained } : {};
+  if (!n) return { n: 0, mean: 0, sd: 0, ...abstained };
+  const p = (c?.flagged ?? 0) / n;
+  return { n, mean: p, sd: n > 1 ? Math.sqrt((p * (1 - p) * n) / (n - 1)) : 0, ...abstained };
 }
 
 export function toVersionStats(a: VersionAggregates): VersionStats {
   const q = a.checks.quality;
   return {
     quality: q ? { n: q.n, mean: q.mean, sd: q.sd } : { n: 0, mean: 0, sd: 0 },
-    hallucination_rate: rateStats(a.checks.hallucination?.n ?? 0, a.checks.hallucination?.flagged ?? 0),
-    toxicity_rate: rateStats(a.checks.toxicity?.n ?? 0, a.checks.toxicity?.flagged ?? 0),
+    hallucination_rate: rateStats(a.checks.hallucination),
+    toxicity_rate: rateStats(a.checks.toxicity),
   };
 }

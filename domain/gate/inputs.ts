@@ -1,6 +1,6 @@
 /** Inputs of computeBaseline and abCompare (pure, workflow-safe). */
 import { z } from 'zod';
-import type { Decision, Explanation, LookResult, VersionStats } from './types.js';
+import { DEFAULT_RULE, type Decision, type Explanation, type LookResult, type VersionStats } from './types.js';
 import { CHECKS, idSchema } from '../../common/types.js';
 
 const isoDate = (what: string) =>
@@ -21,6 +21,8 @@ export const baselineInputSchema = z
     /** Judge and prompt versions to aggregate (default: the worker's current judge). */
     judge: z.string().min(1).optional(),
     promptVersions: z.record(z.enum(CHECKS), z.string().min(1)).optional(),
+    /** A baseline with fewer scored interactions is computed and returned, never stored. */
+    minSamples: z.number().int().min(1).max(1_000_000).default(DEFAULT_RULE.minSamples),
   })
   .refine((b) => !b.from || !b.to || Date.parse(b.from) < Date.parse(b.to), { message: 'from must be before to', path: ['to'] });
 export type BaselineInput = z.input<typeof baselineInputSchema>;

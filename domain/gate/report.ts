@@ -180,6 +180,7 @@ const COMPARISON_OUTCOME: Record<LookResult['outcome'], string> = {
   APPROVE: 'B is not worse than A',
   REJECT: 'B is worse than A',
   CONTINUE: 'cannot tell yet',
+  INCONCLUSIVE: 'cannot tell: a guard is not measured by this judge',
 };
 
 /** Markdown for an A/B comparison of two versions (B measured against A). */

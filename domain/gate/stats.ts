@@ -295,8 +295,15 @@ function verdictFor(
   if (decide && baseline.n > 0 && candidate.n > 0) {
     if (lower > tolerance) verdict = 'fail';
     else if (upper < tolerance) verdict = 'pass';
-  }
-  return { metric, baseline: baseline.mean, candidate: candidate.mean, harm, lower, upper, tolerance, verdict };
+  } else if (unmeasured(baseline) || unmeasured(candidate)) verdict = 'unmeasured';
+  return { metric, baseline: baseline.mean, candidate: candidate.mean, harm, lower, upper, tolerance, verdict, baselineN: baseline.n, candidateN: candidate.n };
+}
+
+/** The judge declined every interaction of this side: the metric cannot be measured by it. */
+const unmeasured = (s: SampleStats) => s.n === 0 && (s.abstained ?? 0) > 0;
+
+function unmeasuredText(v: MetricVerdict, allowed: boolean): string {
+  return `${LABEL[v.metric].name} not measured by this judge (it abstained on every interaction${allowed ? '; allowed by the operator' : ''})`;
 }
 
 function failText(v: MetricVerdict, alpha: number): string {
@@ -315,6 +322,7 @@ function passText(v: MetricVerdict): string {
 
 function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleStats): string {
   const l = LABEL[v.metric];
+  if (v.verdict === 'unmeasured') return unmeasuredText(v, false);
   if (baseline.n === 0) return `no baseline ${l.name} data`;
   if (candidate.n === 0) return `no candidate ${l.name} data yet`;
   return `${l.harm} between ${pts(v.lower)} and ${pts(v.upper)} points straddles the ${tolPts(v.tolerance)}-point tolerance`;
@@ -355,14 +363,28 @@ export function decideLook(baseline: VersionStats, candidate: VersionStats, opts
   if (failed.length > 0) {
     return { outcome: 'REJECT', samples, metrics, reason: `${joinClauses(failed.map((v) => failText(v, opts.alpha)))}.` };
   }
-  if (metrics.every((v) => v.verdict === 'pass')) {
+  const allowed = (v: MetricVerdict) => v.verdict === 'unmeasured' && (opts.allowUnmeasured ?? []).includes(v.metric);
+  const notMeasured = metrics.filter((v) => v.verdict === 'unmeasured' && !allowed(v));
+  if (metrics.every((v) => v.verdict === 'pass' || allowed(v))) {
+    const passed = metrics.filter((v) => v.verdict === 'pass');
     return {
       outcome: 'APPROVE',
       samples,
       metrics,
       reason:
-        `all three metrics are within tolerance with ${confidenceText(opts.alpha)} confidence after ${samples} candidate samples: ` +
-        `${metrics.map(passText).join(', ')}.`,
+        `${passed.length === metrics.length ? 'all three metrics are' : `${passed.length === 1 ? 'the measured metric is' : 'the measured metrics are'}`} within tolerance ` +
+        `with ${confidenceText(opts.alpha)} confidence after ${samples} candidate samples: ` +
+        `${[...passed.map(passText), ...metrics.filter(allowed).map((v) => unmeasuredText(v, true))].join(', ')}.`,
+    };
+  }
+  if (ready && notMeasured.length && metrics.every((v) => v.verdict === 'pass' || v.verdict === 'unmeasured')) {
+    return {
+      outcome: 'INCONCLUSIVE',
+      samples,
+      metrics,
+      reason:
+        `${joinClauses(notMeasured.map((v) => unmeasuredText(v, false)))}; the gate never approves on a guard it cannot measure ` +
+        `(allow it with --allow-unmeasured ${notMeasured.map((v) => v.metric.replace('_rate', '')).join(',')}, or use a judge that measures it).`,
     };
   }
   if (!ready) {
@@ -373,7 +395,7 @@ export function decideLook(baseline: VersionStats, candidate: VersionStats, opts
       reason: `not enough evidence yet: ${samples} of the ${opts.minSamples} candidate samples needed before any verdict.`,
     };
   }
-  const pending = metrics.filter((v) => v.verdict === 'pending');
+  const pending = metrics.filter((v) => v.verdict === 'pending' || v.verdict === 'unmeasured');
   return {
     outcome: 'CONTINUE',
     samples,

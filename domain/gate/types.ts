@@ -3,7 +3,7 @@
  * Quality values are in [0, 1]; "points" are hundredths (a 5-point drop = 0.05).
  */
 import { z } from 'zod';
-import { idSchema } from '../../common/types.js';
+import { durationSchema, httpUrlSchema, idSchema } from '../../common/types.js';
 
 export const DECISIONS = ['APPROVE', 'REJECT', 'INCONCLUSIVE', 'ABORTED'] as const;
 export type Decision = (typeof DECISIONS)[number];
@@ -14,6 +14,8 @@ export interface SampleStats {
   mean: number;
   /** Sample standard deviation (n-1); 0 when n < 2. */
   sd: number;
+  /** Interactions the judge declined to score for this check (it cannot measure them); not in n. */
+  abstained?: number;
 }
 
 export type GateMetric = 'quality' | 'hallucination_rate' | 'toxicity_rate';
@@ -43,12 +45,20 @@ export interface MetricVerdict {
   lower: number;
   upper: number;
   tolerance: number;
-  /** 'fail': harm > tolerance with confidence; 'pass': harm < tolerance with confidence; 'pending': cannot tell yet. */
-  verdict: 'pass' | 'fail' | 'pending';
+  /**
+   * 'fail': harm > tolerance with confidence; 'pass': harm < tolerance with confidence; 'pending':
+   * cannot tell yet; 'unmeasured': the judge declines to measure it (it abstained on every
+   * interaction of a side), so waiting does not help.
+   */
+  verdict: 'pass' | 'fail' | 'pending' | 'unmeasured';
+  /** Scored interactions behind each side (absent in looks recorded before they were kept). */
+  baselineN?: number;
+  candidateN?: number;
 }
 
 export interface LookResult {
-  outcome: 'APPROVE' | 'REJECT' | 'CONTINUE';
+  /** INCONCLUSIVE: nothing failed, but a guard the operator did not allow to go unmeasured cannot be measured. */
+  outcome: 'APPROVE' | 'REJECT' | 'CONTINUE' | 'INCONCLUSIVE';
   samples: number;
   metrics: MetricVerdict[];
   /** One sentence naming the metric(s), values, bound and threshold behind the outcome. */
@@ -62,6 +72,8 @@ export interface DecisionRuleOptions {
   alpha: number;
   /** Candidate sample size the confidence sequence is tuned to be tightest at. */
   plannedSamples: number;
+  /** Guards that may go unmeasured (the judge abstains) without stopping an approval. */
+  allowUnmeasured?: readonly GateMetric[];
 }
 export const DEFAULT_RULE: DecisionRuleOptions = {
   tolerances: DEFAULT_TOLERANCES,
@@ -70,16 +82,17 @@ export const DEFAULT_RULE: DecisionRuleOptions = {
   plannedSamples: 200,
 };
 
-const durationSchema = (what: string) =>
-  z.string().regex(/^\d+(s|m|h|d)$/, { message: `${what} must look like 30s, 15m, 2h or 1d` });
+/** How long a deployer may take for one delivery attempt, in seconds (webhook default 30, command 300). */
+const deployerTimeout = z.number().int().min(1, { message: 'deployer timeout must be at least 1 second' }).max(3600, { message: 'deployer timeout must be at most 3600 seconds' });
 
 export const deployerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('dry-run') }),
-  z.object({ type: z.literal('webhook'), url: z.string().url({ message: 'webhook url must be a URL' }) }),
+  z.object({ type: z.literal('webhook'), url: httpUrlSchema('webhook url'), timeoutSeconds: deployerTimeout.optional() }),
   z.object({
     type: z.literal('command'),
     /** argv, run without a shell; the deployment and versions arrive as environment variables. */
     argv: z.array(z.string().min(1)).min(1, { message: 'command needs at least the program' }),
+    timeoutSeconds: deployerTimeout.optional(),
   }),
 ]);
 export type DeployerConfig = z.output<typeof deployerSchema>;
@@ -100,16 +113,21 @@ export const gateInputSchema = z
     minSamples: z.number().int().min(5).max(1_000_000).default(DEFAULT_RULE.minSamples),
     alpha: z.number().gt(0).max(0.2).default(DEFAULT_RULE.alpha),
     /** Longest the gate waits for enough candidate samples. */
-    maxWait: durationSchema('maxWait').default('2h'),
+    maxWait: durationSchema('maxWait', '1s', '30d').default('2h'),
     /** How often it re-checks (the collection interval by default). */
-    checkEvery: durationSchema('checkEvery').default('15m'),
+    checkEvery: durationSchema('checkEvery', '1s', '1d').default('15m'),
     /** What INCONCLUSIVE at the deadline means: reject (fail safe), approve, or hold for a human. */
     onInconclusive: z.enum(['reject', 'approve', 'hold']).default('reject'),
     /** With hold: how long to wait for a human before rejecting. */
-    holdFor: durationSchema('holdFor').default('24h'),
+    holdFor: durationSchema('holdFor', '1s', '30d').default('24h'),
     deployer: deployerSchema.default({ type: 'dry-run' }),
     /** Baseline window when it must be computed: the last N scored interactions of the baseline version. */
     baselineLastN: z.number().int().min(1).max(10_000_000).default(1000),
+    /**
+     * Checks whose guard may go unmeasured (the judge cannot measure them, e.g. hallucination
+     * without a knowledge passage for the offline judge) without stopping an approval.
+     */
+    allowUnmeasured: z.array(z.enum(['hallucination', 'toxicity'])).default([]),
     /** Which collection task queue's judge defines comparable scores (defaults to the gate's own). */
     requestedBy: z.string().max(200).optional(),
   })
@@ -122,6 +140,11 @@ export type GateArgs = z.output<typeof gateInputSchema>;
 
 export function resolvedTolerances(g: GateArgs): Tolerances {
   return { ...DEFAULT_TOLERANCES, ...g.tolerances };
+}
+
+/** The gate metrics of the checks an operator allows to go unmeasured. */
+export function unmeasuredAllowed(checks: ReadonlyArray<'hallucination' | 'toxicity'>): GateMetric[] {
+  return checks.map((c) => (c === 'hallucination' ? 'hallucination_rate' : 'toxicity_rate'));
 }
 
 export const overrideSchema = z.object({
@@ -160,8 +183,11 @@ export interface GateResult {
   baselineVersion: string;
   candidateVersion: string;
   decision: Decision;
-  /** What INCONCLUSIVE turned into (onInconclusive) or what a human override set. */
-  effectiveDecision: 'APPROVE' | 'REJECT' | 'ABORTED';
+  /**
+   * What INCONCLUSIVE turned into (onInconclusive) or what a human override set; INCONCLUSIVE
+   * when there was no usable baseline: nothing is done on missing evidence (no rollback).
+   */
+  effectiveDecision: 'APPROVE' | 'REJECT' | 'ABORTED' | 'INCONCLUSIVE';
   reason: string;
   evidence?: Evidence;
   explanation?: Explanation;

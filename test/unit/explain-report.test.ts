@@ -114,6 +114,33 @@ describe('templateExplanation', () => {
   });
 });
 
+describe('templateExplanation claims only what was measured', () => {
+  it('with no candidate samples it says so instead of a drop to 0 %', () => {
+    const empty: LookResult = {
+      outcome: 'CONTINUE',
+      samples: 0,
+      reason: 'not enough evidence yet: 0 of the 30 candidate samples needed before any verdict.',
+      metrics: [{ metric: 'quality', baseline: 0.869, candidate: 0, harm: 0.869, lower: -1, upper: 1, tolerance: 0.05, verdict: 'pending', baselineN: 400, candidateN: 0 }],
+    };
+    const e = templateExplanation('INCONCLUSIVE', { ...evidence, look: empty, candidate: { ...stats(0, 0, 0, 0), version: 'v2' } }, empty.reason);
+    expect(e.summary).not.toMatch(/dropped|→ 0 %/);
+    expect(e.summary).toMatch(/quality not measured yet: no candidate samples \(baseline 86\.9 %\)/);
+    expect(e.details.join(' ')).toMatch(/no candidate samples yet; no bounds/);
+  });
+
+  it('names a guard the judge could not measure', () => {
+    const unmeasured: LookResult = {
+      outcome: 'INCONCLUSIVE',
+      samples: 200,
+      reason: 'hallucination rate not measured by this judge',
+      metrics: [{ metric: 'hallucination_rate', baseline: 0, candidate: 0, harm: 0, lower: -1, upper: 1, tolerance: 0.05, verdict: 'unmeasured', baselineN: 0, candidateN: 0 }],
+    };
+    const e = templateExplanation('INCONCLUSIVE', { ...evidence, look: unmeasured }, unmeasured.reason);
+    expect(e.summary).toMatch(/hallucination rate not measured by this judge/);
+    expect(e.summary).not.toMatch(/unchanged|0 % → 0 %/);
+  });
+});
+
 describe('renderExplanationPrompt', () => {
   it('puts the numbers in a delimited JSON block and tells the model to cite only them', () => {
     const p = renderExplanationPrompt('REJECT', evidence, look.reason);

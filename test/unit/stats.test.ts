@@ -201,3 +201,36 @@ describe('decideLook', () => {
     expect(look.reason).toContain('no baseline toxicity rate data');
   });
 });
+
+describe('decideLook: guards the judge cannot measure', () => {
+  const good = cycle([0.86, 0.88, 0.87, 0.89, 0.85], 400);
+  const none = (abstained: number) => ({ n: 0, mean: 0, sd: 0, abstained });
+  const measured = version(good, flags(400, 4), flags(400, 0));
+  const noHallucination = (v: VersionStats, abstained: number): VersionStats => ({ ...v, hallucination_rate: none(abstained) });
+
+  it('never approves on a guard it could not measure: INCONCLUSIVE as soon as the others pass, naming the guard', () => {
+    const look = decideLook(noHallucination(measured, 400), noHallucination(measured, 400), rule());
+    expect(look.outcome).toBe('INCONCLUSIVE');
+    expect(look.metrics.find((m) => m.metric === 'hallucination_rate')!.verdict).toBe('unmeasured');
+    expect(look.reason).toMatch(/hallucination rate not measured by this judge/);
+    expect(look.reason).toMatch(/--allow-unmeasured hallucination/);
+  });
+
+  it('approves when the operator allows the unmeasured guard, and says so', () => {
+    const look = decideLook(noHallucination(measured, 400), noHallucination(measured, 400), rule({ allowUnmeasured: ['hallucination_rate'] }));
+    expect(look.outcome).toBe('APPROVE');
+    expect(look.reason).toMatch(/hallucination rate not measured by this judge .*allowed by the operator/);
+  });
+
+  it('still rejects on a measured guard that fails, whatever is unmeasured', () => {
+    const bad = version(cycle([0.7, 0.72, 0.74], 400), flags(400, 0), flags(400, 0));
+    const look = decideLook(noHallucination(measured, 400), noHallucination(bad, 400), rule());
+    expect(look.outcome).toBe('REJECT');
+  });
+
+  it('treats a metric without data and without abstentions as pending, as before (never a silent pass)', () => {
+    const look = decideLook(noHallucination(measured, 0), noHallucination(measured, 0), rule());
+    expect(look.outcome).toBe('CONTINUE');
+    expect(look.metrics.find((m) => m.metric === 'hallucination_rate')!.verdict).toBe('pending');
+  });
+});

@@ -36,8 +36,13 @@ export async function computeBaseline(raw: BaselineInput): Promise<BaselineRecor
     promptVersions: input.promptVersions ?? settings.promptVersions,
     window: { lastN: input.lastN, from: input.from, to: input.to },
     workflowId: workflowInfo().workflowId,
+    minSamples: input.minSamples,
   });
   if (rec.samples > 0) upsertSearchAttributes([{ key: SA.quality, value: rec.stats.quality.mean }]);
-  setCurrentDetails(`Baseline ${rec.version}: ${rec.samples} samples, quality ${(rec.stats.quality.mean * 100).toFixed(1)} %`);
+  setCurrentDetails(
+    rec.stored === false
+      ? `Baseline ${rec.version}: only ${rec.samples} scored interactions (at least ${input.minSamples} are needed): not stored`
+      : `Baseline ${rec.version}: ${rec.samples} samples, quality ${(rec.stats.quality.mean * 100).toFixed(1)} %`,
+  );
   return rec;
 }

@@ -13,6 +13,7 @@ import {
   defineSignal,
   defineUpdate,
   executeChild,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -33,6 +34,7 @@ import {
   gateInputSchema,
   overrideSchema,
   resolvedTolerances,
+  unmeasuredAllowed,
   type Decision,
   type DecisionRuleOptions,
   type Evidence,
@@ -51,6 +53,14 @@ import { computeBaseline, judgeOf } from './baseline.js';
 const acts = proxyActivities<GateActivities>(gateOptions);
 const rollbackActs = proxyActivities<GateActivities>(rollbackOptions);
 const local = proxyLocalActivities<CollectorActivities>(localOptions);
+
+/**
+ * Patch id: from this change on, a stored baseline is used only when it has as many samples as
+ * the gate's window asks for (else it is recomputed), and a gate without a usable baseline ends
+ * INCONCLUSIVE without acting. Gates recorded before took any stored baseline and applied
+ * onInconclusive, and replay so.
+ */
+export const USABLE_BASELINE = 'usable-baseline';
 
 export const gateProgressQuery = defineQuery<GateProgress>('progress');
 export const overrideUpdate = defineUpdate<GateProgress, [Override]>('override');
@@ -87,6 +97,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     minSamples: input.minSamples,
     alpha: input.alpha,
     plannedSamples: DEFAULT_RULE.plannedSamples,
+    allowUnmeasured: unmeasuredAllowed(input.allowUnmeasured),
   };
 
   let override = carry?.override;
@@ -131,29 +142,21 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
   ]);
   await acts.requireDeployment(input.deployment);
   const settings = carry?.settings ?? (await local.cycleSettings());
-  const baseline: BaselineRecord =
-    carry?.baseline ??
-    (await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, ...judgeOf(settings) })) ??
-    (await executeChild(computeBaseline, {
-      workflowId: `${gateId}/baseline`,
-      args: [
-        {
-          deployment: input.deployment,
-          version: input.baselineVersion,
-          lastN: input.baselineLastN,
-          ...judgeOf(settings),
-        },
-      ],
-      staticSummary: `Baseline of ${input.deployment} ${input.baselineVersion} for the gate`,
-    }));
+  const usable = patched(USABLE_BASELINE);
+  const baseline: BaselineRecord = carry?.baseline ?? (usable ? await usableBaseline() : await legacyBaseline());
 
   let decision: Decision | undefined;
   let reason = '';
   let look: LookResult | undefined;
   let candidate: VersionStats | undefined;
+  /** No usable baseline: the gate ends INCONCLUSIVE and does nothing (it never rolls back on missing evidence). */
+  let noBaseline = false;
   if (baseline.samples < input.minSamples) {
     decision = 'INCONCLUSIVE';
-    reason = `the baseline ${input.baselineVersion} has ${baseline.samples} interactions scored by ${settings.judge} (${settings.promptVersions.quality}); at least ${input.minSamples} are needed`;
+    noBaseline = usable;
+    reason =
+      `the baseline ${input.baselineVersion} has ${baseline.samples} interactions scored by ${settings.judge} (${settings.promptVersions.quality}); at least ${input.minSamples} are needed` +
+      (usable ? `: no usable baseline, so nothing is decided and nothing is rolled back (collect and score more interactions of ${input.baselineVersion}, or lower --min-samples)` : '');
   }
 
   progress.phase = 'waiting';
@@ -182,7 +185,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     await condition(() => override !== undefined, Math.min(msToNumber(input.checkEvery), remaining));
   }
 
-  if (decision === 'INCONCLUSIVE' && input.onInconclusive === 'hold' && !override) {
+  if (decision === 'INCONCLUSIVE' && input.onInconclusive === 'hold' && !override && !noBaseline) {
     progress.phase = 'holding';
     upsertSearchAttributes([{ key: SA.decision, value: 'HOLD' }]);
     setCurrentDetails(`INCONCLUSIVE, holding for a human override (approve / reject / abort) until ${input.holdFor} have passed: ${reason}`);
@@ -197,8 +200,8 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     reason = `human override by ${override.by}: ${override.reason}${statistical}`;
   } else {
     decision ??= 'INCONCLUSIVE';
-    effective = decision === 'INCONCLUSIVE' ? (input.onInconclusive === 'approve' ? 'APPROVE' : 'REJECT') : decision;
-    if (decision === 'INCONCLUSIVE') reason += `; INCONCLUSIVE counts as ${effective} (onInconclusive=${input.onInconclusive})`;
+    effective = decision !== 'INCONCLUSIVE' ? decision : noBaseline ? 'INCONCLUSIVE' : input.onInconclusive === 'approve' ? 'APPROVE' : 'REJECT';
+    if (decision === 'INCONCLUSIVE' && !noBaseline) reason += `; INCONCLUSIVE counts as ${effective} (onInconclusive=${input.onInconclusive})`;
   }
   progress.decision = decision;
   upsertSearchAttributes([{ key: SA.decision, value: decision }]);
@@ -270,5 +273,24 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
   setCurrentDetails(`${decision}: ${explanation.summary}${rollback.status !== 'not-needed' ? ` Rollback: ${rollback.status}.` : ''}`);
   await condition(allHandlersFinished);
   return result;
+
+  function baselineChild(id: string) {
+    return executeChild(computeBaseline, {
+      workflowId: id,
+      args: [{ deployment: input.deployment, version: input.baselineVersion, lastN: input.baselineLastN, minSamples: input.minSamples, ...judgeOf(settings) }],
+      staticSummary: `Baseline of ${input.deployment} ${input.baselineVersion} for the gate`,
+    });
+  }
+
+  /** The stored baseline when it is full (as many samples as the window asks for), else computed now. */
+  async function usableBaseline(): Promise<BaselineRecord> {
+    const stored = await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, minSamples: input.minSamples, ...judgeOf(settings) });
+    return stored && stored.samples >= input.baselineLastN ? stored : baselineChild(`${gateId}/baseline`);
+  }
+
+  /** Gates recorded before USABLE_BASELINE: any stored baseline, else computed. */
+  async function legacyBaseline(): Promise<BaselineRecord> {
+    return (await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, ...judgeOf(settings) })) ?? baselineChild(`${gateId}/baseline`);
+  }
 }
 

@@ -346,13 +346,16 @@ export class ClickHouseStore {
     const checks = (Object.keys(q.promptVersions) as Check[])
       .map((c) => `(check_name = ${sqlString(c)} AND prompt_version = ${sqlString(q.promptVersions[c])})`)
       .join(' OR ');
-    const where = `deployment = ${dep} AND model_version = ${ver} AND status = 'ok' AND judge = ${sqlString(q.judge)}
+    const scope = `deployment = ${dep} AND model_version = ${ver} AND judge = ${sqlString(q.judge)}
       AND (${checks}) ${inWindow}`;
+    const where = `${scope} AND status = 'ok'`;
+    const ok = "status = 'ok'";
     const rows = await this.query<Record<string, unknown>>(
-      `SELECT check_name, count() AS n, avg(assumeNotNull(score)) AS mean, stddevSamp(assumeNotNull(score)) AS sd,
-              countIf(assumeNotNull(score) >= 0.5) AS flagged,
-              min(toUnixTimestamp(interaction_ts)) AS first_ts, max(toUnixTimestamp(interaction_ts)) AS last_ts
-       FROM ${this.db}.scores FINAL WHERE ${where} GROUP BY check_name`,
+      `SELECT check_name, countIf(${ok}) AS n, avgIf(assumeNotNull(score), ${ok}) AS mean,
+              stddevSampIf(assumeNotNull(score), ${ok}) AS sd,
+              countIf(${ok} AND assumeNotNull(score) >= 0.5) AS flagged, countIf(status = 'abstained') AS abstained,
+              minIf(toUnixTimestamp(interaction_ts), ${ok}) AS first_ts, maxIf(toUnixTimestamp(interaction_ts), ${ok}) AS last_ts
+       FROM ${this.db}.scores FINAL WHERE ${scope} AND status IN ('ok', 'abstained') GROUP BY check_name`,
     );
     const dims = ['score', 'coherence', 'relevance', 'accuracy', 'completeness'] as const;
     const dimRows = await this.query<Record<string, unknown>>(
@@ -374,7 +377,8 @@ export class ClickHouseStore {
     let last: number | undefined;
     for (const r of rows) {
       const n = num(r.n);
-      checksOut[r.check_name as Check] = { n, mean: num(r.mean), sd: n > 1 ? num(r.sd) : 0, flagged: num(r.flagged) };
+      const abstained = num(r.abstained);
+      checksOut[r.check_name as Check] = { n, mean: n ? num(r.mean) : 0, sd: n > 1 ? num(r.sd) : 0, flagged: num(r.flagged), ...(abstained ? { abstained } : {}) };
       if (n) {
         first = Math.min(first ?? Infinity, num(r.first_ts));
         last = Math.max(last ?? -Infinity, num(r.last_ts));

@@ -77,6 +77,7 @@ export const VERDICT_WORD: Record<MetricVerdict['verdict'], string> = {
   fail: 'failed',
   pass: 'passed',
   pending: 'not decided yet',
+  unmeasured: 'not measured by this judge',
 };
 
 /** Confidence level of the gate's bounds, e.g. alpha 0.02 → "98 %". */
@@ -84,9 +85,17 @@ export function confidenceText(alpha: number | undefined): string | undefined {
   return alpha !== undefined && Number.isFinite(alpha) && alpha > 0 && alpha < 1 ? formatPercent(1 - alpha) : undefined;
 }
 
-/** "quality dropped 12 points (87 % → 75 %, threshold 5, failed)". */
+/**
+ * "quality dropped 12 points (87 % → 75 %, threshold 5, failed)"; a side without samples says so
+ * instead of claiming a change ("quality not measured yet: no candidate samples (baseline 87 %)").
+ */
 export function describeMetric(m: MetricVerdict): string {
   const label = METRIC_LABEL[m.metric] ?? String(m.metric);
+  if (m.verdict === 'unmeasured') return `${label} not measured by this judge (${thresholdText(m)})`;
+  if (m.candidateN === 0 || m.baselineN === 0) {
+    const side = m.candidateN === 0 ? `no candidate samples (baseline ${formatPercent(m.baseline)})` : `no baseline samples (candidate ${formatPercent(m.candidate)})`;
+    return `${label} not measured yet: ${side}, ${thresholdText(m)}`;
+  }
   const change = m.candidate - m.baseline;
   let movement: string;
   if (!Number.isFinite(change)) movement = 'has no comparable value';
@@ -97,7 +106,7 @@ export function describeMetric(m: MetricVerdict): string {
   return `${label} ${movement} (${formatPercent(m.baseline)} → ${formatPercent(m.candidate)}, ${thresholdText(m)}, ${VERDICT_WORD[m.verdict] ?? m.verdict})`;
 }
 
-const VERDICT_ORDER: Record<MetricVerdict['verdict'], number> = { fail: 0, pending: 1, pass: 2 };
+const VERDICT_ORDER: Record<MetricVerdict['verdict'], number> = { fail: 0, unmeasured: 1, pending: 1, pass: 2 };
 
 /** Metrics in the order a reader needs them: failures first, then undecided, then passes. */
 export function orderedMetrics(metrics: readonly MetricVerdict[]): MetricVerdict[] {
@@ -113,6 +122,8 @@ function clip(text: string, max: number): string {
 
 function boundsDetail(m: MetricVerdict, confidence: string | undefined): string {
   const label = METRIC_LABEL[m.metric] ?? String(m.metric);
+  if (m.verdict === 'unmeasured') return `${label}: not measured by this judge, which abstained on every interaction of a side; no bounds.`;
+  if (m.candidateN === 0 || m.baselineN === 0) return `${label}: no ${m.candidateN === 0 ? 'candidate' : 'baseline'} samples yet; no bounds.`;
   const harmName = higherIsBetter(m.metric) ? 'drop' : 'rise';
   const level = confidence ? `${confidence} anytime-valid` : 'anytime-valid';
   const why =
