@@ -16,6 +16,9 @@ import { dataConverterFor } from './codec.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+export const SHUTDOWN_GRACE = '10 seconds';
+export const SHUTDOWN_FORCE = '30 seconds';
+
 export interface WorkerSet {
   workers: Worker[];
   run(): Promise<void>;
@@ -41,7 +44,16 @@ export async function createWorkers(
   if (prebuilt && !extra.workflowBundle) extra = { ...extra, workflowBundle: { codePath: prebuilt } };
   // Payload encryption when OPTIINFRA_ENCRYPTION_KEYS is set (same codec as the client's).
   const dataConverter = dataConverterFor(config);
-  const base = { connection, namespace: config.temporal.namespace, ...(dataConverter ? { dataConverter } : {}) };
+  const base = {
+    connection,
+    namespace: config.temporal.namespace,
+    ...(dataConverter ? { dataConverter } : {}),
+    // On SIGTERM/SIGINT: running activities get SHUTDOWN_GRACE to finish (scoring batches write
+    // what they judged and stop), then are cancelled; the worker is gone after SHUTDOWN_FORCE at
+    // the latest, whatever an activity does. Unfinished work is retried by another worker.
+    shutdownGraceTime: SHUTDOWN_GRACE,
+    shutdownForceTime: SHUTDOWN_FORCE,
+  };
   const main = await Worker.create({
     ...base,
     taskQueue: config.temporal.taskQueue,

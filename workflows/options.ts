@@ -33,9 +33,12 @@ export const gateOptions: ActivityOptions = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
 };
 
-/** The rollback: the activity heartbeats while the deployer works, so a dead worker is noticed in seconds. */
+/**
+ * The rollback: the activity heartbeats while the deployer works, so a dead worker is noticed in
+ * seconds; an attempt may last as long as the longest deployer timeout (1 h).
+ */
 export const rollbackOptions: ActivityOptions = {
-  startToCloseTimeout: '6 minutes',
+  startToCloseTimeout: '65 minutes',
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryableTypes() },
 };

@@ -21,6 +21,7 @@ export interface JudgeLlm {
     schemaName: string;
     maxTokens?: number;
     heartbeat?: () => void;
+    signal?: AbortSignal;
   }): Promise<{
     value: z.output<S>;
     model: string;
@@ -86,6 +87,7 @@ export async function judgeInteraction(o: {
   input: JudgeInput;
   clean: (s: string) => string;
   heartbeat?: () => void;
+  signal?: AbortSignal;
 }): Promise<Judgement> {
   const usage = noUsage();
   if (o.judge === 'offline') {
@@ -104,6 +106,7 @@ export async function judgeInteraction(o: {
         schemaName: 'judgement',
         maxTokens: ANSWER_TOKENS.combined,
         heartbeat: o.heartbeat,
+        signal: o.signal,
       });
       addUsage(usage, r);
       return { outcomes: o.checks.map((check) => ({ check, status: 'ok', result: r.value[check] })), usage };
@@ -121,6 +124,7 @@ export async function judgeInteraction(o: {
           schemaName: check,
           maxTokens: ANSWER_TOKENS.separate,
           heartbeat: o.heartbeat,
+          signal: o.signal,
         });
         addUsage(usage, r);
         return { check, status: 'ok', result: r.value };

@@ -143,7 +143,7 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     await Promise.all(
       rows.map((row) =>
         deps.slots(async () => {
-          if (stop.budget || stop.fatal) {
+          if (stop.budget || stop.fatal || ctx.cancellationSignal.aborted) {
             unscored++;
             return;
           }
@@ -154,10 +154,15 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
           const { input, truncated } = truncateForJudge({ prompt: row.prompt, response: row.response, context: row.has_context ? row.context : undefined });
           let j;
           try {
-            j = await judgeInteraction({ judge, mode: settings.mode ?? 'separate', checks: todo, input, clean: deps.clean, heartbeat });
+            j = await judgeInteraction({ judge, mode: settings.mode ?? 'separate', checks: todo, input, clean: deps.clean, heartbeat, signal: ctx.cancellationSignal });
           } catch (e) {
             if (e instanceof ApplicationFailure && e.type === 'LlmCapacity') stop.budget ??= e.message;
             else stop.fatal ??= e;
+            unscored++;
+            return;
+          }
+          if (ctx.cancellationSignal.aborted) {
+            // A call cut short by the cancellation is not a failure of the check: it is judged again on retry.
             unscored++;
             return;
           }
@@ -187,6 +192,8 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     await flush();
   }
   if (stop.fatal) throw stop.fatal;
+  // Cancelled (the worker shuts down, or the cycle was cancelled): what was judged is written; the rest waits for the retry.
+  if (ctx.cancellationSignal.aborted) await ctx.cancelled;
   return { ...totals, unscoredForBudget: unscored, budgetNote: stop.budget };
 }
 
