@@ -1,0 +1,79 @@
+/**
+ * Argument parsing and validation shared by the `optiinfra` commands, the usage error they throw,
+ * and the exit codes.
+ */
+import { InvalidArgumentError } from 'commander';
+import { ID_PATTERN } from '../../common/types.js';
+import { AGENTS, type AgentName } from '../../domain/agents/types.js';
+
+/** Exit codes: 0 success, 3 usage or infrastructure error (the gate adds 1 reject, 2 inconclusive). */
+export const EXIT = { ok: 0, usage: 3 } as const;
+
+/** Bad input or a missing precondition: printed as `error: <message>`, exit 3. */
+export class UsageError extends Error {}
+
+/** Exit code set by commands whose outcome is not plain success (the gate). */
+export interface CommandOutcome {
+  exitCode: number;
+}
+
+export const idArg = (what: string) => (v: string) => {
+  if (!ID_PATTERN.test(v)) {
+    throw new InvalidArgumentError(
+      `${what} must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
+    );
+  }
+  return v;
+};
+
+export const intArg = (what: string, min: number, max: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`);
+  return n;
+};
+
+export const rateArg = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('sample rate must be a number in (0, 1]');
+  return n;
+};
+
+export const durationArg = (v: string) => {
+  if (!/^\d+(s|m|h|d)$/.test(v) || Number.parseInt(v, 10) === 0) {
+    throw new InvalidArgumentError('interval must look like 30s, 15m, 2h or 1d');
+  }
+  return v;
+};
+
+/** Percentage points (0-100) as a fraction: "5" → 0.05. */
+export const pointsArg = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${what} must be a number of points, e.g. 5`);
+  if (n < 0) throw new InvalidArgumentError(`${what} must not be negative`);
+  if (n > 100) throw new InvalidArgumentError(`${what} must be at most 100 points`);
+  return n / 100;
+};
+
+export const isoArg = (v: string) => {
+  if (Number.isNaN(Date.parse(v))) throw new InvalidArgumentError('must be an ISO-8601 date, e.g. 2026-11-25T10:00:00Z');
+  return new Date(v).toISOString();
+};
+
+/** A comma-separated subset of the agents. */
+export const agentListArg = (v: string): AgentName[] => {
+  const list = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const bad = list.filter((x) => !isAgent(x));
+  if (bad.length || !list.length) throw new InvalidArgumentError(`unknown agent(s) ${bad.join(', ')}; known: ${AGENTS.join(', ')}`);
+  return list as AgentName[];
+};
+
+export const isAgent = (name: string): name is AgentName => (AGENTS as readonly string[]).includes(name);
+
+/** Throws a UsageError unless `name` is an agent. */
+export function requireAgent(name: string): AgentName {
+  if (!isAgent(name)) throw new UsageError(`unknown agent '${name}' (known: ${AGENTS.join(', ')})`);
+  return name;
+}

@@ -1,0 +1,98 @@
+/**
+ * `optiinfra collect` (one collection cycle of a deployment, now or through its schedule) and
+ * `optiinfra scores` (aggregates of the stored scores).
+ */
+import type { Command } from 'commander';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import { getDeployment } from '../../activities/storage/postgres/deployments.js';
+import { SA } from '../../common/search-attributes.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
+import { hasWorkflowPollers, uiLink } from '../runtime.js';
+import { ensureSchedule, scheduleId } from '../schedules.js';
+import { idArg, intArg, UsageError } from './args.js';
+import { withClient, withStores } from './connect.js';
+import { describeCycle, formatScores, printJson } from './format.js';
+
+export const manualCycleId = (deployment: string, at: Date) => `collect/${deployment}/manual-${at.toISOString()}`;
+
+/** Start one collection cycle of a registered deployment and wait for its result. */
+export async function runCycle(
+  deployment: string,
+  opts: { pageSize?: number; batchSize?: number; workflowId?: string } = {},
+): Promise<CycleResult> {
+  return withClient(async (client, config) => {
+    await withStores(async (stores) => {
+      if (!(await getDeployment(stores.db, deployment))) {
+        throw new UsageError(
+          `deployment '${deployment}' is not registered: add it with 'optiinfra deployment add ${deployment} --source-url URL' (or --source-path PATH)`,
+        );
+      }
+    }, config);
+    if (!(await hasWorkflowPollers(client, config.temporal.namespace, config.temporal.taskQueue))) {
+      console.error(
+        `warning: no worker is polling task queue '${config.temporal.taskQueue}': the cycle waits until one runs ('optiinfra worker')`,
+      );
+    }
+    const workflowId = opts.workflowId ?? manualCycleId(deployment, new Date());
+    const input = { deployment, pageSize: opts.pageSize, batchSize: opts.batchSize };
+    const handle = await client.workflow.start('collectionCycle', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId,
+      args: [input],
+      typedSearchAttributes: [
+        { key: SA.deployment, value: deployment },
+        { key: SA.kind, value: 'collect' },
+      ],
+      staticSummary: `Collection cycle for ${deployment} (manual)`,
+    });
+    const link = uiLink(config, workflowId, handle.firstExecutionRunId);
+    console.error(`started ${workflowId}${link ? `\n  ${link}` : ''}`);
+    return (await handle.result()) as CycleResult;
+  });
+}
+
+export function registerCollectCommand(program: Command): void {
+  program
+    .command('collect')
+    .description('collect and score new interactions of a deployment')
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .option('--once', 'run one cycle now and wait for its result (default: make sure the schedule exists and trigger it)')
+    .option('--page-size <n>', 'interactions per fetch', intArg('page size', 1, 2000))
+    .option('--batch-size <n>', 'interactions per scoreBatch child workflow', intArg('batch size', 1, 200))
+    .option('--json', 'machine-readable output')
+    .action(async (o: { deployment: string; once?: boolean; pageSize?: number; batchSize?: number; json?: boolean }) => {
+      if (!o.once) {
+        await withClient(async (c, config) => {
+          const h = c.schedule.getHandle(scheduleId(o.deployment));
+          try {
+            await h.trigger();
+          } catch (e) {
+            if (!(e instanceof ScheduleNotFoundError)) throw e;
+            await ensureSchedule(c, config, { deployment: o.deployment, every: '15m' });
+            await h.trigger();
+          }
+        });
+        console.log(`triggered schedule ${scheduleId(o.deployment)}`);
+        return;
+      }
+      const r = await runCycle(o.deployment, { pageSize: o.pageSize, batchSize: o.batchSize });
+      if (o.json) printJson(r);
+      else console.log(describeCycle(r));
+    });
+}
+
+export function registerScoresCommand(program: Command): void {
+  program
+    .command('scores')
+    .description('aggregates of stored scores per model version and check')
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .option('--version <v>', 'only this model version', idArg('model version'))
+    .option('--json', 'machine-readable output')
+    .action(async (o: { deployment: string; version?: string; json?: boolean }) =>
+      withStores(async (stores) => {
+        const rows = await stores.ch.aggregateScores(o.deployment, o.version);
+        if (o.json) printJson(rows);
+        else console.log(formatScores(o.deployment, rows));
+      }),
+    );
+}

@@ -1,0 +1,99 @@
+/**
+ * Output formatting shared by the `optiinfra` commands: JSON, plain-text tables, money and
+ * percentages, scores, collection cycles, agent runs and recommendations.
+ */
+import { formatUsd, percentText } from '../../common/format.js';
+import type { RecommendationRow } from '../../activities/storage/postgres/agents.js';
+import type { ScoreAggregate } from '../../activities/storage/clickhouse/store.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
+import type { BaselineRecord } from '../../domain/gate/baseline.js';
+import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
+
+export function printJson(x: unknown) {
+  console.log(JSON.stringify(x, null, 2));
+}
+
+/** Columns from the first row's keys; numbers with 3 decimals unless integer; null and undefined as '-'. */
+export function table(rows: Array<Record<string, unknown>>): string {
+  if (!rows.length) return '(none)';
+  const cols = Object.keys(rows[0]!);
+  const cell = (v: unknown) =>
+    v === null || v === undefined ? '-' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v);
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+/** Whole dollars with thousands separators ("$28,120"), '-' when not a number. */
+export const money = (n: unknown) => (typeof n === 'number' ? formatUsd(Math.round(n)) : '-');
+
+export function formatScores(deployment: string, rows: ScoreAggregate[]): string {
+  return [
+    `scores of ${deployment} (mean of the check's score; flagged: quality < 0.5, hallucination or toxicity >= 0.5)`,
+    table(
+      rows.map((r) => ({
+        model_version: r.model_version,
+        check: r.check_name,
+        judge: r.judge,
+        scored: r.ok,
+        failed: r.failed,
+        mean: r.mean,
+        p50: r.p50,
+        p90: r.p90,
+        flagged: r.flagged,
+      })),
+    ),
+  ].join('\n');
+}
+
+export function describeCycle(r: CycleResult): string {
+  return [
+    `cycle ${r.cycleId}: ${r.stored} interactions stored (${r.fetched} fetched, ${r.bad} bad records), ${r.sampled} sampled`,
+    `checks: ${r.scored} scored, ${r.failed} failed, ${r.skipped} already scored; judge ${r.judge}; LLM tokens ${r.promptTokens}+${r.completionTokens}`,
+    ...r.badSamples.slice(0, 5).map((b) => `  bad record at ${b.position}: ${b.reason}`),
+    ...r.failureSamples.slice(0, 5).map((f) => `  failed ${f.check} of ${f.id}: ${f.reason}`),
+  ].join('\n');
+}
+
+export function describeBaseline(rec: BaselineRecord): string {
+  return (
+    `baseline ${rec.id}: ${rec.samples} samples (${rec.windowFrom ?? '-'} .. ${rec.windowTo ?? '-'})\n` +
+    `quality ${percentText(rec.stats.quality.mean)} ± ${percentText(rec.stats.quality.sd)} (sd), hallucination rate ${percentText(rec.stats.hallucination_rate.mean)}, toxicity rate ${percentText(rec.stats.toxicity_rate.mean)}`
+  );
+}
+
+export function formatAgentRun(r: AgentRunResult): string {
+  if (r.status === 'failed') return `${r.agent}: FAILED: ${r.error}`;
+  const rows = r.findings.map((f) => ({
+    severity: f.severity,
+    kind: f.kind,
+    subject: f.subject.slice(0, 28),
+    finding: f.title.slice(0, 90),
+    monthly: money(f.monthlySavingUsd),
+    annual: money(f.annualSavingUsd),
+  }));
+  return [
+    `${r.agent}: ${r.findings.length} findings from ${r.dataPoints} data points (${r.window.from.slice(0, 16)} .. ${r.window.to.slice(0, 16)})`,
+    ...r.warnings.map((w) => `  warning: ${w}`),
+    table(rows),
+    `summary (${r.narrative?.generatedBy ?? 'template'}): ${r.narrative?.summary ?? r.summary}`,
+  ].join('\n');
+}
+
+export function formatRecommendations(rows: RecommendationRow[]): string {
+  return table(
+    rows.map((x) => ({
+      agent: x.agent,
+      severity: x.severity,
+      subject: String(x.subject).slice(0, 28),
+      recommendation: String(x.title).slice(0, 90),
+      monthly: money(x.monthly_saving_usd ?? undefined),
+      annual: money(x.annual_saving_usd ?? undefined),
+      confidence: x.confidence,
+    })),
+  );
+}

@@ -1,0 +1,266 @@
+/**
+ * The deploy gate from the command line: `optiinfra gate [start] | status | override`, and the
+ * statistics it rests on: `optiinfra baseline` and `optiinfra compare`.
+ * The gate's exit code: 0 approve, 1 reject, 2 inconclusive, 3 error.
+ */
+import { writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { msToNumber, type StringValue } from '@temporalio/common';
+import { getDeployment } from '../../activities/storage/postgres/deployments.js';
+import type { Config } from '../../common/config.js';
+import { formatZodError } from '../../common/types.js';
+import type { BaselineRecord } from '../../domain/gate/baseline.js';
+import { baselineInputSchema, compareInputSchema, type ComparisonResult } from '../../domain/gate/inputs.js';
+import { renderComparisonReport } from '../../domain/gate/report.js';
+import type { GateInput, GateProgress, GateResult, Override } from '../../domain/gate/types.js';
+import {
+  GATE_EXIT,
+  ciRunFromEnv,
+  describeProgress,
+  gateExitCode,
+  gateWorkflowId,
+  overrideGate,
+  startOrAttachGate,
+  summarizeGate,
+  waitForGate,
+  writeReports,
+} from '../gate.js';
+import { openStores, runtimeConfig, temporalClient, uiLink } from '../runtime.js';
+import { durationArg, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
+import { withClient, withStores } from './connect.js';
+import { describeBaseline, printJson } from './format.js';
+
+interface GateTarget {
+  deployment: string;
+  candidate: string;
+  ciRun?: string;
+}
+
+interface GateStartOptions extends GateTarget {
+  baseline: string;
+  wait?: boolean;
+  timeout?: string;
+  json?: boolean;
+  report?: string;
+  qualityDrop?: number;
+  hallucinationIncrease?: number;
+  toxicityIncrease?: number;
+  minSamples?: number;
+  maxWait?: string;
+  checkEvery?: string;
+  onInconclusive?: 'reject' | 'approve' | 'hold';
+  rollbackWebhook?: string;
+  rollbackCommand?: string;
+  rollbackArg?: string[];
+}
+
+const gateTarget = (c: Command) =>
+  c
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .requiredOption('--candidate <version>', 'candidate model version', idArg('candidate version'))
+    .option('--ci-run <id>', 'CI run id in the gate id (default: $GITHUB_RUN_ID, $CI_PIPELINE_ID or $BUILD_ID)', idArg('CI run id'));
+
+const targetId = (o: GateTarget) => gateWorkflowId(o.deployment, o.candidate, o.ciRun ?? ciRunFromEnv());
+
+async function printGateResult(r: GateResult, config: Config, o: { json?: boolean; report?: string }, outcome: CommandOutcome) {
+  const link = uiLink(config, r.gateId);
+  writeReports(r, config, { report: o.report });
+  outcome.exitCode = gateExitCode(r);
+  if (o.json) printJson({ ...r, uiLink: link, exitCode: outcome.exitCode });
+  else console.log(summarizeGate(r, link));
+}
+
+function gateInputOf(o: GateStartOptions): GateInput {
+  if (o.rollbackWebhook && o.rollbackCommand) throw new UsageError('give at most one of --rollback-webhook and --rollback-command');
+  if (o.rollbackArg && !o.rollbackCommand) throw new UsageError('--rollback-arg needs --rollback-command');
+  const tolerances = Object.fromEntries(
+    Object.entries({
+      qualityDrop: o.qualityDrop,
+      hallucinationRateIncrease: o.hallucinationIncrease,
+      toxicityRateIncrease: o.toxicityIncrease,
+    }).filter(([, v]) => v !== undefined),
+  );
+  return {
+    deployment: o.deployment,
+    baselineVersion: o.baseline,
+    candidateVersion: o.candidate,
+    tolerances,
+    minSamples: o.minSamples,
+    maxWait: o.maxWait,
+    checkEvery: o.checkEvery,
+    onInconclusive: o.onInconclusive,
+    deployer: o.rollbackWebhook
+      ? { type: 'webhook', url: o.rollbackWebhook }
+      : o.rollbackCommand
+        ? { type: 'command', argv: [o.rollbackCommand, ...(o.rollbackArg ?? [])] }
+        : { type: 'dry-run' },
+    requestedBy: process.env.GITHUB_ACTOR || process.env.GITLAB_USER_LOGIN || process.env.USER,
+  };
+}
+
+async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<void> {
+  const input = gateInputOf(o);
+  const config = runtimeConfig();
+  const stores = await openStores(config);
+  const client = await temporalClient(config);
+  try {
+    const { handle, attached, workflowId } = await startOrAttachGate(client, config, stores.db, input, o.ciRun ?? ciRunFromEnv());
+    const link = uiLink(config, workflowId);
+    console.error(`${attached ? 'attached to' : 'started'} ${workflowId}${link ? `\n  ${link}` : ''}`);
+    if (!o.wait) {
+      if (o.json) printJson({ workflowId, attached, uiLink: link });
+      return;
+    }
+    const r = await waitForGate(handle, {
+      timeoutMs: o.timeout ? msToNumber(o.timeout as StringValue) : undefined,
+      onProgress: (p) => console.error(describeProgress(p)),
+    });
+    if (r === 'timeout') {
+      console.error(
+        `still undecided after ${o.timeout}; the gate keeps running: optiinfra gate status --deployment ${o.deployment} --candidate ${o.candidate}`,
+      );
+      outcome.exitCode = GATE_EXIT.INCONCLUSIVE;
+      return;
+    }
+    await printGateResult(r, config, o, outcome);
+  } finally {
+    await client.connection.close();
+    await stores.close();
+  }
+}
+
+async function gateStatus(o: GateTarget & { json?: boolean; report?: string }, outcome: CommandOutcome): Promise<void> {
+  await withClient(async (client, config) => {
+    const h = client.workflow.getHandle(targetId(o));
+    const d = await h.describe().catch((e: unknown) => {
+      if (e instanceof WorkflowNotFoundError) throw new UsageError(`no gate '${targetId(o)}'`);
+      throw e;
+    });
+    if (d.status.name === 'RUNNING') {
+      const p = await h.query<GateProgress>('progress');
+      if (o.json) printJson({ workflowId: d.workflowId, status: 'RUNNING', progress: p, uiLink: uiLink(config, d.workflowId) });
+      else console.log(`${d.workflowId} is running\n${describeProgress(p)}`);
+      return;
+    }
+    if (d.status.name !== 'COMPLETED')
+      throw new UsageError(`gate '${d.workflowId}' ended ${d.status.name}: see ${uiLink(config, d.workflowId) ?? 'the Temporal UI'}`);
+    await printGateResult((await h.result()) as GateResult, config, o, outcome);
+  });
+}
+
+export function registerGateCommands(program: Command, outcome: CommandOutcome): void {
+  const gate = program
+    .command('gate')
+    .description(
+      'the deploy gate: compare a candidate with its baseline, decide, roll back on REJECT (exit 0 approve, 1 reject, 2 inconclusive, 3 error)',
+    );
+  gateTarget(gate.command('start', { isDefault: true }).description("start the gate for a candidate (or attach to this CI run's gate)"))
+    .requiredOption('--baseline <version>', 'the version it must not be worse than', idArg('baseline version'))
+    .option('--wait', 'wait for the decision, showing progress, and exit with its code')
+    .option('--timeout <duration>', 'with --wait: stop waiting after this long (exit 2; the gate keeps running)', durationArg)
+    .option('--json', 'machine-readable output')
+    .option('--report <file>', 'write the Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set)')
+    .option('--quality-drop <points>', 'tolerated quality drop', pointsArg('--quality-drop'))
+    .option('--hallucination-increase <points>', 'tolerated hallucination-rate rise', pointsArg('--hallucination-increase'))
+    .option('--toxicity-increase <points>', 'tolerated toxicity-rate rise', pointsArg('--toxicity-increase'))
+    .option('--min-samples <n>', 'candidate samples before any verdict', intArg('min samples', 5, 1_000_000))
+    .option('--max-wait <duration>', 'longest wait for enough samples (default 2h)', durationArg)
+    .option('--check-every <duration>', 're-check interval (default 15m, the collection interval)', durationArg)
+    .addOption(
+      new Option('--on-inconclusive <what>', 'INCONCLUSIVE at the deadline means (default reject: fail safe)').choices([
+        'reject',
+        'approve',
+        'hold',
+      ]),
+    )
+    .option('--rollback-webhook <url>', 'roll back by POSTing to this URL (HMAC-signed with OPTIINFRA_WEBHOOK_SECRET)')
+    .option('--rollback-command <program>', 'roll back by running this program (no shell; see --rollback-arg)')
+    .option('--rollback-arg <arg>', 'an argument for --rollback-command (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .action((o: GateStartOptions) => startGate(o, outcome));
+  gateTarget(gate.command('status').description('progress of a running gate, or its decision'))
+    .option('--json', 'machine-readable output')
+    .option('--report <file>', 'write the Markdown report here (finished gates)')
+    .action((o: GateTarget & { json?: boolean; report?: string }) => gateStatus(o, outcome));
+  gateTarget(gate.command('override').description('a human decision that wins over the gate (recorded with who and why)'))
+    .addOption(
+      new Option('--action <action>', 'approve, reject (and roll back) or abort (stop, no rollback)')
+        .choices(['approve', 'reject', 'abort'])
+        .makeOptionMandatory(),
+    )
+    .requiredOption('--reason <text>', 'why')
+    .option('--by <name>', 'who (default: $USER)', process.env.USER ?? '')
+    .action(async (o: GateTarget & { action: Override['action']; reason: string; by: string }) =>
+      withClient(async (client) => {
+        const p = await overrideGate(client.workflow.getHandle(targetId(o)), { action: o.action, reason: o.reason, by: o.by });
+        console.log(`override accepted by ${targetId(o)} (phase ${p.phase})`);
+      }),
+    );
+}
+
+export function registerBaselineCommand(program: Command): void {
+  program
+    .command('baseline')
+    .description('compute (or recompute) the quality baseline of a model version from its scores')
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .requiredOption('--version <v>', 'model version', idArg('model version'))
+    .option('--last <n>', 'the last N interactions of the version', intArg('--last', 1, 10_000_000))
+    .option('--from <iso>', 'interactions from this time', isoArg)
+    .option('--to <iso>', 'interactions before this time', isoArg)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { deployment: string; version: string; last?: number; from?: string; to?: string; json?: boolean }) => {
+      const input = { deployment: o.deployment, version: o.version, lastN: o.last, from: o.from, to: o.to };
+      const parsed = baselineInputSchema.safeParse(input);
+      if (!parsed.success) throw new UsageError(formatZodError(parsed.error));
+      const config = runtimeConfig();
+      await withStores(async (stores) => {
+        if (!(await getDeployment(stores.db, o.deployment))) throw new UsageError(`deployment '${o.deployment}' is not registered`);
+      }, config);
+      await withClient(async (client) => {
+        const rec = (await client.workflow.execute('computeBaseline', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `baseline/${o.deployment}/${o.version}`,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [input],
+        })) as BaselineRecord;
+        if (o.json) return printJson(rec);
+        console.log(describeBaseline(rec));
+      });
+    });
+}
+
+export function registerCompareCommand(program: Command): void {
+  program
+    .command('compare')
+    .description("A/B: compare two versions serving side by side with the gate's statistics")
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .requiredOption('--a <version>', 'version A (the reference)', idArg('version A'))
+    .requiredOption('--b <version>', 'version B', idArg('version B'))
+    .option('--last <n>', 'the last N interactions of each version', intArg('--last', 1, 10_000_000))
+    .option('--json', 'machine-readable output')
+    .option('--report <file>', 'write the Markdown report here')
+    .action(async (o: { deployment: string; a: string; b: string; last?: number; json?: boolean; report?: string }) => {
+      const input = { deployment: o.deployment, versionA: o.a, versionB: o.b, lastN: o.last };
+      const parsed = compareInputSchema.safeParse(input);
+      if (!parsed.success) throw new UsageError(formatZodError(parsed.error));
+      await withClient(async (client, config) => {
+        const r = (await client.workflow.execute('abCompare', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `compare/${o.deployment}/${o.a}-vs-${o.b}/${new Date().toISOString()}`,
+          args: [input],
+        })) as ComparisonResult;
+        const md = renderComparisonReport({
+          deployment: r.deployment,
+          versionA: r.versionA,
+          versionB: r.versionB,
+          look: r.look,
+          a: r.a,
+          b: r.b,
+          explanation: r.explanation,
+        });
+        if (o.report) writeFileSync(o.report, md);
+        if (o.json) printJson(r);
+        else console.log(`${r.outcome}: ${r.reason}\n${r.explanation.summary}`);
+      });
+    });
+}
