@@ -30,7 +30,10 @@ describe('optiinfra gate from a CI pipeline', () => {
       GITHUB_STEP_SUMMARY: summary,
     });
     try {
-      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), ...args], { cwd: repoRoot(), env });
+      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), ...args], {
+        cwd: repoRoot(),
+        env,
+      });
       return { code: 0, ...r };
     } catch (e) {
       const x = e as { code: number; stdout: string; stderr: string };

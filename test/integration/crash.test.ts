@@ -37,7 +37,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
       OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
       OPTIINFRA_HOME: join(testEnv().home, 'crash-worker'),
     });
-    const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), 'worker'], {
+    const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'worker'], {
       cwd: repoRoot(),
       env,
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -79,7 +79,7 @@ describe('secrets never leak from a real worker process', () => {
       OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
       OPTIINFRA_HOME: join(testEnv().home, `security-worker-${randomUUID().slice(0, 6)}`),
     });
-    const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), 'worker'], {
+    const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'worker'], {
       cwd: repoRoot(),
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -266,7 +266,10 @@ describe('ids with SQL or shell metacharacters are refused at the boundary', () 
       OPTIINFRA_HOME: join(dir, 'home'),
     });
     try {
-      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli.ts'), ...args], { cwd: repoRoot(), env });
+      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), ...args], {
+        cwd: repoRoot(),
+        env,
+      });
       return { code: 0, ...r };
     } catch (e) {
       const x = e as { code: number; stdout: string; stderr: string };
