@@ -81,6 +81,76 @@ const num = (name: string, dflt: number, min: number, max: number, int = false) 
       return n;
     });
 
+/** One of `values` (case-insensitive), `dflt` when unset. */
+const oneOf = <const T extends string>(name: string, values: readonly T[], dflt: T | undefined) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx): T | undefined => {
+      if (v === undefined || v.trim() === '') return dflt;
+      const s = v.trim().toLowerCase();
+      const hit = values.find((x) => x === s);
+      if (hit !== undefined) return hit;
+      ctx.addIssue({ code: 'custom', message: `${name} must be one of ${values.join(', ')} (got '${v}')` });
+      return z.NEVER;
+    });
+
+/** A per-minute or per-day limit: a non-negative integer, 0 for none; unset: the plan's figure. */
+const limit = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx): number | undefined => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const t = v.trim().toLowerCase().replace(/_/g, '');
+      const m = /^(\d+(?:\.\d+)?)([km]?)$/.exec(t);
+      const n = m ? Number(m[1]) * (m[2] === 'k' ? 1e3 : m[2] === 'm' ? 1e6 : 1) : Number.NaN;
+      if (!Number.isInteger(n) || n < 0 || n > 1e12) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be a whole number of at least 0 (0: no limit; 8000, 8K and 1.5M are accepted) (got '${v}')`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+export const GROQ_PLANS = ['free', 'developer', 'unlimited'] as const;
+export type GroqPlan = (typeof GROQ_PLANS)[number];
+export const REASONING_EFFORTS = ['low', 'medium', 'high'] as const;
+export type ReasoningEffort = (typeof REASONING_EFFORTS)[number];
+export const SERVICE_TIERS = ['on_demand', 'flex', 'auto'] as const;
+export type ServiceTier = (typeof SERVICE_TIERS)[number];
+export const JUDGE_MODES = ['combined', 'separate'] as const;
+export type LlmJudgeMode = (typeof JUDGE_MODES)[number];
+
+/** Requests and tokens per minute and per day; 0 means no limit of that kind. */
+export interface RateLimits {
+  rpm: number;
+  rpd: number;
+  tpm: number;
+  tpd: number;
+}
+
+/**
+ * Rate limits of Groq's plans for `openai/gpt-oss-20b` (limits are per organisation and model).
+ * - free: 30 RPM, 1K RPD, 8K TPM, 200K TPD, from the table of https://console.groq.com/docs/rate-limits
+ *   ("openai/gpt-oss-20b 30 1K 8K 200K").
+ * - developer: the same page says paid plans are far higher and sends the organisation to its
+ *   limits page (https://console.groq.com/settings/limits) for the exact figures; the figures
+ *   here (1K RPM, 500K RPD, 250K TPM, no published daily token cap) are the Developer plan's
+ *   customary order of magnitude, not a quotation: set GROQ_RPM/GROQ_RPD/GROQ_TPM/GROQ_TPD to
+ *   the limits page's numbers. Replies correct RPD and TPM downwards by themselves: Groq's
+ *   `x-ratelimit-limit-requests` is the RPD and `x-ratelimit-limit-tokens` the TPM.
+ * - unlimited: no pacing at all (a Groq-compatible server of one's own, or tests).
+ * Cached prompt tokens do not count toward the limits (same page).
+ */
+export const PLAN_LIMITS: Record<GroqPlan, RateLimits> = {
+  free: { rpm: 30, rpd: 1_000, tpm: 8_000, tpd: 200_000 },
+  developer: { rpm: 1_000, rpd: 500_000, tpm: 250_000, tpd: 0 },
+  unlimited: { rpm: 0, rpd: 0, tpm: 0, tpd: 0 },
+};
+
 const url = (name: string) =>
   z
     .string()
@@ -104,6 +174,15 @@ const envSchema = z.object({
   LLM_MAX_RETRIES: num('LLM_MAX_RETRIES', 3, 0, 20, true),
   LLM_REQUESTS_PER_SECOND: num('LLM_REQUESTS_PER_SECOND', 10, 0.01, 10_000),
   LLM_CONCURRENCY: num('LLM_CONCURRENCY', 20, 1, 1000, true),
+  LLM_REASONING_EFFORT: oneOf('LLM_REASONING_EFFORT', REASONING_EFFORTS, 'low'),
+  LLM_JUDGE_MODE: oneOf('LLM_JUDGE_MODE', JUDGE_MODES, 'combined'),
+  LLM_MAX_WAIT: num('LLM_MAX_WAIT', 7200, 1, 7 * 86_400),
+  GROQ_PLAN: oneOf('GROQ_PLAN', GROQ_PLANS, 'developer'),
+  GROQ_RPM: limit('GROQ_RPM'),
+  GROQ_RPD: limit('GROQ_RPD'),
+  GROQ_TPM: limit('GROQ_TPM'),
+  GROQ_TPD: limit('GROQ_TPD'),
+  GROQ_SERVICE_TIER: oneOf('GROQ_SERVICE_TIER', SERVICE_TIERS, undefined),
   TEMPORAL_ADDRESS: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : '127.0.0.1:7233')),
   TEMPORAL_NAMESPACE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'default')),
   TEMPORAL_UI_URL: url('TEMPORAL_UI_URL'),
@@ -160,13 +239,29 @@ const envSchema = z.object({
 });
 
 export type Config = {
-  groq: { apiKey?: string; model: string; baseURL?: string };
+  groq: {
+    apiKey?: string;
+    model: string;
+    baseURL?: string;
+    /** The plan whose limits are the defaults (GROQ_PLAN). */
+    plan: GroqPlan;
+    /** The plan's limits with GROQ_RPM/RPD/TPM/TPD applied; 0: no limit of that kind. */
+    limits: RateLimits;
+    /** GROQ_SERVICE_TIER; unset: Groq's default (on_demand). */
+    serviceTier?: ServiceTier;
+  };
   llm: {
     enabled: boolean;
     timeoutSec: number;
     maxRetries: number;
     requestsPerSecond: number;
     concurrency: number;
+    /** `reasoning_effort` of reasoning models (LLM_REASONING_EFFORT). */
+    reasoningEffort: ReasoningEffort;
+    /** One call for all judge checks of an interaction, or one per check (LLM_JUDGE_MODE). */
+    judgeMode: LlmJudgeMode;
+    /** Longest total wait of one LLM call for rate limits and budget, in seconds (LLM_MAX_WAIT). */
+    maxWaitSec: number;
   };
   temporal: { address: string; namespace: string; uiUrl?: string; taskQueue: string; llmTaskQueue: string };
   clickhouse: { url?: string; database: string };
@@ -188,8 +283,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = envSchema.safeParse(env);
   if (!r.success) throw new ConfigError(`invalid configuration: ${formatZodError(r.error)}`);
   const e = r.data;
+  const plan = e.GROQ_PLAN ?? 'developer';
+  const preset = PLAN_LIMITS[plan];
   return {
-    groq: { apiKey: e.GROQ_API_KEY, model: e.GROQ_MODEL, baseURL: e.GROQ_BASE_URL },
+    groq: {
+      apiKey: e.GROQ_API_KEY,
+      model: e.GROQ_MODEL,
+      baseURL: e.GROQ_BASE_URL,
+      plan,
+      limits: {
+        rpm: e.GROQ_RPM ?? preset.rpm,
+        rpd: e.GROQ_RPD ?? preset.rpd,
+        tpm: e.GROQ_TPM ?? preset.tpm,
+        tpd: e.GROQ_TPD ?? preset.tpd,
+      },
+      serviceTier: e.GROQ_SERVICE_TIER,
+    },
     llm: {
       // No key means the offline judge, whatever LLM_ENABLED says.
       enabled: e.LLM_ENABLED && e.GROQ_API_KEY !== undefined,
@@ -197,6 +306,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxRetries: e.LLM_MAX_RETRIES,
       requestsPerSecond: e.LLM_REQUESTS_PER_SECOND,
       concurrency: e.LLM_CONCURRENCY,
+      reasoningEffort: e.LLM_REASONING_EFFORT ?? 'low',
+      judgeMode: e.LLM_JUDGE_MODE ?? 'combined',
+      maxWaitSec: e.LLM_MAX_WAIT,
     },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
