@@ -55,7 +55,12 @@ export async function openStores(config: Config): Promise<Stores> {
   return { ch, db, close: async () => void (await Promise.allSettled([ch.close(), db.end()])) };
 }
 
-export function createLlm(config: Config, opts: { log?: (line: string) => void } = {}): LlmClient | undefined {
+/**
+ * The LLM client, or undefined for the offline judge. Pass the product's database so every
+ * worker paces its LLM calls from the same request and token budget (activities/llm/pacer.ts);
+ * without it the budget is this process's own.
+ */
+export function createLlm(config: Config, opts: { db?: Db; log?: (line: string) => void } = {}): LlmClient | undefined {
   return config.llm.enabled ? new LlmClient(config, opts) : undefined;
 }
 

@@ -107,7 +107,7 @@ const countCall = (line: string) => {
 };
 
 async function withWorkers<T>(ctx: Ctx, config: Config, fn: () => Promise<T>): Promise<T> {
-  const llm = config.llm.enabled ? new LlmClient(config, { log: countCall }) : undefined;
+  const llm = config.llm.enabled ? new LlmClient(config, { db: ctx.stores.db, log: countCall }) : undefined;
   const workers: WorkerSet = await createWorkers(
     config,
     ctx.connection,

@@ -80,7 +80,7 @@ async function main() {
   say(`deployment ${deployment}: simulator at ${sim.url}; judge: ${config.llm.enabled ? `Groq ${config.groq.model}` : 'offline (no GROQ_API_KEY)'}`);
 
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const workers = await createWorkers(config, connection, { config, ch: stores.ch, db: stores.db, llm: createLlm(config) });
+  const workers = await createWorkers(config, connection, { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { db: stores.db }) });
   const running = workers.run();
   const client = await temporalClient(config);
   let n = 0;

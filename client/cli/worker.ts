@@ -14,7 +14,12 @@ export function registerWorkerCommand(program: Command): void {
       const config = runtimeConfig();
       const stores = await openStores(config);
       const connection = await NativeConnection.connect({ address: config.temporal.address });
-      const set = await createWorkers(config, connection, { config, ch: stores.ch, db: stores.db, llm: createLlm(config) });
+      const set = await createWorkers(config, connection, {
+        config,
+        ch: stores.ch,
+        db: stores.db,
+        llm: createLlm(config, { db: stores.db }),
+      });
       const stop = () => set.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

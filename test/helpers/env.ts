@@ -81,7 +81,7 @@ export async function startTestStack(config: Config = testConfig(), faults?: Wor
   const workers = await createWorkers(
     config,
     nativeConnection,
-    { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { log: () => undefined }), faults },
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { db: stores.db, log: () => undefined }), faults },
     { workflowBundle: await workflowBundleFor(config) },
   );
   const running = workers.run();
@@ -126,7 +126,7 @@ export async function startTimeSkippingStack(
   const workers = await createWorkers(
     config,
     env.nativeConnection,
-    { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { log: () => undefined }), faults },
+    { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { db: stores.db, log: () => undefined }), faults },
     { workflowBundle: await workflowBundleFor(config) },
   );
   const running = workers.run();
