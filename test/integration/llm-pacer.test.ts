@@ -1,0 +1,152 @@
+/**
+ * The LLM budget shared by workers through PostgreSQL (the suite's database): two pools and two
+ * pacers stand for two workers drawing from one Groq limit.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/common';
+import { LlmClient } from '../../activities/llm/client.js';
+import { Pacer } from '../../activities/llm/pacer.js';
+import { createPool, migrate, type Db } from '../../activities/storage/postgres/db.js';
+import { loadConfig, type Config } from '../../common/config.js';
+import { checkResultSchemas } from '../../common/types.js';
+import { renderJudgePrompt } from '../../domain/judge/prompts.js';
+import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { testEnv } from '../helpers/env.js';
+
+let dbA: Db;
+let dbB: Db;
+
+beforeAll(async () => {
+  dbA = createPool(testEnv().databaseUrl);
+  dbB = createPool(testEnv().databaseUrl);
+  await migrate(dbA);
+});
+afterAll(async () => {
+  await Promise.allSettled([dbA?.end(), dbB?.end()]);
+});
+
+const cfg = (env: Record<string, string>): Config => loadConfig({ GROQ_API_KEY: 'gsk_test_pacer_0123456789', GROQ_PLAN: 'unlimited', ...env });
+
+/** Two workers' pacers on one budget. */
+function twoWorkers(env: Record<string, string>, timeScale = 1) {
+  const key = `test-${randomUUID()}`;
+  const c = cfg(env);
+  return {
+    a: new Pacer(c, { db: dbA, key, timeScale }),
+    b: new Pacer(c, { db: dbB, key, timeScale }),
+  };
+}
+
+async function settled<T>(ps: Array<Promise<T>>) {
+  const r = await Promise.allSettled(ps);
+  return {
+    ok: r.filter((x) => x.status === 'fulfilled').length,
+    failed: r.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as ApplicationFailure),
+  };
+}
+
+describe('LLM budget shared through PostgreSQL', () => {
+  it('never grants more than the limit to two workers racing for it (one atomic reservation each)', async () => {
+    // 10 requests per minute, on a clock so slow that nothing refills during the test.
+    const { a, b } = twoWorkers({ GROQ_RPM: '10' }, 0.0001);
+    const deadline = Date.now() + 400;
+    const calls = Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).acquire(100, { deadline }));
+    const r = await settled(calls);
+    expect(r.ok).toBe(10);
+    expect(r.failed).toHaveLength(30);
+    for (const f of r.failed) {
+      expect(f).toBeInstanceOf(ApplicationFailure);
+      expect(f.type).toBe('LlmRateLimited');
+    }
+    expect((await b.snapshot()).remaining.rpm).toBe(0);
+  });
+
+  it('a pause asked for by one worker holds the other', async () => {
+    const { a, b } = twoWorkers({ GROQ_PLAN: 'developer' });
+    await a.acquire(100, { deadline: Date.now() + 10_000 });
+    await a.pause(1200);
+    const t0 = Date.now();
+    await b.acquire(100, { deadline: Date.now() + 10_000 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1100);
+  });
+
+  it("one worker's reply headers correct the budget of both", async () => {
+    const { a, b } = twoWorkers({ GROQ_PLAN: 'developer' });
+    await a.acquire(100, { deadline: Date.now() + 10_000 });
+    expect((await b.snapshot()).limits.tpm).toBe(250_000); // both running, with the plan's figures
+    await a.observe(new Headers({ 'x-ratelimit-limit-tokens': '8000', 'x-ratelimit-remaining-tokens': '100', 'x-ratelimit-reset-tokens': '59s' }));
+    const s = await b.snapshot();
+    expect(s.limits.tpm).toBe(8000);
+    expect(s.remaining.tpm).toBeLessThanOrEqual(110);
+    // 1,000 tokens need about 900 refilled at 8,000 a minute: ~6.8 s, beyond a 1 s deadline.
+    const f = await b.acquire(1000, { deadline: Date.now() + 1000 }).catch((e: unknown) => e as ApplicationFailure);
+    expect(f).toBeInstanceOf(ApplicationFailure);
+    expect((f as ApplicationFailure).type).toBe('LlmRateLimited');
+    expect(Number((f as ApplicationFailure).nextRetryDelay)).toBeGreaterThan(5000);
+  });
+
+  it('what one worker gives back, the other can spend at once', async () => {
+    const { a, b } = twoWorkers({ GROQ_TPM: '8000' }, 0.0001);
+    const r = await a.acquire(5000, { deadline: Date.now() + 5000 });
+    await expect(b.acquire(5000, { deadline: Date.now() + 200 })).rejects.toMatchObject({ type: 'LlmRateLimited' });
+    await a.settle(r, 1000);
+    await b.acquire(5000, { deadline: Date.now() + 200 });
+    expect((await a.snapshot()).remaining.tpm).toBe(2000);
+  });
+
+  it("a daily cap spent by one worker is the other's LlmCapacity, naming the limit and what to set", async () => {
+    const { a, b } = twoWorkers({ GROQ_PLAN: 'free', GROQ_TPD: '10000' });
+    await a.acquire(7000, { deadline: Date.now() + 5000 });
+    const f = await b.acquire(5000, { deadline: Date.now() + 3_600_000 }).catch((e: unknown) => e as ApplicationFailure);
+    expect(f).toBeInstanceOf(ApplicationFailure);
+    expect((f as ApplicationFailure).type).toBe('LlmCapacity');
+    expect((f as ApplicationFailure).message).toContain('tokens-per-day limit (TPD 10,000 for plan free)');
+    expect((f as ApplicationFailure).message).toContain('GROQ_TPD');
+    const plan = await b.budgetFor(15);
+    expect(plan.tokens).toBeLessThanOrEqual(Math.ceil(3000 * (15 / 60)));
+    expect(plan.limitedBy.tokens).toBe('tpd');
+  });
+
+  describe('two LLM clients against a stub enforcing the same limit', () => {
+    let stub: GroqStub;
+    beforeAll(async () => {
+      stub = await startGroqStub();
+    });
+    afterAll(async () => {
+      await stub?.close();
+    });
+
+    const judgeMany = (clients: LlmClient[], n: number) => {
+      const { system, user } = renderJudgePrompt('quality', { prompt: 'What is 2+2?', response: '4' });
+      return Promise.all(Array.from({ length: n }, (_, i) => clients[i % clients.length]!.json({ system, user, schema: checkResultSchemas.quality, schemaName: 'quality' })));
+    };
+
+    it('paced together, the stub (almost) never answers 429; paced apart, the two overrun it', async () => {
+      // 6 requests per minute on a clock 60 times faster: 6 per second.
+      const env = { GROQ_BASE_URL: stub.baseURL, GROQ_RPM: '6', LLM_MAX_RETRIES: '0' };
+      stub.configure({ limits: { rpm: 6 }, timeScale: 60 });
+      stub.clear();
+      const { a, b } = twoWorkers(env, 60);
+      const quiet = { log: () => undefined, random: () => 0.05 };
+      const shared = [new LlmClient(cfg(env), { ...quiet, pacer: a }), new LlmClient(cfg(env), { ...quiet, pacer: b })];
+      const t0 = Date.now();
+      const results = await judgeMany(shared, 18);
+      expect(results).toHaveLength(18);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1800); // 6 at once, then 12 at 6 per second
+      expect(stub.stats().answered).toBe(18);
+      // Only network jitter, magnified 60 times by the scaled clock, can make one arrive early.
+      expect(stub.stats().rateLimited.RPM ?? 0).toBeLessThanOrEqual(2);
+
+      stub.configure({ limits: { rpm: 6 } });
+      stub.clear();
+      const apart = [
+        new LlmClient(cfg(env), { ...quiet, pacer: new Pacer(cfg(env), { timeScale: 60 }) }),
+        new LlmClient(cfg(env), { ...quiet, pacer: new Pacer(cfg(env), { timeScale: 60 }) }),
+      ];
+      await judgeMany(apart, 18);
+      expect(stub.stats().answered).toBe(18); // the 429s were waited out, never counted
+      expect(stub.stats().rateLimited.RPM).toBeGreaterThanOrEqual(4);
+    });
+  });
+});
