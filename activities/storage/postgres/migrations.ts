@@ -208,4 +208,24 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'gate notifications: targets per deployment, deliveries by idempotency key',
+    sql: `
+      ALTER TABLE deployments ADD COLUMN notify jsonb NOT NULL DEFAULT '[]';
+      CREATE TABLE notifications (
+        idempotency_key text PRIMARY KEY,
+        gate_id text NOT NULL,
+        deployment text NOT NULL,
+        target_kind text NOT NULL,
+        events text[] NOT NULL,
+        status text NOT NULL,
+        detail text NOT NULL DEFAULT '',
+        attempts int NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz
+      );
+      CREATE INDEX notifications_gate ON notifications (gate_id);
+    `,
+  },
 ];
