@@ -1,24 +1,18 @@
 /**
- * PGlite served over the PostgreSQL wire protocol, so `pg` code runs unchanged when no
- * PostgreSQL server is configured. Started (detached) by `stack/postgres.ts`:
+ * PGlite served over the PostgreSQL wire protocol: the stack's fallback database when no
+ * PostgreSQL server programs can be had. Started (detached) by `stack/postgres.ts`:
  *
- *   node --import tsx stack/pglite-server.ts --port 15432 --data .stack/pglite [--max-connections 64]
+ *   node --import tsx stack/pglite-server.ts --port 15432 --data .stack/pglite
  *
- * Connections: PGlite is a single-session database. PGLiteSocketServer (pglite-socket 0.2.x)
- * accepts up to `maxConnections` sockets (its own default is 1; a second socket then gets
- * "Too many connections" and is closed) and multiplexes them onto that one session through a
- * query queue: one protocol message runs at a time, and while a transaction is open only the
- * connection that opened it is served. Consequences: session state (SET, temp tables, named
- * prepared statements) is shared by all connections, and concurrent queries are serialised.
- * We raise the limit to 64 by default so a `pg.Pool` (default max 10) works.
+ * PGlite is a single session: stack/pglite-wire.ts serves its clients one at a time (a
+ * transaction or an extended-query sequence runs alone, the others wait their turn), so
+ * concurrent connections never see each other's messages.
  */
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-
-export const DEFAULT_MAX_CONNECTIONS = 64;
+import { DEFAULT_IDLE_IN_TRANSACTION_MS, DEFAULT_MAX_CONNECTIONS, PgliteWireServer } from './pglite-wire.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,11 +20,13 @@ const { values } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     data: { type: 'string' },
     'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
+    'idle-in-transaction-timeout': { type: 'string', default: String(DEFAULT_IDLE_IN_TRANSACTION_MS / 1000) },
   },
 });
 
 const port = Number(values.port);
 const maxConnections = Number(values['max-connections']);
+const idleSeconds = Number(values['idle-in-transaction-timeout']);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`pglite-server: --port must be an integer 0..65535 (got '${values.port}')`);
   process.exit(2);
@@ -39,15 +35,22 @@ if (!Number.isInteger(maxConnections) || maxConnections < 1) {
   console.error(`pglite-server: --max-connections must be a positive integer`);
   process.exit(2);
 }
+if (!Number.isFinite(idleSeconds) || idleSeconds < 0) {
+  console.error(`pglite-server: --idle-in-transaction-timeout must be a number of seconds >= 0 (0: never)`);
+  process.exit(2);
+}
 
 const dataDir = values.data && values.data !== 'memory' ? resolve(values.data) : undefined;
 if (dataDir) mkdirSync(dataDir, { recursive: true });
 
 const started = Date.now();
 const db = await PGlite.create(dataDir ?? 'memory://');
-const server = new PGLiteSocketServer({ db, port, host: values.host, maxConnections });
-server.addEventListener('error', (e) => {
-  console.error(`pglite-server: socket error: ${String((e as CustomEvent).detail)}`);
+const server = new PgliteWireServer(db, {
+  host: values.host,
+  port,
+  maxConnections,
+  idleInTransactionMs: idleSeconds * 1000,
+  log: (line) => console.error(`pglite-server: ${line}`),
 });
 
 let stopping = false;
@@ -67,14 +70,15 @@ process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGHUP', () => void shutdown('SIGHUP'));
 
+let bound: number;
 try {
-  await server.start();
+  bound = await server.start();
 } catch (err) {
   console.error(`pglite-server: cannot listen on ${values.host}:${port}: ${String(err)}`);
   await db.close().catch(() => undefined);
   process.exit(1);
 }
 console.log(
-  `pglite-server: listening on ${values.host}:${port}, data ${dataDir ?? 'in memory'}, ` +
-    `max ${maxConnections} connections, ready in ${Date.now() - started} ms`,
+  `pglite-server: listening on ${values.host}:${bound}, data ${dataDir ?? 'in memory'}, one session served to ` +
+    `up to ${maxConnections} connections in turn, ready in ${Date.now() - started} ms`,
 );

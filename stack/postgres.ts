@@ -1,6 +1,7 @@
 /**
- * PostgreSQL: an embedded PGlite served over the wire protocol by stack/pglite-server.ts, and
- * scratch databases on an existing server.
+ * PostgreSQL helpers of the stack: the embedded PGlite fallback served over the wire protocol by
+ * stack/pglite-server.ts, and scratch databases on an existing server. The stack's own
+ * PostgreSQL server is stack/postgres-server.ts.
  */
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -9,9 +10,18 @@ import { postgresHealthy } from './health.js';
 import { repoRoot } from './paths.js';
 import { portInUse } from './ports.js';
 import { livePid, spawnDetached, stopService, waitReady } from './processes.js';
+import { DEFAULT_MAX_CONNECTIONS } from './pglite-wire.js';
 
-/** Connections PGlite's socket server accepts at once (see stack/pglite-server.ts). */
-export const PGLITE_MAX_CONNECTIONS = 64;
+/** Connections PGlite's server accepts at once; it serves them one at a time (see stack/pglite-wire.ts). */
+export const PGLITE_MAX_CONNECTIONS = DEFAULT_MAX_CONNECTIONS;
+
+/**
+ * The URL of a PGlite server. `application_name=pglite` marks it as the single-session embedded
+ * database: `createPool` (activities/storage/postgres/db.ts) then keeps one connection.
+ */
+export function pgliteUrl(port: number): string {
+  return `postgres://postgres@127.0.0.1:${port}/postgres?application_name=pglite`;
+}
 
 /** Start stack/pglite-server.ts on the given port, or reuse a PostgreSQL already answering there. */
 export async function startPglite(opts: {
@@ -20,7 +30,7 @@ export async function startPglite(opts: {
   dataDir?: string;
   maxConnections?: number;
 }): Promise<{ url: string; pid: number; maxConnections: number }> {
-  const url = `postgres://postgres@127.0.0.1:${opts.port}/postgres`;
+  const url = pgliteUrl(opts.port);
   const maxConnections = opts.maxConnections ?? PGLITE_MAX_CONNECTIONS;
   const existing = livePid(opts.home, 'pglite');
   if (await postgresHealthy(url)) return { url, pid: existing ?? 0, maxConnections };

@@ -1,5 +1,5 @@
 /**
- * PostgreSQL access (the machine's server or the embedded PGlite behind the wire protocol: same code).
+ * PostgreSQL access (a PostgreSQL server or the embedded PGlite behind the wire protocol: same code).
  * Schema changes are numbered migrations, applied once each, in order, under an advisory lock.
  */
 import pg from 'pg';
@@ -7,8 +7,29 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = pg.Pool;
 
+/**
+ * Whether the URL names the stack's embedded PGlite (marked `application_name=pglite`): a single
+ * database session that serves its connections one at a time.
+ */
+export function isPgliteUrl(databaseUrl: string): boolean {
+  try {
+    return new URL(databaseUrl).searchParams.get('application_name') === 'pglite';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A pool of at most `max` connections. For PGlite, one connection (more would only queue on the
+ * server), and a longer wait for it, since every query of the process queues behind it.
+ */
 export function createPool(databaseUrl: string, max = 5): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 10_000 });
+  const pglite = isPgliteUrl(databaseUrl);
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: pglite ? 1 : max,
+    connectionTimeoutMillis: pglite ? 60_000 : 10_000,
+  });
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', () => undefined);
   return pool;
