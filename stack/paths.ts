@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** A service the stack starts itself and tracks by pid file. */
-export type Service = 'temporal' | 'clickhouse' | 'pglite';
+export type Service = 'temporal' | 'clickhouse' | 'postgres' | 'pglite';
 
 export function repoRoot(): string {
   // stack/paths.ts -> repository root
@@ -22,6 +22,7 @@ export function stackDirs(home: string) {
     run: join(home, 'run'),
     tools: join(home, 'tools'),
     clickhouse: join(home, 'clickhouse'),
+    postgres: join(home, 'postgres'),
   };
 }
 

@@ -8,7 +8,8 @@ export const DEFAULT_PORTS = {
   temporalUi: 8233, // OPTIINFRA_TEMPORAL_UI_PORT
   clickhouseHttp: 18123, // OPTIINFRA_CLICKHOUSE_HTTP_PORT
   clickhouseTcp: 19000, // OPTIINFRA_CLICKHOUSE_TCP_PORT
-  pglite: 15432, // OPTIINFRA_PGLITE_PORT
+  postgres: 15433, // OPTIINFRA_POSTGRES_PORT (the stack's own PostgreSQL server)
+  pglite: 15432, // OPTIINFRA_PGLITE_PORT (the embedded fallback)
 } as const;
 
 /** A port from an env var, or the default; StackError when the value is not a port. */

@@ -40,7 +40,26 @@ function cmdlineOf(pid: number): string | undefined {
 const CMD_MARKERS: Record<Service, RegExp> = {
   temporal: /start-dev/,
   clickhouse: /clickhouse/,
+  postgres: /postgres.* -D /,
   pglite: /pglite-server/,
+};
+
+/** How a service is stopped: the signal, whether to its whole process group, and how long to wait before SIGKILL. */
+export interface StopHow {
+  signal: NodeJS.Signals;
+  group: boolean;
+  timeoutMs: number;
+}
+
+/**
+ * The PostgreSQL postmaster is sent SIGINT alone (fast shutdown: it ends its sessions, writes a
+ * shutdown checkpoint and stops its own children); the other services, SIGTERM to their group.
+ */
+export const STOP_HOW: Record<Service, StopHow> = {
+  temporal: { signal: 'SIGTERM', group: true, timeoutMs: 20_000 },
+  clickhouse: { signal: 'SIGTERM', group: true, timeoutMs: 20_000 },
+  postgres: { signal: 'SIGINT', group: false, timeoutMs: 60_000 },
+  pglite: { signal: 'SIGTERM', group: true, timeoutMs: 20_000 },
 };
 
 /** The pid recorded for a service if that process still runs; a stale pid file is removed. */
@@ -76,9 +95,17 @@ export function signalGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** SIGTERM the process group, SIGKILL after `timeoutMs`, and wait for the exit. */
-export async function stopPid(pid: number, timeoutMs = 20_000): Promise<void> {
-  signalGroup(pid, 'SIGTERM');
+/** SIGTERM the process group (or what `how` says), SIGKILL the group after the timeout, and wait for the exit. */
+export async function stopPid(pid: number, timeoutMs = 20_000, how?: Pick<StopHow, 'signal' | 'group'>): Promise<void> {
+  if (how && !how.group) {
+    try {
+      process.kill(pid, how.signal);
+    } catch {
+      /* already gone */
+    }
+  } else {
+    signalGroup(pid, how?.signal ?? 'SIGTERM');
+  }
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!isAlive(pid)) return;
@@ -92,7 +119,7 @@ export async function stopPid(pid: number, timeoutMs = 20_000): Promise<void> {
 /** Stop a service started by the stack and remove its pid file; the pid it stopped, if any. */
 export async function stopService(home: string, svc: Service): Promise<number | undefined> {
   const pid = livePid(home, svc);
-  if (pid !== undefined) await stopPid(pid);
+  if (pid !== undefined) await stopPid(pid, STOP_HOW[svc].timeoutMs, STOP_HOW[svc]);
   rmSync(pidFile(home, svc), { force: true });
   return pid;
 }
@@ -182,7 +209,7 @@ export async function waitReady(
     }
     await sleep(250);
   }
-  await stopPid(s.pid);
+  await stopPid(s.pid, STOP_HOW[svc].timeoutMs, STOP_HOW[svc]);
   rmSync(pidFile(home, svc), { force: true });
   throw new StackError(
     `${what} did not become ready within ${timeoutMs / 1000} s; log ${logFile(home, svc)}:\n${tail(logFile(home, svc))}`,

@@ -4,21 +4,25 @@
  * - Temporal: `temporal server start-dev` (temporal.ts), unless TEMPORAL_ADDRESS answers.
  * - ClickHouse: the distribution's `clickhouse-server` with a project-local config
  *   (clickhouse.ts), unless CLICKHOUSE_URL is set.
- * - PostgreSQL: DATABASE_URL, else an embedded PGlite served over the wire protocol
- *   (postgres.ts).
+ * - PostgreSQL: DATABASE_URL, else the stack's own PostgreSQL server (postgres-server.ts: the
+ *   distribution's binaries, apt-installed as root when missing, data under <home>/postgres);
+ *   only when no server programs can be had, the embedded PGlite served over the wire protocol
+ *   (postgres.ts, pglite-server.ts), one session serving its connections in turn.
+ *   OPTIINFRA_DATABASE=postgres|pglite chooses one of the two (default auto).
  *
  * Starting is idempotent: a healthy service already answering on its port is reused. On failure,
  * whatever this call started is stopped again. The endpoints of a running stack are written to
  * <home>/endpoints.json, where later commands find them.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startClickhouse } from './clickhouse.js';
-import { StackError } from './errors.js';
+import { MissingProgramError, StackError } from './errors.js';
 import { clickhouseHealthy, postgresHealthy, temporalHealthy } from './health.js';
 import { defaultHome, type Service } from './paths.js';
 import { DEFAULT_PORTS, isLoopback, parseHostPort, portFromEnv } from './ports.js';
-import { startPglite } from './postgres.js';
+import { pgliteUrl, startPglite } from './postgres.js';
+import { localPostgresUrl, startLocalPostgres } from './postgres-server.js';
 import { livePid, stopService } from './processes.js';
 import { ensureSearchAttributes, startTemporal } from './temporal.js';
 
@@ -28,6 +32,8 @@ export interface StackEndpoints {
   clickhouseUrl: string;
   databaseUrl: string;
   databaseKind: 'postgres' | 'pglite';
+  /** Who runs the database: the stack itself, or the server DATABASE_URL names. */
+  databaseSource?: 'stack' | 'DATABASE_URL';
 }
 
 export interface StackOptions {
@@ -56,6 +62,7 @@ export function readEndpoints(home: string = defaultHome()): StackEndpoints | un
         clickhouseUrl: j.clickhouseUrl,
         databaseUrl: j.databaseUrl,
         databaseKind: j.databaseKind,
+        ...(j.databaseSource === 'stack' || j.databaseSource === 'DATABASE_URL' ? { databaseSource: j.databaseSource } : {}),
       };
     }
   } catch {
@@ -76,6 +83,69 @@ function maskUrl(u: string): string {
 
 function secs(t0: number): string {
   return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+/** Which database the stack runs: OPTIINFRA_DATABASE (auto: PostgreSQL, else PGlite when no server programs can be had). */
+export function databaseMode(env: NodeJS.ProcessEnv = process.env): 'auto' | 'postgres' | 'pglite' {
+  const v = env.OPTIINFRA_DATABASE?.trim().toLowerCase() || 'auto';
+  if (v === 'auto' || v === 'postgres' || v === 'pglite') return v;
+  throw new StackError(`OPTIINFRA_DATABASE must be auto, postgres or pglite (got '${env.OPTIINFRA_DATABASE}')`);
+}
+
+export interface DatabaseStart {
+  databaseUrl: string;
+  databaseKind: 'postgres' | 'pglite';
+  databaseSource: 'stack' | 'DATABASE_URL';
+  /** The service this call started, if any (to stop again when the rest of the stack fails). */
+  started?: Service;
+}
+
+/**
+ * The stack's database: DATABASE_URL when set (it must answer), else the stack's own PostgreSQL
+ * server, else — no server programs to be had, or OPTIINFRA_DATABASE=pglite — PGlite.
+ */
+export async function startDatabase(opts: StackOptions = {}): Promise<DatabaseStart> {
+  const env = opts.env ?? process.env;
+  const home = resolve(opts.home ?? defaultHome(env));
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const t0 = Date.now();
+  const given = env.DATABASE_URL?.trim();
+  if (given) {
+    if (!(await postgresHealthy(given))) {
+      throw new StackError(
+        `DATABASE_URL=${maskUrl(given)} does not answer SELECT 1; start that server or unset DATABASE_URL to use the stack's own PostgreSQL`,
+      );
+    }
+    log(`postgres    up    ${maskUrl(given)} (DATABASE_URL)`);
+    return { databaseUrl: given, databaseKind: 'postgres', databaseSource: 'DATABASE_URL' };
+  }
+  const mode = databaseMode(env);
+  let fallback = '';
+  if (mode !== 'pglite') {
+    const port = portFromEnv(env, 'OPTIINFRA_POSTGRES_PORT', DEFAULT_PORTS.postgres);
+    try {
+      const r = await startLocalPostgres({ home, port, env });
+      const how = r.started ? `started, pid ${r.pid}, ${secs(t0)}` : `already running${r.pid ? `, pid ${r.pid}` : ''}`;
+      log(`postgres    up    ${r.url} (PostgreSQL ${r.major}, own server as user ${r.user}, data ${r.dataDir}; ${how})`);
+      if (r.created && existsSync(join(home, 'pglite'))) {
+        log(`postgres    note  the PGlite data in ${join(home, 'pglite')} is not copied over (OPTIINFRA_DATABASE=pglite still uses it)`);
+      }
+      return { databaseUrl: r.url, databaseKind: 'postgres', databaseSource: 'stack', started: r.started ? 'postgres' : undefined };
+    } catch (e) {
+      if (mode === 'postgres' || !(e instanceof MissingProgramError)) throw e;
+      fallback = e.message;
+    }
+  }
+  const port = portFromEnv(env, 'OPTIINFRA_PGLITE_PORT', DEFAULT_PORTS.pglite);
+  if (fallback) log(`postgres    note  no PostgreSQL server: ${fallback}; using the embedded PGlite instead`);
+  const was = livePid(home, 'pglite');
+  const r = await startPglite({ home, port, dataDir: join(home, 'pglite') });
+  const fresh = r.pid !== 0 && r.pid !== was;
+  log(
+    `postgres    up    ${r.url} (PGlite${mode === 'pglite' ? ', OPTIINFRA_DATABASE=pglite' : ''}: one session, connections served in turn; ` +
+      `${fresh ? `started, pid ${r.pid}, ${secs(t0)}` : 'already running'})`,
+  );
+  return { databaseUrl: r.url, databaseKind: 'pglite', databaseSource: 'stack', started: fresh ? 'pglite' : undefined };
 }
 
 /** Start (or reuse) Temporal, ClickHouse and PostgreSQL, and write their endpoints under the stack home. */
@@ -153,27 +223,10 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackEndpoints> 
     return r.url;
   };
 
-  const postgres = async (): Promise<{ databaseUrl: string; databaseKind: 'postgres' | 'pglite' }> => {
-    const t0 = Date.now();
-    const given = env.DATABASE_URL?.trim();
-    if (given) {
-      if (!(await postgresHealthy(given))) {
-        throw new StackError(
-          `DATABASE_URL=${maskUrl(given)} does not answer SELECT 1; start that server or unset DATABASE_URL to use PGlite`,
-        );
-      }
-      log(`postgres    up    ${maskUrl(given)} (DATABASE_URL)`);
-      return { databaseUrl: given, databaseKind: 'postgres' };
-    }
-    const port = portFromEnv(env, 'OPTIINFRA_PGLITE_PORT', DEFAULT_PORTS.pglite);
-    const was = livePid(home, 'pglite');
-    const r = await startPglite({ home, port, dataDir: join(home, 'pglite') });
-    const fresh = r.pid !== 0 && r.pid !== was;
-    if (fresh) started.push('pglite');
-    log(
-      `postgres    up    ${r.url} (PGlite, max ${r.maxConnections} connections, ${fresh ? `started, pid ${r.pid}, ${secs(t0)}` : 'already running'})`,
-    );
-    return { databaseUrl: r.url, databaseKind: 'pglite' };
+  const postgres = async (): Promise<Pick<StackEndpoints, 'databaseUrl' | 'databaseKind' | 'databaseSource'>> => {
+    const r = await startDatabase({ home, env, log });
+    if (r.started) started.push(r.started);
+    return { databaseUrl: r.databaseUrl, databaseKind: r.databaseKind, databaseSource: r.databaseSource };
   };
 
   // The three services are independent: start them side by side; on any failure stop what
@@ -217,13 +270,21 @@ export async function stackStatus(
   const chUp = await clickhouseHealthy(chUrl);
   out.push({ service: 'clickhouse', state: chUp ? 'up' : 'down', detail: `${maskUrl(chUrl)} (${owner('clickhouse')})` });
 
-  const dbUrl = ep?.databaseUrl ?? env.DATABASE_URL?.trim() ?? `postgres://postgres@127.0.0.1:${DEFAULT_PORTS.pglite}/postgres`;
-  const kind = ep?.databaseKind ?? (env.DATABASE_URL?.trim() ? 'postgres' : 'pglite');
+  const envDb = env.DATABASE_URL?.trim();
+  const kind = ep?.databaseKind ?? (!envDb && livePid(home, 'pglite') !== undefined ? 'pglite' : 'postgres');
+  const source = ep?.databaseSource ?? (ep ? (ep.databaseKind === 'postgres' ? 'DATABASE_URL' : 'stack') : envDb ? 'DATABASE_URL' : 'stack');
+  const dbUrl =
+    ep?.databaseUrl ??
+    envDb ??
+    (kind === 'pglite'
+      ? pgliteUrl(portFromEnv(env, 'OPTIINFRA_PGLITE_PORT', DEFAULT_PORTS.pglite))
+      : localPostgresUrl(portFromEnv(env, 'OPTIINFRA_POSTGRES_PORT', DEFAULT_PORTS.postgres)));
   const dbUp = await postgresHealthy(dbUrl);
+  const label = source === 'DATABASE_URL' ? 'DATABASE_URL' : kind === 'pglite' ? 'pglite' : 'postgres (local)';
   out.push({
     service: 'postgres',
     state: dbUp ? 'up' : 'down',
-    detail: `${maskUrl(dbUrl)} (${kind}; ${owner('pglite')})`,
+    detail: `${maskUrl(dbUrl)} (${label}${source === 'stack' ? `; ${owner(kind === 'pglite' ? 'pglite' : 'postgres')}` : ''})`,
   });
   return out;
 }
@@ -233,11 +294,17 @@ export async function stackDown(opts: StackOptions = {}): Promise<void> {
   const env = opts.env ?? process.env;
   const home = resolve(opts.home ?? defaultHome(env));
   const log = opts.log ?? ((s: string) => console.log(s));
-  const names: Record<Service, string> = { temporal: 'temporal', clickhouse: 'clickhouse', pglite: 'postgres' };
-  await Promise.all(
-    (['pglite', 'clickhouse', 'temporal'] as Service[]).map(async (svc) => {
+  const line = (name: string, what: string) => log(`${name.padEnd(11)} ${what}`);
+  await Promise.all([
+    (async () => {
+      const [server, lite] = await Promise.all([stopService(home, 'postgres'), stopService(home, 'pglite')]);
+      if (server !== undefined) line('postgres', `stopped (pid ${server}; data kept in ${join(home, 'postgres')})`);
+      if (lite !== undefined) line('postgres', `stopped (PGlite, pid ${lite}; data kept in ${join(home, 'pglite')})`);
+      if (server === undefined && lite === undefined) line('postgres', 'not running (nothing to stop)');
+    })(),
+    ...(['clickhouse', 'temporal'] as const).map(async (svc) => {
       const pid = await stopService(home, svc);
-      log(`${names[svc].padEnd(11)} ${pid !== undefined ? `stopped (pid ${pid})` : 'not running (nothing to stop)'}`);
+      line(svc, pid !== undefined ? `stopped (pid ${pid})` : 'not running (nothing to stop)');
     }),
-  );
+  ]);
 }
