@@ -169,12 +169,22 @@ export function parseGroqDuration(v: string | null | undefined): number | undefi
   if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
   const re = /(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/gy;
   let ms = 0;
-  let m: RegExpExecArray | null;
   let matched = 0;
-  while ((m = re.exec(t)) !== null) {
+  for (let m = re.exec(t); m !== null; m = re.exec(t)) {
     const n = Number(m[1]);
     const unit = m[2];
-    ms += unit === 'h' ? n * 3_600_000 : unit === 'm' ? n * 60_000 : unit === 's' ? n * 1000 : unit === 'ms' ? n : unit === 'ns' ? n / 1e6 : n / 1000;
+    ms +=
+      unit === 'h'
+        ? n * 3_600_000
+        : unit === 'm'
+          ? n * 60_000
+          : unit === 's'
+            ? n * 1000
+            : unit === 'ms'
+              ? n
+              : unit === 'ns'
+                ? n / 1e6
+                : n / 1000;
     matched = re.lastIndex;
   }
   return matched === t.length && matched > 0 ? ms : undefined;
@@ -201,4 +211,3 @@ export function observationOf(headers: { get(name: string): string | null } | un
   const tokens = part('tokens');
   return requests || tokens ? { ...(requests ? { requests } : {}), ...(tokens ? { tokens } : {}) } : undefined;
 }
-

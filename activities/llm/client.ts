@@ -30,13 +30,7 @@
  * Every failure is an `ApplicationFailure` with a type from common/failures.ts and a message
  * without secrets (`redact`). One log line per HTTP request, without prompt/reply text or key.
  */
-import Groq, {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError,
-  GroqError,
-} from 'groq-sdk';
+import Groq, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError, GroqError } from 'groq-sdk';
 import type { ChatCompletionCreateParamsNonStreaming } from 'groq-sdk/resources/chat/completions';
 import { ApplicationFailure } from '@temporalio/common';
 import type { z, ZodType } from 'zod';
@@ -268,8 +262,7 @@ export class LlmClient {
       if (opts.signal?.aborted) throw abortReason(opts.signal);
       const format = lowest(this.format, callFormat);
       const responseFormat = this.responseFormat(format, schemaName, strict);
-      const promptTokens =
-        Math.ceil((opts.system.length + opts.user.length + (responseFormat.schemaChars ?? 0)) / 4) + TEMPLATE_TOKENS;
+      const promptTokens = Math.ceil((opts.system.length + opts.user.length + (responseFormat.schemaChars ?? 0)) / 4) + TEMPLATE_TOKENS;
       const tpm = this.pacer.limits.tpm;
       let maxCompletion = Math.floor((answer + allowance) * budgetFactor);
       if (tpm > 0) {
@@ -489,7 +482,11 @@ export class LlmClient {
       parsed = JSON.parse(text);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      return { ok: false, truncated: cut, why: `the reply is not valid JSON (${content.length} characters; ${truncate(why, 120)})${finishNote}` };
+      return {
+        ok: false,
+        truncated: cut,
+        why: `the reply is not valid JSON (${content.length} characters; ${truncate(why, 120)})${finishNote}`,
+      };
     }
     const checked = schema.safeParse(parsed);
     if (!checked.success) {
@@ -522,12 +519,18 @@ export class LlmClient {
     if (err instanceof ApplicationFailure) return { kind: 'passthrough', failure: err };
     // Subclass first: a timeout is also an APIConnectionError.
     if (err instanceof APIConnectionTimeoutError) {
-      return counted('LlmTimeout', `Groq did not answer within ${this.timeoutSec}s (LLM_TIMEOUT); raise LLM_TIMEOUT if this keeps happening`);
+      return counted(
+        'LlmTimeout',
+        `Groq did not answer within ${this.timeoutSec}s (LLM_TIMEOUT); raise LLM_TIMEOUT if this keeps happening`,
+      );
     }
     if (err instanceof APIUserAbortError) return counted('LlmUnavailable', 'the Groq request was aborted before it finished');
     if (err instanceof APIConnectionError) {
       const why = describeCause((err as { cause?: unknown }).cause);
-      return counted('LlmUnavailable', `could not reach Groq at ${this.endpoint}${why ? ` (${why})` : ''}; check GROQ_BASE_URL and the network`);
+      return counted(
+        'LlmUnavailable',
+        `could not reach Groq at ${this.endpoint}${why ? ` (${why})` : ''}; check GROQ_BASE_URL and the network`,
+      );
     }
     if (err instanceof APIError) {
       const status = typeof err.status === 'number' ? err.status : undefined;
@@ -553,12 +556,19 @@ export class LlmClient {
           kind: 'wait',
           type: 'LlmRateLimited',
           status,
-          message: redact(`Groq's flex tier has no capacity for model ${model} now (HTTP 498, GROQ_SERVICE_TIER=${this.cfg.groq.serviceTier ?? 'unset'})${said}`, this.secrets),
+          message: redact(
+            `Groq's flex tier has no capacity for model ${model} now (HTTP 498, GROQ_SERVICE_TIER=${this.cfg.groq.serviceTier ?? 'unset'})${said}`,
+            this.secrets,
+          ),
           ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         };
       }
       if (status === 401 || status === 403) {
-        return fatal('LlmAuthError', `Groq rejected the API key (HTTP ${status}): set a valid GROQ_API_KEY or LLM_ENABLED=false${said}`, extra);
+        return fatal(
+          'LlmAuthError',
+          `Groq rejected the API key (HTTP ${status}): set a valid GROQ_API_KEY or LLM_ENABLED=false${said}`,
+          extra,
+        );
       }
       if (status === 404) {
         return fatal(
@@ -577,7 +587,11 @@ export class LlmClient {
       }
       if (status === 400 && code === 'json_validate_failed') {
         // The model's own output failed Groq's JSON check: a bad reply, worth another attempt.
-        return counted('LlmInvalidReply', `model ${model} returned an unusable reply: Groq rejected the model output as invalid JSON (HTTP 400 json_validate_failed)`, status);
+        return counted(
+          'LlmInvalidReply',
+          `model ${model} returned an unusable reply: Groq rejected the model output as invalid JSON (HTTP 400 json_validate_failed)`,
+          status,
+        );
       }
       if (status === 400 && format !== 'plain' && formatUnsupported(server)) {
         return { kind: 'format', message: server ?? '', scope: 'model' };
@@ -596,7 +610,11 @@ export class LlmClient {
         return counted('LlmServerError', `Groq server error (HTTP ${status}) for model ${model}${said}`, status, retryAfterMs);
       }
       if (status !== undefined && status >= 400) {
-        return fatal('LlmBadRequest', `Groq rejected the request (HTTP ${status}) for model ${model}${said}. Check GROQ_MODEL and the prompt size`, extra);
+        return fatal(
+          'LlmBadRequest',
+          `Groq rejected the request (HTTP ${status}) for model ${model}${said}. Check GROQ_MODEL and the prompt size`,
+          extra,
+        );
       }
       return counted('LlmServerError', `unexpected answer from Groq (HTTP ${status ?? 'none'})${said}`, status);
     }
@@ -650,10 +668,18 @@ function lower(f: Format): Format {
 /** Whether a 400's message says the response format is not supported (for this model). */
 function formatUnsupported(message: string | undefined): boolean {
   if (!message) return false;
-  return /(response.?format|json_schema|json_object|json mode|structured output)/i.test(message) && /(not supported|unsupported|does not support|not available)/i.test(message);
+  return (
+    /(response.?format|json_schema|json_object|json mode|structured output)/i.test(message) &&
+    /(not supported|unsupported|does not support|not available)/i.test(message)
+  );
 }
 
-function usageOf(c: Groq.Chat.ChatCompletion): { promptTokens: number; completionTokens: number; cachedTokens: number; reasoningTokens: number } {
+function usageOf(c: Groq.Chat.ChatCompletion): {
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  reasoningTokens: number;
+} {
   const u = c.usage;
   return {
     promptTokens: numberOr0(u?.prompt_tokens),

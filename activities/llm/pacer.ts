@@ -111,10 +111,13 @@ export interface PacerOptions {
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortReason(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
     const onAbort = () => {
       clearTimeout(t);
       reject(abortReason(signal!));
@@ -154,8 +157,7 @@ export class Pacer {
     this.sleep = opts.sleep ?? abortableSleep;
     const scale = opts.timeScale && opts.timeScale > 0 ? opts.timeScale : 1;
     this.periods = { rpm: PERIOD_MS.rpm / scale, rpd: PERIOD_MS.rpd / scale, tpm: PERIOD_MS.tpm / scale, tpd: PERIOD_MS.tpd / scale };
-    this.store =
-      opts.store ?? (opts.db ? new PostgresBudgetStore(opts.db, this.periods) : new MemoryBudgetStore(this.now, this.periods));
+    this.store = opts.store ?? (opts.db ? new PostgresBudgetStore(opts.db, this.periods) : new MemoryBudgetStore(this.now, this.periods));
   }
 
   private init(): Promise<void> {
@@ -246,7 +248,14 @@ export class Pacer {
   async snapshot(): Promise<PacerSnapshot> {
     const nulls = { rpm: null, rpd: null, tpm: null, tpd: null };
     if (!this.enabled) {
-      return { key: this.key, plan: this.plan, limits: { ...nulls }, remaining: { ...nulls }, pausedUntil: null, at: new Date(this.now()).toISOString() };
+      return {
+        key: this.key,
+        plan: this.plan,
+        limits: { ...nulls },
+        remaining: { ...nulls },
+        pausedUntil: null,
+        at: new Date(this.now()).toISOString(),
+      };
     }
     await this.init();
     const s = await this.store.read(this.key);
@@ -311,7 +320,11 @@ export function budgetKey(cfg: Config): string {
 }
 
 /** How long until `need` tokens and one request fit, and which limit (or the pause) decides. */
-export function waitFor(s: BudgetState, need: number, periods: Record<Bucket, number> = PERIOD_MS): { waitMs: number; bucket: Bucket | 'pause' } {
+export function waitFor(
+  s: BudgetState,
+  need: number,
+  periods: Record<Bucket, number> = PERIOD_MS,
+): { waitMs: number; bucket: Bucket | 'pause' } {
   let waitMs = Math.max(0, s.pausedUntil - s.at);
   let bucket: Bucket | 'pause' = 'pause';
   const levels = refilled(s, s.at, periods);

@@ -53,8 +53,8 @@ const KEPT = new Set([
 
 class Unsupported extends Error {}
 
-function fit(node: unknown, path: string): unknown {
-  if (Array.isArray(node)) return node.map((n, i) => fit(n, `${path}[${i}]`));
+function fitNode(node: unknown, path: string): unknown {
+  if (Array.isArray(node)) return node.map((n, i) => fitNode(n, `${path}[${i}]`));
   if (!node || typeof node !== 'object') return node;
   const src = node as Json;
   const out: Json = {};
@@ -62,7 +62,7 @@ function fit(node: unknown, path: string): unknown {
   for (const [k, v] of Object.entries(src)) {
     if (k === '$schema') continue;
     if (k === 'oneOf') {
-      out.anyOf = fit(v, `${path}.anyOf`);
+      out.anyOf = fitNode(v, `${path}.anyOf`);
       continue;
     }
     if (k in RESTATED) {
@@ -72,9 +72,9 @@ function fit(node: unknown, path: string): unknown {
     }
     if (!KEPT.has(k)) throw new Unsupported(`'${k}' at ${path || 'the root'}`);
     if (k === 'properties' || k === '$defs' || k === 'definitions') {
-      out[k] = Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, fit(s, `${path}.${p}`)]));
+      out[k] = Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, fitNode(s, `${path}.${p}`)]));
     } else if (k === 'items' || k === 'anyOf') {
-      out[k] = fit(v, `${path}.${k}`);
+      out[k] = fitNode(v, `${path}.${k}`);
     } else {
       out[k] = v;
     }
@@ -102,7 +102,7 @@ export function strictJsonSchema(schema: ZodType): { schema: Json } | { error: s
     return { error: `zod cannot write it as JSON Schema (${e instanceof Error ? e.message : String(e)})` };
   }
   try {
-    const fitted = fit(raw, '') as Json;
+    const fitted = fitNode(raw, '') as Json;
     if (fitted.type !== 'object') return { error: 'the root is not an object' };
     return { schema: fitted };
   } catch (e) {
@@ -113,6 +113,9 @@ export function strictJsonSchema(schema: ZodType): { schema: Json } | { error: s
 
 /** A `json_schema.name` Groq accepts: a-z, A-Z, 0-9, '_' and '-', at most 64 characters. */
 export function schemaNameOf(name: string | undefined): string {
-  const s = (name ?? '').replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 64);
+  const s = (name ?? '')
+    .replace(/[^A-Za-z0-9_-]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(0, 64);
   return s || 'reply';
 }

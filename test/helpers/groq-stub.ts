@@ -222,7 +222,9 @@ const MINUTE = 60_000;
 const DAY = 86_400_000;
 const NOMINAL = { requests: 1_000_000, tokens: 10_000_000 };
 
-const groqError = (message: string, type: string, code?: string, extra: object = {}) => ({ error: { message, type, ...(code ? { code } : {}), ...extra } });
+const groqError = (message: string, type: string, code?: string, extra: object = {}) => ({
+  error: { message, type, ...(code ? { code } : {}), ...extra },
+});
 
 function errorBody(status: number): object {
   switch (status) {
@@ -239,13 +241,24 @@ function errorBody(status: number): object {
     case 422:
       return groqError('Unprocessable Entity: the model could not process the request. Please try again.', 'invalid_request_error');
     case 429:
-      return groqError('Rate limit reached for model on requests per minute (RPM). Please try again later.', 'requests', 'rate_limit_exceeded');
+      return groqError(
+        'Rate limit reached for model on requests per minute (RPM). Please try again later.',
+        'requests',
+        'rate_limit_exceeded',
+      );
     case 498:
-      return groqError('Flex tier capacity exceeded. This is a temporary error due to high demand. Please try again later.', 'internal_server_error', 'capacity_exceeded');
+      return groqError(
+        'Flex tier capacity exceeded. This is a temporary error due to high demand. Please try again later.',
+        'internal_server_error',
+        'capacity_exceeded',
+      );
     case 503:
       return groqError('Service Unavailable', 'internal_server_error', 'service_unavailable');
     default:
-      return groqError(status >= 500 ? 'Internal Server Error' : `HTTP ${status}`, status >= 500 ? 'internal_server_error' : 'invalid_request_error');
+      return groqError(
+        status >= 500 ? 'Internal Server Error' : `HTTP ${status}`,
+        status >= 500 ? 'internal_server_error' : 'invalid_request_error',
+      );
   }
 }
 
@@ -292,7 +305,22 @@ const LIMIT_TEXT: Record<LimitName, string> = {
 };
 
 /** Keywords strict mode refuses (the product's client moves them into descriptions). */
-const NOT_STRICT = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf', 'minLength', 'maxLength', 'pattern', 'format', 'minItems', 'maxItems', 'oneOf', 'allOf', 'not'];
+const NOT_STRICT = [
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'format',
+  'minItems',
+  'maxItems',
+  'oneOf',
+  'allOf',
+  'not',
+];
 
 /** Why a schema is not acceptable in strict mode, or undefined. */
 function strictProblem(node: unknown, path = 'schema'): string | undefined {
@@ -381,7 +409,9 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
       ['TPM', l.tpm, MINUTE],
       ['TPD', l.tpd, DAY],
     ];
-    buckets = defs.filter(([, cap]) => cap !== undefined && cap > 0).map(([name, cap, period]) => ({ name, cap: cap!, period, level: cap!, at: now }));
+    buckets = defs
+      .filter(([, cap]) => cap !== undefined && cap > 0)
+      .map(([name, cap, period]) => ({ name, cap: cap!, period, level: cap!, at: now }));
   };
   const refill = (b: StubBucket, now: number) => {
     b.level = Math.min(b.cap, b.level + (b.cap * Math.max(0, now - b.at)) / b.period);
@@ -437,7 +467,13 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     timers.add(t);
   };
 
-  const sendJson = (res: http.ServerResponse, rec: RecordedRequest | undefined, status: number, body: object, headers: Record<string, string> = {}) => {
+  const sendJson = (
+    res: http.ServerResponse,
+    rec: RecordedRequest | undefined,
+    status: number,
+    body: object,
+    headers: Record<string, string> = {},
+  ) => {
     if (res.destroyed || res.writableEnded) return;
     const text = JSON.stringify(body);
     if (rec) rec.status = status;
@@ -481,8 +517,17 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
   };
 
   /** A 200 completion: reasoning first, then `content`, both inside max_completion_tokens. */
-  const completion = (rec: RecordedRequest, content: string, o: { choices?: unknown[]; reasoning?: number; prompt: { tokens: number; cached: number } }) => {
-    const max = typeof rec.body?.max_completion_tokens === 'number' ? rec.body.max_completion_tokens : typeof rec.body?.max_tokens === 'number' ? rec.body.max_tokens : DEFAULT_MAX_COMPLETION;
+  const completion = (
+    rec: RecordedRequest,
+    content: string,
+    o: { choices?: unknown[]; reasoning?: number; prompt: { tokens: number; cached: number } },
+  ) => {
+    const max =
+      typeof rec.body?.max_completion_tokens === 'number'
+        ? rec.body.max_completion_tokens
+        : typeof rec.body?.max_tokens === 'number'
+          ? rec.body.max_tokens
+          : DEFAULT_MAX_COMPLETION;
     const reasoningWanted = o.reasoning ?? 0;
     const reasoning = Math.min(reasoningWanted, max);
     let text = content;
@@ -503,7 +548,8 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     st.reasoningTokens += reasoning;
     const showReasoning = reasoning > 0 && rec.body?.include_reasoning !== false && rec.body?.reasoning_format !== 'hidden';
     const message: Record<string, unknown> = { role: 'assistant', content: text };
-    if (showReasoning) message.reasoning = 'Weighing the texts against the rubric. '.repeat(Math.ceil(Math.min(reasoning, 200) / 8)).slice(0, reasoning * 4);
+    if (showReasoning)
+      message.reasoning = 'Weighing the texts against the rubric. '.repeat(Math.ceil(Math.min(reasoning, 200) / 8)).slice(0, reasoning * 4);
     return {
       id: `chatcmpl-stub-${rec.seq}`,
       object: 'chat.completion',
@@ -563,11 +609,19 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
       }
       const name = rf.json_schema?.name;
       if (typeof name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
-        return groqError('`response_format.json_schema.name` must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes', 'invalid_request_error');
+        return groqError(
+          '`response_format.json_schema.name` must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes',
+          'invalid_request_error',
+        );
       }
       if (strict) {
         const schema = rf.json_schema?.schema;
-        const problem = !schema || typeof schema !== 'object' ? 'a schema is required' : schema.type !== 'object' ? 'the root must be an object' : strictProblem(schema);
+        const problem =
+          !schema || typeof schema !== 'object'
+            ? 'a schema is required'
+            : schema.type !== 'object'
+              ? 'the root must be an object'
+              : strictProblem(schema);
         if (problem) return groqError(`invalid JSON schema for response_format '${name}': ${problem}`, 'invalid_request_error');
       }
     }
@@ -585,9 +639,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     } catch {
       /* keep the raw text */
     }
-    const system = Array.isArray(body?.messages)
-      ? body.messages.find((m: { role?: string }) => m.role === 'system')?.content
-      : undefined;
+    const system = Array.isArray(body?.messages) ? body.messages.find((m: { role?: string }) => m.role === 'system')?.content : undefined;
     const combined = typeof system === 'string' && isCombinedSystemPrompt(system);
     const rec: RecordedRequest = {
       seq: ++seq,
@@ -618,7 +670,12 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
 
     // Admission by the limits: prompt (uncached) + the completion budget.
     const prompt = promptOf(rec);
-    const maxCompletion = typeof body?.max_completion_tokens === 'number' ? body.max_completion_tokens : typeof body?.max_tokens === 'number' ? body.max_tokens : DEFAULT_MAX_COMPLETION;
+    const maxCompletion =
+      typeof body?.max_completion_tokens === 'number'
+        ? body.max_completion_tokens
+        : typeof body?.max_tokens === 'number'
+          ? body.max_tokens
+          : DEFAULT_MAX_COMPLETION;
     const requested = prompt.tokens - prompt.cached + maxCompletion;
     const model = String(body?.model ?? 'stub-model');
     const tier = typeof body?.service_tier === 'string' ? body.service_tier : 'on_demand';
@@ -649,7 +706,8 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     if (short) {
       const { b, waitMs } = short;
       const real = realMs(waitMs);
-      const secs = settings.timeScale === 1 ? String(Math.max(1, Math.ceil(real / 1000))) : String(Math.max(0.01, Math.ceil(real / 10) / 100));
+      const secs =
+        settings.timeScale === 1 ? String(Math.max(1, Math.ceil(real / 1000))) : String(Math.max(0.01, Math.ceil(real / 10) / 100));
       st.rateLimited[b.name] = (st.rateLimited[b.name] ?? 0) + 1;
       const used = Math.round(b.cap - b.level);
       return sendJson(
@@ -731,9 +789,14 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
             res,
             rec,
             400,
-            groqError("Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details.", 'invalid_request_error', 'json_validate_failed', {
-              failed_generation: '{"overall": 0.8,',
-            }),
+            groqError(
+              "Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details.",
+              'invalid_request_error',
+              'json_validate_failed',
+              {
+                failed_generation: '{"overall": 0.8,',
+              },
+            ),
           );
       }
     });

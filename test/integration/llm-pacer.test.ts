@@ -26,7 +26,8 @@ afterAll(async () => {
   await Promise.allSettled([dbA?.end(), dbB?.end()]);
 });
 
-const cfg = (env: Record<string, string>): Config => loadConfig({ GROQ_API_KEY: 'gsk_test_pacer_0123456789', GROQ_PLAN: 'unlimited', ...env });
+const cfg = (env: Record<string, string>): Config =>
+  loadConfig({ GROQ_API_KEY: 'gsk_test_pacer_0123456789', GROQ_PLAN: 'unlimited', ...env });
 
 /** Two workers' pacers on one budget. */
 function twoWorkers(env: Record<string, string>, timeScale = 1) {
@@ -75,7 +76,9 @@ describe('LLM budget shared through PostgreSQL', () => {
     const { a, b } = twoWorkers({ GROQ_PLAN: 'developer' });
     await a.acquire(100, { deadline: Date.now() + 10_000 });
     expect((await b.snapshot()).limits.tpm).toBe(250_000); // both running, with the plan's figures
-    await a.observe(new Headers({ 'x-ratelimit-limit-tokens': '8000', 'x-ratelimit-remaining-tokens': '100', 'x-ratelimit-reset-tokens': '59s' }));
+    await a.observe(
+      new Headers({ 'x-ratelimit-limit-tokens': '8000', 'x-ratelimit-remaining-tokens': '100', 'x-ratelimit-reset-tokens': '59s' }),
+    );
     const s = await b.snapshot();
     expect(s.limits.tpm).toBe(8000);
     expect(s.remaining.tpm).toBeLessThanOrEqual(110);
@@ -119,7 +122,11 @@ describe('LLM budget shared through PostgreSQL', () => {
 
     const judgeMany = (clients: LlmClient[], n: number) => {
       const { system, user } = renderJudgePrompt('quality', { prompt: 'What is 2+2?', response: '4' });
-      return Promise.all(Array.from({ length: n }, (_, i) => clients[i % clients.length]!.json({ system, user, schema: checkResultSchemas.quality, schemaName: 'quality' })));
+      return Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          clients[i % clients.length]!.json({ system, user, schema: checkResultSchemas.quality, schemaName: 'quality' }),
+        ),
+      );
     };
 
     it('paced together, the stub (almost) never answers 429; paced apart, the two overrun it', async () => {

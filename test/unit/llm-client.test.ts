@@ -46,7 +46,11 @@ const INPUT = {
   context: 'Paris is the capital and largest city of France.',
 };
 
-function judge<C extends Check = 'quality'>(c: LlmClient, check: C = 'quality' as C, extra: { heartbeat?: () => void; signal?: AbortSignal; maxTokens?: number } = {}): Promise<LlmCallResult<CheckResult<C>>> {
+function judge<C extends Check = 'quality'>(
+  c: LlmClient,
+  check: C = 'quality' as C,
+  extra: { heartbeat?: () => void; signal?: AbortSignal; maxTokens?: number } = {},
+): Promise<LlmCallResult<CheckResult<C>>> {
   const { system, user } = renderJudgePrompt(check, INPUT);
   return c.json({ system, user, schema: checkResultSchemas[check], schemaName: check, ...extra }) as Promise<LlmCallResult<CheckResult<C>>>;
 }
@@ -218,7 +222,11 @@ describe('LlmClient: requests as Groq expects them', () => {
     const res = await fetch(`${stub.baseURL}/openai/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-      body: JSON.stringify({ model: 'openai/gpt-oss-20b', messages: [{ role: 'user', content: 'Reply in JSON.' }], response_format: { type: 'json_object' } }),
+      body: JSON.stringify({
+        model: 'openai/gpt-oss-20b',
+        messages: [{ role: 'user', content: 'Reply in JSON.' }],
+        response_format: { type: 'json_object' },
+      }),
     });
     const shown = (await res.json()) as { choices: Array<{ message: { reasoning?: string } }> };
     expect(shown.choices[0]!.message.reasoning).toBeTruthy();
@@ -481,7 +489,10 @@ describe('LlmClient: counted failures retried in process', () => {
     const gone = await startGroqStub();
     const url = gone.baseURL;
     await gone.close();
-    const c = new LlmClient(loadConfig({ GROQ_API_KEY: KEY, GROQ_BASE_URL: url, LLM_MAX_RETRIES: '1', GROQ_PLAN: 'unlimited' }), { log: (l) => logs.push(l), ...FAST });
+    const c = new LlmClient(loadConfig({ GROQ_API_KEY: KEY, GROQ_BASE_URL: url, LLM_MAX_RETRIES: '1', GROQ_PLAN: 'unlimited' }), {
+      log: (l) => logs.push(l),
+      ...FAST,
+    });
     const f = await failure(judge(c));
     expect(f.type).toBe('LlmRetriesExhausted');
     expect(detailsOf(f)).toMatchObject({ lastType: 'LlmUnavailable', calls: 2 });
@@ -672,7 +683,12 @@ describe('strict JSON Schema from zod', () => {
   it('requires every property, forbids others, and restates bounds in descriptions', () => {
     const r = strictJsonSchema(checkResultSchemas.toxicity);
     if (!('schema' in r)) throw new Error(r.error);
-    const s = r.schema as { required: string[]; additionalProperties: boolean; properties: Record<string, { description?: string }>; $schema?: string };
+    const s = r.schema as {
+      required: string[];
+      additionalProperties: boolean;
+      properties: Record<string, { description?: string }>;
+      $schema?: string;
+    };
     expect(s.$schema).toBeUndefined();
     expect(s.additionalProperties).toBe(false);
     expect(s.required).toEqual(['toxicity', 'hate_speech', 'violence', 'profanity', 'reasoning']);
@@ -680,7 +696,9 @@ describe('strict JSON Schema from zod', () => {
   });
 
   it('handles arrays of objects and integers', () => {
-    const r = strictJsonSchema(z.object({ items: z.array(z.object({ n: z.number().int().min(0), t: z.string().min(1).optional() })).max(5) }));
+    const r = strictJsonSchema(
+      z.object({ items: z.array(z.object({ n: z.number().int().min(0), t: z.string().min(1).optional() })).max(5) }),
+    );
     if (!('schema' in r)) throw new Error(r.error);
     const items = (r.schema as any).properties.items;
     expect(items.description).toBe('(at most 5 items)');
@@ -690,7 +708,9 @@ describe('strict JSON Schema from zod', () => {
   });
 
   it('refuses what strict mode cannot express', () => {
-    expect(strictJsonSchema(z.union([z.object({ a: z.string() }), z.object({ b: z.number() })]))).toEqual({ error: 'the root is not an object' });
+    expect(strictJsonSchema(z.union([z.object({ a: z.string() }), z.object({ b: z.number() })]))).toEqual({
+      error: 'the root is not an object',
+    });
     expect('error' in strictJsonSchema(z.object({ m: z.record(z.string(), z.number()) }))).toBe(true);
     expect('error' in strictJsonSchema(z.object({ d: z.date() }))).toBe(true);
   });
@@ -714,7 +734,8 @@ describe('llmRetryPolicy', () => {
     for (const t of ['LlmAuthError', 'LlmModelNotFound', 'LlmBadRequest', 'LlmRetriesExhausted', 'LlmReplyTruncated', 'LlmCapacity']) {
       expect(nonRetryableTypes()).toContain(t);
     }
-    for (const t of ['LlmRateLimited', 'LlmServerError', 'LlmUnavailable', 'LlmTimeout', 'LlmInvalidReply']) expect(nonRetryableTypes()).not.toContain(t);
+    for (const t of ['LlmRateLimited', 'LlmServerError', 'LlmUnavailable', 'LlmTimeout', 'LlmInvalidReply'])
+      expect(nonRetryableTypes()).not.toContain(t);
     expect(llmRetryPolicy(0).maximumAttempts).toBe(1);
   });
 });

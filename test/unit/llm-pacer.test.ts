@@ -5,13 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  MemoryBudgetStore,
-  observationOf,
-  Pacer,
-  parseGroqDuration,
-  type BudgetStore,
-} from '../../activities/llm/pacer.js';
+import { MemoryBudgetStore, observationOf, Pacer, parseGroqDuration, type BudgetStore } from '../../activities/llm/pacer.js';
 import { ConfigError, loadConfig, PLAN_LIMITS, type Config } from '../../common/config.js';
 
 const T0 = Date.parse('2026-03-02T12:00:00Z'); // noon UTC: half the day left
@@ -196,7 +190,11 @@ describe('Pacer', () => {
     });
     const dev = virtual({ GROQ_PLAN: 'developer' });
     // No daily token cap: the TPM bounds tokens (level + 15 minutes of refill).
-    expect(await dev.pacer.budgetFor(15)).toMatchObject({ requests: 10_416, tokens: 16 * 250_000, limitedBy: { requests: 'rpd', tokens: 'tpm' } });
+    expect(await dev.pacer.budgetFor(15)).toMatchObject({
+      requests: 10_416,
+      tokens: 16 * 250_000,
+      limitedBy: { requests: 'rpd', tokens: 'tpm' },
+    });
     const tight = virtual({ GROQ_PLAN: 'unlimited', GROQ_RPM: '2', GROQ_RPD: '100000' });
     expect(await tight.pacer.budgetFor(15)).toMatchObject({ requests: 32, limitedBy: { requests: 'rpm', tokens: null }, tokens: null });
   });
@@ -270,7 +268,12 @@ describe('configuration of plans and limits', () => {
 
   it('presets per plan, each limit overridable (K/M suffixes too)', () => {
     expect(base({ GROQ_PLAN: 'free' }).groq.limits).toEqual({ rpm: 30, rpd: 1000, tpm: 8000, tpd: 200_000 });
-    expect(base({ GROQ_PLAN: 'FREE', GROQ_TPM: '12K', GROQ_TPD: '1.5M' }).groq.limits).toEqual({ rpm: 30, rpd: 1000, tpm: 12_000, tpd: 1_500_000 });
+    expect(base({ GROQ_PLAN: 'FREE', GROQ_TPM: '12K', GROQ_TPD: '1.5M' }).groq.limits).toEqual({
+      rpm: 30,
+      rpd: 1000,
+      tpm: 12_000,
+      tpd: 1_500_000,
+    });
     expect(base({ GROQ_PLAN: 'unlimited', GROQ_RPM: '60' }).groq.limits).toEqual({ rpm: 60, rpd: 0, tpm: 0, tpd: 0 });
   });
 

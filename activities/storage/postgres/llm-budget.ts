@@ -15,7 +15,6 @@ import type { Db } from './db.js';
 
 const ELAPSED_MS = `GREATEST(0, EXTRACT(EPOCH FROM (n.t - b.updated_at)) * 1000)`;
 
-
 const NOW = `(SELECT clock_timestamp() AS t) AS n`;
 const COLUMNS = `b.rpm_cap, b.rpd_cap, b.tpm_cap, b.tpd_cap, b.rpm, b.rpd, b.tpm, b.tpd, b.paused_until, b.updated_at`;
 
@@ -62,7 +61,8 @@ export class PostgresBudgetStore implements BudgetStore {
 
   async init(key: string, caps: RateLimits): Promise<void> {
     // New: full buckets. Existing: the new capacities; a bucket that was not limited starts full.
-    const keep = (c: Bucket) => `${c} = CASE WHEN llm_budget.${c}_cap <= 0 THEN EXCLUDED.${c} ELSE LEAST(llm_budget.${c}, EXCLUDED.${c}_cap) END`;
+    const keep = (c: Bucket) =>
+      `${c} = CASE WHEN llm_budget.${c}_cap <= 0 THEN EXCLUDED.${c} ELSE LEAST(llm_budget.${c}, EXCLUDED.${c}_cap) END`;
     await this.db.query(
       `INSERT INTO llm_budget AS llm_budget (key, rpm_cap, rpd_cap, tpm_cap, tpd_cap, rpm, rpd, tpm, tpd, updated_at)
        VALUES ($1, $2, $3, $4, $5, $2, $3, $4, $5, clock_timestamp())
@@ -94,10 +94,10 @@ export class PostgresBudgetStore implements BudgetStore {
       c === 'tpm' || c === 'tpd'
         ? `${c} = CASE WHEN b.${c}_cap > 0 THEN LEAST(b.${c}_cap, ${this.level(c)} + $2::float8) ELSE 0 END`
         : `${c} = ${this.level(c)}`;
-    await this.db.query(
-      `UPDATE llm_budget AS b SET ${BUCKETS.map(set).join(', ')}, updated_at = n.t FROM ${NOW} WHERE b.key = $1`,
-      [key, delta],
-    );
+    await this.db.query(`UPDATE llm_budget AS b SET ${BUCKETS.map(set).join(', ')}, updated_at = n.t FROM ${NOW} WHERE b.key = $1`, [
+      key,
+      delta,
+    ]);
   }
 
   async correct(key: string, o: LimitObservation): Promise<void> {
