@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { migrate } from '../../activities/storage/postgres/db.js';
+import { isPgliteUrl, migrate } from '../../activities/storage/postgres/db.js';
 import { MIGRATIONS } from '../../activities/storage/postgres/migrations.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 
-describe('the embedded PGlite path (no PostgreSQL configured)', () => {
+describe('the embedded PGlite fallback (no PostgreSQL server programs)', () => {
   let stack: TestStack;
   let sim: Simulator;
   const deployment = uniqueId('lite');
@@ -23,7 +23,10 @@ describe('the embedded PGlite path (no PostgreSQL configured)', () => {
     await stack?.stop();
   });
 
-  it('applies migrations once and runs a full cycle with the same pg code', async () => {
+  it('applies migrations once and runs a full cycle with the same pg code, on one connection', async () => {
+    // The stack's PGlite URL is marked, so the product's pool keeps a single connection.
+    expect(isPgliteUrl(testEnv().pgliteUrl!)).toBe(true);
+    expect(stack.stores.db.options.max).toBe(1);
     expect(await migrate(stack.stores.db)).toEqual([]); // already applied by openStores
     const versions = await stack.stores.db.query('SELECT version FROM schema_migrations ORDER BY version');
     expect(versions.rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
