@@ -10,7 +10,6 @@ import type { AgentAnalysis, AgentWindow } from '../../../domain/agents/types.js
 import { toVersionStats } from '../../../domain/gate/baseline.js';
 import type { Decision, Evidence, Explanation } from '../../../domain/gate/types.js';
 import type { ActivityDeps } from '../../deps.js';
-import { unixSeconds } from '../../storage/clickhouse/store.js';
 import { decisionsSince } from '../../storage/postgres/gates.js';
 import { noData } from '../metrics.js';
 
@@ -21,11 +20,7 @@ export function createApplicationActivities(deps: ActivityDeps) {
 
   /** Quality statistics of every deployment and version scored in the window, with its gate decisions. */
   async function gatherApplication(w: ApplicationWindow): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
-    const versions = await ch.query<{ deployment: string; model_version: string; last_ts: string }>(
-      `SELECT deployment, model_version, max(toUnixTimestamp(interaction_ts)) AS last_ts FROM ${ch.db}.scores
-       WHERE interaction_ts >= toDateTime(${unixSeconds(w.from)}) AND interaction_ts <= toDateTime(${unixSeconds(w.to)})
-       GROUP BY deployment, model_version ORDER BY deployment, last_ts`,
-    );
+    const versions = await ch.scoredVersions(w.from, w.to);
     const out: DeploymentQuality[] = [];
     for (const v of versions.filter((x) => ID_PATTERN.test(x.deployment) && ID_PATTERN.test(x.model_version))) {
       let d = out.find((x) => x.deployment === v.deployment);
@@ -41,7 +36,7 @@ export function createApplicationActivities(deps: ActivityDeps) {
         from: w.from,
         to: new Date(Date.parse(w.to) + 1000).toISOString(),
       });
-      d.versions.push({ version: v.model_version, stats: toVersionStats(agg), lastTs: new Date(Number(v.last_ts) * 1000).toISOString() });
+      d.versions.push({ version: v.model_version, stats: toVersionStats(agg), lastTs: new Date(v.last_ts * 1000).toISOString() });
     }
     if (!out.length) throw noData('application', w, [], 'scored interactions');
     return { deployments: out.slice(0, 100), dataPoints: versions.length, warnings: [] };

@@ -5,8 +5,10 @@
  * `sqlString` / `sqlId`, which validate and escape.
  */
 import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
-import { ID_PATTERN, type Check } from '../../../common/types.js';
+import type { Check } from '../../../common/types.js';
 import type { VersionAggregates } from '../../../domain/gate/baseline.js';
+import { applyMigrations, CLICKHOUSE_MIGRATIONS, DAILY_DIMENSIONS, type MigrateOptions } from './migrations.js';
+import { sqlId, sqlIdList, sqlString } from './sql.js';
 
 export type { CheckAggregate, DimensionStats, VersionAggregates } from '../../../domain/gate/baseline.js';
 
@@ -21,24 +23,7 @@ export function isServerRefusal(e: unknown): boolean {
 /** Inserts one refused block may cost while its bad rows are isolated. */
 const MAX_ISOLATION_INSERTS = 64;
 
-export class SqlValueError extends Error {
-  override name = 'SqlValueError';
-}
-
-/** Quote a string literal for ClickHouse SQL. */
-export function sqlString(s: string): string {
-  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-/** Quote an id after checking it against ID_PATTERN: ids never carry SQL metacharacters. */
-export function sqlId(s: string, what = 'id'): string {
-  if (!ID_PATTERN.test(s)) throw new SqlValueError(`${what} '${s.slice(0, 64)}' is not a valid identifier`);
-  return sqlString(s);
-}
-
-export function sqlIdList(ids: readonly string[], what = 'id'): string {
-  return ids.map((i) => sqlId(i, what)).join(', ');
-}
+export { SqlValueError, sqlId, sqlIdList, sqlString } from './sql.js';
 
 /** Seconds since epoch, as ClickHouse DateTime accepts it in JSONEachRow independent of server time zone. */
 export const unixSeconds = (iso: string | Date): number =>
@@ -88,39 +73,6 @@ export interface ScoreRow {
   ver: number;
 }
 
-export function schemaStatements(db: string): string[] {
-  return [
-    `CREATE DATABASE IF NOT EXISTS ${db}`,
-    `CREATE TABLE IF NOT EXISTS ${db}.interactions (
-      deployment String, id String, model_version String, ts DateTime,
-      prompt String, response String, context String, has_context UInt8, metadata String,
-      source String, cycle_id String, ver UInt64
-    ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(ts) ORDER BY (deployment, id)`,
-    `CREATE TABLE IF NOT EXISTS ${db}.scores (
-      deployment String, model_version String, interaction_id String, interaction_ts DateTime,
-      check_name String, prompt_version String, judge String, status String, reason String,
-      score Nullable(Float64), coherence Nullable(Float64), relevance Nullable(Float64),
-      accuracy Nullable(Float64), completeness Nullable(Float64), confidence Nullable(Float64),
-      hate_speech Nullable(Float64), violence Nullable(Float64), profanity Nullable(Float64),
-      reasoning String, truncated UInt8, latency_ms UInt32, prompt_tokens UInt32, completion_tokens UInt32,
-      attempts UInt16, scored_at DateTime, ver UInt64
-    ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(interaction_ts)
-      ORDER BY (deployment, check_name, interaction_id, prompt_version, judge)`,
-    // FinOps FOCUS rows; a re-read file replaces its rows (same key).
-    `CREATE TABLE IF NOT EXISTS ${db}.cost_usage (
-      charge_period_start DateTime, charge_period_end DateTime, billed_cost Float64, effective_cost Float64,
-      resource_id String, resource_type String, service_name String, region_id String, sku_id String,
-      consumed_quantity Float64, consumed_unit String, tags String, source String, ver UInt64
-    ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(charge_period_start)
-      ORDER BY (resource_id, sku_id, charge_period_start, service_name)`,
-    // Prometheus samples (scraped or from query_range); a series is metric + canonical labels.
-    `CREATE TABLE IF NOT EXISTS ${db}.metric_samples (
-      ts DateTime, source String, metric String, labels String, value Float64, ver UInt64
-    ) ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMMDD(ts)
-      ORDER BY (source, metric, labels, ts)`,
-  ];
-}
-
 export interface CostUsageRow {
   charge_period_start: number;
   charge_period_end: number;
@@ -160,18 +112,126 @@ export interface ScoreAggregate {
   flagged: number;
 }
 
+/** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
+export interface StatementTrace {
+  sql: string;
+  rows?: number;
+}
+
+export interface ClickHouseStoreOptions {
+  /** Called with every statement before it is sent (tests render and replay the product's SQL). */
+  onStatement?: (s: StatementTrace) => void;
+}
+
+/**
+ * Most partitions one INSERT block touches. Current servers refuse a block over 100 partitions;
+ * rows are grouped by their partition's UTC day or month, and one UTC day or month falls into
+ * at most two of the server's time zone.
+ */
+export const MAX_PARTITIONS_PER_BLOCK = 45;
+
+const isSeconds = (t: unknown): t is number => typeof t === 'number' && Number.isFinite(t);
+/** UTC month of a time in seconds (`toYYYYMM` partitions), or one key for values that are not times. */
+export const utcMonthKey = (t: unknown): string => {
+  if (!isSeconds(t)) return 'other';
+  const d = new Date(t * 1000);
+  return `${d.getUTCFullYear()}-${d.getUTCMonth()}`;
+};
+/** UTC day of a time in seconds (`toYYYYMMDD` partitions). */
+export const utcDayKey = (t: unknown): string => (isSeconds(t) ? String(Math.floor(t / 86_400)) : 'other');
+
+/**
+ * Split rows into insert blocks of at most `maxRows` rows and `maxKeys` partition keys, rows of
+ * one partition together and in their order.
+ */
+export function partitionBlocks<T>(rows: readonly T[], key: (r: T) => string, maxRows: number, maxKeys = MAX_PARTITIONS_PER_BLOCK): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const r of rows) {
+    const k = key(r);
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  const blocks: T[][] = [];
+  let block: T[] = [];
+  let keys = 0;
+  for (const g of groups.values()) {
+    if (keys >= maxKeys) {
+      blocks.push(block);
+      block = [];
+      keys = 0;
+    }
+    keys++;
+    for (const r of g) {
+      if (block.length >= maxRows) {
+        blocks.push(block);
+        block = [];
+        keys = 1;
+      }
+      block.push(r);
+    }
+  }
+  if (block.length) blocks.push(block);
+  return blocks;
+}
+
+/** Quantile levels of the quality dimensions in a baseline. */
+export const DIMENSION_LEVELS = [0.1, 0.25, 0.5, 0.75, 0.9] as const;
+
+/**
+ * Exact quantiles with linear interpolation between the two nearest ranks (index p·(n−1), the
+ * definition of ClickHouse's `quantile` while it holds every value): the order statistics they
+ * need, as `quantilesExact` levels (level (j + 0.5) / n selects the j-th smallest of n values),
+ * and how to combine what it returns.
+ */
+export function interpolatedQuantilePlan(n: number, levels: readonly number[]) {
+  const ranks: number[] = [];
+  const need = (j: number) => {
+    if (!ranks.includes(j)) ranks.push(j);
+  };
+  const at = levels.map((p) => {
+    const index = Math.max(0, Math.min(n - 1, p * (n - 1)));
+    const k = Math.floor(index);
+    need(k);
+    if (k + 1 < n) need(k + 1);
+    return { index, k };
+  });
+  return {
+    levels: ranks.map((j) => (j + 0.5) / n),
+    combine(values: readonly number[]): number[] {
+      const v = (j: number) => values[ranks.indexOf(j)]!;
+      return at.map(({ index, k }) => {
+        const a = v(k);
+        if (k + 1 >= n) return a;
+        const f = index - k;
+        return (1 - f) * a + f * v(k + 1);
+      });
+    },
+  };
+}
+
+const num0 = (v: unknown) => {
+  const n = Number(v);
+  return Number.isFinite(n) ? n : 0;
+};
+
+const QUALITY_DIMENSIONS = ['score', ...DAILY_DIMENSIONS] as const;
+
 export class ClickHouseStore {
   readonly client: ClickHouseClient;
+  private readonly onStatement?: (s: StatementTrace) => void;
   constructor(
     url: string,
     readonly db: string,
+    opts: ClickHouseStoreOptions = {},
   ) {
     const u = new URL(url);
+    this.onStatement = opts.onStatement;
     this.client = createClient({
       url: `${u.protocol}//${u.host}`,
       username: decodeURIComponent(u.username) || 'default',
       password: decodeURIComponent(u.password),
-      request_timeout: 60_000,
+      request_timeout: 600_000,
       // Failures are handled (retried, isolated or reported) by the callers: no client logging.
       log: { level: ClickHouseLogLevel.OFF },
       // ClickHouse 18.16 rejects settings it does not know; send none by default.
@@ -179,8 +239,22 @@ export class ClickHouseStore {
     });
   }
 
-  async migrate(): Promise<void> {
-    for (const stmt of schemaStatements(this.db)) await this.client.command({ query: stmt });
+  /** Apply the pending schema migrations (activities/storage/clickhouse/migrations.ts). */
+  async migrate(opts: MigrateOptions = {}): Promise<number[]> {
+    return applyMigrations({ db: this.db, exec: (sql) => this.exec(sql), select: (sql) => this.query(sql) }, opts);
+  }
+
+  /** The versions of the schema migrations applied to this database, in order. */
+  async appliedMigrations(): Promise<number[]> {
+    const rows = await this.query<{ version: string | number }>(
+      `SELECT DISTINCT version FROM ${this.db}.schema_migrations WHERE event = 'applied' ORDER BY version`,
+    );
+    return rows.map((r) => Number(r.version));
+  }
+
+  /** The newest schema version this code knows. */
+  static get schemaVersion(): number {
+    return Math.max(...CLICKHOUSE_MIGRATIONS.map((m) => m.version));
   }
 
   async ping(): Promise<boolean> {
@@ -188,13 +262,24 @@ export class ClickHouseStore {
     return r.success;
   }
 
+  private async exec(sql: string): Promise<void> {
+    this.onStatement?.({ sql });
+    await this.client.command({ query: sql });
+  }
+
   async query<T>(sql: string): Promise<T[]> {
+    this.onStatement?.({ sql });
     const rs = await this.client.query({ query: sql, format: 'JSONEachRow' });
     return (await rs.json()) as T[];
   }
 
+  private async insert(table: string, values: readonly unknown[]): Promise<void> {
+    this.onStatement?.({ sql: `INSERT INTO ${this.db}.${table} FORMAT JSONEachRow`, rows: values.length });
+    await this.client.insert({ table: `${this.db}.${table}`, values: values as unknown[], format: 'JSONEachRow' });
+  }
+
   /**
-   * Insert rows; when the server refuses the block for its data, find the rows it refuses by
+   * Insert rows; when the server refuses a block for its data, find the rows it refuses by
    * bisection and insert the others. Returns the refused rows with the server's reason. A
    * refusal that is not about particular rows (every row refused, or too many attempts) is
    * thrown, as are connection errors: the caller retries.
@@ -203,12 +288,11 @@ export class ClickHouseStore {
     const refused: Array<{ row: T; reason: string }> = [];
     let attempts = 0;
     let first: unknown;
-    const insert = (values: T[]) => this.client.insert({ table: `${this.db}.${table}`, values, format: 'JSONEachRow' });
     const go = async (part: T[]): Promise<void> => {
       if (!part.length) return;
       attempts++;
       try {
-        await insert(part);
+        await this.insert(table, part);
       } catch (e) {
         if (!isServerRefusal(e) || attempts > MAX_ISOLATION_INSERTS) throw e;
         first ??= e;
@@ -221,13 +305,14 @@ export class ClickHouseStore {
         await go(part.slice(mid));
       }
     };
-    await go(rows);
+    const ts = (r: T) => (r as { ts?: unknown; interaction_ts?: unknown })[table === 'interactions' ? 'ts' : 'interaction_ts'];
+    for (const block of partitionBlocks(rows, (r) => utcMonthKey(ts(r)), Infinity)) await go(block);
     if (rows.length && refused.length === rows.length) throw first;
     return refused;
   }
 
   async insertScores(rows: ScoreRow[]): Promise<void> {
-    if (rows.length) await this.client.insert({ table: `${this.db}.scores`, values: rows, format: 'JSONEachRow' });
+    for (const block of partitionBlocks(rows, (r) => utcMonthKey(r.interaction_ts), Infinity)) await this.insert('scores', block);
   }
 
   /** The stored interactions with these ids (one copy each; texts included). */
@@ -250,13 +335,10 @@ export class ClickHouseStore {
   async storedChecks(q: { deployment: string; ids: readonly string[]; judge: string; promptVersions: Record<Check, string> }): Promise<Map<string, Set<Check>>> {
     const out = new Map<string, Set<Check>>();
     if (!q.ids.length) return out;
-    const checks = (Object.keys(q.promptVersions) as Check[])
-      .map((c) => `(check_name = ${sqlString(c)} AND prompt_version = ${sqlString(q.promptVersions[c])})`)
-      .join(' OR ');
     const rows = await this.query<{ interaction_id: string; check_name: Check }>(
       `SELECT DISTINCT interaction_id, check_name FROM ${this.db}.scores
        WHERE deployment = ${sqlId(q.deployment, 'deployment')} AND interaction_id IN (${sqlIdList(q.ids)})
-         AND judge = ${sqlString(q.judge)} AND (${checks})`,
+         AND judge = ${sqlString(q.judge)} AND (${checkFilter(q.promptVersions)})`,
     );
     for (const r of rows) {
       const set = out.get(r.interaction_id) ?? new Set<Check>();
@@ -283,44 +365,73 @@ export class ClickHouseStore {
 
   /**
    * Per model version and check: row counts, mean/median/p90 of the primary score over scored
-   * rows, and how many were flagged (hallucination or toxicity score >= 0.5; quality < 0.5).
+   * rows (exact, interpolated between the nearest ranks), and how many were flagged
+   * (hallucination or toxicity score >= 0.5; quality < 0.5).
    */
   async aggregateScores(deployment: string, modelVersion?: string): Promise<ScoreAggregate[]> {
+    const ok = "status = 'ok'";
+    // Value at index p·(n−1) of the sorted scores `s`, interpolated like `quantile` on few values.
+    const q = (p: number) => {
+      const idx = `(${p} * (length(s) - 1))`;
+      const a = `arrayElement(s, toUInt64(floor(${idx})) + 1)`;
+      const b = `arrayElement(s, toUInt64(floor(${idx})) + 2)`;
+      const f = `(${idx} - floor(${idx}))`;
+      return `if(length(s) = 0, nan, if(toUInt64(floor(${idx})) + 1 >= length(s), ${a}, (1 - ${f}) * ${a} + ${f} * ${b}))`;
+    };
     const rows = await this.query<Record<string, string | number | null>>(
-      `SELECT model_version, check_name, judge, count() AS rows, countIf(status = 'ok') AS ok,
-              countIf(status = 'failed') AS failed,
-              avgIf(assumeNotNull(score), status = 'ok') AS mean,
-              quantileIf(0.5)(assumeNotNull(score), status = 'ok') AS p50,
-              quantileIf(0.9)(assumeNotNull(score), status = 'ok') AS p90,
-              countIf(status = 'ok' AND ((check_name = 'quality' AND assumeNotNull(score) < 0.5)
-                   OR (check_name != 'quality' AND assumeNotNull(score) >= 0.5))) AS flagged
-       FROM ${this.db}.scores FINAL
-       WHERE deployment = ${sqlId(deployment, 'deployment')}
-         ${modelVersion ? `AND model_version = ${sqlId(modelVersion, 'model version')}` : ''}
-       GROUP BY model_version, check_name, judge
+      `SELECT model_version, check_name, judge, rows, ok, failed, mean, ${q(0.5)} AS p50, ${q(0.9)} AS p90, flagged
+       FROM (
+         SELECT model_version, check_name, judge, count() AS rows, countIf(${ok}) AS ok,
+                countIf(status = 'failed') AS failed,
+                avgIf(assumeNotNull(score), ${ok}) AS mean,
+                arraySort(groupArrayIf(assumeNotNull(score), ${ok})) AS s,
+                countIf(${ok} AND ((check_name = 'quality' AND assumeNotNull(score) < 0.5)
+                     OR (check_name != 'quality' AND assumeNotNull(score) >= 0.5))) AS flagged
+         FROM ${this.db}.scores FINAL
+         WHERE deployment = ${sqlId(deployment, 'deployment')}
+           ${modelVersion ? `AND model_version = ${sqlId(modelVersion, 'model version')}` : ''}
+         GROUP BY model_version, check_name, judge
+       )
        ORDER BY model_version, check_name, judge`,
     );
     const num = (v: unknown) => (v === null || v === undefined || Number.isNaN(Number(v)) ? null : Number(v));
     return rows.map((r) => {
-      const ok = Number(r.ok);
+      const okRows = Number(r.ok);
       return {
         model_version: String(r.model_version),
         check_name: r.check_name as Check,
         judge: String(r.judge),
         rows: Number(r.rows),
-        ok,
+        ok: okRows,
         failed: Number(r.failed),
-        mean: ok ? num(r.mean) : null,
-        p50: ok ? num(r.p50) : null,
-        p90: ok ? num(r.p90) : null,
+        mean: okRows ? num(r.mean) : null,
+        p50: okRows ? num(r.p50) : null,
+        p90: okRows ? num(r.p90) : null,
         flagged: Number(r.flagged),
       };
     });
   }
 
+  /** Every deployment and model version with scores of interactions in [from, to], with its newest interaction time. */
+  async scoredVersions(from: string, to: string): Promise<Array<{ deployment: string; model_version: string; last_ts: number }>> {
+    const rows = await this.query<{ deployment: string; model_version: string; last_ts: string | number }>(
+      `SELECT deployment, model_version, max(toUnixTimestamp(interaction_ts)) AS last_ts FROM ${this.db}.scores
+       WHERE interaction_ts >= toDateTime(${unixSeconds(from)}) AND interaction_ts <= toDateTime(${unixSeconds(to)})
+       GROUP BY deployment, model_version ORDER BY deployment, last_ts, model_version`,
+    );
+    return rows.map((r) => ({ deployment: String(r.deployment), model_version: String(r.model_version), last_ts: Number(r.last_ts) }));
+  }
+
   /**
    * Per-check aggregates of one model version's good scores from one judge and prompt versions,
    * optionally over a window: interactions in [from, to) and/or the last N interactions.
+   *
+   * Counts, means, standard deviations, flagged rows and first/last times are exact. They read
+   * no FINAL: the collector writes one row per version, check, interaction, prompt version and
+   * judge (it reads the stored checks of a batch before judging it). A whole version is read from
+   * the per-day aggregates kept by a materialized view (`score_daily`); a window from the rows.
+   * Quantiles of the quality dimensions are exact too (order statistics from `quantilesExact`,
+   * interpolated between the nearest ranks as `quantile` does on up to 8,192 values).
    */
   async versionAggregates(q: {
     deployment: string;
@@ -333,70 +444,77 @@ export class ClickHouseStore {
   }): Promise<VersionAggregates> {
     const dep = sqlId(q.deployment, 'deployment');
     const ver = sqlId(q.version, 'model version');
+    const scope = `deployment = ${dep} AND model_version = ${ver} AND judge = ${sqlString(q.judge)}`;
     const time = [
       q.from ? `ts >= toDateTime(${unixSeconds(q.from)})` : '',
       q.to ? `ts < toDateTime(${unixSeconds(q.to)})` : '',
     ].filter(Boolean);
-    const inWindow =
-      q.lastN || time.length
-        ? `AND interaction_id IN (SELECT id FROM (SELECT id, ts FROM ${this.db}.interactions FINAL
-             WHERE deployment = ${dep} AND model_version = ${ver} ${time.map((t) => `AND ${t}`).join(' ')}
-             ORDER BY ts DESC, id DESC ${q.lastN ? `LIMIT ${Math.floor(q.lastN)}` : ''}))`
-        : '';
-    const checks = (Object.keys(q.promptVersions) as Check[])
-      .map((c) => `(check_name = ${sqlString(c)} AND prompt_version = ${sqlString(q.promptVersions[c])})`)
-      .join(' OR ');
-    const scope = `deployment = ${dep} AND model_version = ${ver} AND judge = ${sqlString(q.judge)}
-      AND (${checks}) ${inWindow}`;
-    const where = `${scope} AND status = 'ok'`;
-    const ok = "status = 'ok'";
-    const rows = await this.query<Record<string, unknown>>(
-      `SELECT check_name, countIf(${ok}) AS n, avgIf(assumeNotNull(score), ${ok}) AS mean,
-              stddevSampIf(assumeNotNull(score), ${ok}) AS sd,
-              countIf(${ok} AND assumeNotNull(score) >= 0.5) AS flagged, countIf(status = 'abstained') AS abstained,
-              minIf(toUnixTimestamp(interaction_ts), ${ok}) AS first_ts, maxIf(toUnixTimestamp(interaction_ts), ${ok}) AS last_ts
-       FROM ${this.db}.scores FINAL WHERE ${scope} AND status IN ('ok', 'abstained') GROUP BY check_name`,
+    // The window: the last N interactions of the version (each id once: copies of an interaction
+    // are identical), or interactions in [from, to), whose time every score row carries.
+    const window = q.lastN
+      ? `AND interaction_id IN (SELECT id FROM (SELECT id, ts FROM ${this.db}.interactions
+           WHERE deployment = ${dep} AND model_version = ${ver} ${time.map((t) => `AND ${t}`).join(' ')}
+           ORDER BY ts DESC, id DESC LIMIT 1 BY id LIMIT ${Math.floor(q.lastN)}))`
+      : time.map((t) => `AND interaction_${t}`).join(' ');
+    const windowed = window !== '';
+    const moments = QUALITY_DIMENSIONS.map((d) =>
+      windowed
+        ? `avg(assumeNotNull(${d})) AS ${d}_avg, stddevSamp(assumeNotNull(${d})) AS ${d}_sdev`
+        : `avgMerge(${d}_mean) AS ${d}_avg, stddevSampMerge(${d}_sd) AS ${d}_sdev`,
+    ).join(',\n              ');
+    const groups = await this.query<Record<string, unknown>>(
+      windowed
+        ? `SELECT check_name, status, count() AS n, avg(assumeNotNull(score)) AS mean, stddevSamp(assumeNotNull(score)) AS sd,
+              countIf(assumeNotNull(score) >= 0.5) AS flagged_n,
+              min(toUnixTimestamp(interaction_ts)) AS first_at, max(toUnixTimestamp(interaction_ts)) AS last_at,
+              ${moments}
+           FROM ${this.db}.scores
+           WHERE ${scope} AND (${checkFilter(q.promptVersions)}) AND status IN ('ok', 'abstained') ${window}
+           GROUP BY check_name, status`
+        : `SELECT check_name, status, countMerge(rows) AS n, avgMerge(score_mean) AS mean, stddevSampMerge(score_sd) AS sd,
+              sumMerge(flagged) AS flagged_n, minMerge(first_ts) AS first_at, maxMerge(last_ts) AS last_at,
+              ${moments}
+           FROM ${this.db}.score_daily
+           WHERE ${scope} AND (${checkFilter(q.promptVersions)}) AND status IN ('ok', 'abstained')
+           GROUP BY check_name, status`,
     );
-    const dims = ['score', 'coherence', 'relevance', 'accuracy', 'completeness'] as const;
-    const dimRows = await this.query<Record<string, unknown>>(
-      `SELECT ${dims
-        .map(
-          (d) =>
-            `avg(assumeNotNull(${d})) AS ${d}_mean, stddevSamp(assumeNotNull(${d})) AS ${d}_sd,
-             quantiles(0.1, 0.25, 0.5, 0.75, 0.9)(assumeNotNull(${d})) AS ${d}_q`,
-        )
-        .join(', ')}
-       FROM ${this.db}.scores FINAL WHERE ${where} AND check_name = 'quality'`,
-    );
-    const num = (v: unknown) => {
-      const n = Number(v);
-      return Number.isFinite(n) ? n : 0;
-    };
     const checksOut = {} as VersionAggregates['checks'];
     let first: number | undefined;
     let last: number | undefined;
-    for (const r of rows) {
-      const n = num(r.n);
-      const abstained = num(r.abstained);
-      checksOut[r.check_name as Check] = { n, mean: n ? num(r.mean) : 0, sd: n > 1 ? num(r.sd) : 0, flagged: num(r.flagged), ...(abstained ? { abstained } : {}) };
+    const okRow = (c: Check) => groups.find((g) => g.check_name === c && g.status === 'ok');
+    for (const c of Object.keys(q.promptVersions) as Check[]) {
+      const g = okRow(c);
+      const abstained = num0(groups.find((x) => x.check_name === c && x.status === 'abstained')?.n);
+      const n = num0(g?.n);
+      if (!g && !abstained) continue;
+      checksOut[c] = { n, mean: n ? num0(g?.mean) : 0, sd: n > 1 ? num0(g?.sd) : 0, flagged: n ? num0(g?.flagged_n) : 0, ...(abstained ? { abstained } : {}) };
       if (n) {
-        first = Math.min(first ?? Infinity, num(r.first_ts));
-        last = Math.max(last ?? -Infinity, num(r.last_ts));
+        first = Math.min(first ?? Infinity, num0(g?.first_at));
+        last = Math.max(last ?? -Infinity, num0(g?.last_at));
       }
     }
-    const d0 = dimRows[0] ?? {};
     const quality: VersionAggregates['qualityDimensions'] = {};
-    if ((checksOut.quality?.n ?? 0) > 0) {
-      for (const d of dims) {
-        const qs = (d0[`${d}_q`] as unknown[] | undefined)?.map(num) ?? [];
+    const nq = checksOut.quality?.n ?? 0;
+    const g = okRow('quality');
+    if (nq > 0 && g && q.promptVersions.quality !== undefined) {
+      const plan = interpolatedQuantilePlan(nq, DIMENSION_LEVELS);
+      const levels = plan.levels.map((l) => String(l)).join(', ');
+      const qs = await this.query<Record<string, unknown>>(
+        `SELECT ${QUALITY_DIMENSIONS.map((d) => `quantilesExact(${levels})(assumeNotNull(${d})) AS ${d}_q`).join(', ')}
+         FROM ${this.db}.scores
+         WHERE ${scope} AND check_name = 'quality' AND prompt_version = ${sqlString(q.promptVersions.quality)} AND status = 'ok' ${window}`,
+      );
+      for (const d of QUALITY_DIMENSIONS) {
+        const values = ((qs[0]?.[`${d}_q`] as unknown[] | undefined) ?? []).map(num0);
+        const [p10, p25, p50, p75, p90] = values.length === plan.levels.length ? plan.combine(values) : [0, 0, 0, 0, 0];
         quality[d === 'score' ? 'overall' : d] = {
-          mean: num(d0[`${d}_mean`]),
-          sd: num(d0[`${d}_sd`]),
-          p10: qs[0] ?? 0,
-          p25: qs[1] ?? 0,
-          p50: qs[2] ?? 0,
-          p75: qs[3] ?? 0,
-          p90: qs[4] ?? 0,
+          mean: num0(g[`${d}_avg`]),
+          sd: num0(g[`${d}_sdev`]),
+          p10: p10 ?? 0,
+          p25: p25 ?? 0,
+          p50: p50 ?? 0,
+          p75: p75 ?? 0,
+          p90: p90 ?? 0,
         };
       }
     }
@@ -409,21 +527,17 @@ export class ClickHouseStore {
   }
 
   async insertCostRows(rows: CostUsageRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += 10_000) {
-      await this.client.insert({ table: `${this.db}.cost_usage`, values: rows.slice(i, i + 10_000), format: 'JSONEachRow' });
-    }
+    for (const block of partitionBlocks(rows, (r) => utcMonthKey(r.charge_period_start), 10_000)) await this.insert('cost_usage', block);
   }
 
   async insertMetricSamples(rows: MetricSampleRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += 20_000) {
-      await this.client.insert({ table: `${this.db}.metric_samples`, values: rows.slice(i, i + 20_000), format: 'JSONEachRow' });
-    }
+    for (const block of partitionBlocks(rows, (r) => utcDayKey(r.ts), 20_000)) await this.insert('metric_samples', block);
   }
 
-  /** Daily cost per resource, SKU and service in [from, to) (what the cost agent reads). */
+  /** Daily cost per resource, SKU and service in [from, to), days in UTC (what the cost agent reads). */
   async dailyCosts(from: string, to: string): Promise<Array<Omit<CostUsageRow, 'source' | 'ver'>>> {
     const rows = await this.query<Record<string, unknown>>(
-      `SELECT toUnixTimestamp(toStartOfDay(charge_period_start)) AS day, resource_id, resource_type, service_name, region_id,
+      `SELECT toUnixTimestamp(toStartOfDay(charge_period_start, 'UTC')) AS day, resource_id, resource_type, service_name, region_id,
               sku_id, any(consumed_unit) AS consumed_unit, any(tags) AS tags,
               sum(billed_cost) AS billed_cost, sum(effective_cost) AS effective_cost, sum(consumed_quantity) AS consumed_quantity
        FROM ${this.db}.cost_usage FINAL
@@ -471,7 +585,24 @@ export class ClickHouseStore {
     }));
   }
 
+  /** Size of one of the store's tables: active parts, rows and bytes on disk. */
+  async tableStats(table: 'interactions' | 'scores' | 'score_daily' | 'cost_usage' | 'metric_samples'): Promise<{ parts: number; rows: number; bytes: number }> {
+    const rows = await this.query<{ parts: string; rows: string; bytes: string }>(
+      `SELECT count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts
+       WHERE database = ${sqlString(this.db)} AND table = ${sqlString(table)} AND active`,
+    );
+    const r = rows[0];
+    return { parts: Number(r?.parts ?? 0), rows: Number(r?.rows ?? 0), bytes: Number(r?.bytes ?? 0) };
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** Rows of the given checks, each with its own prompt version. */
+function checkFilter(promptVersions: Record<Check, string>): string {
+  return (Object.keys(promptVersions) as Check[])
+    .map((c) => `(check_name = ${sqlString(c)} AND prompt_version = ${sqlString(promptVersions[c])})`)
+    .join(' OR ');
 }
