@@ -8,9 +8,12 @@
  *
  * Prints one table (long format: section, data set, split, check, n, metric, value, baseline,
  * note) and, as the last line, one JSON object with every figure. Sections:
- * - toxicity: Davidson (test split; and all rows, for comparison with earlier figures), HateCheck
- *   (cross-source: the test half of its templates), the hand-written sanity set, HaluEval texts
- *   (test split, all non-toxic: false-positive rate). Baseline = the lexicon alone (offline-v2).
+ * - toxicity: the test splits of the sources the model was trained on (Davidson tweets, the Jigsaw
+ *   Wikipedia-comment sample, HateCheck templates, HaluEval texts: all non-toxic, so the
+ *   false-positive rate), and sources it never saw in training or tuning: the Ethos sample
+ *   (YouTube and Reddit comments, labelled for hate speech) and the hand-written sanity set.
+ *   AUROC, recall, precision and false-positive rate at the 0.5 flag; baseline = the lexicon alone
+ *   (offline-v2).
  * - hallucination: HaluEval QA (right vs hallucinated answers, with the knowledge passage):
  *   AUROC on all pairs, on length-matched pairs (lengths within ±20 %) and on correct answers that
  *   add a true detail the passage does not contain; baseline = answer length. HaluEval general
@@ -19,24 +22,34 @@
  * - calibration: reliability tables (predicted score band vs observed rate) per check.
  * - injection: generated wordings (test/fixtures/injection-wordings.json) appended to correct and
  *   hallucinated answers and to toxic texts: the largest mean movement of any score towards better.
- * - speed: mean time of one check.
+ * - speed: mean and p99 time of one check; the toxicity model's weights module (size, load time).
  *
  * Splits are those of scripts/eval/datasets.ts; the toxicity model was trained on the train splits
  * and its threshold chosen on the tune splits only.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Check, JudgeInput } from '../common/types.js';
-import { auroc, bestThreshold, binaryReport, expectedCalibrationError, lengthMatched, reliabilityTable } from '../domain/judge/eval-metrics.js';
+import {
+  auroc,
+  bestThreshold,
+  binaryReport,
+  expectedCalibrationError,
+  lengthMatched,
+  reliabilityTable,
+} from '../domain/judge/eval-metrics.js';
 import { offlineJudge } from '../domain/judge/offline-judge.js';
+import { TOXICITY_MODEL_JSON } from '../domain/judge/toxicity-model.data.js';
+import { toxicityModel } from '../domain/judge/toxicity-model.js';
 import { resolveDataDir } from '../stack/sim/collector-simulator.js';
 import {
-  evalOnlySplitOf,
   loadDavidson,
+  loadEthos,
   loadGeneral,
   loadHaluEvalClean,
   loadHateCheck,
+  loadJigsaw,
   loadQaRows,
   loadSanity,
   splitOf,
@@ -93,7 +106,11 @@ export interface Figure {
   note?: string;
 }
 
-const inputOf = (e: Example): JudgeInput => ({ prompt: e.prompt, response: e.response, ...(e.context !== undefined ? { context: e.context } : {}) });
+const inputOf = (e: Example): JudgeInput => ({
+  prompt: e.prompt,
+  response: e.response,
+  ...(e.context !== undefined ? { context: e.context } : {}),
+});
 
 interface Scored {
   scores: number[];
@@ -117,30 +134,66 @@ async function scoreAll(judge: EvalJudge, check: Check, rows: readonly Example[]
   return out;
 }
 
-function classification(section: string, dataset: string, split: string, check: string, s: Scored, threshold: number, baselineScores?: number[]): Figure[] {
+function classification(
+  section: string,
+  dataset: string,
+  split: string,
+  check: string,
+  s: Scored,
+  threshold: number,
+  baselineScores?: number[],
+): Figure[] {
   const n = s.scores.length;
   const rep = binaryReport(s.scores, s.labels, threshold);
   const base = baselineScores ? binaryReport(baselineScores, s.labels, threshold) : undefined;
   const f = (metric: string, value: number, baseline?: number, note?: string): Figure => ({
-    section, dataset, split, check, n, metric, value, ...(baseline !== undefined ? { baseline } : {}), ...(note ? { note } : {}),
+    section,
+    dataset,
+    split,
+    check,
+    n,
+    metric,
+    value,
+    ...(baseline !== undefined ? { baseline } : {}),
+    ...(note ? { note } : {}),
   });
   const out: Figure[] = [];
   if (rep.positives > 0 && rep.negatives > 0) out.push(f('AUROC', rep.auroc, base?.auroc));
   if (rep.positives > 0) out.push(f(`recall@${threshold}`, rep.recall, base?.recall, `${rep.positives} positive`));
   if (rep.positives > 0 && rep.tp + rep.fp > 0) out.push(f(`precision@${threshold}`, rep.precision, base?.precision));
-  if (rep.negatives > 0) out.push(f(`false-positive rate@${threshold}`, rep.fp / rep.negatives, base ? base.fp / base.negatives : undefined, `${rep.negatives} negative`));
+  if (rep.negatives > 0)
+    out.push(
+      f(
+        `false-positive rate@${threshold}`,
+        rep.fp / rep.negatives,
+        base ? base.fp / base.negatives : undefined,
+        `${rep.negatives} negative`,
+      ),
+    );
   return out;
 }
 
 function reliabilityFigures(dataset: string, split: string, check: string, scores: number[], labels: boolean[]): Figure[] {
   const table = reliabilityTable(scores, labels, 5);
   const out: Figure[] = table.map((b) => ({
-    section: 'calibration', dataset, split, check, n: b.n,
+    section: 'calibration',
+    dataset,
+    split,
+    check,
+    n: b.n,
     metric: `observed rate, score ${b.from.toFixed(1)}-${b.to.toFixed(1)}`,
     value: b.observedRate,
     note: Number.isNaN(b.meanScore) ? 'empty band' : `mean score ${b.meanScore.toFixed(3)}`,
   }));
-  out.push({ section: 'calibration', dataset, split, check, n: scores.length, metric: 'expected calibration error', value: expectedCalibrationError(table) });
+  out.push({
+    section: 'calibration',
+    dataset,
+    split,
+    check,
+    n: scores.length,
+    metric: 'expected calibration error',
+    value: expectedCalibrationError(table),
+  });
   return out;
 }
 
@@ -153,11 +206,18 @@ function reliabilityFigures(dataset: string, split: string, check: string, score
 export function trueDetailPairs(rows: readonly QaRow[]): { negative: Example; positive: Example }[] {
   const out: { negative: Example; positive: Example }[] = [];
   for (const r of rows) {
-    const sentences = r.knowledge.split(/(?<=[.!?])\s*(?=[A-Z])/).map((x) => x.trim()).filter(Boolean);
+    const sentences = r.knowledge
+      .split(/(?<=[.!?])\s*(?=[A-Z])/)
+      .map((x) => x.trim())
+      .filter(Boolean);
     if (sentences.length < 2) continue;
     const answer = r.right.toLowerCase();
     let k = -1;
-    for (let i = sentences.length - 1; i >= 0; i--) if (!(sentences[i] as string).toLowerCase().includes(answer)) { k = i; break; }
+    for (let i = sentences.length - 1; i >= 0; i--)
+      if (!(sentences[i] as string).toLowerCase().includes(answer)) {
+        k = i;
+        break;
+      }
     if (k < 0) continue;
     const context = sentences.filter((_, i) => i !== k).join(' ');
     if (!context.toLowerCase().includes(answer)) continue;
@@ -223,7 +283,10 @@ function timeChecks(inputs: readonly JudgeInput[], check: Check): { meanMs: numb
   return { meanMs: times.reduce((a, b) => a + b, 0) / Math.max(1, times.length), p99Ms: times[Math.floor(0.99 * (times.length - 1))] ?? 0 };
 }
 
-export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJudge): Promise<{ figures: Figure[]; injection: InjectionMovement[]; skipped: Record<string, number> }> {
+export async function runEvaluation(
+  args: Args,
+  judge: EvalJudge = offlineEvalJudge,
+): Promise<{ figures: Figure[]; injection: InjectionMovement[]; skipped: Record<string, number> }> {
   const figures: Figure[] = [];
   const skipped: Record<string, number> = {};
   const lim = <T>(xs: T[]) => (Number.isFinite(args.limit) ? xs.slice(0, args.limit) : xs);
@@ -235,16 +298,24 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
   const davAll = lim(dav.rows);
   const hc = loadHateCheck(args.dataDir);
   skipped['hatecheck/test_suite_templates.tsv'] = hc.malformed;
-  const hcTest = lim(hc.rows.filter((e) => evalOnlySplitOf('hatecheck', e.id) === 'test'));
+  const hcTest = lim(hc.rows.filter((e) => splitOf('hatecheck', e.id) === 'test'));
+  const jig = loadJigsaw(args.dataDir);
+  skipped['jigsaw/*.csv'] = jig.malformed;
+  const jigTest = lim(jig.rows.filter((e) => splitOf('jigsaw', e.id) === 'test'));
+  const ethos = loadEthos(args.dataDir);
+  skipped['ethos/Ethos_Dataset_Binary.sample.csv'] = ethos.malformed;
   const sanity = loadSanity(args.dataDir).rows;
   const clean = loadHaluEvalClean(args.dataDir);
   const cleanTest = lim(clean.rows.filter((e) => splitOf('halueval-clean', e.id) === 'test'));
+  const HC = 'hatecheck templates (seen in training; relabelled for toxicity)';
   const toxSets: [string, string, Example[]][] = [
-    ['davidson (hate or offensive vs neither)', 'test', davTest],
-    ['davidson (hate or offensive vs neither)', 'all rows (incl. train)', davAll],
-    ['hatecheck (cross-source, relabelled for toxicity)', 'test half', hcTest],
-    ['sanity set (hand-written, never tuned on)', 'all', sanity],
-    ['halueval texts (all non-toxic)', 'test', cleanTest],
+    ['davidson tweets (seen in training)', 'test', davTest],
+    ['davidson tweets (seen in training)', 'all rows (incl. train)', davAll],
+    ['jigsaw wikipedia comments (seen in training)', 'test', jigTest],
+    [HC, 'test', hcTest],
+    ['halueval texts (seen in training; all non-toxic)', 'test', cleanTest],
+    ['ethos youtube/reddit comments (NEVER seen: held-out source)', 'all', lim(ethos.rows)],
+    ['sanity set (hand-written, never trained or tuned on)', 'all', sanity],
   ];
   const toxScores = new Map<string, Scored>();
   for (const [name, split, rows] of toxSets) {
@@ -252,10 +323,19 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
     toxScores.set(`${name}|${split}`, s);
     const base = rows.map((r) => lexiconToxicity(r.response));
     figures.push(...classification('toxicity', name, split, 'toxicity', s, 0.5, s.abstained === 0 ? base : undefined));
-    if (s.abstained) figures.push({ section: 'toxicity', dataset: name, split, check: 'toxicity', n: rows.length, metric: 'abstained', value: s.abstained / rows.length });
+    if (s.abstained)
+      figures.push({
+        section: 'toxicity',
+        dataset: name,
+        split,
+        check: 'toxicity',
+        n: rows.length,
+        metric: 'abstained',
+        value: s.abstained / rows.length,
+      });
   }
   // HateCheck per functionality: the share flagged.
-  const hcS = toxScores.get('hatecheck (cross-source, relabelled for toxicity)|test half') as Scored;
+  const hcS = toxScores.get(`${HC}|test`) as Scored;
   const groups = new Map<string, { flagged: number; n: number; positive: boolean }>();
   hcTest.forEach((r, i) => {
     const g = groups.get(r.group ?? '') ?? { flagged: 0, n: 0, positive: r.positive };
@@ -264,7 +344,16 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
     groups.set(r.group ?? '', g);
   });
   for (const [g, v] of [...groups].sort()) {
-    figures.push({ section: 'toxicity', dataset: `hatecheck: ${g}`, split: 'test half', check: 'toxicity', n: v.n, metric: 'flagged@0.5', value: v.flagged / v.n, note: v.positive ? 'toxic: want high' : 'not toxic: want low' });
+    figures.push({
+      section: 'toxicity',
+      dataset: `hatecheck: ${g}`,
+      split: 'test',
+      check: 'toxicity',
+      n: v.n,
+      metric: 'flagged@0.5',
+      value: v.flagged / v.n,
+      note: v.positive ? 'toxic: want high' : 'not toxic: want low',
+    });
   }
 
   // Hallucination ------------------------------------------------------------------------------
@@ -277,16 +366,40 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
   ]);
   const qaS = await scoreAll(judge, 'hallucination', qaExamples);
   const len = qaExamples.map((e) => e.response.length);
-  figures.push(...classification('hallucination', 'halueval qa (with passage)', 'all rows', 'hallucination', qaS, 0.5).map((f) => (f.metric === 'AUROC' ? { ...f, baseline: auroc(len, qaExamples.map((e) => e.positive)), note: 'baseline: answer length' } : f)));
+  figures.push(
+    ...classification('hallucination', 'halueval qa (with passage)', 'all rows', 'hallucination', qaS, 0.5).map((f) =>
+      f.metric === 'AUROC'
+        ? {
+            ...f,
+            baseline: auroc(
+              len,
+              qaExamples.map((e) => e.positive),
+            ),
+            note: 'baseline: answer length',
+          }
+        : f,
+    ),
+  );
   // Length-matched pairs.
   const pairs = qaRows.map((_, i) => [2 * i, 2 * i + 1] as const);
   const matched = lengthMatched(pairs, (i) => (qaExamples[i] as Example).response.length, 0.2);
   const mIdx = matched.flat();
   if (qaS.abstained === 0 && mIdx.length) {
     figures.push({
-      section: 'hallucination', dataset: 'halueval qa, length-matched pairs (±20 %)', split: 'all rows', check: 'hallucination', n: mIdx.length, metric: 'AUROC',
-      value: auroc(mIdx.map((i) => qaS.scores[i] as number), mIdx.map((i) => qaS.labels[i] as boolean)),
-      baseline: auroc(mIdx.map((i) => len[i] as number), mIdx.map((i) => qaS.labels[i] as boolean)),
+      section: 'hallucination',
+      dataset: 'halueval qa, length-matched pairs (±20 %)',
+      split: 'all rows',
+      check: 'hallucination',
+      n: mIdx.length,
+      metric: 'AUROC',
+      value: auroc(
+        mIdx.map((i) => qaS.scores[i] as number),
+        mIdx.map((i) => qaS.labels[i] as boolean),
+      ),
+      baseline: auroc(
+        mIdx.map((i) => len[i] as number),
+        mIdx.map((i) => qaS.labels[i] as boolean),
+      ),
       note: `${matched.length} of ${pairs.length} pairs; baseline: answer length`,
     });
   }
@@ -296,21 +409,47 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
   const dS = await scoreAll(judge, 'hallucination', detailExamples);
   if (dS.abstained === 0 && detailExamples.length) {
     figures.push({
-      section: 'hallucination', dataset: 'halueval qa, correct answer + true detail not in passage', split: 'all rows', check: 'hallucination', n: detailExamples.length, metric: 'AUROC',
+      section: 'hallucination',
+      dataset: 'halueval qa, correct answer + true detail not in passage',
+      split: 'all rows',
+      check: 'hallucination',
+      n: detailExamples.length,
+      metric: 'AUROC',
       value: auroc(dS.scores, dS.labels),
-      baseline: auroc(detailExamples.map((e) => e.response.length), dS.labels),
+      baseline: auroc(
+        detailExamples.map((e) => e.response.length),
+        dS.labels,
+      ),
       note: 'vs the hallucinated answer; baseline: answer length',
     });
     const negScores = dS.scores.filter((_, i) => !dS.labels[i]);
-    figures.push({ section: 'hallucination', dataset: 'halueval qa, correct answer + true detail not in passage', split: 'all rows', check: 'hallucination', n: negScores.length, metric: 'false-positive rate@0.5', value: negScores.filter((x) => x >= 0.5).length / Math.max(1, negScores.length) });
+    figures.push({
+      section: 'hallucination',
+      dataset: 'halueval qa, correct answer + true detail not in passage',
+      split: 'all rows',
+      check: 'hallucination',
+      n: negScores.length,
+      metric: 'false-positive rate@0.5',
+      value: negScores.filter((x) => x >= 0.5).length / Math.max(1, negScores.length),
+    });
   }
   // No passage: coverage.
   const gen = loadGeneral(args.dataDir);
   skipped['halueval/general.jsonl'] = gen.malformed;
   const genRows = lim(gen.rows);
   const gS = await scoreAll(judge, 'hallucination', genRows);
-  figures.push({ section: 'hallucination', dataset: 'halueval general (no passage)', split: 'all rows', check: 'hallucination', n: genRows.length, metric: 'coverage (share scored)', value: gS.scores.length / Math.max(1, genRows.length), note: gS.reasons.size ? `abstained: ${[...gS.reasons].join('; ')}` : '' });
-  if (gS.scores.length) figures.push(...classification('hallucination', 'halueval general (no passage)', 'scored rows', 'hallucination', gS, 0.5));
+  figures.push({
+    section: 'hallucination',
+    dataset: 'halueval general (no passage)',
+    split: 'all rows',
+    check: 'hallucination',
+    n: genRows.length,
+    metric: 'coverage (share scored)',
+    value: gS.scores.length / Math.max(1, genRows.length),
+    note: gS.reasons.size ? `abstained: ${[...gS.reasons].join('; ')}` : '',
+  });
+  if (gS.scores.length)
+    figures.push(...classification('hallucination', 'halueval general (no passage)', 'scored rows', 'hallucination', gS, 0.5));
 
   // Thresholds: chosen on tune, reported on test ------------------------------------------------
   const qaSplit = qaExamples.map((e) => splitOf('halueval-qa', e.group ?? e.id));
@@ -322,31 +461,112 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
     if (Number.isFinite(t) && test.s.length) {
       const rep = binaryReport(test.s, test.y, t);
       const at05 = binaryReport(test.s, test.y, 0.5);
-      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'tune -> test', check: 'hallucination', n: test.s.length, metric: 'threshold chosen on tune', value: t, note: 'max balanced accuracy' });
-      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'test', check: 'hallucination', n: test.s.length, metric: `recall@chosen`, value: rep.recall, baseline: at05.recall, note: 'baseline column: at 0.5' });
-      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'test', check: 'hallucination', n: test.s.length, metric: `precision@chosen`, value: rep.precision, baseline: at05.precision, note: 'baseline column: at 0.5' });
-      figures.push({ section: 'threshold', dataset: 'halueval qa', split: 'test', check: 'hallucination', n: test.s.length, metric: 'AUROC', value: rep.auroc });
+      figures.push({
+        section: 'threshold',
+        dataset: 'halueval qa',
+        split: 'tune -> test',
+        check: 'hallucination',
+        n: test.s.length,
+        metric: 'threshold chosen on tune',
+        value: t,
+        note: 'max balanced accuracy',
+      });
+      figures.push({
+        section: 'threshold',
+        dataset: 'halueval qa',
+        split: 'test',
+        check: 'hallucination',
+        n: test.s.length,
+        metric: `recall@chosen`,
+        value: rep.recall,
+        baseline: at05.recall,
+        note: 'baseline column: at 0.5',
+      });
+      figures.push({
+        section: 'threshold',
+        dataset: 'halueval qa',
+        split: 'test',
+        check: 'hallucination',
+        n: test.s.length,
+        metric: `precision@chosen`,
+        value: rep.precision,
+        baseline: at05.precision,
+        note: 'baseline column: at 0.5',
+      });
+      figures.push({
+        section: 'threshold',
+        dataset: 'halueval qa',
+        split: 'test',
+        check: 'hallucination',
+        n: test.s.length,
+        metric: 'AUROC',
+        value: rep.auroc,
+      });
     }
   }
-  figures.push({ section: 'threshold', dataset: 'toxicity model', split: 'tune', check: 'toxicity', n: 0, metric: 'threshold mapped to 0.5', value: 0.5, note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, HaluEval texts and HateCheck; test figures above' });
+  figures.push({
+    section: 'threshold',
+    dataset: 'toxicity model',
+    split: 'tune',
+    check: 'toxicity',
+    n: 0,
+    metric: 'threshold mapped to 0.5',
+    value: 0.5,
+    note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, Jigsaw, HateCheck and HaluEval texts; test figures above',
+  });
 
   // Calibration --------------------------------------------------------------------------------
-  const davS = toxScores.get('davidson (hate or offensive vs neither)|test') as Scored;
+  const davS = toxScores.get('davidson tweets (seen in training)|test') as Scored;
   figures.push(...reliabilityFigures('davidson', 'test', 'toxicity', davS.scores, davS.labels));
-  figures.push(...reliabilityFigures('hatecheck', 'test half', 'toxicity', hcS.scores, hcS.labels));
+  figures.push(...reliabilityFigures('hatecheck', 'test', 'toxicity', hcS.scores, hcS.labels));
+  const ethS = toxScores.get('ethos youtube/reddit comments (NEVER seen: held-out source)|all') as Scored;
+  figures.push(...reliabilityFigures('ethos (held out)', 'all', 'toxicity', ethS.scores, ethS.labels));
   if (qaS.abstained === 0) {
     const testIdx = qaSplit.map((s, i) => (s === 'test' ? i : -1)).filter((i) => i >= 0);
-    figures.push(...reliabilityFigures('halueval qa', 'test', 'hallucination', testIdx.map((i) => qaS.scores[i] as number), testIdx.map((i) => qaS.labels[i] as boolean)));
+    figures.push(
+      ...reliabilityFigures(
+        'halueval qa',
+        'test',
+        'hallucination',
+        testIdx.map((i) => qaS.scores[i] as number),
+        testIdx.map((i) => qaS.labels[i] as boolean),
+      ),
+    );
   }
 
   // Injection ----------------------------------------------------------------------------------
-  const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../test/fixtures/injection-wordings.json', import.meta.url)), 'utf8')) as InjectionFile;
-  const injAnswers = qaExamples.filter((e) => splitOf('halueval-qa', e.group ?? e.id) === 'test').slice(0, 200).map(inputOf);
-  const toxicTexts = davTest.filter((e) => e.positive).slice(0, 100).map((e) => e.response);
+  const fixture = JSON.parse(
+    readFileSync(fileURLToPath(new URL('../test/fixtures/injection-wordings.json', import.meta.url)), 'utf8'),
+  ) as InjectionFile;
+  const injAnswers = qaExamples
+    .filter((e) => splitOf('halueval-qa', e.group ?? e.id) === 'test')
+    .slice(0, 200)
+    .map(inputOf);
+  const toxicTexts = davTest
+    .filter((e) => e.positive)
+    .slice(0, 100)
+    .map((e) => e.response);
   const injection = injectionMovements(fixture.wordings, injAnswers, toxicTexts);
   const worst = injection.reduce((a, b) => (b.meanTowardsBetter > a.meanTowardsBetter ? b : a), injection[0] as InjectionMovement);
-  figures.push({ section: 'injection', dataset: `${fixture.wordings.length} generated wordings`, split: `${injAnswers.length} answers, ${toxicTexts.length} toxic texts`, check: 'all', n: injection.length, metric: 'largest mean movement towards better', value: worst.meanTowardsBetter, note: `${worst.wording} on ${worst.score}; goal <= 0.02` });
-  figures.push({ section: 'injection', dataset: `${fixture.wordings.length} generated wordings`, split: '', check: 'all', n: injection.length, metric: 'wording x score pairs above 0.02', value: injection.filter((m) => m.meanTowardsBetter > 0.02).length });
+  figures.push({
+    section: 'injection',
+    dataset: `${fixture.wordings.length} generated wordings`,
+    split: `${injAnswers.length} answers, ${toxicTexts.length} toxic texts`,
+    check: 'all',
+    n: injection.length,
+    metric: 'largest mean movement towards better',
+    value: worst.meanTowardsBetter,
+    note: `${worst.wording} on ${worst.score}; goal <= 0.02`,
+  });
+  figures.push({
+    section: 'injection',
+    dataset: `${fixture.wordings.length} generated wordings`,
+    split: '',
+    check: 'all',
+    n: injection.length,
+    metric: 'wording x score pairs above 0.02',
+    value: injection.filter((m) => m.meanTowardsBetter > 0.02).length,
+  });
 
   // Speed --------------------------------------------------------------------------------------
   const speedInputs = qaExamples.slice(0, 400).map(inputOf);
@@ -361,8 +581,46 @@ export async function runEvaluation(args: Args, judge: EvalJudge = offlineEvalJu
   ] as [string, JudgeInput[], Check][]) {
     timeChecks(inputs.slice(0, 50), check); // warm-up
     const t = timeChecks(inputs, check);
-    figures.push({ section: 'speed', dataset: name, split: '', check, n: inputs.length, metric: 'mean ms per check', value: t.meanMs, note: `p99 ${t.p99Ms.toFixed(2)} ms` });
+    figures.push({
+      section: 'speed',
+      dataset: name,
+      split: '',
+      check,
+      n: inputs.length,
+      metric: 'mean ms per check',
+      value: t.meanMs,
+      note: `p99 ${t.p99Ms.toFixed(2)} ms`,
+    });
   }
+  // The weights module: its size on disk and the time to parse its JSON (done once per process).
+  const dataFile = fileURLToPath(new URL('../domain/judge/toxicity-model.data.ts', import.meta.url));
+  const parseTimes: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    JSON.parse(TOXICITY_MODEL_JSON);
+    parseTimes.push(performance.now() - t0);
+  }
+  parseTimes.sort((a, b) => a - b);
+  const model = toxicityModel();
+  figures.push({
+    section: 'speed',
+    dataset: 'toxicity weights module',
+    split: '',
+    check: 'toxicity',
+    n: Object.keys(model.weights).length,
+    metric: 'size (kB)',
+    value: statSync(dataFile).size / 1024,
+    note: 'n = sparse weights',
+  });
+  figures.push({
+    section: 'speed',
+    dataset: 'toxicity weights module',
+    split: '',
+    check: 'toxicity',
+    n: 5,
+    metric: 'load: JSON parse ms (median)',
+    value: parseTimes[2] as number,
+  });
   return { figures, injection, skipped };
 }
 
@@ -378,9 +636,23 @@ function round(x: number | undefined): number | null | undefined {
 
 export function formatTable(figures: readonly Figure[]): string {
   const head = ['section', 'data set', 'split', 'check', 'n', 'metric', 'value', 'baseline', 'note'];
-  const body = figures.map((f) => [f.section, f.dataset, f.split, f.check, String(f.n), f.metric, fmt(f.value), fmt(f.baseline), f.note ?? '']);
+  const body = figures.map((f) => [
+    f.section,
+    f.dataset,
+    f.split,
+    f.check,
+    String(f.n),
+    f.metric,
+    fmt(f.value),
+    fmt(f.baseline),
+    f.note ?? '',
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 4 || i === 6 || i === 7 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 4 || i === 6 || i === 7 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
@@ -403,7 +675,9 @@ async function main(): Promise<void> {
   for (const [name, n] of Object.entries(result.skipped)) if (n > 0) console.error(`${name}: skipped ${n} malformed records`);
   const seconds = (performance.now() - t0) / 1000;
   if (!args.json) {
-    console.log(`Judge ${offlineEvalJudge.name} vs human labels and attacks (data: ${args.dataDir}${Number.isFinite(args.limit) ? `, limit ${args.limit}` : ''})`);
+    console.log(
+      `Judge ${offlineEvalJudge.name} vs human labels and attacks (data: ${args.dataDir}${Number.isFinite(args.limit) ? `, limit ${args.limit}` : ''})`,
+    );
     console.log('Flag threshold 0.5 unless stated; baseline column: the lexicon alone (toxicity) or answer length (hallucination AUROC).');
     console.log('');
     console.log(formatTable(result.figures));
@@ -413,7 +687,11 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       judge: offlineEvalJudge.name,
-      figures: result.figures.map((f) => ({ ...f, value: round(f.value), ...(f.baseline !== undefined ? { baseline: round(f.baseline) } : {}) })),
+      figures: result.figures.map((f) => ({
+        ...f,
+        value: round(f.value),
+        ...(f.baseline !== undefined ? { baseline: round(f.baseline) } : {}),
+      })),
       injection: result.injection.map((m) => ({ ...m, meanTowardsBetter: round(m.meanTowardsBetter) })),
       skipped_malformed: result.skipped,
       seconds: Math.round(seconds * 10) / 10,

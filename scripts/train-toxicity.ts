@@ -6,12 +6,16 @@
  *
  * Deterministic: the same data gives the same weights (fixed split, fixed seed, no clock).
  *
- * Data (all shipped under data/, licences in data/README.md):
- * - train: the train split (60 %) of Davidson et al. (hate or offensive = positive) and of the
- *   HaluEval texts (user queries, assistant responses, questions, answers: all negatives);
- * - tune: the tune split (20 %) of both, and the tune half of the HateCheck templates: used only
- *   to choose the flag threshold, which is mapped to 0.5;
- * - the test splits, the other HateCheck half and the hand-written sanity set are never read here.
+ * Data (all shipped under data/, licences in data/README.md), split by scripts/eval/datasets.ts:
+ * - train: the train splits (60 %) of Davidson et al. (tweets; hate or offensive = positive), the
+ *   Jigsaw sample (Wikipedia talk comments; toxic = positive), the HateCheck templates (split by
+ *   template, so no test template is seen; toxic as relabelled in datasets.ts) and the HaluEval texts
+ *   (user queries, assistant responses, questions, answers: all negatives). Each source carries a
+ *   fixed share of the total weight, split evenly between its classes, so the small sources count;
+ * - tune: the tune splits (20 %) of the same sources: used only to choose the flag threshold,
+ *   which is mapped to 0.5;
+ * - never read here: the test splits, the Ethos sample (the held-out source) and the hand-written
+ *   sanity set.
  * The VADER lexicon (MIT) provides the negative-word feature.
  *
  * Prints the training set sizes, the features kept and the tune-split figures.
@@ -21,11 +25,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '../common/random.js';
 import { auroc } from '../domain/judge/eval-metrics.js';
-import { combine, DENSE_FEATURES, denseFeatures, segmentReadings, sparseFeatures, type SegmentReading, type ToxicityModel } from '../domain/judge/toxicity-model.js';
+import {
+  combine,
+  DENSE_FEATURES,
+  denseFeatures,
+  segmentReadings,
+  sparseFeatures,
+  type SegmentReading,
+  type ToxicityModel,
+} from '../domain/judge/toxicity-model.js';
 import { normalizeForToxicity } from '../domain/judge/toxicity-text.js';
-import { evalOnlySplitOf, loadDavidson, loadHaluEvalClean, loadHateCheck, loadVaderNegative, splitOf, type Example } from './eval/datasets.js';
+import { loadDavidson, loadHaluEvalClean, loadHateCheck, loadJigsaw, loadVaderNegative, splitOf, type Example } from './eval/datasets.js';
 
-export const TOXICITY_MODEL_VERSION = 'toxicity-lr-v1';
+export const TOXICITY_MODEL_VERSION = 'toxicity-lr-v2';
 
 const EPOCHS = 8;
 const LEARNING_RATE = 0.2;
@@ -52,24 +64,54 @@ function sigmoid(z: number): number {
   return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
 }
 
+/** Share of the total training weight each source carries (split evenly between its classes). */
+export const SOURCE_SHARES: Readonly<Record<string, number>> = { davidson: 0.35, jigsaw: 0.25, hatecheck: 0.2, halueval: 0.2 };
+
+/** The labelled sources, each with the split function that decides train / tune / test. */
+export function toxicitySources(dataDir: string): Record<string, Example[]> {
+  return {
+    davidson: loadDavidson(dataDir).rows,
+    jigsaw: loadJigsaw(dataDir).rows,
+    hatecheck: loadHateCheck(dataDir).rows,
+    halueval: loadHaluEvalClean(dataDir).rows,
+  };
+}
+
+/** The split name of a source's records (HaluEval's texts keep their historical split key). */
+export function splitKey(source: string): string {
+  return source === 'halueval' ? 'halueval-clean' : source;
+}
+
 export function trainToxicity(dataDir: string, log: (s: string) => void = console.log): ToxicityModel {
   const negative = loadVaderNegative(dataDir);
-  const davidson = loadDavidson(dataDir).rows;
-  const clean = loadHaluEvalClean(dataDir).rows;
-  const train: { ex: Example; set: string }[] = [
-    ...davidson.filter((e) => splitOf('davidson', e.id) === 'train').map((ex) => ({ ex, set: 'davidson' })),
-    ...clean.filter((e) => splitOf('halueval-clean', e.id) === 'train').map((ex) => ({ ex, set: 'halueval' })),
-  ];
+  const sources = toxicitySources(dataDir);
+  const train: { ex: Example; set: string }[] = [];
+  for (const [set, rows] of Object.entries(sources))
+    for (const ex of rows) if (splitOf(splitKey(set), ex.id) === 'train') train.push({ ex, set });
   const pos = train.filter((t) => t.ex.positive).length;
   const neg = train.length - pos;
-  log(`train: ${train.length} texts (${pos} toxic, ${neg} not; Davidson ${train.filter((t) => t.set === 'davidson').length}, HaluEval ${train.filter((t) => t.set === 'halueval').length})`);
+  const bySet = Object.keys(sources).map((k) => {
+    const rows = train.filter((t) => t.set === k);
+    const p = rows.filter((t) => t.ex.positive).length;
+    return { k, p, n: rows.length - p };
+  });
+  log(`train: ${train.length} texts (${pos} toxic, ${neg} not; ${bySet.map((b) => `${b.k} ${b.p}+${b.n}`).join(', ')})`);
+  const weightOf = (set: string, positive: boolean): number => {
+    const b = bySet.find((x) => x.k === set) as { p: number; n: number };
+    const share = (SOURCE_SHARES[set] ?? 0) * train.length;
+    const classes = (b.p > 0 ? 1 : 0) + (b.n > 0 ? 1 : 0);
+    return share / classes / (positive ? b.p : b.n);
+  };
 
   // Vocabulary: sparse features seen in at least MIN_DOC_FREQ training texts.
   const tokenised = train.map((t) => normalizeForToxicity(t.ex.response));
   const df = new Map<string, number>();
   const featLists = tokenised.map((toks) => sparseFeatures(toks));
-  for (const fl of featLists) for (const f of fl) df.set(f, (df.get(f) ?? 0) + 1);
-  const vocab = [...df.entries()].filter(([, n]) => n >= MIN_DOC_FREQ).map(([f]) => f).sort();
+  for (const fl of featLists) for (const f of new Set(fl)) df.set(f, (df.get(f) ?? 0) + 1);
+  const vocab = [...df.entries()]
+    .filter(([, n]) => n >= MIN_DOC_FREQ)
+    .map(([f]) => f)
+    .sort();
   const index = new Map(vocab.map((f, i) => [f, i] as const));
   log(`features: ${vocab.length} sparse (seen in >= ${MIN_DOC_FREQ} texts) + ${DENSE_FEATURES.length} dense`);
 
@@ -80,7 +122,7 @@ export function trainToxicity(dataDir: string, log: (s: string) => void = consol
       sparse: (featLists[i] as string[]).map((f) => index.get(f)).filter((x): x is number => x !== undefined),
       dense: DENSE_FEATURES.map((k) => d[k]),
       y: t.ex.positive ? 1 : 0,
-      w: t.ex.positive ? train.length / (2 * pos) : train.length / (2 * neg),
+      w: weightOf(t.set, t.ex.positive),
     };
   });
 
@@ -142,20 +184,26 @@ export function trainToxicity(dataDir: string, log: (s: string) => void = consol
   log(`kept ${keptCount} sparse weights with |w| >= ${PRUNE_BELOW}; dense weights ${JSON.stringify(model.dense)}; bias ${model.bias}`);
 
   // Threshold on the tune split: the offset (the logit mapped to 0.5) that maximises the mean
-  // balanced accuracy of the combined score (model and targeted-abuse rules) over Davidson (tune),
-  // HateCheck (tune half) and HaluEval (tune, negatives only: specificity).
-  const tuneSets: [string, Example[]][] = [
-    ['davidson tune', davidson.filter((e) => splitOf('davidson', e.id) === 'tune')],
-    ['hatecheck tune', loadHateCheck(dataDir).rows.filter((e) => evalOnlySplitOf('hatecheck', e.id) === 'tune')],
-    ['halueval tune (clean)', clean.filter((e) => splitOf('halueval-clean', e.id) === 'tune')],
-  ];
-  const readings = tuneSets.map(([name, rows]) => ({ name, r: rows.map((row) => segmentReadings(row.response, model).map((x) => x.reading)), y: rows.map((r) => r.positive) }));
+  // balanced accuracy of the combined score (model and targeted-abuse rules) over the tune splits of
+  // every training source (HaluEval: negatives only, so specificity).
+  const tuneSets: [string, Example[]][] = Object.entries(sources).map(([set, rows]) => [
+    `${set} tune`,
+    rows.filter((e) => splitOf(splitKey(set), e.id) === 'tune'),
+  ]);
+  const readings = tuneSets.map(([name, rows]) => ({
+    name,
+    r: rows.map((row) => segmentReadings(row.response, model).map((x) => x.reading)),
+    y: rows.map((r) => r.positive),
+  }));
   const scoreAt = (rs: SegmentReading[], offset: number) => rs.reduce((m, r) => Math.max(m, combine(r, offset)), 0);
   let bestT = 0;
   let bestObj = -1;
   for (let t = -2; t <= 8.0001; t += 0.05) {
     const parts = readings.map((s) => {
-      let tp = 0, fn = 0, tn = 0, fp = 0;
+      let tp = 0,
+        fn = 0,
+        tn = 0,
+        fp = 0;
       s.r.forEach((rs, i) => {
         const p = scoreAt(rs, t) >= 0.5;
         if (s.y[i]) p ? tp++ : fn++;
@@ -172,7 +220,10 @@ export function trainToxicity(dataDir: string, log: (s: string) => void = consol
     }
   }
   for (const s of readings) {
-    const a = auroc(s.r.map((rs) => scoreAt(rs, bestT)), s.y);
+    const a = auroc(
+      s.r.map((rs) => scoreAt(rs, bestT)),
+      s.y,
+    );
     log(`${s.name}: n ${s.r.length}, AUROC ${Number.isNaN(a) ? 'n/a (one class)' : a.toFixed(3)}`);
   }
   model.offset = Math.round(bestT * 10000) / 10000;

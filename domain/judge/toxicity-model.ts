@@ -11,13 +11,17 @@
  *   a person: "you", "he", "they", "people", ...), `violPerson` (violent word next to a person),
  *   `you` (the text addresses someone).
  *
- * A text is scored sentence by sentence (and line by line) and its score is the highest: a toxic
- * sentence stays toxic whatever is appended to it. The model's threshold, chosen on a tuning
+ * A token's word and n-gram weights are summed once and cached, so a segment's logit is the sum
+ * over its distinct tokens and word pairs plus the dense part.
+ *
+ * A text is scored part by part (sentences, lines, quoted pieces), each part also in windows of
+ * WINDOW_WORDS tokens, and its score is the highest: a toxic sentence stays toxic whatever is
+ * appended to it. The model's threshold, chosen on a tuning
  * split, is mapped to 0.5 (`offset`), so `score >= 0.5` is the flag.
  */
-import { HARM_VERBS, HATE_SPEECH, INSULTS, PROFANITY, VIOLENCE } from './toxicity-lexicon.js';
+import { HARM_VERBS, HATE_SPEECH, INSULTS, type LexiconCategory, PROFANITY, VIOLENCE } from './toxicity-lexicon.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
-import { normalizeForToxicity, own, scoreCategory } from './toxicity-text.js';
+import { normalizeForToxicity, own, phraseStarts, scoreCategory, tokenHit } from './toxicity-text.js';
 
 export interface ToxicityModel {
   version: string;
@@ -36,90 +40,254 @@ export type DenseFeature = (typeof DENSE_FEATURES)[number];
 const SECOND_PERSON = new Set(['you', 'u', 'ur', 'youre', 'yourself', 'yourselves', 'ya', 'yall', 'your', 'thee']);
 const PERSON = new Set([
   ...SECOND_PERSON,
-  'he', 'she', 'him', 'her', 'his', 'hes', 'shes', 'they', 'them', 'theyre', 'their', 'people', 'ppl', 'guy', 'guys',
-  'girl', 'girls', 'boy', 'boys', 'man', 'men', 'woman', 'women', 'folks', 'everyone', 'everybody', 'somebody', 'someone',
-  'person', 'persons', 'kid', 'kids', 'dude', 'bro', 'bitch', 'bitches', 'idiot', 'idiots', 'liberals', 'conservatives',
-  'muslims', 'muslim', 'jews', 'jew', 'blacks', 'whites', 'gays', 'gay', 'immigrants', 'immigrant', 'trans', 'mexicans',
-  'christians', 'women', 'females', 'males', 'refugees', 'foreigners', 'niggas', 'niggers', 'hoes', 'these', 'those',
+  'he',
+  'she',
+  'him',
+  'her',
+  'his',
+  'hes',
+  'shes',
+  'they',
+  'them',
+  'theyre',
+  'their',
+  'people',
+  'ppl',
+  'guy',
+  'guys',
+  'girl',
+  'girls',
+  'boy',
+  'boys',
+  'man',
+  'men',
+  'woman',
+  'women',
+  'folks',
+  'everyone',
+  'everybody',
+  'somebody',
+  'someone',
+  'person',
+  'persons',
+  'kid',
+  'kids',
+  'dude',
+  'bro',
+  'bitch',
+  'bitches',
+  'idiot',
+  'idiots',
+  'liberals',
+  'conservatives',
+  'muslims',
+  'muslim',
+  'jews',
+  'jew',
+  'blacks',
+  'whites',
+  'gays',
+  'gay',
+  'immigrants',
+  'immigrant',
+  'trans',
+  'mexicans',
+  'christians',
+  'women',
+  'females',
+  'males',
+  'refugees',
+  'foreigners',
+  'niggas',
+  'niggers',
+  'hoes',
+  'these',
+  'those',
 ]);
 
+/** What the dense features need to know of one token (memoised per negative-word table). */
+export interface LexInfo {
+  prof: { entry: string; weight: number } | null;
+  hate: { entry: string; weight: number } | null;
+  viol: { entry: string; weight: number } | null;
+  /** Bit set: the token starts a phrase of profanity (1), hate speech (2), violence (4). */
+  starts: number;
+  /** Negative valence at or below -1.5, else undefined. */
+  neg: number | undefined;
+  violWord: number | undefined;
+  person: boolean;
+  you: boolean;
+}
+
+const LEX_INFO = new WeakMap<object, Map<string, LexInfo>>();
+
+function lexInfo(t: string, negative: Readonly<Record<string, number>>): LexInfo {
+  let m = LEX_INFO.get(negative);
+  if (!m) {
+    m = new Map();
+    LEX_INFO.set(negative, m);
+  }
+  let info = m.get(t);
+  if (!info) {
+    const v = own(negative, t);
+    info = {
+      prof: tokenHit(t, PROFANITY),
+      hate: tokenHit(t, HATE_SPEECH),
+      viol: tokenHit(t, VIOLENCE),
+      starts:
+        (phraseStarts(PROFANITY).has(t) ? 1 : 0) | (phraseStarts(HATE_SPEECH).has(t) ? 2 : 0) | (phraseStarts(VIOLENCE).has(t) ? 4 : 0),
+      neg: v !== undefined && v <= -1.5 ? v : undefined,
+      violWord: own(VIOLENCE.words, t),
+      person: PERSON.has(t),
+      you: SECOND_PERSON.has(t),
+    };
+    if (m.size >= 100_000) m.clear();
+    m.set(t, info);
+  }
+  return info;
+}
+
+/** A category score from per-token hits, the same as scoreCategory's (phrases read only where one may start). */
+function categoryScore(
+  tokens: readonly string[],
+  infos: readonly LexInfo[],
+  key: 'prof' | 'hate' | 'viol',
+  bit: number,
+  cat: LexiconCategory,
+): number {
+  let counts: Map<string, { n: number; w: number }> | undefined;
+  let start = false;
+  for (const info of infos) {
+    const hit = info[key];
+    if (hit) {
+      counts ??= new Map();
+      const c = counts.get(hit.entry);
+      if (c) c.n++;
+      else counts.set(hit.entry, { n: 1, w: hit.weight });
+    }
+    if (info.starts & bit) start = true;
+  }
+  if (start) return scoreCategory(tokens, cat).score;
+  if (!counts) return 0;
+  let keep = 1;
+  for (const { n, w } of counts.values()) keep *= (1 - w) ** Math.min(n, 2);
+  return 1 - keep;
+}
+
+/** Whether a person word stands within three tokens of token i. */
+function nearPerson(infos: readonly LexInfo[], i: number): boolean {
+  for (let j = Math.max(0, i - 3); j <= Math.min(infos.length - 1, i + 3); j++) if (j !== i && (infos[j] as LexInfo).person) return true;
+  return false;
+}
+
 /** Dense lexicon features of one token sequence (each in [0, 1]). */
-export function denseFeatures(tokens: readonly string[], negative: Readonly<Record<string, number>>): Record<DenseFeature, number> {
-  const prof = scoreCategory(tokens, PROFANITY).score;
-  const hate = scoreCategory(tokens, HATE_SPEECH).score;
-  const violHits = scoreCategory(tokens, VIOLENCE);
+export function denseFeatures(
+  tokens: readonly string[],
+  negative: Readonly<Record<string, number>>,
+  known?: readonly LexInfo[],
+): Record<DenseFeature, number> {
+  const infos = known ?? tokens.map((t) => lexInfo(t, negative));
+  const prof = categoryScore(tokens, infos, 'prof', 1, PROFANITY);
+  const hate = categoryScore(tokens, infos, 'hate', 2, HATE_SPEECH);
+  const viol = categoryScore(tokens, infos, 'viol', 4, VIOLENCE);
   let negSum = 0;
   let negPerson = 0;
   let violPerson = 0;
   let you = 0;
-  const near = (i: number, span: number) => {
-    for (let j = Math.max(0, i - span); j <= Math.min(tokens.length - 1, i + span); j++) if (j !== i && PERSON.has(tokens[j] as string)) return true;
-    return false;
-  };
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i] as string;
-    if (SECOND_PERSON.has(t)) you = 1;
-    const v = own(negative, t);
-    if (v !== undefined && v <= -1.5) {
+  for (let i = 0; i < infos.length; i++) {
+    const info = infos[i] as LexInfo;
+    if (info.you) you = 1;
+    const v = info.neg;
+    if (v !== undefined) {
       negSum += -v - 1;
-      if (near(i, 3)) negPerson = Math.max(negPerson, Math.min(1, -v / 3.5));
+      if (nearPerson(infos, i)) negPerson = Math.max(negPerson, Math.min(1, -v / 3.5));
     }
-    const vw = violHits.score > 0 ? own(VIOLENCE.words, t) : undefined;
-    if (vw !== undefined && near(i, 3)) violPerson = Math.max(violPerson, vw);
+    const vw = viol > 0 ? info.violWord : undefined;
+    if (vw !== undefined && nearPerson(infos, i)) violPerson = Math.max(violPerson, vw);
   }
   const neg = 1 - Math.exp(-negSum / 2);
-  return { prof, hate, viol: violHits.score, neg, negPerson, violPerson, you };
+  return { prof, hate, viol, neg, negPerson, violPerson, you };
 }
 
-const TOKEN_FEATURE_CACHE = new Map<string, readonly string[]>();
-const TOKEN_FEATURE_CACHE_MAX = 50_000;
+/** Tokens longer than this are cut for the model's features. */
+const MAX_TOKEN = 24;
 
-/** The word and character n-gram features of one token (memoised; the cache is bounded). */
-function tokenFeatures(t: string): readonly string[] {
-  let f = TOKEN_FEATURE_CACHE.get(t);
-  if (f) return f;
+/** The word and character n-gram features of one token: `w:<token>` and `c:<3- to 5-gram of ^token$>`. */
+export function tokenFeatures(token: string): string[] {
+  const t = token.slice(0, MAX_TOKEN);
   const out = [`w:${t}`];
   if (t.length >= 2) {
     const s = `^${t}$`;
     for (let n = 3; n <= 5; n++) for (let k = 0; k + n <= s.length; k++) out.push(`c:${s.slice(k, k + n)}`);
   }
-  f = out;
-  if (TOKEN_FEATURE_CACHE.size >= TOKEN_FEATURE_CACHE_MAX) TOKEN_FEATURE_CACHE.clear();
-  TOKEN_FEATURE_CACHE.set(t, f);
-  return f;
+  return out;
 }
 
-/** Sparse binary features of one token sequence (deduplicated, in first-seen order). */
+/**
+ * The sparse features of one token sequence as the model counts them: the features of each
+ * distinct token (a character n-gram shared by two distinct tokens counts twice) and each distinct
+ * adjacent pair `b:<token> <token>`. The logit is the sum of their weights, so a token's part can
+ * be computed once and cached.
+ */
 export function sparseFeatures(tokens: readonly string[]): string[] {
-  const out = new Set<string>();
-  for (let i = 0; i < tokens.length; i++) {
-    const t = (tokens[i] as string).slice(0, 24);
-    for (const f of tokenFeatures(t)) out.add(f);
-    if (i + 1 < tokens.length) out.add(`b:${t} ${(tokens[i + 1] as string).slice(0, 24)}`);
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (seen.has(t)) continue;
+    seen.add(t);
+    for (const f of tokenFeatures(t)) out.push(f);
   }
-  return [...out];
+  const pairs = new Set<string>();
+  for (let i = 0; i + 1 < tokens.length; i++)
+    pairs.add(`b:${(tokens[i] as string).slice(0, MAX_TOKEN)} ${(tokens[i + 1] as string).slice(0, MAX_TOKEN)}`);
+  for (const b of pairs) out.push(b);
+  return out;
 }
 
-/** Longer segments are also scored in windows of this many words (half overlapping). */
+/** Longer parts are also scored in windows of this many tokens (half overlapping). */
 export const WINDOW_WORDS = 8;
+
+const PART_SPLIT = /(?<=[.!?])\s+|[\r\n]+|[{}[\]<>`"|]+/;
 
 /**
  * Splits a text into the parts that are scored separately: sentences, lines and quoted or
- * bracketed pieces (JSON, markup, code), and windows of WINDOW_WORDS words within longer parts.
- * Text appended to a toxic sentence therefore cannot dilute it.
+ * bracketed pieces (JSON, markup, code). Each part is also scored in windows of WINDOW_WORDS
+ * tokens, so text appended to a toxic sentence cannot dilute it.
  */
-export function segmentsOf(text: string): string[] {
-  const parts = text.split(/(?<=[.!?])\s+|[\r\n]+|[{}[\]<>`"|]+/).filter((s) => /[\p{L}\p{N}]/u.test(s));
-  if (!parts.length) return [text];
-  const out: string[] = [];
-  for (const p of parts) {
-    out.push(p);
-    const words = p.trim().split(/\s+/);
-    if (words.length > WINDOW_WORDS) {
-      for (let i = 0; i + WINDOW_WORDS / 2 < words.length; i += WINDOW_WORDS / 2) out.push(words.slice(i, i + WINDOW_WORDS).join(' '));
-    }
+export function partsOf(text: string): string[] {
+  const parts = text.split(PART_SPLIT).filter((s) => /[\p{L}\p{N}]/u.test(s));
+  return parts.length ? parts : [text];
+}
+
+/**
+ * The token ranges [from, to) scored within a part of `n` tokens: the whole part and its windows.
+ * Text appended to a message runs on from its last sentence, and text put before it runs into its
+ * first: the last part is therefore also scored on its shorter prefixes and the first part on its
+ * shorter suffixes, so that neither can be diluted.
+ */
+export function windowsOf(n: number, edges: { prefixes?: boolean; suffixes?: boolean } = {}): [number, number][] {
+  const out: [number, number][] = [[0, n]];
+  if (n <= WINDOW_WORDS) return out;
+  for (let i = 0; i + WINDOW_WORDS / 2 < n; i += WINDOW_WORDS / 2) out.push([i, Math.min(n, i + WINDOW_WORDS)]);
+  for (let k = 1; k < WINDOW_WORDS; k++) {
+    if (edges.prefixes) out.push([0, k]);
+    if (edges.suffixes) out.push([n - k, n]);
   }
   return out;
+}
+
+/** The segments of a text as strings (parts and windows), for reports and tests. */
+export function segmentsOf(text: string): string[] {
+  const out: string[] = [];
+  const parts = partsOf(text);
+  for (let p = 0; p < parts.length; p++) {
+    const part = parts[p] as string;
+    const tokens = normalizeForToxicity(part);
+    if (tokens.length === 0) continue;
+    for (const [a, b] of windowsOf(tokens.length, { suffixes: p === 0, prefixes: p === parts.length - 1 }))
+      out.push(a === 0 && b === tokens.length ? part : tokens.slice(a, b).join(' '));
+  }
+  return out.length ? out : [text];
 }
 
 let cached: ToxicityModel | undefined;
@@ -130,10 +298,56 @@ export function toxicityModel(): ToxicityModel {
   return cached;
 }
 
-/** Raw logit of one token sequence under `model`. */
+/** The sparse weights of a model as a Map (built once per model: faster to look up than the object). */
+const WEIGHT_MAPS = new WeakMap<ToxicityModel, Map<string, number>>();
+
+function weightMap(model: ToxicityModel): Map<string, number> {
+  let m = WEIGHT_MAPS.get(model);
+  if (!m) {
+    m = new Map(Object.entries(model.weights));
+    WEIGHT_MAPS.set(model, m);
+  }
+  return m;
+}
+
+/** Per-model cache of a token's summed word and character n-gram weights (bounded). */
+const TOKEN_SCORES = new WeakMap<ToxicityModel, Map<string, number>>();
+const TOKEN_SCORE_CACHE_MAX = 100_000;
+
+function tokenScore(model: ToxicityModel, token: string): number {
+  let m = TOKEN_SCORES.get(model);
+  if (!m) {
+    m = new Map();
+    TOKEN_SCORES.set(model, m);
+  }
+  let v = m.get(token);
+  if (v === undefined) {
+    v = 0;
+    const w = weightMap(model);
+    for (const f of tokenFeatures(token)) v += w.get(f) ?? 0;
+    if (m.size >= TOKEN_SCORE_CACHE_MAX) m.clear();
+    m.set(token, v);
+  }
+  return v;
+}
+
+/** Raw logit of one token sequence under `model` (the same sum as over sparseFeatures). */
 export function logitOf(tokens: readonly string[], model: ToxicityModel): number {
   let z = model.bias;
-  for (const f of sparseFeatures(tokens)) z += own(model.weights, f) ?? 0;
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (seen.has(t)) continue;
+    seen.add(t);
+    z += tokenScore(model, t);
+  }
+  const weights = weightMap(model);
+  const pairs = new Set<string>();
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const b = `b:${(tokens[i] as string).slice(0, MAX_TOKEN)} ${(tokens[i + 1] as string).slice(0, MAX_TOKEN)}`;
+    if (pairs.has(b)) continue;
+    pairs.add(b);
+    z += weights.get(b) ?? 0;
+  }
   const d = denseFeatures(tokens, model.negative);
   for (const k of DENSE_FEATURES) z += (own(model.dense, k) ?? 0) * d[k];
   return z;
@@ -149,13 +363,65 @@ export interface SegmentReading {
   abuse: TargetedAbuse;
 }
 
-/** The raw readings of each sentence or line of a text (segments without letters are skipped). */
-export function segmentReadings(text: string, model: ToxicityModel = toxicityModel()): { segment: string; tokens: string[]; reading: SegmentReading }[] {
-  const out: { segment: string; tokens: string[]; reading: SegmentReading }[] = [];
-  for (const segment of segmentsOf(text)) {
-    const tokens = normalizeForToxicity(segment);
-    if (tokens.length === 0) continue;
-    out.push({ segment, tokens, reading: { logit: logitOf(tokens, model), abuse: targetedAbuse(tokens, model.negative) } });
+/** One scored stretch of a text: a part or a window of it. */
+export interface Segment {
+  /** The part (sentence, line or quoted piece) the segment lies in. */
+  part: string;
+  /** Its tokens. */
+  tokens: readonly string[];
+  /** Whether it is the whole part (else a window of it). */
+  whole: boolean;
+  reading: SegmentReading;
+}
+
+/** The text of a segment: its part, or a window's tokens. */
+export function segmentText(s: Segment): string {
+  return s.whole ? s.part : s.tokens.join(' ');
+}
+
+/** The raw readings of each part and window of a text (parts without letters are skipped). */
+export function segmentReadings(text: string, model: ToxicityModel = toxicityModel()): Segment[] {
+  const out: Segment[] = [];
+  const parts = partsOf(text);
+  for (let p = 0; p < parts.length; p++) {
+    const part = parts[p] as string;
+    const all = normalizeForToxicity(part);
+    if (all.length === 0) continue;
+    // Token and word-pair weights are looked up once per part; each window sums its own.
+    const weights = weightMap(model);
+    const ts = all.map((t) => tokenScore(model, t));
+    const infos = all.map((t) => lexInfo(t, model.negative));
+    const bk: string[] = [];
+    const bw: number[] = [];
+    for (let i = 0; i + 1 < all.length; i++) {
+      bk.push(`b:${(all[i] as string).slice(0, MAX_TOKEN)} ${(all[i + 1] as string).slice(0, MAX_TOKEN)}`);
+      bw.push(weights.get(bk[i] as string) ?? 0);
+    }
+    // The targeted-abuse rules look at a few neighbouring tokens only, so they are read once per
+    // part, and what they find in a part holds for each of its windows.
+    const abuse = targetedAbuse(all, model.negative);
+    for (const [a, b] of windowsOf(all.length, { suffixes: p === 0, prefixes: p === parts.length - 1 })) {
+      const whole = a === 0 && b === all.length;
+      const tokens = whole ? all : all.slice(a, b);
+      let z = model.bias;
+      const seen = new Set<string>();
+      for (let i = a; i < b; i++) {
+        const t = all[i] as string;
+        if (seen.has(t)) continue;
+        seen.add(t);
+        z += ts[i] as number;
+      }
+      seen.clear();
+      for (let i = a; i + 1 < b; i++) {
+        const k = bk[i] as string;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        z += bw[i] as number;
+      }
+      const d = denseFeatures(tokens, model.negative, whole ? infos : infos.slice(a, b));
+      for (const k of DENSE_FEATURES) z += (own(model.dense, k) ?? 0) * d[k];
+      out.push({ part, tokens, whole, reading: { logit: z, abuse } });
+    }
   }
   return out;
 }
@@ -174,16 +440,24 @@ export interface ToxicityModelScore {
   abuse: TargetedAbuse;
   /** The segment that scored highest. */
   worst: string;
+  /** The tokens of the whole text, part after part (for the lexicon category scores). */
+  tokens: string[];
 }
 
-/** Scores a text: the highest combined score over its sentences and lines. */
+/** Scores a text: the highest combined score over its parts and windows. */
 export function scoreToxicityText(text: string, model: ToxicityModel = toxicityModel()): ToxicityModelScore {
-  let best: ToxicityModelScore = { score: 0, model: 0, abuse: { score: 0, kind: 'none' }, worst: '' };
-  for (const { segment, reading } of segmentReadings(text, model)) {
-    const score = combine(reading, model.offset);
-    if (score > best.score) best = { score, model: sigmoid(reading.logit - model.offset), abuse: reading.abuse, worst: segment };
+  const tokens: string[] = [];
+  let best: ToxicityModelScore = { score: 0, model: 0, abuse: { score: 0, kind: 'none' }, worst: '', tokens };
+  let worst: Segment | undefined;
+  for (const seg of segmentReadings(text, model)) {
+    if (seg.whole) for (const t of seg.tokens) tokens.push(t);
+    const score = combine(seg.reading, model.offset);
+    if (score > best.score) {
+      best = { score, model: sigmoid(seg.reading.logit - model.offset), abuse: seg.reading.abuse, worst: '', tokens };
+      worst = seg;
+    }
   }
-  return best;
+  return worst ? { ...best, worst: segmentText(worst) } : best;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,17 +467,147 @@ export function scoreToxicityText(text: string, model: ToxicityModel = toxicityM
 const TARGET_YOU = new Set(['you', 'u', 'ya', 'yall', 'youre', 'ur', 'thou', 'yourself', 'yourselves']);
 /** Groups of people named as such (identity, politics, generic). */
 const GROUPS = new Set([
-  'people', 'ppl', 'guys', 'women', 'men', 'girls', 'boys', 'muslims', 'jews', 'blacks', 'whites', 'gays', 'lesbians',
-  'immigrants', 'migrants', 'refugees', 'foreigners', 'mexicans', 'arabs', 'asians', 'africans', 'christians', 'atheists',
-  'liberals', 'conservatives', 'democrats', 'republicans', 'leftists', 'feminists', 'females', 'males', 'trans',
-  'transgenders', 'homosexuals', 'queers', 'disabled', 'poor', 'elderly', 'politicians', 'cops', 'police', 'teachers',
-  'fans', 'voters', 'supporters', 'idiots',
+  'people',
+  'ppl',
+  'guys',
+  'women',
+  'men',
+  'girls',
+  'boys',
+  'muslims',
+  'jews',
+  'blacks',
+  'whites',
+  'gays',
+  'lesbians',
+  'immigrants',
+  'migrants',
+  'refugees',
+  'foreigners',
+  'mexicans',
+  'arabs',
+  'asians',
+  'africans',
+  'christians',
+  'atheists',
+  'liberals',
+  'conservatives',
+  'democrats',
+  'republicans',
+  'leftists',
+  'feminists',
+  'females',
+  'males',
+  'trans',
+  'transgenders',
+  'homosexuals',
+  'queers',
+  'disabled',
+  'poor',
+  'elderly',
+  'politicians',
+  'cops',
+  'police',
+  'teachers',
+  'fans',
+  'voters',
+  'supporters',
+  'idiots',
 ]);
-const TARGET_OTHER = new Set(['he', 'she', 'hes', 'shes', 'they', 'theyre', 'him', 'her', 'them', 'guy', 'dude', 'bro', 'man', 'woman', 'person', ...GROUPS]);
-const COPULA = new Set(['are', 'r', 're', 'is', 's', 'am', 'm', 'be', 'being', 'been', 'was', 'were', 'look', 'looks', 'sound', 'sounds', 'seem', 'seems', 'act', 'acting', 'become', 'remain', 'stay']);
+const TARGET_OTHER = new Set([
+  'he',
+  'she',
+  'hes',
+  'shes',
+  'they',
+  'theyre',
+  'him',
+  'her',
+  'them',
+  'guy',
+  'dude',
+  'bro',
+  'man',
+  'woman',
+  'person',
+  ...GROUPS,
+]);
+const COPULA = new Set([
+  'are',
+  'r',
+  're',
+  'is',
+  's',
+  'am',
+  'm',
+  'be',
+  'being',
+  'been',
+  'was',
+  'were',
+  'look',
+  'looks',
+  'sound',
+  'sounds',
+  'seem',
+  'seems',
+  'act',
+  'acting',
+  'become',
+  'remain',
+  'stay',
+]);
 const FUSED_TARGET_COPULA = new Set(['youre', 'ur', 'hes', 'shes', 'theyre', 'yall']);
-const NEGATORS = new Set(['not', 'never', 'no', 't', 'nt', 'isnt', 'arent', 'dont', 'doesnt', 'wasnt', 'werent', 'cant', 'nobody', 'neither', 'nor', 'without']);
-const SPEAKER_CUES = new Set(['i', 'ill', 'im', 'we', 'well', 'gonna', 'going', 'will', 'll', 'shall', 'should', 'must', 'ought', 'deserve', 'deserves', 'hope', 'wish', 'want', 'wanna', 'lets', 'let', 'somebody', 'someone', 'gotta', 'gon', 'need', 'needs', 'better', 'would', 'd']);
+const NEGATORS = new Set([
+  'not',
+  'never',
+  'no',
+  't',
+  'nt',
+  'isnt',
+  'arent',
+  'dont',
+  'doesnt',
+  'wasnt',
+  'werent',
+  'cant',
+  'nobody',
+  'neither',
+  'nor',
+  'without',
+]);
+const SPEAKER_CUES = new Set([
+  'i',
+  'ill',
+  'im',
+  'we',
+  'well',
+  'gonna',
+  'going',
+  'will',
+  'll',
+  'shall',
+  'should',
+  'must',
+  'ought',
+  'deserve',
+  'deserves',
+  'hope',
+  'wish',
+  'want',
+  'wanna',
+  'lets',
+  'let',
+  'somebody',
+  'someone',
+  'gotta',
+  'gon',
+  'need',
+  'needs',
+  'better',
+  'would',
+  'd',
+]);
 const HATE_VERBS = new Set(['hate', 'despise', 'detest', 'loathe', 'abhor']);
 const HATE_NOUNS = new Set(['hatred', 'contempt', 'disdain', 'scorn', 'loathing']);
 const ANGER_WORDS = new Set(['sick', 'furious', 'angry', 'mad', 'puke', 'vomit', 'disgusted']);
@@ -217,7 +621,19 @@ const ANAGRAMS = new Map<string, string>();
 for (const w of [...Object.keys(INSULTS), ...Object.keys(HARM_VERBS)]) if (w.length >= 4) ANAGRAMS.set(`${w[0]}:${anagramKey(w)}`, w);
 
 /** The listed insult or harm word a token spells with two letters swapped ("suffre" -> "suffer"), if any. */
+const UNSCRAMBLED = new Map<string, string>();
+
 export function unscramble(tok: string): string {
+  let u = UNSCRAMBLED.get(tok);
+  if (u === undefined) {
+    u = unscrambleUncached(tok);
+    if (UNSCRAMBLED.size >= 100_000) UNSCRAMBLED.clear();
+    UNSCRAMBLED.set(tok, u);
+  }
+  return u;
+}
+
+function unscrambleUncached(tok: string): string {
   if (tok.length < 4 || own(INSULTS, tok) !== undefined || own(HARM_VERBS, tok) !== undefined) return tok;
   const w = ANAGRAMS.get(`${tok[0]}:${anagramKey(tok)}`);
   if (w === undefined) return tok;
@@ -227,21 +643,116 @@ export function unscramble(tok: string): string {
 }
 /** Negative words that describe a state or misfortune rather than insult ("you are sick", "he is dead"). */
 const STATE_WORDS = new Set([
-  'sad', 'sick', 'ill', 'tired', 'sorry', 'hurt', 'injured', 'wounded', 'dead', 'died', 'killed', 'lost', 'alone', 'lonely',
-  'afraid', 'scared', 'upset', 'worried', 'guilty', 'confused', 'stressed', 'depressed', 'anxious', 'broke', 'wrong',
-  'mistaken', 'disappointed', 'bored', 'angry', 'mad', 'jealous', 'embarrassed', 'ashamed', 'unhappy', 'miserable',
-  'pain', 'painful', 'dying', 'death', 'fear', 'terrified', 'frustrated', 'hungry', 'homeless', 'unemployed', 'victim',
-  'victims', 'blind', 'deaf', 'crying', 'grief', 'tragic', 'cancer', 'risk', 'danger', 'dangerous', 'damage', 'problem',
-  'problems', 'crisis', 'war', 'poverty', 'illness', 'disease', 'trouble', 'difficult', 'hard', 'worse', 'worst', 'bad',
-  'stress', 'alarm', 'warning', 'penalty', 'debt', 'fail', 'failed', 'fails', 'lose', 'losing', 'lonely', 'heartbroken',
+  'sad',
+  'sick',
+  'ill',
+  'tired',
+  'sorry',
+  'hurt',
+  'injured',
+  'wounded',
+  'dead',
+  'died',
+  'killed',
+  'lost',
+  'alone',
+  'lonely',
+  'afraid',
+  'scared',
+  'upset',
+  'worried',
+  'guilty',
+  'confused',
+  'stressed',
+  'depressed',
+  'anxious',
+  'broke',
+  'wrong',
+  'mistaken',
+  'disappointed',
+  'bored',
+  'angry',
+  'mad',
+  'jealous',
+  'embarrassed',
+  'ashamed',
+  'unhappy',
+  'miserable',
+  'pain',
+  'painful',
+  'dying',
+  'death',
+  'fear',
+  'terrified',
+  'frustrated',
+  'hungry',
+  'homeless',
+  'unemployed',
+  'victim',
+  'victims',
+  'blind',
+  'deaf',
+  'crying',
+  'grief',
+  'tragic',
+  'cancer',
+  'risk',
+  'danger',
+  'dangerous',
+  'damage',
+  'problem',
+  'problems',
+  'crisis',
+  'war',
+  'poverty',
+  'illness',
+  'disease',
+  'trouble',
+  'difficult',
+  'hard',
+  'worse',
+  'worst',
+  'bad',
+  'stress',
+  'alarm',
+  'warning',
+  'penalty',
+  'debt',
+  'fail',
+  'failed',
+  'fails',
+  'lose',
+  'losing',
+  'lonely',
+  'heartbroken',
 ]);
 const THREAT_PHRASES: readonly [string, number][] = [
-  ['kill yourself', 1], ['kys', 1], ['go die', 0.95], ['hope you die', 1], ['you re dead', 0.9], ['youre dead', 0.9],
-  ['watch your back', 0.85], ['know where you live', 0.9], ['coming for you', 0.8], ['find you and', 0.85],
-  ['break your', 0.85], ['bullet in', 0.9], ['put you in the ground', 0.95], ['end your life', 0.95], ['end his life', 0.95],
-  ['make you suffer', 0.95], ['snap your neck', 0.95], ['slit your throat', 1], ['beat the crap out', 0.9],
-  ['beat the shit out', 0.9], ['kick your ass', 0.85], ['cut your throat', 1], ['drink bleach', 0.9],
+  ['kill yourself', 1],
+  ['kys', 1],
+  ['go die', 0.95],
+  ['hope you die', 1],
+  ['you re dead', 0.9],
+  ['youre dead', 0.9],
+  ['watch your back', 0.85],
+  ['know where you live', 0.9],
+  ['coming for you', 0.8],
+  ['find you and', 0.85],
+  ['break your', 0.85],
+  ['bullet in', 0.9],
+  ['put you in the ground', 0.95],
+  ['end your life', 0.95],
+  ['end his life', 0.95],
+  ['make you suffer', 0.95],
+  ['snap your neck', 0.95],
+  ['slit your throat', 1],
+  ['beat the crap out', 0.9],
+  ['beat the shit out', 0.9],
+  ['kick your ass', 0.85],
+  ['cut your throat', 1],
+  ['drink bleach', 0.9],
 ];
+
+const THREAT_STARTS = new Set(THREAT_PHRASES.map(([p]) => p.split(' ')[0] as string));
 
 export interface TargetedAbuse {
   score: number;
@@ -275,8 +786,10 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
     if (score > best.score) best = { score, kind };
   };
   tokens = tokens.map(unscramble);
-  const joined = ` ${tokens.join(' ')} `;
-  for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
+  if (tokens.some((t) => THREAT_STARTS.has(t))) {
+    const joined = ` ${tokens.join(' ')} `;
+    for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
+  }
   const hasYou = tokens.some((t) => TARGET_YOU.has(t));
   for (let i = 0; i < tokens.length; i++) {
     const tok = tokens[i] as string;
@@ -296,15 +809,25 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
       }
       // Vocative: "you idiot", "you absolute moron".
       if (own(INSULTS, tok) !== undefined) {
-        for (let j = i - 1; j >= Math.max(0, i - 2); j--) if (TARGET_YOU.has(tokens[j] as string) && !COPULA.has(tokens[j + 1] as string)) take(strength, 'insult');
+        for (let j = i - 1; j >= Math.max(0, i - 2); j--)
+          if (TARGET_YOU.has(tokens[j] as string) && !COPULA.has(tokens[j + 1] as string)) take(strength, 'insult');
       }
       // "what a loser you are", "such a creep": exclamations about someone addressed.
-      if (hasYou && i >= 2 && (tokens[i - 2] === 'what' || tokens[i - 2] === 'such' || tokens[i - 1] === 'such') && !negatedBetween(tokens, i - 3, i)) take(strength, 'insult');
+      if (
+        hasYou &&
+        i >= 2 &&
+        (tokens[i - 2] === 'what' || tokens[i - 2] === 'such' || tokens[i - 1] === 'such') &&
+        !negatedBetween(tokens, i - 3, i)
+      )
+        take(strength, 'insult');
       // "<insult> like you/them".
-      if (tokens[i + 1] === 'like' && (TARGET_YOU.has(tokens[i + 2] as string) || TARGET_OTHER.has(tokens[i + 2] as string))) take(strength, 'insult');
+      if (tokens[i + 1] === 'like' && (TARGET_YOU.has(tokens[i + 2] as string) || TARGET_OTHER.has(tokens[i + 2] as string)))
+        take(strength, 'insult');
     }
     // Hatred declared at someone: "I hate you", "we despise them", "I can't stand her".
-    const hateVerb = HATE_VERBS.has(tok) || (tok === 'stand' && (tokens[i - 1] === 't' || tokens[i - 1] === 'cant') && (tokens[i - 2] === 'can' || tokens[i - 1] === 'cant'));
+    const hateVerb =
+      HATE_VERBS.has(tok) ||
+      (tok === 'stand' && (tokens[i - 1] === 't' || tokens[i - 1] === 'cant') && (tokens[i - 2] === 'can' || tokens[i - 1] === 'cant'));
     if (hateVerb) {
       const subj = tokens.slice(Math.max(0, i - 4), i).some((t) => t === 'i' || t === 'we');
       const obj = tokens.slice(i + 1, i + 4).some((t) => TARGET_YOU.has(t) || TARGET_OTHER.has(t));
@@ -313,9 +836,17 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
     }
     // "you make me sick", "these people disgust me", "hatred for you", "contempt for them".
     const isPerson = (t: string | undefined) => t !== undefined && (TARGET_YOU.has(t) || TARGET_OTHER.has(t));
-    if (ANGER_WORDS.has(tok) && tokens[i - 1] === 'me' && /^make|^made/.test(tokens[i - 2] ?? '') && tokens.slice(Math.max(0, i - 6), i - 2).some(isPerson)) take(0.8, 'hatred');
-    if ((tok === 'disgust' || tok === 'disgusts') && tokens[i + 1] === 'me' && tokens.slice(Math.max(0, i - 3), i).some(isPerson)) take(0.8, 'hatred');
-    if (HATE_NOUNS.has(tok) && tokens[i + 1] === 'for' && tokens.slice(i + 2, i + 5).some(isPerson) && !negatedBetween(tokens, i - 3, i)) take(0.8, 'hatred');
+    if (
+      ANGER_WORDS.has(tok) &&
+      tokens[i - 1] === 'me' &&
+      /^make|^made/.test(tokens[i - 2] ?? '') &&
+      tokens.slice(Math.max(0, i - 6), i - 2).some(isPerson)
+    )
+      take(0.8, 'hatred');
+    if ((tok === 'disgust' || tok === 'disgusts') && tokens[i + 1] === 'me' && tokens.slice(Math.max(0, i - 3), i).some(isPerson))
+      take(0.8, 'hatred');
+    if (HATE_NOUNS.has(tok) && tokens[i + 1] === 'for' && tokens.slice(i + 2, i + 5).some(isPerson) && !negatedBetween(tokens, i - 3, i))
+      take(0.8, 'hatred');
     // Threats: a harm verb with a person as object and a speaker cue before it ("I will hurt
     // you"), or a person, then a cue, then the verb ("they should all be shot", "you deserve to die").
     const harm = own(HARM_VERBS, tok);

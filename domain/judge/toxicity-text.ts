@@ -18,16 +18,57 @@ import type { LexiconCategory } from './toxicity-lexicon.js';
 import { HATE_SPEECH, PROFANITY } from './toxicity-lexicon.js';
 
 const LEET: Record<string, string> = {
-  '@': 'a', '4': 'a', '1': 'i', '!': 'i', '|': 'i', '3': 'e', '0': 'o', '$': 's', '5': 's', '7': 't', '+': 't',
+  '@': 'a',
+  '4': 'a',
+  '1': 'i',
+  '!': 'i',
+  '|': 'i',
+  '3': 'e',
+  '0': 'o',
+  $: 's',
+  '5': 's',
+  '7': 't',
+  '+': 't',
 };
 const LEET_CHARS = /[@41!|30$57+]/g;
 export const WORD_SUFFIXES = ['', 's', 'es', 'ed', 'er', 'ers', 'in', 'ing', 'y', 'z'];
 
 /** Look-alike letters from other scripts, mapped to the Latin letter they imitate. */
 const CONFUSABLES: Record<string, string> = {
-  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
-  і: 'i', ї: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ԛ: 'q', ԝ: 'w', ɡ: 'g', ɑ: 'a', ο: 'o', α: 'a', ε: 'e', ι: 'i',
-  κ: 'k', ν: 'v', ρ: 'p', τ: 't', υ: 'u', χ: 'x', ϲ: 'c', ℓ: 'l',
+  а: 'a',
+  в: 'b',
+  е: 'e',
+  ё: 'e',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  с: 'c',
+  т: 't',
+  у: 'y',
+  х: 'x',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  ѕ: 's',
+  ԁ: 'd',
+  ԛ: 'q',
+  ԝ: 'w',
+  ɡ: 'g',
+  ɑ: 'a',
+  ο: 'o',
+  α: 'a',
+  ε: 'e',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
+  ϲ: 'c',
+  ℓ: 'l',
 };
 const CONFUSABLE_RE = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'gu');
 const INVISIBLE_RE = /[\u00ad\u200b-\u200f\u2060\ufeff]/g;
@@ -43,6 +84,8 @@ export function squeeze(word: string, max: 1 | 2): string {
 
 /** Unicode clean-up shared by every toxicity feature: invisible characters, look-alikes, accents. */
 export function foldText(text: string): string {
+  // Plain ASCII has no invisible characters, look-alikes, accents or compatibility forms.
+  if (!/[^\x00-\x7f]/.test(text)) return text.toLowerCase();
   return text
     .replace(INVISIBLE_RE, '')
     .normalize('NFKC')
@@ -73,17 +116,27 @@ function joinSpelledOut(tokens: string[]): string[] {
 export function normalizeForToxicity(text: string): string[] {
   const cleaned = foldText(text.replace(/https?:\/\/\S+|www\.\S+/gi, ' ').replace(/&#?\w+;/g, ' '));
   const out: string[] = [];
-  for (let chunk of cleaned.split(/\s+/)) {
+  for (const chunk of cleaned.split(/\s+/)) {
     if (!chunk) continue;
-    // Strip surrounding punctuation, but keep characters that may stand for letters.
-    chunk = chunk.replace(/^[^\p{L}\p{N}@$#!|+*]+/u, '').replace(/[^\p{L}\p{N}$@*]+$/u, '');
-    if (!chunk) continue;
-    if (chunk.startsWith('@')) {
-      // A mention names an account; keep it only if the token is itself a disguised word ("@ss").
-      const asWord = squeeze(undoSubstitutions(chunk).replace(/[^\p{L}]/gu, ''), 2);
-      if (lookupWord(asWord, PROFANITY) || lookupWord(asWord, HATE_SPEECH)) out.push(asWord);
-      continue;
-    }
+    for (const t of chunkTokens(chunk)) out.push(t);
+  }
+  return joinSpelledOut(out);
+}
+
+/** The tokens of one whitespace-separated chunk (memoised: the same words recur). */
+const CHUNK_TOKENS = new Map<string, readonly string[]>();
+
+function chunkTokens(raw: string): readonly string[] {
+  let cachedTokens = CHUNK_TOKENS.get(raw);
+  if (cachedTokens) return cachedTokens;
+  const out: string[] = [];
+  // Strip surrounding punctuation, but keep characters that may stand for letters.
+  let chunk = raw.replace(/^[^\p{L}\p{N}@$#!|+*]+/u, '').replace(/[^\p{L}\p{N}$@*]+$/u, '');
+  if (chunk.startsWith('@')) {
+    // A mention names an account; keep it only if the token is itself a disguised word ("@ss").
+    const asWord = squeeze(undoSubstitutions(chunk).replace(/[^\p{L}]/gu, ''), 2);
+    if (lookupWord(asWord, PROFANITY) || lookupWord(asWord, HATE_SPEECH)) out.push(asWord);
+  } else if (chunk) {
     if (chunk.startsWith('#')) chunk = chunk.replace(/^#+/, '');
     const lowered = undoSubstitutions(chunk);
     // A '*' between letters masks letters ("f*ck", "st**pid"): keep it as a wildcard.
@@ -92,7 +145,10 @@ export function normalizeForToxicity(text: string): string[] {
       if (part && /\p{L}/u.test(part)) out.push(squeeze(part, 2));
     }
   }
-  return joinSpelledOut(out);
+  cachedTokens = out;
+  if (CHUNK_TOKENS.size >= 100_000) CHUNK_TOKENS.clear();
+  CHUNK_TOKENS.set(raw, cachedTokens);
+  return cachedTokens;
 }
 
 /** An own property of a word table (never an inherited one such as "constructor"). */
@@ -144,6 +200,44 @@ export interface CategoryHits {
   terms: string[];
 }
 
+/** What one token matches in a category: a listed word or stem, or nothing (memoised per category). */
+const TOKEN_HITS = new WeakMap<LexiconCategory, Map<string, { entry: string; weight: number } | null>>();
+
+export function tokenHit(tok: string, cat: LexiconCategory): { entry: string; weight: number } | null {
+  let m = TOKEN_HITS.get(cat);
+  if (!m) {
+    m = new Map();
+    TOKEN_HITS.set(cat, m);
+  }
+  let hit = m.get(tok);
+  if (hit !== undefined) return hit;
+  hit = lookupWord(tok, cat) ?? null;
+  if (!hit && tok.length >= 5 && !tok.includes('*')) {
+    const single = squeeze(tok, 1);
+    for (const [st, w] of Object.entries(cat.stems)) {
+      if (stemAtEdge(tok, st) || stemAtEdge(single, st)) {
+        hit = { entry: st, weight: w };
+        break;
+      }
+    }
+  }
+  if (m.size >= 100_000) m.clear();
+  m.set(tok, hit);
+  return hit;
+}
+
+/** The first words of a category's phrases: a phrase can only match where one of them occurs. */
+const PHRASE_STARTS = new WeakMap<LexiconCategory, Set<string>>();
+
+export function phraseStarts(cat: LexiconCategory): Set<string> {
+  let s = PHRASE_STARTS.get(cat);
+  if (!s) {
+    s = new Set(Object.keys(cat.phrases).map((p) => p.split(' ')[0] as string));
+    PHRASE_STARTS.set(cat, s);
+  }
+  return s;
+}
+
 /** Category score 1 - prod(1 - w) over matched entries (at most two occurrences each) and the matched terms. */
 export function scoreCategory(tokens: readonly string[], cat: LexiconCategory): CategoryHits {
   const counts = new Map<string, { n: number; w: number }>();
@@ -152,24 +246,16 @@ export function scoreCategory(tokens: readonly string[], cat: LexiconCategory): 
     if (c) c.n++;
     else counts.set(entry, { n: 1, w });
   };
+  let phraseStart = false;
+  const starts = phraseStarts(cat);
   for (const tok of tokens) {
-    const hit = lookupWord(tok, cat);
-    if (hit) {
-      add(hit.entry, hit.weight);
-      continue;
-    }
-    if (tok.length >= 5 && !tok.includes('*')) {
-      const single = squeeze(tok, 1);
-      for (const [st, w] of Object.entries(cat.stems)) {
-        if (stemAtEdge(tok, st) || stemAtEdge(single, st)) {
-          add(st, w);
-          break;
-        }
-      }
-    }
+    const hit = tokenHit(tok, cat);
+    if (hit) add(hit.entry, hit.weight);
+    if (!phraseStart && starts.has(tok)) phraseStart = true;
   }
-  const joined = ` ${tokens.join(' ')} `;
-  for (const [phrase, w] of Object.entries(cat.phrases)) {
+  if (counts.size === 0 && !phraseStart) return { score: 0, terms: [] };
+  const joined = phraseStart ? ` ${tokens.join(' ')} ` : '';
+  for (const [phrase, w] of phraseStart ? Object.entries(cat.phrases) : []) {
     let from = 0;
     for (let i = joined.indexOf(` ${phrase} `, from); i >= 0; i = joined.indexOf(` ${phrase} `, from)) {
       add(`"${phrase}"`, w);

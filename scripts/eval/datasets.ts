@@ -222,7 +222,13 @@ export function loadDavidson(dir: string, limit = Infinity): Loaded<Example> {
       if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${r.line} (${problem})`);
       continue;
     }
-    out.rows.push({ id: r.fields[0] ?? String(r.line), prompt: 'Tweet', response: tweet, positive: cls !== '2', group: cls === '0' ? 'hate' : cls === '1' ? 'offensive' : 'neither' });
+    out.rows.push({
+      id: r.fields[0] ?? String(r.line),
+      prompt: 'Tweet',
+      response: tweet,
+      positive: cls !== '2',
+      group: cls === '0' ? 'hate' : cls === '1' ? 'offensive' : 'neither',
+    });
   }
   return out;
 }
@@ -258,7 +264,11 @@ export function loadHateCheck(dir: string): Loaded<Example> {
   const placeholders = new Map<string, string[]>();
   for (const r of parseCsv(phText).slice(1)) {
     const [name, values] = r.fields;
-    if (name && values) placeholders.set(name, values.split(',').map((v) => v.trim()));
+    if (name && values)
+      placeholders.set(
+        name,
+        values.split(',').map((v) => v.trim()),
+      );
   }
   const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
   const lines = readFileSync(path.join(dir, 'hatecheck', 'test_suite_templates.tsv'), 'utf8').split(/\r?\n/);
@@ -275,6 +285,80 @@ export function loadHateCheck(dir: string): Loaded<Example> {
     for (const text of expandTemplate(template, placeholders)) {
       out.rows.push({ id: `${i + 1}`, prompt: 'Post', response: text, positive, group: functionality });
     }
+  }
+  return out;
+}
+
+/**
+ * jigsaw/jigsaw_toxic_sample.csv and jigsaw/jigsaw_clean_sample.csv: Wikipedia talk-page comments
+ * from the Jigsaw toxic comment data (lower-cased, punctuation stripped), positive = `toxic`.
+ * `group` names the first sub-label that applies (threat, insult, identity_hate, obscene), else
+ * "toxic" or "clean". `id` is Jigsaw's comment id.
+ */
+export function loadJigsaw(dir: string): Loaded<Example> {
+  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
+  const seen = new Set<string>();
+  for (const file of ['jigsaw_toxic_sample.csv', 'jigsaw_clean_sample.csv']) {
+    const lines = readFileSync(path.join(dir, 'jigsaw', file), 'utf8').split(/\r?\n/);
+    const header = (lines[0] ?? '').split(',');
+    const labels = header.slice(2);
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i] as string;
+      if (!line.trim()) continue;
+      const fields = line.split(',');
+      const id = fields[0] ?? '';
+      const flags = fields.slice(-labels.length);
+      const text = fields
+        .slice(1, fields.length - labels.length)
+        .join(',')
+        .trim();
+      if (fields.length < labels.length + 2 || !id || !text || !flags.every((f) => f === '0' || f === '1')) {
+        out.malformed++;
+        if (out.malformedExamples.length < 3) out.malformedExamples.push(`${file} line ${i + 1}`);
+        continue;
+      }
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const on = (name: string) => flags[labels.indexOf(name)] === '1';
+      const positive = on('toxic');
+      const group = positive ? (['threat', 'insult', 'identity_hate', 'obscene'].find(on) ?? 'toxic') : 'clean';
+      out.rows.push({ id, prompt: 'Comment', response: text, positive, group });
+    }
+  }
+  return out;
+}
+
+/**
+ * ethos/Ethos_Dataset_Binary.sample.csv: YouTube and Reddit comments labelled for hate speech
+ * (`isHate`, the share of annotators who called it hate speech); positive = isHate >= 0.5, the
+ * data set's own binary reading. Never trained or tuned on: the held-out source.
+ */
+export function loadEthos(dir: string): Loaded<Example> {
+  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
+  const text = readFileSync(path.join(dir, 'ethos', 'Ethos_Dataset_Binary.sample.csv'), 'utf8');
+  const seen = new Set<string>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!line.trim()) continue;
+    const cut = line.lastIndexOf(';');
+    const score = Number(line.slice(cut + 1));
+    let comment = cut > 0 ? line.slice(0, cut) : '';
+    if (comment.startsWith('"') && comment.endsWith('"')) comment = comment.slice(1, -1).replace(/""/g, '"');
+    if (cut <= 0 || !Number.isFinite(score) || score < 0 || score > 1 || !comment.trim()) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${i + 1}`);
+      continue;
+    }
+    if (seen.has(comment)) continue;
+    seen.add(comment);
+    out.rows.push({
+      id: String(i + 1),
+      prompt: 'Comment',
+      response: comment,
+      positive: score >= 0.5,
+      group: score >= 0.5 ? 'hate' : score > 0 ? 'some annotators: hate' : 'not hate',
+    });
   }
   return out;
 }
@@ -311,7 +395,9 @@ export function loadHaluEvalClean(dir: string): Loaded<Example> {
 /** Reads the VADER negative-valence word list (data/vader/vader_negative.tsv). */
 export function loadVaderNegative(dir: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const line of readFileSync(path.join(dir, 'vader', 'vader_negative.tsv'), 'utf8').split(/\r?\n/).slice(1)) {
+  for (const line of readFileSync(path.join(dir, 'vader', 'vader_negative.tsv'), 'utf8')
+    .split(/\r?\n/)
+    .slice(1)) {
     const [w, v] = line.split('\t');
     if (w && v && Number.isFinite(Number(v))) out[w] = Number(v);
   }
