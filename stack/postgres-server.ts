@@ -11,6 +11,7 @@
  * error naming the directory and what to set.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -40,9 +41,49 @@ const execFileP = promisify(execFile);
 /** Connections the server accepts (several pools of several processes). */
 export const POSTGRES_MAX_CONNECTIONS = 200;
 
+/**
+ * Where the stack's PostgreSQL data lives: <home>/postgres, or the directory named in
+ * <home>/postgres/data-location when the server's user cannot reach the stack home (see
+ * `placeData`).
+ */
 export function localPostgresPaths(home: string) {
-  const base = stackDirs(home).postgres;
+  const own = stackDirs(home).postgres;
+  let base = own;
+  try {
+    base = readFileSync(join(own, DATA_LOCATION), 'utf8').trim() || own;
+  } catch {
+    /* the data is under the stack home */
+  }
   return { base, data: join(base, 'data'), hba: join(base, 'data', 'pg_hba.conf') };
+}
+
+const DATA_LOCATION = 'data-location';
+/** Data of stack homes the server's user cannot reach (e.g. a clone in a private temporary directory). */
+const SHARED_DATA_ROOT = '/var/lib/optiinfra';
+
+/** Whether `user` may enter every directory above `home`. */
+function reachesHome(home: string, runAs: RunAs): boolean {
+  for (let d = dirname(resolve(home)); ; d = dirname(d)) {
+    const st = statSync(d);
+    const bit = st.uid === runAs.uid ? 0o100 : runAs.gids.includes(st.gid) ? 0o010 : 0o001;
+    if (!(st.mode & bit)) return false;
+    if (d === dirname(d)) return true;
+  }
+}
+
+/**
+ * The data directory for a server running as `runAs`: under the stack home when that user can
+ * reach it, else under /var/lib/optiinfra/<home's hash> (recorded in <home>/postgres, so status
+ * and down find it), since directories above the home are not the stack's to open up.
+ */
+function placeData(home: string, runAs: RunAs): ReturnType<typeof localPostgresPaths> {
+  const current = localPostgresPaths(home);
+  if (current.base !== stackDirs(home).postgres || reachesHome(home, runAs)) return current;
+  const base = join(SHARED_DATA_ROOT, `postgres-${createHash('sha256').update(resolve(home)).digest('hex').slice(0, 12)}`);
+  mkdirSync(base, { recursive: true, mode: 0o755 });
+  mkdirSync(stackDirs(home).postgres, { recursive: true });
+  writeFileSync(join(stackDirs(home).postgres, DATA_LOCATION), `${base}\n`);
+  return localPostgresPaths(home);
 }
 
 export function localPostgresUrl(port: number): string {
@@ -256,7 +297,7 @@ export async function startLocalPostgres(opts: {
 }): Promise<LocalPostgres> {
   const env = opts.env ?? process.env;
   const home = resolve(opts.home);
-  const p = localPostgresPaths(home);
+  let p = localPostgresPaths(home);
   const url = localPostgresUrl(opts.port);
   const userOf = () => (isRoot() ? env.OPTIINFRA_PG_USER?.trim() || 'postgres' : userInfo().username);
 
@@ -293,6 +334,7 @@ export async function startLocalPostgres(opts: {
     );
   }
   const runAs = await runAsUser(env);
+  if (runAs) p = placeData(home, runAs);
 
   // A server of this data directory that is not healthy on this port (another port, shutting
   // down, a stale pid file): stop it first.

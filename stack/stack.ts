@@ -22,7 +22,7 @@ import { clickhouseHealthy, postgresHealthy, temporalHealthy } from './health.js
 import { defaultHome, type Service } from './paths.js';
 import { DEFAULT_PORTS, isLoopback, parseHostPort, portFromEnv } from './ports.js';
 import { pgliteUrl, startPglite } from './postgres.js';
-import { localPostgresUrl, startLocalPostgres } from './postgres-server.js';
+import { localPostgresPaths, localPostgresUrl, startLocalPostgres } from './postgres-server.js';
 import { livePid, stopService } from './processes.js';
 import { ensureSearchAttributes, startTemporal } from './temporal.js';
 
@@ -298,7 +298,7 @@ export async function stackDown(opts: StackOptions = {}): Promise<void> {
   await Promise.all([
     (async () => {
       const [server, lite] = await Promise.all([stopService(home, 'postgres'), stopService(home, 'pglite')]);
-      if (server !== undefined) line('postgres', `stopped (pid ${server}; data kept in ${join(home, 'postgres')})`);
+      if (server !== undefined) line('postgres', `stopped (pid ${server}; data kept in ${localPostgresPaths(home).data})`);
       if (lite !== undefined) line('postgres', `stopped (PGlite, pid ${lite}; data kept in ${join(home, 'pglite')})`);
       if (server === undefined && lite === undefined) line('postgres', 'not running (nothing to stop)');
     })(),
