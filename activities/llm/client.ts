@@ -226,7 +226,9 @@ export class LlmClient {
     const timer = opts.heartbeat ? setInterval(beat, this.heartbeatMs) : undefined;
     timer?.unref?.();
     try {
-      return await this.run(opts);
+      // A signal of this call's own, following the caller's: listeners of the SDK and of the
+      // waits go on it, not on a signal many concurrent calls share.
+      return await this.run(opts.signal ? { ...opts, signal: AbortSignal.any([opts.signal]) } : opts);
     } finally {
       if (timer) clearInterval(timer);
     }
