@@ -5,12 +5,12 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../common/config.js';
-import { gateInputSchema, overrideSchema, type GateInput, type GateProgress, type GateResult, type Override } from '../domain/gate/types.js';
+import { gateInputSchema, gateParams, overrideSchema, type GateInput, type GateProgress, type GateResult, type Override } from '../domain/gate/types.js';
 import { renderGateReport } from '../domain/gate/report.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { SA } from '../common/search-attributes.js';
 import { getDeployment } from '../activities/storage/postgres/deployments.js';
-import { type Db } from '../activities/storage/postgres/db.js';
+import type { Db } from '../activities/storage/postgres/db.js';
 import { uiLink } from './runtime.js';
 
 export class GateUsageError extends Error {}
@@ -50,9 +50,17 @@ export async function startOrAttachGate(
   ciRun?: string,
 ): Promise<{ handle: WorkflowHandle; attached: boolean; workflowId: string }> {
   await validateGate(db, input);
+  const params = gateParams(gateInputSchema.parse(input));
   const workflowId = gateWorkflowId(input.deployment, input.candidateVersion, ciRun);
   try {
-    await client.workflow.getHandle(workflowId).describe();
+    const d = await client.workflow.getHandle(workflowId).describe();
+    const existing = d.memo?.gateParams;
+    if (typeof existing === 'string' && existing !== params) {
+      throw new GateUsageError(
+        `gate '${workflowId}' already exists for this CI run with other parameters (${existing}); this run asks for (${params}). ` +
+          'Re-run with the same parameters to attach to it, or give another --ci-run for a new gate',
+      );
+    }
     return { handle: client.workflow.getHandle(workflowId), attached: true, workflowId };
   } catch (e) {
     if (!(e instanceof WorkflowNotFoundError)) throw e;
@@ -69,6 +77,7 @@ export async function startOrAttachGate(
       { key: SA.modelVersion, value: [input.baselineVersion, input.candidateVersion] },
     ],
     staticSummary: `Deploy gate: ${input.deployment} ${input.baselineVersion} → ${input.candidateVersion}`,
+    memo: { gateParams: params },
   });
   return { handle, attached: false, workflowId };
 }

@@ -1,8 +1,12 @@
 /** Temporal Schedules: collection per deployment, infrastructure collection, the optimisation review. */
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import type { Config } from '../common/config.js';
+import { ConfigError, type Config } from '../common/config.js';
+import { durationMs } from '../common/types.js';
 import { collectionCycleInputSchema } from '../domain/collector/collection.js';
 import { SA } from '../common/search-attributes.js';
+
+/** Shortest schedule interval: a cycle, a review or a collection per minute at most. */
+export const MIN_SCHEDULE_INTERVAL = '1m';
 
 export const scheduleId = (deployment: string) => `collect/${deployment}`;
 export const REVIEW_SCHEDULE_ID = 'optimization-review';
@@ -38,6 +42,10 @@ async function ensureWorkflowSchedule(
     staticSummary: o.summary,
   };
   const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour', pauseOnFailure: false };
+  const ms = durationMs(o.every);
+  if (!(ms >= durationMs(MIN_SCHEDULE_INTERVAL))) {
+    throw new ConfigError(`schedule interval '${o.every}' is too short or not a duration: at least ${MIN_SCHEDULE_INTERVAL} (e.g. 15m)`);
+  }
   const spec = { intervals: [{ every: o.every }] };
   const paused = !!o.paused;
   try {

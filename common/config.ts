@@ -151,24 +151,30 @@ export const PLAN_LIMITS: Record<GroqPlan, RateLimits> = {
   unlimited: { rpm: 0, rpd: 0, tpm: 0, tpd: 0 },
 };
 
-const url = (name: string) =>
+const url = (name: string, opts: { credentials?: 'allowed' | 'refused' } = {}) =>
   z
     .string()
     .optional()
     .transform((v, ctx) => {
       if (v === undefined || v.trim() === '') return undefined;
+      let u: URL;
       try {
-        return new URL(v).toString().replace(/\/$/, '');
+        u = new URL(v);
       } catch {
         ctx.addIssue({ code: 'custom', message: `${name} must be a URL (got a value that does not parse)` });
         return z.NEVER;
       }
+      if (opts.credentials === 'refused' && (u.username || u.password)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must not hold credentials (user:password@): the API key goes in GROQ_API_KEY` });
+        return z.NEVER;
+      }
+      return u.toString().replace(/\/$/, '');
     });
 
 const envSchema = z.object({
   GROQ_API_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
   GROQ_MODEL: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'openai/gpt-oss-20b')),
-  GROQ_BASE_URL: url('GROQ_BASE_URL'),
+  GROQ_BASE_URL: url('GROQ_BASE_URL', { credentials: 'refused' }),
   LLM_ENABLED: bool('LLM_ENABLED', true),
   LLM_TIMEOUT: num('LLM_TIMEOUT', 30, 1, 600),
   LLM_MAX_RETRIES: num('LLM_MAX_RETRIES', 3, 0, 20, true),
@@ -333,25 +339,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function redact(text: string, secrets: Array<string | undefined>): string {
   let out = text;
   for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[REDACTED]');
-  return out;
+  // Credentials written into any URL (user:password@host), whoever configured it.
+  return out.replace(URL_CREDENTIALS, '$1[REDACTED]@');
 }
 
-/** The password part of a URL, if any (for redaction). */
-export function urlPassword(u?: string): string | undefined {
-  if (!u) return undefined;
+/** scheme://user[:password]@ in text (the userinfo part of a URL). */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
+
+/** The password of a URL, as written and decoded (for redaction; empty when there is none). */
+export function urlPasswords(u?: string): string[] {
+  if (!u) return [];
   try {
-    const p = decodeURIComponent(new URL(u).password);
-    return p || undefined;
+    const raw = new URL(u).password;
+    return raw ? [...new Set([raw, decodeURIComponent(raw)])] : [];
   } catch {
-    return undefined;
+    return [];
   }
 }
 
 export function secretsOf(c: Config): string[] {
   return [
     c.groq.apiKey,
-    urlPassword(c.databaseUrl),
-    urlPassword(c.clickhouse.url),
+    ...urlPasswords(c.databaseUrl),
+    ...urlPasswords(c.clickhouse.url),
+    ...urlPasswords(c.groq.baseURL),
     c.webhookSecret,
     ...(c.encryption?.keys.map((k) => k.encoded) ?? []),
     c.codec.token,

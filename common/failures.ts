@@ -21,6 +21,8 @@ export const FAILURES = {
   SourceUnavailable: { retryable: true },
   DeployerUnavailable: { retryable: true },
   DeployerRejected: { retryable: false },
+  NotifyUnavailable: { retryable: true },
+  NotifyRejected: { retryable: false },
   // The LLM (see activities/llm/client.ts for the mapping from HTTP answers).
   LlmDisabled: { retryable: false },
   LlmAuthError: { retryable: false },

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCollectorActivities } from '../activities/collector/activities.js';
 import { createGateActivities } from '../activities/gate/activities.js';
+import { createNotifyActivities } from '../activities/gate/notify.js';
 import type { ActivityDeps } from '../activities/deps.js';
 import { createAgentActivities } from '../activities/agents/index.js';
 import type { Config } from '../common/config.js';
@@ -28,7 +29,7 @@ export interface WorkerSet {
 export type WorkerDeps = ActivityDeps;
 
 export function createActivities(deps: WorkerDeps) {
-  return { ...createCollectorActivities(deps), ...createGateActivities(deps), ...createAgentActivities(deps) };
+  return { ...createCollectorActivities(deps), ...createGateActivities(deps), ...createNotifyActivities(deps), ...createAgentActivities(deps) };
 }
 
 export async function createWorkers(

@@ -4,6 +4,7 @@ export { scoreBatch } from './collector/score-batch.js';
 export { computeBaseline } from './gate/baseline.js';
 export { deployGate, gateProgressQuery, overrideUpdate, overrideSignal } from './gate/deploy-gate.js';
 export { abCompare } from './gate/compare.js';
+export { gateNotifications } from './gate/notify.js';
 export { costAgent } from './agents/cost/cost-agent.js';
 export { performanceAgent } from './agents/performance/performance-agent.js';
 export { resourceAgent } from './agents/resource/resource-agent.js';

@@ -43,6 +43,12 @@ export const rollbackOptions: ActivityOptions = {
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryableTypes() },
 };
 
+/** A notification: retried for about ten minutes, then reported as failed (the gate does not wait for it). */
+export const notifyOptions: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
 /** Agent analyses: sources that stay down fail the agent run (with the reason) instead of stalling a review. */
 export const agentOptions: ActivityOptions = {
   startToCloseTimeout: '5 minutes',

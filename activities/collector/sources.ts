@@ -491,6 +491,11 @@ class HttpSource implements InteractionSource {
   async fetch(cursor: string | null, limit: number): Promise<FetchResult> {
     checkLimit(limit);
     const u = new URL(this.base);
+    // Credentials in the URL become Basic auth (fetch refuses them in the URL); they never appear in a message.
+    const auth: Record<string, string> =
+      u.username || u.password ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` } : {};
+    u.username = '';
+    u.password = '';
     if (cursor !== null) u.searchParams.set('cursor', cursor);
     u.searchParams.set('limit', String(limit));
     const where = `GET ${displayUrl(this.base)}`;
@@ -499,7 +504,7 @@ class HttpSource implements InteractionSource {
     try {
       res = await fetch(u, {
         method: 'GET',
-        headers: { accept: 'application/json', ...this.headers },
+        headers: { accept: 'application/json', ...auth, ...this.headers },
         signal: AbortSignal.timeout(this.timeoutMs),
         redirect: 'follow',
       });

@@ -4,7 +4,7 @@
  * (activities/agents/application).
  */
 import { Context } from '@temporalio/activity';
-import { secretsOf } from '../../common/config.js';
+import { redact, secretsOf } from '../../common/config.js';
 import { raise } from '../../common/failures.js';
 import type { Check } from '../../common/types.js';
 import { baselineId, toVersionStats, type BaselineRecord, type BaselineWindow } from '../../domain/gate/baseline.js';
@@ -111,7 +111,9 @@ export function createGateActivities(deps: ActivityDeps) {
   }
 
   async function recordDecision(input: { result: GateResult; runId: string; startedAt: string; input: unknown }): Promise<void> {
-    await gates.recordDecision(db, input.result, input.runId, input.startedAt, input.input);
+    // The gate's input may hold a webhook URL with credentials: stored without them.
+    const stored = JSON.parse(redact(JSON.stringify(input.input), secretsOf(config))) as unknown;
+    await gates.recordDecision(db, input.result, input.runId, input.startedAt, stored);
   }
 
   async function recordComparison(c: {

@@ -26,7 +26,7 @@
  *
  * Verifying a webhook on the receiving side (Node):
  *
- *   import { verifySignature } from 'optiinfra/activities/deploy/deployer.js';
+ *   import { verifySignature } from 'optiinfra/activities/gate/webhook.js';
  *   // rawBody: the request body exactly as received (bytes decoded as UTF-8, not re-serialised JSON)
  *   const ok = verifySignature(process.env.OPTIINFRA_WEBHOOK_SECRET!,
  *     req.headers['x-optiinfra-timestamp'], rawBody, req.headers['x-optiinfra-signature']);
@@ -42,12 +42,13 @@
  * Every message has `opts.secrets` redacted.
  */
 import { execFile, type ExecFileException } from 'node:child_process';
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ApplicationFailure } from '@temporalio/common';
 import { failure as failureOf, type FailureType } from '../../common/failures.js';
 import { redact } from '../../common/config.js';
 import type { DeployerConfig } from '../../domain/gate/types.js';
-import { retryAfterMsOf } from '../llm/client.js';
+import { postSigned, seconds } from './webhook.js';
+
+export { SIGNATURE_HEADER, signPayload, TIMESTAMP_HEADER, verifySignature } from './webhook.js';
 
 export interface RollbackRequest {
   gateId: string;
@@ -73,14 +74,9 @@ export type DeployerErrorType = Extract<FailureType, `Deployer${string}`>;
 
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 30_000;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60_000;
-/** Default tolerance of `verifySignature` between the signed timestamp and the receiver's clock. */
-export const SIGNATURE_TOLERANCE_SEC = 300;
-export const SIGNATURE_HEADER = 'X-OptiInfra-Signature';
-export const TIMESTAMP_HEADER = 'X-OptiInfra-Timestamp';
 
 /** How much of a command's output, or a webhook's error body, goes into a message or detail. */
 const TAIL_BYTES = 2048;
-const BODY_SNIPPET_CHARS = 300;
 /** Longest OPTIINFRA_REASON passed to a command (environment strings have OS limits). */
 const ENV_REASON_LIMIT = 8192;
 const COMMAND_MAX_BUFFER = 16 * 1024 * 1024;
@@ -115,42 +111,6 @@ export async function deliverRollback(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Signatures
-
-/** `sha256=<hex>` for a timestamp and a raw body. */
-export function signPayload(secret: string, timestamp: string, rawBody: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${rawBody}`, 'utf8').digest('hex')}`;
-}
-
-/**
- * For receivers of the rollback webhook: true when `header` (the X-OptiInfra-Signature value,
- * `sha256=<hex>`) is the HMAC-SHA256 of "<timestamp>.<rawBody>" with `secret` AND `timestamp`
- * (the X-OptiInfra-Timestamp value, unix seconds) is within `toleranceSec` (default 300) of
- * `now` (milliseconds since the epoch, default Date.now()). Pass the body exactly as received.
- * The comparison is constant-time. Never throws: anything malformed is simply false.
- */
-export function verifySignature(
-  secret: string,
-  timestamp: string,
-  rawBody: string,
-  header: string | undefined,
-  opts: { toleranceSec?: number; now?: number } = {},
-): boolean {
-  if (typeof secret !== 'string' || secret === '') return false;
-  if (typeof header !== 'string' || typeof timestamp !== 'string' || typeof rawBody !== 'string') return false;
-  if (!/^\d{1,15}$/.test(timestamp.trim())) return false;
-  const ts = Number(timestamp.trim());
-  const tolerance = opts.toleranceSec ?? SIGNATURE_TOLERANCE_SEC;
-  const nowSec = (opts.now ?? Date.now()) / 1000;
-  if (!Number.isFinite(tolerance) || Math.abs(nowSec - ts) > tolerance) return false;
-  const m = /^sha256=([0-9a-fA-F]{64})$/.exec(header.trim());
-  if (!m || m[1] === undefined) return false;
-  const expected = createHmac('sha256', secret).update(`${timestamp.trim()}.${rawBody}`, 'utf8').digest();
-  const given = Buffer.from(m[1], 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Webhook
 
 /** The webhook's JSON body. */
@@ -167,150 +127,19 @@ export function webhookBody(req: RollbackRequest, sentAt: Date): string {
   });
 }
 
-/** A URL for messages: credentials and query string (often a token) left out. */
-function describeUrl(u: string): string {
-  try {
-    const x = new URL(u);
-    return `${x.origin}${x.pathname}${x.search ? '?…' : ''}`;
-  } catch {
-    return '(unparseable webhook URL)';
-  }
-}
-
-async function postWebhook(
-  url: string,
-  req: RollbackRequest,
-  opts: DeliverOptions,
-  secrets: string[],
-): Promise<{ status: 'delivered'; detail: string }> {
-  const where = describeUrl(url);
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch {
-    throw failure('DeployerRejected', 'rollback webhook URL does not parse: fix deployer.url', secrets);
-  }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-    throw failure('DeployerRejected', `rollback webhook URL must be http or https (got ${target.protocol}): fix deployer.url`, secrets);
-  }
-  // Credentials in the URL become Basic auth (fetch refuses them in the URL); they, and the
-  // query string, never appear in a message.
-  let authorization: string | undefined;
-  if (target.username || target.password) {
-    const user = decodeURIComponent(target.username);
-    const pass = decodeURIComponent(target.password);
-    authorization = `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
-    secrets = [...secrets, pass, authorization.slice('Basic '.length)];
-    target.username = '';
-    target.password = '';
-  }
-  if (target.search.length > 1) secrets = [...secrets, target.search.slice(1), ...target.searchParams.values()];
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS;
-  const now = new Date();
-  const timestamp = String(Math.floor(now.getTime() / 1000));
-  const rawBody = webhookBody(req, now);
-  const headers: Record<string, string> = {
-    'Content-Type': 'application/json',
-    'Idempotency-Key': req.idempotencyKey,
-    [TIMESTAMP_HEADER]: timestamp,
-    'User-Agent': 'optiinfra-deploy-gate',
-  };
-  if (opts.webhookSecret) headers[SIGNATURE_HEADER] = signPayload(opts.webhookSecret, timestamp, rawBody);
-  if (authorization) headers['Authorization'] = authorization;
-
-  let res: Response;
-  try {
-    res = await fetch(target, {
-      method: 'POST',
-      headers,
-      body: rawBody,
-      // A redirected POST silently becomes a GET: report it instead of following it.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (err) {
-    if (isTimeout(err)) {
-      throw failure(
-        'DeployerUnavailable',
-        `rollback webhook ${where} did not answer within ${seconds(timeoutMs)}; it will be retried (raise the timeout if the receiver is slow)`,
-        secrets,
-      );
-    }
-    throw failure(
-      'DeployerUnavailable',
-      `rollback webhook ${where} is unreachable (${describeNetworkError(err)}); it will be retried — check the URL and that the receiver is running`,
-      secrets,
-    );
-  }
-
-  const status = res.status;
-  const signed = opts.webhookSecret
-    ? 'signed with HMAC-SHA256'
-    : 'UNSIGNED: no webhook secret is configured, so the receiver cannot verify that the request came from the gate';
-  if ((status >= 200 && status < 300) || status === 409) {
-    await res.body?.cancel().catch(() => undefined);
-    const what = status === 409 ? `answered 409 (already processed this idempotency key)` : `answered ${status}`;
-    return {
-      status: 'delivered',
-      detail: redact(`rollback webhook ${where} ${what}; idempotency key ${req.idempotencyKey}; ${signed}`, secrets),
-    };
-  }
-
-  const snippet = await bodySnippet(res);
-  const said = snippet ? `: ${snippet}` : '';
-  if (status === 429 || status === 503) {
-    const delay = retryAfterMsOf(res.headers);
-    const after = delay !== undefined ? ` after ${seconds(delay)} as it asked` : '';
-    throw failure(
-      'DeployerUnavailable',
-      `rollback webhook ${where} answered ${status} (${status === 429 ? 'rate limited' : 'unavailable'})${said}; it will be retried${after}`,
-      secrets,
-      delay,
-    );
-  }
-  if (status >= 500 || status === 408) {
-    throw failure('DeployerUnavailable', `rollback webhook ${where} answered ${status}${said}; it will be retried`, secrets);
-  }
-  if (status >= 300 && status < 400) {
-    const location = res.headers.get('location');
-    throw failure(
-      'DeployerRejected',
-      `rollback webhook ${where} answered a redirect (${status}${location ? ` to ${describeUrl(new URL(location, url).toString())}` : ''}); configure the final URL in deployer.url`,
-      secrets,
-    );
-  }
-  const hint =
-    status === 401 || status === 403
-      ? ' — check that the receiver and the gate use the same webhook secret and that the gate may call it'
-      : status === 404
-        ? ' — check deployer.url'
-        : ' — the receiver refused the request; fix the receiver or the deployer configuration and roll back by hand';
-  throw failure('DeployerRejected', `rollback webhook ${where} rejected the rollback with ${status}${said}${hint}`, secrets);
-}
-
-async function bodySnippet(res: Response): Promise<string> {
-  try {
-    const text = (await res.text()).replace(/\s+/g, ' ').trim();
-    return text.length > BODY_SNIPPET_CHARS ? `${text.slice(0, BODY_SNIPPET_CHARS)}…` : text;
-  } catch {
-    return '';
-  }
-}
-
-function isTimeout(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-}
-
-function describeNetworkError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = (err as { cause?: unknown }).cause;
-  if (cause && typeof cause === 'object') {
-    const code = (cause as { code?: unknown }).code;
-    const msg = cause instanceof Error ? cause.message : '';
-    if (typeof code === 'string') return msg && !msg.includes(code) ? `${code}: ${msg}` : msg || code;
-    if (msg) return msg;
-  }
-  return err.message;
+function postWebhook(url: string, req: RollbackRequest, opts: DeliverOptions, secrets: string[]): Promise<{ status: 'delivered'; detail: string }> {
+  return postSigned({
+    url,
+    rawBody: webhookBody(req, new Date()),
+    idempotencyKey: req.idempotencyKey,
+    what: 'rollback webhook',
+    setting: 'deployer.url',
+    refusedHint: 'fix the receiver or the deployer configuration and roll back by hand',
+    webhookSecret: opts.webhookSecret,
+    timeoutMs: opts.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS,
+    secrets,
+    failureType: { retry: 'DeployerUnavailable', refuse: 'DeployerRejected' },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,11 +261,6 @@ function runCommand(
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function seconds(ms: number): string {
-  const s = ms / 1000;
-  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
-}
 
 function failure(type: DeployerErrorType, message: string, secrets: string[], nextRetryDelayMs?: number): ApplicationFailure {
   return failureOf(type, redact(message, secrets), { nextRetryDelay: nextRetryDelayMs });

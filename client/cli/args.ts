@@ -3,7 +3,7 @@
  * and the exit codes.
  */
 import { InvalidArgumentError } from 'commander';
-import { ID_PATTERN } from '../../common/types.js';
+import { durationMs, ID_PATTERN } from '../../common/types.js';
 import { AGENTS, type AgentName } from '../../domain/agents/types.js';
 
 /** Exit codes: 0 success, 3 usage or infrastructure error (the gate adds 1 reject, 2 inconclusive). */
@@ -38,12 +38,15 @@ export const rateArg = (v: string) => {
   return n;
 };
 
-export const durationArg = (v: string) => {
-  if (!/^\d+(s|m|h|d)$/.test(v) || Number.parseInt(v, 10) === 0) {
-    throw new InvalidArgumentError('interval must look like 30s, 15m, 2h or 1d');
-  }
-  return v;
-};
+/** A duration like 30s, 15m, 2h or 1d, between `min` and `max` (given the same way). */
+export const durationArg =
+  (min = '1s', max = '365d') =>
+  (v: string) => {
+    const ms = durationMs(v);
+    if (Number.isNaN(ms)) throw new InvalidArgumentError('must look like 30s, 15m, 2h or 1d');
+    if (ms < durationMs(min) || ms > durationMs(max)) throw new InvalidArgumentError(`must be between ${min} and ${max}`);
+    return v;
+  };
 
 /** Percentage points (0-100) as a fraction: "5" → 0.05. */
 export const pointsArg = (what: string) => (v: string) => {
@@ -77,3 +80,15 @@ export function requireAgent(name: string): AgentName {
   if (!isAgent(name)) throw new UsageError(`unknown agent '${name}' (known: ${AGENTS.join(', ')})`);
   return name;
 }
+
+/** A comma-separated subset of the checks whose gate guard may go unmeasured. */
+export const checkListArg = (v: string): Array<'hallucination' | 'toxicity'> => {
+  const list = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const ok = (x: string): x is 'hallucination' | 'toxicity' => x === 'hallucination' || x === 'toxicity';
+  const bad = list.filter((x) => !ok(x));
+  if (bad.length || !list.length) throw new InvalidArgumentError(`unknown check(s) ${bad.join(', ')}; allowed: hallucination, toxicity`);
+  return list.filter(ok);
+};

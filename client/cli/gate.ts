@@ -27,7 +27,7 @@ import {
   writeReports,
 } from '../gate.js';
 import { openStores, runtimeConfig, temporalClient, uiLink } from '../runtime.js';
-import { durationArg, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
+import { checkListArg, durationArg, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { describeBaseline, printJson } from './format.js';
 
@@ -53,6 +53,8 @@ interface GateStartOptions extends GateTarget {
   rollbackWebhook?: string;
   rollbackCommand?: string;
   rollbackArg?: string[];
+  rollbackTimeout?: number;
+  allowUnmeasured?: Array<'hallucination' | 'toxicity'>;
 }
 
 const gateTarget = (c: Command) =>
@@ -74,6 +76,8 @@ async function printGateResult(r: GateResult, config: Config, o: { json?: boolea
 function gateInputOf(o: GateStartOptions): GateInput {
   if (o.rollbackWebhook && o.rollbackCommand) throw new UsageError('give at most one of --rollback-webhook and --rollback-command');
   if (o.rollbackArg && !o.rollbackCommand) throw new UsageError('--rollback-arg needs --rollback-command');
+  if (o.rollbackTimeout !== undefined && !o.rollbackWebhook && !o.rollbackCommand) throw new UsageError('--rollback-timeout needs --rollback-webhook or --rollback-command');
+  const timeout = o.rollbackTimeout === undefined ? {} : { timeoutSeconds: o.rollbackTimeout };
   const tolerances = Object.fromEntries(
     Object.entries({
       qualityDrop: o.qualityDrop,
@@ -91,10 +95,11 @@ function gateInputOf(o: GateStartOptions): GateInput {
     checkEvery: o.checkEvery,
     onInconclusive: o.onInconclusive,
     deployer: o.rollbackWebhook
-      ? { type: 'webhook', url: o.rollbackWebhook }
+      ? { type: 'webhook', url: o.rollbackWebhook, ...timeout }
       : o.rollbackCommand
-        ? { type: 'command', argv: [o.rollbackCommand, ...(o.rollbackArg ?? [])] }
+        ? { type: 'command', argv: [o.rollbackCommand, ...(o.rollbackArg ?? [])], ...timeout }
         : { type: 'dry-run' },
+    ...(o.allowUnmeasured ? { allowUnmeasured: o.allowUnmeasured } : {}),
     requestedBy: process.env.GITHUB_ACTOR || process.env.GITLAB_USER_LOGIN || process.env.USER,
   };
 }
@@ -158,15 +163,15 @@ export function registerGateCommands(program: Command, outcome: CommandOutcome):
   gateTarget(gate.command('start', { isDefault: true }).description("start the gate for a candidate (or attach to this CI run's gate)"))
     .requiredOption('--baseline <version>', 'the version it must not be worse than', idArg('baseline version'))
     .option('--wait', 'wait for the decision, showing progress, and exit with its code')
-    .option('--timeout <duration>', 'with --wait: stop waiting after this long (exit 2; the gate keeps running)', durationArg)
+    .option('--timeout <duration>', 'with --wait: stop waiting after this long (exit 2; the gate keeps running)', durationArg('1s', '30d'))
     .option('--json', 'machine-readable output')
     .option('--report <file>', 'write the Markdown report here (also appended to $GITHUB_STEP_SUMMARY when set)')
     .option('--quality-drop <points>', 'tolerated quality drop', pointsArg('--quality-drop'))
     .option('--hallucination-increase <points>', 'tolerated hallucination-rate rise', pointsArg('--hallucination-increase'))
     .option('--toxicity-increase <points>', 'tolerated toxicity-rate rise', pointsArg('--toxicity-increase'))
     .option('--min-samples <n>', 'candidate samples before any verdict', intArg('min samples', 5, 1_000_000))
-    .option('--max-wait <duration>', 'longest wait for enough samples (default 2h)', durationArg)
-    .option('--check-every <duration>', 're-check interval (default 15m, the collection interval)', durationArg)
+    .option('--max-wait <duration>', 'longest wait for enough samples (default 2h, at most 30d)', durationArg('1s', '30d'))
+    .option('--check-every <duration>', 're-check interval (default 15m, the collection interval)', durationArg('1s', '1d'))
     .addOption(
       new Option('--on-inconclusive <what>', 'INCONCLUSIVE at the deadline means (default reject: fail safe)').choices([
         'reject',
@@ -177,6 +182,12 @@ export function registerGateCommands(program: Command, outcome: CommandOutcome):
     .option('--rollback-webhook <url>', 'roll back by POSTing to this URL (HMAC-signed with OPTIINFRA_WEBHOOK_SECRET)')
     .option('--rollback-command <program>', 'roll back by running this program (no shell; see --rollback-arg)')
     .option('--rollback-arg <arg>', 'an argument for --rollback-command (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--rollback-timeout <seconds>', 'per delivery attempt of the webhook or command (default 30 / 300)', intArg('--rollback-timeout', 1, 3600))
+    .option(
+      '--allow-unmeasured <checks>',
+      'guards the judge may leave unmeasured without stopping an approval: hallucination, toxicity (comma-separated)',
+      checkListArg,
+    )
     .action((o: GateStartOptions) => startGate(o, outcome));
   gateTarget(gate.command('status').description('progress of a running gate, or its decision'))
     .option('--json', 'machine-readable output')

@@ -44,7 +44,7 @@ export function registerInfraCommands(program: Command): void {
     .command('collect')
     .description('read every source into ClickHouse now')
     .option('--json', 'machine-readable output')
-    .option('--schedule <interval>', 'instead of running now, create or update a schedule (e.g. 5m)', durationArg)
+    .option('--schedule <interval>', 'instead of running now, create or update a schedule (e.g. 5m)', durationArg('1m', '1d'))
     .action(async (o: { json?: boolean; schedule?: string }) =>
       withClient(async (client, config) => {
         if (o.schedule) {

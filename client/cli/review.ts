@@ -19,7 +19,7 @@ export function registerReviewCommands(program: Command): void {
     .description('the optimisation review: the cost, performance, resource and application agents in parallel, then one executive summary')
     .option('--agents <list>', `comma-separated subset of ${AGENTS.join(',')}`, agentListArg)
     .option('--days <n>', 'analysis window in days (default: 30 for cost, 1 for the others)', intArg('--days', 1, 366))
-    .option('--schedule <interval>', 'instead of running now, create or update a schedule (e.g. 1d)', durationArg)
+    .option('--schedule <interval>', 'instead of running now, create or update a schedule (e.g. 1d)', durationArg('1m', '30d'))
     .option('--json', 'machine-readable output')
     .action(async (o: { agents?: AgentName[]; days?: number; schedule?: string; json?: boolean }) =>
       withClient(async (client, config) => {

@@ -25,7 +25,7 @@ export function registerScheduleCommands(program: Command): void {
     .command('create')
     .description('create or update the schedule of a deployment (idempotent)')
     .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
-    .option('--every <interval>', 'interval, e.g. 15m', durationArg, '15m')
+    .option('--every <interval>', 'interval, e.g. 15m', durationArg('1m', '1d'), '15m')
     .option('--paused', 'create it paused')
     .action(async (o: { deployment: string; every: string; paused?: boolean }) => {
       const created = await withClient((c, config) => ensureSchedule(c, config, o));

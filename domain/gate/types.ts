@@ -142,6 +142,39 @@ export function resolvedTolerances(g: GateArgs): Tolerances {
   return { ...DEFAULT_TOLERANCES, ...g.tolerances };
 }
 
+/**
+ * The parameters that define what a gate decides (defaults applied; a webhook URL without its
+ * credentials or query), as one line: a CI re-run that attaches to an existing gate must ask
+ * for the same.
+ */
+export function gateParams(g: GateArgs): string {
+  const d = g.deployer;
+  const deployer = d.type === 'webhook' ? `webhook ${maskedUrl(d.url)}` : d.type === 'command' ? `command ${d.argv[0]}` : 'dry-run';
+  const t = resolvedTolerances(g);
+  return [
+    `baseline ${g.baselineVersion}`,
+    `quality-drop ${t.qualityDrop * 100}`,
+    `hallucination-increase ${t.hallucinationRateIncrease * 100}`,
+    `toxicity-increase ${t.toxicityRateIncrease * 100}`,
+    `min-samples ${g.minSamples}`,
+    `alpha ${g.alpha}`,
+    `max-wait ${g.maxWait}`,
+    `check-every ${g.checkEvery}`,
+    `on-inconclusive ${g.onInconclusive}`,
+    ...(g.allowUnmeasured.length ? [`allow-unmeasured ${[...g.allowUnmeasured].sort().join(',')}`] : []),
+    `rollback ${deployer}`,
+  ].join(', ');
+}
+
+function maskedUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    return `${x.origin}${x.pathname}`;
+  } catch {
+    return '(URL)';
+  }
+}
+
 /** The gate metrics of the checks an operator allows to go unmeasured. */
 export function unmeasuredAllowed(checks: ReadonlyArray<'hallucination' | 'toxicity'>): GateMetric[] {
   return checks.map((c) => (c === 'hallucination' ? 'hallucination_rate' : 'toxicity_rate'));

@@ -13,7 +13,9 @@ import {
   defineSignal,
   defineUpdate,
   executeChild,
+  ParentClosePolicy,
   patched,
+  startChild,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -46,9 +48,11 @@ import {
   type RollbackOutcome,
   type VersionStats,
 } from '../../domain/gate/types.js';
+import { noticeOf } from '../../domain/gate/notify.js';
 import { explainChild } from '../agents/application/explain-decision.js';
 import { gateOptions, localOptions, rollbackOptions } from '../options.js';
 import { computeBaseline, judgeOf } from './baseline.js';
+import { gateNotifications } from './notify.js';
 
 const acts = proxyActivities<GateActivities>(gateOptions);
 const rollbackActs = proxyActivities<GateActivities>(rollbackOptions);
@@ -61,6 +65,9 @@ const local = proxyLocalActivities<CollectorActivities>(localOptions);
  * onInconclusive, and replay so.
  */
 export const USABLE_BASELINE = 'usable-baseline';
+
+/** Patch id: from this change on, a REJECT, INCONCLUSIVE, failed rollback or override notifies the deployment's targets. */
+export const GATE_NOTIFICATIONS = 'gate-notifications';
 
 export const gateProgressQuery = defineQuery<GateProgress>('progress');
 export const overrideUpdate = defineUpdate<GateProgress, [Override]>('override');
@@ -263,6 +270,11 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     override,
     rollback,
   };
+  const notice = noticeOf(result);
+  if (notice.events.length && patched(GATE_NOTIFICATIONS)) {
+    // Abandoned: the gate neither waits for the receivers nor depends on them.
+    await startChild(gateNotifications, { workflowId: `${gateId}/notify`, args: [notice], parentClosePolicy: ParentClosePolicy.ABANDON });
+  }
   await acts.recordDecision({
     result,
     runId: info.firstExecutionRunId,

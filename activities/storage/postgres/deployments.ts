@@ -95,3 +95,14 @@ export async function renewCycle(db: Db, deployment: string, cycleId: string, le
 export async function releaseCycle(db: Db, deployment: string, cycleId: string): Promise<void> {
   await db.query(`UPDATE collection_cursors SET running_cycle = NULL, lease_until = NULL WHERE deployment = $1 AND running_cycle = $2`, [deployment, cycleId]);
 }
+
+/** The deployment's notification targets (raw; validated by the caller). */
+export async function getNotifyTargets(db: Db, deployment: string): Promise<unknown[]> {
+  const r = await db.query<{ notify: unknown }>('SELECT notify FROM deployments WHERE id = $1', [deployment]);
+  const v = r.rows[0]?.notify;
+  return Array.isArray(v) ? v : [];
+}
+
+export async function setNotifyTargets(db: Db, deployment: string, targets: unknown[]): Promise<void> {
+  await db.query('UPDATE deployments SET notify = $2, updated_at = now() WHERE id = $1', [deployment, JSON.stringify(targets)]);
+}

@@ -151,3 +151,27 @@ export async function recordComparison(
     [c.id, c.deployment, c.versionA, c.versionB, c.look.outcome, c.look.reason, JSON.stringify(c.look), JSON.stringify(c.a), JSON.stringify(c.b), JSON.stringify(c.explanation)],
   );
 }
+
+export interface NotificationClaim {
+  idempotencyKey: string;
+  gateId: string;
+  deployment: string;
+  targetKind: string;
+  events: string[];
+}
+
+/** Claim a notification by its idempotency key and return its status ('pending' until delivered). */
+export async function claimNotification(db: Db, c: NotificationClaim): Promise<{ status: string; detail: string }> {
+  await db.query(
+    `INSERT INTO notifications (idempotency_key, gate_id, deployment, target_kind, events, status) VALUES ($1,$2,$3,$4,$5,'pending')
+     ON CONFLICT (idempotency_key) DO NOTHING`,
+    [c.idempotencyKey, c.gateId, c.deployment, c.targetKind, c.events],
+  );
+  await db.query('UPDATE notifications SET attempts = attempts + 1 WHERE idempotency_key = $1', [c.idempotencyKey]);
+  const r = await db.query<{ status: string; detail: string }>('SELECT status, detail FROM notifications WHERE idempotency_key = $1', [c.idempotencyKey]);
+  return r.rows[0] ?? { status: 'pending', detail: '' };
+}
+
+export async function finishNotification(db: Db, key: string, status: 'delivered' | 'failed', detail: string): Promise<void> {
+  await db.query('UPDATE notifications SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [key, status, detail]);
+}

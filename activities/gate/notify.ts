@@ -1,0 +1,68 @@
+/**
+ * Notifications of gate outcomes to the deployment's targets (Slack-compatible incoming
+ * webhooks, generic JSON webhooks), signed like the rollback webhook, one idempotency key per
+ * gate and target: delivered at least once, and never again once delivered. Target URLs (often
+ * secrets themselves) stay in PostgreSQL: workflows know targets by index only.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { secretsOf } from '../../common/config.js';
+import { failure } from '../../common/failures.js';
+import { noticeBody, notifyTargetSchema, type GateNotice, type NotifyTarget } from '../../domain/gate/notify.js';
+import type { ActivityDeps } from '../deps.js';
+import { getNotifyTargets } from '../storage/postgres/deployments.js';
+import * as gates from '../storage/postgres/gates.js';
+import { postSigned } from './webhook.js';
+
+const NOTIFY_TIMEOUT_MS = 15_000;
+
+export function createNotifyActivities(deps: ActivityDeps) {
+  const { config, db } = deps;
+
+  async function targets(deployment: string): Promise<NotifyTarget[]> {
+    return (await getNotifyTargets(db, deployment)).flatMap((t) => {
+      const p = notifyTargetSchema.safeParse(t);
+      return p.success ? [p.data] : [];
+    });
+  }
+
+  /** The deployment's notification targets, by index and kind (no URL). */
+  async function listNotifyTargets(deployment: string): Promise<Array<{ index: number; kind: NotifyTarget['kind'] }>> {
+    return (await targets(deployment)).map((t, index) => ({ index, kind: t.kind }));
+  }
+
+  /** Deliver one gate's notice to one target (a delivered notice is not sent again). */
+  async function deliverNotification(input: { notice: GateNotice; target: number }): Promise<{ status: 'delivered' | 'failed'; detail: string }> {
+    const n = input.notice;
+    const target = (await targets(n.deployment))[input.target];
+    if (!target) throw failure('NotifyRejected', `notification target ${input.target} of '${n.deployment}' no longer exists`);
+    const key = `${n.gateId}/notify/${input.target}`;
+    const prior = await gates.claimNotification(db, { idempotencyKey: key, gateId: n.gateId, deployment: n.deployment, targetKind: target.kind, events: n.events });
+    if (prior.status === 'delivered') return { status: 'delivered', detail: prior.detail };
+    try {
+      const r = await postSigned({
+        url: target.url,
+        rawBody: noticeBody(target.kind, n, key, new Date().toISOString()),
+        idempotencyKey: key,
+        what: `${target.kind} notification`,
+        setting: 'the deployment\'s --notify-* URL',
+        refusedHint: 'fix the URL with optiinfra deployment notify',
+        webhookSecret: config.webhookSecret,
+        timeoutMs: NOTIFY_TIMEOUT_MS,
+        secrets: secretsOf(config),
+        failureType: { retry: 'NotifyUnavailable', refuse: 'NotifyRejected' },
+      });
+      await gates.finishNotification(db, key, 'delivered', r.detail);
+      return r;
+    } catch (e) {
+      if (e instanceof ApplicationFailure && e.type === 'NotifyRejected') {
+        await gates.finishNotification(db, key, 'failed', e.message);
+        return { status: 'failed', detail: e.message };
+      }
+      throw e;
+    }
+  }
+
+  return { listNotifyTargets, deliverNotification };
+}
+
+export type NotifyActivities = ReturnType<typeof createNotifyActivities>;

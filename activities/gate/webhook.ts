@@ -1,0 +1,208 @@
+/**
+ * Signed JSON webhooks, shared by rollbacks and notifications. A POST carries
+ *     Content-Type: application/json
+ *     Idempotency-Key: <key>
+ *     X-OptiInfra-Timestamp: <unix seconds>
+ *     X-OptiInfra-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" with the secret>
+ * (the signature only when a webhook secret is configured). Delivery is at least once, with one
+ * idempotency key per message: Temporal retries, so receivers deduplicate on the key.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { redact } from '../../common/config.js';
+import { failure as failureOf, type FailureType } from '../../common/failures.js';
+import { retryAfterMsOf } from '../llm/client.js';
+
+/** Default tolerance of `verifySignature` between the signed timestamp and the receiver's clock. */
+export const SIGNATURE_TOLERANCE_SEC = 300;
+export const SIGNATURE_HEADER = 'X-OptiInfra-Signature';
+export const TIMESTAMP_HEADER = 'X-OptiInfra-Timestamp';
+const BODY_SNIPPET_CHARS = 300;
+
+// ---------------------------------------------------------------------------------------------
+// Signatures
+
+/** `sha256=<hex>` for a timestamp and a raw body. */
+export function signPayload(secret: string, timestamp: string, rawBody: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${rawBody}`, 'utf8').digest('hex')}`;
+}
+
+/**
+ * For receivers of the rollback webhook: true when `header` (the X-OptiInfra-Signature value,
+ * `sha256=<hex>`) is the HMAC-SHA256 of "<timestamp>.<rawBody>" with `secret` AND `timestamp`
+ * (the X-OptiInfra-Timestamp value, unix seconds) is within `toleranceSec` (default 300) of
+ * `now` (milliseconds since the epoch, default Date.now()). Pass the body exactly as received.
+ * The comparison is constant-time. Never throws: anything malformed is simply false.
+ */
+export function verifySignature(
+  secret: string,
+  timestamp: string,
+  rawBody: string,
+  header: string | undefined,
+  opts: { toleranceSec?: number; now?: number } = {},
+): boolean {
+  if (typeof secret !== 'string' || secret === '') return false;
+  if (typeof header !== 'string' || typeof timestamp !== 'string' || typeof rawBody !== 'string') return false;
+  if (!/^\d{1,15}$/.test(timestamp.trim())) return false;
+  const ts = Number(timestamp.trim());
+  const tolerance = opts.toleranceSec ?? SIGNATURE_TOLERANCE_SEC;
+  const nowSec = (opts.now ?? Date.now()) / 1000;
+  if (!Number.isFinite(tolerance) || Math.abs(nowSec - ts) > tolerance) return false;
+  const m = /^sha256=([0-9a-fA-F]{64})$/.exec(header.trim());
+  if (!m || m[1] === undefined) return false;
+  const expected = createHmac('sha256', secret).update(`${timestamp.trim()}.${rawBody}`, 'utf8').digest();
+  const given = Buffer.from(m[1], 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** A URL for messages: credentials and query string (often a token) left out. */
+function describeUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    return `${x.origin}${x.pathname}${x.search ? '?…' : ''}`;
+  } catch {
+    return '(unparseable webhook URL)';
+  }
+}
+
+export interface SignedPost {
+  url: string;
+  rawBody: string;
+  idempotencyKey: string;
+  /** What the receiver is, for messages: "rollback webhook", "notification webhook". */
+  what: string;
+  /** The setting holding the URL, for messages. */
+  setting: string;
+  /** What to do when the receiver refuses for good. */
+  refusedHint: string;
+  webhookSecret?: string;
+  timeoutMs: number;
+  secrets: string[];
+  failureType: { retry: FailureType; refuse: FailureType };
+}
+
+/**
+ * POST a JSON body with the signature headers (module comment); resolves when the receiver
+ * answered 2xx or 409 (it has processed this idempotency key before), throws a retryable failure
+ * for what may pass (network, timeouts, 408, 429, 5xx; a 429/503 retry-after is honoured) and a
+ * non-retryable one for a refusal. No secret, credential or query string appears in a message.
+ */
+export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; detail: string }> {
+  const { url, rawBody, what, setting } = o;
+  let secrets = o.secrets;
+  const failure = (kind: 'retry' | 'refuse', message: string, delay?: number) => failureOf(o.failureType[kind], redact(message, secrets), { nextRetryDelay: delay });
+  const where = describeUrl(url);
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    throw failure('refuse', `${what} URL does not parse: fix ${setting}`);
+  }
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+    throw failure('refuse', `${what} URL must be http or https (got ${target.protocol}): fix ${setting}`);
+  }
+  // Credentials in the URL become Basic auth (fetch refuses them in the URL); they, and the
+  // query string, never appear in a message.
+  let authorization: string | undefined;
+  if (target.username || target.password) {
+    const user = decodeURIComponent(target.username);
+    const pass = decodeURIComponent(target.password);
+    authorization = `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
+    secrets = [...secrets, pass, authorization.slice('Basic '.length)];
+    target.username = '';
+    target.password = '';
+  }
+  if (target.search.length > 1) secrets = [...secrets, target.search.slice(1), ...target.searchParams.values()];
+  const timeoutMs = o.timeoutMs;
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Idempotency-Key': o.idempotencyKey,
+    [TIMESTAMP_HEADER]: timestamp,
+    'User-Agent': 'optiinfra-deploy-gate',
+  };
+  if (o.webhookSecret) headers[SIGNATURE_HEADER] = signPayload(o.webhookSecret, timestamp, rawBody);
+  if (authorization) headers['Authorization'] = authorization;
+
+  let res: Response;
+  try {
+    res = await fetch(target, {
+      method: 'POST',
+      headers,
+      body: rawBody,
+      // A redirected POST silently becomes a GET: report it instead of following it.
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    if (isTimeout(err)) {
+      throw failure('retry', `${what} ${where} did not answer within ${seconds(timeoutMs)}; it will be retried (raise the timeout if the receiver is slow)`);
+    }
+    throw failure('retry', `${what} ${where} is unreachable (${describeNetworkError(err)}); it will be retried — check the URL and that the receiver is running`);
+  }
+
+  const status = res.status;
+  const signed = o.webhookSecret
+    ? 'signed with HMAC-SHA256'
+    : 'UNSIGNED: no webhook secret is configured, so the receiver cannot verify that the request came from the gate';
+  if ((status >= 200 && status < 300) || status === 409) {
+    await res.body?.cancel().catch(() => undefined);
+    const answered = status === 409 ? `answered 409 (already processed this idempotency key)` : `answered ${status}`;
+    return {
+      status: 'delivered',
+      detail: redact(`${what} ${where} ${answered}; idempotency key ${o.idempotencyKey}; ${signed}`, secrets),
+    };
+  }
+
+  const snippet = await bodySnippet(res);
+  const said = snippet ? `: ${snippet}` : '';
+  if (status === 429 || status === 503) {
+    const delay = retryAfterMsOf(res.headers);
+    const after = delay !== undefined ? ` after ${seconds(delay)} as it asked` : '';
+    throw failure('retry', `${what} ${where} answered ${status} (${status === 429 ? 'rate limited' : 'unavailable'})${said}; it will be retried${after}`, delay);
+  }
+  if (status >= 500 || status === 408) {
+    throw failure('retry', `${what} ${where} answered ${status}${said}; it will be retried`);
+  }
+  if (status >= 300 && status < 400) {
+    const location = res.headers.get('location');
+    throw failure('refuse', `${what} ${where} answered a redirect (${status}${location ? ` to ${describeUrl(new URL(location, url).toString())}` : ''}); configure the final URL in ${setting}`);
+  }
+  const hint =
+    status === 401 || status === 403
+      ? ' — check that the receiver and the gate use the same webhook secret and that the gate may call it'
+      : status === 404
+        ? ` — check ${setting}`
+        : ` — the receiver refused the request; ${o.refusedHint}`;
+  throw failure('refuse', `${what} ${where} refused the request with ${status}${said}${hint}`);
+}
+
+async function bodySnippet(res: Response): Promise<string> {
+  try {
+    const text = (await res.text()).replace(/\s+/g, ' ').trim();
+    return text.length > BODY_SNIPPET_CHARS ? `${text.slice(0, BODY_SNIPPET_CHARS)}…` : text;
+  } catch {
+    return '';
+  }
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+}
+
+function describeNetworkError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause && typeof cause === 'object') {
+    const code = (cause as { code?: unknown }).code;
+    const msg = cause instanceof Error ? cause.message : '';
+    if (typeof code === 'string') return msg && !msg.includes(code) ? `${code}: ${msg}` : msg || code;
+    if (msg) return msg;
+  }
+  return err.message;
+}
+
+
+export function seconds(ms: number): string {
+  const s = ms / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+}

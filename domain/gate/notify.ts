@@ -1,0 +1,79 @@
+/**
+ * Notifications of a gate's outcome: what happened, in a form for Slack-compatible incoming
+ * webhooks (`{"text": ...}`) and for generic JSON webhooks. Pure, workflow-safe.
+ */
+import { z } from 'zod';
+import { httpUrlSchema } from '../../common/types.js';
+import type { GateResult } from './types.js';
+
+/** Where a deployment's gate notifications go: Slack-compatible incoming webhooks or generic JSON webhooks. */
+export const notifyTargetSchema = z.object({
+  kind: z.enum(['slack', 'webhook']),
+  url: httpUrlSchema('notification url'),
+});
+export type NotifyTarget = z.output<typeof notifyTargetSchema>;
+
+export const NOTIFY_EVENTS = ['reject', 'inconclusive', 'rollback-failed', 'override'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+/** What a gate's outcome notifies about (empty: nothing to notify). */
+export function notifyEvents(r: Pick<GateResult, 'decision' | 'override' | 'rollback'>): NotifyEvent[] {
+  const events: NotifyEvent[] = [];
+  if (r.override) events.push('override');
+  else if (r.decision === 'REJECT') events.push('reject');
+  else if (r.decision === 'INCONCLUSIVE') events.push('inconclusive');
+  if (r.rollback.status === 'failed') events.push('rollback-failed');
+  return events;
+}
+
+/** The facts a notification carries (no interaction text, no secret). */
+export interface GateNotice {
+  gateId: string;
+  deployment: string;
+  baselineVersion: string;
+  candidateVersion: string;
+  events: NotifyEvent[];
+  decision: GateResult['decision'];
+  effectiveDecision: GateResult['effectiveDecision'];
+  reason: string;
+  summary: string;
+  rollback: { status: string; detail: string };
+  override?: { action: string; by: string; reason: string };
+}
+
+export function noticeOf(r: GateResult): GateNotice {
+  return {
+    gateId: r.gateId,
+    deployment: r.deployment,
+    baselineVersion: r.baselineVersion,
+    candidateVersion: r.candidateVersion,
+    events: notifyEvents(r),
+    decision: r.decision,
+    effectiveDecision: r.effectiveDecision,
+    reason: r.reason,
+    summary: r.explanation?.summary ?? r.reason,
+    rollback: { status: r.rollback.status, detail: r.rollback.detail },
+    ...(r.override ? { override: { action: r.override.action, by: r.override.by, reason: r.override.reason } } : {}),
+  };
+}
+
+const HEADLINE: Record<NotifyEvent, string> = {
+  reject: 'rejected',
+  inconclusive: 'could not decide',
+  'rollback-failed': 'ROLLBACK FAILED',
+  override: 'overridden by a human',
+};
+
+/** One line for people: which gate, what happened, why, and what was done. */
+export function noticeText(n: GateNotice): string {
+  const what = n.events.map((e) => HEADLINE[e]).join(', ');
+  const override = n.override ? ` Override: ${n.override.action} by ${n.override.by} (${n.override.reason}).` : '';
+  const rollback = n.rollback.status === 'not-needed' ? '' : ` Rollback: ${n.rollback.status}${n.rollback.status === 'failed' ? ` (${n.rollback.detail})` : ''}.`;
+  return `OptiInfra deploy gate ${n.gateId}: ${n.deployment} ${n.candidateVersion} (baseline ${n.baselineVersion}) ${what} — ${n.decision}, acted on as ${n.effectiveDecision}. ${n.summary}${override}${rollback}`;
+}
+
+/** The body posted to a target. */
+export function noticeBody(kind: NotifyTarget['kind'], n: GateNotice, idempotencyKey: string, sentAt: string): string {
+  if (kind === 'slack') return JSON.stringify({ text: noticeText(n) });
+  return JSON.stringify({ event: 'gate', ...n, text: noticeText(n), idempotency_key: idempotencyKey, sent_at: sentAt });
+}

@@ -1,0 +1,28 @@
+/**
+ * gateNotifications: tells the deployment's notification targets what a gate decided. Started
+ * by the gate as an abandoned child, so a slow or unreachable receiver never holds the gate or
+ * changes its decision; each delivery is retried by Temporal for several minutes.
+ */
+import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import type { NotifyActivities } from '../../activities/gate/notify.js';
+import { rootCause } from '../../common/failures.js';
+import type { GateNotice } from '../../domain/gate/notify.js';
+import { gateOptions, notifyOptions } from '../options.js';
+
+const lookup = proxyActivities<NotifyActivities>(gateOptions);
+const send = proxyActivities<NotifyActivities>(notifyOptions);
+
+export async function gateNotifications(notice: GateNotice): Promise<Array<{ target: number; kind: string; status: string; detail: string }>> {
+  const targets = await lookup.listNotifyTargets(notice.deployment);
+  const out = await Promise.all(
+    targets.map(async (t) => {
+      try {
+        return { target: t.index, kind: t.kind, ...(await send.deliverNotification({ notice, target: t.index })) };
+      } catch (e) {
+        return { target: t.index, kind: t.kind, status: 'failed', detail: rootCause(e).message };
+      }
+    }),
+  );
+  setCurrentDetails(`${out.filter((o) => o.status === 'delivered').length} of ${out.length} notifications delivered`);
+  return out;
+}
