@@ -323,7 +323,7 @@ export class ClickHouseStore {
               metadata, source, cycle_id, ver
        FROM ${this.db}.interactions
        WHERE deployment = ${sqlId(deployment, 'deployment')} AND id IN (${sqlIdList(ids)})
-       ORDER BY ver LIMIT 1 BY id`,
+       ORDER BY id, ver LIMIT 1 BY id`,
     );
     return rows.map((r) => ({ ...r, ts: Number(r.ts), has_context: Number(r.has_context), ver: Number(r.ver) }));
   }
