@@ -10,7 +10,8 @@
  *      events per interaction, LLM calls and tokens per interaction;
  *    - the same under an LLM rate limit of 600/min (LLM_REQUESTS_PER_SECOND=10) with the stub
  *      enforcing 600/min too: achieved rate as a share of the limit, checks that met a 429;
- *    - baseline computation over 1 M and 10 M synthetic score rows in ClickHouse;
+ *    - baseline computation over 1 M and 10 M synthetic score rows in ClickHouse, next to the
+ *      query it replaced on the same rows;
  *    - the deploy gate's time from start (enough samples at the first look) to decision.
  *    Everything the bench started is stopped at the end.
  *
@@ -19,8 +20,10 @@
  * BENCH_BASELINE_ROWS (comma list, default "1000000,10000000"), BENCH_CYCLE (pageSize,batchSize,
  * maxConcurrentBatches of the throughput cycle, default "1000,50,16": on 2 cores batches of 50
  * with 16 in flight beat batches of 100-200 by 2.4x; 25 x 40 and 10 x 50 were no faster),
- * BENCH_LLM_CONCURRENCY (100), BENCH_STEPS (comma list of steps to run), BENCH_SKIP_STACK=1.
+ * BENCH_LLM_CONCURRENCY (100), BENCH_BASELINE_RUNS (3), BENCH_STEPS (comma list of steps to run, e.g.
+ * "baselines"), BENCH_SKIP_STACK=1.
  */
+import { randomUUID } from 'node:crypto';
 import { statfsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
@@ -370,14 +373,69 @@ function bulkClient(ctx: Ctx) {
   return createClient({ url: ctx.stack.clickhouseUrl, request_timeout: 900_000, clickhouse_settings: {}, log: { level: ClickHouseLogLevel.ERROR } });
 }
 
+/** The score table's layout before migration 2 (sorting key without model_version), for the comparison. */
+const LEGACY_SCORES_KEY = 'deployment, check_name, interaction_id, prompt_version, judge';
+
+/**
+ * The baseline query as it was before the per-day aggregates (FINAL reads, `quantiles`, the
+ * window from `interactions FINAL`), kept here only to compare with on the same data.
+ */
+async function legacyVersionAggregates(
+  bulk: ReturnType<typeof bulkClient>,
+  db: string,
+  table: string,
+  q: { deployment: string; version: string; lastN?: number },
+): Promise<{ n: number; mean: number; sd: number; p50: number }> {
+  const checks = CHECKS.map((c) => `(check_name = '${c}' AND prompt_version = '${PROMPT_VERSIONS[c]}')`).join(' OR ');
+  const inWindow = q.lastN
+    ? `AND interaction_id IN (SELECT id FROM (SELECT id, ts FROM ${db}.interactions FINAL
+         WHERE deployment = '${q.deployment}' AND model_version = '${q.version}' ORDER BY ts DESC, id DESC LIMIT ${q.lastN}))`
+    : '';
+  const scope = `deployment = '${q.deployment}' AND model_version = '${q.version}' AND judge = 'offline' AND (${checks}) ${inWindow}`;
+  const ok = "status = 'ok'";
+  const read = async (sql: string) => (await (await bulk.query({ query: sql, format: 'JSONEachRow' })).json()) as Array<Record<string, unknown>>;
+  const rows = await read(
+    `SELECT check_name, countIf(${ok}) AS n, avgIf(assumeNotNull(score), ${ok}) AS mean,
+            stddevSampIf(assumeNotNull(score), ${ok}) AS sd,
+            countIf(${ok} AND assumeNotNull(score) >= 0.5) AS flagged, countIf(status = 'abstained') AS abstained,
+            minIf(toUnixTimestamp(interaction_ts), ${ok}) AS first_ts, maxIf(toUnixTimestamp(interaction_ts), ${ok}) AS last_ts
+     FROM ${db}.${table} FINAL WHERE ${scope} AND status IN ('ok', 'abstained') GROUP BY check_name`,
+  );
+  const dims = ['score', 'coherence', 'relevance', 'accuracy', 'completeness'];
+  const d = await read(
+    `SELECT ${dims
+      .map((x) => `avg(assumeNotNull(${x})) AS ${x}_mean, stddevSamp(assumeNotNull(${x})) AS ${x}_sd, quantiles(0.1, 0.25, 0.5, 0.75, 0.9)(assumeNotNull(${x})) AS ${x}_q`)
+      .join(', ')}
+     FROM ${db}.${table} FINAL WHERE ${scope} AND ${ok} AND check_name = 'quality'`,
+  );
+  const quality = rows.find((r) => r.check_name === 'quality');
+  return { n: Number(quality?.n ?? 0), mean: Number(quality?.mean ?? 0), sd: Number(quality?.sd ?? 0), p50: Number((d[0]?.score_q as unknown[] | undefined)?.[2] ?? 0) };
+}
+
+/** Median of `runs` timings of `fn` in ms, and its last result. */
+async function timed<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number; all: number[]; result: T }> {
+  const all: number[] = [];
+  let result!: T;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    result = await fn();
+    all.push(performance.now() - t0);
+  }
+  const sorted = [...all].sort((a, b) => a - b);
+  return { ms: sorted[Math.floor(sorted.length / 2)]!, all, result };
+}
+
 async function baselines(ctx: Ctx) {
   const sizes = (process.env.BENCH_BASELINE_ROWS ?? '1000000,10000000').split(',').map((s) => Math.floor(Number(s))).filter((x) => x > 0);
-  say(`\n== baseline computation over ${sizes.map((s) => fmt(s)).join(' and ')} score rows in ClickHouse ==`);
+  const runs = envInt('BENCH_BASELINE_RUNS', 3);
+  say(`\n== baseline computation over ${sizes.map((s) => fmt(s)).join(' and ')} score rows in ClickHouse (median of ${runs} runs; the old query on the same rows in the old table layout) ==`);
   const config = benchConfig(ctx, { TEMPORAL_TASK_QUEUE: `bench-offline-${stamp}`, LLM_ENABLED: 'false' });
   const bulk = bulkClient(ctx);
+  const ch = ctx.stores.ch;
   const db = ctx.stack.clickhouseDatabase;
   const out: Record<string, unknown>[] = [];
   try {
+    await bulk.command({ query: `CREATE TABLE IF NOT EXISTS ${db}.scores_legacy AS ${db}.scores ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(interaction_ts) ORDER BY (${LEGACY_SCORES_KEY})` });
     await withWorkers(ctx, config, async () => {
       for (const rows of sizes) {
         const label = rows >= 1e6 ? `${rows / 1e6} M` : fmt(rows);
@@ -385,7 +443,7 @@ async function baselines(ctx: Ctx) {
           const s = statfsSync(ctx.stack.home);
           return s.bavail * s.bsize;
         })();
-        const need = rows * 120; // generous: ~30-60 bytes a row compressed, plus merges
+        const need = rows * 300; // the rows twice (both layouts), their interactions, merges
         if (free < need + 2 ** 30) {
           const msg = `skipped: ${mb(free)} free on the data disk, ~${mb(need)} needed`;
           say(`   ${label} rows: ${msg}`);
@@ -395,35 +453,54 @@ async function baselines(ctx: Ctx) {
         }
         const deployment = `bench-base-${rows}-${stamp}`;
         await upsertDeployment(ctx.stores.db, { id: deployment, source: { type: 'http', url: 'http://127.0.0.1:9/unused' }, sample_rate: 1 });
+        const gen = { deployment, version: 'v1', rows, q0: 0.55, halluRate: 0.04, toxRate: 0.01 };
         const t0 = performance.now();
-        await bulk.command({ query: syntheticScoresSql(db, { deployment, version: 'v1', rows, q0: 0.55, halluRate: 0.04, toxRate: 0.01 }) });
+        await bulk.command({ query: syntheticScoresSql(db, gen) });
         const insertMs = performance.now() - t0;
-        const parts = (await (
-          await bulk.query({
-            query: `SELECT count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = '${db}' AND table = 'scores' AND active`,
-            format: 'JSONEachRow',
-          })
-        ).json()) as Array<{ parts: string; rows: string; bytes: string }>;
-        const p = parts[0]!;
-        say(`   ${label} rows inserted in ${(insertMs / 1000).toFixed(1)} s (table now ${fmt(Number(p.rows))} rows, ${p.parts} active parts, ${mb(Number(p.bytes))} on disk)`);
-        const t1 = performance.now();
-        const agg = await ctx.stores.ch.versionAggregates({ deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS, lastN: undefined });
-        const aggMs = performance.now() - t1;
-        const t2 = performance.now();
-        const rec = (await ctx.client.workflow.execute('computeBaseline', {
-          taskQueue: config.temporal.taskQueue,
-          workflowId: `baseline/${deployment}/v1`,
-          args: [{ deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS }],
-        })) as BaselineRecord;
-        const wfMs = performance.now() - t2;
-        say(
-          `   ${label} rows: versionAggregates (all rows, FINAL) ${fmt(aggMs)} ms (quality n=${fmt(agg.checks.quality?.n ?? 0)}); computeBaseline workflow end to end ${fmt(wfMs)} ms (${fmt(rec.samples)} samples, quality ${(rec.stats.quality.mean * 100).toFixed(1)} %)`,
+        await bulk.command({ query: syntheticScoresSql(db, gen).replace(`INSERT INTO ${db}.scores `, `INSERT INTO ${db}.scores_legacy `) });
+        await bulk.command({ query: syntheticInteractionsSql(db, { deployment, version: 'v1', count: Math.ceil(rows / 3) }) });
+        const p = await ch.tableStats('scores');
+        say(`   ${label} rows inserted in ${(insertMs / 1000).toFixed(1)} s (scores now ${fmt(p.rows)} rows, ${p.parts} active parts, ${mb(p.bytes)}; the same rows in the old layout; ${fmt(Math.ceil(rows / 3))} interactions)`);
+        const q = { deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS };
+        const oldWhole = await timed(runs, () => legacyVersionAggregates(bulk, db, 'scores_legacy', { deployment, version: 'v1' }));
+        const newWhole = await timed(runs, () => ch.versionAggregates(q));
+        const oldLast = await timed(runs, () => legacyVersionAggregates(bulk, db, 'scores_legacy', { deployment, version: 'v1', lastN: 1000 }));
+        const newLast = await timed(runs, () => ch.versionAggregates({ ...q, lastN: 1000 }));
+        const wf = await timed(runs, async () =>
+          (await ctx.client.workflow.execute('computeBaseline', {
+            taskQueue: config.temporal.taskQueue,
+            workflowId: `baseline/${deployment}/v1/${randomUUID().slice(0, 8)}`,
+            args: [{ deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS }],
+          })) as BaselineRecord,
         );
-        out.push({ rows, insertMs, versionAggregatesMs: aggMs, computeBaselineMs: wfMs, samples: rec.samples, tableRows: Number(p.rows), activeParts: Number(p.parts), bytesOnDisk: Number(p.bytes) });
+        const nq = newWhole.result.checks.quality;
+        const same = {
+          n: nq?.n === oldWhole.result.n,
+          meanDiff: Math.abs((nq?.mean ?? 0) - oldWhole.result.mean),
+          sdDiff: Math.abs((nq?.sd ?? 0) - oldWhole.result.sd),
+          p50Diff: Math.abs((newWhole.result.qualityDimensions.overall?.p50 ?? 0) - oldWhole.result.p50),
+          lastN: newLast.result.checks.quality?.n === oldLast.result.n && Math.abs((newLast.result.checks.quality?.mean ?? 0) - oldLast.result.mean) < 1e-9,
+        };
+        say(`   ${label} rows, whole version: old query ${fmt(oldWhole.ms)} ms → versionAggregates ${fmt(newWhole.ms)} ms; computeBaseline workflow end to end ${fmt(wf.ms)} ms (${fmt(wf.result.samples)} samples, quality ${(wf.result.stats.quality.mean * 100).toFixed(1)} %)`);
+        say(`   ${label} rows, last 1,000 interactions (the gate's default window): old query ${fmt(oldLast.ms)} ms → ${fmt(newLast.ms)} ms`);
+        say(
+          `   same results: n ${same.n ? 'equal' : 'DIFFERENT'}, |Δ mean| ${same.meanDiff.toExponential(1)}, |Δ sd| ${same.sdDiff.toExponential(1)}, |Δ median| ${same.p50Diff.toExponential(1)} (the old median is approximate above 8,192 values, the new one exact); last-1,000 window ${same.lastN ? 'equal' : 'DIFFERENT'}`,
+        );
+        out.push({
+          rows,
+          insertMs,
+          old: { versionAggregatesMs: oldWhole.ms, lastNMs: oldLast.ms, runs: { whole: oldWhole.all, lastN: oldLast.all } },
+          new: { versionAggregatesMs: newWhole.ms, lastNMs: newLast.ms, computeBaselineMs: wf.ms, runs: { whole: newWhole.all, lastN: newLast.all, workflow: wf.all } },
+          samples: wf.result.samples,
+          same,
+          tableRows: p.rows,
+          activeParts: p.parts,
+          bytesOnDisk: p.bytes,
+        });
         summary.push([
           `baseline over ${label} score rows`,
-          `${fmt(aggMs)} ms query, ${fmt(wfMs)} ms workflow`,
-          `versionAggregates / computeBaseline end to end; insert ${(insertMs / 1000).toFixed(1)} s, ${p.parts} parts, ${mb(Number(p.bytes))}`,
+          `${fmt(newWhole.ms)} ms query, ${fmt(wf.ms)} ms workflow`,
+          `old query ${fmt(oldWhole.ms)} ms on the same rows; last 1,000: ${fmt(oldLast.ms)} → ${fmt(newLast.ms)} ms; median of ${runs}`,
         ]);
         results.baselines = out;
       }
@@ -432,6 +509,13 @@ async function baselines(ctx: Ctx) {
     results.baselines = out;
     await bulk.close();
   }
+}
+
+/** `count` synthetic interactions of a version, one per second from 2024-01-01, ids as in syntheticScoresSql. */
+function syntheticInteractionsSql(db: string, o: { deployment: string; version: string; count: number }): string {
+  return `INSERT INTO ${db}.interactions (deployment, id, model_version, ts, prompt, response, context, has_context, metadata, source, cycle_id, ver)
+    SELECT '${o.deployment}', concat('syn-', toString(number)), '${o.version}', toDateTime(1704067200 + number), 'p', 'r', '', 0, '{}', 'bench', 'bench', 1
+    FROM system.numbers LIMIT ${Math.floor(o.count)}`;
 }
 
 async function gateLatency(ctx: Ctx) {
