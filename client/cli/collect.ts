@@ -3,10 +3,11 @@
  * `optiinfra scores` (aggregates of the stored scores).
  */
 import type { Command } from 'commander';
-import { ScheduleNotFoundError } from '@temporalio/client';
+import { ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { rootCause } from '../../common/failures.js';
 import { getDeployment } from '../../activities/storage/postgres/deployments.js';
 import { SA } from '../../common/search-attributes.js';
-import type { CycleResult } from '../../domain/collector/collection.js';
+import type { CycleResult, CycleTotals } from '../../domain/collector/collection.js';
 import { hasWorkflowPollers, uiLink } from '../runtime.js';
 import { ensureSchedule, scheduleId } from '../schedules.js';
 import { idArg, intArg, UsageError } from './args.js';
@@ -47,8 +48,36 @@ export async function runCycle(
     });
     const link = uiLink(config, workflowId, handle.firstExecutionRunId);
     console.error(`started ${workflowId}${link ? `\n  ${link}` : ''}`);
-    return (await handle.result()) as CycleResult;
+    const result = handle.result() as Promise<CycleResult>;
+    let done = false;
+    void result.finally(() => (done = true)).catch(() => undefined);
+    // Progress while it runs: the cycle's status query, and the retries of an activity that keeps failing.
+    let last = '';
+    while (!done) {
+      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, PROGRESS_MS))]);
+      if (done) break;
+      const line = await progressLine(handle).catch(() => '');
+      if (line && line !== last) console.error(line);
+      last = line || last;
+    }
+    try {
+      return await result;
+    } catch (e) {
+      throw new UsageError(`cycle ${workflowId} failed: ${rootCause(e).message}${link ? ` (see ${link})` : ''}`);
+    }
   });
+}
+
+const PROGRESS_MS = 2000;
+
+async function progressLine(handle: WorkflowHandle): Promise<string> {
+  const s = await handle.query<CycleTotals & { phase: string }>('status');
+  const d = await handle.describe();
+  const retrying = (d.raw.pendingActivities ?? []).find((a) => (a.attempt ?? 0) > 1 && a.lastFailure?.message);
+  const retry = retrying
+    ? `; ${retrying.activityType?.name} attempt ${retrying.attempt}: ${retrying.lastFailure?.message}`
+    : '';
+  return `${s.phase}: ${s.stored} stored, ${s.scored} checks scored, ${s.failed} failed, ${s.bad} bad${retry}`;
 }
 
 export function registerCollectCommand(program: Command): void {
@@ -57,8 +86,8 @@ export function registerCollectCommand(program: Command): void {
     .description('collect and score new interactions of a deployment')
     .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
     .option('--once', 'run one cycle now and wait for its result (default: make sure the schedule exists and trigger it)')
-    .option('--page-size <n>', 'interactions per fetch', intArg('page size', 1, 2000))
-    .option('--batch-size <n>', 'interactions per scoreBatch child workflow', intArg('batch size', 1, 200))
+    .option('--page-size <n>', 'interactions per fetch', intArg('page size', 1, 1000))
+    .option('--batch-size <n>', 'interactions per scoring activity', intArg('batch size', 1, 1000))
     .option('--json', 'machine-readable output')
     .action(async (o: { deployment: string; once?: boolean; pageSize?: number; batchSize?: number; json?: boolean }) => {
       if (!o.once) {

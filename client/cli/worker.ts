@@ -2,8 +2,8 @@
  * `optiinfra worker`: the workflow, store-activity and LLM workers until SIGINT/SIGTERM.
  */
 import type { Command } from 'commander';
-import { NativeConnection } from '@temporalio/worker';
-import { createWorkers } from '../../workers/worker.js';
+import { GracefulShutdownPeriodExpiredError, NativeConnection } from '@temporalio/worker';
+import { createWorkers, SHUTDOWN_FORCE, SHUTDOWN_GRACE } from '../../workers/worker.js';
 import { createLlm, openStores, runtimeConfig } from '../runtime.js';
 
 export function registerWorkerCommand(program: Command): void {
@@ -20,15 +20,31 @@ export function registerWorkerCommand(program: Command): void {
         db: stores.db,
         llm: createLlm(config, { db: stores.db }),
       });
-      const stop = () => set.shutdown();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      let stopping = false;
+      const stop = (signal: string) => {
+        stopping = true;
+        console.log(
+          `${signal}: shutting down; running activities get ${SHUTDOWN_GRACE} to finish, then are cancelled (another worker retries them); stopped within ${SHUTDOWN_FORCE} at the latest`,
+        );
+        set.shutdown();
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
       console.log(
         `worker on ${config.temporal.address} (${config.temporal.namespace}), queues ${config.temporal.taskQueue} and ${config.temporal.llmTaskQueue}` +
           ` (LLM ${config.llm.enabled ? `groq ${config.groq.model}` : 'off: offline judge'}, ≤ ${config.llm.requestsPerSecond}/s)`,
       );
-      await set.run();
-      await connection.close();
+      try {
+        await set.run();
+        console.log('worker stopped');
+      } catch (e) {
+        if (!stopping && !(e instanceof GracefulShutdownPeriodExpiredError)) throw e;
+        console.log(
+          `worker stopped after ${SHUTDOWN_FORCE}: activities still running were abandoned (they time out and are retried elsewhere)`,
+        );
+        process.exitCode = 1;
+      }
+      await connection.close().catch(() => undefined);
       await stores.close();
     });
 }

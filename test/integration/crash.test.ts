@@ -30,6 +30,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
   let seed = 12345;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 
+  let workerLog = '';
   function startWorker(): ChildProcess {
     const env = cliEnv(config, {
       LLM_ENABLED: 'false',
@@ -40,9 +41,10 @@ describe('a worker killed with SIGKILL, again and again', () => {
     const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'worker'], {
       cwd: repoRoot(),
       env,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    p.stderr?.resume();
+    p.stdout?.on('data', (c: Buffer) => (workerLog += c.toString('utf8')));
+    p.stderr?.on('data', (c: Buffer) => (workerLog += c.toString('utf8')));
     return p;
   }
 
@@ -77,8 +79,10 @@ describe('a worker killed with SIGKILL, again and again', () => {
       await new Promise((r) => setTimeout(r, 1500 + random() * maxGapMs));
       if (done) break;
       await kill(worker);
+      worker = undefined;
     }
-    worker = startWorker();
+    // The last worker started (when the work finished early) finishes it; else a new one.
+    worker ??= startWorker();
     return work;
   }
 
@@ -131,4 +135,32 @@ describe('a worker killed with SIGKILL, again and again', () => {
       await receiver.close();
     }
   }, 300_000);
+
+  it('stops within its shutdown bound after SIGTERM, even with an activity that does not end', async () => {
+    // A rollback whose receiver takes two minutes to answer keeps its activity busy.
+    const receiver = await startWebhookReceiver({ secret: SECRET, delayMs: 120_000 });
+    worker = startWorker();
+    try {
+      const gate = client.workflow.start('deployGate', {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: `gate/${deployment}/v2/shutdown`,
+        args: [{ deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '1s', deployer: { type: 'webhook', url: receiver.url, timeoutSeconds: 300 } }],
+      });
+      await gate;
+      for (let i = 0; i < 600 && receiver.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(receiver.calls.length).toBeGreaterThan(0);
+      const p = worker;
+      workerLog = '';
+      const exited = new Promise<number>((r) => p.once('exit', () => r(Date.now())));
+      const t0 = Date.now();
+      p.kill('SIGTERM');
+      const took = (await exited) - t0;
+      expect(took).toBeLessThan(40_000);
+      expect(workerLog).toMatch(/SIGTERM: shutting down/);
+      expect(workerLog).toMatch(/worker stopped/);
+    } finally {
+      await kill(worker);
+      await receiver.close();
+    }
+  }, 120_000);
 });
