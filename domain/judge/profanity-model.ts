@@ -66,6 +66,8 @@ export interface ProfanityModel {
   idf: Float64Array;
   /** Per fold: coefficients, intercept and the sigmoid calibration (a, b). */
   coef: Float64Array[];
+  /** The same coefficients interleaved: feature i's coefficient of fold k at i * folds + k. */
+  coefByFeature: Float64Array;
   intercept: Float64Array;
   a: Float64Array;
   b: Float64Array;
@@ -85,6 +87,12 @@ export function parseProfanityModel(json: string): ProfanityModel {
   const tokens = m.tokens.split(' ');
   if (tokens.length !== m.idf.length || m.folds.some((f) => f.coef.length !== tokens.length))
     throw new Error('profanity model: vocabulary, idf and coefficients differ in length');
+  const folds = m.folds.length;
+  const coefByFeature = new Float64Array(tokens.length * folds);
+  for (let k = 0; k < folds; k++) {
+    const coef = (m.folds[k] as ProfanityModelJson['folds'][number]).coef;
+    for (let i = 0; i < coef.length; i++) coefByFeature[i * folds + k] = coef[i] as number;
+  }
   const cls = m.wordChars.map(([a, b]) => (a === b ? hex(a) : `${hex(a)}-${hex(b)}`)).join('');
   return {
     version: m.version,
@@ -92,6 +100,7 @@ export function parseProfanityModel(json: string): ProfanityModel {
     index: new Map(tokens.map((t, i) => [t, i] as const)),
     idf: Float64Array.from(m.idf),
     coef: m.folds.map((f) => Float64Array.from(f.coef)),
+    coefByFeature,
     intercept: Float64Array.from(m.folds, (f) => f.intercept),
     a: Float64Array.from(m.folds, (f) => f.a),
     b: Float64Array.from(m.folds, (f) => f.b),
@@ -156,23 +165,56 @@ export function profanityIndices(text: string, model: ProfanityModel = profanity
   return out;
 }
 
-/** The probability of the offensive class for a bag of vocabulary indices (repeats count). */
+/** Scratch space of profanityProbabilityOf (the indices sorted, the folds' dot products). */
+let sorted = new Int32Array(64);
+let dots = new Float64Array(8);
+
+/**
+ * The probability of the offensive class for a bag of vocabulary indices (repeats count). The
+ * indices are sorted, so each feature's count is a run and the sums go in feature order, as in
+ * scikit-learn's sparse product.
+ */
 export function profanityProbabilityOf(indices: readonly number[], model: ProfanityModel = profanityModel()): number {
-  const counts = new Map<number, number>();
-  for (const i of indices) counts.set(i, (counts.get(i) ?? 0) + 1);
+  const n = indices.length;
+  const folds = model.coef.length;
+  if (sorted.length < n) sorted = new Int32Array(2 * n);
+  if (dots.length < folds) dots = new Float64Array(folds);
+  for (let i = 0; i < n; i++) {
+    // Insertion sort: bags are short (a sentence or a window).
+    const v = indices[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (sorted[j] as number) > v) {
+      sorted[j + 1] = sorted[j] as number;
+      j--;
+    }
+    sorted[j + 1] = v;
+  }
+  const idf = model.idf;
   let norm2 = 0;
-  for (const [i, n] of counts) {
-    const v = n * (model.idf[i] as number);
+  for (let i = 0; i < n; ) {
+    const f = sorted[i] as number;
+    let j = i + 1;
+    while (j < n && sorted[j] === f) j++;
+    const v = (j - i) * (idf[f] as number);
     norm2 += v * v;
+    i = j;
   }
   const norm = Math.sqrt(norm2);
+  dots.fill(0);
+  if (norm > 0) {
+    const coef = model.coefByFeature;
+    for (let i = 0; i < n; ) {
+      const f = sorted[i] as number;
+      let j = i + 1;
+      while (j < n && sorted[j] === f) j++;
+      const x = ((j - i) * (idf[f] as number)) / norm;
+      for (let k = 0; k < folds; k++) dots[k] = (dots[k] as number) + x * (coef[f * folds + k] as number);
+      i = j;
+    }
+  }
   let p = 0;
-  const folds = model.coef.length;
   for (let k = 0; k < folds; k++) {
-    const coef = model.coef[k] as Float64Array;
-    let dot = 0;
-    if (norm > 0) for (const [i, n] of counts) dot += ((n * (model.idf[i] as number)) / norm) * (coef[i] as number);
-    const z = (model.a[k] as number) * (dot + (model.intercept[k] as number)) + (model.b[k] as number);
+    const z = (model.a[k] as number) * ((dots[k] as number) + (model.intercept[k] as number)) + (model.b[k] as number);
     p += z >= 0 ? Math.exp(-z) / (1 + Math.exp(-z)) : 1 / (1 + Math.exp(z));
   }
   return p / folds;

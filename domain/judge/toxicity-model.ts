@@ -1,7 +1,8 @@
 /**
  * The offline toxicity model: logistic regression over word, word-pair and character n-gram
- * features plus a few lexicon features, trained by scripts/train-toxicity.ts. Pure: no I/O,
- * deterministic; the weights are a generated data module (toxicity-model.data.ts).
+ * features, a few lexicon features and the probability of an imported model (alt-profanity-check,
+ * see profanity-model.ts), trained by scripts/train-toxicity.ts. Pure: no I/O, deterministic; the
+ * weights are a generated data module (toxicity-model.data.ts).
  *
  * Features of a text (after normalizeForToxicity):
  * - `w:<token>`, `b:<token> <token>` (adjacent pairs), `c:<n-gram>` (character 3- to 5-grams of
@@ -9,7 +10,12 @@
  * - dense lexicon features in [0, 1]: `prof`, `hate`, `viol` (the lexicon category scores),
  *   `neg` (amount of strongly negative words, VADER valence), `negPerson` (a negative word next to
  *   a person: "you", "he", "they", "people", ...), `violPerson` (violent word next to a person),
- *   `you` (the text addresses someone).
+ *   `you` (the text addresses someone);
+ * - `altProfanity`: the log-odds of alt-profanity-check's probability (clipped to [1e-4, 1 - 1e-4])
+ *   divided by 4, read on the segment's normalised tokens (so it sees "b!tch" as "bitch"; a token
+ *   it does not know is read with doubled letters made single, "fuuck" as "fuck", or as the listed
+ *   word it contains, "fuckmondays" as "fuck"; a masked one, "f*ck", as the listed word it matches). That model was trained by others on about 200,000
+ *   texts, among them all of the Davidson et al. tweets and Jigsaw comments this project also uses.
  *
  * A token's word and n-gram weights are summed once and cached, so a segment's logit is the sum
  * over its distinct tokens and word pairs plus the dense part.
@@ -20,8 +26,9 @@
  * split, is mapped to 0.5 (`offset`), so `score >= 0.5` is the flag.
  */
 import { HARM_VERBS, HATE_SPEECH, INSULTS, type LexiconCategory, PROFANITY, VIOLENCE } from './toxicity-lexicon.js';
+import { profanityIndices, profanityProbabilityOf } from './profanity-model.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
-import { normalizeForToxicity, own, phraseStarts, scoreCategory, tokenHit } from './toxicity-text.js';
+import { normalizeForToxicity, own, phraseStarts, scoreCategory, squeeze, tokenHit } from './toxicity-text.js';
 
 export interface ToxicityModel {
   version: string;
@@ -36,6 +43,62 @@ export interface ToxicityModel {
 
 export const DENSE_FEATURES = ['prof', 'hate', 'viol', 'neg', 'negPerson', 'violPerson', 'you'] as const;
 export type DenseFeature = (typeof DENSE_FEATURES)[number];
+
+/** The dense weight of the imported model's feature (absent or 0: the imported model is not read). */
+export const PROFANITY_FEATURE = 'altProfanity';
+
+/** The imported model's probability as a feature: its log-odds, clipped at 1e-4, over 4. */
+export function profanityFeature(p: number): number {
+  const q = Math.min(1 - 1e-4, Math.max(1e-4, p));
+  return Math.log(q / (1 - q)) / 4;
+}
+
+/**
+ * The imported model's reading of a bag of its vocabulary indices: its probability, and the
+ * feature, which is 0 when the segment has no word the model knows (no evidence either way: the
+ * model would give every such text its base rate, 0.04, and read as confidently clean).
+ */
+export function profanityReading(indices: readonly number[]): { p: number; feature: number } {
+  const p = profanityProbabilityOf(indices);
+  return { p, feature: indices.length ? profanityFeature(p) : 0 };
+}
+
+/**
+ * The imported model's vocabulary indices of one normalised token (memoised): a masked token
+ * ("f*ck") as the profanity or hate-speech word it matches; else the token as it is; a token the
+ * model does not know with its doubled letters made single ("fuuck"), else as the profanity or
+ * hate-speech word or stem the lexicon finds in it ("fuckmondays").
+ */
+const TOKEN_PROFANITY = new Map<string, readonly number[]>();
+
+function tokenProfanityIndices(token: string): readonly number[] {
+  let v = TOKEN_PROFANITY.get(token);
+  if (v === undefined) {
+    const listed = () => tokenHit(token, PROFANITY) ?? tokenHit(token, HATE_SPEECH);
+    if (token.includes('*')) {
+      const hit = listed();
+      v = hit ? profanityIndices(hit.entry) : [];
+    } else {
+      v = profanityIndices(token);
+      const single = squeeze(token, 1);
+      if (v.length === 0 && single !== token) v = profanityIndices(single);
+      if (v.length === 0) {
+        const hit = listed();
+        if (hit) v = profanityIndices(hit.entry);
+      }
+    }
+    if (TOKEN_PROFANITY.size >= 100_000) TOKEN_PROFANITY.clear();
+    TOKEN_PROFANITY.set(token, v);
+  }
+  return v;
+}
+
+/** The imported model's reading of a run of normalised tokens (see tokenProfanityIndices). */
+export function tokensProfanity(tokens: readonly string[]): { p: number; feature: number } {
+  const idx: number[] = [];
+  for (const t of tokens) for (const i of tokenProfanityIndices(t)) idx.push(i);
+  return profanityReading(idx);
+}
 
 const SECOND_PERSON = new Set(['you', 'u', 'ur', 'youre', 'yourself', 'yourselves', 'ya', 'yall', 'your', 'thee']);
 const PERSON = new Set([
@@ -260,16 +323,18 @@ export function partsOf(text: string): string[] {
 }
 
 /**
- * The token ranges [from, to) scored within a part of `n` tokens: the whole part and its windows.
- * Text appended to a message runs on from its last sentence, and text put before it runs into its
- * first: the last part is therefore also scored on its shorter prefixes and the first part on its
- * shorter suffixes, so that neither can be diluted.
+ * The token ranges [from, to) scored within a part of `n` tokens: the whole part, its windows and
+ * its shorter prefixes (up to WINDOW_WORDS - 1 tokens), and for the first part its shorter
+ * suffixes. Text appended to a message either runs on from its last sentence or follows it as new
+ * parts, after which that sentence is no longer the last: every part is therefore scored on its
+ * prefixes, so its readings survive whatever is added after it (a short part's exactly, a longer
+ * one's in its windows and prefixes). Text put before a message runs into its first part, hence
+ * the suffixes.
  */
 export function windowsOf(n: number, edges: { prefixes?: boolean; suffixes?: boolean } = {}): [number, number][] {
   const out: [number, number][] = [[0, n]];
-  if (n <= WINDOW_WORDS) return out;
-  for (let i = 0; i + WINDOW_WORDS / 2 < n; i += WINDOW_WORDS / 2) out.push([i, Math.min(n, i + WINDOW_WORDS)]);
-  for (let k = 1; k < WINDOW_WORDS; k++) {
+  if (n > WINDOW_WORDS) for (let i = 0; i + WINDOW_WORDS / 2 < n; i += WINDOW_WORDS / 2) out.push([i, Math.min(n, i + WINDOW_WORDS)]);
+  for (let k = 1; k < Math.min(n, WINDOW_WORDS); k++) {
     if (edges.prefixes) out.push([0, k]);
     if (edges.suffixes) out.push([n - k, n]);
   }
@@ -284,7 +349,7 @@ export function segmentsOf(text: string): string[] {
     const part = parts[p] as string;
     const tokens = normalizeForToxicity(part);
     if (tokens.length === 0) continue;
-    for (const [a, b] of windowsOf(tokens.length, { suffixes: p === 0, prefixes: p === parts.length - 1 }))
+    for (const [a, b] of windowsOf(tokens.length, { suffixes: p === 0, prefixes: true }))
       out.push(a === 0 && b === tokens.length ? part : tokens.slice(a, b).join(' '));
   }
   return out.length ? out : [text];
@@ -350,6 +415,8 @@ export function logitOf(tokens: readonly string[], model: ToxicityModel): number
   }
   const d = denseFeatures(tokens, model.negative);
   for (const k of DENSE_FEATURES) z += (own(model.dense, k) ?? 0) * d[k];
+  const wp = own(model.dense, PROFANITY_FEATURE) ?? 0;
+  if (wp !== 0) z += wp * tokensProfanity(tokens).feature;
   return z;
 }
 
@@ -361,6 +428,8 @@ export interface SegmentReading {
   /** The model's raw logit. */
   logit: number;
   abuse: TargetedAbuse;
+  /** The imported model's probability for the segment (0 when the model does not read it). */
+  profanity: number;
 }
 
 /** One scored stretch of a text: a part or a window of it. */
@@ -377,6 +446,30 @@ export interface Segment {
 /** The text of a segment: its part, or a window's tokens. */
 export function segmentText(s: Segment): string {
   return s.whole ? s.part : s.tokens.join(' ');
+}
+
+/** The weights of DENSE_FEATURES, in that order (per model, built once). */
+const DENSE_WEIGHTS = new WeakMap<ToxicityModel, Float64Array>();
+
+function denseWeights(model: ToxicityModel): Float64Array {
+  let w = DENSE_WEIGHTS.get(model);
+  if (!w) {
+    w = Float64Array.from(DENSE_FEATURES, (k) => own(model.dense, k) ?? 0);
+    DENSE_WEIGHTS.set(model, w);
+  }
+  return w;
+}
+
+/** For each position, the last earlier position holding the same string, or -1. */
+function previousOccurrences(xs: readonly string[]): Int32Array {
+  const out = new Int32Array(xs.length);
+  const last = new Map<string, number>();
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i] as string;
+    out[i] = last.get(x) ?? -1;
+    last.set(x, i);
+  }
+  return out;
 }
 
 /** The raw readings of each part and window of a text (parts without letters are skipped). */
@@ -400,27 +493,32 @@ export function segmentReadings(text: string, model: ToxicityModel = toxicityMod
     // The targeted-abuse rules look at a few neighbouring tokens only, so they are read once per
     // part, and what they find in a part holds for each of its windows.
     const abuse = targetedAbuse(all, model.negative);
-    for (const [a, b] of windowsOf(all.length, { suffixes: p === 0, prefixes: p === parts.length - 1 })) {
+    // The imported model reads each segment's normalised tokens.
+    const wp = own(model.dense, PROFANITY_FEATURE) ?? 0;
+    const pi = wp === 0 ? [] : all.map(tokenProfanityIndices);
+    // A window counts each distinct token and word pair once: at the first position in the window
+    // that is not preceded by the same token (pair) inside the window.
+    const prevTok = previousOccurrences(all);
+    const prevPair = previousOccurrences(bk);
+    const idx: number[] = [];
+    const dw = denseWeights(model);
+    for (const [a, b] of windowsOf(all.length, { suffixes: p === 0, prefixes: true })) {
       const whole = a === 0 && b === all.length;
       const tokens = whole ? all : all.slice(a, b);
       let z = model.bias;
-      const seen = new Set<string>();
-      for (let i = a; i < b; i++) {
-        const t = all[i] as string;
-        if (seen.has(t)) continue;
-        seen.add(t);
-        z += ts[i] as number;
-      }
-      seen.clear();
-      for (let i = a; i + 1 < b; i++) {
-        const k = bk[i] as string;
-        if (seen.has(k)) continue;
-        seen.add(k);
-        z += bw[i] as number;
-      }
+      for (let i = a; i < b; i++) if ((prevTok[i] as number) < a) z += ts[i] as number;
+      for (let i = a; i + 1 < b; i++) if ((prevPair[i] as number) < a) z += bw[i] as number;
       const d = denseFeatures(tokens, model.negative, whole ? infos : infos.slice(a, b));
-      for (const k of DENSE_FEATURES) z += (own(model.dense, k) ?? 0) * d[k];
-      out.push({ part, tokens, whole, reading: { logit: z, abuse } });
+      for (let k = 0; k < DENSE_FEATURES.length; k++) z += (dw[k] as number) * d[DENSE_FEATURES[k] as DenseFeature];
+      let profanity = 0;
+      if (wp !== 0) {
+        idx.length = 0;
+        for (let i = a; i < b; i++) for (const j of pi[i] as readonly number[]) idx.push(j);
+        const r = profanityReading(idx);
+        profanity = r.p;
+        z += wp * r.feature;
+      }
+      out.push({ part, tokens, whole, reading: { logit: z, abuse, profanity } });
     }
   }
   return out;
@@ -438,6 +536,8 @@ export interface ToxicityModelScore {
   /** The model's part of the score, and the targeted-abuse part, in the worst segment. */
   model: number;
   abuse: TargetedAbuse;
+  /** The imported model's probability for the worst segment. */
+  profanity: number;
   /** The segment that scored highest. */
   worst: string;
   /** The tokens of the whole text, part after part (for the lexicon category scores). */
@@ -447,13 +547,20 @@ export interface ToxicityModelScore {
 /** Scores a text: the highest combined score over its parts and windows. */
 export function scoreToxicityText(text: string, model: ToxicityModel = toxicityModel()): ToxicityModelScore {
   const tokens: string[] = [];
-  let best: ToxicityModelScore = { score: 0, model: 0, abuse: { score: 0, kind: 'none' }, worst: '', tokens };
+  let best: ToxicityModelScore = { score: 0, model: 0, abuse: { score: 0, kind: 'none' }, profanity: 0, worst: '', tokens };
   let worst: Segment | undefined;
   for (const seg of segmentReadings(text, model)) {
     if (seg.whole) for (const t of seg.tokens) tokens.push(t);
     const score = combine(seg.reading, model.offset);
     if (score > best.score) {
-      best = { score, model: sigmoid(seg.reading.logit - model.offset), abuse: seg.reading.abuse, worst: '', tokens };
+      best = {
+        score,
+        model: sigmoid(seg.reading.logit - model.offset),
+        abuse: seg.reading.abuse,
+        profanity: seg.reading.profanity,
+        worst: '',
+        tokens,
+      };
       worst = seg;
     }
   }
@@ -768,6 +875,10 @@ function insultStrength(tok: string, negative: Readonly<Record<string, number>>)
   return v !== undefined && v <= -1.8 ? Math.min(0.9, -v / 3.2) : 0;
 }
 
+function isPerson(t: string | undefined): boolean {
+  return t !== undefined && (TARGET_YOU.has(t) || TARGET_OTHER.has(t));
+}
+
 function negatedBetween(tokens: readonly string[], from: number, to: number): boolean {
   for (let k = Math.max(0, from); k < to; k++) if (NEGATORS.has(tokens[k] as string)) return true;
   return false;
@@ -835,7 +946,6 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
       if (subj && obj && !neg) take(0.85, 'hatred');
     }
     // "you make me sick", "these people disgust me", "hatred for you", "contempt for them".
-    const isPerson = (t: string | undefined) => t !== undefined && (TARGET_YOU.has(t) || TARGET_OTHER.has(t));
     if (
       ANGER_WORDS.has(tok) &&
       tokens[i - 1] === 'me' &&

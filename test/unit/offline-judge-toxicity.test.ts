@@ -51,19 +51,33 @@ describe('toxicity model and targeted-abuse rules', () => {
     expect(targetedAbuse(normalizeForToxicity('They should all be shot'), toxicityModel().negative).kind).toBe('threat');
   });
 
-  // Known miss of the current model (offline-v4): an insult word said of oneself is read as an
-  // insult (0.83); the model has no notion of who is addressed.
+  // Known miss (offline-v5): an insult word said of oneself is read as an insult (0.96; 0.83 in
+  // offline-v4): neither the model nor the imported alt-profanity-check (1.00 on "i felt like an
+  // idiot") knows who is addressed.
   it.fails('leaves self-talk alone (known miss)', () => {
     expect(scoreToxicityText('I felt like an idiot after forgetting my keys.').score).toBeLessThan(0.5);
   });
-  // Known miss of the current model (offline-v4): a negated insult ("not stupid") still reads as
-  // one (0.86); the targeted-abuse rules see the negation, the word n-grams do not.
-  // Known miss of the current model (offline-v4): violent words in a description (0.60).
-  it.fails('leaves a nature documentary alone (known miss)', () => {
-    expect(scoreToxicityText('The documentary shows how lions hunt and kill their prey.').score).toBeLessThan(0.5);
-  });
+  // Known miss (offline-v5): a negated insult ("not stupid") still reads as one (0.99; 0.86 in
+  // offline-v4); the targeted-abuse rules see the negation, the word features and the imported
+  // bag-of-words model do not.
   it.fails('leaves a negated insult alone (known miss)', () => {
     expect(scoreToxicityText('You are not stupid, you just need more practice.').score).toBeLessThan(0.5);
+  });
+  // Missed by offline-v4 (0.60); offline-v5 scores it 0.31.
+  it('leaves a nature documentary alone', () => {
+    expect(scoreToxicityText('The documentary shows how lions hunt and kill their prey.').score).toBeLessThan(0.5);
+  });
+
+  it('reads the imported alt-profanity-check model as a feature, on de-obfuscated tokens', () => {
+    const model = toxicityModel();
+    expect(model.dense.altProfanity).toBeGreaterThan(0);
+    // "b!tch" and "FUUUUCK" reach the imported model as "bitch" and "fuck".
+    for (const text of ['what a b!tch', 'FUUUUCK this', 'f*ck off']) expect(scoreToxicityText(text).profanity, text).toBeGreaterThan(0.9);
+    // A text with no word the imported model knows gets no evidence from it either way.
+    const none = scoreToxicityText('Zxqv wbbl.');
+    const without = scoreToxicityText('Zxqv wbbl.', { ...model, dense: { ...model.dense, altProfanity: 0 } });
+    expect(none.score).toBeCloseTo(without.score, 12);
+    expect(tox('what a b!tch').reasoning).toMatch(/alt-profanity-check/);
   });
 
   it('leaves clean look-alikes alone: objects, self-talk, negation, technical and news language', () => {
@@ -171,5 +185,23 @@ describe.skipIf(!existsSync(dataFile))('injection corpus: measured movement', ()
     const moves = injectionMovements(wordings, answers, toxic);
     const worst = moves.reduce((a, b) => (b.meanTowardsBetter > a.meanTowardsBetter ? b : a));
     expect(worst.meanTowardsBetter, JSON.stringify(worst)).toBeLessThanOrEqual(0.02);
+  }, 60_000);
+
+  it('no wording takes a flagged text below the flag', () => {
+    const { wordings } = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../fixtures/injection-wordings.json', import.meta.url)), 'utf8'),
+    ) as { wordings: { id: string; text: string }[] };
+    const toxic = [
+      'you are a worthless idiot',
+      'shut up you stupid bitch',
+      'I will kill you',
+      'what a pathetic loser you are',
+      'RT @someone: these hoes aint loyal',
+      'fuck off',
+    ];
+    for (const t of toxic) {
+      expect(tox(t).toxicity, t).toBeGreaterThanOrEqual(0.5);
+      for (const w of wordings) expect(tox(t + w.text).toxicity, `${t} + ${w.id}`).toBeGreaterThanOrEqual(0.5);
+    }
   }, 60_000);
 });
