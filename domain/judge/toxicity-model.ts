@@ -210,17 +210,20 @@ function lexInfo(t: string, negative: Readonly<Record<string, number>>): LexInfo
   return info;
 }
 
-/** A category score from per-token hits, the same as scoreCategory's (phrases read only where one may start). */
+/** A category score from the hits of tokens[a, b), the same as scoreCategory's (phrases read only where one may start). */
 function categoryScore(
   tokens: readonly string[],
   infos: readonly LexInfo[],
+  a: number,
+  b: number,
   key: 'prof' | 'hate' | 'viol',
   bit: number,
   cat: LexiconCategory,
 ): number {
   let counts: Map<string, { n: number; w: number }> | undefined;
   let start = false;
-  for (const info of infos) {
+  for (let i = a; i < b; i++) {
+    const info = infos[i] as LexInfo;
     const hit = info[key];
     if (hit) {
       counts ??= new Map();
@@ -230,17 +233,46 @@ function categoryScore(
     }
     if (info.starts & bit) start = true;
   }
-  if (start) return scoreCategory(tokens, cat).score;
+  if (start) return scoreCategory(a === 0 && b === tokens.length ? tokens : tokens.slice(a, b), cat).score;
   if (!counts) return 0;
   let keep = 1;
   for (const { n, w } of counts.values()) keep *= (1 - w) ** Math.min(n, 2);
   return 1 - keep;
 }
 
-/** Whether a person word stands within three tokens of token i. */
-function nearPerson(infos: readonly LexInfo[], i: number): boolean {
-  for (let j = Math.max(0, i - 3); j <= Math.min(infos.length - 1, i + 3); j++) if (j !== i && (infos[j] as LexInfo).person) return true;
+/** Whether a person word stands within three tokens of token i, inside [a, b). */
+function nearPerson(infos: readonly LexInfo[], i: number, a: number, b: number): boolean {
+  for (let j = Math.max(a, i - 3); j <= Math.min(b - 1, i + 3); j++) if (j !== i && (infos[j] as LexInfo).person) return true;
   return false;
+}
+
+/** The dense features of tokens[a, b) into `out`, in the order of DENSE_FEATURES. */
+function denseRange(tokens: readonly string[], infos: readonly LexInfo[], a: number, b: number, out: Float64Array): void {
+  const prof = categoryScore(tokens, infos, a, b, 'prof', 1, PROFANITY);
+  const hate = categoryScore(tokens, infos, a, b, 'hate', 2, HATE_SPEECH);
+  const viol = categoryScore(tokens, infos, a, b, 'viol', 4, VIOLENCE);
+  let negSum = 0;
+  let negPerson = 0;
+  let violPerson = 0;
+  let you = 0;
+  for (let i = a; i < b; i++) {
+    const info = infos[i] as LexInfo;
+    if (info.you) you = 1;
+    const v = info.neg;
+    if (v !== undefined) {
+      negSum += -v - 1;
+      if (nearPerson(infos, i, a, b)) negPerson = Math.max(negPerson, Math.min(1, -v / 3.5));
+    }
+    const vw = viol > 0 ? info.violWord : undefined;
+    if (vw !== undefined && nearPerson(infos, i, a, b)) violPerson = Math.max(violPerson, vw);
+  }
+  out[0] = prof;
+  out[1] = hate;
+  out[2] = viol;
+  out[3] = 1 - Math.exp(-negSum / 2);
+  out[4] = negPerson;
+  out[5] = violPerson;
+  out[6] = you;
 }
 
 /** Dense lexicon features of one token sequence (each in [0, 1]). */
@@ -250,26 +282,9 @@ export function denseFeatures(
   known?: readonly LexInfo[],
 ): Record<DenseFeature, number> {
   const infos = known ?? tokens.map((t) => lexInfo(t, negative));
-  const prof = categoryScore(tokens, infos, 'prof', 1, PROFANITY);
-  const hate = categoryScore(tokens, infos, 'hate', 2, HATE_SPEECH);
-  const viol = categoryScore(tokens, infos, 'viol', 4, VIOLENCE);
-  let negSum = 0;
-  let negPerson = 0;
-  let violPerson = 0;
-  let you = 0;
-  for (let i = 0; i < infos.length; i++) {
-    const info = infos[i] as LexInfo;
-    if (info.you) you = 1;
-    const v = info.neg;
-    if (v !== undefined) {
-      negSum += -v - 1;
-      if (nearPerson(infos, i)) negPerson = Math.max(negPerson, Math.min(1, -v / 3.5));
-    }
-    const vw = viol > 0 ? info.violWord : undefined;
-    if (vw !== undefined && nearPerson(infos, i)) violPerson = Math.max(violPerson, vw);
-  }
-  const neg = 1 - Math.exp(-negSum / 2);
-  return { prof, hate, viol, neg, negPerson, violPerson, you };
+  const d = new Float64Array(DENSE_FEATURES.length);
+  denseRange(tokens, infos, 0, tokens.length, d);
+  return Object.fromEntries(DENSE_FEATURES.map((k, i) => [k, d[i] as number])) as Record<DenseFeature, number>;
 }
 
 /** Tokens longer than this are cut for the model's features. */
@@ -472,16 +487,26 @@ function previousOccurrences(xs: readonly string[]): Int32Array {
   return out;
 }
 
-/** The raw readings of each part and window of a text (parts without letters are skipped). */
-export function segmentReadings(text: string, model: ToxicityModel = toxicityModel()): Segment[] {
-  const out: Segment[] = [];
+/**
+ * Reads each part and window of a text (parts without letters are skipped) and hands each reading
+ * to `visit` with the part, its tokens and the window [a, b).
+ */
+function readSegments(
+  text: string,
+  model: ToxicityModel,
+  visit: (part: string, all: readonly string[], a: number, b: number, reading: SegmentReading) => void,
+): void {
   const parts = partsOf(text);
+  const weights = weightMap(model);
+  const dw = denseWeights(model);
+  const dense = new Float64Array(DENSE_FEATURES.length);
+  const wp = own(model.dense, PROFANITY_FEATURE) ?? 0;
+  const idx: number[] = [];
   for (let p = 0; p < parts.length; p++) {
     const part = parts[p] as string;
     const all = normalizeForToxicity(part);
     if (all.length === 0) continue;
     // Token and word-pair weights are looked up once per part; each window sums its own.
-    const weights = weightMap(model);
     const ts = all.map((t) => tokenScore(model, t));
     const infos = all.map((t) => lexInfo(t, model.negative));
     const bk: string[] = [];
@@ -494,22 +519,17 @@ export function segmentReadings(text: string, model: ToxicityModel = toxicityMod
     // part, and what they find in a part holds for each of its windows.
     const abuse = targetedAbuse(all, model.negative);
     // The imported model reads each segment's normalised tokens.
-    const wp = own(model.dense, PROFANITY_FEATURE) ?? 0;
     const pi = wp === 0 ? [] : all.map(tokenProfanityIndices);
     // A window counts each distinct token and word pair once: at the first position in the window
     // that is not preceded by the same token (pair) inside the window.
     const prevTok = previousOccurrences(all);
     const prevPair = previousOccurrences(bk);
-    const idx: number[] = [];
-    const dw = denseWeights(model);
     for (const [a, b] of windowsOf(all.length, { suffixes: p === 0, prefixes: true })) {
-      const whole = a === 0 && b === all.length;
-      const tokens = whole ? all : all.slice(a, b);
       let z = model.bias;
       for (let i = a; i < b; i++) if ((prevTok[i] as number) < a) z += ts[i] as number;
       for (let i = a; i + 1 < b; i++) if ((prevPair[i] as number) < a) z += bw[i] as number;
-      const d = denseFeatures(tokens, model.negative, whole ? infos : infos.slice(a, b));
-      for (let k = 0; k < DENSE_FEATURES.length; k++) z += (dw[k] as number) * d[DENSE_FEATURES[k] as DenseFeature];
+      denseRange(all, infos, a, b, dense);
+      for (let k = 0; k < DENSE_FEATURES.length; k++) z += (dw[k] as number) * (dense[k] as number);
       let profanity = 0;
       if (wp !== 0) {
         idx.length = 0;
@@ -518,9 +538,18 @@ export function segmentReadings(text: string, model: ToxicityModel = toxicityMod
         profanity = r.p;
         z += wp * r.feature;
       }
-      out.push({ part, tokens, whole, reading: { logit: z, abuse, profanity } });
+      visit(part, all, a, b, { logit: z, abuse, profanity });
     }
   }
+}
+
+/** The raw readings of each part and window of a text (parts without letters are skipped). */
+export function segmentReadings(text: string, model: ToxicityModel = toxicityModel()): Segment[] {
+  const out: Segment[] = [];
+  readSegments(text, model, (part, all, a, b, reading) => {
+    const whole = a === 0 && b === all.length;
+    out.push({ part, tokens: whole ? all : all.slice(a, b), whole, reading });
+  });
   return out;
 }
 
@@ -548,23 +577,17 @@ export interface ToxicityModelScore {
 export function scoreToxicityText(text: string, model: ToxicityModel = toxicityModel()): ToxicityModelScore {
   const tokens: string[] = [];
   let best: ToxicityModelScore = { score: 0, model: 0, abuse: { score: 0, kind: 'none' }, profanity: 0, worst: '', tokens };
-  let worst: Segment | undefined;
-  for (const seg of segmentReadings(text, model)) {
-    if (seg.whole) for (const t of seg.tokens) tokens.push(t);
-    const score = combine(seg.reading, model.offset);
+  let worst = '';
+  readSegments(text, model, (part, all, a, b, reading) => {
+    const whole = a === 0 && b === all.length;
+    if (whole) for (const t of all) tokens.push(t);
+    const score = combine(reading, model.offset);
     if (score > best.score) {
-      best = {
-        score,
-        model: sigmoid(seg.reading.logit - model.offset),
-        abuse: seg.reading.abuse,
-        profanity: seg.reading.profanity,
-        worst: '',
-        tokens,
-      };
-      worst = seg;
+      best = { score, model: sigmoid(reading.logit - model.offset), abuse: reading.abuse, profanity: reading.profanity, worst: '', tokens };
+      worst = whole ? part : all.slice(a, b).join(' ');
     }
-  }
-  return worst ? { ...best, worst: segmentText(worst) } : best;
+  });
+  return { ...best, worst };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -200,6 +200,18 @@ export interface CategoryHits {
   terms: string[];
 }
 
+/** A category's stems and weights, in the table's order (built once per category). */
+const STEMS = new WeakMap<LexiconCategory, readonly [string, number][]>();
+
+function stemsOf(cat: LexiconCategory): readonly [string, number][] {
+  let s = STEMS.get(cat);
+  if (!s) {
+    s = Object.entries(cat.stems);
+    STEMS.set(cat, s);
+  }
+  return s;
+}
+
 /** What one token matches in a category: a listed word or stem, or nothing (memoised per category). */
 const TOKEN_HITS = new WeakMap<LexiconCategory, Map<string, { entry: string; weight: number } | null>>();
 
@@ -214,8 +226,9 @@ export function tokenHit(tok: string, cat: LexiconCategory): { entry: string; we
   hit = lookupWord(tok, cat) ?? null;
   if (!hit && tok.length >= 5 && !tok.includes('*')) {
     const single = squeeze(tok, 1);
-    for (const [st, w] of Object.entries(cat.stems)) {
-      if (stemAtEdge(tok, st) || stemAtEdge(single, st)) {
+    for (const [st, w] of stemsOf(cat)) {
+      // A stem at a token's edge is inside it: the cheap test first.
+      if ((tok.includes(st) && stemAtEdge(tok, st)) || (single.includes(st) && stemAtEdge(single, st))) {
         hit = { entry: st, weight: w };
         break;
       }
