@@ -13,7 +13,10 @@
  *   false-positive rate), and sources it never saw in training or tuning: the Ethos sample
  *   (YouTube and Reddit comments, labelled for hate speech) and the hand-written sanity set.
  *   AUROC, recall, precision and false-positive rate at the 0.5 flag; baseline = the lexicon alone
- *   (offline-v2).
+ *   (offline-v2). Part of the model is alt-profanity-check, a model trained by others on all of
+ *   Davidson et al. and on Jigsaw comments: on those two sources no split is out-of-sample for it.
+ * - toxicity component: alt-profanity-check alone (its own predict_proba on the whole text, flag
+ *   at its 0.5) on the same sets.
  * - hallucination: HaluEval QA (right vs hallucinated answers, with the knowledge passage):
  *   AUROC on all pairs, on length-matched pairs (lengths within ±20 %) and on correct answers that
  *   add a true detail the passage does not contain; baseline = answer length. HaluEval general
@@ -22,7 +25,8 @@
  * - calibration: reliability tables (predicted score band vs observed rate) per check.
  * - injection: generated wordings (test/fixtures/injection-wordings.json) appended to correct and
  *   hallucinated answers and to toxic texts: the largest mean movement of any score towards better.
- * - speed: mean and p99 time of one check; the toxicity model's weights module (size, load time).
+ * - speed: mean and p99 time of one check (tweets, HaluEval answers and responses, 1-2 kB responses);
+ *   the weights modules of the toxicity model and of alt-profanity-check (size, load time).
  *
  * Splits are those of scripts/eval/datasets.ts; the toxicity model was trained on the train splits
  * and its threshold chosen on the tune splits only.
@@ -40,6 +44,8 @@ import {
   reliabilityTable,
 } from '../domain/judge/eval-metrics.js';
 import { offlineJudge } from '../domain/judge/offline-judge.js';
+import { PROFANITY_MODEL_JSON } from '../domain/judge/profanity-model.data.js';
+import { parseProfanityModel, profanityProbability } from '../domain/judge/profanity-model.js';
 import { TOXICITY_MODEL_JSON } from '../domain/judge/toxicity-model.data.js';
 import { toxicityModel } from '../domain/judge/toxicity-model.js';
 import { resolveDataDir } from '../stack/sim/collector-simulator.js';
@@ -272,6 +278,27 @@ export function injectionMovements(
   return out;
 }
 
+/**
+ * Responses of 1 to 2 kB: HaluEval general responses, consecutive ones joined by a blank line until
+ * the text reaches 1 kB, cut at the last space before 2 kB.
+ */
+export function responsesOf1to2kB(responses: readonly string[], count = 200): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (const r of responses) {
+    if (out.length >= count) break;
+    cur = cur ? `${cur}\n\n${r}` : r;
+    if (cur.length < 1024) continue;
+    if (cur.length > 2048) {
+      const cut = cur.lastIndexOf(' ', 2048);
+      cur = cur.slice(0, cut > 1024 ? cut : 2048);
+    }
+    out.push(cur);
+    cur = '';
+  }
+  return out;
+}
+
 function timeChecks(inputs: readonly JudgeInput[], check: Check): { meanMs: number; p99Ms: number } {
   const times: number[] = [];
   for (const input of inputs) {
@@ -308,10 +335,11 @@ export async function runEvaluation(
   const clean = loadHaluEvalClean(args.dataDir);
   const cleanTest = lim(clean.rows.filter((e) => splitOf('halueval-clean', e.id) === 'test'));
   const HC = 'hatecheck templates (seen in training; relabelled for toxicity)';
+  const DAV = 'davidson tweets (seen in training; all rows in alt-profanity-check training)';
   const toxSets: [string, string, Example[]][] = [
-    ['davidson tweets (seen in training)', 'test', davTest],
-    ['davidson tweets (seen in training)', 'all rows (incl. train)', davAll],
-    ['jigsaw wikipedia comments (seen in training)', 'test', jigTest],
+    [DAV, 'test', davTest],
+    [DAV, 'all rows (incl. train)', davAll],
+    ['jigsaw wikipedia comments (seen in training; source of alt-profanity-check training)', 'test', jigTest],
     [HC, 'test', hcTest],
     ['halueval texts (seen in training; all non-toxic)', 'test', cleanTest],
     ['ethos youtube/reddit comments (NEVER seen: held-out source)', 'all', lim(ethos.rows)],
@@ -354,6 +382,17 @@ export async function runEvaluation(
       value: v.flagged / v.n,
       note: v.positive ? 'toxic: want high' : 'not toxic: want low',
     });
+  }
+
+  // The imported model alone, as its package scores a text (whole text, its own 0.5).
+  for (const [name, split, rows] of toxSets) {
+    const s: Scored = {
+      scores: rows.map((r) => profanityProbability(r.response)),
+      labels: rows.map((r) => r.positive),
+      abstained: 0,
+      reasons: new Set(),
+    };
+    figures.push(...classification('toxicity component: alt-profanity-check alone', name, split, 'toxicity', s, 0.5));
   }
 
   // Hallucination ------------------------------------------------------------------------------
@@ -512,11 +551,11 @@ export async function runEvaluation(
     n: 0,
     metric: 'threshold mapped to 0.5',
     value: 0.5,
-    note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, Jigsaw, HateCheck and HaluEval texts; test figures above',
+    note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, Jigsaw, HateCheck and HaluEval texts (alt-profanity-check saw all of Davidson and Jigsaw comments); test figures above',
   });
 
   // Calibration --------------------------------------------------------------------------------
-  const davS = toxScores.get('davidson tweets (seen in training)|test') as Scored;
+  const davS = toxScores.get(`${DAV}|test`) as Scored;
   figures.push(...reliabilityFigures('davidson', 'test', 'toxicity', davS.scores, davS.labels));
   figures.push(...reliabilityFigures('hatecheck', 'test', 'toxicity', hcS.scores, hcS.labels));
   const ethS = toxScores.get('ethos youtube/reddit comments (NEVER seen: held-out source)|all') as Scored;
@@ -572,12 +611,14 @@ export async function runEvaluation(
   const speedInputs = qaExamples.slice(0, 400).map(inputOf);
   const tweets = davAll.slice(0, 2000).map((e) => ({ prompt: 'Tweet', response: e.response }));
   const longAnswers = genRows.slice(0, 300).map((e) => ({ prompt: e.prompt, response: e.response, context: e.prompt }));
+  const kB = responsesOf1to2kB(gen.rows.map((e) => e.response)).map((response) => ({ prompt: 'Message', response }));
   for (const [name, inputs, check] of [
     ['halueval qa answers', speedInputs, 'hallucination'],
     ['halueval qa answers', speedInputs, 'quality'],
     ['davidson tweets', tweets, 'toxicity'],
     ['halueval general responses (long)', longAnswers, 'toxicity'],
     ['halueval general responses (long)', longAnswers, 'quality'],
+    ['1-2 kB responses (halueval general, joined)', kB, 'toxicity'],
   ] as [string, JudgeInput[], Check][]) {
     timeChecks(inputs.slice(0, 50), check); // warm-up
     const t = timeChecks(inputs, check);
@@ -592,35 +633,55 @@ export async function runEvaluation(
       note: `p99 ${t.p99Ms.toFixed(2)} ms`,
     });
   }
-  // The weights module: its size on disk and the time to parse its JSON (done once per process).
-  const dataFile = fileURLToPath(new URL('../domain/judge/toxicity-model.data.ts', import.meta.url));
-  const parseTimes: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const t0 = performance.now();
-    JSON.parse(TOXICITY_MODEL_JSON);
-    parseTimes.push(performance.now() - t0);
-  }
-  parseTimes.sort((a, b) => a - b);
+  // The weights modules: size on disk and the time to parse them (done once per process).
+  const median = (f: () => void): number => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      f();
+      times.push(performance.now() - t0);
+    }
+    return times.sort((a, b) => a - b)[2] as number;
+  };
   const model = toxicityModel();
-  figures.push({
-    section: 'speed',
-    dataset: 'toxicity weights module',
-    split: '',
-    check: 'toxicity',
-    n: Object.keys(model.weights).length,
-    metric: 'size (kB)',
-    value: statSync(dataFile).size / 1024,
-    note: 'n = sparse weights',
-  });
-  figures.push({
-    section: 'speed',
-    dataset: 'toxicity weights module',
-    split: '',
-    check: 'toxicity',
-    n: 5,
-    metric: 'load: JSON parse ms (median)',
-    value: parseTimes[2] as number,
-  });
+  const profanity = parseProfanityModel(PROFANITY_MODEL_JSON);
+  for (const [name, file, n, note, load] of [
+    [
+      'toxicity weights module',
+      'toxicity-model.data.ts',
+      Object.keys(model.weights).length,
+      'n = sparse weights',
+      () => JSON.parse(TOXICITY_MODEL_JSON),
+    ],
+    [
+      'alt-profanity-check weights module',
+      'profanity-model.data.ts',
+      profanity.index.size,
+      'n = vocabulary words (5 folds)',
+      () => parseProfanityModel(PROFANITY_MODEL_JSON),
+    ],
+  ] as [string, string, number, string, () => unknown][]) {
+    const dataFile = fileURLToPath(new URL(`../domain/judge/${file}`, import.meta.url));
+    figures.push({
+      section: 'speed',
+      dataset: name,
+      split: '',
+      check: 'toxicity',
+      n,
+      metric: 'size (kB)',
+      value: statSync(dataFile).size / 1024,
+      note,
+    });
+    figures.push({
+      section: 'speed',
+      dataset: name,
+      split: '',
+      check: 'toxicity',
+      n: 5,
+      metric: 'load: parse ms (median)',
+      value: median(load),
+    });
+  }
   return { figures, injection, skipped };
 }
 
