@@ -10,6 +10,7 @@ import { renderGateReport } from '../domain/gate/report.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { SA } from '../common/search-attributes.js';
 import { getDeployment } from '../activities/storage/postgres/deployments.js';
+import { storeDeployerUrl } from '../activities/storage/postgres/gates.js';
 import type { Db } from '../activities/storage/postgres/db.js';
 import { uiLink } from './runtime.js';
 
@@ -41,6 +42,19 @@ export async function validateGate(db: Db, input: GateInput): Promise<GateInput>
   return input;
 }
 
+/**
+ * A rollback webhook URL with credentials or a query (often a token) stays in PostgreSQL under
+ * the gate's id; the workflow gets the URL without them (history, UI and reports never show them).
+ */
+async function keepUrlOutOfHistory(db: Db, input: GateInput, workflowId: string): Promise<GateInput> {
+  const d = input.deployer;
+  if (d?.type !== 'webhook') return input;
+  const u = new URL(d.url);
+  if (!u.username && !u.password && !u.search) return input;
+  await storeDeployerUrl(db, workflowId, d.url);
+  return { ...input, deployer: { ...d, url: `${u.origin}${u.pathname}`, storedUrl: true } };
+}
+
 /** Start the gate, or attach to the one this CI run already started (running or finished). */
 export async function startOrAttachGate(
   client: Client,
@@ -52,6 +66,7 @@ export async function startOrAttachGate(
   await validateGate(db, input);
   const params = gateParams(gateInputSchema.parse(input));
   const workflowId = gateWorkflowId(input.deployment, input.candidateVersion, ciRun);
+  input = await keepUrlOutOfHistory(db, input, workflowId);
   try {
     const d = await client.workflow.getHandle(workflowId).describe();
     const existing = d.memo?.gateParams;

@@ -5,6 +5,7 @@
  * come in, so a batch killed half-way keeps what it wrote and its retry calls the LLM only for
  * the rest. The activity heartbeats its progress.
  */
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { raise } from '../../common/failures.js';
@@ -89,6 +90,8 @@ export interface ScoreBatchTotals extends BatchTotals {
 
 export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatchRequest): Promise<ScoreBatchTotals> {
   const ctx = Context.current();
+  // Every judge call of the batch listens to the activity's cancellation.
+  setMaxListeners(0, ctx.cancellationSignal);
   const { settings } = req;
   const totals: Required<BatchTotals> = {
     scored: 0,

@@ -92,9 +92,10 @@ export function createGateActivities(deps: ActivityDeps) {
       return { status: prior.status, deployer: input.deployer.type, detail: prior.detail, idempotencyKey: key };
     }
     await gates.countRollbackAttempt(db, key);
+    const deployer = await withStoredUrl(input.deployer, input.gateId);
     const beat = setInterval(() => Context.current().heartbeat(), 3000);
     const r = await deliverRollback(
-      input.deployer,
+      deployer,
       {
         gateId: input.gateId,
         deployment: input.deployment,
@@ -108,6 +109,14 @@ export function createGateActivities(deps: ActivityDeps) {
     await gates.finishRollback(db, key, r.status, r.detail);
     deps.faults?.afterRollbackDelivered?.(key);
     return { status: r.status, deployer: input.deployer.type, detail: r.detail, idempotencyKey: key };
+  }
+
+  /** A webhook whose URL was kept out of history: its full URL from PostgreSQL. */
+  async function withStoredUrl(d: DeployerConfig, gateId: string): Promise<DeployerConfig> {
+    if (d.type !== 'webhook' || !d.storedUrl) return d;
+    const url = await gates.deployerUrl(db, gateId);
+    if (!url) raise('DeployerRejected', `the rollback webhook URL of gate '${gateId}' is not stored any more: roll back by hand`);
+    return { ...d, url };
   }
 
   async function recordDecision(input: { result: GateResult; runId: string; startedAt: string; input: unknown }): Promise<void> {

@@ -87,7 +87,13 @@ const deployerTimeout = z.number().int().min(1, { message: 'deployer timeout mus
 
 export const deployerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('dry-run') }),
-  z.object({ type: z.literal('webhook'), url: httpUrlSchema('webhook url'), timeoutSeconds: deployerTimeout.optional() }),
+  z.object({
+    type: z.literal('webhook'),
+    url: httpUrlSchema('webhook url'),
+    timeoutSeconds: deployerTimeout.optional(),
+    /** The full URL (with its credentials or query) is kept in PostgreSQL under the gate's id, out of history. */
+    storedUrl: z.literal(true).optional(),
+  }),
   z.object({
     type: z.literal('command'),
     /** argv, run without a shell; the deployment and versions arrive as environment variables. */

@@ -88,6 +88,12 @@ describe('optiinfra gate from a CI pipeline', () => {
     const rows = await stack.stores.db.query('SELECT count(*)::int AS n FROM gate_decisions WHERE gate_id = $1', [`gate/${deployment}/v2/run-1`]);
     expect(rows.rows[0].n).toBe(1);
 
+    // The same CI run asking for other parameters does not silently get the old result.
+    const other = await cli([...args.filter((a) => a !== '--wait'), '--quality-drop', '2']);
+    expect(other.code).toBe(3);
+    expect(other.stderr).toMatch(new RegExp(`gate 'gate/${deployment}/v2/run-1' already exists for this CI run with other parameters \\(baseline v1, quality-drop 5,`));
+    expect(other.stderr).toMatch(/this run asks for \(baseline v1, quality-drop 2,/);
+
     const status = await cli(['gate', 'status', '--deployment', deployment, '--candidate', 'v2', '--ci-run', 'run-1', '--json']);
     expect(status.code).toBe(1);
     expect(JSON.parse(status.stdout)).toMatchObject({ decision: 'REJECT', exitCode: 1 });
@@ -103,7 +109,10 @@ describe('optiinfra gate from a CI pipeline', () => {
     [['--candidate', 'v1', '--baseline', 'v1'], /candidate version must differ from the baseline version/],
     [['--candidate', 'v2', '--baseline', 'v1', '--quality-drop', '-5'], /--quality-drop must not be negative/],
     [['--candidate', 'v2;rm -rf /', '--baseline', 'v1'], /candidate version must be 1-128 characters/],
-    [['--candidate', 'v2', '--baseline', 'v1', '--max-wait', 'soon'], /interval must look like/],
+    [['--candidate', 'v2', '--baseline', 'v1', '--max-wait', 'soon'], /--max-wait <duration>.* must look like 30s, 15m, 2h or 1d/],
+    [['--candidate', 'v2', '--baseline', 'v1', '--max-wait', '99999999999999999999d'], /--max-wait <duration>.* must look like/],
+    [['--candidate', 'v2', '--baseline', 'v1', '--max-wait', '31d'], /--max-wait <duration>.* must be between 1s and 30d/],
+    [['--candidate', 'v2', '--baseline', 'v1', '--rollback-webhook', 'javascript:alert(1)'], /webhook url must be an http/],
   ])('rejects %j with a clear error and starts nothing', async (extra, msg) => {
     const before = (await gatesStarted()).length;
     const r = await cli(['gate', '--deployment', deployment, ...extra, '--ci-run', 'bad']);

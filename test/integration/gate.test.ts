@@ -61,7 +61,7 @@ describe('deployGate: the seed scenario and the other paths', () => {
   });
 
   it('REJECTs the degraded model, explains why, rolls back exactly once and records it', async () => {
-    await serve('v2-q4', 0.5, 200);
+    await serve('v2-q4', 0.35, 200);
     const h = await gate({ candidateVersion: 'v2-q4', deployer: { type: 'webhook', url: receiver.url } });
     const r = (await h.result()) as GateResult;
     expect(r.decision).toBe('REJECT');
@@ -69,7 +69,7 @@ describe('deployGate: the seed scenario and the other paths', () => {
     const q = r.evidence!.look.metrics.find((m) => m.metric === 'quality')!;
     expect(q.baseline - q.candidate).toBeGreaterThan(0.05);
     expect(r.explanation!.summary).toMatch(/^REJECT: /);
-    expect(r.explanation!.summary).toMatch(/quality dropped 1\d points \(8\d(\.\d)? % → 7\d(\.\d)? %, threshold 5/);
+    expect(r.explanation!.summary).toMatch(/quality dropped 1\d(\.\d)? points \(8\d(\.\d)? % → 7\d(\.\d)? %, threshold 5/);
     expect(r.explanation!.generatedBy).toBe('template');
     expect(r.rollback.status).toBe('delivered');
     expect(receiver.calls).toHaveLength(1);

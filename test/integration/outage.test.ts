@@ -223,13 +223,10 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
         pids.clickhouse = (await startClickhouse(chOpts)).pid;
       },
     );
-    expect(seen.some((a) => a.type === 'judgeCheck' || a.type === 'fetchPage')).toBe(true);
+    // The outage was felt by the scoring or fetching activities (a scoring batch also waits out a
+    // failed write in-process, keeping what it judged), and nothing was lost or written twice.
+    expect(seen.some((a) => a.type === 'scoreInteractions' || a.type === 'fetchPage')).toBe(true);
     await expectNothingLost(deployment, cycleId, result);
-    // Rows written by retried attempts: the outage was felt by the judge activities.
-    const retried = await stack!.stores.ch.query<{ n: string }>(
-      `SELECT count() AS n FROM ${config.clickhouse.database}.scores FINAL WHERE deployment = '${deployment}' AND attempts > 1`,
-    );
-    expect(Number(retried[0]?.n)).toBeGreaterThan(0);
   }, 240_000);
 
   it('a collection cycle waits out a PostgreSQL crash and completes with nothing lost', async () => {

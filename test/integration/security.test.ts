@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { SqlValueError, sqlId, sqlIdList, sqlString } from '../../activities/storage/clickhouse/store.js';
 import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
+import { startOrAttachGate } from '../../client/gate.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { main } from '../../client/cli/index.js';
 import { repoRoot } from '../../stack/paths.js';
@@ -36,7 +37,24 @@ const run = promisify(execFile);
 const GROQ_KEY = 'gsk_SECURITYTEST_fake_key_7f3a91c2e5d8';
 const DB_PASSWORD = 'pgpw_SECURITYTEST_4b8e2d6f';
 const WEBHOOK_SECRET = 'whsec_SECURITYTEST_0c9d8e7f6a5b';
-const SECRETS = { GROQ_API_KEY: GROQ_KEY, 'DATABASE_URL password': DB_PASSWORD, OPTIINFRA_WEBHOOK_SECRET: WEBHOOK_SECRET };
+/** Credentials written into URLs the product is given: a source's and a rollback webhook's. */
+const SOURCE_PASSWORD = 'srcpw_SECURITYTEST_9e1d';
+const HOOK_PASSWORD = 'hookpw_SECURITYTEST_5a7c';
+const SECRETS = {
+  GROQ_API_KEY: GROQ_KEY,
+  'DATABASE_URL password': DB_PASSWORD,
+  OPTIINFRA_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  'source URL password': SOURCE_PASSWORD,
+  'webhook URL password': HOOK_PASSWORD,
+};
+
+/** `url` with user:password@ written into it. */
+function withCredentials(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = user;
+  u.password = password;
+  return u.toString();
+}
 
 /** The test database's URL with a password added (the machine's PostgreSQL and PGlite both ignore it). */
 function withPassword(url: string, password: string): string {
@@ -98,7 +116,7 @@ describe('secrets never leak from a real worker process', () => {
     // The first delivery fails (a retried, logged error), the second is accepted.
     receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET, respond: () => (receiver.calls.length === 1 ? 503 : 200) });
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.1, seed: 7 });
-    await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
+    await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: withCredentials(sim.url, 'reader', SOURCE_PASSWORD) }, sample_rate: 1 });
     worker = startWorker();
   });
   afterAll(async () => {
@@ -132,29 +150,34 @@ describe('secrets never leak from a real worker process', () => {
     expect(stub.stats().pendingFaults).toBe(0);
     expect(stub.stats().faults).toMatchObject({ status: 2, malformed: 3 });
 
-    // Far more samples required than exist: INCONCLUSIVE, which counts as REJECT (the default),
-    // so the gate explains (LLM) and rolls back through the signed webhook.
-    const gate = (await client.workflow.execute('deployGate', {
-      taskQueue: config.temporal.taskQueue,
-      workflowId: `gate/${deployment}/v2`,
-      args: [
-        {
-          deployment,
-          baselineVersion: 'v1',
-          candidateVersion: 'v2',
-          minSamples: 1000,
-          checkEvery: '1s',
-          deployer: { type: 'webhook', url: receiver.url },
-        },
-      ],
-    })) as GateResult;
+    // Too few samples to decide within a few seconds: INCONCLUSIVE at the deadline, which counts
+    // as REJECT (the default), so the gate explains (LLM) and rolls back through the signed webhook.
+    // Started the way CI starts it (the typed client): the webhook URL's credentials stay out of history.
+    const { handle } = await startOrAttachGate(
+      client,
+      config,
+      stores.db,
+      {
+        deployment,
+        baselineVersion: 'v1',
+        candidateVersion: 'v2',
+        minSamples: 5,
+        maxWait: '3s',
+        checkEvery: '1s',
+        deployer: { type: 'webhook', url: withCredentials(receiver.url, 'hook', HOOK_PASSWORD) },
+      },
+      'sec-run',
+    );
+    const gate = (await handle.result()) as GateResult;
     expect(gate.effectiveDecision).toBe('REJECT');
     expect(gate.rollback.status).toBe('delivered');
     expect(receiver.calls.length).toBe(2);
     expect(receiver.calls.every((c) => c.signatureValid)).toBe(true);
+    // URL credentials are used as Basic auth, never shown.
+    expect(receiver.calls[0]!.headers.authorization).toBe(`Basic ${Buffer.from(`hook:${HOOK_PASSWORD}`).toString('base64')}`);
 
     // --- the scan is meaningful: the key went to the LLM server, the secret signed the webhook --
-    expect(stub.requests.length).toBeGreaterThan(cycle.scored);
+    expect(stub.requests.length).toBeGreaterThan(cycle.stored); // one call per interaction (combined), plus retries
     for (const r of stub.requests) expect(r.headers.authorization).toBe(`Bearer ${GROQ_KEY}`);
     for (const r of stub.requests) expectNoSecret(`LLM request body ${r.seq}`, JSON.stringify(r.body));
     for (const c of receiver.calls) expectNoSecret('webhook request', JSON.stringify(c));
@@ -168,9 +191,9 @@ describe('secrets never leak from a real worker process', () => {
       histories++;
       types.add(wf.type);
     }
-    // The cycle, its scoreBatch children, the gate, its baseline and explanation children.
-    expect(histories).toBeGreaterThanOrEqual(6);
-    expect([...types].sort()).toEqual(expect.arrayContaining(['collectionCycle', 'scoreBatch', 'deployGate', 'computeBaseline']));
+    // The cycle, the gate, its baseline and explanation children.
+    expect(histories).toBeGreaterThanOrEqual(4);
+    expect([...types].sort()).toEqual(expect.arrayContaining(['collectionCycle', 'deployGate', 'computeBaseline', 'explainDecision']));
 
     // --- ClickHouse rows ---------------------------------------------------------------------
     const db = config.clickhouse.database;
@@ -185,6 +208,8 @@ describe('secrets never leak from a real worker process', () => {
 
     // --- PostgreSQL rows (whole tables) ------------------------------------------------------
     const counts: Record<string, number> = {};
+    // Every table but where URLs are configured (a deployment's source, a gate's webhook URL).
+    const configured: Record<string, string> = { deployments: 'source' };
     for (const [table, col] of [
       ['collection_runs', 'deployment'],
       ['gate_decisions', 'deployment'],
@@ -193,7 +218,8 @@ describe('secrets never leak from a real worker process', () => {
       ['deployments', 'id'],
     ] as const) {
       const all = await stores.db.query(`SELECT * FROM ${table}`);
-      expectNoSecret(`PostgreSQL ${table}`, JSON.stringify(all.rows));
+      const shown = all.rows.map((r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== configured[table])));
+      expectNoSecret(`PostgreSQL ${table}`, JSON.stringify(shown));
       counts[table] = all.rows.filter((r: Record<string, unknown>) => r[col] === deployment).length;
     }
     expect(counts).toEqual({ collection_runs: 1, gate_decisions: 1, rollbacks: 1, baselines: 1, deployments: 1 });
@@ -205,6 +231,16 @@ describe('secrets never leak from a real worker process', () => {
     expect(logs).toMatch(/unusable reply/);
     expect(logs).toMatch(/answered 503/);
     expectNoSecret('worker logs', logs);
+
+    // --- what the CLI shows ------------------------------------------------------------------------
+    const env = cliEnv(config, { DATABASE_URL: databaseUrl, OPTIINFRA_HOME: join(testEnv().home, 'security-cli') });
+    for (const args of [['deployment', 'list'], ['deployment', 'list', '--json'], ['gate', 'status', '--deployment', deployment, '--candidate', 'v2', '--ci-run', 'sec-run']]) {
+      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), ...args], { cwd: repoRoot(), env }).catch(
+        (e: { stdout?: string; stderr?: string }) => e,
+      );
+      expect(`${r.stdout ?? ''}`.length).toBeGreaterThan(0);
+      expectNoSecret(`CLI ${args.join(' ')}`, `${r.stdout ?? ''}${r.stderr ?? ''}`);
+    }
   }, 240_000);
 });
 

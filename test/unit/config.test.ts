@@ -40,8 +40,24 @@ describe('configuration from the environment', () => {
       DATABASE_URL: 'postgres://app:pa%24%24word@db:5432/x',
       CLICKHOUSE_URL: 'http://default:chsecret@ch:8123',
     });
-    expect(secretsOf(c).sort()).toEqual(['chsecret', 'gsk_live_abcdef', 'pa$$word'].sort());
+    // Passwords as written in the URL and decoded.
+    expect(secretsOf(c).sort()).toEqual(['chsecret', 'gsk_live_abcdef', 'pa$$word', 'pa%24%24word'].sort());
     expect(redact('key gsk_live_abcdef and pa$$word', secretsOf(c))).toBe('key [REDACTED] and [REDACTED]');
     expect(maskUrl(c.databaseUrl)).toBe('postgres://app:****@db:5432/x');
+  });
+
+  it('redacts credentials of any URL in text, and refuses them in GROQ_BASE_URL without echoing them', () => {
+    expect(redact('GET http://bob:hunter2@src.example/x failed; https://tok@hooks.example/y', [])).toBe(
+      'GET http://[REDACTED]@src.example/x failed; https://[REDACTED]@hooks.example/y',
+    );
+    expect(redact('no credentials: http://host:8080/path?a=b@c', [])).toBe('no credentials: http://host:8080/path?a=b@c');
+    expect(() => loadConfig({ GROQ_BASE_URL: 'http://u:s3cretpw@proxy:8080' })).toThrow(/GROQ_BASE_URL must not hold credentials/);
+    let message = '';
+    try {
+      loadConfig({ GROQ_BASE_URL: 'http://u:s3cretpw@proxy:8080' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).not.toContain('s3cretpw');
   });
 });

@@ -25,6 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
 import type { GateActivities } from '../../activities/gate/activities.js';
+import type { NotifyActivities } from '../../activities/gate/notify.js';
 import { raise, rootCause } from '../../common/failures.js';
 import { SA } from '../../common/search-attributes.js';
 import { formatZodError } from '../../common/types.js';
@@ -57,6 +58,7 @@ import { gateNotifications } from './notify.js';
 const acts = proxyActivities<GateActivities>(gateOptions);
 const rollbackActs = proxyActivities<GateActivities>(rollbackOptions);
 const local = proxyLocalActivities<CollectorActivities>(localOptions);
+const notifyLookup = proxyActivities<NotifyActivities>(gateOptions);
 
 /**
  * Patch id: from this change on, a stored baseline is used only when it has as many samples as
@@ -271,7 +273,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     rollback,
   };
   const notice = noticeOf(result);
-  if (notice.events.length && patched(GATE_NOTIFICATIONS)) {
+  if (notice.events.length && patched(GATE_NOTIFICATIONS) && (await notifyLookup.listNotifyTargets(input.deployment)).length) {
     // Abandoned: the gate neither waits for the receivers nor depends on them.
     await startChild(gateNotifications, { workflowId: `${gateId}/notify`, args: [notice], parentClosePolicy: ParentClosePolicy.ABANDON });
   }

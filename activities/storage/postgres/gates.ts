@@ -175,3 +175,13 @@ export async function claimNotification(db: Db, c: NotificationClaim): Promise<{
 export async function finishNotification(db: Db, key: string, status: 'delivered' | 'failed', detail: string): Promise<void> {
   await db.query('UPDATE notifications SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [key, status, detail]);
 }
+
+/** Keep a deployer URL that carries credentials or a query (often a token) for one gate. */
+export async function storeDeployerUrl(db: Db, gateId: string, url: string): Promise<void> {
+  await db.query('INSERT INTO deployer_urls (gate_id, url) VALUES ($1, $2) ON CONFLICT (gate_id) DO UPDATE SET url = EXCLUDED.url', [gateId, url]);
+}
+
+export async function deployerUrl(db: Db, gateId: string): Promise<string | undefined> {
+  const r = await db.query<{ url: string }>('SELECT url FROM deployer_urls WHERE gate_id = $1', [gateId]);
+  return r.rows[0]?.url;
+}

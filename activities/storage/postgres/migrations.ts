@@ -228,4 +228,15 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX notifications_gate ON notifications (gate_id);
     `,
   },
+  {
+    version: 7,
+    name: 'webhook URLs with credentials, kept out of workflow histories',
+    sql: `
+      CREATE TABLE deployer_urls (
+        gate_id text PRIMARY KEY,
+        url text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
