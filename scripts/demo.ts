@@ -152,7 +152,7 @@ async function main() {
     const approved = await waitForGate((await gate(benign)).handle, { pollMs: 500 });
     if (approved !== 'timeout') say(summarizeGate(approved, uiLink(config, approved.gateId)));
 
-    say(`\n${formatScores(deployment, await stores.ch.aggregateScores(deployment))}`);
+    say(`\n${formatScores(deployment, await stores.ch.aggregateScores(deployment), await stores.ch.interactionsPerVersion(deployment))}`);
 
     say('\n-- 4. the optimisation review: cost, performance, resource and application agents in parallel');
     say('   (a generated FinOps FOCUS export for 30 days; three simulated hosts serving vLLM, DCGM and node metrics,');

@@ -13,6 +13,7 @@ import { COMBINED_PROMPT_VERSION, JUDGE_PROMPT_VERSION } from '../../domain/judg
 import type { ActivityDeps } from '../deps.js';
 import { recordCollectionRun, type CollectionRunRecord } from '../storage/postgres/collection-runs.js';
 import * as deployments from '../storage/postgres/deployments.js';
+import { planCoverage as planPageCoverage, type CoveragePlan } from './coverage.js';
 import { fetchPage } from './fetch.js';
 import { createSlots, scoreBatchOfInteractions, type ScoreBatchRequest } from './scoring.js';
 
@@ -82,6 +83,11 @@ export function createCollectorActivities(deps: ActivityDeps) {
     }
   }
 
+  /** How much of a page the LLM's budget covers over the next `minutes` (coverage.ts). */
+  async function planCoverage(input: Parameters<typeof planPageCoverage>[1]): Promise<CoveragePlan> {
+    return planPageCoverage({ ch, db, llm: deps.llm }, input);
+  }
+
   async function releaseCycle(input: { deployment: string; cycleId: string }): Promise<void> {
     await deployments.releaseCycle(db, input.deployment, input.cycleId);
   }
@@ -129,6 +135,7 @@ export function createCollectorActivities(deps: ActivityDeps) {
     cycleSettings,
     claimCycle,
     releaseCycle,
+    planCoverage,
     fetchPage: (input: { deployment: string; cycleId: string; limit: number }) =>
       fetchPage({ ch, db, clean, window: () => timestampWindow(Date.now()) }, input),
     scoreInteractions,

@@ -78,7 +78,7 @@ function failedReason(e: unknown, clean: (s: string) => string): string {
 }
 
 /** Answer budget (before reasoning) of one reply: a combined reply holds three judgements. */
-const ANSWER_TOKENS = { combined: 700, separate: 300 } as const;
+export const ANSWER_TOKENS = { combined: 700, separate: 300 } as const;
 
 export async function judgeInteraction(o: {
   judge: 'offline' | JudgeLlm;

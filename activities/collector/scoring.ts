@@ -14,6 +14,7 @@ import { primaryScore, type Check } from '../../common/types.js';
 import { SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
 import { truncateForJudge } from '../../domain/judge/truncate.js';
 import type { ClickHouseStore, InteractionRow, ScoreRow } from '../storage/clickhouse/store.js';
+import { sampled } from './fetch.js';
 import { judgeInteraction, type CheckOutcome, type JudgeLlm, type Usage } from './judges.js';
 
 export interface ScoreBatchRequest {
@@ -21,6 +22,11 @@ export interface ScoreBatchRequest {
   ids: string[];
   checks: Check[];
   settings: CycleSettings;
+  /**
+   * Budget-aware coverage (coverage.ts): only ids under this sampling threshold are judged, the
+   * others are counted as left unscored for the budget. Absent: all of them.
+   */
+  coverageRate?: number;
 }
 
 /** Rows written per ClickHouse insert while a batch is scored (and at its end). */
@@ -113,10 +119,13 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     );
   }
 
-  const stored = await deps.ch.storedChecks({ deployment: req.deployment, ids: req.ids, judge: settings.judge, promptVersions: settings.promptVersions });
-  const rows = await deps.ch.interactionsByIds(req.deployment, req.ids);
+  const rate = req.coverageRate;
+  const ids = rate === undefined ? req.ids : req.ids.filter((id) => sampled(id, rate));
+  const uncovered = req.ids.length - ids.length;
+  const stored = await deps.ch.storedChecks({ deployment: req.deployment, ids, judge: settings.judge, promptVersions: settings.promptVersions });
+  const rows = await deps.ch.interactionsByIds(req.deployment, ids);
   const found = new Set(rows.map((r) => r.id));
-  for (const id of req.ids) {
+  for (const id of ids) {
     if (found.has(id)) continue;
     totals.failed += req.checks.length;
     if (totals.failureSamples.length < SAMPLE_LIMIT) {
@@ -141,7 +150,7 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     return writing;
   };
   const timer = setInterval(() => void flush().catch(() => undefined), FLUSH_MS);
-  let unscored = 0;
+  let unscored = uncovered;
   try {
     await Promise.all(
       rows.map((row) =>

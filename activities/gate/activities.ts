@@ -69,7 +69,10 @@ export function createGateActivities(deps: ActivityDeps) {
     promptVersions: Record<Check, string>;
     window?: BaselineWindow;
   }): Promise<VersionStats> {
-    return toVersionStats(await ch.versionAggregates({ ...q, ...(q.window ?? {}) }));
+    const stats = toVersionStats(await ch.versionAggregates({ ...q, ...(q.window ?? {}) }));
+    if (q.window) return stats;
+    // How much of the version was scored (sampling, the LLM's budget): said in the evidence.
+    return { ...stats, interactions: (await ch.interactionsPerVersion(q.deployment, q.version))[q.version] ?? 0 };
   }
 
   /**

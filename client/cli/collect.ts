@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { rootCause } from '../../common/failures.js';
+import { lastCycle } from '../../activities/storage/postgres/collection-runs.js';
 import { getDeployment } from '../../activities/storage/postgres/deployments.js';
 import { SA } from '../../common/search-attributes.js';
 import type { CycleResult, CycleTotals } from '../../domain/collector/collection.js';
@@ -120,8 +121,10 @@ export function registerScoresCommand(program: Command): void {
     .action(async (o: { deployment: string; version?: string; json?: boolean }) =>
       withStores(async (stores) => {
         const rows = await stores.ch.aggregateScores(o.deployment, o.version);
-        if (o.json) printJson(rows);
-        else console.log(formatScores(o.deployment, rows));
+        const interactions = await stores.ch.interactionsPerVersion(o.deployment, o.version);
+        const last = await lastCycle(stores.db, o.deployment);
+        if (o.json) printJson({ scores: rows, interactions, lastCycle: last });
+        else console.log(formatScores(o.deployment, rows, interactions, last?.coverage_note));
       }),
     );
 }

@@ -31,15 +31,17 @@ export function table(rows: Array<Record<string, unknown>>): string {
 /** Whole dollars with thousands separators ("$28,120"), '-' when not a number. */
 export const money = (n: unknown) => (typeof n === 'number' ? formatUsd(Math.round(n)) : '-');
 
-export function formatScores(deployment: string, rows: ScoreAggregate[]): string {
+export function formatScores(deployment: string, rows: ScoreAggregate[], interactions: Record<string, number> = {}, lastCycleNote = ''): string {
   return [
-    `scores of ${deployment} (mean of the check's score; flagged: quality < 0.5, hallucination or toxicity >= 0.5)`,
+    `scores of ${deployment} (mean of the check's score; flagged: quality < 0.5, hallucination or toxicity >= 0.5; coverage: scored of stored interactions)`,
     table(
       rows.map((r) => ({
         model_version: r.model_version,
         check: r.check_name,
         judge: r.judge,
         scored: r.ok,
+        coverage: interactions[r.model_version] ? percentText(r.ok / interactions[r.model_version]!) : '-',
+        abstained: r.abstained,
         failed: r.failed,
         mean: r.mean,
         p50: r.p50,
@@ -47,13 +49,17 @@ export function formatScores(deployment: string, rows: ScoreAggregate[]): string
         flagged: r.flagged,
       })),
     ),
+    ...(rows.some((r) => r.abstained) ? ['abstained: the judge cannot measure that check for those interactions (e.g. hallucination without a knowledge passage, offline judge)'] : []),
+    ...(lastCycleNote ? [`last cycle: ${lastCycleNote}`] : []),
   ].join('\n');
 }
 
 export function describeCycle(r: CycleResult): string {
   return [
     `cycle ${r.cycleId}: ${r.stored} interactions stored (${r.fetched} fetched, ${r.bad} bad records), ${r.sampled} sampled`,
-    `checks: ${r.scored} scored, ${r.failed} failed, ${r.skipped} already scored; judge ${r.judge}; LLM tokens ${r.promptTokens}+${r.completionTokens}`,
+    `checks: ${r.scored} scored, ${r.failed} failed, ${r.abstained ?? 0} abstained, ${r.skipped} already scored; judge ${r.judge}; LLM calls ${r.llmCalls ?? 0}, tokens ${r.promptTokens} in (${r.cachedTokens ?? 0} cached) + ${r.completionTokens} out (${r.reasoningTokens ?? 0} reasoning)`,
+    ...(r.coverageNote ? [`coverage: ${r.coverageNote}`] : []),
+    ...(r.conflicts ? [`${r.conflicts} records conflicted with stored ones (same id, other content; the first copy is kept)`] : []),
     ...r.badSamples.slice(0, 5).map((b) => `  bad record at ${b.position}: ${b.reason}`),
     ...r.failureSamples.slice(0, 5).map((f) => `  failed ${f.check} of ${f.id}: ${f.reason}`),
   ].join('\n');

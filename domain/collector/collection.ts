@@ -15,6 +15,11 @@ export const collectionCycleInputSchema = z.object({
   /** Pages per workflow run before continue-as-new (also when the server suggests it). */
   pagesPerRun: z.number().int().min(1).max(1000).default(20),
   checks: z.array(z.enum(CHECKS)).min(1).default([...CHECKS]),
+  /**
+   * Minutes of LLM budget a cycle may spend (its cadence, the schedule's 15 minutes by default):
+   * a backlog larger than that budget covers is scored on a deterministic sample.
+   */
+  budgetMinutes: z.number().min(1).max(1440).default(15),
   /** Carried across continue-as-new; not for callers. */
   carry: z.unknown().optional(),
 });
@@ -110,6 +115,15 @@ export function carriedTotals(carry: unknown): Required<CycleTotals> {
 }
 
 export const SAMPLE_LIMIT = 20;
+
+/** "scored 180 of 4,000 interactions (4.5 %), limited by the daily token budget" (empty when nothing was left out). */
+export function coverageNote(selected: number, unscored: number, limitedBy: string): string {
+  if (!unscored || !selected) return '';
+  const scored = selected - unscored;
+  const pct = Math.round((scored / selected) * 1000) / 10;
+  const n = (x: number) => String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `scored ${n(scored)} of ${n(selected)} interactions (${pct} %), limited by the ${limitedBy}`;
+}
 
 export function addBatch(t: CycleTotals, b: BatchTotals): void {
   t.scored += b.scored;

@@ -5,7 +5,7 @@
  * Every text that did not come from this module (reasons, override notes, explanations,
  * deployer details) is escaped, so it cannot inject HTML or break the table.
  */
-import type { Explanation, GateResult, LookResult, MetricVerdict, VersionStats } from './types.js';
+import { coverageText, type Explanation, type GateResult, type LookResult, type MetricVerdict, type VersionStats } from './types.js';
 import {
   METRIC_LABEL,
   VERDICT_WORD,
@@ -129,7 +129,8 @@ export function renderGateReport(result: GateResult, opts: { uiLink?: string } =
   out.push('### Metrics', '');
   if (ev && ev.look.metrics.length > 0) {
     out.push(
-      `Baseline ${ev.baseline.quality.n} scored interactions, candidate ${ev.look.samples}; ${ev.looks} ${ev.looks === 1 ? 'look' : 'looks'} taken.`,
+      `Baseline ${ev.baseline.quality.n} scored interactions, candidate ${ev.look.samples}` +
+        `${coverageText(ev.candidate) ? ` (${coverageText(ev.candidate)})` : ''}; ${ev.looks} ${ev.looks === 1 ? 'look' : 'looks'} taken.`,
       '',
       renderMetricsTable(ev.look.metrics, ev.rule.alpha),
       '',

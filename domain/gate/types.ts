@@ -33,6 +33,16 @@ export interface VersionStats {
   quality: SampleStats;
   hallucination_rate: SampleStats;
   toxicity_rate: SampleStats;
+  /** Interactions of the version stored (scored or not: sampling, the LLM's budget); absent when not counted. */
+  interactions?: number;
+}
+
+/** "180 of 4,000 interactions scored (4.5 %)" when fewer than all were scored, else ''. */
+export function coverageText(v: VersionStats): string {
+  const n = v.interactions;
+  if (n === undefined || n <= v.quality.n) return '';
+  const group = (x: number) => String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${group(v.quality.n)} of ${group(n)} interactions scored (${Math.round((v.quality.n / n) * 1000) / 10} %)`;
 }
 
 /** One metric's comparison at one look. `harm` = how much worse the candidate is (drop of quality, rise of a rate). */

@@ -139,6 +139,8 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
     await st.countScores(dep, { status: 'failed', final: false }),
   ];
   results.countInteractions = await st.countInteractions(dep);
+  results.interactionsPerVersion = [await st.interactionsPerVersion(dep), await st.interactionsPerVersion(dep, 'v2')];
+  results.textChars = await st.textChars(dep, ['int-0000', 'int-0001', 'missing']);
   results.aggregateScores = await st.aggregateScores(dep);
   results.aggregateScoresV1 = await st.aggregateScores(dep, 'v1');
   results.scoredVersions = await st.scoredVersions(new Date((T0 + 100 * DAY) * 1000).toISOString(), new Date((T0 + 4000 * DAY) * 1000).toISOString());

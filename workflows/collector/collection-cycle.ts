@@ -27,6 +27,7 @@ import {
   carriedTotals,
   chunk,
   collectionCycleInputSchema,
+  coverageNote,
   inParallel,
   SAMPLE_LIMIT,
   type CollectionCycleInput,
@@ -80,6 +81,8 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
   const lease = { deployment: input.deployment, cycleId };
   let cursor: string | null = null;
   let pagesThisRun = 0;
+  /** The limit that left interactions unscored, in words (for the coverage note). */
+  let limitedBy = totals.coverageNote ? totals.coverageNote.replace(/^.*limited by the /, '') : 'LLM budget';
   try {
     if (batched) await store.claimCycle(lease);
     for (;;) {
@@ -105,14 +108,22 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
         `Scoring page ${totals.pages}: ${totals.scored + totals.skipped} checks done, ${totals.failed} failed, ${totals.stored} interactions stored`,
       );
       if (batched) {
+        // The LLM's budget decides how much of the page is judged (all of it, when it can).
+        const plan =
+          settings.judge === 'offline' || !page.ids.length
+            ? undefined
+            : await store.planCoverage({ deployment: input.deployment, ids: page.ids, checks: input.checks, settings, minutes: input.budgetMinutes });
+        if (plan?.limitedBy) limitedBy = plan.limitedBy;
+        const coverageRate = plan?.limitedBy ? plan.rate : undefined;
         const results = await inParallel(chunk(page.ids, input.batchSize), input.maxConcurrentBatches, (ids) =>
-          judge.scoreInteractions({ deployment: input.deployment, ids, checks: input.checks, settings, cycleId }),
+          judge.scoreInteractions({ deployment: input.deployment, ids, checks: input.checks, settings, cycleId, coverageRate }),
         );
         for (const r of results) {
           addBatch(totals, r);
           totals.unscoredForBudget += r.unscoredForBudget;
-          if (r.budgetNote) totals.coverageNote = r.budgetNote;
+          if (r.budgetNote) limitedBy = `LLM's capacity: ${r.budgetNote.split(':')[0]}`;
         }
+        totals.coverageNote = coverageNote(totals.sampled, totals.unscoredForBudget, limitedBy);
       } else {
         await legacyScorePage(chunk(page.ids, rawInput.batchSize ?? LEGACY_BATCH_SIZE));
       }

@@ -110,6 +110,8 @@ export interface ScoreAggregate {
   p50: number | null;
   p90: number | null;
   flagged: number;
+  /** Interactions the judge declined to score for this check. */
+  abstained: number;
 }
 
 /** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
@@ -328,6 +330,28 @@ export class ClickHouseStore {
     return rows.map((r) => ({ ...r, ts: Number(r.ts), has_context: Number(r.has_context), ver: Number(r.ver) }));
   }
 
+  /** Stored interactions per model version of a deployment (for coverage: how many of them were scored). */
+  async interactionsPerVersion(deployment: string, modelVersion?: string): Promise<Record<string, number>> {
+    const rows = await this.query<{ model_version: string; n: string }>(
+      `SELECT model_version, uniqExact(id) AS n FROM ${this.db}.interactions
+       WHERE deployment = ${sqlId(deployment, 'deployment')}${modelVersion ? ` AND model_version = ${sqlId(modelVersion, 'model version')}` : ''}
+       GROUP BY model_version ORDER BY model_version`,
+    );
+    return Object.fromEntries(rows.map((r) => [r.model_version, Number(r.n)]));
+  }
+
+  /** Characters of text (prompt, response, context) of these stored interactions, for budget estimates. */
+  async textChars(deployment: string, ids: readonly string[]): Promise<{ interactions: number; chars: number }> {
+    if (!ids.length) return { interactions: 0, chars: 0 };
+    const rows = await this.query<{ n: string; chars: string }>(
+      `SELECT count() AS n, sum(length(prompt) + length(response) + length(context)) AS chars FROM (
+         SELECT prompt, response, context FROM ${this.db}.interactions
+         WHERE deployment = ${sqlId(deployment, 'deployment')} AND id IN (${sqlIdList(ids)})
+         ORDER BY id, ver LIMIT 1 BY id)`,
+    );
+    return { interactions: Number(rows[0]?.n ?? 0), chars: Number(rows[0]?.chars ?? 0) };
+  }
+
   /**
    * The checks already stored (any status) for these interactions by this judge and these prompt
    * versions: id → checks. One query per batch; no FINAL (any copy of a row counts).
@@ -379,10 +403,10 @@ export class ClickHouseStore {
       return `if(length(s) = 0, nan, if(toUInt64(floor(${idx})) + 1 >= length(s), ${a}, (1 - ${f}) * ${a} + ${f} * ${b}))`;
     };
     const rows = await this.query<Record<string, string | number | null>>(
-      `SELECT model_version, check_name, judge, rows, ok, failed, mean, ${q(0.5)} AS p50, ${q(0.9)} AS p90, flagged
+      `SELECT model_version, check_name, judge, rows, ok, failed, abstained, mean, ${q(0.5)} AS p50, ${q(0.9)} AS p90, flagged
        FROM (
          SELECT model_version, check_name, judge, count() AS rows, countIf(${ok}) AS ok,
-                countIf(status = 'failed') AS failed,
+                countIf(status = 'failed') AS failed, countIf(status = 'abstained') AS abstained,
                 avgIf(assumeNotNull(score), ${ok}) AS mean,
                 arraySort(groupArrayIf(assumeNotNull(score), ${ok})) AS s,
                 countIf(${ok} AND ((check_name = 'quality' AND assumeNotNull(score) < 0.5)
@@ -404,6 +428,7 @@ export class ClickHouseStore {
         rows: Number(r.rows),
         ok: okRows,
         failed: Number(r.failed),
+        abstained: Number(r.abstained),
         mean: okRows ? num(r.mean) : null,
         p50: okRows ? num(r.p50) : null,
         p90: okRows ? num(r.p90) : null,

@@ -48,3 +48,24 @@ export async function recordCollectionRun(db: Db, r: CollectionRunRecord): Promi
     cols.map(([, v]) => v),
   );
 }
+
+/** LLM tokens spent per scored check in a deployment's recent cycles of this judge (counted as the limits count them: cached prompt tokens excluded). */
+export async function recentTokensPerCheck(db: Db, deployment: string, judge: string): Promise<number | undefined> {
+  const r = await db.query<{ tokens: string | null; checks: string | null }>(
+    `SELECT sum(llm_prompt_tokens - llm_cached_tokens + llm_completion_tokens) AS tokens, sum(scored + failed) AS checks
+     FROM (SELECT * FROM collection_runs WHERE deployment = $1 AND judge = $2 AND llm_calls > 0 ORDER BY finished_at DESC LIMIT 5) recent`,
+    [deployment, judge],
+  );
+  const tokens = Number(r.rows[0]?.tokens ?? 0);
+  const checks = Number(r.rows[0]?.checks ?? 0);
+  return checks > 0 && tokens > 0 ? tokens / checks : undefined;
+}
+
+/** The latest cycle of a deployment: when it finished, how it ended and its coverage. */
+export async function lastCycle(db: Db, deployment: string): Promise<{ cycle_id: string; finished_at: Date; status: string; error: string | null; coverage_note: string } | undefined> {
+  const r = await db.query(
+    'SELECT cycle_id, finished_at, status, error, coverage_note FROM collection_runs WHERE deployment = $1 ORDER BY finished_at DESC LIMIT 1',
+    [deployment],
+  );
+  return r.rows[0];
+}

@@ -6,7 +6,7 @@
  * bounds and thresholds are in points (hundredths: 0.05 = 5 points).
  */
 import { z } from 'zod';
-import type { Decision, Evidence, Explanation, GateMetric, MetricVerdict } from '../../gate/types.js';
+import { coverageText, type Decision, type Evidence, type Explanation, type GateMetric, type MetricVerdict } from '../../gate/types.js';
 import { numbersNotInData, renderDataBlock } from '../../judge/prompts.js';
 
 /** Version of the LLM explanation prompt; bump on any change of its text. */
@@ -146,9 +146,10 @@ function samplesDetail(e: Evidence): string {
     const t = v.toxicity_rate.n;
     return q === h && h === t ? `${q}` : `${q} (quality), ${h} (hallucination), ${t} (toxicity)`;
   };
+  const coverage = coverageText(e.candidate);
   return (
-    `Samples: baseline ${e.baseline.version} ${ns(e.baseline)} scored interactions, candidate ${e.candidate.version} ${ns(e.candidate)}; ` +
-    `the gate needs at least ${e.rule.minSamples} candidate samples.`
+    `Samples: baseline ${e.baseline.version} ${ns(e.baseline)} scored interactions, candidate ${e.candidate.version} ${ns(e.candidate)}` +
+    `${coverage ? ` (${coverage}: a deterministic sample, so the error rates hold)` : ''}; the gate needs at least ${e.rule.minSamples} candidate samples.`
   );
 }
 

@@ -1,0 +1,65 @@
+/**
+ * Budget-aware coverage: before a page is scored by the LLM judge, how much of it the LLM's
+ * budget (requests and tokens per minute and per day, shared by every worker: activities/llm/
+ * pacer.ts) can cover over the cycle's window. When it cannot cover all of it, the page is scored
+ * on a deterministic sample (the same hash of the id as the deployment's sample rate) instead of
+ * running into 429s or spending the day's budget in the first hour; the cycle says so.
+ */
+import type { Check } from '../../common/types.js';
+import type { CycleSettings } from '../../domain/collector/collection.js';
+import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
+import type { LlmClient } from '../llm/client.js';
+import type { ClickHouseStore } from '../storage/clickhouse/store.js';
+import { recentTokensPerCheck } from '../storage/postgres/collection-runs.js';
+import type { Db } from '../storage/postgres/db.js';
+import { getDeployment } from '../storage/postgres/deployments.js';
+import { ANSWER_TOKENS } from './judges.js';
+
+export interface CoveragePlan {
+  /** Absolute sampling threshold for this page (the deployment's sample rate × the share the budget covers). */
+  rate: number;
+  /** Why the rate is below the deployment's sample rate, or '' when it is not. */
+  limitedBy: string;
+}
+
+const LIMIT_WORDS = { rpm: 'requests-per-minute limit', rpd: 'daily request budget', tpm: 'tokens-per-minute limit', tpd: 'daily token budget' } as const;
+
+/** Characters of the judge's own prompt around an interaction's texts (rubric, markers), per call. */
+const EMPTY = { prompt: '', response: '' };
+const PROMPT_CHARS = {
+  combined: (() => {
+    const p = renderCombinedPrompt(EMPTY);
+    return p.system.length + p.user.length;
+  })(),
+  separate: (() => {
+    const p = renderJudgePrompt('quality', EMPTY);
+    return p.system.length + p.user.length;
+  })(),
+} as const;
+
+export async function planCoverage(
+  deps: { ch: ClickHouseStore; db: Db; llm?: LlmClient },
+  input: { deployment: string; ids: string[]; checks: Check[]; settings: CycleSettings; minutes: number },
+): Promise<CoveragePlan> {
+  const dep = await getDeployment(deps.db, input.deployment);
+  const sampleRate = dep?.sample_rate ?? 1;
+  const pacer = deps.llm?.pacer;
+  if (input.settings.judge === 'offline' || !pacer?.enabled || !input.ids.length) return { rate: sampleRate, limitedBy: '' };
+  const budget = await pacer.budgetFor(input.minutes);
+  const mode = input.settings.mode ?? 'separate';
+  const callsPerInteraction = mode === 'combined' ? 1 : input.checks.length;
+  // What a call reserves (prompt and completion budget: what must fit when it starts), and what an
+  // interaction costs once settled (what recent cycles spent; else its reservation).
+  const t = await deps.ch.textChars(input.deployment, input.ids);
+  const text = t.interactions ? t.chars / t.interactions : 0;
+  const reservation = Math.ceil((PROMPT_CHARS[mode] + text) / 4) + ANSWER_TOKENS[mode] + (deps.llm?.reasoningAllowance ?? 0);
+  const perCheck = await recentTokensPerCheck(deps.db, input.deployment, input.settings.judge);
+  const perInteraction = perCheck === undefined ? callsPerInteraction * reservation : perCheck * input.checks.length;
+  const byTokens = budget.tokens === null ? Infinity : Math.max(0, budget.tokens - reservation) / perInteraction;
+  const byRequests = budget.requests === null ? Infinity : budget.requests / callsPerInteraction;
+  const affordable = Math.floor(Math.min(byTokens, byRequests));
+  if (affordable >= input.ids.length) return { rate: sampleRate, limitedBy: '' };
+  const bucket = byTokens <= byRequests ? budget.limitedBy.tokens : budget.limitedBy.requests;
+  return { rate: (sampleRate * Math.max(0, affordable)) / input.ids.length, limitedBy: bucket ? LIMIT_WORDS[bucket] : 'LLM budget' };
+}
+

@@ -1,0 +1,73 @@
+/**
+ * Budget-aware coverage on the real stack with the Groq-compatible stub enforcing a daily token
+ * cap: a backlog larger than the budget is scored on a deterministic sample that fits, nothing
+ * fails and nothing hits a 429, and the cycle, `scores` and a gate's evidence say how much was
+ * scored and which limit bounded it.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
+import { coverageText } from '../../domain/gate/types.js';
+import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
+import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
+
+const TPD = 20_000;
+
+describe('budget-aware coverage', () => {
+  let stub: GroqStub;
+  let stack: TestStack;
+  let sim: Simulator;
+  const deployment = uniqueId('budget');
+
+  beforeAll(async () => {
+    stub = await startGroqStub({ limits: { tpd: TPD } });
+    stack = await startTestStack(
+      testConfig({
+        LLM_ENABLED: 'true',
+        GROQ_API_KEY: 'gsk_test_budget_0123456789',
+        GROQ_BASE_URL: stub.baseURL,
+        GROQ_PLAN: 'unlimited',
+        GROQ_TPD: String(TPD),
+        LLM_TIMEOUT: '5',
+      }),
+    );
+    sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.1, seed: 21 });
+    await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
+  });
+  afterAll(async () => {
+    await sim?.close();
+    await stack?.stop();
+    await stub?.close();
+  });
+
+  it('scores a deterministic sample that fits the daily token budget and says so', async () => {
+    sim.generate(200);
+    const r = (await stack.client.workflow.execute('collectionCycle', {
+      taskQueue: stack.config.temporal.taskQueue,
+      workflowId: `collect/${deployment}/${randomUUID().slice(0, 8)}`,
+      // The whole day's remaining budget is this cycle's to spend.
+      args: [{ deployment, budgetMinutes: 1440 }],
+    })) as CycleResult;
+    const judged = r.sampled - (r.unscoredForBudget ?? 0);
+    expect(r.stored).toBe(200);
+    expect(judged).toBeGreaterThan(0);
+    expect(judged).toBeLessThan(200);
+    expect(r.failed).toBe(0);
+    expect(r.scored).toBe(judged * 3);
+    expect(r.coverageNote).toMatch(new RegExp(`^scored ${judged} of 200 interactions \\([\\d.]+ %\\), limited by the daily token budget$`));
+    // Within the cap: no 429, and the tokens the server counted fit the day.
+    expect(stub.stats().byStatus[429] ?? 0).toBe(0);
+    expect(stub.stats().promptTokens - stub.stats().cachedTokens + stub.stats().completionTokens).toBeLessThanOrEqual(TPD);
+
+    const run = await stack.stores.db.query('SELECT unscored_for_budget, coverage_note FROM collection_runs WHERE deployment = $1', [deployment]);
+    expect(run.rows).toEqual([{ unscored_for_budget: 200 - judged, coverage_note: r.coverageNote }]);
+    // The candidate's evidence carries the coverage, for the gate's report and explanation.
+    const counts = await stack.stores.ch.interactionsPerVersion(deployment);
+    expect(counts).toEqual({ v1: 200 });
+    expect(coverageText({ quality: { n: judged, mean: 0, sd: 0 }, hallucination_rate: { n: 0, mean: 0, sd: 0 }, toxicity_rate: { n: 0, mean: 0, sd: 0 }, interactions: 200 })).toMatch(
+      new RegExp(`^${judged} of 200 interactions scored`),
+    );
+  });
+});
