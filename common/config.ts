@@ -242,6 +242,19 @@ const envSchema = z.object({
       return v.trim();
     }),
   OPTIINFRA_CODEC_CORS_ORIGIN: url('OPTIINFRA_CODEC_CORS_ORIGIN'),
+  OPTIINFRA_METRICS_PORT: z
+    .string()
+    .optional()
+    .transform((v, ctx): { host?: string; port: number } | undefined => {
+      if (v === undefined || v.trim() === '') return undefined;
+      const m = /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(v.trim());
+      const port = m ? Number(m[2]) : Number.NaN;
+      if (!m || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `OPTIINFRA_METRICS_PORT must be a port (9464) or host:port (127.0.0.1:9464; port 0: any free port) (got '${v}')` });
+        return z.NEVER;
+      }
+      return { ...(m[1] ? { host: m[1].replace(/^\[|\]$/g, '') } : {}), port };
+    }),
 });
 
 export type Config = {
@@ -279,6 +292,8 @@ export type Config = {
   encryption?: { keys: EncryptionKey[] };
   /** The codec server the Temporal Web UI calls to show decrypted payloads. */
   codec: { token?: string; corsOrigin: string };
+  /** The worker's Prometheus endpoint (OPTIINFRA_METRICS_PORT); unset: none. Host unset: every interface. */
+  metrics?: { host?: string; port: number };
 };
 
 export class ConfigError extends Error {
@@ -332,6 +347,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       token: e.OPTIINFRA_CODEC_TOKEN,
       corsOrigin: new URL(e.OPTIINFRA_CODEC_CORS_ORIGIN ?? e.TEMPORAL_UI_URL ?? 'http://127.0.0.1:8233').origin,
     },
+    metrics: e.OPTIINFRA_METRICS_PORT,
   };
 }
 

@@ -5,12 +5,15 @@
  *   LLM_REQUESTS_PER_SECOND (maxTaskQueueActivitiesPerSecond) and LLM_CONCURRENCY at a time,
  *   so all workers together stay within the account's rate limit.
  */
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCollectorActivities } from '../activities/collector/activities.js';
 import { createGateActivities } from '../activities/gate/activities.js';
 import { createNotifyActivities } from '../activities/gate/notify.js';
 import type { ActivityDeps } from '../activities/deps.js';
+import { serveMetrics, watchCycleLag, watchLlmBudget, type MetricsServer } from '../activities/metrics.js';
+import { newestScoredInteractions } from '../activities/storage/clickhouse/store.js';
 import { createAgentActivities } from '../activities/agents/index.js';
 import type { Config } from '../common/config.js';
 import { dataConverterFor } from './codec.js';
@@ -22,6 +25,8 @@ export const SHUTDOWN_FORCE = '30 seconds';
 
 export interface WorkerSet {
   workers: Worker[];
+  /** The Prometheus endpoint (OPTIINFRA_METRICS_PORT), closed when the workers stop. */
+  metrics?: MetricsServer;
   run(): Promise<void>;
   shutdown(): void;
 }
@@ -78,9 +83,51 @@ export async function createWorkers(
     maxConcurrentActivityTaskExecutions: config.llm.concurrency,
   });
   const workers = [main, llm];
+  // Metrics read when scraped: the cycle lag from ClickHouse, the LLM budget's headroom.
+  watchCycleLag(() => newestScoredInteractions(deps.ch));
+  if (deps.llm) watchLlmBudget(deps.llm.model, deps.llm.pacer);
+  const metrics = config.metrics ? await serveMetrics({ ...config.metrics, temporalSdkUrl: temporalSdkMetricsUrl }) : undefined;
   return {
     workers,
-    run: async () => void (await Promise.all(workers.map((w) => w.run()))),
+    metrics,
+    run: async () => {
+      try {
+        await Promise.all(workers.map((w) => w.run()));
+      } finally {
+        await metrics?.close();
+      }
+    },
     shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
   };
+}
+
+let temporalSdkMetricsUrl: string | undefined;
+
+/**
+ * With OPTIINFRA_METRICS_PORT set: install the Temporal SDK's runtime with its Prometheus exporter
+ * on a free loopback port, whose metrics the worker's endpoint serves after the product's (one
+ * scrape target per worker). Must run before any NativeConnection or Worker of the process is
+ * created; returns the SDK's own URL.
+ */
+export async function installTelemetry(config: Config): Promise<string | undefined> {
+  if (!config.metrics) return undefined;
+  const port = await freeLoopbackPort();
+  Runtime.install({
+    telemetryOptions: {
+      metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } },
+    },
+  });
+  temporalSdkMetricsUrl = `http://127.0.0.1:${port}/metrics`;
+  return temporalSdkMetricsUrl;
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -13,6 +13,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { primaryScore, type Check } from '../../common/types.js';
 import { SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
 import { truncateForJudge } from '../../domain/judge/truncate.js';
+import { recordJudgeUsage, recordScoresWritten } from '../metrics.js';
 import type { ClickHouseStore, InteractionRow, ScoreRow } from '../storage/clickhouse/store.js';
 import { sampled } from './fetch.js';
 import { judgeInteraction, type CheckOutcome, type JudgeLlm, type Usage } from './judges.js';
@@ -144,7 +145,7 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     const block = pending;
     pending = [];
     writing = writing.then(async () => {
-      if (block.length) await insertPatiently(deps.ch, block, heartbeat);
+      if (block.length) await insertPatiently(deps.ch, block, heartbeat).then(() => recordScoresWritten(block));
       heartbeat();
     });
     return writing;
@@ -183,6 +184,7 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
           totals.cachedTokens += j.usage.cachedTokens;
           totals.reasoningTokens += j.usage.reasoningTokens;
           totals.llmCalls += j.usage.calls;
+          recordJudgeUsage(req.deployment, settings.judge, j.usage);
           j.outcomes.forEach((o, k) => {
             const r = scoreRow(row, settings.judge, settings.promptVersions[o.check], o, j.usage, ctx.info.attempt, k === 0);
             r.truncated = truncated ? 1 : 0;

@@ -10,6 +10,7 @@ import type { Check } from '../../common/types.js';
 import { baselineId, toVersionStats, type BaselineRecord, type BaselineWindow } from '../../domain/gate/baseline.js';
 import type { DeployerConfig, Explanation, GateResult, LookResult, RollbackOutcome, VersionStats } from '../../domain/gate/types.js';
 import type { ActivityDeps } from '../deps.js';
+import { recordGateDecision } from '../metrics.js';
 import { getDeployment } from '../storage/postgres/deployments.js';
 import * as gates from '../storage/postgres/gates.js';
 import { deliverRollback } from './rollback.js';
@@ -126,6 +127,7 @@ export function createGateActivities(deps: ActivityDeps) {
     // The gate's input may hold a webhook URL with credentials: stored without them.
     const stored = JSON.parse(redact(JSON.stringify(input.input), secretsOf(config))) as unknown;
     await gates.recordDecision(db, input.result, input.runId, input.startedAt, stored);
+    recordGateDecision(input.result);
   }
 
   async function recordComparison(c: {

@@ -37,6 +37,7 @@ import type { z, ZodType } from 'zod';
 import { redact, secretsOf, type Config, type ReasoningEffort } from '../../common/config.js';
 import { formatZodError } from '../../common/types.js';
 import { failure, type LlmErrorType } from '../../common/failures.js';
+import { recordLlmRequest } from '../metrics.js';
 import type { Db } from '../storage/postgres/db.js';
 import { abortableSleep, abortReason, capacityTooSmall, formatDuration, Pacer } from './pacer.js';
 import { schemaNameOf, strictJsonSchema } from './schema.js';
@@ -638,6 +639,7 @@ export class LlmClient {
     waitMs?: number;
     next?: string;
   }): void {
+    recordLlmRequest(this.model, f);
     const parts = ['llm_call', `outcome=${f.outcome}`, `model=${f.model ?? this.model}`, `latency_ms=${f.latencyMs}`];
     if (f.type) parts.push(`type=${f.type}`);
     if (f.status !== undefined) parts.push(`status=${f.status}`);

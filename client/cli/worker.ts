@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { GracefulShutdownPeriodExpiredError, NativeConnection } from '@temporalio/worker';
-import { createWorkers, SHUTDOWN_FORCE, SHUTDOWN_GRACE } from '../../workers/worker.js';
+import { createWorkers, installTelemetry, SHUTDOWN_FORCE, SHUTDOWN_GRACE } from '../../workers/worker.js';
 import { createLlm, openStores, runtimeConfig } from '../runtime.js';
 
 export function registerWorkerCommand(program: Command): void {
@@ -12,6 +12,7 @@ export function registerWorkerCommand(program: Command): void {
     .description('run the worker (workflows, store activities, and the rate-limited LLM queue) until SIGINT/SIGTERM')
     .action(async () => {
       const config = runtimeConfig();
+      await installTelemetry(config);
       const stores = await openStores(config);
       const connection = await NativeConnection.connect({ address: config.temporal.address });
       const set = await createWorkers(config, connection, {
@@ -34,6 +35,7 @@ export function registerWorkerCommand(program: Command): void {
         `worker on ${config.temporal.address} (${config.temporal.namespace}), queues ${config.temporal.taskQueue} and ${config.temporal.llmTaskQueue}` +
           ` (LLM ${config.llm.enabled ? `groq ${config.groq.model}` : 'off: offline judge'}, ≤ ${config.llm.requestsPerSecond}/s)`,
       );
+      if (set.metrics) console.log(`metrics on ${set.metrics.url} (the product's and the Temporal SDK's)`);
       try {
         await set.run();
         console.log('worker stopped');

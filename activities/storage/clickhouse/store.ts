@@ -625,6 +625,18 @@ export class ClickHouseStore {
   }
 }
 
+/**
+ * The time (seconds) of the newest interaction with a good score, per deployment: the cycle lag's
+ * source. Read from the per-day aggregates (`score_daily`, a few rows per version and day), so
+ * it stays cheap however many score rows there are.
+ */
+export async function newestScoredInteractions(store: ClickHouseStore): Promise<Array<{ deployment: string; lastTs: number }>> {
+  const rows = await store.query<{ deployment: string; last_ts: string | number }>(
+    `SELECT deployment, maxMerge(last_ts) AS last_ts FROM ${store.db}.score_daily WHERE status = 'ok' GROUP BY deployment ORDER BY deployment`,
+  );
+  return rows.map((r) => ({ deployment: String(r.deployment), lastTs: Number(r.last_ts) }));
+}
+
 /** Rows of the given checks, each with its own prompt version. */
 function checkFilter(promptVersions: Record<Check, string>): string {
   return (Object.keys(promptVersions) as Check[])
