@@ -142,6 +142,6 @@ export async function startClickhouse(opts: {
   // Runs as the calling user (root is accepted by 18.16 and current releases as long as the
   // data directory belongs to that user, which it does: we created it).
   const s = spawnDetached(opts.home, 'clickhouse', bin, [`--config-file=${p.config}`], p.base);
-  await waitReady(opts.home, 'clickhouse', s, 'clickhouse-server', () => clickhouseHealthy(url, 1000));
+  await waitReady(opts.home, 'clickhouse', s, 'clickhouse-server', () => clickhouseHealthy(url, 3000));
   return { url, pid: s.pid };
 }

@@ -368,6 +368,6 @@ export async function startLocalPostgres(opts: {
     postgresServerArgs({ dataDir: p.data, port: opts.port, maxConnections: opts.maxConnections }),
   );
   const s = spawnDetached(home, 'postgres', cmd, args, p.base);
-  await waitReady(home, 'postgres', s, 'postgres', () => postgresHealthy(url, 1000), 120_000);
+  await waitReady(home, 'postgres', s, 'postgres', () => postgresHealthy(url, 3000));
   return { url, pid: s.pid, started: true, created: !dataVersion, dataDir: p.data, major: bins.major, user: runAs?.user ?? userOf() };
 }

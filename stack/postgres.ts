@@ -54,7 +54,7 @@ export async function startPglite(opts: {
   ];
   // cwd = repository root so `--import tsx` resolves from its node_modules.
   const s = spawnDetached(opts.home, 'pglite', process.execPath, args, root);
-  await waitReady(opts.home, 'pglite', s, 'pglite-server', () => postgresHealthy(url, 1000));
+  await waitReady(opts.home, 'pglite', s, 'pglite-server', () => postgresHealthy(url, 3000));
   return { url, pid: s.pid, maxConnections };
 }
 

@@ -19,6 +19,24 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Seconds a service may take to become ready when OPTIINFRA_STARTUP_TIMEOUT is unset: enough for a loaded 2-core machine. */
+export const DEFAULT_STARTUP_TIMEOUT_S = 180;
+
+/**
+ * How long a service of the stack may take to become ready, in ms: OPTIINFRA_STARTUP_TIMEOUT
+ * (seconds), else DEFAULT_STARTUP_TIMEOUT_S. A value that is not a positive number of seconds
+ * is an error naming the variable.
+ */
+export function startupTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.OPTIINFRA_STARTUP_TIMEOUT?.trim();
+  if (!raw) return DEFAULT_STARTUP_TIMEOUT_S * 1000;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s < 1 || s > 86_400) {
+    throw new StackError(`OPTIINFRA_STARTUP_TIMEOUT must be a number of seconds from 1 to 86400 (got '${raw}')`);
+  }
+  return Math.round(s * 1000);
+}
+
 /** true while a process with this pid exists (EPERM: it exists but belongs to someone else). */
 export function isAlive(pid: number): boolean {
   try {
@@ -188,23 +206,37 @@ export function spawnDetached(home: string, svc: Service, cmd: string, args: str
   return spawnService(cmd, args, { cwd, logFile: logFile(home, svc), pidFile: pidFile(home, svc) });
 }
 
-/** Wait until `ready()` holds; on child exit or timeout, stop it and throw with the log tail. */
+/**
+ * Wait until `ready()` holds, for up to `timeout` ms (default: startupTimeoutMs()). When the
+ * program exits first, or the time is up (then it is stopped), a StackError names the service,
+ * the program, the log file and its last lines.
+ */
 export async function waitReady(
   home: string,
   svc: Service,
   s: Spawned,
   what: string,
   ready: () => Promise<boolean>,
-  timeoutMs = 60_000,
+  timeout?: number,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const t0 = Date.now();
+  const log = logFile(home, svc);
+  let timeoutMs: number;
+  try {
+    timeoutMs = timeout ?? startupTimeoutMs();
+  } catch (e) {
+    await stopPid(s.pid, STOP_HOW[svc].timeoutMs, STOP_HOW[svc]);
+    rmSync(pidFile(home, svc), { force: true });
+    throw e;
+  }
+  const deadline = t0 + timeoutMs;
   while (Date.now() < deadline) {
     if (await ready()) return;
     const ex = s.exited();
     if (ex) {
       rmSync(pidFile(home, svc), { force: true });
       throw new StackError(
-        `${what} exited during start-up (${ex.signal ?? `code ${ex.code}`}); log ${logFile(home, svc)}:\n${tail(logFile(home, svc))}`,
+        `${svc} (${what}) exited during start-up after ${((Date.now() - t0) / 1000).toFixed(1)} s (${ex.signal ?? `code ${ex.code}`}); log ${log}:\n${tail(log)}`,
       );
     }
     await sleep(250);
@@ -212,6 +244,7 @@ export async function waitReady(
   await stopPid(s.pid, STOP_HOW[svc].timeoutMs, STOP_HOW[svc]);
   rmSync(pidFile(home, svc), { force: true });
   throw new StackError(
-    `${what} did not become ready within ${timeoutMs / 1000} s; log ${logFile(home, svc)}:\n${tail(logFile(home, svc))}`,
+    `${svc} (${what}) did not become ready within ${timeoutMs / 1000} s and was stopped; a loaded machine may need more: ` +
+      `set OPTIINFRA_STARTUP_TIMEOUT (seconds, now ${timeoutMs / 1000}); log ${log}:\n${tail(log)}`,
   );
 }

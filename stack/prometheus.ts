@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { ensurePrometheus } from './binaries.js';
 import { StackError } from './errors.js';
 import { portInUse } from './ports.js';
-import { isAlive, signalGroup, sleep, spawnService, tail } from './processes.js';
+import { isAlive, signalGroup, sleep, spawnService, startupTimeoutMs, tail } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -93,7 +93,7 @@ export async function startPrometheus(opts: {
   /** host:port of each exporter (scraped at /metrics). */
   scrapeTargets: string[];
   scrapeIntervalSec?: number;
-  /** Start-up limit (default 60 s). */
+  /** Start-up limit (default: OPTIINFRA_STARTUP_TIMEOUT, else 180 s). */
   readyTimeoutMs?: number;
 }): Promise<PrometheusServer> {
   const home = resolve(opts.home);
@@ -146,9 +146,16 @@ export async function startPrometheus(opts: {
     return stopped;
   };
 
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  let limitMs: number;
+  try {
+    limitMs = opts.readyTimeoutMs ?? startupTimeoutMs();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const deadline = Date.now() + limitMs;
   for (;;) {
-    if (await ready(url)) break;
+    if (await ready(url, 3000)) break;
     const exit = spawned.exited();
     if (exit !== undefined) {
       rmSync(pidFile, { force: true });
@@ -156,7 +163,9 @@ export async function startPrometheus(opts: {
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new StackError(`prometheus did not become ready within ${(opts.readyTimeoutMs ?? 60_000) / 1000} s; log ${logFile}:\n${tail(logFile)}`);
+      throw new StackError(
+        `prometheus did not become ready within ${limitMs / 1000} s and was stopped; a loaded machine may need more: set OPTIINFRA_STARTUP_TIMEOUT (seconds); log ${logFile}:\n${tail(logFile)}`,
+      );
     }
     await sleep(100);
   }

@@ -56,7 +56,7 @@ const INDEXED_VALUE_TYPE: Record<SearchAttributeType, number> = {
  * `temporal operator search-attribute create`). Returns the names it added.
  */
 export async function ensureSearchAttributes(address: string, namespace = 'default'): Promise<string[]> {
-  const conn = await Connection.connect({ address, connectTimeout: 5000 });
+  const conn = await Connection.connect({ address, connectTimeout: 15_000 });
   try {
     const list = await conn.operatorService.listSearchAttributes({ namespace });
     const have = { ...(list.customAttributes ?? {}), ...(list.systemAttributes ?? {}) };
@@ -104,7 +104,7 @@ export async function startTemporal(opts: {
   if (opts.dbFile) mkdirSync(dirname(opts.dbFile), { recursive: true });
   const args = temporalStartArgs({ ...opts, namespace });
   const s = spawnDetached(opts.home, 'temporal', cli, args, opts.home);
-  await waitReady(opts.home, 'temporal', s, 'temporal server start-dev', () => temporalHealthy(address, 1000));
+  await waitReady(opts.home, 'temporal', s, 'temporal server start-dev', () => temporalHealthy(address, 3000));
   try {
     await ensureSearchAttributes(address, namespace);
   } catch (e) {

@@ -3,6 +3,11 @@
  * a Temporal dev server (in memory, own ports), a ClickHouse server (own ports, data under
  * .stack-test/), and PostgreSQL: DATABASE_URL, else the machine's server on 127.0.0.1:5432,
  * else embedded PGlite. Each run uses fresh databases, dropped at the end.
+ *
+ * Start-up is sized for a loaded 2-core machine (another suite running beside this one): each
+ * server may take OPTIINFRA_STARTUP_TIMEOUT seconds (default 180) to become ready. A server that
+ * does not come up fails the run with its name, the reason and its log file, and the servers
+ * already started are stopped again.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +18,7 @@ import { startClickhouse } from '../../stack/clickhouse.js';
 import { repoRoot } from '../../stack/paths.js';
 import { freePort } from '../../stack/ports.js';
 import { createScratchDatabase, postgresAdminUrl, startPglite } from '../../stack/postgres.js';
+import { startupTimeoutMs } from '../../stack/processes.js';
 import { stackDown } from '../../stack/stack.js';
 import { startTemporal } from '../../stack/temporal.js';
 import { workflowsPath } from '../../workers/worker.js';
@@ -30,40 +36,75 @@ export default async function setup(project: TestProject) {
   const shared = join(repoRoot(), '.stack-test');
   const runTag = `${process.pid}_${Date.now().toString(36)}`;
   const home = join(shared, `run-${runTag}`);
+  const limitS = startupTimeoutMs() / 1000; // a bad OPTIINFRA_STARTUP_TIMEOUT fails here, before anything starts
   mkdirSync(home, { recursive: true });
   const log = (s: string) => console.log(`[test stack] ${s}`);
   const t0 = Date.now();
-  const [temporalCli, testServer] = await Promise.all([ensureTemporalCli(shared), ensureTemporalTestServer(shared)]);
-  process.env.TEMPORAL_CLI = temporalCli;
-  const [temporal, clickhouse] = await Promise.all([
-    (async () => startTemporal({ home, port: await freePort(), uiPort: await freePort() }))(),
-    (async () => startClickhouse({ home, httpPort: await freePort(), tcpPort: await freePort() }))(),
+  const secs = (t: number) => `${((Date.now() - t) / 1000).toFixed(1)} s`;
+  /** Run one start-up step; its failure names the service and what to look at. */
+  const step = async <T>(service: string, run: () => Promise<T>, quiet = false): Promise<T> => {
+    const t = Date.now();
+    try {
+      const r = await run();
+      if (!quiet) log(`${service} ready (${secs(t)})`);
+      return r;
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new Error(`test stack: ${service} did not come up after ${secs(t)} (start-up limit ${limitS} s, OPTIINFRA_STARTUP_TIMEOUT): ${why}`);
+    }
+  };
+  /** Stop what was started and report every failed step; the servers' logs stay in <home>/logs. */
+  const failed = async (results: PromiseSettledResult<unknown>[]): Promise<never> => {
+    await stackDown({ home, log: () => undefined }).catch(() => undefined);
+    const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
+    throw new Error(`${errors.join('\n')}\n(the other servers were stopped; logs kept in ${join(home, 'logs')})`);
+  };
+
+  const tools = await Promise.allSettled([
+    step('Temporal CLI', () => ensureTemporalCli(shared), true),
+    step('Temporal test server', () => ensureTemporalTestServer(shared), true),
   ]);
-  log(`Temporal ${temporal.address}, ClickHouse ${clickhouse.url} (${Date.now() - t0} ms)`);
-
-  const adminUrl = await postgresAdminUrl();
-  let databaseUrl: string;
-  let pgliteUrl: string | undefined;
-  let dropDb: (() => Promise<void>) | undefined;
-  if (adminUrl) {
-    const dbName = `optiinfra_test_${runTag}`;
-    const scratch = await createScratchDatabase(adminUrl, dbName);
-    databaseUrl = scratch.url;
-    dropDb = scratch.drop;
-    log(`PostgreSQL database ${dbName}`);
-  } else {
-    log('no PostgreSQL configured or on 127.0.0.1:5432: using embedded PGlite for the whole run');
-  }
-  // The embedded PGlite path is always exercised by its own test, on its own server.
-  const pglite = await startPglite({ home, port: await freePort() });
-  pgliteUrl = pglite.url;
-  databaseUrl ??= pgliteUrl;
-
+  if (tools[0].status === 'rejected' || tools[1].status === 'rejected') return failed(tools);
+  const [temporalCli, testServer] = [tools[0].value, tools[1].value];
+  process.env.TEMPORAL_CLI = temporalCli;
   const bundleDir = join(home, 'bundle');
   mkdirSync(bundleDir, { recursive: true });
   const bundlePath = join(bundleDir, `workflows-${runTag}.js`);
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} } as never });
-  writeFileSync(bundlePath, code);
+  const quiet = { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} };
+  const servers = await Promise.allSettled([
+    step('Temporal (temporal server start-dev)', async () => startTemporal({ home, port: await freePort(), uiPort: await freePort() })),
+    step('ClickHouse (clickhouse-server)', async () => startClickhouse({ home, httpPort: await freePort(), tcpPort: await freePort() })),
+    // The embedded PGlite path is always exercised by its own test, on its own server.
+    step('PGlite (stack/pglite-server.ts)', async () => startPglite({ home, port: await freePort() })),
+    step('workflow bundle', async () => writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet as never })).code)),
+  ]);
+  if (servers.some((r) => r.status === 'rejected')) return failed(servers);
+  const [temporal, clickhouse, pglite] = servers.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
+    Awaited<ReturnType<typeof startTemporal>>,
+    Awaited<ReturnType<typeof startClickhouse>>,
+    Awaited<ReturnType<typeof startPglite>>,
+    void,
+  ];
+  log(`Temporal ${temporal.address}, ClickHouse ${clickhouse.url}, PGlite ${pglite.url} (${secs(t0)})`);
+
+  let databaseUrl: string;
+  const pgliteUrl = pglite.url;
+  let dropDb: (() => Promise<void>) | undefined;
+  try {
+    const adminUrl = await postgresAdminUrl();
+    if (adminUrl) {
+      const dbName = `optiinfra_test_${runTag}`;
+      const scratch = await step('PostgreSQL (scratch database)', () => createScratchDatabase(adminUrl, dbName));
+      databaseUrl = scratch.url;
+      dropDb = scratch.drop;
+      log(`PostgreSQL database ${dbName}`);
+    } else {
+      log('no PostgreSQL configured or on 127.0.0.1:5432: using embedded PGlite for the whole run');
+      databaseUrl = pgliteUrl;
+    }
+  } catch (e) {
+    return failed([{ status: 'rejected', reason: e }]);
+  }
 
   const env: TestEnv = {
     home,
