@@ -17,7 +17,7 @@ const MIX: Array<[number, Fault]> = [
   [100, { kind: 'status', status: 429 }],
   [150, { kind: 'status', status: 500 }],
   [100, { kind: 'status', status: 503 }],
-  [100, { kind: 'delay', ms: 1500 }], // beyond LLM_TIMEOUT=1
+  [100, { kind: 'delay', ms: 8000 }], // beyond LLM_TIMEOUT=4
   [100, { kind: 'reset' }],
   [100, { kind: 'malformed' }],
   [100, { kind: 'out-of-range' }],
@@ -38,7 +38,9 @@ describe('LLM fault matrix', () => {
         GROQ_API_KEY: 'gsk_test_faults_0123456789',
         GROQ_BASE_URL: stub.baseURL,
         LLM_MAX_RETRIES: '6',
-        LLM_TIMEOUT: '1',
+        // 4 s: a clean reply of the local stub on a loaded machine can take more than 1 s, and
+        // would then cost a request of its own.
+        LLM_TIMEOUT: '4',
         LLM_REQUESTS_PER_SECOND: '1000',
         LLM_CONCURRENCY: '60',
         GROQ_PLAN: 'unlimited',

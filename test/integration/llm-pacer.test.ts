@@ -130,26 +130,27 @@ describe('LLM budget shared through PostgreSQL', () => {
     };
 
     it('paced together, the stub (almost) never answers 429; paced apart, the two overrun it', async () => {
-      // 6 requests per minute on a clock 60 times faster: 6 per second.
+      // 6 requests per minute on a clock 20 times faster: 2 per second. (60 times faster made
+      // the event loop's delays on a loaded machine, magnified as much, look like early requests.)
       const env = { GROQ_BASE_URL: stub.baseURL, GROQ_RPM: '6', LLM_MAX_RETRIES: '0' };
-      stub.configure({ limits: { rpm: 6 }, timeScale: 60 });
+      stub.configure({ limits: { rpm: 6 }, timeScale: 20 });
       stub.clear();
-      const { a, b } = twoWorkers(env, 60);
+      const { a, b } = twoWorkers(env, 20);
       const quiet = { log: () => undefined, random: () => 0.05 };
       const shared = [new LlmClient(cfg(env), { ...quiet, pacer: a }), new LlmClient(cfg(env), { ...quiet, pacer: b })];
       const t0 = Date.now();
       const results = await judgeMany(shared, 18);
       expect(results).toHaveLength(18);
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(1800); // 6 at once, then 12 at 6 per second
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(5400); // 6 at once, then 12 at 2 per second
       expect(stub.stats().answered).toBe(18);
-      // Only network jitter, magnified 60 times by the scaled clock, can make one arrive early.
+      // Only network jitter, magnified 20 times by the scaled clock, can make one arrive early.
       expect(stub.stats().rateLimited.RPM ?? 0).toBeLessThanOrEqual(2);
 
       stub.configure({ limits: { rpm: 6 } });
       stub.clear();
       const apart = [
-        new LlmClient(cfg(env), { ...quiet, pacer: new Pacer(cfg(env), { timeScale: 60 }) }),
-        new LlmClient(cfg(env), { ...quiet, pacer: new Pacer(cfg(env), { timeScale: 60 }) }),
+        new LlmClient(cfg(env), { ...quiet, pacer: new Pacer(cfg(env), { timeScale: 20 }) }),
+        new LlmClient(cfg(env), { ...quiet, pacer: new Pacer(cfg(env), { timeScale: 20 }) }),
       ];
       await judgeMany(apart, 18);
       expect(stub.stats().answered).toBe(18); // the 429s were waited out, never counted
