@@ -3,6 +3,9 @@
  * playing a good model, then a quantized and degraded one. Collection cycles score every
  * interaction; the baseline is computed; the deploy gate watches the rollout, REJECTs it, and the
  * rollback webhook (HMAC-signed) puts the good model back. Then a benign candidate is APPROVEd.
+ *
+ * `--until <step>` stops early, after one of: first-cycle (the stack, the simulator serving the
+ * data set and the first collection cycle), baseline, reject, approve. Without it, everything.
  */
 import { percentText } from '../common/format.js';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +35,19 @@ import { renderGateReport } from '../domain/gate/report.js';
 import { createWorkers } from '../workers/worker.js';
 
 const say = (s = '') => console.log(s);
+
+/** Where `--until` may stop the demo, in the order the demo reaches them. */
+const STEPS = ['first-cycle', 'baseline', 'reject', 'approve'] as const;
+type Step = (typeof STEPS)[number];
+
+/** The step given with `--until <step>` (or `--until=<step>`); undefined: the whole demo. */
+function untilArg(argv: string[]): Step | undefined {
+  const i = argv.findIndex((a) => a === '--until' || a.startsWith('--until='));
+  if (i < 0) return undefined;
+  const v = argv[i]!.includes('=') ? argv[i]!.slice('--until='.length) : argv[i + 1];
+  if (!STEPS.includes(v as Step)) throw new Error(`--until takes one of ${STEPS.join(', ')} (got '${v ?? ''}')`);
+  return v as Step;
+}
 
 /** The team's deployment system, as far as the demo needs one: it receives rollbacks. */
 async function startDeploymentSystem(secret: string, sim: Simulator, goodModel: { version: string; share: number }) {
@@ -65,6 +81,13 @@ async function startDeploymentSystem(secret: string, sim: Simulator, goodModel: 
 }
 
 async function main() {
+  const until = untilArg(process.argv.slice(2));
+  /** true when the demo stops after `step` (it says so). */
+  const stopsAfter = (step: Step) => {
+    if (until !== step) return false;
+    say(`\nstopped after ${step} (--until ${step}); the stack keeps running`);
+    return true;
+  };
   say('== OptiInfra demo ==');
   const endpoints = await stackUp({ log: (s) => say(`  ${s}`) });
   Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -114,6 +137,7 @@ async function main() {
     for (let i = 0; i < 3; i++) {
       sim.generate(150);
       await cycle();
+      if (i === 0 && stopsAfter('first-cycle')) return;
     }
     const base = (await client.workflow.execute('computeBaseline', {
       taskQueue: config.temporal.taskQueue,
@@ -123,6 +147,7 @@ async function main() {
     say(
       `baseline ${good.version}: ${base.samples} samples, quality ${percentText(base.stats.quality.mean)}, hallucination rate ${percentText(base.stats.hallucination_rate.mean)}, toxicity rate ${percentText(base.stats.toxicity_rate.mean)}`,
     );
+    if (stopsAfter('baseline')) return;
 
     const bad = 'llama-3-8b-v2-q4';
     say(`\n-- 2. CI deploys a quantized model, ${bad} (50 % hallucinated answers), and starts the gate`);
@@ -143,6 +168,7 @@ async function main() {
     say(`\n${summarizeGate(rejected, uiLink(config, rejected.gateId))}`);
     say(`PostgreSQL gate_decisions: ${JSON.stringify(await getDecision(stores.db, rejected.gateId))}`);
     say(`rollbacks received by the deployment system: ${deploySystem.received.length}`);
+    if (stopsAfter('reject')) return;
 
     const benign = 'llama-3-8b-v3';
     say(`\n-- 3. a benign candidate, ${benign} (3 % wrong answers), goes through the same gate`);
@@ -151,6 +177,7 @@ async function main() {
     await cycle();
     const approved = await waitForGate((await gate(benign)).handle, { pollMs: 500 });
     if (approved !== 'timeout') say(summarizeGate(approved, uiLink(config, approved.gateId)));
+    if (stopsAfter('approve')) return;
 
     say(`\n${formatScores(deployment, await stores.ch.aggregateScores(deployment), await stores.ch.interactionsPerVersion(deployment))}`);
 
