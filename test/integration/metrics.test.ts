@@ -205,7 +205,12 @@ describe("the worker's metrics through a real Prometheus", () => {
     const newest = await stack.stores.ch.query<{ t: string }>(
       `SELECT max(toUnixTimestamp(interaction_ts)) AS t FROM ${stack.config.clickhouse.database}.scores WHERE deployment = '${bare}' AND status = 'ok'`,
     );
-    const lagAt = await query(`optiinfra_cycle_lag_seconds{${inst}, deployment="${bare}"}`);
+    // The lag is read from ClickHouse at most every 15 s: the new deployment shows within that.
+    let lagAt: Sample[] = [];
+    for (let i = 0; i < 120 && !lagAt.length; i++) {
+      lagAt = await query(`optiinfra_cycle_lag_seconds{${inst}, deployment="${bare}"}`);
+      if (!lagAt.length) await sleep(250);
+    }
     expect(lagAt).toHaveLength(1);
     const expected = Number(lagAt[0]!.value[0]) - Number(newest[0]!.t);
     expect(Math.abs(Number(lagAt[0]!.value[1]) - expected)).toBeLessThan(20);
