@@ -306,9 +306,11 @@ export async function serveMetrics(opts: { port: number; host?: string; temporal
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const refuse = (e: Error) =>
+      reject(new Error(`cannot serve metrics on ${opts.host ?? '*'}:${opts.port} (${e.message}): set OPTIINFRA_METRICS_PORT to a free port`));
+    server.once('error', refuse);
     server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
+      server.off('error', refuse);
       resolve();
     });
   });
