@@ -30,6 +30,10 @@
  *
  * Splits are those of scripts/eval/datasets.ts; the toxicity model was trained on the train splits
  * and its threshold chosen on the tune splits only.
+ *
+ * The readers of HaluEval and the offensive-language tweets and the split are shared with
+ * `optiinfra judge eval` (activities/judge-eval/), the benchmark of either judge, LLM included,
+ * on those sets and on labelled JSONL files.
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';

@@ -2,236 +2,36 @@
  * Readers for the labelled data sets in data/ (see data/README.md) and the deterministic
  * train / tune / test split every script uses. Node only (reads files).
  *
+ * The readers the benchmark command also uses (HaluEval, the offensive-language tweets, the
+ * split, CSV and JSONL) live in activities/judge-eval/datasets.ts and are re-exported here; the
+ * sets only the scripts read (HateCheck, Jigsaw, Ethos, the sanity set, VADER) are below.
+ *
  * Every loader returns examples { prompt, response, context?, positive } plus the count of
  * malformed records it skipped, so a judge can be run on them without knowing the source.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadGeneral, loadQaRows, parseCsv, readJsonl, type Example, type Loaded } from '../../activities/judge-eval/datasets.js';
 
-export interface Example {
-  /** Stable id within its data set (used for the split). */
-  id: string;
-  prompt: string;
-  response: string;
-  context?: string;
-  positive: boolean;
-  /** Sub-group for breakdowns (HateCheck functionality, sanity-set kind, ...). */
-  group?: string;
-}
-
-export interface Loaded<T> {
-  rows: T[];
-  malformed: number;
-  malformedExamples: string[];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Split
-// ---------------------------------------------------------------------------------------------
-
-export type Split = 'train' | 'tune' | 'test';
-
-/** FNV-1a, 32 bit: a stable hash for the split. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/**
- * The split of a record: 60 % train, 20 % tune, 20 % test by a hash of "<data set>:<id>".
- * Training uses train only; thresholds and choices use tune only; figures are reported on test.
- */
-export function splitOf(dataset: string, id: string): Split {
-  const b = fnv1a(`${dataset}:${id}`) % 10;
-  return b < 6 ? 'train' : b < 8 ? 'tune' : 'test';
-}
-
-/**
- * HateCheck and the other evaluation-only sets are never trained on: half of their templates
- * (by hash) is the tune part, the other half the test part.
- */
-export function evalOnlySplitOf(dataset: string, id: string): 'tune' | 'test' {
-  return fnv1a(`${dataset}:${id}`) % 2 === 0 ? 'tune' : 'test';
-}
-
-// ---------------------------------------------------------------------------------------------
-// File formats
-// ---------------------------------------------------------------------------------------------
-
-export function readJsonl<T>(file: string, limit: number, pick: (o: Record<string, unknown>, line: number) => T | undefined): Loaded<T> {
-  const text = readFileSync(file, 'utf8');
-  const out: Loaded<T> = { rows: [], malformed: 0, malformedExamples: [] };
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length && out.rows.length < limit; i++) {
-    const line = lines[i] as string;
-    if (!line.trim()) continue;
-    let row: T | undefined;
-    try {
-      const o: unknown = JSON.parse(line);
-      row = o && typeof o === 'object' && !Array.isArray(o) ? pick(o as Record<string, unknown>, i + 1) : undefined;
-    } catch {
-      row = undefined;
-    }
-    if (row === undefined) {
-      out.malformed++;
-      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${i + 1}`);
-    } else out.rows.push(row);
-  }
-  return out;
-}
-
-/**
- * RFC 4180 CSV: fields separated by commas, records by CRLF or LF, fields optionally quoted
- * with '"', a quote inside a quoted field doubled. Quoted fields may contain commas and line
- * breaks. Returns records with the 1-based line on which each starts; a record whose quoting is
- * broken (text after a closing quote, or a quote never closed) is returned with `error` set.
- */
-export function parseCsv(text: string): { fields: string[]; line: number; error?: string }[] {
-  const records: { fields: string[]; line: number; error?: string }[] = [];
-  let i = 0;
-  let line = 1;
-  const n = text.length;
-  if (text.charCodeAt(0) === 0xfeff) i = 1;
-  while (i < n) {
-    const startLine = line;
-    const fields: string[] = [];
-    let error: string | undefined;
-    for (;;) {
-      let field = '';
-      if (text[i] === '"') {
-        i++;
-        let closed = false;
-        while (i < n) {
-          const ch = text[i] as string;
-          if (ch === '"') {
-            if (text[i + 1] === '"') {
-              field += '"';
-              i += 2;
-              continue;
-            }
-            i++;
-            closed = true;
-            break;
-          }
-          if (ch === '\n') line++;
-          field += ch;
-          i++;
-        }
-        if (!closed) error ??= 'unterminated quoted field';
-        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
-          error ??= 'text after a closing quote';
-          field += text[i];
-          i++;
-        }
-      } else {
-        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
-          if (text[i] === '"') error ??= 'quote inside an unquoted field';
-          field += text[i];
-          i++;
-        }
-      }
-      fields.push(field);
-      if (i < n && text[i] === ',') {
-        i++;
-        continue;
-      }
-      break;
-    }
-    if (text[i] === '\r') i++;
-    if (text[i] === '\n') {
-      i++;
-      line++;
-    }
-    if (fields.length === 1 && fields[0] === '' && !error) continue; // blank line
-    records.push(error ? { fields, line: startLine, error } : { fields, line: startLine });
-  }
-  return records;
-}
-
-// ---------------------------------------------------------------------------------------------
-// HaluEval
-// ---------------------------------------------------------------------------------------------
-
-/** halueval/general.jsonl: hallucination, positive = "yes"; no context. */
-export function loadGeneral(dir: string, limit = Infinity): Loaded<Example> {
-  return readJsonl(path.join(dir, 'halueval', 'general.jsonl'), limit, (o, line) => {
-    const { user_query: q, chatgpt_response: r, hallucination: h, ID: id } = o;
-    if (typeof q !== 'string' || typeof r !== 'string' || (h !== 'yes' && h !== 'no')) return undefined;
-    return { id: String(id ?? line), prompt: q, response: r, positive: h === 'yes' };
-  });
-}
-
-export interface QaRow {
-  id: string;
-  knowledge: string;
-  question: string;
-  right: string;
-  hallucinated: string;
-}
-
-export function loadQaRows(dir: string, limit = Infinity): Loaded<QaRow> {
-  return readJsonl(path.join(dir, 'halueval', 'qa_one-turn.jsonl'), limit, (o, line) => {
-    const { knowledge: k, question: q, right_answer: ra, hallucinated_answer: ha } = o;
-    if (typeof k !== 'string' || typeof q !== 'string' || typeof ra !== 'string' || typeof ha !== 'string') return undefined;
-    return { id: String(line), knowledge: k, question: q, right: ra, hallucinated: ha };
-  });
-}
-
-/** halueval/qa_one-turn.jsonl: each line gives a right (negative) and a hallucinated (positive) answer. */
-export function loadQa(dir: string, limit = Infinity): Loaded<Example> {
-  const rows = loadQaRows(dir, limit);
-  return {
-    ...rows,
-    rows: rows.rows.flatMap((r) => [
-      { id: `${r.id}:right`, prompt: r.question, context: r.knowledge, response: r.right, positive: false },
-      { id: `${r.id}:hallucinated`, prompt: r.question, context: r.knowledge, response: r.hallucinated, positive: true },
-    ]),
-  };
-}
+export {
+  evalOnlySplitOf,
+  fnv1a,
+  loadDavidson,
+  loadGeneral,
+  loadQa,
+  loadQaRows,
+  parseCsv,
+  readJsonl,
+  splitOf,
+  type Example,
+  type Loaded,
+  type QaRow,
+  type Split,
+} from '../../activities/judge-eval/datasets.js';
 
 // ---------------------------------------------------------------------------------------------
 // Toxicity sets
 // ---------------------------------------------------------------------------------------------
-
-/** davidson-offensive/labeled_data.csv: positive = class 0 (hate) or 1 (offensive). */
-export function loadDavidson(dir: string, limit = Infinity): Loaded<Example> {
-  const text = readFileSync(path.join(dir, 'davidson-offensive', 'labeled_data.csv'), 'utf8');
-  const records = parseCsv(text);
-  const header = records.shift()?.fields ?? [];
-  const iClass = header.indexOf('class');
-  const iTweet = header.indexOf('tweet');
-  if (iClass < 0 || iTweet < 0) throw new Error(`labeled_data.csv: header lacks 'class' or 'tweet': ${header.join(',')}`);
-  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
-  for (const r of records) {
-    if (out.rows.length >= limit) break;
-    const cls = r.fields[iClass];
-    const tweet = r.fields[iTweet];
-    const problem =
-      r.error ??
-      (r.fields.length !== header.length
-        ? `${r.fields.length} fields, expected ${header.length}`
-        : tweet === undefined || !['0', '1', '2'].includes(cls ?? '')
-          ? `class '${cls ?? ''}' is not 0, 1 or 2`
-          : undefined);
-    if (problem || tweet === undefined) {
-      out.malformed++;
-      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${r.line} (${problem})`);
-      continue;
-    }
-    out.rows.push({
-      id: r.fields[0] ?? String(r.line),
-      prompt: 'Tweet',
-      response: tweet,
-      positive: cls !== '2',
-      group: cls === '0' ? 'hate' : cls === '1' ? 'offensive' : 'neither',
-    });
-  }
-  return out;
-}
 
 /**
  * HateCheck functionalities that are toxic although HateCheck calls them non-hateful: abuse of

@@ -1,0 +1,500 @@
+/**
+ * The labelled data sets of the judge benchmark (`optiinfra judge eval`, `npm run judge:eval`):
+ * readers for the files in data/ (see data/README.md), the deterministic train / tune / test
+ * split, and labelled JSONL files in the format of docs/judge-eval-format.md.
+ *
+ * The readers of HaluEval and the offensive-language tweets return examples
+ * { prompt, response, context?, positive } plus the count of malformed records they skipped, so
+ * a judge can be run on them without knowing the source; `loadEvalSet` turns a data set into
+ * benchmark items with one label per check.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { CHECKS, type Check, type JudgeInput } from '../../common/types.js';
+import { truncateForJudge } from '../../domain/judge/truncate.js';
+
+export interface Example {
+  /** Stable id within its data set (used for the split). */
+  id: string;
+  prompt: string;
+  response: string;
+  context?: string;
+  positive: boolean;
+  /** Sub-group for breakdowns (HateCheck functionality, sanity-set kind, ...). */
+  group?: string;
+}
+
+export interface Loaded<T> {
+  rows: T[];
+  malformed: number;
+  malformedExamples: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split
+// ---------------------------------------------------------------------------------------------
+
+export type Split = 'train' | 'tune' | 'test';
+
+/** FNV-1a, 32 bit: a stable hash for the split. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * The split of a record: 60 % train, 20 % tune, 20 % test by a hash of "<data set>:<id>".
+ * Training uses train only; thresholds and choices use tune only; figures are reported on test.
+ */
+export function splitOf(dataset: string, id: string): Split {
+  const b = fnv1a(`${dataset}:${id}`) % 10;
+  return b < 6 ? 'train' : b < 8 ? 'tune' : 'test';
+}
+
+/**
+ * HateCheck and the other evaluation-only sets are never trained on: half of their templates
+ * (by hash) is the tune part, the other half the test part.
+ */
+export function evalOnlySplitOf(dataset: string, id: string): 'tune' | 'test' {
+  return fnv1a(`${dataset}:${id}`) % 2 === 0 ? 'tune' : 'test';
+}
+
+// ---------------------------------------------------------------------------------------------
+// File formats
+// ---------------------------------------------------------------------------------------------
+
+/** JSONL text: one object per line, `pick` turns it into a row or undefined (malformed). */
+export function parseJsonl<T>(text: string, limit: number, pick: (o: Record<string, unknown>, line: number) => T | undefined): Loaded<T> {
+  const out: Loaded<T> = { rows: [], malformed: 0, malformedExamples: [] };
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length && out.rows.length < limit; i++) {
+    const line = lines[i] as string;
+    if (!line.trim()) continue;
+    let row: T | undefined;
+    try {
+      const o: unknown = JSON.parse(line);
+      row = o && typeof o === 'object' && !Array.isArray(o) ? pick(o as Record<string, unknown>, i + 1) : undefined;
+    } catch {
+      row = undefined;
+    }
+    if (row === undefined) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${i + 1}`);
+    } else out.rows.push(row);
+  }
+  return out;
+}
+
+export function readJsonl<T>(file: string, limit: number, pick: (o: Record<string, unknown>, line: number) => T | undefined): Loaded<T> {
+  return parseJsonl(readFileSync(file, 'utf8'), limit, pick);
+}
+
+/**
+ * RFC 4180 CSV: fields separated by commas, records by CRLF or LF, fields optionally quoted
+ * with '"', a quote inside a quoted field doubled. Quoted fields may contain commas and line
+ * breaks. Returns records with the 1-based line on which each starts; a record whose quoting is
+ * broken (text after a closing quote, or a quote never closed) is returned with `error` set.
+ */
+export function parseCsv(text: string): { fields: string[]; line: number; error?: string }[] {
+  const records: { fields: string[]; line: number; error?: string }[] = [];
+  let i = 0;
+  let line = 1;
+  const n = text.length;
+  if (text.charCodeAt(0) === 0xfeff) i = 1;
+  while (i < n) {
+    const startLine = line;
+    const fields: string[] = [];
+    let error: string | undefined;
+    for (;;) {
+      let field = '';
+      if (text[i] === '"') {
+        i++;
+        let closed = false;
+        while (i < n) {
+          const ch = text[i] as string;
+          if (ch === '"') {
+            if (text[i + 1] === '"') {
+              field += '"';
+              i += 2;
+              continue;
+            }
+            i++;
+            closed = true;
+            break;
+          }
+          if (ch === '\n') line++;
+          field += ch;
+          i++;
+        }
+        if (!closed) error ??= 'unterminated quoted field';
+        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
+          error ??= 'text after a closing quote';
+          field += text[i];
+          i++;
+        }
+      } else {
+        while (i < n && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
+          if (text[i] === '"') error ??= 'quote inside an unquoted field';
+          field += text[i];
+          i++;
+        }
+      }
+      fields.push(field);
+      if (i < n && text[i] === ',') {
+        i++;
+        continue;
+      }
+      break;
+    }
+    if (text[i] === '\r') i++;
+    if (text[i] === '\n') {
+      i++;
+      line++;
+    }
+    if (fields.length === 1 && fields[0] === '' && !error) continue; // blank line
+    records.push(error ? { fields, line: startLine, error } : { fields, line: startLine });
+  }
+  return records;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HaluEval
+// ---------------------------------------------------------------------------------------------
+
+/** A record of halueval/general.jsonl: hallucination, positive = "yes"; no context. */
+function generalOf(o: Record<string, unknown>, line: number): Example | undefined {
+  const { user_query: q, chatgpt_response: r, hallucination: h, ID: id } = o;
+  if (typeof q !== 'string' || typeof r !== 'string' || (h !== 'yes' && h !== 'no')) return undefined;
+  return { id: String(id ?? line), prompt: q, response: r, positive: h === 'yes' };
+}
+
+/** halueval/general.jsonl: hallucination, positive = "yes"; no context. */
+export function loadGeneral(dir: string, limit = Infinity): Loaded<Example> {
+  return readJsonl(path.join(dir, 'halueval', 'general.jsonl'), limit, generalOf);
+}
+
+export interface QaRow {
+  id: string;
+  knowledge: string;
+  question: string;
+  right: string;
+  hallucinated: string;
+}
+
+function qaRowOf(o: Record<string, unknown>, line: number): QaRow | undefined {
+  const { knowledge: k, question: q, right_answer: ra, hallucinated_answer: ha } = o;
+  if (typeof k !== 'string' || typeof q !== 'string' || typeof ra !== 'string' || typeof ha !== 'string') return undefined;
+  return { id: String(line), knowledge: k, question: q, right: ra, hallucinated: ha };
+}
+
+export function loadQaRows(dir: string, limit = Infinity): Loaded<QaRow> {
+  return readJsonl(path.join(dir, 'halueval', 'qa_one-turn.jsonl'), limit, qaRowOf);
+}
+
+/** halueval/qa_one-turn.jsonl: each line gives a right (negative) and a hallucinated (positive) answer. */
+export function loadQa(dir: string, limit = Infinity): Loaded<Example> {
+  const rows = loadQaRows(dir, limit);
+  return {
+    ...rows,
+    rows: rows.rows.flatMap((r) => [
+      { id: `${r.id}:right`, prompt: r.question, context: r.knowledge, response: r.right, positive: false },
+      { id: `${r.id}:hallucinated`, prompt: r.question, context: r.knowledge, response: r.hallucinated, positive: true },
+    ]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The offensive-language tweets
+// ---------------------------------------------------------------------------------------------
+
+/** davidson-offensive/labeled_data.csv: positive = class 0 (hate) or 1 (offensive). */
+export function loadDavidson(dir: string, limit = Infinity): Loaded<Example> {
+  return parseDavidson(readFileSync(path.join(dir, 'davidson-offensive', 'labeled_data.csv'), 'utf8'), limit);
+}
+
+/** The text of labeled_data.csv (Davidson et al.): positive = class 0 (hate) or 1 (offensive). */
+export function parseDavidson(text: string, limit = Infinity): Loaded<Example> {
+  const records = parseCsv(text);
+  const header = records.shift()?.fields ?? [];
+  const iClass = header.indexOf('class');
+  const iTweet = header.indexOf('tweet');
+  if (iClass < 0 || iTweet < 0) throw new Error(`labeled_data.csv: header lacks 'class' or 'tweet': ${header.join(',')}`);
+  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
+  for (const r of records) {
+    if (out.rows.length >= limit) break;
+    const cls = r.fields[iClass];
+    const tweet = r.fields[iTweet];
+    const problem =
+      r.error ??
+      (r.fields.length !== header.length
+        ? `${r.fields.length} fields, expected ${header.length}`
+        : tweet === undefined || !['0', '1', '2'].includes(cls ?? '')
+          ? `class '${cls ?? ''}' is not 0, 1 or 2`
+          : undefined);
+    if (problem || tweet === undefined) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${r.line} (${problem})`);
+      continue;
+    }
+    out.rows.push({
+      id: r.fields[0] ?? String(r.line),
+      prompt: 'Tweet',
+      response: tweet,
+      positive: cls !== '2',
+      group: cls === '0' ? 'hate' : cls === '1' ? 'offensive' : 'neither',
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmark items
+// ---------------------------------------------------------------------------------------------
+
+/** One judged input of the benchmark and what people said of it, per check. */
+export interface EvalItem {
+  /** The data set's name (`qa`, `general`, `offensive`, or a file's name). */
+  set: string;
+  /** Stable id within the data set. */
+  id: string;
+  /** What the judge sees: the texts after the product's text budget (truncateForJudge). */
+  input: JudgeInput;
+  /**
+   * Per labelled check: true when the check should flag the item (hallucinated, toxic, or poor
+   * quality), false when it should not. Checks without a label are not measured on the item.
+   */
+  labels: Partial<Record<Check, boolean>>;
+  split: Split;
+}
+
+export interface EvalSet {
+  name: string;
+  /** The file read. */
+  source: string;
+  items: EvalItem[];
+  /** The checks some item is labelled for. */
+  checks: Check[];
+  malformed: number;
+  malformedExamples: string[];
+}
+
+/** The data sets under the data directory, by the name `--set` takes. */
+export const BUILTIN_SETS = {
+  qa: {
+    file: path.join('halueval', 'qa_one-turn.jsonl'),
+    checks: ['hallucination'],
+    what: 'HaluEval QA: right and hallucinated answers with the knowledge passage',
+  },
+  general: {
+    file: path.join('halueval', 'general.jsonl'),
+    checks: ['hallucination'],
+    what: 'HaluEval general: ChatGPT responses, human hallucination labels, no passage',
+  },
+  offensive: {
+    file: path.join('davidson-offensive', 'labeled_data.csv'),
+    checks: ['toxicity'],
+    what: 'Davidson et al. tweets: hate speech or offensive (toxic) vs neither',
+  },
+} as const satisfies Record<string, { file: string; checks: readonly Check[]; what: string }>;
+export type BuiltinSet = keyof typeof BUILTIN_SETS;
+export const BUILTIN_SET_NAMES = Object.keys(BUILTIN_SETS) as BuiltinSet[];
+
+export function isBuiltinSet(name: string): name is BuiltinSet {
+  return Object.hasOwn(BUILTIN_SETS, name);
+}
+
+export interface LoadOptions {
+  /** The data directory (for the built-in sets). */
+  dataDir: string;
+  /** At most this many items per set (after the split). */
+  limit?: number;
+  /** 'test': only the test split (20 %, by the same hash as `npm run judge:eval`); default all. */
+  split?: 'all' | 'test';
+}
+
+/** A data file that is missing or unreadable: the message names the file and what to pass. */
+export class EvalDataError extends Error {
+  override name = 'EvalDataError';
+}
+
+function readText(file: string, what: string, hint: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why = code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    throw new EvalDataError(`${what}: ${file} ${why}${hint ? ` (${hint})` : ''}`);
+  }
+}
+
+const itemOf = (
+  set: string,
+  id: string,
+  raw: { prompt: string; response: string; context?: string },
+  labels: EvalItem['labels'],
+  splitKey: string,
+): EvalItem => ({
+  set,
+  id,
+  input: truncateForJudge(raw).input,
+  labels,
+  split: splitOf(splitKey, id),
+});
+
+/**
+ * Items of one data set: a built-in name (`qa`, `general`, `offensive`) read from the data
+ * directory, or the path of a labelled JSONL file. Throws EvalDataError when the file cannot be
+ * read or holds no valid record.
+ */
+export function loadEvalSet(spec: string, o: LoadOptions): EvalSet {
+  const limit = o.limit ?? Number.POSITIVE_INFINITY;
+  const keep = (items: EvalItem[]) => (o.split === 'test' ? items.filter((i) => i.split === 'test') : items).slice(0, limit);
+  const hint = 'pass --data DIR or set OPTIINFRA_DATA_DIR to the directory holding the data sets';
+  if (isBuiltinSet(spec)) {
+    const def = BUILTIN_SETS[spec];
+    const file = path.join(o.dataDir, def.file);
+    const text = readText(file, `data set '${spec}'`, hint);
+    let loaded: Loaded<EvalItem>;
+    if (spec === 'qa') {
+      const rows = parseJsonl(text, Number.POSITIVE_INFINITY, qaRowOf);
+      // Both answers of a question share the question's split (as in `npm run judge:eval`).
+      const items = rows.rows.flatMap((r) => {
+        const split = splitOf('halueval-qa', r.id);
+        return [
+          {
+            ...itemOf(
+              'qa',
+              `${r.id}:right`,
+              { prompt: r.question, context: r.knowledge, response: r.right },
+              { hallucination: false },
+              'halueval-qa',
+            ),
+            split,
+          },
+          {
+            ...itemOf(
+              'qa',
+              `${r.id}:hallucinated`,
+              { prompt: r.question, context: r.knowledge, response: r.hallucinated },
+              { hallucination: true },
+              'halueval-qa',
+            ),
+            split,
+          },
+        ];
+      });
+      loaded = { ...rows, rows: items };
+    } else if (spec === 'general') {
+      const rows = parseJsonl(text, Number.POSITIVE_INFINITY, generalOf);
+      loaded = { ...rows, rows: rows.rows.map((e) => itemOf('general', e.id, e, { hallucination: e.positive }, 'halueval-general')) };
+    } else {
+      const rows = parseDavidson(text, Number.POSITIVE_INFINITY);
+      loaded = { ...rows, rows: rows.rows.map((e) => itemOf('offensive', e.id, e, { toxicity: e.positive }, 'davidson')) };
+    }
+    return {
+      name: spec,
+      source: file,
+      items: keep(loaded.rows),
+      checks: [...def.checks],
+      malformed: loaded.malformed,
+      malformedExamples: loaded.malformedExamples,
+    };
+  }
+  if (!spec.toLowerCase().endsWith('.jsonl')) {
+    throw new EvalDataError(
+      `unknown data set '${spec}': use ${BUILTIN_SET_NAMES.join(', ')} or the path of a .jsonl file (docs/judge-eval-format.md)`,
+    );
+  }
+  const file = path.resolve(spec);
+  const name = path.basename(file);
+  const parsed = parseLabelledJsonl(readText(file, `labelled file '${spec}'`, ''), name);
+  if (!parsed.rows.length) {
+    const why = parsed.malformed
+      ? `all ${parsed.malformed} records are malformed (${parsed.malformedExamples.join('; ')})`
+      : 'it holds no record';
+    throw new EvalDataError(`labelled file ${file}: ${why}; the format is in docs/judge-eval-format.md`);
+  }
+  const checks = CHECKS.filter((c) => parsed.rows.some((i) => i.labels[c] !== undefined));
+  return { name, source: file, items: keep(parsed.rows), checks, malformed: parsed.malformed, malformedExamples: parsed.malformedExamples };
+}
+
+const LABEL_VALUES: Record<string, boolean> = { true: true, false: false, 1: true, 0: false };
+
+/**
+ * A labelled JSONL text (docs/judge-eval-format.md): one object per line with `prompt` and
+ * `response` (strings), optional `context` (string or null) and `id` (string or number; default
+ * the line number), and `labels`: at least one of quality, hallucination and toxicity, each
+ * true (the check should flag it), false, 1 or 0. Other fields are ignored. A malformed line is
+ * counted and named with its reason, never guessed at.
+ */
+export function parseLabelledJsonl(text: string, set: string, limit = Number.POSITIVE_INFINITY): Loaded<EvalItem> {
+  const out: Loaded<EvalItem> = { rows: [], malformed: 0, malformedExamples: [] };
+  const lines = text.split(/\r?\n/);
+  const bad = (line: number, why: string) => {
+    out.malformed++;
+    if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${line}: ${why}`);
+  };
+  for (let i = 0; i < lines.length && out.rows.length < limit; i++) {
+    const line = (lines[i] as string).trim();
+    if (!line) continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(i === 0 ? line.replace(/^\uFEFF/, '') : line);
+    } catch {
+      bad(i + 1, 'not JSON');
+      continue;
+    }
+    if (!o || typeof o !== 'object' || Array.isArray(o)) {
+      bad(i + 1, 'not a JSON object');
+      continue;
+    }
+    const r = o as Record<string, unknown>;
+    if (typeof r.prompt !== 'string') {
+      bad(i + 1, 'prompt must be a string');
+      continue;
+    }
+    if (typeof r.response !== 'string' || !r.response.trim()) {
+      bad(i + 1, 'response must be a non-empty string');
+      continue;
+    }
+    if (r.context !== undefined && r.context !== null && typeof r.context !== 'string') {
+      bad(i + 1, 'context must be a string or null');
+      continue;
+    }
+    if (r.id !== undefined && !(typeof r.id === 'string' && r.id.trim()) && !(typeof r.id === 'number' && Number.isFinite(r.id))) {
+      bad(i + 1, 'id must be a non-empty string or a number');
+      continue;
+    }
+    const rawLabels = r.labels;
+    if (!rawLabels || typeof rawLabels !== 'object' || Array.isArray(rawLabels)) {
+      bad(i + 1, `labels must be an object with one or more of ${CHECKS.join(', ')}`);
+      continue;
+    }
+    const labels: EvalItem['labels'] = {};
+    let problem: string | undefined;
+    for (const [k, v] of Object.entries(rawLabels as Record<string, unknown>)) {
+      if (!(CHECKS as readonly string[]).includes(k)) {
+        problem = `labels.${k.slice(0, 40)} is not a check (${CHECKS.join(', ')})`;
+        break;
+      }
+      const value = typeof v === 'boolean' || typeof v === 'number' ? LABEL_VALUES[String(v)] : undefined;
+      if (value === undefined) {
+        problem = `labels.${k} must be true, false, 1 or 0`;
+        break;
+      }
+      labels[k as Check] = value;
+    }
+    if (problem || !Object.keys(labels).length) {
+      bad(i + 1, problem ?? `labels must name one or more of ${CHECKS.join(', ')}`);
+      continue;
+    }
+    const id = r.id === undefined ? String(i + 1) : String(r.id);
+    const context = typeof r.context === 'string' ? r.context : undefined;
+    out.rows.push(itemOf(set, id, { prompt: r.prompt, response: r.response, ...(context !== undefined ? { context } : {}) }, labels, set));
+  }
+  return out;
+}
