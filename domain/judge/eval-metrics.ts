@@ -98,6 +98,43 @@ export function binaryReport(scores: readonly number[], labels: readonly boolean
   };
 }
 
+/**
+ * The same report when the prediction is not `score >= threshold` (e.g. quality, flagged when its
+ * score is below 0.5): confusion counts from `predicted`, AUROC from `scores` (higher = more
+ * likely positive). `threshold` is only recorded.
+ */
+export function binaryReportOf(
+  scores: readonly number[],
+  predicted: readonly boolean[],
+  labels: readonly boolean[],
+  threshold = 0.5,
+): BinaryReport {
+  if (scores.length !== labels.length || predicted.length !== labels.length) {
+    throw new Error(`binaryReportOf: ${scores.length} scores, ${predicted.length} predictions but ${labels.length} labels`);
+  }
+  const c: Confusion = { tp: 0, fp: 0, tn: 0, fn: 0 };
+  for (let i = 0; i < labels.length; i++) {
+    const p = predicted[i] as boolean;
+    const actual = labels[i] as boolean;
+    if (p && actual) c.tp++;
+    else if (p) c.fp++;
+    else if (actual) c.fn++;
+    else c.tn++;
+  }
+  return {
+    ...c,
+    n: labels.length,
+    positives: c.tp + c.fn,
+    negatives: c.tn + c.fp,
+    threshold,
+    auroc: auroc(scores, labels),
+    accuracy: ratio(c.tp + c.tn, labels.length),
+    precision: ratio(c.tp, c.tp + c.fp),
+    recall: ratio(c.tp, c.tp + c.fn),
+    f1: ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
+  };
+}
+
 export interface ReliabilityBand {
   /** Lower and upper edge of the predicted-score band (the last band includes 1). */
   from: number;
