@@ -14,6 +14,7 @@ import { registerCollectCommand, registerScoresCommand } from './collect.js';
 import { registerDeploymentCommands } from './deployments.js';
 import { registerBaselineCommand, registerCompareCommand, registerGateCommands } from './gate.js';
 import { registerInfraCommands } from './infra.js';
+import { registerJudgeCommands } from './judge.js';
 import { registerReviewCommands } from './review.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerStackCommands } from './stack.js';
@@ -39,6 +40,7 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
   registerCompareCommand(program);
   registerInfraCommands(program);
   registerReviewCommands(program);
+  registerJudgeCommands(program, outcome);
   program.addOption(new Option('--verbose', 'print stack traces on errors').hideHelp());
   return program;
 }
