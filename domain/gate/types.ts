@@ -203,12 +203,26 @@ export const overrideSchema = z.object({
 });
 export type Override = z.output<typeof overrideSchema>;
 
+/** One look of a gate as kept for charts: when, how many candidate samples, and each metric's bounds. */
+export interface LookPoint {
+  look: number;
+  at: string;
+  samples: number;
+  outcome: LookResult['outcome'];
+  metrics: Array<Pick<MetricVerdict, 'metric' | 'harm' | 'lower' | 'upper' | 'verdict'>>;
+}
+
 export interface Evidence {
   baseline: VersionStats & { version: string; judge: string; promptVersion: string; baselineId: string };
   candidate: VersionStats & { version: string };
   look: LookResult;
   looks: number;
   rule: { test: string; alpha: number; minSamples: number; tolerances: Tolerances };
+  /**
+   * The looks taken, oldest first, the last one included (when there are many, older ones are
+   * thinned out: domain/gate/looks.ts). Absent in gates recorded before looks were kept.
+   */
+  history?: LookPoint[];
 }
 
 export interface Explanation {

@@ -44,11 +44,13 @@ import {
   type GateInput,
   type GateProgress,
   type GateResult,
+  type LookPoint,
   type LookResult,
   type Override,
   type RollbackOutcome,
   type VersionStats,
 } from '../../domain/gate/types.js';
+import { appendLook, lookPoint } from '../../domain/gate/looks.js';
 import { noticeOf } from '../../domain/gate/notify.js';
 import { explainChild } from '../agents/application/explain-decision.js';
 import { gateOptions, localOptions, rollbackOptions } from '../options.js';
@@ -82,6 +84,8 @@ interface GateCarry {
   settings: CycleSettings;
   baseline: BaselineRecord;
   override?: Override & { at: string };
+  /** The looks so far, for the evidence's charts. */
+  history?: LookPoint[];
 }
 
 function overrideDecision(o: Override): GateResult['effectiveDecision'] {
@@ -111,6 +115,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
 
   let override = carry?.override;
   let looks = carry?.looks ?? 0;
+  let history: LookPoint[] = carry?.history ?? [];
   const progress: GateProgress = {
     phase: 'baseline',
     looks,
@@ -173,6 +178,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     candidate = await acts.versionStats({ deployment: input.deployment, version: input.candidateVersion, ...judgeOf(settings) });
     look = decideLook(baseline.stats, candidate, rule);
     looks++;
+    history = appendLook(history, lookPoint(look, looks, Date.now()));
     Object.assign(progress, { looks, samples: candidate.quality.n, lastLook: look });
     if (candidate.quality.n > 0) upsertSearchAttributes([{ key: SA.quality, value: candidate.quality.mean }]);
     setCurrentDetails(`Look ${looks}: ${candidate.quality.n} candidate samples. ${look.reason}`);
@@ -189,7 +195,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof deployGate>({ ...raw, carry: { startedAt, deadline, looks, settings, baseline, override } });
+      await continueAsNew<typeof deployGate>({ ...raw, carry: { startedAt, deadline, looks, settings, baseline, override, history } });
     }
     await condition(() => override !== undefined, Math.min(msToNumber(input.checkEvery), remaining));
   }
@@ -229,6 +235,7 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
           look,
           looks,
           rule: { test: DECISION_RULE_TEST, alpha: rule.alpha, minSamples: rule.minSamples, tolerances: rule.tolerances },
+          history,
         }
       : undefined;
 
