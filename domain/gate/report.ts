@@ -5,7 +5,18 @@
  * Every text that did not come from this module (reasons, override notes, explanations,
  * deployer details) is escaped, so it cannot inject HTML or break the table.
  */
-import { coverageText, type Explanation, type GateResult, type LookResult, type MetricVerdict, type VersionStats } from './types.js';
+import {
+  coverageText,
+  type Evidence,
+  type Explanation,
+  type GateMetric,
+  type GateResult,
+  type LookPoint,
+  type LookResult,
+  type MetricVerdict,
+  type Tolerances,
+  type VersionStats,
+} from './types.js';
 import {
   METRIC_LABEL,
   VERDICT_WORD,
@@ -105,6 +116,71 @@ function renderRollback(r: GateResult): string[] {
   return lines;
 }
 
+const HARM_TITLE: Record<GateMetric, string> = {
+  quality: 'Quality drop',
+  hallucination_rate: 'Hallucination-rate rise',
+  toxicity_rate: 'Toxicity-rate rise',
+};
+
+const TOLERANCE_OF: Record<GateMetric, keyof Tolerances> = {
+  quality: 'qualityDrop',
+  hallucination_rate: 'hallucinationRateIncrease',
+  toxicity_rate: 'toxicityRateIncrease',
+};
+
+/** The looks of a gate's evidence: its kept history, else the last look alone. */
+export function looksOf(ev: Evidence): LookPoint[] {
+  if (ev.history && ev.history.length > 0) return ev.history;
+  const l = ev.look;
+  return [{ look: ev.looks, at: '', samples: l.samples, outcome: l.outcome, metrics: l.metrics.map(({ metric, harm, lower, upper, verdict }) => ({ metric, harm, lower, upper, verdict })) }];
+}
+
+/** Points with one decimal, as Mermaid reads a number. */
+const mmd = (fraction: number) => String(Math.round(Math.max(-1, Math.min(1, fraction)) * 1000) / 10);
+
+/**
+ * Mermaid `xychart-beta` blocks (GitHub renders them), one per measured metric: the lower and
+ * upper confidence bounds of the harm (how much worse the candidate is, in points) at each look,
+ * and the tolerance as a flat line. Empty when nothing was compared.
+ */
+export function renderLooksCharts(ev: Evidence): string[] {
+  const looks = looksOf(ev);
+  const metrics = (['quality', 'hallucination_rate', 'toxicity_rate'] as const).filter((m) =>
+    looks.some((l) => l.metrics.some((x) => x.metric === m && x.verdict !== 'unmeasured' && x.upper - x.lower < 2)),
+  );
+  if (!metrics.length) return [];
+  const out = [
+    '### Looks',
+    '',
+    `How the ${confidenceText(ev.rule.alpha) ?? ''} confidence bounds of each metric's harm narrowed, look by look (x: look, with the candidate samples it saw). ` +
+      'Lines: upper bound, lower bound, and the tolerance (flat). The candidate fails a metric when its lower bound rises above the tolerance and passes it when its upper bound falls below.',
+    '',
+  ];
+  const categories = looks.map((l) => `"${l.look} (${l.samples})"`).join(', ');
+  for (const m of metrics) {
+    const tol = ev.rule.tolerances[TOLERANCE_OF[m]];
+    const at = (l: LookPoint) => l.metrics.find((x) => x.metric === m);
+    const lower = looks.map((l) => mmd(at(l)?.lower ?? 0));
+    const upper = looks.map((l) => mmd(at(l)?.upper ?? 0));
+    const values = [...lower, ...upper, mmd(tol), '0'].map(Number);
+    const lo = Math.floor(Math.min(...values) / 5) * 5;
+    const hi = Math.max(lo + 5, Math.ceil(Math.max(...values) / 5) * 5);
+    out.push(
+      '```mermaid',
+      'xychart-beta',
+      `    title "${HARM_TITLE[m]} (points), tolerance ${formatPoints(tol)}"`,
+      `    x-axis "look (candidate samples)" [${categories}]`,
+      `    y-axis "points" ${lo} --> ${hi}`,
+      `    line [${upper.join(', ')}]`,
+      `    line [${lower.join(', ')}]`,
+      `    line [${looks.map(() => mmd(tol)).join(', ')}]`,
+      '```',
+      '',
+    );
+  }
+  return out;
+}
+
 /** Markdown for a finished gate run. */
 export function renderGateReport(result: GateResult, opts: { uiLink?: string } = {}): string {
   const ev = result.evidence;
@@ -140,6 +216,8 @@ export function renderGateReport(result: GateResult, opts: { uiLink?: string } =
   } else {
     out.push('No metrics were compared: the gate ended before it compared the candidate with the baseline.', '');
   }
+
+  if (ev) out.push(...renderLooksCharts(ev));
 
   out.push(...renderExplanation(result.explanation));
 
