@@ -154,6 +154,11 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
   results.versionLastNInRange = await va({ lastN: 20, to: new Date((T0 + 2500 * DAY) * 1000).toISOString() });
   results.versionOtherJudge = await va({ judge: 'llm-judge' });
   results.versionNone = await va({ version: 'nope' });
+  const trends = (x: Partial<Parameters<ClickHouseStore['scoreTrends']>[0]>) =>
+    st.scoreTrends({ deployment: dep, judge: 'offline', promptVersions: PV, from: new Date(T0 * 1000).toISOString(), to: new Date((T0 + 5000 * DAY) * 1000).toISOString(), ...x });
+  results.scoreTrends = await trends({});
+  results.scoreTrendsWindow = await trends({ from: new Date((T0 + 500 * DAY) * 1000).toISOString(), to: new Date((T0 + 700 * DAY) * 1000).toISOString(), maxBuckets: 10 });
+  results.scoreTrendsNone = await trends({ judge: 'nobody' });
 
   // Costs over 120 months, hourly charge periods not on day boundaries; metric samples over 150 days.
   const costs: CostUsageRow[] = [];

@@ -114,6 +114,34 @@ export interface ScoreAggregate {
   abstained: number;
 }
 
+/** One point of a score trend: a model version's scored interactions of one check in one time bucket. */
+export interface TrendPoint {
+  model_version: string;
+  check_name: Check;
+  /** Start of the bucket, seconds since epoch (UTC). */
+  t: number;
+  n: number;
+  /** Mean score of the bucket's interactions. */
+  mean: number;
+  /** Interactions with score >= 0.5 (hallucinated or toxic answers; for quality, not a flag). */
+  flagged: number;
+}
+
+export interface ScoreTrends {
+  bucketSeconds: number;
+  points: TrendPoint[];
+}
+
+/** Bucket sizes of score trends, in seconds: 1 s to 30 days. */
+export const TREND_BUCKETS = [1, 5, 10, 30, 60, 300, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 604_800, 2_592_000] as const;
+
+/** The smallest bucket that cuts a span of `spanSeconds` into at most `maxBuckets` buckets. */
+export function trendBucket(spanSeconds: number, maxBuckets = 60): number {
+  // Buckets are aligned on multiples of their size: a span of k buckets may touch k + 1.
+  const want = Math.max(0, spanSeconds) / Math.max(1, Math.floor(maxBuckets) - 1);
+  return TREND_BUCKETS.find((b) => b >= want) ?? TREND_BUCKETS[TREND_BUCKETS.length - 1]!;
+}
+
 /** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
 export interface StatementTrace {
   sql: string;
@@ -548,6 +576,51 @@ export class ClickHouseStore {
       qualityDimensions: quality,
       firstTs: first === undefined ? undefined : new Date(first * 1000).toISOString(),
       lastTs: last === undefined ? undefined : new Date(last * 1000).toISOString(),
+    };
+  }
+
+  /**
+   * Score trends of a deployment: per model version, check and time bucket (interaction time,
+   * UTC seconds), the scored interactions of one judge and its prompt versions, their mean score
+   * and how many were flagged (score >= 0.5), over interactions in [from, to). The bucket is the
+   * smallest of TREND_BUCKETS that gives at most `maxBuckets` buckets over the scores' span. No
+   * FINAL, as for baselines: the collector writes one row per version, check, interaction,
+   * prompt version and judge.
+   */
+  async scoreTrends(q: {
+    deployment: string;
+    judge: string;
+    promptVersions: Record<Check, string>;
+    from: string;
+    to: string;
+    maxBuckets?: number;
+  }): Promise<ScoreTrends> {
+    const where = `deployment = ${sqlId(q.deployment, 'deployment')} AND judge = ${sqlString(q.judge)} AND (${checkFilter(q.promptVersions)})
+         AND status = 'ok' AND interaction_ts >= toDateTime(${unixSeconds(q.from)}) AND interaction_ts < toDateTime(${unixSeconds(q.to)})`;
+    const span = await this.query<{ n: string; lo: string | number; hi: string | number }>(
+      `SELECT count() AS n, min(toUnixTimestamp(interaction_ts)) AS lo, max(toUnixTimestamp(interaction_ts)) AS hi
+       FROM ${this.db}.scores WHERE ${where}`,
+    );
+    const n = Number(span[0]?.n ?? 0);
+    if (!n) return { bucketSeconds: TREND_BUCKETS[0]!, points: [] };
+    const step = trendBucket(Number(span[0]!.hi) - Number(span[0]!.lo), q.maxBuckets ?? 60);
+    const rows = await this.query<Record<string, unknown>>(
+      `SELECT model_version, check_name, intDiv(toUnixTimestamp(interaction_ts), ${step}) * ${step} AS t,
+              count() AS n, avg(assumeNotNull(score)) AS mean, countIf(assumeNotNull(score) >= 0.5) AS flagged
+       FROM ${this.db}.scores WHERE ${where}
+       GROUP BY model_version, check_name, t
+       ORDER BY model_version, check_name, t`,
+    );
+    return {
+      bucketSeconds: step,
+      points: rows.map((r) => ({
+        model_version: String(r.model_version),
+        check_name: r.check_name as Check,
+        t: Number(r.t),
+        n: Number(r.n),
+        mean: num0(r.mean),
+        flagged: Number(r.flagged),
+      })),
     };
   }
 
