@@ -6,7 +6,16 @@ import type { Db } from './db.js';
 export async function findBaseline(db: Db, id: string): Promise<BaselineRecord | null> {
   const r = await db.query('SELECT * FROM baselines WHERE id = $1', [id]);
   const row = r.rows[0];
-  if (!row) return null;
+  return row ? baselineOfRow(row) : null;
+}
+
+/** The baselines of a deployment (every version, judge and prompt versions), most recently computed first. */
+export async function baselinesOf(db: Db, deployment: string): Promise<BaselineRecord[]> {
+  const r = await db.query('SELECT * FROM baselines WHERE deployment = $1 ORDER BY computed_at DESC, id', [deployment]);
+  return r.rows.map(baselineOfRow);
+}
+
+function baselineOfRow(row: Record<string, any>): BaselineRecord {
   return {
     id: row.id,
     deployment: row.deployment,
@@ -108,6 +117,38 @@ export async function recordDecision(db: Db, r: GateResult, runId: string, start
       startedAt,
     ],
   );
+}
+
+/** A recorded gate decision with when it started and was decided. */
+export interface GateRecord extends GateResult {
+  startedAt: string;
+  decidedAt: string;
+}
+
+/** The recorded gate decisions of a deployment decided since a time, newest first, at most `limit`. */
+export async function gateRecords(db: Db, deployment: string, opts: { since?: string; limit?: number } = {}): Promise<GateRecord[]> {
+  const r = await db.query(
+    `SELECT gate_id, deployment, baseline_version, candidate_version, decision, effective_decision, reason, evidence, explanation,
+            override, rollback, started_at, decided_at
+     FROM gate_decisions WHERE deployment = $1 AND ($2::timestamptz IS NULL OR decided_at >= $2)
+     ORDER BY decided_at DESC, gate_id LIMIT $3`,
+    [deployment, opts.since ?? null, Math.max(1, Math.floor(opts.limit ?? 20))],
+  );
+  return r.rows.map((g) => ({
+    gateId: g.gate_id,
+    deployment: g.deployment,
+    baselineVersion: g.baseline_version,
+    candidateVersion: g.candidate_version,
+    decision: g.decision,
+    effectiveDecision: g.effective_decision,
+    reason: g.reason,
+    ...(g.evidence ? { evidence: g.evidence } : {}),
+    ...(g.explanation ? { explanation: g.explanation } : {}),
+    ...(g.override ? { override: g.override } : {}),
+    rollback: g.rollback,
+    startedAt: new Date(g.started_at).toISOString(),
+    decidedAt: new Date(g.decided_at).toISOString(),
+  }));
 }
 
 export interface DecisionRow {
