@@ -1,0 +1,74 @@
+/**
+ * What the deployment report shows: the data the CLI gathers from ClickHouse and PostgreSQL,
+ * rendered by the pure functions of this folder. Fractions are in [0, 1]; times are ISO strings
+ * or seconds since epoch (UTC) where said.
+ */
+import type { Check } from '../../common/types.js';
+import type { Decision, Evidence, GateResult, Tolerances, VersionStats } from '../gate/types.js';
+
+/** A model version's scored interactions of one check in one time bucket. */
+export interface TrendPoint {
+  model_version: string;
+  check_name: Check;
+  /** Start of the bucket, seconds since epoch. */
+  t: number;
+  n: number;
+  mean: number;
+  /** Interactions with score >= 0.5. */
+  flagged: number;
+}
+
+/** The baseline drawn as a band on the trends: its means and the tolerance around them. */
+export interface BaselineBand {
+  version: string;
+  samples: number;
+  stats: VersionStats;
+  tolerances: Tolerances;
+  /** Where the band comes from, in words ("the baseline of gate …", "computed 2025-…"). */
+  source: string;
+}
+
+export interface ReportGate {
+  gateId: string;
+  baselineVersion: string;
+  candidateVersion: string;
+  decision: Decision;
+  effectiveDecision: GateResult['effectiveDecision'];
+  reason: string;
+  decidedAt: string;
+  rollback: string;
+  evidence?: Evidence;
+}
+
+export interface VersionCoverage {
+  version: string;
+  /** Interactions stored. */
+  stored: number;
+  /** Interactions with a quality score of the report's judge. */
+  scored: number;
+}
+
+export interface ReportFinding {
+  agent: string;
+  severity: string;
+  subject: string;
+  title: string;
+  recommendation: string;
+  monthlyUsd: number | null;
+  annualUsd: number | null;
+}
+
+export interface ReportData {
+  deployment: string;
+  /** When the report was made (ISO). */
+  generatedAt: string;
+  window: { from: string; to: string; days: number };
+  judge: string;
+  promptVersions: Record<Check, string>;
+  trends: { bucketSeconds: number; points: TrendPoint[] };
+  band?: BaselineBand;
+  /** Newest first. */
+  gates: ReportGate[];
+  coverage: { versions: VersionCoverage[]; lastCycle?: { finishedAt: string; status: string; note: string } };
+  review: { findings: ReportFinding[]; finishedAt?: string };
+}
