@@ -15,6 +15,7 @@ import { registerDeploymentCommands } from './deployments.js';
 import { registerBaselineCommand, registerCompareCommand, registerGateCommands } from './gate.js';
 import { registerInfraCommands } from './infra.js';
 import { registerJudgeCommands } from './judge.js';
+import { registerReportCommand } from './report.js';
 import { registerReviewCommands } from './review.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerStackCommands } from './stack.js';
@@ -40,6 +41,7 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
   registerCompareCommand(program);
   registerInfraCommands(program);
   registerReviewCommands(program);
+  registerReportCommand(program);
   registerJudgeCommands(program, outcome);
   program.addOption(new Option('--verbose', 'print stack traces on errors').hideHelp());
   return program;
