@@ -228,3 +228,14 @@ export async function ensurePostgresBinaries(preferMajor?: string): Promise<Post
   }
   return { binDir, postgres, initdb: join(binDir, 'initdb'), major: await postgresMajor(postgres) };
 }
+
+const CHROMIUM_DIRS = ['/usr/bin', '/usr/local/bin'];
+
+/**
+ * Debian's `chromium` (the report test opens the page in it, headless): CHROMIUM, PATH,
+ * /usr/bin; as root on Debian, `apt-get install -y chromium` (with `apt-get update` first only
+ * when the plain install fails). Otherwise a MissingProgramError saying what to install or set.
+ */
+export function ensureChromium(): Promise<string> {
+  return ensureAptProgram({ program: 'chromium', pkg: 'chromium', envVar: 'CHROMIUM', dirs: CHROMIUM_DIRS });
+}
