@@ -24,6 +24,7 @@ import { SA } from '../common/search-attributes.js';
 import { join } from 'node:path';
 import { createAgentActivities } from '../activities/agents/index.js';
 import { describeCycle, formatAgentRun, formatScores } from '../client/cli/format.js';
+import { writeReportPage } from '../client/cli/report.js';
 import { startInfraDemo } from '../stack/sim/infra-demo.js';
 import type { ReviewResult } from '../workflows/agents/review.js';
 import { describeProgress, startOrAttachGate, summarizeGate, waitForGate } from '../client/gate.js';
@@ -208,6 +209,8 @@ async function main() {
     say(`\nschedule ${scheduleId(deployment)} created, paused (the demo's simulator stops with the demo).`);
     say('\nThe REJECT report as a CI job summary shows it:\n');
     say(renderGateReport(rejected, { uiLink: uiLink(config, rejected.gateId) }));
+    const page = await writeReportPage(stores, config, { deployment, html: join(defaultHome(), 'reports', `${deployment}.html`) });
+    say(`\nThe deployment's report (trends, each gate's looks, coverage, savings; opens offline in any browser):\n  ${page}`);
     say(`\nTemporal UI: ${endpoints.temporalUiUrl}`);
     say(`  gates:  ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiKind="gate" AND OptiDeployment="${deployment}"`)}`);
     say(`  all:    ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiDeployment="${deployment}"`)}`);
