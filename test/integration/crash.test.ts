@@ -4,19 +4,18 @@
  * completes with exactly one score row per interaction and check, and the rollback is
  * delivered once (one idempotency key, one recorded delivery).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { repoRoot } from '../../stack/paths.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateResult } from '../../domain/gate/types.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { Client, Connection } from '@temporalio/client';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { cliEnv, testConfig, testEnv, uniqueId } from '../helpers/env.js';
+import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process.js';
 
 const SECRET = 'whsec_crash_0123456789abcdef';
 
@@ -24,36 +23,21 @@ describe('a worker killed with SIGKILL, again and again', () => {
   const config = testConfig({ OPTIINFRA_WEBHOOK_SECRET: SECRET });
   let stores: Stores;
   let client: Client;
-  let worker: ChildProcess | undefined;
+  let worker: WorkerProcess | undefined;
   let sim: Simulator;
   const deployment = uniqueId('crash');
   let seed = 12345;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 
-  let workerLog = '';
-  function startWorker(): ChildProcess {
-    const env = cliEnv(config, {
-      LLM_ENABLED: 'false',
-      OPTIINFRA_WEBHOOK_SECRET: SECRET,
-      OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
-      OPTIINFRA_HOME: join(testEnv().home, 'crash-worker'),
-    });
-    const p = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'worker'], {
-      cwd: repoRoot(),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    p.stdout?.on('data', (c: Buffer) => (workerLog += c.toString('utf8')));
-    p.stderr?.on('data', (c: Buffer) => (workerLog += c.toString('utf8')));
-    return p;
-  }
-
-  async function kill(p: ChildProcess | undefined) {
-    // A process killed by a signal has exitCode null and signalCode set.
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
+  function startWorker(): WorkerProcess {
+    return startWorkerProcess(
+      cliEnv(config, {
+        LLM_ENABLED: 'false',
+        OPTIINFRA_WEBHOOK_SECRET: SECRET,
+        OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
+        OPTIINFRA_HOME: join(testEnv().home, 'crash-worker'),
+      }),
+    );
   }
 
   beforeAll(async () => {
@@ -64,7 +48,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
     await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
   });
   afterAll(async () => {
-    await kill(worker);
+    await worker?.kill();
     await sim?.close();
     await client?.connection.close();
     await stores?.close();
@@ -78,7 +62,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
       worker = startWorker();
       await new Promise((r) => setTimeout(r, 1500 + random() * maxGapMs));
       if (done) break;
-      await kill(worker);
+      await worker.kill();
       worker = undefined;
     }
     // The last worker started (when the work finished early) finishes it; else a new one.
@@ -101,7 +85,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
     expect(await stores.ch.countInteractions(deployment)).toBe(600);
     expect(await stores.ch.countScores(deployment)).toBe(1800);
     expect(await stores.ch.countScores(deployment, { final: false })).toBe(1800);
-    await kill(worker);
+    await worker?.kill();
   }, 300_000);
 
   it('delivers the rollback exactly once when the worker dies during delivery', async () => {
@@ -114,7 +98,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
       workflowId: `collect/${deployment}/v2`,
       args: [{ deployment, batchSize: 100 }],
     });
-    await kill(worker);
+    await worker.kill();
     // The receiver answers slowly, so kills land while the webhook call is in flight.
     const receiver = await startWebhookReceiver({ secret: SECRET, delayMs: 2500 });
     try {
@@ -131,7 +115,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
       const rows = await stores.db.query('SELECT status FROM rollbacks WHERE gate_id = $1', [`gate/${deployment}/v2`]);
       expect(rows.rows).toEqual([{ status: 'delivered' }]);
     } finally {
-      await kill(worker);
+      await worker?.kill();
       await receiver.close();
     }
   }, 300_000);
@@ -149,17 +133,13 @@ describe('a worker killed with SIGKILL, again and again', () => {
       await gate;
       for (let i = 0; i < 600 && receiver.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       expect(receiver.calls.length).toBeGreaterThan(0);
-      const p = worker;
-      workerLog = '';
-      const exited = new Promise<number>((r) => p.once('exit', () => r(Date.now())));
       const t0 = Date.now();
-      p.kill('SIGTERM');
-      const took = (await exited) - t0;
-      expect(took).toBeLessThan(40_000);
-      expect(workerLog).toMatch(/SIGTERM: shutting down/);
-      expect(workerLog).toMatch(/worker stopped/);
+      await worker.stop();
+      expect(Date.now() - t0).toBeLessThan(40_000);
+      expect(worker.output()).toMatch(/SIGTERM: shutting down/);
+      expect(worker.output()).toMatch(/worker stopped/);
     } finally {
-      await kill(worker);
+      await worker?.kill();
       await receiver.close();
     }
   }, 120_000);
