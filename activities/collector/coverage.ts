@@ -22,6 +22,9 @@ export interface CoveragePlan {
   limitedBy: string;
 }
 
+/** Judged checks of the running cycle from which its own cost per check is trusted. */
+const MIN_OBSERVED_CHECKS = 30;
+
 const LIMIT_WORDS = { rpm: 'requests-per-minute limit', rpd: 'daily request budget', tpm: 'tokens-per-minute limit', tpd: 'daily token budget' } as const;
 
 /** Characters of the judge's own prompt around an interaction's texts (rubric, markers), per call. */
@@ -39,7 +42,16 @@ const PROMPT_CHARS = {
 
 export async function planCoverage(
   deps: { ch: ClickHouseStore; db: Db; llm?: LlmClient },
-  input: { deployment: string; ids: string[]; checks: Check[]; settings: CycleSettings; minutes: number },
+  input: {
+    deployment: string;
+    ids: string[];
+    checks: Check[];
+    settings: CycleSettings;
+    /** What is left of the cycle's budget window. */
+    minutes: number;
+    /** Tokens (counted toward the limits) and checks judged so far by this cycle. */
+    observed?: { tokens: number; checks: number };
+  },
 ): Promise<CoveragePlan> {
   const dep = await getDeployment(deps.db, input.deployment);
   const sampleRate = dep?.sample_rate ?? 1;
@@ -53,7 +65,10 @@ export async function planCoverage(
   const t = await deps.ch.textChars(input.deployment, input.ids);
   const text = t.interactions ? t.chars / t.interactions : 0;
   const reservation = Math.ceil((PROMPT_CHARS[mode] + text) / 4) + ANSWER_TOKENS[mode] + (deps.llm?.reasoningAllowance ?? 0);
-  const perCheck = await recentTokensPerCheck(deps.db, input.deployment, input.settings.judge);
+  // What a check costs once settled: this cycle's own calls when there are enough of them, else
+  // recent cycles', else (a first cycle) its reservation.
+  const o = input.observed;
+  const perCheck = o && o.checks >= MIN_OBSERVED_CHECKS && o.tokens > 0 ? o.tokens / o.checks : await recentTokensPerCheck(deps.db, input.deployment, input.settings.judge);
   const perInteraction = perCheck === undefined ? callsPerInteraction * reservation : perCheck * input.checks.length;
   const byTokens = budget.tokens === null ? Infinity : Math.max(0, budget.tokens - reservation) / perInteraction;
   const byRequests = budget.requests === null ? Infinity : budget.requests / callsPerInteraction;

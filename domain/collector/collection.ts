@@ -22,6 +22,8 @@ export const collectionCycleInputSchema = z.object({
   budgetMinutes: z.number().min(1).max(1440).default(15),
   /** Carried across continue-as-new; not for callers. */
   carry: z.unknown().optional(),
+  /** When the cycle's LLM budget window ends (epoch ms; set by the first run); not for callers. */
+  windowEndsAt: z.number().optional(),
 });
 export type CollectionCycleInput = z.input<typeof collectionCycleInputSchema>;
 export type CollectionCycleArgs = z.output<typeof collectionCycleInputSchema>;

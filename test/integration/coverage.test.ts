@@ -8,6 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
+import { planCoverage } from '../../activities/collector/coverage.js';
+import { promptVersionsFor } from '../../activities/collector/activities.js';
+import { LlmClient } from '../../activities/llm/client.js';
+import { Pacer } from '../../activities/llm/pacer.js';
+import { CHECKS } from '../../common/types.js';
 import { coverageText } from '../../domain/gate/types.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
@@ -69,5 +74,30 @@ describe('budget-aware coverage', () => {
     expect(coverageText({ quality: { n: judged, mean: 0, sd: 0 }, hallucination_rate: { n: 0, mean: 0, sd: 0 }, toxicity_rate: { n: 0, mean: 0, sd: 0 }, interactions: 200 })).toMatch(
       new RegExp(`^${judged} of 200 interactions scored`),
     );
+  });
+
+  it("prices a page by what the cycle's own calls cost, within what is left of its window", async () => {
+    const cfg = stack.config;
+    // A budget of its own (full 20K tokens a day), so the first test's spending does not matter.
+    const llm = new LlmClient(cfg, { db: stack.stores.db, pacer: new Pacer(cfg, { db: stack.stores.db, key: uniqueId('coverage-plan') }) });
+    const deps = { ch: stack.stores.ch, db: stack.stores.db, llm };
+    // The simulator's ids of the first test's interactions; all stored.
+    const ids = Array.from({ length: 100 }, (_, i) => `${deployment}-${String(i).padStart(8, '0')}`);
+    expect((await stack.stores.ch.textChars(deployment, ids)).interactions).toBe(100);
+    const judge = `groq:${cfg.groq.model}`;
+    const settings = { judge, promptVersions: promptVersionsFor(judge, 'combined'), judgeTaskQueue: 'q', llmTimeoutSec: 5, llmMaxRetries: 1, mode: 'combined' as const };
+    const plan = (minutes: number, perCheck: number) =>
+      planCoverage(deps, { deployment, ids, checks: [...CHECKS], settings, minutes, observed: { tokens: perCheck * 30, checks: 30 } });
+    // 100 tokens a check: 300 an interaction, about 66 of the 100 fit the day's 20K.
+    const cheap = await plan(1440, 100);
+    // 1,000 tokens a check: about 6 fit.
+    const dear = await plan(1440, 1000);
+    expect(cheap.limitedBy).toBe('daily token budget');
+    expect(cheap.rate).toBeGreaterThan(0.5);
+    expect(cheap.rate).toBeLessThan(0.7);
+    expect(dear.rate).toBeGreaterThan(0);
+    expect(dear.rate).toBeLessThan(0.1);
+    // The window is over: only what the budget holds now, and a daily cap spreads nothing into no time.
+    expect(await plan(0, 100)).toEqual({ rate: 0, limitedBy: 'daily token budget' });
   });
 });

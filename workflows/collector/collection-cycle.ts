@@ -81,6 +81,8 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
   const lease = { deployment: input.deployment, cycleId };
   let cursor: string | null = null;
   let pagesThisRun = 0;
+  // The budget window is the cycle's, not each page's: later pages get what is left of it.
+  const windowEndsAt = input.windowEndsAt ?? Date.now() + input.budgetMinutes * 60_000;
   /** The limit that left interactions unscored, in words (for the coverage note). */
   let limitedBy = totals.coverageNote ? totals.coverageNote.replace(/^.*limited by the /, '') : 'LLM budget';
   try {
@@ -112,7 +114,15 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
         const plan =
           settings.judge === 'offline' || !page.ids.length
             ? undefined
-            : await store.planCoverage({ deployment: input.deployment, ids: page.ids, checks: input.checks, settings, minutes: input.budgetMinutes });
+            : await store.planCoverage({
+                deployment: input.deployment,
+                ids: page.ids,
+                checks: input.checks,
+                settings,
+                minutes: Math.max(0, (windowEndsAt - Date.now()) / 60_000),
+                // What this cycle's judged checks cost so far (tokens that count toward the limits).
+                observed: { tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens, checks: totals.scored + totals.failed },
+              });
         if (plan?.limitedBy) limitedBy = plan.limitedBy;
         const coverageRate = plan?.limitedBy ? plan.rate : undefined;
         const results = await inParallel(chunk(page.ids, input.batchSize), input.maxConcurrentBatches, (ids) =>
@@ -143,7 +153,7 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
       if (!page.hasMore || totals.fetched >= input.maxInteractions) break;
       if (workflowInfo().continueAsNewSuggested || pagesThisRun >= input.pagesPerRun) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof collectionCycle>({ ...rawInput, carry: totals });
+        await continueAsNew<typeof collectionCycle>({ ...rawInput, carry: totals, windowEndsAt });
       }
     }
   } catch (e) {
