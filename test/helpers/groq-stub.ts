@@ -9,6 +9,12 @@
  * - A valid, deterministic JSON judgement for the check named in the system prompt's version
  *   line, all three checks for the combined prompt (`{quality, hallucination, toxicity}`), or
  *   what `setDefault` returns (see domain/judge/prompts.ts).
+ * - Arize Phoenix's evals (`arize-phoenix-evals`, the bench's peer, scripts/bench-phoenix.ts):
+ *   a prompt rendered from its HALLUCINATION_PROMPT_TEMPLATE, TOXICITY_PROMPT_TEMPLATE or
+ *   QA_PROMPT_TEMPLATE (its OpenAIModel sends it as one system message for `gpt` models) gets
+ *   the single word the template asks for, one of its rails ("factual" / "hallucinated",
+ *   "non-toxic" / "toxic", "correct" / "incorrect"), deterministic in the message text. Its
+ *   function-calling form (`functions` + `function_call`) is not served: the peer turns it off.
  * - Faults queued with `enqueue` are consumed in order, one per admitted request.
  * - Every request is recorded (method, path, headers including authorization, parsed body).
  *
@@ -100,6 +106,8 @@ export interface RecordedRequest {
   check?: Check;
   /** The system prompt is the combined judge prompt (all three checks). */
   combined: boolean;
+  /** The request is an Arize Phoenix evals template (see `phoenixTemplateOf`). */
+  phoenix?: PhoenixTemplate;
   /** The fault used for this request, if any. */
   fault?: Fault['kind'];
   /** The HTTP status answered. */
@@ -150,7 +158,7 @@ export interface GroqStubStats {
   maxInFlight: number;
   pendingFaults: number;
   faults: Partial<Record<Fault['kind'], number>>;
-  byCheck: Partial<Record<Check | 'combined' | 'unknown', number>>;
+  byCheck: Partial<Record<Check | 'combined' | 'unknown' | `phoenix:${PhoenixTemplate}`, number>>;
   byStatus: Record<number, number>;
   /** 429s by the limit that was reached. */
   rateLimited: Partial<Record<LimitName, number>>;
@@ -214,6 +222,33 @@ export function defaultCombinedJudgement(seedText: string): Record<Check, Record
   return Object.fromEntries(CHECKS.map((c) => [c, defaultJudgement(c, seedText)])) as Record<Check, Record<string, unknown>>;
 }
 
+/**
+ * Arize Phoenix's classification templates (arize-phoenix-evals, phoenix.evals.default_templates),
+ * each known by the sentence that names its rails, and its rails: the usual answer first, then
+ * the one given to one message in `oneIn` (by the text's hash).
+ */
+export const PHOENIX_TEMPLATES = {
+  hallucination: { marker: 'either "factual" or "hallucinated"', rails: ['factual', 'hallucinated'], oneIn: 10 },
+  toxicity: { marker: 'either "toxic" or "non-toxic"', rails: ['non-toxic', 'toxic'], oneIn: 20 },
+  qa: { marker: 'either "correct" or "incorrect"', rails: ['correct', 'incorrect'], oneIn: 8 },
+} as const;
+export type PhoenixTemplate = keyof typeof PHOENIX_TEMPLATES;
+
+/** The Phoenix template a message was rendered from (its data block and its rails sentence), if any. */
+export function phoenixTemplateOf(text: string): PhoenixTemplate | undefined {
+  if (!text.includes('[BEGIN DATA]') || !text.includes('[END DATA]')) return undefined;
+  for (const t of Object.keys(PHOENIX_TEMPLATES) as PhoenixTemplate[]) {
+    if (text.includes(PHOENIX_TEMPLATES[t].marker)) return t;
+  }
+  return undefined;
+}
+
+/** The single-word answer to a Phoenix template: one of its rails, deterministic in `text`. */
+export function phoenixLabel(template: PhoenixTemplate, text: string): string {
+  const { rails, oneIn } = PHOENIX_TEMPLATES[template];
+  return fnv1a32(text) % oneIn === 0 ? rails[1] : rails[0];
+}
+
 const PRIMARY_FIELD: Record<Check, string> = { quality: 'overall', hallucination: 'score', toxicity: 'toxicity' };
 const DEFAULT_REASONING: Record<ReasoningEffort, number> = { low: 80, medium: 300, high: 1200 };
 const DEFAULT_MAX_COMPLETION = 8192;
@@ -260,6 +295,16 @@ function errorBody(status: number): object {
         status >= 500 ? 'internal_server_error' : 'invalid_request_error',
       );
   }
+}
+
+/** The first message of a request rendered from a Phoenix template, and which one. */
+function phoenixMessage(body: any): { template: PhoenixTemplate; text: string } | undefined {
+  if (!Array.isArray(body?.messages)) return undefined;
+  for (const m of body.messages as Array<{ content?: unknown }>) {
+    const template = typeof m?.content === 'string' ? phoenixTemplateOf(m.content) : undefined;
+    if (template) return { template, text: m.content as string };
+  }
+  return undefined;
 }
 
 const approxTokens = (s: string) => Math.max(1, Math.ceil(s.length / 4));
@@ -579,6 +624,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
       const a = answer(rec);
       return typeof a === 'string' ? a : JSON.stringify(a);
     }
+    if (rec.phoenix) return phoenixLabel(rec.phoenix, phoenixMessage(rec.body)?.text ?? '');
     const user = rec.body?.messages?.find?.((m: { role?: string }) => m.role === 'user')?.content;
     const text = typeof user === 'string' ? user : '';
     if (rec.combined) return JSON.stringify(defaultCombinedJudgement(text));
@@ -641,19 +687,22 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     }
     const system = Array.isArray(body?.messages) ? body.messages.find((m: { role?: string }) => m.role === 'system')?.content : undefined;
     const combined = typeof system === 'string' && isCombinedSystemPrompt(system);
+    const check = typeof system === 'string' && !combined ? checkOfSystemPrompt(system) : undefined;
+    const phoenix = combined || check ? undefined : phoenixMessage(body)?.template;
     const rec: RecordedRequest = {
       seq: ++seq,
       method: req.method ?? '',
       path,
       headers: req.headers,
       body,
-      check: typeof system === 'string' && !combined ? checkOfSystemPrompt(system) : undefined,
+      check,
       combined,
+      ...(phoenix ? { phoenix } : {}),
       receivedAt: Date.now(),
     };
     requests.push(rec);
     st.requests++;
-    const ck = combined ? 'combined' : (rec.check ?? 'unknown');
+    const ck = combined ? 'combined' : (rec.check ?? (phoenix ? (`phoenix:${phoenix}` as const) : 'unknown'));
     st.byCheck[ck] = (st.byCheck[ck] ?? 0) + 1;
 
     if (req.method !== 'POST' || path !== STUB_COMPLETIONS_PATH) {
