@@ -19,6 +19,22 @@ import type { Config } from '../common/config.js';
 import { dataConverterFor } from './codec.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+const productRoot = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The workflow bundler compiles TypeScript except under node_modules; installed as a package, the
+ * product's own workflows are under node_modules and must be compiled all the same.
+ */
+export const bundlerOptions: NonNullable<WorkerOptions['bundlerOptions']> = {
+  webpackConfigHook: (config) => {
+    for (const rule of config.module?.rules ?? []) {
+      if (rule && typeof rule === 'object' && String(rule.test) === String(/\.ts$/)) {
+        rule.exclude = (path: string) => (path.startsWith(productRoot) ? path.slice(productRoot.length) : path).includes('node_modules');
+      }
+    }
+    return config;
+  },
+};
 
 export const SHUTDOWN_GRACE = '10 seconds';
 export const SHUTDOWN_FORCE = '30 seconds';
@@ -63,7 +79,7 @@ export async function createWorkers(
   const main = await Worker.create({
     ...base,
     taskQueue: config.temporal.taskQueue,
-    ...(extra.workflowBundle ? {} : { workflowsPath }),
+    ...(extra.workflowBundle ? {} : { workflowsPath, bundlerOptions }),
     activities,
     maxConcurrentActivityTaskExecutions: 50,
     ...extra,

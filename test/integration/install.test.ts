@@ -6,13 +6,14 @@
  *    `stack status` and the demo's first steps (`scripts/demo.sh --until first-cycle`: the stack,
  *    the simulator serving the shipped data set, a worker and the first collection cycle).
  * 2. `npm pack` of that clone, installed into another empty folder: `npx optiinfra --help` there,
- *    and `optiinfra --help` and `optiinfra stack status` from an unrelated working directory.
+ *    and `optiinfra --help`, `optiinfra stack status` and `optiinfra worker` (which bundles the
+ *    package's workflows from under node_modules) from an unrelated working directory.
  *
  * Both run against the test servers (TEMPORAL_ADDRESS, CLICKHOUSE_URL, DATABASE_URL), with an
  * environment that holds nothing else of this process but PATH and HOME. Skipped, with the
  * reason printed, only when git is missing. npm uses its cache first (--prefer-offline).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -143,6 +144,33 @@ describe.skipIf(gitMissing)('installing the repository and the package', () => {
     const status = await run('optiinfra', ['stack', 'status'], { cwd: elsewhere, env: onPath(), timeoutMs: 180_000 });
     expect(status.code, show(status)).toBe(0);
     for (const svc of ['temporal', 'clickhouse', 'postgres']) expect(status.stdout, show(status)).toMatch(new RegExp(`${svc}\\s+up\\b`));
+
+    // The worker bundles the package's own TypeScript workflows (under node_modules) and runs.
+    const worker = spawn('optiinfra', ['worker'], { cwd: elsewhere, env: onPath({ TEMPORAL_TASK_QUEUE: `install-${randomUUID().slice(0, 8)}` }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const running = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 240_000);
+      const onData = (c: Buffer) => {
+        out += c.toString('utf8');
+        if (/^worker on /m.test(out)) {
+          clearTimeout(t);
+          resolve(true);
+        }
+      };
+      worker.stdout.on('data', onData);
+      worker.stderr.on('data', onData);
+      worker.once('exit', () => {
+        clearTimeout(t);
+        resolve(false);
+      });
+    });
+    if (worker.exitCode === null && worker.signalCode === null) {
+      const gone = new Promise((r) => worker.once('exit', r));
+      worker.kill('SIGTERM');
+      await gone;
+    }
+    expect(running, out.slice(-4000)).toBe(true);
+    expect(out).toMatch(/worker stopped/);
     // Nothing was written to the working directory.
     expect(readdirSync(elsewhere)).toEqual([]);
   }, 1_200_000);
