@@ -105,7 +105,9 @@ function renderRollback(r: GateResult): string[] {
   if (rb.status !== 'not-needed') line += ` — ${code(r.deployment)} from ${code(r.candidateVersion)} back to ${code(r.baselineVersion)}`;
   line += rb.detail ? `: ${cell(rb.detail)}` : '.';
   lines.push(line);
-  if (rb.idempotencyKey) lines.push('', `Idempotency key: ${code(rb.idempotencyKey)}`);
+  if (rb.idempotencyKey) {
+    lines.push('', `Idempotency key: ${code(rb.idempotencyKey)} (delivered at least once: a receiver that answered after the timeout may see it again, and deduplicates on it)`);
+  }
   if (rb.status === 'failed') {
     lines.push(
       '',

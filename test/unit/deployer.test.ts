@@ -170,6 +170,21 @@ describe('deliverRollback: webhook', () => {
     expect(f.message).toContain('did not answer within 0.2 s');
   });
 
+  it('at least once: a receiver slower than the timeout sees the retry with the same key; the deployer timeout fixes it', async () => {
+    rx = await startWebhookReceiver({ delayMs: 600 });
+    // The first attempt times out after the receiver got it; the retry (Temporal's) sends it again.
+    await failureOf(deliverRollback({ type: 'webhook', url: rx.url }, req, { timeoutMs: 200 }));
+    await failureOf(deliverRollback({ type: 'webhook', url: rx.url }, req, { timeoutMs: 200 }));
+    await new Promise((r) => setTimeout(r, 700));
+    expect(rx.calls).toHaveLength(2);
+    expect(rx.distinctKeys()).toBe(1);
+    // The deployer's own timeout (`--rollback-timeout`, `timeoutSeconds`) outlasts the receiver: one call.
+    const before = rx.calls.length;
+    const ok = await deliverRollback({ type: 'webhook', url: rx.url, timeoutSeconds: 5 }, req, { timeoutMs: 200 });
+    expect(ok.status).toBe('delivered');
+    expect(rx.calls.length - before).toBe(1);
+  });
+
   it('credentials in the URL become Basic auth and stay out of the detail', async () => {
     rx = await startWebhookReceiver();
     const url = new URL(rx.url);

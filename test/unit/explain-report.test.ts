@@ -202,7 +202,7 @@ describe('renderGateReport', () => {
     expect(md).toContain('quality dropped 12 points (87 % → 75 %, threshold 5, failed)');
     expect(md).toContain('Written from a template');
     expect(md).toContain('**Rollback:** delivered via `webhook` — `chatbot` from `v2` back to `v1`');
-    expect(md).toContain('Idempotency key: `rollback:gate/chatbot/v2`');
+    expect(md).toContain('Idempotency key: `rollback:gate/chatbot/v2` (delivered at least once');
     expect(md).toContain('anytime-valid confidence sequence');
     expect(md).toContain('alpha 0.02 (98 % confidence)');
     expect(md).toContain('[Open this gate in the Temporal UI](http://localhost:8233/namespaces/default/workflows/gate%2Fchatbot%2Fv2)');
