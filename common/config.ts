@@ -183,6 +183,8 @@ const envSchema = z.object({
   LLM_REASONING_EFFORT: oneOf('LLM_REASONING_EFFORT', REASONING_EFFORTS, 'low'),
   LLM_JUDGE_MODE: oneOf('LLM_JUDGE_MODE', JUDGE_MODES, 'combined'),
   LLM_MAX_WAIT: num('LLM_MAX_WAIT', 7200, 1, 7 * 86_400),
+  OPTIINFRA_MAX_RECORD_AGE_DAYS: num('OPTIINFRA_MAX_RECORD_AGE_DAYS', 3650, 1, 36_500),
+  OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES: num('OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES', 1440, 0, 525_600),
   GROQ_PLAN: oneOf('GROQ_PLAN', GROQ_PLANS, 'developer'),
   GROQ_RPM: limit('GROQ_RPM'),
   GROQ_RPD: limit('GROQ_RPD'),
@@ -294,6 +296,8 @@ export type Config = {
   codec: { token?: string; corsOrigin: string };
   /** The worker's Prometheus endpoint (OPTIINFRA_METRICS_PORT); unset: none. Host unset: every interface. */
   metrics?: { host?: string; port: number };
+  /** Record timestamps accepted: at most this old, at most this far ahead of the collector's clock. */
+  records: { maxAgeDays: number; maxAheadMinutes: number };
 };
 
 export class ConfigError extends Error {
@@ -348,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       corsOrigin: new URL(e.OPTIINFRA_CODEC_CORS_ORIGIN ?? e.TEMPORAL_UI_URL ?? 'http://127.0.0.1:8233').origin,
     },
     metrics: e.OPTIINFRA_METRICS_PORT,
+    records: { maxAgeDays: e.OPTIINFRA_MAX_RECORD_AGE_DAYS, maxAheadMinutes: e.OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES },
   };
 }
 

@@ -137,7 +137,7 @@ export function createCollectorActivities(deps: ActivityDeps) {
     releaseCycle,
     planCoverage,
     fetchPage: (input: { deployment: string; cycleId: string; limit: number }) =>
-      fetchPage({ ch, db, clean, window: () => timestampWindow(Date.now()) }, input),
+      fetchPage({ ch, db, clean, window: () => timestampWindow(Date.now(), config.records) }, input),
     scoreInteractions,
     judgeCheck,
     recordCheckFailure,

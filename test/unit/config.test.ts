@@ -8,6 +8,8 @@ describe('configuration from the environment', () => {
     expect(c.llm).toMatchObject({ enabled: false, timeoutSec: 30, maxRetries: 3 });
     expect(c.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'optiinfra', llmTaskQueue: 'optiinfra-llm' });
     expect(c.clickhouse.database).toBe('optiinfra');
+    expect(c.records).toEqual({ maxAgeDays: 3650, maxAheadMinutes: 1440 });
+    expect(loadConfig({ OPTIINFRA_MAX_RECORD_AGE_DAYS: '30', OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES: '5' }).records).toEqual({ maxAgeDays: 30, maxAheadMinutes: 5 });
   });
 
   it('enables the LLM only with a key, and LLM_ENABLED=false wins', () => {
@@ -25,6 +27,8 @@ describe('configuration from the environment', () => {
     [{ CLICKHOUSE_URL: 'not a url' }, /CLICKHOUSE_URL must be a URL/],
     [{ DATABASE_URL: '::' }, /DATABASE_URL must be a URL/],
     [{ CLICKHOUSE_DATABASE: 'x; DROP' }, /CLICKHOUSE_DATABASE must be a plain identifier/],
+    [{ OPTIINFRA_MAX_RECORD_AGE_DAYS: '0' }, /OPTIINFRA_MAX_RECORD_AGE_DAYS must be a number between 1 and 36500/],
+    [{ OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES: 'soon' }, /OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES must be a number/],
   ])('rejects %o with an actionable message', (env, msg) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(msg);
