@@ -429,7 +429,7 @@ export function main(argv: string[] = process.argv): void {
     .option('--look-size <n>', 'candidate samples per look', positiveInt, 10)
     .option('--max-samples <n>', 'candidate samples before INCONCLUSIVE', positiveInt, 600)
     .option('--baseline-size <n>', 'baseline samples', positiveInt, 1000)
-    .option('--data <dir>', 'data directory (default $OPTIINFRA_DATA_DIR or ../shared/data)')
+    .option('--data <dir>', 'data directory (default $OPTIINFRA_DATA_DIR or data/ of the repository)')
     .option('--json', 'also print the report as JSON (last line)', false)
     .parse(argv);
   const o = program.opts<{ runs: number; seed: number; lookSize: number; maxSamples: number; baselineSize: number; data?: string; json: boolean }>();

@@ -18,7 +18,7 @@ async function preflight(): Promise<void> {
   const shared = join(root, '.stack-test');
   const data = resolveDataDir();
   if (!existsSync(join(data.dir, 'halueval', 'qa_one-turn.jsonl'))) {
-    throw new StackError(`test data not found in ${data.dir} (from ${data.from}): set OPTIINFRA_DATA_DIR to the shared data directory`);
+    throw new StackError(`test data not found in ${data.dir} (from ${data.from}): the repository ships it in data/ (or set OPTIINFRA_DATA_DIR to a directory holding halueval/qa_one-turn.jsonl)`);
   }
   step(`Temporal CLI: ${await ensureTemporalCli(shared)}`);
   step(`Temporal test server: ${await ensureTemporalTestServer(shared)}`);

@@ -27,7 +27,7 @@ export interface SimulatorOptions {
   host?: string;
   /** Interactions generated per minute automatically; 0 or unset = only on demand. */
   ratePerMinute?: number;
-  /** Directory holding halueval/qa_one-turn.jsonl; default env OPTIINFRA_DATA_DIR, else <repo>/../shared/data. */
+  /** Directory holding halueval/qa_one-turn.jsonl; default env OPTIINFRA_DATA_DIR, else <repo>/data. */
   dataDir?: string;
 }
 
@@ -86,7 +86,7 @@ const qaRowSchema = z.object({
 });
 export type QaRow = z.output<typeof qaRowSchema>;
 
-/** The data directory: explicit, else env OPTIINFRA_DATA_DIR, else <repo>/../shared/data. */
+/** The data directory: explicit, else env OPTIINFRA_DATA_DIR, else <repo>/data. */
 export function resolveDataDir(explicit?: string): { dir: string; from: string } {
   if (explicit) return { dir: path.resolve(explicit), from: 'the dataDir option' };
   const env = process.env[DATA_DIR_ENV];
