@@ -183,6 +183,8 @@ const envSchema = z.object({
   LLM_REASONING_EFFORT: oneOf('LLM_REASONING_EFFORT', REASONING_EFFORTS, 'low'),
   LLM_JUDGE_MODE: oneOf('LLM_JUDGE_MODE', JUDGE_MODES, 'combined'),
   LLM_MAX_WAIT: num('LLM_MAX_WAIT', 7200, 1, 7 * 86_400),
+  // Applied by bin/optiinfra.mjs before anything loads; validated here so a bad value is reported.
+  OPTIINFRA_WORKER_HEAP_MB: num('OPTIINFRA_WORKER_HEAP_MB', 256, 0, 65_536, true),
   OPTIINFRA_MAX_RECORD_AGE_DAYS: num('OPTIINFRA_MAX_RECORD_AGE_DAYS', 3650, 1, 36_500),
   OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES: num('OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES', 1440, 0, 525_600),
   GROQ_PLAN: oneOf('GROQ_PLAN', GROQ_PLANS, 'developer'),

@@ -30,7 +30,7 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
     .exitOverride();
 
   registerStackCommands(program);
-  registerWorkerCommand(program);
+  registerWorkerCommand(program, outcome);
   registerCodecServerCommand(program);
   registerDeploymentCommands(program);
   registerCollectCommand(program);

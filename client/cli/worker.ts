@@ -5,13 +5,16 @@ import type { Command } from 'commander';
 import { GracefulShutdownPeriodExpiredError, NativeConnection } from '@temporalio/worker';
 import { createWorkers, installTelemetry, SHUTDOWN_FORCE, SHUTDOWN_GRACE } from '../../workers/worker.js';
 import { createLlm, openStores, runtimeConfig } from '../runtime.js';
+import type { CommandOutcome } from './args.js';
 
-export function registerWorkerCommand(program: Command): void {
+export function registerWorkerCommand(program: Command, outcome: CommandOutcome): void {
   program
     .command('worker')
     .description('run the worker (workflows, store activities, and the rate-limited LLM queue) until SIGINT/SIGTERM')
     .action(async () => {
       const config = runtimeConfig();
+      // Started by bin/optiinfra.mjs with a capped heap: stop at once if that launcher is gone.
+      if (process.send) process.on('disconnect', () => process.exit(1));
       await installTelemetry(config);
       const stores = await openStores(config);
       const connection = await NativeConnection.connect({ address: config.temporal.address });
@@ -44,7 +47,7 @@ export function registerWorkerCommand(program: Command): void {
         console.log(
           `worker stopped after ${SHUTDOWN_FORCE}: activities still running were abandoned (they time out and are retried elsewhere)`,
         );
-        process.exitCode = 1;
+        outcome.exitCode = 1;
       }
       await connection.close().catch(() => undefined);
       await stores.close();

@@ -196,8 +196,8 @@ export interface CycleRun {
   handle: { workflowId: string; firstExecutionRunId: string };
   result: CycleResult;
   wallMs: number;
-  /** Peak RSS of each worker process (VmHWM), when the workers were processes. */
-  workerPeakRss: number[];
+  /** Peak RSS (VmHWM) of each worker process and of its launcher, when the workers were processes. */
+  workerPeakRss: Array<{ worker: number; launcher: number }>;
   /** CPU seconds used during the cycle, by part (workers in this process count as the bench's). */
   cpu: Record<string, number>;
   /** The untimed cycle before, if any. */
@@ -242,7 +242,7 @@ export async function runCycle(
       }
       await o.beforeTimed?.();
       sim.generate(o.count);
-      const pids = procs.map((p) => p.child.pid ?? 0);
+      const pids = procs.flatMap((p) => p.pids());
       const cpu0 = cpuByPart(ctx, pids);
       const t0 = performance.now();
       const handle = await ctx.client.workflow.start('collectionCycle', {
@@ -254,7 +254,7 @@ export async function runCycle(
       const wallMs = performance.now() - t0;
       const cpu1 = cpuByPart(ctx, pids);
       const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)]));
-      return { handle, result, wallMs, workerPeakRss: procs.map((p) => p.peakRssBytes() ?? 0), cpu, warmUp };
+      return { handle, result, wallMs, workerPeakRss: procs.map((p) => p.peakRssBytes() ?? { worker: 0, launcher: 0 }), cpu, warmUp };
     };
     if (o.workers === 0) return await withWorkers(ctx, config, cycle, { timeScale: o.timeScale });
     for (let i = 0; i < o.workers; i++) {
@@ -265,6 +265,7 @@ export async function runCycle(
           ...ctx.base,
           ...o.env,
           OPTIINFRA_WORKFLOW_BUNDLE: ctx.bundlePath,
+          ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}),
         }),
       );
     }
@@ -276,6 +277,8 @@ export async function runCycle(
     throw e;
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
+    // What the worker processes printed last (BENCH_WORKER_LOG=<file prefix>), for a closer look.
+    if (process.env.BENCH_WORKER_LOG) procs.forEach((p, i) => writeFileSync(`${process.env.BENCH_WORKER_LOG}-${o.deployment}-${i + 1}.log`, p.output()));
     await sim.close();
   }
 }

@@ -41,7 +41,7 @@ interface Measured {
   checksPerSecond: number;
   historyEvents: number;
   historyEventsPerInteraction: number;
-  workerPeakRss: number[];
+  workerPeakRss: Array<{ worker: number; launcher: number }>;
   cpuBusyShare: number;
   /** CPU ms per interaction by part of the system. */
   cpuMsPerInteraction: Record<string, number>;
@@ -97,7 +97,7 @@ async function measure(ctx: Ctx, stub: GroqStub, o: { label: string; count: numb
   };
   say(
     `      ${fmt(m.interactionsPerSecond, 1)} interactions/s (${fmt(m.checksPerSecond, 1)} checks/s) in ${secs.toFixed(1)} s; ${fmt(c.scored)} checks scored, ${c.failed} failed; ` +
-      `history ${fmt(h.total)} events (${m.historyEventsPerInteraction.toFixed(2)} per interaction); worker peak RSS ${m.workerPeakRss.map(mb).join(', ')}; CPU busy ${pct(m.cpuBusyShare, 0)} of ${results.cores as number} cores`,
+      `history ${fmt(h.total)} events (${m.historyEventsPerInteraction.toFixed(2)} per interaction); worker peak RSS ${m.workerPeakRss.map((r) => mb(r.worker)).join(', ')} (launcher ${m.workerPeakRss.map((r) => mb(r.launcher)).join(', ')}); CPU busy ${pct(m.cpuBusyShare, 0)} of ${results.cores as number} cores`,
   );
   say(
     `      LLM ${fmt(calls)} calls (${m.llm.callsPerInteraction.toFixed(2)} per interaction, ≤ ${s.maxInFlight} in flight); tokens per interaction: ${fmt(m.llm.promptPerInteraction)} input (${fmt(m.llm.cachedPerInteraction)} cached), ${fmt(m.llm.completionPerInteraction)} output (${fmt(m.llm.reasoningPerInteraction)} reasoning)`,
@@ -167,7 +167,7 @@ export async function scoring(ctx: Ctx, only: (name: string) => boolean) {
         summary.push([
           `throughput at ${fmt(n)} interactions`,
           `${fmt(m.interactionsPerSecond, 1)} interactions/s`,
-          `${fmt(m.checksPerSecond, 1)} checks/s; 1 worker; ${m.historyEventsPerInteraction.toFixed(2)} history events and ${m.llm.callsPerInteraction.toFixed(2)} LLM calls per interaction; worker peak RSS ${mb(m.workerPeakRss[0] ?? 0)}; ${m.failed} failed`,
+          `${fmt(m.checksPerSecond, 1)} checks/s; 1 worker; ${m.historyEventsPerInteraction.toFixed(2)} history events and ${m.llm.callsPerInteraction.toFixed(2)} LLM calls per interaction; worker peak RSS ${mb(m.workerPeakRss[0]?.worker ?? 0)} (+ ${mb(m.workerPeakRss[0]?.launcher ?? 0)} its launcher); ${m.failed} failed`,
         ]);
       }
       const big = runs[`combined-${sizes[sizes.length - 1]}`]!;

@@ -1,7 +1,9 @@
 /**
- * `optiinfra worker` as a real process (crash and scale-out tests, the bench): started with the
- * given environment, ready once it has built its workers and says so, killed with SIGKILL or
- * stopped with SIGTERM, its peak RSS read from /proc while it runs.
+ * `optiinfra worker` as a real process, started as users start it (bin/optiinfra.mjs: a small
+ * launcher and the worker as its child with a capped heap; crash and scale-out tests, the bench):
+ * with the given environment, ready once it has built its workers and says so, killed with
+ * SIGKILL (the worker goes with its launcher) or stopped with SIGTERM, its peak RSS read from
+ * /proc while it runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,8 +16,10 @@ export interface WorkerProcess {
   output(): string;
   /** Resolves when the worker reports it runs; rejects if it exits first. */
   ready: Promise<void>;
-  /** Peak resident set size (VmHWM) in bytes while it runs; undefined once it exited or off Linux. */
-  peakRssBytes(): number | undefined;
+  /** Peak resident set size (VmHWM) in bytes of the worker and of its launcher, while they run. */
+  peakRssBytes(): { worker: number; launcher: number } | undefined;
+  /** Process ids of the launcher and the worker. */
+  pids(): number[];
   /** SIGKILL, resolved when it is gone. */
   kill(): Promise<void>;
   /** SIGTERM, resolved when it has exited. */
@@ -24,8 +28,24 @@ export interface WorkerProcess {
 
 const exited = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null;
 
+const readOr = (path: string) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+const childrenOf = (pid: number) => readOr(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
+
+/** VmHWM of a process in bytes, undefined when it is gone (or off Linux). */
+function peakRss(pid: number | undefined): number | undefined {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(pid ? readOr(`/proc/${pid}/status`) : '');
+  return m ? Number(m[1]) * 1024 : undefined;
+}
+
 export function startWorkerProcess(env: NodeJS.ProcessEnv): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'worker'], {
+  const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'optiinfra.mjs'), 'worker'], {
     cwd: repoRoot(),
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -55,13 +75,13 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv): WorkerProcess {
     child,
     output: () => out,
     ready,
+    pids: () => (child.pid ? [child.pid, ...childrenOf(child.pid)] : []),
     peakRssBytes() {
-      try {
-        const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        return m ? Number(m[1]) * 1024 : undefined;
-      } catch {
-        return undefined;
-      }
+      const launcher = peakRss(child.pid);
+      if (launcher === undefined || !child.pid) return undefined;
+      // The worker is the launcher's child; without a cap to apply, the launcher is the worker.
+      const worker = childrenOf(child.pid).map(peakRss).find((x) => x !== undefined);
+      return worker === undefined ? { worker: launcher, launcher: 0 } : { worker, launcher };
     },
     kill: () => signal('SIGKILL'),
     stop: () => signal('SIGTERM'),

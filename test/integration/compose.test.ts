@@ -224,7 +224,7 @@ describe('docker-compose.yml', () => {
     // Replicas cannot share a container name or host ports.
     expect(w.container_name).toBeUndefined();
     expect(w.ports ?? []).toEqual([]);
-    expect(commandText(w)).toMatch(/client\/cli\/index\.ts worker$/);
+    expect(commandText(w)).toMatch(/bin\/optiinfra\.mjs worker$/); // the launcher caps the worker's heap
     expect(commandText(w)).not.toMatch(/npm (ci|install)/); // installed once, by worker-deps
     expect(dependsOn(w)).toMatchObject({
       postgres: 'service_healthy',

@@ -5,6 +5,7 @@
  * exactly one score row per interaction and check, and more than one worker did the work.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,8 @@ describe('three worker processes on one cycle', () => {
   let stub: GroqStub;
   let sim: Simulator;
   const workers: WorkerProcess[] = [];
+  /** Process ids of the workers (and their launchers), taken while all run. */
+  const pids: string[] = [];
 
   beforeAll(async () => {
     stores = await openStores(config);
@@ -50,6 +53,7 @@ describe('three worker processes on one cycle', () => {
       );
     }
     await Promise.all(workers.map((w) => w.ready));
+    pids.push(...workers.flatMap((w) => w.pids().map(String)));
   }, 120_000);
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.kill()));
@@ -69,7 +73,12 @@ describe('three worker processes on one cycle', () => {
     });
     // Kill one worker once a third of the interactions have been judged.
     for (let i = 0; i < 1200 && stub.stats().answered < INTERACTIONS / 3; i++) await new Promise((r) => setTimeout(r, 50));
+    const killed = workers[1]!.pids();
+    expect(killed).toHaveLength(2); // the launcher and the worker it started with a capped heap
     await workers[1]!.kill();
+    // SIGKILL of the launcher takes the worker with it.
+    for (let i = 0; i < 100 && killed.some((p) => existsSync(`/proc/${p}`)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(killed.filter((p) => existsSync(`/proc/${p}`))).toEqual([]);
     const r = (await handle.result()) as CycleResult;
 
     expect(r.stored).toBe(INTERACTIONS);
@@ -85,7 +94,6 @@ describe('three worker processes on one cycle', () => {
       (history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.identity).filter((x): x is string => Boolean(x)),
     );
     expect(identities.size).toBeGreaterThanOrEqual(2);
-    const pids = workers.map((w) => String(w.child.pid));
     for (const id of identities) expect(pids).toContain(id.split('@')[0]);
   }, 240_000);
 });
