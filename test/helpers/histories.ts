@@ -14,7 +14,7 @@ import { repoRoot } from '../../stack/paths.js';
 export const HISTORY_DIR = join(repoRoot(), 'test', 'histories');
 
 /** Generation of the histories a recording run writes (see the module comment). */
-export const GENERATION = 2;
+export const GENERATION = 3;
 
 export async function recordHistory(client: Client, workflowId: string, name: string, runId?: string): Promise<void> {
   if (process.env.OPTIINFRA_RECORD_HISTORIES !== '1') return;

@@ -16,6 +16,7 @@ import { CHECKS } from '../../common/types.js';
 import { coverageText } from '../../domain/gate/types.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { recordHistory } from '../helpers/histories.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
 
 const TPD = 20_000;
@@ -49,9 +50,10 @@ describe('budget-aware coverage', () => {
 
   it('scores a deterministic sample that fits the daily token budget and says so', async () => {
     sim.generate(200);
+    const workflowId = `collect/${deployment}/${randomUUID().slice(0, 8)}`;
     const r = (await stack.client.workflow.execute('collectionCycle', {
       taskQueue: stack.config.temporal.taskQueue,
-      workflowId: `collect/${deployment}/${randomUUID().slice(0, 8)}`,
+      workflowId,
       // The whole day's remaining budget is this cycle's to spend.
       args: [{ deployment, budgetMinutes: 1440 }],
     })) as CycleResult;
@@ -61,6 +63,8 @@ describe('budget-aware coverage', () => {
     expect(judged).toBeLessThan(200);
     expect(r.failed).toBe(0);
     expect(r.scored).toBe(judged * 3);
+    // A cycle with the LLM judge and a budget-limited plan, for the replay tests.
+    await recordHistory(stack.client, workflowId, 'collection-cycle-llm');
     expect(r.coverageNote).toMatch(new RegExp(`^scored ${judged} of 200 interactions \\([\\d.]+ %\\), limited by the daily token budget$`));
     // Within the cap: no 429, and the tokens the server counted fit the day.
     expect(stub.stats().byStatus[429] ?? 0).toBe(0);
