@@ -11,7 +11,7 @@ import { percentText } from '../common/format.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { startSimulator, type Simulator } from '../stack/sim/collector-simulator.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../activities/gate/rollback.js';
 import type { BaselineRecord } from '../domain/gate/baseline.js';
@@ -33,7 +33,7 @@ import { ensureSchedule, scheduleId } from '../client/schedules.js';
 import { defaultHome } from '../stack/paths.js';
 import { stackUp } from '../stack/stack.js';
 import { renderGateReport } from '../domain/gate/report.js';
-import { createWorkers } from '../workers/worker.js';
+import { createWorkers, WorkerLogger } from '../workers/worker.js';
 
 const say = (s = '') => console.log(s);
 
@@ -91,7 +91,7 @@ async function main() {
   };
   say('== OptiInfra demo ==');
   const endpoints = await stackUp({ log: (s) => say(`  ${s}`) });
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new WorkerLogger('WARN') });
   process.env.OPTIINFRA_WEBHOOK_SECRET ||= randomBytes(24).toString('hex');
   const config = runtimeConfig();
   const stores = await openStores(config);
@@ -151,8 +151,8 @@ async function main() {
     if (stopsAfter('baseline')) return;
 
     const bad = 'llama-3-8b-v2-q4';
-    say(`\n-- 2. CI deploys a quantized model, ${bad} (50 % hallucinated answers), and starts the gate`);
-    sim.setModel(bad, 0.5);
+    say(`\n-- 2. CI deploys a quantized model, ${bad} (35 % hallucinated answers), and starts the gate`);
+    sim.setModel(bad, 0.35);
     const { handle, workflowId } = await gate(bad);
     say(`   gate ${workflowId} started; it waits durably and re-checks every 5 s (every 15 min in production)`);
     const waiting = waitForGate(handle, { pollMs: 1000, onProgress: (p) => say(`   gate: ${describeProgress(p)}`) });

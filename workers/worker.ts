@@ -7,7 +7,7 @@
  */
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type LogMetadata, type WorkerOptions } from '@temporalio/worker';
 import { createCollectorActivities } from '../activities/collector/activities.js';
 import { createGateActivities } from '../activities/gate/activities.js';
 import { createNotifyActivities } from '../activities/gate/notify.js';
@@ -120,15 +120,30 @@ export async function createWorkers(
 let temporalSdkMetricsUrl: string | undefined;
 
 /**
- * With OPTIINFRA_METRICS_PORT set: install the Temporal SDK's runtime with its Prometheus exporter
- * on a free loopback port, whose metrics the worker's endpoint serves after the product's (one
- * scrape target per worker). Must run before any NativeConnection or Worker of the process is
- * created; returns the SDK's own URL.
+ * The SDK's logger at `level`, without the notice that a worker has no workflows to poll for:
+ * the LLM queue's worker runs activities only, by design, and says so at every start.
+ */
+export class WorkerLogger extends DefaultLogger {
+  override log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    if (message.startsWith('No workflows registered')) return;
+    super.log(level, message, meta);
+  }
+}
+
+/**
+ * Install the Temporal SDK's runtime for a worker process: its logger (WorkerLogger) and, with
+ * OPTIINFRA_METRICS_PORT set, its Prometheus exporter on a free loopback port, whose metrics the
+ * worker's endpoint serves after the product's (one scrape target per worker). Must run before any
+ * NativeConnection or Worker of the process is created; returns the SDK's metrics URL, if any.
  */
 export async function installTelemetry(config: Config): Promise<string | undefined> {
-  if (!config.metrics) return undefined;
+  if (!config.metrics) {
+    Runtime.install({ logger: new WorkerLogger('INFO') });
+    return undefined;
+  }
   const port = await freeLoopbackPort();
   Runtime.install({
+    logger: new WorkerLogger('INFO'),
     telemetryOptions: {
       metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } },
     },
