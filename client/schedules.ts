@@ -62,14 +62,16 @@ async function ensureWorkflowSchedule(
 export async function ensureSchedule(
   client: Client,
   config: Config,
-  o: { deployment: string; every: string; paused?: boolean },
+  o: { deployment: string; every: string; paused?: boolean; maxConcurrentBatches?: number },
 ): Promise<boolean> {
-  const input = collectionCycleInputSchema.parse({ deployment: o.deployment });
+  // A cycle may spend the LLM budget of its own interval (then the next one starts).
+  const budgetMinutes = Math.min(1440, Math.max(1, Math.round(durationMs(o.every) / 60_000)));
+  const input = collectionCycleInputSchema.parse({ deployment: o.deployment, budgetMinutes, maxConcurrentBatches: o.maxConcurrentBatches });
   return ensureWorkflowSchedule(client, config, {
     id: scheduleId(o.deployment),
     workflowType: 'collectionCycle',
     workflowId: scheduleId(o.deployment),
-    args: [{ deployment: input.deployment }],
+    args: [{ deployment: input.deployment, budgetMinutes, ...(o.maxConcurrentBatches ? { maxConcurrentBatches: input.maxConcurrentBatches } : {}) }],
     every: o.every,
     paused: o.paused,
     searchAttributes: [

@@ -20,7 +20,7 @@ export const manualCycleId = (deployment: string, at: Date) => `collect/${deploy
 /** Start one collection cycle of a registered deployment and wait for its result. */
 export async function runCycle(
   deployment: string,
-  opts: { pageSize?: number; batchSize?: number; workflowId?: string } = {},
+  opts: { pageSize?: number; batchSize?: number; maxConcurrentBatches?: number; workflowId?: string } = {},
 ): Promise<CycleResult> {
   return withClient(async (client, config) => {
     await withStores(async (stores) => {
@@ -36,7 +36,7 @@ export async function runCycle(
       );
     }
     const workflowId = opts.workflowId ?? manualCycleId(deployment, new Date());
-    const input = { deployment, pageSize: opts.pageSize, batchSize: opts.batchSize };
+    const input = { deployment, pageSize: opts.pageSize, batchSize: opts.batchSize, maxConcurrentBatches: opts.maxConcurrentBatches };
     const handle = await client.workflow.start('collectionCycle', {
       taskQueue: config.temporal.taskQueue,
       workflowId,
@@ -89,8 +89,9 @@ export function registerCollectCommand(program: Command): void {
     .option('--once', 'run one cycle now and wait for its result (default: make sure the schedule exists and trigger it)')
     .option('--page-size <n>', 'interactions per fetch', intArg('page size', 1, 1000))
     .option('--batch-size <n>', 'interactions per scoring activity', intArg('batch size', 1, 1000))
+    .option('--max-concurrent-batches <n>', 'scoring batches in flight at once, over all workers', intArg('max concurrent batches', 1, 50))
     .option('--json', 'machine-readable output')
-    .action(async (o: { deployment: string; once?: boolean; pageSize?: number; batchSize?: number; json?: boolean }) => {
+    .action(async (o: { deployment: string; once?: boolean; pageSize?: number; batchSize?: number; maxConcurrentBatches?: number; json?: boolean }) => {
       if (!o.once) {
         await withClient(async (c, config) => {
           const h = c.schedule.getHandle(scheduleId(o.deployment));
@@ -105,7 +106,7 @@ export function registerCollectCommand(program: Command): void {
         console.log(`triggered schedule ${scheduleId(o.deployment)}`);
         return;
       }
-      const r = await runCycle(o.deployment, { pageSize: o.pageSize, batchSize: o.batchSize });
+      const r = await runCycle(o.deployment, { pageSize: o.pageSize, batchSize: o.batchSize, maxConcurrentBatches: o.maxConcurrentBatches });
       if (o.json) printJson(r);
       else console.log(describeCycle(r));
     });

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { ensureSchedule, INFRA_SCHEDULE_ID, REVIEW_SCHEDULE_ID, scheduleId } from '../schedules.js';
-import { durationArg, idArg, UsageError } from './args.js';
+import { durationArg, idArg, intArg, UsageError } from './args.js';
 import { withClient } from './connect.js';
 import { printJson, table } from './format.js';
 
@@ -27,7 +27,8 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
     .option('--every <interval>', 'interval, e.g. 15m', durationArg('1m', '1d'), '15m')
     .option('--paused', 'create it paused')
-    .action(async (o: { deployment: string; every: string; paused?: boolean }) => {
+    .option('--max-concurrent-batches <n>', 'scoring batches of one cycle in flight at once, over all workers (default 4)', intArg('max concurrent batches', 1, 50))
+    .action(async (o: { deployment: string; every: string; paused?: boolean; maxConcurrentBatches?: number }) => {
       const created = await withClient((c, config) => ensureSchedule(c, config, o));
       console.log(`schedule ${scheduleId(o.deployment)} ${created ? 'created' : 'updated'}: every ${o.every}`);
     });

@@ -2,7 +2,7 @@
  * `optiinfra gate` as a CI pipeline runs it: a real process, exit codes, reports, attaching on
  * re-runs, and bad input that starts nothing. Against the dev server with a running worker.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -127,4 +127,29 @@ describe('optiinfra gate from a CI pipeline', () => {
     expect(r.stderr).toMatch(/deployment 'no-such-deployment' is not registered/);
     await expect(stack.client.workflow.getHandle('gate/no-such-deployment/v2').describe()).rejects.toThrow(/not found/i);
   });
+
+  it("collect --once shows the progress and the retries of a failing source, then ends with the cycle's error", async () => {
+    const dep = uniqueId('once');
+    // Nothing listens on the discard port: every fetch fails and is retried.
+    await upsertDeployment(stack.stores.db, { id: dep, source: { type: 'http', url: 'http://127.0.0.1:9/interactions' }, sample_rate: 1 });
+    const env = cliEnv(stack.config, { OPTIINFRA_HOME: join(dir, 'home') });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'collect', '--deployment', dep, '--once'], {
+      cwd: repoRoot(),
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    for (let i = 0; i < 600 && !/fetchPage attempt [2-9]/.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+    const workflowId = /started (collect\/\S+)/.exec(err)?.[1];
+    expect(workflowId, err).toBeDefined();
+    expect(err).toMatch(/fetching page 1: 0 stored, 0 checks scored, 0 failed, 0 bad; fetchPage attempt \d+: \S.*/);
+    // The cycle ends (here: terminated) and the command says how, with exit code 3.
+    await stack.client.workflow.getHandle(workflowId!).terminate('stopped by the test');
+    expect(await exited).toBe(3);
+    expect(err).toContain(`cycle ${workflowId} failed: `);
+    expect(err).toMatch(/terminated|stopped by the test/i);
+  }, 120_000);
 });
+

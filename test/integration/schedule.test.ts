@@ -25,9 +25,12 @@ describe('the collection schedule of a deployment', () => {
 
   it('is created once, updated on re-run, and its policies are deliberate', async () => {
     expect(await ensureSchedule(stack.client, stack.config, { deployment, every: '15m', paused: true })).toBe(true);
-    expect(await ensureSchedule(stack.client, stack.config, { deployment, every: '30m', paused: true })).toBe(false);
+    expect(await ensureSchedule(stack.client, stack.config, { deployment, every: '30m', paused: true, maxConcurrentBatches: 8 })).toBe(false);
     const d = await stack.client.schedule.getHandle(scheduleId(deployment)).describe();
     expect(d.spec.intervals?.[0]?.every).toBe(30 * 60 * 1000);
+    // Each cycle may spend the LLM budget of its interval, with the batches in flight asked for.
+    const action = d.action as { type: string; args?: unknown[] };
+    expect(action.args).toEqual([{ deployment, budgetMinutes: 30, maxConcurrentBatches: 8 }]);
     expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
     expect(d.policies.catchupWindow).toBe(60 * 60 * 1000);
     expect(d.state.paused).toBe(true);

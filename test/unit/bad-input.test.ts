@@ -799,3 +799,31 @@ describe('prompt injection', () => {
     });
   });
 });
+
+describe('CLI arguments out of range: refused before anything connects, with the bounds', () => {
+  it.each<[string[], RegExp]>([
+    [['schedule', 'create', '--deployment', 'shop-bot', '--every', '1s'], /--every .*'1s' is invalid\. must be between 1m and 1d/],
+    [['schedule', 'create', '--deployment', 'shop-bot', '--every', '0.5m'], /--every .*must look like 30s, 15m, 2h or 1d/],
+    [['gate', '--deployment', 'shop-bot', '--candidate', 'v2', '--baseline', 'v1', '--max-wait', '99999999999999999999d'], /--max-wait .*is invalid/],
+    [['gate', '--deployment', 'shop-bot', '--candidate', 'v2', '--baseline', 'v1', '--check-every', '0s'], /--check-every .*is invalid/],
+    [['deployment', 'add', 'shop-bot', '--source-url', 'javascript:alert(1)'], /source url must be an http:\/\/ or https:\/\/ URL/],
+  ])('%j', async (args, message) => {
+    const { main } = await import('../../client/cli/index.js');
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    const errors: string[] = [];
+    const consoleError = console.error;
+    console.error = (...a: unknown[]) => errors.push(a.map(String).join(' '));
+    try {
+      expect(await main(['node', 'optiinfra', ...args])).toBe(3);
+    } finally {
+      process.stderr.write = write;
+      console.error = consoleError;
+    }
+    expect([...written, ...errors].join('\n')).toMatch(message);
+  });
+});
