@@ -2,7 +2,8 @@
  * Runtime wiring shared by the CLI, the worker and the demo: configuration (environment first,
  * then the endpoints `optiinfra stack up` recorded), connections, migrations.
  */
-import { Client, Connection } from '@temporalio/client';
+import { readFileSync } from 'node:fs';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { ClickHouseStore } from '../activities/storage/clickhouse/store.js';
 import { LlmClient } from '../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../activities/storage/postgres/db.js';
@@ -64,8 +65,39 @@ export function createLlm(config: Config, opts: { db?: Db; log?: (line: string) 
   return config.llm.enabled ? new LlmClient(config, opts) : undefined;
 }
 
+/**
+ * How to reach Temporal: the address, and for Temporal Cloud or a secured cluster TLS (with the
+ * mTLS client pair and a CA read from their files) and an API key, sent with the namespace as
+ * Temporal Cloud's API-key authentication expects. For `Connection` and `NativeConnection` alike.
+ */
+export function temporalConnectionOptions(config: Config): { address: string; tls?: TLSConfig | boolean; apiKey?: string; metadata?: Record<string, string> } {
+  const t = config.temporal;
+  const read = (what: string, variable: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new ConfigError(`cannot read the ${what} ${path} (${variable}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  let tls: TLSConfig | boolean | undefined;
+  if (t.tls) {
+    const c: TLSConfig = {};
+    if (t.tls.serverName) c.serverNameOverride = t.tls.serverName;
+    if (t.tls.caPath) c.serverRootCACertificate = read('CA certificate', 'TEMPORAL_TLS_CA', t.tls.caPath);
+    if (t.tls.certPath && t.tls.keyPath) {
+      c.clientCertPair = { crt: read('client certificate', 'TEMPORAL_TLS_CERT', t.tls.certPath), key: read('client key', 'TEMPORAL_TLS_KEY', t.tls.keyPath) };
+    }
+    tls = Object.keys(c).length ? c : true;
+  }
+  return {
+    address: t.address,
+    ...(tls ? { tls } : {}),
+    ...(t.apiKey ? { apiKey: t.apiKey, metadata: { 'temporal-namespace': t.namespace } } : {}),
+  };
+}
+
 export async function temporalClient(config: Config): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '10s' }).catch(
+  const connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '10s' }).catch(
     (e: unknown) => {
       throw new ConfigError(
         `cannot reach Temporal at ${config.temporal.address} (${e instanceof Error ? e.message : String(e)}): run 'optiinfra stack up' or set TEMPORAL_ADDRESS`,

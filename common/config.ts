@@ -197,6 +197,23 @@ const envSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'default')),
   TEMPORAL_UI_URL: url('TEMPORAL_UI_URL'),
   TEMPORAL_TASK_QUEUE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'optiinfra')),
+  // Temporal Cloud or a secured cluster: an API key, or mTLS with a client certificate and key.
+  TEMPORAL_API_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return undefined;
+      if (!/^(true|false)$/i.test(v.trim())) {
+        ctx.addIssue({ code: 'custom', message: `TEMPORAL_TLS must be true or false (got '${v}')` });
+        return z.NEVER;
+      }
+      return /^true$/i.test(v.trim());
+    }),
+  TEMPORAL_TLS_CERT: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_CA: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
   CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
   CLICKHOUSE_DATABASE: z
     .string()
@@ -286,7 +303,17 @@ export type Config = {
     /** Longest total wait of one LLM call for rate limits and budget, in seconds (LLM_MAX_WAIT). */
     maxWaitSec: number;
   };
-  temporal: { address: string; namespace: string; uiUrl?: string; taskQueue: string; llmTaskQueue: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    uiUrl?: string;
+    taskQueue: string;
+    llmTaskQueue: string;
+    /** API key (TEMPORAL_API_KEY), e.g. for Temporal Cloud; a secret. */
+    apiKey?: string;
+    /** TLS (TEMPORAL_TLS, on by default with an API key or a client certificate); file paths of the mTLS pair and CA. */
+    tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string };
+  };
   clickhouse: { url?: string; database: string };
   databaseUrl?: string;
   home?: string;
@@ -310,6 +337,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = envSchema.safeParse(env);
   if (!r.success) throw new ConfigError(`invalid configuration: ${formatZodError(r.error)}`);
   const e = r.data;
+  if (Boolean(e.TEMPORAL_TLS_CERT) !== Boolean(e.TEMPORAL_TLS_KEY)) {
+    throw new ConfigError('invalid configuration: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (the client certificate and its private key, PEM files)');
+  }
   const plan = e.GROQ_PLAN ?? 'developer';
   const preset = PLAN_LIMITS[plan];
   return {
@@ -343,6 +373,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiUrl: e.TEMPORAL_UI_URL,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       llmTaskQueue: `${e.TEMPORAL_TASK_QUEUE}-llm`,
+      apiKey: e.TEMPORAL_API_KEY,
+      tls:
+        (e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA))
+          ? { certPath: e.TEMPORAL_TLS_CERT, keyPath: e.TEMPORAL_TLS_KEY, caPath: e.TEMPORAL_TLS_CA, serverName: e.TEMPORAL_TLS_SERVER_NAME }
+          : undefined,
     },
     clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE },
     databaseUrl: e.DATABASE_URL,
@@ -383,6 +418,7 @@ export function urlPasswords(u?: string): string[] {
 export function secretsOf(c: Config): string[] {
   return [
     c.groq.apiKey,
+    c.temporal.apiKey,
     ...urlPasswords(c.databaseUrl),
     ...urlPasswords(c.clickhouse.url),
     ...urlPasswords(c.groq.baseURL),

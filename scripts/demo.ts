@@ -28,7 +28,7 @@ import { writeReportPage } from '../client/cli/report.js';
 import { startInfraDemo } from '../stack/sim/infra-demo.js';
 import type { ReviewResult } from '../workflows/agents/review.js';
 import { describeProgress, startOrAttachGate, summarizeGate, waitForGate } from '../client/gate.js';
-import { createLlm, openStores, runtimeConfig, temporalClient, uiLink } from '../client/runtime.js';
+import { createLlm, openStores, runtimeConfig, temporalClient, temporalConnectionOptions, uiLink } from '../client/runtime.js';
 import { ensureSchedule, scheduleId } from '../client/schedules.js';
 import { defaultHome } from '../stack/paths.js';
 import { stackUp } from '../stack/stack.js';
@@ -103,7 +103,7 @@ async function main() {
   await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
   say(`deployment ${deployment}: simulator at ${sim.url}; judge: ${config.llm.enabled ? `Groq ${config.groq.model}` : 'offline (no GROQ_API_KEY)'}`);
 
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   const workers = await createWorkers(config, connection, { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { db: stores.db }) });
   const running = workers.run();
   const client = await temporalClient(config);

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { GracefulShutdownPeriodExpiredError, NativeConnection } from '@temporalio/worker';
 import { createWorkers, installTelemetry, SHUTDOWN_FORCE, SHUTDOWN_GRACE } from '../../workers/worker.js';
-import { createLlm, openStores, runtimeConfig } from '../runtime.js';
+import { createLlm, openStores, runtimeConfig, temporalConnectionOptions } from '../runtime.js';
 import type { CommandOutcome } from './args.js';
 
 export function registerWorkerCommand(program: Command, outcome: CommandOutcome): void {
@@ -17,7 +17,7 @@ export function registerWorkerCommand(program: Command, outcome: CommandOutcome)
       if (process.send) process.on('disconnect', () => process.exit(1));
       await installTelemetry(config);
       const stores = await openStores(config);
-      const connection = await NativeConnection.connect({ address: config.temporal.address });
+      const connection = await NativeConnection.connect(temporalConnectionOptions(config));
       const set = await createWorkers(config, connection, {
         config,
         ch: stores.ch,

@@ -65,3 +65,42 @@ describe('configuration from the environment', () => {
     expect(message).not.toContain('s3cretpw');
   });
 });
+
+describe('connecting to Temporal Cloud or a secured cluster', () => {
+  it('an API key turns TLS on and travels with the namespace; it is a secret', async () => {
+    const { temporalConnectionOptions } = await import('../../client/runtime.js');
+    expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+    const c = loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'ns.acct', TEMPORAL_API_KEY: 'tmprl_key_0123456789' });
+    expect(temporalConnectionOptions(c)).toEqual({
+      address: 'ns.acct.tmprl.cloud:7233',
+      tls: true,
+      apiKey: 'tmprl_key_0123456789',
+      metadata: { 'temporal-namespace': 'ns.acct' },
+    });
+    expect(redact('key tmprl_key_0123456789', secretsOf(c))).toBe('key [REDACTED]');
+    // A plain-text proxy in front of the cluster: TLS off on request.
+    expect(temporalConnectionOptions(loadConfig({ TEMPORAL_API_KEY: 'tmprl_key_0123456789', TEMPORAL_TLS: 'false' })).tls).toBeUndefined();
+  });
+
+  it('mTLS reads the client pair and the CA from their files, and says which one it cannot read', async () => {
+    const { temporalConnectionOptions } = await import('../../client/runtime.js');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'optiinfra-tls-'));
+    for (const f of ['client.pem', 'client.key', 'ca.pem']) writeFileSync(join(dir, f), `-----BEGIN ${f}-----`);
+    const o = temporalConnectionOptions(
+      loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'client.pem'), TEMPORAL_TLS_KEY: join(dir, 'client.key'), TEMPORAL_TLS_CA: join(dir, 'ca.pem'), TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' }),
+    );
+    expect(o.tls).toMatchObject({ serverNameOverride: 'temporal.internal' });
+    const tls = o.tls as { clientCertPair: { crt: Buffer; key: Buffer }; serverRootCACertificate: Buffer };
+    expect(tls.clientCertPair.crt.toString()).toBe('-----BEGIN client.pem-----');
+    expect(tls.clientCertPair.key.toString()).toBe('-----BEGIN client.key-----');
+    expect(tls.serverRootCACertificate.toString()).toBe('-----BEGIN ca.pem-----');
+    expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'missing.pem'), TEMPORAL_TLS_KEY: join(dir, 'client.key') }))).toThrow(
+      /cannot read the client certificate .*missing\.pem \(TEMPORAL_TLS_CERT\)/,
+    );
+    expect(() => loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'client.pem') })).toThrow(/TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together/);
+    expect(() => loadConfig({ TEMPORAL_TLS: 'yes' })).toThrow(/TEMPORAL_TLS must be true or false/);
+  });
+});
