@@ -78,7 +78,12 @@ const rollbacks = new Counter({
 
 /** What the budget gauges read: the pacer of an LLM client (activities/llm/pacer.ts). */
 export interface BudgetSource {
-  snapshot(): Promise<{ limits: Record<string, number | null>; remaining: Record<string, number | null>; pausedUntil: string | null; at: string }>;
+  snapshot(): Promise<{
+    limits: Record<string, number | null>;
+    remaining: Record<string, number | null>;
+    pausedUntil: string | null;
+    at: string;
+  }>;
 }
 const budgets = new Map<string, BudgetSource>();
 let budgetCache: { at: number; rows: Array<{ model: string; snap: Awaited<ReturnType<BudgetSource['snapshot']>> }> } | undefined;
@@ -250,7 +255,8 @@ export function recordGateDecision(r: {
 }): void {
   safely(() => {
     gateDecisions.inc({ deployment: r.deployment, decision: r.decision, effective_decision: r.effectiveDecision });
-    if (r.rollback.status !== 'not-needed') rollbacks.inc({ deployment: r.deployment, result: r.rollback.status, deployer: r.rollback.deployer });
+    if (r.rollback.status !== 'not-needed')
+      rollbacks.inc({ deployment: r.deployment, result: r.rollback.status, deployer: r.rollback.deployer });
   });
 }
 
@@ -302,12 +308,15 @@ export async function serveMetrics(opts: { port: number; host?: string; temporal
     }
     void exposition(opts.temporalSdkUrl).then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
+      (e: unknown) =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {
     const refuse = (e: Error) =>
-      reject(new Error(`cannot serve metrics on ${opts.host ?? '*'}:${opts.port} (${e.message}): set OPTIINFRA_METRICS_PORT to a free port`));
+      reject(
+        new Error(`cannot serve metrics on ${opts.host ?? '*'}:${opts.port} (${e.message}): set OPTIINFRA_METRICS_PORT to a free port`),
+      );
     server.once('error', refuse);
     server.listen(opts.port, opts.host, () => {
       server.off('error', refuse);
@@ -316,7 +325,8 @@ export async function serveMetrics(opts: { port: number; host?: string; temporal
   });
   server.unref();
   const port = (server.address() as AddressInfo).port;
-  const shown = !opts.host || opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const shown =
+    !opts.host || opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
     url: `http://${shown}:${port}/metrics`,
     port,

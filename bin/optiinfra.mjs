@@ -22,7 +22,9 @@ if (process.argv[2] === 'worker' && !process.send && Number.isInteger(cap) && ca
   });
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
   child.once('error', (e) => {
-    console.error(`error: cannot start the worker with a capped heap (${e.message}); set OPTIINFRA_WORKER_HEAP_MB=0 to run it without the cap`);
+    console.error(
+      `error: cannot start the worker with a capped heap (${e.message}); set OPTIINFRA_WORKER_HEAP_MB=0 to run it without the cap`,
+    );
     process.exit(3);
   });
   child.once('exit', (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0)));

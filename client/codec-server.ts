@@ -58,9 +58,7 @@ export function payloadFromJson(p: unknown, i: number): Payload {
     throw new HttpError(400, `payloads[${i}].metadata must be an object of base64 strings`);
   }
   return {
-    metadata: Object.fromEntries(
-      Object.entries(metadata ?? {}).map(([k, v]) => [k, fromBase64(v, `payloads[${i}].metadata.${k}`)]),
-    ),
+    metadata: Object.fromEntries(Object.entries(metadata ?? {}).map(([k, v]) => [k, fromBase64(v, `payloads[${i}].metadata.${k}`)])),
     data: data === undefined || data === null ? undefined : fromBase64(data, `payloads[${i}].data`),
   };
 }

@@ -5,7 +5,15 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../common/config.js';
-import { gateInputSchema, gateParams, overrideSchema, type GateInput, type GateProgress, type GateResult, type Override } from '../domain/gate/types.js';
+import {
+  gateInputSchema,
+  gateParams,
+  overrideSchema,
+  type GateInput,
+  type GateProgress,
+  type GateResult,
+  type Override,
+} from '../domain/gate/types.js';
 import { renderGateReport } from '../domain/gate/report.js';
 import { formatZodError, ID_PATTERN } from '../common/types.js';
 import { SA } from '../common/search-attributes.js';

@@ -70,7 +70,12 @@ export function createLlm(config: Config, opts: { db?: Db; log?: (line: string) 
  * mTLS client pair and a CA read from their files) and an API key, sent with the namespace as
  * Temporal Cloud's API-key authentication expects. For `Connection` and `NativeConnection` alike.
  */
-export function temporalConnectionOptions(config: Config): { address: string; tls?: TLSConfig | boolean; apiKey?: string; metadata?: Record<string, string> } {
+export function temporalConnectionOptions(config: Config): {
+  address: string;
+  tls?: TLSConfig | boolean;
+  apiKey?: string;
+  metadata?: Record<string, string>;
+} {
   const t = config.temporal;
   const read = (what: string, variable: string, path: string) => {
     try {
@@ -85,7 +90,10 @@ export function temporalConnectionOptions(config: Config): { address: string; tl
     if (t.tls.serverName) c.serverNameOverride = t.tls.serverName;
     if (t.tls.caPath) c.serverRootCACertificate = read('CA certificate', 'TEMPORAL_TLS_CA', t.tls.caPath);
     if (t.tls.certPath && t.tls.keyPath) {
-      c.clientCertPair = { crt: read('client certificate', 'TEMPORAL_TLS_CERT', t.tls.certPath), key: read('client key', 'TEMPORAL_TLS_KEY', t.tls.keyPath) };
+      c.clientCertPair = {
+        crt: read('client certificate', 'TEMPORAL_TLS_CERT', t.tls.certPath),
+        key: read('client key', 'TEMPORAL_TLS_KEY', t.tls.keyPath),
+      };
     }
     tls = Object.keys(c).length ? c : true;
   }
@@ -97,13 +105,11 @@ export function temporalConnectionOptions(config: Config): { address: string; tl
 }
 
 export async function temporalClient(config: Config): Promise<Client> {
-  const connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '10s' }).catch(
-    (e: unknown) => {
-      throw new ConfigError(
-        `cannot reach Temporal at ${config.temporal.address} (${e instanceof Error ? e.message : String(e)}): run 'optiinfra stack up' or set TEMPORAL_ADDRESS`,
-      );
-    },
-  );
+  const connection = await Connection.connect({ ...temporalConnectionOptions(config), connectTimeout: '10s' }).catch((e: unknown) => {
+    throw new ConfigError(
+      `cannot reach Temporal at ${config.temporal.address} (${e instanceof Error ? e.message : String(e)}): run 'optiinfra stack up' or set TEMPORAL_ADDRESS`,
+    );
+  });
   return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config) });
 }
 

@@ -54,7 +54,13 @@ async function ensureWorkflowSchedule(
   } catch (e) {
     if (!(e instanceof ScheduleNotFoundError)) throw e;
   }
-  await client.schedule.create({ scheduleId: o.id, spec, action, policies, state: { paused, note: paused ? 'created paused' : undefined } });
+  await client.schedule.create({
+    scheduleId: o.id,
+    spec,
+    action,
+    policies,
+    state: { paused, note: paused ? 'created paused' : undefined },
+  });
   return true;
 }
 
@@ -71,7 +77,13 @@ export async function ensureSchedule(
     id: scheduleId(o.deployment),
     workflowType: 'collectionCycle',
     workflowId: scheduleId(o.deployment),
-    args: [{ deployment: input.deployment, budgetMinutes, ...(o.maxConcurrentBatches ? { maxConcurrentBatches: input.maxConcurrentBatches } : {}) }],
+    args: [
+      {
+        deployment: input.deployment,
+        budgetMinutes,
+        ...(o.maxConcurrentBatches ? { maxConcurrentBatches: input.maxConcurrentBatches } : {}),
+      },
+    ],
     every: o.every,
     paused: o.paused,
     searchAttributes: [
@@ -83,7 +95,11 @@ export async function ensureSchedule(
 }
 
 /** The optimisation review on a schedule (e.g. daily). */
-export function ensureReviewSchedule(client: Client, config: Config, o: { every: string; agents?: string[]; days?: number }): Promise<boolean> {
+export function ensureReviewSchedule(
+  client: Client,
+  config: Config,
+  o: { every: string; agents?: string[]; days?: number },
+): Promise<boolean> {
   return ensureWorkflowSchedule(client, config, {
     id: REVIEW_SCHEDULE_ID,
     workflowType: 'optimizationReview',

@@ -23,7 +23,10 @@ const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * first encrypts, all decrypt. Messages never contain key material.
  */
 export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[] } | { error: string } {
-  const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   if (!entries.length) return { error: `no keys (expected keyId:base64key[,keyId:base64key...])` };
   const keys: EncryptionKey[] = [];
   for (const [i, entry] of entries.entries()) {
@@ -172,8 +175,14 @@ const url = (name: string, opts: { credentials?: 'allowed' | 'refused' } = {}) =
     });
 
 const envSchema = z.object({
-  GROQ_API_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
-  GROQ_MODEL: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'openai/gpt-oss-20b')),
+  GROQ_API_KEY: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  GROQ_MODEL: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : 'openai/gpt-oss-20b')),
   GROQ_BASE_URL: url('GROQ_BASE_URL', { credentials: 'refused' }),
   LLM_ENABLED: bool('LLM_ENABLED', true),
   LLM_TIMEOUT: num('LLM_TIMEOUT', 30, 1, 600),
@@ -193,12 +202,24 @@ const envSchema = z.object({
   GROQ_TPM: limit('GROQ_TPM'),
   GROQ_TPD: limit('GROQ_TPD'),
   GROQ_SERVICE_TIER: oneOf('GROQ_SERVICE_TIER', SERVICE_TIERS, undefined),
-  TEMPORAL_ADDRESS: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : '127.0.0.1:7233')),
-  TEMPORAL_NAMESPACE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'default')),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : '127.0.0.1:7233')),
+  TEMPORAL_NAMESPACE: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : 'default')),
   TEMPORAL_UI_URL: url('TEMPORAL_UI_URL'),
-  TEMPORAL_TASK_QUEUE: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : 'optiinfra')),
+  TEMPORAL_TASK_QUEUE: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : 'optiinfra')),
   // Temporal Cloud or a secured cluster: an API key, or mTLS with a client certificate and key.
-  TEMPORAL_API_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  TEMPORAL_API_KEY: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
   TEMPORAL_TLS: z
     .string()
     .optional()
@@ -210,16 +231,28 @@ const envSchema = z.object({
       }
       return /^true$/i.test(v.trim());
     }),
-  TEMPORAL_TLS_CERT: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
-  TEMPORAL_TLS_KEY: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
-  TEMPORAL_TLS_CA: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
-  TEMPORAL_TLS_SERVER_NAME: z.string().optional().transform((v) => (v && v.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_CERT: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_KEY: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_CA: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_SERVER_NAME: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
   CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
   CLICKHOUSE_DATABASE: z
     .string()
     .optional()
     .transform((v, ctx) => {
-      const s = v && v.trim() ? v.trim() : 'optiinfra';
+      const s = v?.trim() ? v.trim() : 'optiinfra';
       if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(s)) {
         ctx.addIssue({ code: 'custom', message: `CLICKHOUSE_DATABASE must be a plain identifier (got '${s}')` });
         return z.NEVER;
@@ -271,7 +304,10 @@ const envSchema = z.object({
       const m = /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(v.trim());
       const port = m ? Number(m[2]) : Number.NaN;
       if (!m || port > 65535) {
-        ctx.addIssue({ code: 'custom', message: `OPTIINFRA_METRICS_PORT must be a port (9464) or host:port (127.0.0.1:9464; port 0: any free port) (got '${v}')` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `OPTIINFRA_METRICS_PORT must be a port (9464) or host:port (127.0.0.1:9464; port 0: any free port) (got '${v}')`,
+        });
         return z.NEVER;
       }
       return { ...(m[1] ? { host: m[1].replace(/^\[|\]$/g, '') } : {}), port };
@@ -338,7 +374,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!r.success) throw new ConfigError(`invalid configuration: ${formatZodError(r.error)}`);
   const e = r.data;
   if (Boolean(e.TEMPORAL_TLS_CERT) !== Boolean(e.TEMPORAL_TLS_KEY)) {
-    throw new ConfigError('invalid configuration: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (the client certificate and its private key, PEM files)');
+    throw new ConfigError(
+      'invalid configuration: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (the client certificate and its private key, PEM files)',
+    );
   }
   const plan = e.GROQ_PLAN ?? 'developer';
   const preset = PLAN_LIMITS[plan];
@@ -376,7 +414,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKey: e.TEMPORAL_API_KEY,
       tls:
         (e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA))
-          ? { certPath: e.TEMPORAL_TLS_CERT, keyPath: e.TEMPORAL_TLS_KEY, caPath: e.TEMPORAL_TLS_CA, serverName: e.TEMPORAL_TLS_SERVER_NAME }
+          ? {
+              certPath: e.TEMPORAL_TLS_CERT,
+              keyPath: e.TEMPORAL_TLS_KEY,
+              caPath: e.TEMPORAL_TLS_CA,
+              serverName: e.TEMPORAL_TLS_SERVER_NAME,
+            }
           : undefined,
     },
     clickhouse: { url: e.CLICKHOUSE_URL, database: e.CLICKHOUSE_DATABASE },

@@ -46,7 +46,12 @@ export type FailureType = keyof typeof FAILURES;
 export const LLM_FATAL_TYPES = ['LlmAuthError', 'LlmModelNotFound'] as const satisfies readonly FailureType[];
 
 /** LLM failures that count against LLM_MAX_RETRIES (429 waits and store outages do not). */
-export const LLM_COUNTED_TYPES = ['LlmServerError', 'LlmUnavailable', 'LlmTimeout', 'LlmInvalidReply'] as const satisfies readonly FailureType[];
+export const LLM_COUNTED_TYPES = [
+  'LlmServerError',
+  'LlmUnavailable',
+  'LlmTimeout',
+  'LlmInvalidReply',
+] as const satisfies readonly FailureType[];
 
 export type LlmErrorType = Extract<FailureType, `Llm${string}`>;
 

@@ -6,11 +6,9 @@ import { z } from 'zod';
 /** Deployment ids and model versions reach SQL, shell commands and workflow ids: keep them boring. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const idSchema = (what: string) =>
-  z
-    .string({ error: `${what} is required` })
-    .regex(ID_PATTERN, {
-      message: `${what} must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
-    });
+  z.string({ error: `${what} is required` }).regex(ID_PATTERN, {
+    message: `${what} must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
+  });
 
 /** An http(s) URL (nothing else is fetched: no javascript:, file:, ftp: ...). */
 export const httpUrlSchema = (what: string) =>
@@ -39,7 +37,8 @@ export const durationSchema = (what: string, min: string, max: string) =>
   z.string().superRefine((v, ctx) => {
     const ms = durationMs(v);
     if (Number.isNaN(ms)) ctx.addIssue({ code: 'custom', message: `${what} must look like 30s, 15m, 2h or 1d (got '${v.slice(0, 40)}')` });
-    else if (ms < durationMs(min) || ms > durationMs(max)) ctx.addIssue({ code: 'custom', message: `${what} must be between ${min} and ${max} (got ${v})` });
+    else if (ms < durationMs(min) || ms > durationMs(max))
+      ctx.addIssue({ code: 'custom', message: `${what} must be between ${min} and ${max} (got ${v})` });
   });
 
 export const CHECKS = ['quality', 'hallucination', 'toxicity'] as const;

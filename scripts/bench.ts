@@ -47,15 +47,20 @@ const STACK_STEPS = ['throughput', 'scaleOut', 'modes', 'capacity', 'phoenix', '
 // ------------------------------------------------------------------------------------------
 // 1. Decision quality (no servers)
 
-if (only('decisionQuality')) await step('decisionQuality', () => {
-  say('== decision quality of the deploy gate (2,000 runs per scenario) ==');
-  const t0 = Date.now();
-  const sim = runGateSimulation({ runs: 2000, seed: 1, lookSize: 10, maxSamples: 600, baselineSize: 1000 });
-  say(formatReport(sim));
-  say(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  results.gateSimulation = sim;
-  summary.push(['gate decision-quality simulation', `${sim.scenarios.length} scenarios × 2,000 runs`, `${((Date.now() - t0) / 1000).toFixed(1)} s; table above`]);
-});
+if (only('decisionQuality'))
+  await step('decisionQuality', () => {
+    say('== decision quality of the deploy gate (2,000 runs per scenario) ==');
+    const t0 = Date.now();
+    const sim = runGateSimulation({ runs: 2000, seed: 1, lookSize: 10, maxSamples: 600, baselineSize: 1000 });
+    say(formatReport(sim));
+    say(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    results.gateSimulation = sim;
+    summary.push([
+      'gate decision-quality simulation',
+      `${sim.scenarios.length} scenarios × 2,000 runs`,
+      `${((Date.now() - t0) / 1000).toFixed(1)} s; table above`,
+    ]);
+  });
 
 if (process.env.BENCH_SKIP_STACK !== '1' && STACK_STEPS.some(only)) {
   say('\n== starting the bench stack (own Temporal dev server, ClickHouse under .stack-bench/, PostgreSQL or PGlite) ==');
@@ -79,7 +84,11 @@ if (process.env.BENCH_SKIP_STACK !== '1' && STACK_STEPS.some(only)) {
       const { code } = await bundleWorkflowCode({ workflowsPath, logger: silent });
       ctx = { stack, base, stores, connection, client, bundle: { code }, bundlePath: writeBundle(stack.home, code) };
       say(`   stack ready in ${((Date.now() - tStack) / 1000).toFixed(1)} s`);
-      results.stack = { database: stack.databaseKind, temporalDynamicConfig: TEMPORAL_DYNAMIC_CONFIG, clickhouseData: join(stack.home, 'clickhouse') };
+      results.stack = {
+        database: stack.databaseKind,
+        temporalDynamicConfig: TEMPORAL_DYNAMIC_CONFIG,
+        clickhouseData: join(stack.home, 'clickhouse'),
+      };
     } catch (e) {
       await stack.stop();
       throw e;

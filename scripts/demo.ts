@@ -78,7 +78,11 @@ async function startDeploymentSystem(secret: string, sim: Simulator, goodModel: 
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/rollback`, received, close: () => new Promise((r) => server.close(r)) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/rollback`,
+    received,
+    close: () => new Promise((r) => server.close(r)),
+  };
 }
 
 async function main() {
@@ -101,10 +105,17 @@ async function main() {
   const sim = await startSimulator({ deployment, modelVersion: good.version, degradedShare: good.share, seed: 42 });
   const deploySystem = await startDeploymentSystem(process.env.OPTIINFRA_WEBHOOK_SECRET, sim, good);
   await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
-  say(`deployment ${deployment}: simulator at ${sim.url}; judge: ${config.llm.enabled ? `Groq ${config.groq.model}` : 'offline (no GROQ_API_KEY)'}`);
+  say(
+    `deployment ${deployment}: simulator at ${sim.url}; judge: ${config.llm.enabled ? `Groq ${config.groq.model}` : 'offline (no GROQ_API_KEY)'}`,
+  );
 
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
-  const workers = await createWorkers(config, connection, { config, ch: stores.ch, db: stores.db, llm: createLlm(config, { db: stores.db }) });
+  const workers = await createWorkers(config, connection, {
+    config,
+    ch: stores.ch,
+    db: stores.db,
+    llm: createLlm(config, { db: stores.db }),
+  });
   const running = workers.run();
   const client = await temporalClient(config);
   let n = 0;
@@ -212,8 +223,12 @@ async function main() {
     const page = await writeReportPage(stores, config, { deployment, html: join(defaultHome(), 'reports', `${deployment}.html`) });
     say(`\nThe deployment's report (trends, each gate's looks, coverage, savings; opens offline in any browser):\n  ${page}`);
     say(`\nTemporal UI: ${endpoints.temporalUiUrl}`);
-    say(`  gates:  ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiKind="gate" AND OptiDeployment="${deployment}"`)}`);
-    say(`  all:    ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiDeployment="${deployment}"`)}`);
+    say(
+      `  gates:  ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiKind="gate" AND OptiDeployment="${deployment}"`)}`,
+    );
+    say(
+      `  all:    ${endpoints.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`OptiDeployment="${deployment}"`)}`,
+    );
     say(`CLI:  npx tsx client/cli/index.ts gate status --deployment ${deployment} --candidate ${bad}`);
     say(`      npx tsx client/cli/index.ts scores --deployment ${deployment}`);
     say('      npx tsx client/cli/index.ts recommendations');

@@ -166,7 +166,6 @@ function poolMeans(p: Triple[]) {
 // Simulation
 // ---------------------------------------------------------------------------------------------
 
-
 /** Mixes two 32-bit integers into a seed (for independent streams per scenario). */
 function mixSeed(a: number, b: number): number {
   let h = (Math.imul(a >>> 0, 0x9e3779b1) ^ Math.imul((b + 0x7f4a7c15) >>> 0, 0x85ebca6b)) >>> 0;
@@ -210,7 +209,10 @@ function quantileSorted(sorted: number[], q: number): number {
 function summarise(rule: RuleName, outcomes: RunOutcome[], harmful: boolean): RuleSummary {
   const n = outcomes.length;
   const share = (d: RunOutcome['decision']) => outcomes.filter((o) => o.decision === d).length / n;
-  const decided = outcomes.filter((o) => o.decision !== 'INCONCLUSIVE').map((o) => o.samples).sort((a, b) => a - b);
+  const decided = outcomes
+    .filter((o) => o.decision !== 'INCONCLUSIVE')
+    .map((o) => o.samples)
+    .sort((a, b) => a - b);
   const approve = share('APPROVE');
   const reject = share('REJECT');
   const inconclusive = share('INCONCLUSIVE');
@@ -271,7 +273,9 @@ export function runGateSimulation(opts: SimulationOptions): SimulationReport {
   // Largest shift keeping every true harm at most half its tolerance.
   const halfShift = Math.min(
     (0.5 * tol.qualityDrop) / gap,
-    hm.hallucinationRate > rm.hallucinationRate ? (0.5 * tol.hallucinationRateIncrease) / (hm.hallucinationRate - rm.hallucinationRate) : Infinity,
+    hm.hallucinationRate > rm.hallucinationRate
+      ? (0.5 * tol.hallucinationRateIncrease) / (hm.hallucinationRate - rm.hallucinationRate)
+      : Infinity,
     hm.toxicityRate > rm.toxicityRate ? (0.5 * tol.toxicityRateIncrease) / (hm.toxicityRate - rm.toxicityRate) : Infinity,
   );
 
@@ -316,7 +320,11 @@ export function runGateSimulation(opts: SimulationOptions): SimulationReport {
         if (!seqOutcome) {
           const look = decideLook(baseline, running, rule);
           if (look.outcome === 'REJECT') {
-            seqOutcome = { decision: 'REJECT', samples: n, rejectedBy: look.metrics.filter((m) => m.verdict === 'fail').map((m) => m.metric) };
+            seqOutcome = {
+              decision: 'REJECT',
+              samples: n,
+              rejectedBy: look.metrics.filter((m) => m.verdict === 'fail').map((m) => m.metric),
+            };
           } else if (look.outcome === 'APPROVE') seqOutcome = { decision: 'APPROVE', samples: n };
         }
         if (seqOutcome && everyOutcome) break;
@@ -329,7 +337,11 @@ export function runGateSimulation(opts: SimulationOptions): SimulationReport {
       candidateMix: sc.mix,
       truth,
       harmful,
-      rules: [summarise('sequential', seq, harmful), summarise('naive-one-look', one, harmful), summarise('naive-every-look', every, harmful)],
+      rules: [
+        summarise('sequential', seq, harmful),
+        summarise('naive-one-look', one, harmful),
+        summarise('naive-every-look', every, harmful),
+      ],
     };
   });
 
@@ -365,7 +377,9 @@ export function formatReport(rep: SimulationReport): string {
   const lines: string[] = [];
   const { rightAnswers: ra, hallucinatedAnswers: ha } = rep.data;
   const o = rep.options;
-  lines.push(`Deploy gate simulation: ${o.runs} runs per scenario, seed ${o.seed}, baseline ${o.baselineSize} samples, looks of ${o.lookSize} up to ${o.maxSamples}.`);
+  lines.push(
+    `Deploy gate simulation: ${o.runs} runs per scenario, seed ${o.seed}, baseline ${o.baselineSize} samples, looks of ${o.lookSize} up to ${o.maxSamples}.`,
+  );
   lines.push(
     `Scores: offline judge on ${rep.data.file}: right answers (n=${ra.n}) quality ${p(ra.quality)}, hallucination ${p(ra.hallucinationRate)}, toxicity ${p(ra.toxicityRate)}; ` +
       `hallucinated answers (n=${ha.n}) quality ${p(ha.quality)}, hallucination ${p(ha.hallucinationRate)}, toxicity ${p(ha.toxicityRate)}.`,
@@ -374,7 +388,19 @@ export function formatReport(rep: SimulationReport): string {
   lines.push(
     `Rule: alpha ${r.alpha}, minSamples ${r.minSamples}, plannedSamples ${r.plannedSamples}, tolerances quality ${100 * r.tolerances.qualityDrop} / hallucination ${100 * r.tolerances.hallucinationRateIncrease} / toxicity ${100 * r.tolerances.toxicityRateIncrease} points; baseline mixture ${rep.baselineMix}.`,
   );
-  const header = ['rule', 'approve', 'reject', 'inconcl.', 'false rej.', 'f.rej+inc.', 'power', 'false appr.', 'mean n', 'median n', 'p90 n'];
+  const header = [
+    'rule',
+    'approve',
+    'reject',
+    'inconcl.',
+    'false rej.',
+    'f.rej+inc.',
+    'power',
+    'false appr.',
+    'mean n',
+    'median n',
+    'p90 n',
+  ];
   for (const sc of rep.scenarios) {
     lines.push('');
     const t = sc.truth;
@@ -395,17 +421,22 @@ export function formatReport(rep: SimulationReport): string {
       num(s.samplesToDecision.p90),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
-    const fmt = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+    const fmt = (row: string[]) =>
+      row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
     lines.push(`  ${fmt(header)}`);
     for (const row of rows) lines.push(`  ${fmt(row)}`);
     const seq = sc.rules.find((s) => s.rule === 'sequential');
     if (seq?.rejectsBy && seq.reject > 0) {
       const b = seq.rejectsBy;
-      lines.push(`  sequential rejects involving: quality ${b.quality}, hallucination rate ${b.hallucination_rate}, toxicity rate ${b.toxicity_rate} (of ${o.runs} runs)`);
+      lines.push(
+        `  sequential rejects involving: quality ${b.quality}, hallucination rate ${b.hallucination_rate}, toxicity rate ${b.toxicity_rate} (of ${o.runs} runs)`,
+      );
     }
   }
   lines.push('');
-  lines.push('Samples to decision count candidate samples over runs that reached APPROVE or REJECT. naive, every look APPROVEs at the last look.');
+  lines.push(
+    'Samples to decision count candidate samples over runs that reached APPROVE or REJECT. naive, every look APPROVEs at the last look.',
+  );
   return lines.join('\n');
 }
 
@@ -423,7 +454,7 @@ function integer(v: string): number {
 export function main(argv: string[] = process.argv): void {
   const program = new Command()
     .name('gate-sim')
-    .description("Simulates the deploy gate on resampled judge scores and reports its error rates")
+    .description('Simulates the deploy gate on resampled judge scores and reports its error rates')
     .option('--runs <n>', 'runs per scenario', positiveInt, 2000)
     .option('--seed <s>', 'PRNG seed', integer, 1)
     .option('--look-size <n>', 'candidate samples per look', positiveInt, 10)
@@ -432,7 +463,15 @@ export function main(argv: string[] = process.argv): void {
     .option('--data <dir>', 'data directory (default $OPTIINFRA_DATA_DIR or data/ of the repository)')
     .option('--json', 'also print the report as JSON (last line)', false)
     .parse(argv);
-  const o = program.opts<{ runs: number; seed: number; lookSize: number; maxSamples: number; baselineSize: number; data?: string; json: boolean }>();
+  const o = program.opts<{
+    runs: number;
+    seed: number;
+    lookSize: number;
+    maxSamples: number;
+    baselineSize: number;
+    data?: string;
+    json: boolean;
+  }>();
   const report = runGateSimulation({
     runs: o.runs,
     seed: o.seed,

@@ -1,6 +1,6 @@
 /**
  * Test runner: checks what the suite needs (and installs what it can), type-checks, then runs
- * vitest (unit and integration projects). Extra arguments go to vitest.
+ * biome check (lint and format), vitest (unit and integration projects). Extra arguments go to vitest.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -18,7 +18,9 @@ async function preflight(): Promise<void> {
   const shared = join(root, '.stack-test');
   const data = resolveDataDir();
   if (!existsSync(join(data.dir, 'halueval', 'qa_one-turn.jsonl'))) {
-    throw new StackError(`test data not found in ${data.dir} (from ${data.from}): the repository ships it in data/ (or set OPTIINFRA_DATA_DIR to a directory holding halueval/qa_one-turn.jsonl)`);
+    throw new StackError(
+      `test data not found in ${data.dir} (from ${data.from}): the repository ships it in data/ (or set OPTIINFRA_DATA_DIR to a directory holding halueval/qa_one-turn.jsonl)`,
+    );
   }
   step(`Temporal CLI: ${await ensureTemporalCli(shared)}`);
   step(`Temporal test server: ${await ensureTemporalTestServer(shared)}`);
@@ -36,6 +38,13 @@ try {
 step('type check (tsc -p .)');
 const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: root, stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+
+step('lint and format (biome check: the workflow import rule, the layers, the format)');
+const biome = spawnSync(join(root, 'node_modules', '.bin', 'biome'), ['check', '.'], { cwd: root, stdio: 'inherit' });
+if (biome.status !== 0) {
+  console.error('biome check failed: `npx biome check --write .` fixes the format and the safe lint findings');
+  process.exit(biome.status ?? 1);
+}
 
 step('vitest run');
 const resultsFile = join(root, '.stack-test', 'results.json');

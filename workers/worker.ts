@@ -7,7 +7,15 @@
  */
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type LogMetadata, type WorkerOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  type NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type LogMetadata,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { createCollectorActivities } from '../activities/collector/activities.js';
 import { createGateActivities } from '../activities/gate/activities.js';
 import { createNotifyActivities } from '../activities/gate/notify.js';
@@ -50,7 +58,12 @@ export interface WorkerSet {
 export type WorkerDeps = ActivityDeps;
 
 export function createActivities(deps: WorkerDeps) {
-  return { ...createCollectorActivities(deps), ...createGateActivities(deps), ...createNotifyActivities(deps), ...createAgentActivities(deps) };
+  return {
+    ...createCollectorActivities(deps),
+    ...createGateActivities(deps),
+    ...createNotifyActivities(deps),
+    ...createAgentActivities(deps),
+  };
 }
 
 export async function createWorkers(
@@ -113,7 +126,9 @@ export async function createWorkers(
         await metrics?.close();
       }
     },
-    shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
   };
 }
 
@@ -145,7 +160,9 @@ export async function installTelemetry(config: Config): Promise<string | undefin
   Runtime.install({
     logger: new WorkerLogger('INFO'),
     telemetryOptions: {
-      metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } },
+      metrics: {
+        prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true },
+      },
     },
   });
   temporalSdkMetricsUrl = `http://127.0.0.1:${port}/metrics`;

@@ -21,7 +21,13 @@ export const storeOptions: ActivityOptions = {
  */
 export const fetchOptions: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: nonRetryableTypes() },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 8,
+    nonRetryableErrorTypes: nonRetryableTypes(),
+  },
 };
 
 /** Settings read once at a workflow's start (local: nothing to wait for). */
@@ -40,19 +46,37 @@ export const gateOptions: ActivityOptions = {
 export const rollbackOptions: ActivityOptions = {
   startToCloseTimeout: '65 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryableTypes() },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: nonRetryableTypes(),
+  },
 };
 
 /** A notification: retried for about ten minutes, then reported as failed (the gate does not wait for it). */
 export const notifyOptions: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryableTypes() },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: nonRetryableTypes(),
+  },
 };
 
 /** Agent analyses: sources that stay down fail the agent run (with the reason) instead of stalling a review. */
 export const agentOptions: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4, nonRetryableErrorTypes: nonRetryableTypes() },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 4,
+    nonRetryableErrorTypes: nonRetryableTypes(),
+  },
 };
 
 /**

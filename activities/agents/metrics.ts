@@ -16,12 +16,20 @@ export function noData(agent: AgentName, w: AgentWindow, errors: string[], what:
 /** Resource id and instance type of each metrics source, to price recommendations. */
 export function hostMap(sources: InfraSource[]): Record<string, { resourceId?: string; instanceType?: string }> {
   return Object.fromEntries(
-    sources.flatMap((s) => (s.config.kind === 'focus' ? [] : [[s.id, { resourceId: s.config.resourceId, instanceType: s.config.instanceType }]])),
+    sources.flatMap((s) =>
+      s.config.kind === 'focus' ? [] : [[s.id, { resourceId: s.config.resourceId, instanceType: s.config.instanceType }]],
+    ),
   );
 }
 
 export async function resourceSeries(ch: ClickHouseStore, w: AgentWindow, sources: InfraSource[]): Promise<ResourceSeries[]> {
-  const samples = await ch.metricSamples({ metrics: RESOURCE_METRICS, sources: sources.map((s) => s.id), from: w.from, to: w.to, stepSeconds: w.stepSeconds });
+  const samples = await ch.metricSamples({
+    metrics: RESOURCE_METRICS,
+    sources: sources.map((s) => s.id),
+    from: w.from,
+    to: w.to,
+    stepSeconds: w.stepSeconds,
+  });
   return buildResourceSeries(samples, w.stepSeconds, hostMap(sources)).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
 }
 

@@ -45,7 +45,10 @@ export function judgeName(config: Config): string {
 /** The judge mode and prompt version of each check for this configuration. */
 export function promptVersionsFor(judge: string, mode: JudgeMode): Record<Check, string> {
   return Object.fromEntries(
-    CHECKS.map((c) => [c, judge === 'offline' ? OFFLINE_JUDGE_VERSION : mode === 'combined' ? COMBINED_PROMPT_VERSION : JUDGE_PROMPT_VERSION[c]]),
+    CHECKS.map((c) => [
+      c,
+      judge === 'offline' ? OFFLINE_JUDGE_VERSION : mode === 'combined' ? COMBINED_PROMPT_VERSION : JUDGE_PROMPT_VERSION[c],
+    ]),
   ) as Record<Check, string>;
 }
 
@@ -72,7 +75,10 @@ export function createCollectorActivities(deps: ActivityDeps) {
   /** Take the deployment's collection lease: a second cycle of the same deployment refuses to start. */
   async function claimCycle(input: { deployment: string; cycleId: string }): Promise<void> {
     if (!(await deployments.getDeployment(db, input.deployment))) {
-      raise('UnknownDeployment', `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`);
+      raise(
+        'UnknownDeployment',
+        `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`,
+      );
     }
     const c = await deployments.claimCycle(db, input.deployment, input.cycleId, CYCLE_LEASE_SECONDS);
     if (!c.claimed) {
@@ -94,7 +100,12 @@ export function createCollectorActivities(deps: ActivityDeps) {
 
   /** Score a batch of stored interactions (see scoring.ts); renews the cycle's lease while it runs. */
   async function scoreInteractions(input: ScoreBatchRequest & { cycleId?: string }) {
-    const renew = input.cycleId ? setInterval(() => void deployments.renewCycle(db, input.deployment, input.cycleId!, CYCLE_LEASE_SECONDS).catch(() => undefined), 60_000) : undefined;
+    const renew = input.cycleId
+      ? setInterval(
+          () => void deployments.renewCycle(db, input.deployment, input.cycleId!, CYCLE_LEASE_SECONDS).catch(() => undefined),
+          60_000,
+        )
+      : undefined;
     try {
       return await scoreBatchOfInteractions(scorer, input);
     } finally {
@@ -112,7 +123,11 @@ export function createCollectorActivities(deps: ActivityDeps) {
       deployment: input.deployment,
       ids: [input.interactionId],
       checks: [input.check],
-      settings: { ...(await cycleSettings()), judge: input.judge, promptVersions: { ...promptVersionsFor(input.judge, 'separate'), [input.check]: input.promptVersion } },
+      settings: {
+        ...(await cycleSettings()),
+        judge: input.judge,
+        promptVersions: { ...promptVersionsFor(input.judge, 'separate'), [input.check]: input.promptVersion },
+      },
     });
     if (t.failed) raise('LlmRetriesExhausted', t.failureSamples[0]?.reason ?? 'the check could not be scored');
     return { status: t.skipped ? 'skipped' : 'ok', promptTokens: t.promptTokens, completionTokens: t.completionTokens, latencyMs: 0 };
@@ -121,13 +136,20 @@ export function createCollectorActivities(deps: ActivityDeps) {
   /** For scoreBatch workflows started before: the failure is already stored by judgeCheck. */
   async function recordCheckFailure(_input: JudgeCheckInput & { reason: string }): Promise<void> {}
 
-  async function advanceCursor(input: { deployment: string; from: string | null; to: string; cycleId: string }): Promise<deployments.CursorAdvance> {
+  async function advanceCursor(input: {
+    deployment: string;
+    from: string | null;
+    to: string;
+    cycleId: string;
+  }): Promise<deployments.CursorAdvance> {
     const moved = await deployments.advanceCursor(db, input.deployment, input.from, input.to, input.cycleId);
     await deployments.renewCycle(db, input.deployment, input.cycleId, CYCLE_LEASE_SECONDS);
     return moved;
   }
 
-  async function recordCycle(r: CycleResult & { scheduledAt?: string; status?: CollectionRunRecord['status']; error?: string }): Promise<void> {
+  async function recordCycle(
+    r: CycleResult & { scheduledAt?: string; status?: CollectionRunRecord['status']; error?: string },
+  ): Promise<void> {
     await recordCollectionRun(db, { ...r, status: r.status ?? 'ok', error: r.error === undefined ? undefined : clean(r.error) });
   }
 
@@ -147,4 +169,3 @@ export function createCollectorActivities(deps: ActivityDeps) {
 }
 
 export type CollectorActivities = ReturnType<typeof createCollectorActivities>;
-

@@ -25,7 +25,12 @@ export interface CoveragePlan {
 /** Judged checks of the running cycle from which its own cost per check is trusted. */
 const MIN_OBSERVED_CHECKS = 30;
 
-const LIMIT_WORDS = { rpm: 'requests-per-minute limit', rpd: 'daily request budget', tpm: 'tokens-per-minute limit', tpd: 'daily token budget' } as const;
+const LIMIT_WORDS = {
+  rpm: 'requests-per-minute limit',
+  rpd: 'daily request budget',
+  tpm: 'tokens-per-minute limit',
+  tpd: 'daily token budget',
+} as const;
 
 /** Characters of the judge's own prompt around an interaction's texts (rubric, markers), per call. */
 const EMPTY = { prompt: '', response: '' };
@@ -68,7 +73,10 @@ export async function planCoverage(
   // What a check costs once settled: this cycle's own calls when there are enough of them, else
   // recent cycles', else (a first cycle) its reservation.
   const o = input.observed;
-  const perCheck = o && o.checks >= MIN_OBSERVED_CHECKS && o.tokens > 0 ? o.tokens / o.checks : await recentTokensPerCheck(deps.db, input.deployment, input.settings.judge);
+  const perCheck =
+    o && o.checks >= MIN_OBSERVED_CHECKS && o.tokens > 0
+      ? o.tokens / o.checks
+      : await recentTokensPerCheck(deps.db, input.deployment, input.settings.judge);
   const perInteraction = perCheck === undefined ? callsPerInteraction * reservation : perCheck * input.checks.length;
   const byTokens = budget.tokens === null ? Infinity : Math.max(0, budget.tokens - reservation) / perInteraction;
   const byRequests = budget.requests === null ? Infinity : budget.requests / callsPerInteraction;
@@ -77,4 +85,3 @@ export async function planCoverage(
   const bucket = byTokens <= byRequests ? budget.limitedBy.tokens : budget.limitedBy.requests;
   return { rate: (sampleRate * Math.max(0, affordable)) / input.ids.length, limitedBy: bucket ? LIMIT_WORDS[bucket] : 'LLM budget' };
 }
-

@@ -44,7 +44,10 @@ export function sampled(id: string, rate: number): boolean {
 const SAMPLE_LIMIT = 20;
 
 const sameContent = (a: InteractionRow, r: Interaction) =>
-  a.model_version === r.model_version && a.prompt === r.prompt && a.response === r.response && (a.has_context ? a.context : undefined) === r.context;
+  a.model_version === r.model_version &&
+  a.prompt === r.prompt &&
+  a.response === r.response &&
+  (a.has_context ? a.context : undefined) === r.context;
 
 export interface FetchDeps {
   ch: ClickHouseStore;
@@ -63,9 +66,10 @@ export async function fetchPage(deps: FetchDeps, input: { deployment: string; cy
     );
   }
   const parsed = sourceConfigSchema.safeParse(dep.source);
-  if (!parsed.success) raise('InvalidSourceConfig', `deployment '${input.deployment}' has an invalid source configuration: ${parsed.error.message}`);
+  if (!parsed.success)
+    raise('InvalidSourceConfig', `deployment '${input.deployment}' has an invalid source configuration: ${parsed.error.message}`);
   const cursor = await deployments.getCursor(db, input.deployment);
-  let page;
+  let page: Awaited<ReturnType<ReturnType<typeof createSource>['fetch']>>;
   try {
     page = await createSource(parsed.data, input.deployment, { window: deps.window() }).fetch(cursor, input.limit);
   } catch (e) {
@@ -76,7 +80,14 @@ export async function fetchPage(deps: FetchDeps, input: { deployment: string; cy
 
   // An id stored before: the same content (this page read again) is not stored twice; other
   // content is a conflict and the first copy stays.
-  const before = new Map((await ch.interactionsByIds(input.deployment, page.records.map((r) => r.id))).map((r) => [r.id, r]));
+  const before = new Map(
+    (
+      await ch.interactionsByIds(
+        input.deployment,
+        page.records.map((r) => r.id),
+      )
+    ).map((r) => [r.id, r]),
+  );
   let alreadyStored = 0;
   let conflicts = 0;
   const fresh: Interaction[] = [];

@@ -52,7 +52,15 @@ export function createSlots(concurrency: number): LimitFunction {
   return pLimit(Math.max(1, concurrency));
 }
 
-function scoreRow(i: InteractionRow, judge: string, promptVersion: string, o: CheckOutcome, usage: Usage, attempt: number, first: boolean): ScoreRow {
+function scoreRow(
+  i: InteractionRow,
+  judge: string,
+  promptVersion: string,
+  o: CheckOutcome,
+  usage: Usage,
+  attempt: number,
+  first: boolean,
+): ScoreRow {
   const now = Date.now();
   const r = o.status === 'ok' ? (o.result as Record<string, unknown>) : {};
   const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : null);
@@ -123,7 +131,12 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
   const rate = req.coverageRate;
   const ids = rate === undefined ? req.ids : req.ids.filter((id) => sampled(id, rate));
   const uncovered = req.ids.length - ids.length;
-  const stored = await deps.ch.storedChecks({ deployment: req.deployment, ids, judge: settings.judge, promptVersions: settings.promptVersions });
+  const stored = await deps.ch.storedChecks({
+    deployment: req.deployment,
+    ids,
+    judge: settings.judge,
+    promptVersions: settings.promptVersions,
+  });
   const rows = await deps.ch.interactionsByIds(req.deployment, ids);
   const found = new Set(rows.map((r) => r.id));
   for (const id of ids) {
@@ -138,7 +151,10 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
   let writing: Promise<void> = Promise.resolve();
   /** Set by a failure that stops the batch: what is queued is not judged any more. */
   const stop: { budget?: string; fatal?: unknown } = {};
-  const progress = () => ({ done: totals.scored + totals.failed + totals.skipped + totals.abstained, of: req.ids.length * req.checks.length });
+  const progress = () => ({
+    done: totals.scored + totals.failed + totals.skipped + totals.abstained,
+    of: req.ids.length * req.checks.length,
+  });
   const heartbeat = () => ctx.heartbeat(progress());
   /** Write what is pending (in order, one block at a time, outages waited out), then report progress. */
   const flush = (): Promise<void> => {
@@ -164,10 +180,22 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
           const todo = req.checks.filter((c) => !done?.has(c));
           totals.skipped += req.checks.length - todo.length;
           if (!todo.length) return;
-          const { input, truncated } = truncateForJudge({ prompt: row.prompt, response: row.response, context: row.has_context ? row.context : undefined });
-          let j;
+          const { input, truncated } = truncateForJudge({
+            prompt: row.prompt,
+            response: row.response,
+            context: row.has_context ? row.context : undefined,
+          });
+          let j: Awaited<ReturnType<typeof judgeInteraction>>;
           try {
-            j = await judgeInteraction({ judge, mode: settings.mode ?? 'separate', checks: todo, input, clean: deps.clean, heartbeat, signal: ctx.cancellationSignal });
+            j = await judgeInteraction({
+              judge,
+              mode: settings.mode ?? 'separate',
+              checks: todo,
+              input,
+              clean: deps.clean,
+              heartbeat,
+              signal: ctx.cancellationSignal,
+            });
           } catch (e) {
             if (e instanceof ApplicationFailure && e.type === 'LlmCapacity') stop.budget ??= e.message;
             else stop.fatal ??= e;

@@ -6,6 +6,7 @@
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -238,12 +239,7 @@ const CHUNK_BYTES = 64 * 1024;
  * began, so concurrent appends wait for the next fetch). A final line without a newline is
  * yielded only when `takeUnterminatedTail` is set.
  */
-async function* readLines(
-  fh: FileHandle,
-  start: number,
-  size: number,
-  takeUnterminatedTail: boolean,
-): AsyncGenerator<RawLine> {
+async function* readLines(fh: FileHandle, start: number, size: number, takeUnterminatedTail: boolean): AsyncGenerator<RawLine> {
   let pos = start; // next byte to read from the file
   let lineStart = start; // file offset of the current (incomplete) line
   let pending: Buffer[] = [];
@@ -321,22 +317,18 @@ class JsonlSource implements InteractionSource {
     }
     const parsed = jsonlCursorSchema.safeParse(data);
     if (!parsed.success) {
-      throw new SourceError(
-        `JSONL source ${this.configuredPath}: cursor is not a JSONL cursor (${formatZodError(parsed.error)})`,
-      );
+      throw new SourceError(`JSONL source ${this.configuredPath}: cursor is not a JSONL cursor (${formatZodError(parsed.error)})`);
     }
     const c = parsed.data;
     if (this.singleFile !== null && c.file !== '' && c.file !== this.singleFile) {
-      throw new SourceError(
-        `JSONL source ${this.configuredPath}: cursor belongs to file '${c.file}', not '${this.singleFile}'`,
-      );
+      throw new SourceError(`JSONL source ${this.configuredPath}: cursor belongs to file '${c.file}', not '${this.singleFile}'`);
     }
     return c;
   }
 
   private async listFiles(): Promise<string[]> {
     if (this.singleFile !== null) return [this.singleFile];
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(this.dir, { withFileTypes: true });
     } catch (e) {
@@ -389,7 +381,7 @@ class JsonlSource implements InteractionSource {
           for await (const l of readLines(fh, startOffset, size, !isLast)) {
             let text = l.text;
             if (text !== null && line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-            if (text !== null && text.endsWith('\r')) text = text.slice(0, -1);
+            if (text?.endsWith('\r')) text = text.slice(0, -1);
             if (text !== null && text.trim() === '') {
               // blank lines are not records: step over them
               offset = l.end;
@@ -493,7 +485,11 @@ class HttpSource implements InteractionSource {
     const u = new URL(this.base);
     // Credentials in the URL become Basic auth (fetch refuses them in the URL); they never appear in a message.
     const auth: Record<string, string> =
-      u.username || u.password ? { authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}` } : {};
+      u.username || u.password
+        ? {
+            authorization: `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`,
+          }
+        : {};
     u.username = '';
     u.password = '';
     if (cursor !== null) u.searchParams.set('cursor', cursor);

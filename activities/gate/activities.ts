@@ -20,12 +20,21 @@ export function createGateActivities(deps: ActivityDeps) {
 
   async function requireDeployment(deployment: string): Promise<void> {
     if (!(await getDeployment(db, deployment))) {
-      raise('UnknownDeployment', `deployment '${deployment}' is not registered: add it with 'optiinfra deployment add ${deployment} --source-url URL'`);
+      raise(
+        'UnknownDeployment',
+        `deployment '${deployment}' is not registered: add it with 'optiinfra deployment add ${deployment} --source-url URL'`,
+      );
     }
   }
 
   /** The stored baseline, unless it has fewer than `minSamples` scored interactions (rows stored before that rule). */
-  async function findBaseline(q: { deployment: string; version: string; judge: string; promptVersions: Record<Check, string>; minSamples?: number }): Promise<BaselineRecord | null> {
+  async function findBaseline(q: {
+    deployment: string;
+    version: string;
+    judge: string;
+    promptVersions: Record<Check, string>;
+    minSamples?: number;
+  }): Promise<BaselineRecord | null> {
     const rec = await gates.findBaseline(db, baselineId(q.deployment, q.version, q.judge, q.promptVersions));
     return rec && rec.samples >= (q.minSamples ?? 1) ? rec : null;
   }

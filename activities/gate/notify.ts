@@ -31,12 +31,21 @@ export function createNotifyActivities(deps: ActivityDeps) {
   }
 
   /** Deliver one gate's notice to one target (a delivered notice is not sent again). */
-  async function deliverNotification(input: { notice: GateNotice; target: number }): Promise<{ status: 'delivered' | 'failed'; detail: string }> {
+  async function deliverNotification(input: {
+    notice: GateNotice;
+    target: number;
+  }): Promise<{ status: 'delivered' | 'failed'; detail: string }> {
     const n = input.notice;
     const target = (await targets(n.deployment))[input.target];
     if (!target) throw failure('NotifyRejected', `notification target ${input.target} of '${n.deployment}' no longer exists`);
     const key = `${n.gateId}/notify/${input.target}`;
-    const prior = await gates.claimNotification(db, { idempotencyKey: key, gateId: n.gateId, deployment: n.deployment, targetKind: target.kind, events: n.events });
+    const prior = await gates.claimNotification(db, {
+      idempotencyKey: key,
+      gateId: n.gateId,
+      deployment: n.deployment,
+      targetKind: target.kind,
+      events: n.events,
+    });
     if (prior.status === 'delivered') return { status: 'delivered', detail: prior.detail };
     try {
       const r = await postSigned({
@@ -44,7 +53,7 @@ export function createNotifyActivities(deps: ActivityDeps) {
         rawBody: noticeBody(target.kind, n, key, new Date().toISOString()),
         idempotencyKey: key,
         what: `${target.kind} notification`,
-        setting: 'the deployment\'s --notify-* URL',
+        setting: "the deployment's --notify-* URL",
         refusedHint: 'fix the URL with optiinfra deployment notify',
         webhookSecret: config.webhookSecret,
         timeoutMs: NOTIFY_TIMEOUT_MS,

@@ -127,7 +127,12 @@ export function webhookBody(req: RollbackRequest, sentAt: Date): string {
   });
 }
 
-function postWebhook(url: string, req: RollbackRequest, opts: DeliverOptions, secrets: string[]): Promise<{ status: 'delivered'; detail: string }> {
+function postWebhook(
+  url: string,
+  req: RollbackRequest,
+  opts: DeliverOptions,
+  secrets: string[],
+): Promise<{ status: 'delivered'; detail: string }> {
   return postSigned({
     url,
     rawBody: webhookBody(req, new Date()),
@@ -154,12 +159,12 @@ export function commandEnv(req: RollbackRequest, base: NodeJS.ProcessEnv = proce
     if (v !== undefined) env[k] = v;
   }
   const clean = (s: string) => s.replace(/\0/g, '');
-  env['OPTIINFRA_GATE_ID'] = clean(req.gateId);
-  env['OPTIINFRA_DEPLOYMENT'] = clean(req.deployment);
-  env['OPTIINFRA_FROM_VERSION'] = clean(req.fromVersion);
-  env['OPTIINFRA_TO_VERSION'] = clean(req.toVersion);
-  env['OPTIINFRA_REASON'] = clean(req.reason).slice(0, ENV_REASON_LIMIT);
-  env['OPTIINFRA_IDEMPOTENCY_KEY'] = clean(req.idempotencyKey);
+  env.OPTIINFRA_GATE_ID = clean(req.gateId);
+  env.OPTIINFRA_DEPLOYMENT = clean(req.deployment);
+  env.OPTIINFRA_FROM_VERSION = clean(req.fromVersion);
+  env.OPTIINFRA_TO_VERSION = clean(req.toVersion);
+  env.OPTIINFRA_REASON = clean(req.reason).slice(0, ENV_REASON_LIMIT);
+  env.OPTIINFRA_IDEMPOTENCY_KEY = clean(req.idempotencyKey);
   return env;
 }
 
@@ -201,7 +206,7 @@ function runCommand(
         reject(
           failure(
             'DeployerRejected',
-            `${what} was not found (ENOENT): give an absolute path in deployer.argv[0] or make sure it is on the worker's PATH (${process.env['PATH'] ? 'PATH is set' : 'PATH is empty'})`,
+            `${what} was not found (ENOENT): give an absolute path in deployer.argv[0] or make sure it is on the worker's PATH (${process.env.PATH ? 'PATH is set' : 'PATH is empty'})`,
             secrets,
           ),
         );
@@ -223,7 +228,11 @@ function runCommand(
       }
       if (err.killed && (err.signal === 'SIGTERM' || err.signal === 'SIGKILL')) {
         reject(
-          failure('DeployerUnavailable', `${what} did not finish within ${seconds(timeoutMs)} and was stopped; it will be retried${withOutput}`, secrets),
+          failure(
+            'DeployerUnavailable',
+            `${what} did not finish within ${seconds(timeoutMs)} and was stopped; it will be retried${withOutput}`,
+            secrets,
+          ),
         );
         return;
       }

@@ -89,7 +89,8 @@ export interface SignedPost {
 export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; detail: string }> {
   const { url, rawBody, what, setting } = o;
   let secrets = o.secrets;
-  const failure = (kind: 'retry' | 'refuse', message: string, delay?: number) => failureOf(o.failureType[kind], redact(message, secrets), { nextRetryDelay: delay });
+  const failure = (kind: 'retry' | 'refuse', message: string, delay?: number) =>
+    failureOf(o.failureType[kind], redact(message, secrets), { nextRetryDelay: delay });
   const where = describeUrl(url);
   let target: URL;
   try {
@@ -121,7 +122,7 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
     'User-Agent': 'optiinfra-deploy-gate',
   };
   if (o.webhookSecret) headers[SIGNATURE_HEADER] = signPayload(o.webhookSecret, timestamp, rawBody);
-  if (authorization) headers['Authorization'] = authorization;
+  if (authorization) headers.Authorization = authorization;
 
   let res: Response;
   try {
@@ -135,9 +136,15 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
     });
   } catch (err) {
     if (isTimeout(err)) {
-      throw failure('retry', `${what} ${where} did not answer within ${seconds(timeoutMs)}; it will be retried (raise the timeout if the receiver is slow)`);
+      throw failure(
+        'retry',
+        `${what} ${where} did not answer within ${seconds(timeoutMs)}; it will be retried (raise the timeout if the receiver is slow)`,
+      );
     }
-    throw failure('retry', `${what} ${where} is unreachable (${describeNetworkError(err)}); it will be retried — check the URL and that the receiver is running`);
+    throw failure(
+      'retry',
+      `${what} ${where} is unreachable (${describeNetworkError(err)}); it will be retried — check the URL and that the receiver is running`,
+    );
   }
 
   const status = res.status;
@@ -158,14 +165,21 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
   if (status === 429 || status === 503) {
     const delay = retryAfterMsOf(res.headers);
     const after = delay !== undefined ? ` after ${seconds(delay)} as it asked` : '';
-    throw failure('retry', `${what} ${where} answered ${status} (${status === 429 ? 'rate limited' : 'unavailable'})${said}; it will be retried${after}`, delay);
+    throw failure(
+      'retry',
+      `${what} ${where} answered ${status} (${status === 429 ? 'rate limited' : 'unavailable'})${said}; it will be retried${after}`,
+      delay,
+    );
   }
   if (status >= 500 || status === 408) {
     throw failure('retry', `${what} ${where} answered ${status}${said}; it will be retried`);
   }
   if (status >= 300 && status < 400) {
     const location = res.headers.get('location');
-    throw failure('refuse', `${what} ${where} answered a redirect (${status}${location ? ` to ${describeUrl(new URL(location, url).toString())}` : ''}); configure the final URL in ${setting}`);
+    throw failure(
+      'refuse',
+      `${what} ${where} answered a redirect (${status}${location ? ` to ${describeUrl(new URL(location, url).toString())}` : ''}); configure the final URL in ${setting}`,
+    );
   }
   const hint =
     status === 401 || status === 403
@@ -200,7 +214,6 @@ function describeNetworkError(err: unknown): string {
   }
   return err.message;
 }
-
 
 export function seconds(ms: number): string {
   const s = ms / 1000;

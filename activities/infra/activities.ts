@@ -49,7 +49,13 @@ export interface CollectOutcome {
 const PROMETHEUS_SELECTOR = `{__name__=~"vllm:.*|DCGM_FI_.*|node_cpu_seconds_total|node_memory_MemTotal_bytes|node_memory_MemAvailable_bytes"}`;
 
 const canonicalLabels = (l: Record<string, string>) =>
-  JSON.stringify(Object.fromEntries(Object.entries(l).filter(([k]) => k !== '__name__').sort(([a], [b]) => a.localeCompare(b))));
+  JSON.stringify(
+    Object.fromEntries(
+      Object.entries(l)
+        .filter(([k]) => k !== '__name__')
+        .sort(([a], [b]) => a.localeCompare(b)),
+    ),
+  );
 
 export function createInfraActivities(deps: ActivityDeps) {
   const { config, ch, db } = deps;

@@ -90,9 +90,7 @@ export async function readFocusDirectory(dir: string): Promise<FocusReadResult> 
 /** Reads one FOCUS CSV file, appending its rows and bad rows to `into`. */
 export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'files'>): Promise<void> {
   const base = path.basename(file);
-  const parser = createReadStream(file).pipe(
-    parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true }),
-  );
+  const parser = createReadStream(file).pipe(parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true }));
   let header: string[] | undefined;
   let index: Record<RequiredColumn, number> | undefined;
   try {

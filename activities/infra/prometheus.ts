@@ -94,11 +94,7 @@ function errCode(e: unknown): string | undefined {
   return undefined;
 }
 
-async function httpGet(
-  url: string,
-  timeoutMs: number,
-  accept: string,
-): Promise<{ status: number; contentType: string; body: string }> {
+async function httpGet(url: string, timeoutMs: number, accept: string): Promise<{ status: number; contentType: string; body: string }> {
   const shown = safeUrl(url);
   const { href, headers } = requestTarget(url);
   try {

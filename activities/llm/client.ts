@@ -726,10 +726,10 @@ function serverMessage(err: APIError): string | undefined {
   const body = err.error as Record<string, unknown> | undefined;
   let m: unknown;
   if (body && typeof body === 'object') {
-    const inner = body['error'];
-    if (inner && typeof inner === 'object') m = (inner as Record<string, unknown>)['message'];
+    const inner = body.error;
+    if (inner && typeof inner === 'object') m = (inner as Record<string, unknown>).message;
     else if (typeof inner === 'string') m = inner;
-    if (m === undefined) m = body['message'];
+    if (m === undefined) m = body.message;
   }
   if (typeof m !== 'string' || !m.trim()) return undefined;
   return truncate(m, SERVER_MESSAGE_LIMIT);
@@ -737,8 +737,8 @@ function serverMessage(err: APIError): string | undefined {
 
 function serverCode(err: APIError): string | undefined {
   const body = err.error as Record<string, unknown> | undefined;
-  const inner = body && typeof body === 'object' ? body['error'] : undefined;
-  const code = inner && typeof inner === 'object' ? (inner as Record<string, unknown>)['code'] : undefined;
+  const inner = body && typeof body === 'object' ? body.error : undefined;
+  const code = inner && typeof inner === 'object' ? (inner as Record<string, unknown>).code : undefined;
   return typeof code === 'string' ? code : undefined;
 }
 

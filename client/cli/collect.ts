@@ -75,9 +75,7 @@ async function progressLine(handle: WorkflowHandle): Promise<string> {
   const s = await handle.query<CycleTotals & { phase: string }>('status');
   const d = await handle.describe();
   const retrying = (d.raw.pendingActivities ?? []).find((a) => (a.attempt ?? 0) > 1 && a.lastFailure?.message);
-  const retry = retrying
-    ? `; ${retrying.activityType?.name} attempt ${retrying.attempt}: ${retrying.lastFailure?.message}`
-    : '';
+  const retry = retrying ? `; ${retrying.activityType?.name} attempt ${retrying.attempt}: ${retrying.lastFailure?.message}` : '';
   return `${s.phase}: ${s.stored} stored, ${s.scored} checks scored, ${s.failed} failed, ${s.bad} bad${retry}`;
 }
 
@@ -91,25 +89,38 @@ export function registerCollectCommand(program: Command): void {
     .option('--batch-size <n>', 'interactions per scoring activity', intArg('batch size', 1, 1000))
     .option('--max-concurrent-batches <n>', 'scoring batches in flight at once, over all workers', intArg('max concurrent batches', 1, 50))
     .option('--json', 'machine-readable output')
-    .action(async (o: { deployment: string; once?: boolean; pageSize?: number; batchSize?: number; maxConcurrentBatches?: number; json?: boolean }) => {
-      if (!o.once) {
-        await withClient(async (c, config) => {
-          const h = c.schedule.getHandle(scheduleId(o.deployment));
-          try {
-            await h.trigger();
-          } catch (e) {
-            if (!(e instanceof ScheduleNotFoundError)) throw e;
-            await ensureSchedule(c, config, { deployment: o.deployment, every: '15m' });
-            await h.trigger();
-          }
+    .action(
+      async (o: {
+        deployment: string;
+        once?: boolean;
+        pageSize?: number;
+        batchSize?: number;
+        maxConcurrentBatches?: number;
+        json?: boolean;
+      }) => {
+        if (!o.once) {
+          await withClient(async (c, config) => {
+            const h = c.schedule.getHandle(scheduleId(o.deployment));
+            try {
+              await h.trigger();
+            } catch (e) {
+              if (!(e instanceof ScheduleNotFoundError)) throw e;
+              await ensureSchedule(c, config, { deployment: o.deployment, every: '15m' });
+              await h.trigger();
+            }
+          });
+          console.log(`triggered schedule ${scheduleId(o.deployment)}`);
+          return;
+        }
+        const r = await runCycle(o.deployment, {
+          pageSize: o.pageSize,
+          batchSize: o.batchSize,
+          maxConcurrentBatches: o.maxConcurrentBatches,
         });
-        console.log(`triggered schedule ${scheduleId(o.deployment)}`);
-        return;
-      }
-      const r = await runCycle(o.deployment, { pageSize: o.pageSize, batchSize: o.batchSize, maxConcurrentBatches: o.maxConcurrentBatches });
-      if (o.json) printJson(r);
-      else console.log(describeCycle(r));
-    });
+        if (o.json) printJson(r);
+        else console.log(describeCycle(r));
+      },
+    );
 }
 
 export function registerScoresCommand(program: Command): void {

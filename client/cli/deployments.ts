@@ -30,22 +30,32 @@ export function registerDeploymentCommands(program: Command): void {
     .option('--source-url <url>', 'HTTP JSON endpoint with cursor pagination (see docs/record-format.md)')
     .option('--source-path <path>', 'a JSONL file or a directory of *.jsonl request logs')
     .option('--sample-rate <rate>', 'share of interactions to score, deterministic by id', rateArg, 1)
-    .option('--notify-slack <url>', 'a Slack-compatible incoming webhook told about REJECT, INCONCLUSIVE, failed rollbacks and overrides (repeatable)', collect, [])
+    .option(
+      '--notify-slack <url>',
+      'a Slack-compatible incoming webhook told about REJECT, INCONCLUSIVE, failed rollbacks and overrides (repeatable)',
+      collect,
+      [],
+    )
     .option('--notify-webhook <url>', 'a JSON webhook told the same, HMAC-signed with OPTIINFRA_WEBHOOK_SECRET (repeatable)', collect, [])
-    .action(async (id: string, o: { sourceUrl?: string; sourcePath?: string; sampleRate: number; notifySlack: string[]; notifyWebhook: string[] }) => {
-      if (!!o.sourceUrl === !!o.sourcePath) throw new UsageError('give exactly one of --source-url or --source-path');
-      const candidate: unknown = o.sourceUrl ? { type: 'http', url: o.sourceUrl } : { type: 'jsonl', path: o.sourcePath };
-      const parsed = sourceConfigSchema.safeParse(candidate);
-      if (!parsed.success) throw new UsageError(`invalid source: ${formatZodError(parsed.error)}`);
-      const source: SourceConfig = parsed.data;
-      const targets = notifyTargets(o.notifySlack, o.notifyWebhook);
-      await withStores(async (stores) => {
-        await upsertDeployment(stores.db, { id, source, sample_rate: o.sampleRate });
-        if (targets.length) await setNotifyTargets(stores.db, id, targets);
-      });
-      const told = targets.length ? `, ${targets.length} notification target(s)` : '';
-      console.log(`deployment ${id} registered (${source.type} source, sample rate ${o.sampleRate}${told})`);
-    });
+    .action(
+      async (
+        id: string,
+        o: { sourceUrl?: string; sourcePath?: string; sampleRate: number; notifySlack: string[]; notifyWebhook: string[] },
+      ) => {
+        if (!!o.sourceUrl === !!o.sourcePath) throw new UsageError('give exactly one of --source-url or --source-path');
+        const candidate: unknown = o.sourceUrl ? { type: 'http', url: o.sourceUrl } : { type: 'jsonl', path: o.sourcePath };
+        const parsed = sourceConfigSchema.safeParse(candidate);
+        if (!parsed.success) throw new UsageError(`invalid source: ${formatZodError(parsed.error)}`);
+        const source: SourceConfig = parsed.data;
+        const targets = notifyTargets(o.notifySlack, o.notifyWebhook);
+        await withStores(async (stores) => {
+          await upsertDeployment(stores.db, { id, source, sample_rate: o.sampleRate });
+          if (targets.length) await setNotifyTargets(stores.db, id, targets);
+        });
+        const told = targets.length ? `, ${targets.length} notification target(s)` : '';
+        console.log(`deployment ${id} registered (${source.type} source, sample rate ${o.sampleRate}${told})`);
+      },
+    );
   deployment
     .command('notify')
     .description("set where a deployment's gate outcomes are sent (replaces the targets; none: stop notifying)")
@@ -69,7 +79,9 @@ export function registerDeploymentCommands(program: Command): void {
         if (o.json) printJson(JSON.parse(redact(JSON.stringify(rows), [])));
         else
           console.log(
-            table(rows.map((r) => ({ id: r.id, source: redact(JSON.stringify(r.source), []), sample_rate: r.sample_rate, cursor: r.cursor }))),
+            table(
+              rows.map((r) => ({ id: r.id, source: redact(JSON.stringify(r.source), []), sample_rate: r.sample_rate, cursor: r.cursor })),
+            ),
           );
       }),
     );

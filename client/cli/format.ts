@@ -31,7 +31,12 @@ export function table(rows: Array<Record<string, unknown>>): string {
 /** Whole dollars with thousands separators ("$28,120"), '-' when not a number. */
 export const money = (n: unknown) => (typeof n === 'number' ? formatUsd(Math.round(n)) : '-');
 
-export function formatScores(deployment: string, rows: ScoreAggregate[], interactions: Record<string, number> = {}, lastCycleNote = ''): string {
+export function formatScores(
+  deployment: string,
+  rows: ScoreAggregate[],
+  interactions: Record<string, number> = {},
+  lastCycleNote = '',
+): string {
   return [
     `scores of ${deployment} (mean of the check's score; flagged: quality < 0.5, hallucination or toxicity >= 0.5; coverage: scored of stored interactions)`,
     table(
@@ -49,7 +54,11 @@ export function formatScores(deployment: string, rows: ScoreAggregate[], interac
         flagged: r.flagged,
       })),
     ),
-    ...(rows.some((r) => r.abstained) ? ['abstained: the judge cannot measure that check for those interactions (e.g. hallucination without a knowledge passage, offline judge)'] : []),
+    ...(rows.some((r) => r.abstained)
+      ? [
+          'abstained: the judge cannot measure that check for those interactions (e.g. hallucination without a knowledge passage, offline judge)',
+        ]
+      : []),
     ...(lastCycleNote ? [`last cycle: ${lastCycleNote}`] : []),
   ].join('\n');
 }

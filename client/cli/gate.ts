@@ -76,7 +76,8 @@ async function printGateResult(r: GateResult, config: Config, o: { json?: boolea
 function gateInputOf(o: GateStartOptions): GateInput {
   if (o.rollbackWebhook && o.rollbackCommand) throw new UsageError('give at most one of --rollback-webhook and --rollback-command');
   if (o.rollbackArg && !o.rollbackCommand) throw new UsageError('--rollback-arg needs --rollback-command');
-  if (o.rollbackTimeout !== undefined && !o.rollbackWebhook && !o.rollbackCommand) throw new UsageError('--rollback-timeout needs --rollback-webhook or --rollback-command');
+  if (o.rollbackTimeout !== undefined && !o.rollbackWebhook && !o.rollbackCommand)
+    throw new UsageError('--rollback-timeout needs --rollback-webhook or --rollback-command');
   const timeout = o.rollbackTimeout === undefined ? {} : { timeoutSeconds: o.rollbackTimeout };
   const tolerances = Object.fromEntries(
     Object.entries({
@@ -182,7 +183,11 @@ export function registerGateCommands(program: Command, outcome: CommandOutcome):
     .option('--rollback-webhook <url>', 'roll back by POSTing to this URL (HMAC-signed with OPTIINFRA_WEBHOOK_SECRET)')
     .option('--rollback-command <program>', 'roll back by running this program (no shell; see --rollback-arg)')
     .option('--rollback-arg <arg>', 'an argument for --rollback-command (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--rollback-timeout <seconds>', 'per delivery attempt of the webhook or command (default 30 / 300)', intArg('--rollback-timeout', 1, 3600))
+    .option(
+      '--rollback-timeout <seconds>',
+      'per delivery attempt of the webhook or command (default 30 / 300)',
+      intArg('--rollback-timeout', 1, 3600),
+    )
     .option(
       '--allow-unmeasured <checks>',
       'guards the judge may leave unmeasured without stopping an approval: hallucination, toxicity (comma-separated)',

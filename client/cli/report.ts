@@ -31,10 +31,16 @@ export const DEFAULT_REPORT_DAYS = 7;
  * prompt versions: the latest gate's baseline's, else the latest baseline's, else this
  * configuration's.
  */
-export async function gatherReport(stores: Stores, config: Config, o: { deployment: string; days?: number; now?: Date }): Promise<ReportData> {
+export async function gatherReport(
+  stores: Stores,
+  config: Config,
+  o: { deployment: string; days?: number; now?: Date },
+): Promise<ReportData> {
   const { ch, db } = stores;
   if (!(await getDeployment(db, o.deployment))) {
-    throw new UsageError(`deployment '${o.deployment}' is not registered: add it with 'optiinfra deployment add ${o.deployment} --source-url URL'`);
+    throw new UsageError(
+      `deployment '${o.deployment}' is not registered: add it with 'optiinfra deployment add ${o.deployment} --source-url URL'`,
+    );
   }
   const days = o.days ?? DEFAULT_REPORT_DAYS;
   const now = o.now ?? new Date();
@@ -106,7 +112,9 @@ export async function gatherReport(stores: Stores, config: Config, o: { deployme
     gates,
     coverage: {
       versions: versions.map((v) => ({ version: v, stored: stored[v] ?? 0, scored: scored.get(v) ?? 0 })),
-      ...(cycle ? { lastCycle: { finishedAt: new Date(cycle.finished_at).toISOString(), status: cycle.status, note: cycle.coverage_note ?? '' } } : {}),
+      ...(cycle
+        ? { lastCycle: { finishedAt: new Date(cycle.finished_at).toISOString(), status: cycle.status, note: cycle.coverage_note ?? '' } }
+        : {}),
     },
     review: {
       findings: recs.map((r) => ({
@@ -130,7 +138,11 @@ export function defaultReportPath(deployment: string, at: Date, home = defaultHo
 }
 
 /** Gather the report and write its page; returns the page's absolute path. */
-export async function writeReportPage(stores: Stores, config: Config, o: { deployment: string; days?: number; html?: string; now?: Date }): Promise<string> {
+export async function writeReportPage(
+  stores: Stores,
+  config: Config,
+  o: { deployment: string; days?: number; html?: string; now?: Date },
+): Promise<string> {
   const data = await gatherReport(stores, config, o);
   const file = resolve(o.html ?? defaultReportPath(o.deployment, new Date(data.generatedAt)));
   mkdirSync(dirname(file), { recursive: true });
@@ -141,7 +153,9 @@ export async function writeReportPage(stores: Stores, config: Config, o: { deplo
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description("an HTML page of a deployment: score trends per model version with the baseline band, each gate's bounds per look, coverage, the review's savings")
+    .description(
+      "an HTML page of a deployment: score trends per model version with the baseline band, each gate's bounds per look, coverage, the review's savings",
+    )
     .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
     .option('--html <file>', 'where to write the page (default: <stack home>/reports/<deployment>-<time>.html)')
     .option('--days <n>', `days of scores and gates to show (default ${DEFAULT_REPORT_DAYS})`, intArg('--days', 1, 366))

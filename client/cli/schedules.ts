@@ -27,7 +27,11 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
     .option('--every <interval>', 'interval, e.g. 15m', durationArg('1m', '1d'), '15m')
     .option('--paused', 'create it paused')
-    .option('--max-concurrent-batches <n>', 'scoring batches of one cycle in flight at once, over all workers (default 4)', intArg('max concurrent batches', 1, 50))
+    .option(
+      '--max-concurrent-batches <n>',
+      'scoring batches of one cycle in flight at once, over all workers (default 4)',
+      intArg('max concurrent batches', 1, 50),
+    )
     .action(async (o: { deployment: string; every: string; paused?: boolean; maxConcurrentBatches?: number }) => {
       const created = await withClient((c, config) => ensureSchedule(c, config, o));
       console.log(`schedule ${scheduleId(o.deployment)} ${created ? 'created' : 'updated'}: every ${o.every}`);

@@ -103,7 +103,9 @@ export function templateNarrative(agent: AgentName | 'review', findings: Finding
   return {
     summary: parts.join(' '),
     insights: findings.map((f) =>
-      [f.recommendation, f.annualSavingUsd ? `Saves about ${usd(f.annualSavingUsd)} a year.` : '', f.impact ?? ''].filter(Boolean).join(' '),
+      [f.recommendation, f.annualSavingUsd ? `Saves about ${usd(f.annualSavingUsd)} a year.` : '', f.impact ?? '']
+        .filter(Boolean)
+        .join(' '),
     ),
     generatedBy: 'template',
     promptVersion: AGENT_TEMPLATE_VERSION,
@@ -119,7 +121,10 @@ export function templateAnswer(question: string, findings: Finding[]): string {
       return { f, hits: [...words].filter((w) => text.includes(w)).length };
     })
     .sort((a, b) => b.hits - a.hits);
-  const relevant = scored.filter((s) => s.hits > 0).slice(0, 3).map((s) => s.f);
+  const relevant = scored
+    .filter((s) => s.hits > 0)
+    .slice(0, 3)
+    .map((s) => s.f);
   const chosen = relevant.length ? relevant : findings.slice(0, 3);
   if (!chosen.length) return 'There is no data in the analysis window to answer from.';
   const lines = chosen.map(

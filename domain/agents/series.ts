@@ -7,7 +7,6 @@
  */
 import { round } from '../../common/format.js';
 
-
 /** Arithmetic mean; NaN for an empty array. */
 export function mean(values: readonly number[]): number {
   if (values.length === 0) return NaN;
@@ -166,8 +165,8 @@ export function changePoint(values: readonly number[], opts: ChangePointOptions 
   }
   if (best < 0) return undefined;
 
-  const before = ((s1[best] as number) / best) + origin;
-  const after = (((s1[n] as number) - (s1[best] as number)) / (n - best)) + origin;
+  const before = (s1[best] as number) / best + origin;
+  const after = ((s1[n] as number) - (s1[best] as number)) / (n - best) + origin;
   const shift = after - before;
   const noise = Math.sqrt(bestSse / (n - 2));
   // Floating-point residue on noise-free segments must not count as noise.

@@ -14,7 +14,10 @@ export const collectionCycleInputSchema = z.object({
   maxInteractions: z.number().int().min(1).max(10_000_000).default(100_000),
   /** Pages per workflow run before continue-as-new (also when the server suggests it). */
   pagesPerRun: z.number().int().min(1).max(1000).default(20),
-  checks: z.array(z.enum(CHECKS)).min(1).default([...CHECKS]),
+  checks: z
+    .array(z.enum(CHECKS))
+    .min(1)
+    .default([...CHECKS]),
   /**
    * Minutes of LLM budget a cycle may spend (its cadence, the schedule's 15 minutes by default):
    * a backlog larger than that budget covers is scored on a deterministic sample.

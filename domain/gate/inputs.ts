@@ -3,8 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_RULE, type Decision, type Explanation, type LookResult, type VersionStats } from './types.js';
 import { CHECKS, idSchema } from '../../common/types.js';
 
-const isoDate = (what: string) =>
-  z.string().refine((s) => !Number.isNaN(Date.parse(s)), { message: `${what} must be an ISO-8601 date` });
+const isoDate = (what: string) => z.string().refine((s) => !Number.isNaN(Date.parse(s)), { message: `${what} must be an ISO-8601 date` });
 
 const windowFields = {
   /** The last N interactions of the version. */

@@ -68,7 +68,10 @@ const HEADLINE: Record<NotifyEvent, string> = {
 export function noticeText(n: GateNotice): string {
   const what = n.events.map((e) => HEADLINE[e]).join(', ');
   const override = n.override ? ` Override: ${n.override.action} by ${n.override.by} (${n.override.reason}).` : '';
-  const rollback = n.rollback.status === 'not-needed' ? '' : ` Rollback: ${n.rollback.status}${n.rollback.status === 'failed' ? ` (${n.rollback.detail})` : ''}.`;
+  const rollback =
+    n.rollback.status === 'not-needed'
+      ? ''
+      : ` Rollback: ${n.rollback.status}${n.rollback.status === 'failed' ? ` (${n.rollback.detail})` : ''}.`;
   return `OptiInfra deploy gate ${n.gateId}: ${n.deployment} ${n.candidateVersion} (baseline ${n.baselineVersion}) ${what} — ${n.decision}, acted on as ${n.effectiveDecision}. ${n.summary}${override}${rollback}`;
 }
 

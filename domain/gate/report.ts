@@ -106,7 +106,10 @@ function renderRollback(r: GateResult): string[] {
   line += rb.detail ? `: ${cell(rb.detail)}` : '.';
   lines.push(line);
   if (rb.idempotencyKey) {
-    lines.push('', `Idempotency key: ${code(rb.idempotencyKey)} (delivered at least once: a receiver that answered after the timeout may see it again, and deduplicates on it)`);
+    lines.push(
+      '',
+      `Idempotency key: ${code(rb.idempotencyKey)} (delivered at least once: a receiver that answered after the timeout may see it again, and deduplicates on it)`,
+    );
   }
   if (rb.status === 'failed') {
     lines.push(
@@ -134,7 +137,15 @@ const TOLERANCE_OF: Record<GateMetric, keyof Tolerances> = {
 export function looksOf(ev: Evidence): LookPoint[] {
   if (ev.history && ev.history.length > 0) return ev.history;
   const l = ev.look;
-  return [{ look: ev.looks, at: '', samples: l.samples, outcome: l.outcome, metrics: l.metrics.map(({ metric, harm, lower, upper, verdict }) => ({ metric, harm, lower, upper, verdict })) }];
+  return [
+    {
+      look: ev.looks,
+      at: '',
+      samples: l.samples,
+      outcome: l.outcome,
+      metrics: l.metrics.map(({ metric, harm, lower, upper, verdict }) => ({ metric, harm, lower, upper, verdict })),
+    },
+  ];
 }
 
 /** Points with one decimal, as Mermaid reads a number. */
@@ -225,12 +236,7 @@ export function renderGateReport(result: GateResult, opts: { uiLink?: string } =
 
   if (result.override) {
     const o = result.override;
-    out.push(
-      '### Override',
-      '',
-      `**${o.action.toUpperCase()}** by ${cell(o.by)} at ${cell(o.at)}: ${cell(o.reason)}`,
-      '',
-    );
+    out.push('### Override', '', `**${o.action.toUpperCase()}** by ${cell(o.by)} at ${cell(o.at)}: ${cell(o.reason)}`, '');
   }
 
   out.push(...renderRollback(result));
@@ -250,7 +256,12 @@ export function renderGateReport(result: GateResult, opts: { uiLink?: string } =
   }
 
   if (opts.uiLink) out.push(`[Open this gate in the Temporal UI](${safeLink(opts.uiLink)})`, '');
-  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+  return (
+    out
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trimEnd() + '\n'
+  );
 }
 
 function safeLink(u: string): string {
@@ -301,5 +312,10 @@ export function renderComparisonReport(c: {
   out.push(...renderExplanation(c.explanation));
   if (c.test) out.push('### Test', '', `- ${cell(c.test)}${c.alpha !== undefined ? `, alpha ${c.alpha}` : ''}.`, '');
   if (c.uiLink) out.push(`[Open in the Temporal UI](${safeLink(c.uiLink)})`, '');
-  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+  return (
+    out
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trimEnd() + '\n'
+  );
 }

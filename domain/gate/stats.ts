@@ -37,9 +37,7 @@ export function normalQuantile(p: number): number {
     const r = 0.180625 - q * q;
     return (
       (q *
-        (((((((r * 2509.0809287301226727 + 33430.575583588128105) * r + 67265.770927008700853) * r +
-          45921.953931549871457) *
-          r +
+        (((((((r * 2509.0809287301226727 + 33430.575583588128105) * r + 67265.770927008700853) * r + 45921.953931549871457) * r +
           13731.693765509461125) *
           r +
           1971.5909503065514427) *
@@ -47,9 +45,7 @@ export function normalQuantile(p: number): number {
           133.14166789178437745) *
           r +
           3.387132872796366608)) /
-      (((((((r * 5226.495278852545925 + 28729.085735721942674) * r + 39307.89580009271061) * r +
-        21213.794301586595867) *
-        r +
+      (((((((r * 5226.495278852545925 + 28729.085735721942674) * r + 39307.89580009271061) * r + 21213.794301586595867) * r +
         5394.1960214247511077) *
         r +
         687.1870074920579083) *
@@ -64,9 +60,7 @@ export function normalQuantile(p: number): number {
   if (r <= 5) {
     r -= 1.6;
     val =
-      (((((((r * 7.7454501427834140764e-4 + 0.0227238449892691845833) * r + 0.24178072517745061177) * r +
-        1.27045825245236838258) *
-        r +
+      (((((((r * 7.7454501427834140764e-4 + 0.0227238449892691845833) * r + 0.24178072517745061177) * r + 1.27045825245236838258) * r +
         3.64784832476320460504) *
         r +
         5.7694972214606914055) *
@@ -74,9 +68,7 @@ export function normalQuantile(p: number): number {
         4.6303378461565452959) *
         r +
         1.42343711074968357734) /
-      (((((((r * 1.05075007164441684324e-9 + 5.475938084995344946e-4) * r + 0.0151986665636164571966) * r +
-        0.14810397642748007459) *
-        r +
+      (((((((r * 1.05075007164441684324e-9 + 5.475938084995344946e-4) * r + 0.0151986665636164571966) * r + 0.14810397642748007459) * r +
         0.68976733498510000455) *
         r +
         1.6763848301838038494) *
@@ -87,9 +79,7 @@ export function normalQuantile(p: number): number {
   } else {
     r -= 5;
     val =
-      (((((((r * 2.01033439929228813265e-7 + 2.71155556874348757815e-5) * r + 0.0012426609473880784386) * r +
-        0.026532189526576123093) *
-        r +
+      (((((((r * 2.01033439929228813265e-7 + 2.71155556874348757815e-5) * r + 0.0012426609473880784386) * r + 0.026532189526576123093) * r +
         0.29656057182850489123) *
         r +
         1.7848265399172913358) *
@@ -97,9 +87,7 @@ export function normalQuantile(p: number): number {
         5.4637849111641143699) *
         r +
         6.6579046435011037772) /
-      (((((((r * 2.04426310338993978564e-15 + 1.4215117583164458887e-7) * r + 1.8463183175100546818e-5) * r +
-        7.868691311456132591e-4) *
-        r +
+      (((((((r * 2.04426310338993978564e-15 + 1.4215117583164458887e-7) * r + 1.8463183175100546818e-5) * r + 7.868691311456132591e-4) * r +
         0.0148753612908506148525) *
         r +
         0.13692988092273580531) *
@@ -285,8 +273,7 @@ function verdictFor(
   const isQuality = metric === 'quality';
   const harm = isQuality ? baseline.mean - candidate.mean : candidate.mean - baseline.mean;
   const sd = isQuality ? qualitySd : rateSd;
-  const width =
-    ciHalfWidth(baseline.n, sd(baseline), alphaEach) + csHalfWidth(candidate.n, sd(candidate), alphaEach, plannedSamples);
+  const width = ciHalfWidth(baseline.n, sd(baseline), alphaEach) + csHalfWidth(candidate.n, sd(candidate), alphaEach, plannedSamples);
   // A harm is a difference of two means in [0, 1], so it lies in [-1, 1]: clamping keeps the
   // bounds finite (and JSON-safe) when a sample is empty, without claiming anything.
   const lower = clampHarm(harm - width);
@@ -296,7 +283,18 @@ function verdictFor(
     if (lower > tolerance) verdict = 'fail';
     else if (upper < tolerance) verdict = 'pass';
   } else if (unmeasured(baseline) || unmeasured(candidate)) verdict = 'unmeasured';
-  return { metric, baseline: baseline.mean, candidate: candidate.mean, harm, lower, upper, tolerance, verdict, baselineN: baseline.n, candidateN: candidate.n };
+  return {
+    metric,
+    baseline: baseline.mean,
+    candidate: candidate.mean,
+    harm,
+    lower,
+    upper,
+    tolerance,
+    verdict,
+    baselineN: baseline.n,
+    candidateN: candidate.n,
+  };
 }
 
 /** The judge declined every interaction of this side: the metric cannot be measured by it. */

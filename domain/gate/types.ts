@@ -93,7 +93,11 @@ export const DEFAULT_RULE: DecisionRuleOptions = {
 };
 
 /** How long a deployer may take for one delivery attempt, in seconds (webhook default 30, command 300). */
-const deployerTimeout = z.number().int().min(1, { message: 'deployer timeout must be at least 1 second' }).max(3600, { message: 'deployer timeout must be at most 3600 seconds' });
+const deployerTimeout = z
+  .number()
+  .int()
+  .min(1, { message: 'deployer timeout must be at least 1 second' })
+  .max(3600, { message: 'deployer timeout must be at most 3600 seconds' });
 
 export const deployerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('dry-run') }),

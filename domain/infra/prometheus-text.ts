@@ -127,7 +127,7 @@ function parseSampleLine(line: string): ParsedSample | string {
         i++;
       }
       if (!closed) return `unterminated value of label '${name}'`;
-      if (Object.prototype.hasOwnProperty.call(labels, name)) return `duplicate label '${name}'`;
+      if (Object.hasOwn(labels, name)) return `duplicate label '${name}'`;
       labels[name] = value;
       skipWs();
       if (line[i] === ',') {

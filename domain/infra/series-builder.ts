@@ -54,11 +54,20 @@ function index(samples: StoredSample[]) {
   const bySource = new Map<string, Map<string, Map<string, { labels: Labels; points: Map<number, number> }>>>();
   for (const s of samples) {
     let metrics = bySource.get(s.source);
-    if (!metrics) bySource.set(s.source, (metrics = new Map()));
+    if (!metrics) {
+      metrics = new Map();
+      bySource.set(s.source, metrics);
+    }
     let series = metrics.get(s.metric);
-    if (!series) metrics.set(s.metric, (series = new Map()));
+    if (!series) {
+      series = new Map();
+      metrics.set(s.metric, series);
+    }
     let one = series.get(s.labels);
-    if (!one) series.set(s.labels, (one = { labels: parseLabels(s.labels), points: new Map() }));
+    if (!one) {
+      one = { labels: parseLabels(s.labels), points: new Map() };
+      series.set(s.labels, one);
+    }
     one.points.set(s.ts, s.value);
   }
   return bySource;
@@ -127,7 +136,9 @@ export function buildPerformanceSeries(samples: StoredSample[], stepSeconds: num
   for (const [source, m] of index(samples)) {
     const lat = m.get('vllm:e2e_request_latency_seconds_bucket');
     if (!lat && !m.get('vllm:num_requests_running')) continue;
-    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort((a, b) => a - b);
+    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort(
+      (a, b) => a - b,
+    );
     const points: PerformanceSeries['points'] = [];
     for (let i = 1; i < times.length; i++) {
       const prev = times[i - 1]!;
@@ -165,7 +176,9 @@ export function buildResourceSeries(
     const util = m.get('DCGM_FI_DEV_GPU_UTIL');
     const cpu = m.get('node_cpu_seconds_total');
     if (!util && !cpu) continue;
-    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort((a, b) => a - b);
+    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort(
+      (a, b) => a - b,
+    );
     const gpus = new Set([...(util?.values() ?? [])].map((s) => s.labels.gpu ?? s.labels.UUID ?? '')).size;
     const points: ResourceSeries['points'] = [];
     for (let i = 1; i < times.length; i++) {

@@ -201,7 +201,11 @@ export function bestThreshold(scores: readonly number[], labels: readonly boolea
  * Pairs whose two lengths are within `tolerance` (0.2 = ±20 %) of each other: |a - b| <= tolerance * max(a, b).
  * `pairs` are index pairs [negative, positive]; returns those that qualify.
  */
-export function lengthMatched<T extends readonly [number, number]>(pairs: readonly T[], lengthOf: (i: number) => number, tolerance = 0.2): T[] {
+export function lengthMatched<T extends readonly [number, number]>(
+  pairs: readonly T[],
+  lengthOf: (i: number) => number,
+  tolerance = 0.2,
+): T[] {
   return pairs.filter(([a, b]) => {
     const la = lengthOf(a);
     const lb = lengthOf(b);

@@ -132,7 +132,7 @@ export function graderDirectedAt(response: string): number | undefined {
 
 function clamp01(x: number): number {
   if (!Number.isFinite(x)) return 0;
-  return x < 0 ? 0 : x > 1 ? 1 : x;
+  return Math.min(1, Math.max(0, x));
 }
 
 /** Reasoning texts are bounded by the schema (4,000 characters). */
@@ -153,7 +153,7 @@ const STOP_WORDS = new Set(
     'ourselves out over own same shan she should shouldn so some such than that the their theirs them themselves ' +
     'then there these they this those through to too under until up upon very was wasn we were weren what when ' +
     'where which while who whom whose why will with won would wouldn you your yours yourself yourselves ' +
-    "s t d ll m re ve y yes okay ok also however therefore thus etc e g ie eg may might must shall " +
+    's t d ll m re ve y yes okay ok also however therefore thus etc e g ie eg may might must shall ' +
     'one ones many much lot lots well like get got make made use used using way ways thing things something ' +
     'anything everything nothing really actually please thank thanks sure answer question following based ' +
     'give given provide provided including include includes within without across along among around'
@@ -161,14 +161,35 @@ const STOP_WORDS = new Set(
 );
 
 const NUMBER_WORDS: Record<string, string> = {
-  zero: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7', eight: '8', nine: '9',
-  ten: '10', eleven: '11', twelve: '12', thirteen: '13', fourteen: '14', fifteen: '15', sixteen: '16',
-  seventeen: '17', eighteen: '18', nineteen: '19', twenty: '20',
+  zero: '0',
+  one: '1',
+  two: '2',
+  three: '3',
+  four: '4',
+  five: '5',
+  six: '6',
+  seven: '7',
+  eight: '8',
+  nine: '9',
+  ten: '10',
+  eleven: '11',
+  twelve: '12',
+  thirteen: '13',
+  fourteen: '14',
+  fifteen: '15',
+  sixteen: '16',
+  seventeen: '17',
+  eighteen: '18',
+  nineteen: '19',
+  twenty: '20',
 };
 
 /** Light suffix stemmer, applied identically to every text, so only consistency matters. */
 export function stem(word: string): string {
-  let w = word.toLowerCase().replace(/['’]s$/, '').replace(/['’]/g, '');
+  let w = word
+    .toLowerCase()
+    .replace(/['’]s$/, '')
+    .replace(/['’]/g, '');
   if (w.length > 4 && w.endsWith('ies')) w = w.slice(0, -3) + 'y';
   else if (w.length > 4 && /(sses|xes|ches|shes|zes)$/.test(w)) w = w.slice(0, -2);
   else if (w.length > 3 && w.endsWith('s') && !/(ss|us|is)$/.test(w)) w = w.slice(0, -1);
@@ -335,7 +356,9 @@ function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // unsupported material, so extra detail the context does not cover lowers confidence in the
     // answer without turning a grounded answer into a hallucinated one. Shares, not amounts: a
     // longer answer is not punished for being longer.
-    const sents = sentencesOf(input.response).map((x) => contentTokens(x.toks)).filter((c) => c.length > 0);
+    const sents = sentencesOf(input.response)
+      .map((x) => contentTokens(x.toks))
+      .filter((c) => c.length > 0);
     const core = sents[0] ?? respToks;
     let coreTotal = 0;
     let coreUnsupported = 0;
@@ -497,7 +520,10 @@ function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResult<'qua
   for (const c of freq.values()) dominant = Math.max(dominant, c);
   const span = Math.max(onContent.length, 40);
   const dominance = Math.max(0, dominant - 0.2 * span) / span;
-  const onText = onSents.map((s) => s.text).join(' ').replace(/\s+/g, '');
+  const onText = onSents
+    .map((s) => s.text)
+    .join(' ')
+    .replace(/\s+/g, '');
   const letters = (onText.match(/\p{L}/gu) ?? []).length;
   const chars = Math.max(onText.length, 200);
   const noise = Math.max(0, onText.length - letters - 0.25 * chars) / chars;
@@ -520,7 +546,9 @@ function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResult<'qua
       `Relevance: ${covered} of ${promptKeys.length} prompt terms addressed, ${onTopicSentences} of ${nSent} sentences on topic. ` +
       `Completeness: ${counted} ${hasContext ? 'grounded ' : ''}on-topic content words for an expected ~${expected}${refusal ? ' (refusal)' : ''}. ` +
       `Coherence: repetition ${(100 * repetition).toFixed(0)} %, noise ${(100 * noise).toFixed(0)} %. ` +
-      (hasContext ? `Accuracy from the hallucination check (${hallu.score.toFixed(2)}).` : `Accuracy not measured (${NO_CONTEXT_REASON}); left at 0.5 and out of the overall score.`),
+      (hasContext
+        ? `Accuracy from the hallucination check (${hallu.score.toFixed(2)}).`
+        : `Accuracy not measured (${NO_CONTEXT_REASON}); left at 0.5 and out of the overall score.`),
   };
 }
 

@@ -153,7 +153,7 @@ function chunkTokens(raw: string): readonly string[] {
 
 /** An own property of a word table (never an inherited one such as "constructor"). */
 export function own(table: Readonly<Record<string, number>>, key: string): number | undefined {
-  return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+  return Object.hasOwn(table, key) ? table[key] : undefined;
 }
 
 export function lookupWord(token: string, cat: LexiconCategory): { entry: string; weight: number } | undefined {

@@ -7,7 +7,23 @@
 import { formatUsd } from '../../common/format.js';
 import { looksOf } from '../gate/report.js';
 import type { GateMetric, LookPoint, Tolerances } from '../gate/types.js';
-import { areaPath, c, DECISION_COLOUR, esc, inner, linePath, linear, niceTicks, PALETTE, svgOpen, timeLabel, timeTicks, xAxis, yAxis, type Plot } from './svg.js';
+import {
+  areaPath,
+  c,
+  DECISION_COLOUR,
+  esc,
+  inner,
+  linePath,
+  linear,
+  niceTicks,
+  PALETTE,
+  svgOpen,
+  timeLabel,
+  timeTicks,
+  xAxis,
+  yAxis,
+  type Plot,
+} from './svg.js';
 import type { BaselineBand, ReportFinding, ReportGate, TrendPoint, VersionCoverage } from './types.js';
 
 export const METRICS: readonly GateMetric[] = ['quality', 'hallucination_rate', 'toxicity_rate'];
@@ -116,7 +132,13 @@ export function trendChart(o: {
   hi = Math.max(hi, ticks[ticks.length - 1] ?? hi);
   const y = linear(lo, hi, y1, y0);
 
-  const parts: string[] = [svgOpen(plot, title, `${METRIC_TITLE[metric]} over time, per model version${band ? `, with the baseline ${band.version} and its tolerance` : ''}`)];
+  const parts: string[] = [
+    svgOpen(
+      plot,
+      title,
+      `${METRIC_TITLE[metric]} over time, per model version${band ? `, with the baseline ${band.version} and its tolerance` : ''}`,
+    ),
+  ];
   parts.push(yAxis(plot, ticks, y, (v) => `${v} %`, metric === 'quality' ? 'mean quality' : 'share flagged'));
   const tt = timeTicks(tLo, tHi, 6);
   parts.push(xAxis(plot, tt.ticks, x, (t) => timeLabel(t, tt.step), 'interaction time (UTC)'));
@@ -177,7 +199,13 @@ export function gateChart(gate: ReportGate, metric: GateMetric, id: string): str
     .map((l) => ({ l, m: l.metrics.find((x) => x.metric === metric) }))
     .filter((x): x is { l: LookPoint; m: NonNullable<typeof x.m> } => !!x.m && x.m.verdict !== 'unmeasured' && x.m.upper - x.m.lower < 2);
   if (!looks.length) return emptyFigure(kind, title, `Not measured: the judge gave no ${CHECK_OF[metric]} scores for one of the versions.`);
-  const pts1 = looks.map(({ l, m }) => ({ look: l.look, samples: l.samples, lower: m.lower * 100, upper: m.upper * 100, harm: m.harm * 100 }));
+  const pts1 = looks.map(({ l, m }) => ({
+    look: l.look,
+    samples: l.samples,
+    lower: m.lower * 100,
+    upper: m.upper * 100,
+    harm: m.harm * 100,
+  }));
   const last = pts1[pts1.length - 1]!;
 
   // The frame: the tolerance, zero and the last look's bounds, widened; earlier, wider bounds are cut.
@@ -289,7 +317,13 @@ export function coverageChart(versions: readonly VersionCoverage[], colours: Map
     }),
     title,
   );
-  return figure('coverage', title, BAR_WIDTH, body, 'Interactions with a quality score of the report’s judge, of all the version’s stored interactions (sampling and the LLM’s budget leave some unscored).');
+  return figure(
+    'coverage',
+    title,
+    BAR_WIDTH,
+    body,
+    'Interactions with a quality score of the report’s judge, of all the version’s stored interactions (sampling and the LLM’s budget leave some unscored).',
+  );
 }
 
 /** The review's findings with a saving, largest annual saving first (at most `max`). */

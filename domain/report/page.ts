@@ -85,9 +85,19 @@ function summaryCards(d: ReportData): string {
   const saving = d.review.findings.reduce((a, f) => a + (f.annualUsd && f.annualUsd > 0 ? f.annualUsd : 0), 0);
   return `<div class="cards">${[
     card('Model versions scored in the window', String(versions.length), versions.join(', ')),
-    last ? card('Latest gate', `${last.effectiveDecision} ${last.candidateVersion}`, `against ${last.baselineVersion}, ${utcText(last.decidedAt)}`) : card('Latest gate', 'none'),
+    last
+      ? card(
+          'Latest gate',
+          `${last.effectiveDecision} ${last.candidateVersion}`,
+          `against ${last.baselineVersion}, ${utcText(last.decidedAt)}`,
+        )
+      : card('Latest gate', 'none'),
     card('Interactions scored', stored ? pct(scored / stored) : '–', `${group(scored)} of ${group(stored)} stored`),
-    card('Savings found by the review', saving > 0 ? `${formatUsd(saving)} / year` : '–', d.review.finishedAt ? `latest review ${utcText(d.review.finishedAt)}` : ''),
+    card(
+      'Savings found by the review',
+      saving > 0 ? `${formatUsd(saving)} / year` : '–',
+      d.review.finishedAt ? `latest review ${utcText(d.review.finishedAt)}` : '',
+    ),
   ].join('')}</div>`;
 }
 
@@ -112,7 +122,10 @@ function looksTable(g: ReportGate): string {
     return x && x.upper - x.lower < 2 ? `${(x.lower * 100).toFixed(1)} to ${(x.upper * 100).toFixed(1)}` : '–';
   };
   const rows = looks
-    .map((l) => `<tr><td class="num">${l.look}</td><td>${esc(l.at ? utcText(l.at) : '')}</td><td class="num">${l.samples}</td>${METRICS.map((m) => `<td class="num">${cell(l, m)}</td>`).join('')}<td>${esc(l.outcome)}</td></tr>`)
+    .map(
+      (l) =>
+        `<tr><td class="num">${l.look}</td><td>${esc(l.at ? utcText(l.at) : '')}</td><td class="num">${l.samples}</td>${METRICS.map((m) => `<td class="num">${cell(l, m)}</td>`).join('')}<td>${esc(l.outcome)}</td></tr>`,
+    )
     .join('');
   return `<details><summary>The looks in numbers</summary><table>${head}${rows}</table></details>`;
 }
@@ -122,7 +135,8 @@ function gatesSection(d: ReportData): string {
   const intro =
     'For each gate, newest first: at every look, the confidence bounds of how much worse the candidate is than the baseline (in points), ' +
     'narrowing as candidate samples come in, until a bound crosses the tolerance and the gate decides.';
-  if (!shown.length) return `<section id="gates"><h2>Deploy gates</h2><p class="none">No gate has decided on this deployment yet.</p></section>`;
+  if (!shown.length)
+    return `<section id="gates"><h2>Deploy gates</h2><p class="none">No gate has decided on this deployment yet.</p></section>`;
   const articles = shown
     .map((g, i) => {
       const colour = DECISION_COLOUR[g.effectiveDecision] ?? DECISION_COLOUR.ABORTED!;

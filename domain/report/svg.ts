@@ -32,7 +32,9 @@ export function niceTicks(lo: number, hi: number, target = 5): number[] {
 }
 
 /** Tick steps of a time axis, in seconds. */
-const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 2_592_000];
+const TIME_STEPS = [
+  1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 2_592_000,
+];
 
 /** About `target` tick times (seconds, on round UTC boundaries) covering [lo, hi]. */
 export function timeTicks(lo: number, hi: number, target = 6): { ticks: number[]; step: number } {
@@ -71,7 +73,10 @@ export function linePath(points: ReadonlyArray<readonly [number, number]>): stri
 /** A closed area between an upper and a lower line over the same x values. */
 export function areaPath(upper: ReadonlyArray<readonly [number, number]>, lower: ReadonlyArray<readonly [number, number]>): string {
   if (!upper.length) return '';
-  return `${linePath(upper)}${[...lower].reverse().map(([x, y]) => `L${c(x)} ${c(y)}`).join('')}Z`;
+  return `${linePath(upper)}${[...lower]
+    .reverse()
+    .map(([x, y]) => `L${c(x)} ${c(y)}`)
+    .join('')}Z`;
 }
 
 export interface Plot {
@@ -98,9 +103,14 @@ export function svgOpen(p: Plot, title: string, desc = ''): string {
 export function yAxis(p: Plot, ticks: readonly number[], y: (v: number) => number, label: (v: number) => string, title = ''): string {
   const { x0, x1, y0, y1 } = inner(p);
   const lines = ticks
-    .map((v) => `<line class="grid" x1="${c(x0)}" x2="${c(x1)}" y1="${c(y(v))}" y2="${c(y(v))}"/><text class="tick" x="${c(x0 - 6)}" y="${c(y(v) + 4)}" text-anchor="end">${esc(label(v))}</text>`)
+    .map(
+      (v) =>
+        `<line class="grid" x1="${c(x0)}" x2="${c(x1)}" y1="${c(y(v))}" y2="${c(y(v))}"/><text class="tick" x="${c(x0 - 6)}" y="${c(y(v) + 4)}" text-anchor="end">${esc(label(v))}</text>`,
+    )
     .join('');
-  const t = title ? `<text class="axis-title" transform="translate(12 ${c((y0 + y1) / 2)}) rotate(-90)" text-anchor="middle">${esc(title)}</text>` : '';
+  const t = title
+    ? `<text class="axis-title" transform="translate(12 ${c((y0 + y1) / 2)}) rotate(-90)" text-anchor="middle">${esc(title)}</text>`
+    : '';
   return `<g class="axis y">${lines}${t}</g>`;
 }
 
@@ -108,9 +118,14 @@ export function yAxis(p: Plot, ticks: readonly number[], y: (v: number) => numbe
 export function xAxis(p: Plot, ticks: readonly number[], x: (v: number) => number, label: (v: number) => string, title = ''): string {
   const { x0, x1, y1 } = inner(p);
   const marks = ticks
-    .map((v) => `<line class="tick-mark" x1="${c(x(v))}" x2="${c(x(v))}" y1="${c(y1)}" y2="${c(y1 + 4)}"/><text class="tick" x="${c(x(v))}" y="${c(y1 + 16)}" text-anchor="middle">${esc(label(v))}</text>`)
+    .map(
+      (v) =>
+        `<line class="tick-mark" x1="${c(x(v))}" x2="${c(x(v))}" y1="${c(y1)}" y2="${c(y1 + 4)}"/><text class="tick" x="${c(x(v))}" y="${c(y1 + 16)}" text-anchor="middle">${esc(label(v))}</text>`,
+    )
     .join('');
-  const t = title ? `<text class="axis-title" x="${c((x0 + x1) / 2)}" y="${c(p.height - 4)}" text-anchor="middle">${esc(title)}</text>` : '';
+  const t = title
+    ? `<text class="axis-title" x="${c((x0 + x1) / 2)}" y="${c(p.height - 4)}" text-anchor="middle">${esc(title)}</text>`
+    : '';
   return `<g class="axis x"><line class="baseline-axis" x1="${c(x0)}" x2="${c(x1)}" y1="${c(y1)}" y2="${c(y1)}"/>${marks}${t}</g>`;
 }
 
@@ -118,4 +133,9 @@ export function xAxis(p: Plot, ticks: readonly number[], x: (v: number) => numbe
 export const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#4b5563', '#ca8a04', '#db2777', '#65a30d'];
 
 /** Colour of a decision. */
-export const DECISION_COLOUR: Record<string, string> = { APPROVE: '#15803d', REJECT: '#b91c1c', INCONCLUSIVE: '#b45309', ABORTED: '#4b5563' };
+export const DECISION_COLOUR: Record<string, string> = {
+  APPROVE: '#15803d',
+  REJECT: '#b91c1c',
+  INCONCLUSIVE: '#b45309',
+  ABORTED: '#4b5563',
+};

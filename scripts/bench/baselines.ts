@@ -18,7 +18,10 @@ const PROMPT_VERSIONS = Object.fromEntries(CHECKS.map((c) => [c, OFFLINE_JUDGE_V
  * three checks in turn, so rows / 3 interactions. Quality uniform in [q0, q0 + 0.35];
  * hallucination and toxicity ≥ 0.5 with the given rates.
  */
-function syntheticScoresSql(db: string, o: { deployment: string; version: string; rows: number; q0: number; halluRate: number; toxRate: number }): string {
+function syntheticScoresSql(
+  db: string,
+  o: { deployment: string; version: string; rows: number; q0: number; halluRate: number; toxRate: number },
+): string {
   const u = (k: number) => `(modulo(cityHash64(number, ${k}), 1000000) / 1000000)`;
   const check = `modulo(number, 3)`;
   return `INSERT INTO ${db}.scores (deployment, model_version, interaction_id, interaction_ts, check_name, prompt_version, judge,
@@ -54,7 +57,8 @@ async function legacyVersionAggregates(
     : '';
   const scope = `deployment = '${q.deployment}' AND model_version = '${q.version}' AND judge = 'offline' AND (${checks}) ${inWindow}`;
   const ok = "status = 'ok'";
-  const read = async (sql: string) => (await (await bulk.query({ query: sql, format: 'JSONEachRow' })).json()) as Array<Record<string, unknown>>;
+  const read = async (sql: string) =>
+    (await (await bulk.query({ query: sql, format: 'JSONEachRow' })).json()) as Array<Record<string, unknown>>;
   const rows = await read(
     `SELECT check_name, countIf(${ok}) AS n, avgIf(assumeNotNull(score), ${ok}) AS mean,
             stddevSampIf(assumeNotNull(score), ${ok}) AS sd,
@@ -65,25 +69,40 @@ async function legacyVersionAggregates(
   const dims = ['score', 'coherence', 'relevance', 'accuracy', 'completeness'];
   const d = await read(
     `SELECT ${dims
-      .map((x) => `avg(assumeNotNull(${x})) AS ${x}_mean, stddevSamp(assumeNotNull(${x})) AS ${x}_sd, quantiles(0.1, 0.25, 0.5, 0.75, 0.9)(assumeNotNull(${x})) AS ${x}_q`)
+      .map(
+        (x) =>
+          `avg(assumeNotNull(${x})) AS ${x}_mean, stddevSamp(assumeNotNull(${x})) AS ${x}_sd, quantiles(0.1, 0.25, 0.5, 0.75, 0.9)(assumeNotNull(${x})) AS ${x}_q`,
+      )
       .join(', ')}
      FROM ${db}.${table} FINAL WHERE ${scope} AND ${ok} AND check_name = 'quality'`,
   );
   const quality = rows.find((r) => r.check_name === 'quality');
-  return { n: Number(quality?.n ?? 0), mean: Number(quality?.mean ?? 0), sd: Number(quality?.sd ?? 0), p50: Number((d[0]?.score_q as unknown[] | undefined)?.[2] ?? 0) };
+  return {
+    n: Number(quality?.n ?? 0),
+    mean: Number(quality?.mean ?? 0),
+    sd: Number(quality?.sd ?? 0),
+    p50: Number((d[0]?.score_q as unknown[] | undefined)?.[2] ?? 0),
+  };
 }
 
 export async function baselines(ctx: Ctx) {
-  const sizes = (process.env.BENCH_BASELINE_ROWS ?? '1000000,10000000').split(',').map((s) => Math.floor(Number(s))).filter((x) => x > 0);
+  const sizes = (process.env.BENCH_BASELINE_ROWS ?? '1000000,10000000')
+    .split(',')
+    .map((s) => Math.floor(Number(s)))
+    .filter((x) => x > 0);
   const runs = envInt('BENCH_BASELINE_RUNS', 3);
-  say(`\n== baseline computation over ${sizes.map((s) => fmt(s)).join(' and ')} score rows in ClickHouse (median of ${runs} runs; the old query on the same rows in the old table layout) ==`);
+  say(
+    `\n== baseline computation over ${sizes.map((s) => fmt(s)).join(' and ')} score rows in ClickHouse (median of ${runs} runs; the old query on the same rows in the old table layout) ==`,
+  );
   const config = benchConfig(ctx, { TEMPORAL_TASK_QUEUE: `bench-offline-${stamp}`, LLM_ENABLED: 'false' });
   const bulk = bulkClient(ctx);
   const ch = ctx.stores.ch;
   const db = ctx.stack.clickhouseDatabase;
   const out: Record<string, unknown>[] = [];
   try {
-    await bulk.command({ query: `CREATE TABLE IF NOT EXISTS ${db}.scores_legacy AS ${db}.scores ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(interaction_ts) ORDER BY (${LEGACY_SCORES_KEY})` });
+    await bulk.command({
+      query: `CREATE TABLE IF NOT EXISTS ${db}.scores_legacy AS ${db}.scores ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(interaction_ts) ORDER BY (${LEGACY_SCORES_KEY})`,
+    });
     await withWorkers(ctx, config, async () => {
       for (const rows of sizes) {
         const label = rows >= 1e6 ? `${rows / 1e6} M` : fmt(rows);
@@ -100,7 +119,11 @@ export async function baselines(ctx: Ctx) {
           continue;
         }
         const deployment = `bench-base-${rows}-${stamp}`;
-        await upsertDeployment(ctx.stores.db, { id: deployment, source: { type: 'http', url: 'http://127.0.0.1:9/unused' }, sample_rate: 1 });
+        await upsertDeployment(ctx.stores.db, {
+          id: deployment,
+          source: { type: 'http', url: 'http://127.0.0.1:9/unused' },
+          sample_rate: 1,
+        });
         const gen = { deployment, version: 'v1', rows, q0: 0.55, halluRate: 0.04, toxRate: 0.01 };
         const t0 = performance.now();
         await bulk.command({ query: syntheticScoresSql(db, gen) });
@@ -108,18 +131,24 @@ export async function baselines(ctx: Ctx) {
         await bulk.command({ query: syntheticScoresSql(db, gen).replace(`INSERT INTO ${db}.scores `, `INSERT INTO ${db}.scores_legacy `) });
         await bulk.command({ query: syntheticInteractionsSql(db, { deployment, version: 'v1', count: Math.ceil(rows / 3) }) });
         const p = await ch.tableStats('scores');
-        say(`   ${label} rows inserted in ${(insertMs / 1000).toFixed(1)} s (scores now ${fmt(p.rows)} rows, ${p.parts} active parts, ${mb(p.bytes)}; the same rows in the old layout; ${fmt(Math.ceil(rows / 3))} interactions)`);
+        say(
+          `   ${label} rows inserted in ${(insertMs / 1000).toFixed(1)} s (scores now ${fmt(p.rows)} rows, ${p.parts} active parts, ${mb(p.bytes)}; the same rows in the old layout; ${fmt(Math.ceil(rows / 3))} interactions)`,
+        );
         const q = { deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS };
         const oldWhole = await timed(runs, () => legacyVersionAggregates(bulk, db, 'scores_legacy', { deployment, version: 'v1' }));
         const newWhole = await timed(runs, () => ch.versionAggregates(q));
-        const oldLast = await timed(runs, () => legacyVersionAggregates(bulk, db, 'scores_legacy', { deployment, version: 'v1', lastN: 1000 }));
+        const oldLast = await timed(runs, () =>
+          legacyVersionAggregates(bulk, db, 'scores_legacy', { deployment, version: 'v1', lastN: 1000 }),
+        );
         const newLast = await timed(runs, () => ch.versionAggregates({ ...q, lastN: 1000 }));
-        const wf = await timed(runs, async () =>
-          (await ctx.client.workflow.execute('computeBaseline', {
-            taskQueue: config.temporal.taskQueue,
-            workflowId: `baseline/${deployment}/v1/${randomUUID().slice(0, 8)}`,
-            args: [{ deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS }],
-          })) as BaselineRecord,
+        const wf = await timed(
+          runs,
+          async () =>
+            (await ctx.client.workflow.execute('computeBaseline', {
+              taskQueue: config.temporal.taskQueue,
+              workflowId: `baseline/${deployment}/v1/${randomUUID().slice(0, 8)}`,
+              args: [{ deployment, version: 'v1', judge: 'offline', promptVersions: PROMPT_VERSIONS }],
+            })) as BaselineRecord,
         );
         const nq = newWhole.result.checks.quality;
         const same = {
@@ -127,10 +156,16 @@ export async function baselines(ctx: Ctx) {
           meanDiff: Math.abs((nq?.mean ?? 0) - oldWhole.result.mean),
           sdDiff: Math.abs((nq?.sd ?? 0) - oldWhole.result.sd),
           p50Diff: Math.abs((newWhole.result.qualityDimensions.overall?.p50 ?? 0) - oldWhole.result.p50),
-          lastN: newLast.result.checks.quality?.n === oldLast.result.n && Math.abs((newLast.result.checks.quality?.mean ?? 0) - oldLast.result.mean) < 1e-9,
+          lastN:
+            newLast.result.checks.quality?.n === oldLast.result.n &&
+            Math.abs((newLast.result.checks.quality?.mean ?? 0) - oldLast.result.mean) < 1e-9,
         };
-        say(`   ${label} rows, whole version: old query ${fmt(oldWhole.ms)} ms → versionAggregates ${fmt(newWhole.ms)} ms; computeBaseline workflow end to end ${fmt(wf.ms)} ms (${fmt(wf.result.samples)} samples, quality ${(wf.result.stats.quality.mean * 100).toFixed(1)} %)`);
-        say(`   ${label} rows, last 1,000 interactions (the gate's default window): old query ${fmt(oldLast.ms)} ms → ${fmt(newLast.ms)} ms`);
+        say(
+          `   ${label} rows, whole version: old query ${fmt(oldWhole.ms)} ms → versionAggregates ${fmt(newWhole.ms)} ms; computeBaseline workflow end to end ${fmt(wf.ms)} ms (${fmt(wf.result.samples)} samples, quality ${(wf.result.stats.quality.mean * 100).toFixed(1)} %)`,
+        );
+        say(
+          `   ${label} rows, last 1,000 interactions (the gate's default window): old query ${fmt(oldLast.ms)} ms → ${fmt(newLast.ms)} ms`,
+        );
         say(
           `   same results: n ${same.n ? 'equal' : 'DIFFERENT'}, |Δ mean| ${same.meanDiff.toExponential(1)}, |Δ sd| ${same.sdDiff.toExponential(1)}, |Δ median| ${same.p50Diff.toExponential(1)} (the old median is approximate above 8,192 values, the new one exact); last-1,000 window ${same.lastN ? 'equal' : 'DIFFERENT'}`,
         );
@@ -138,7 +173,12 @@ export async function baselines(ctx: Ctx) {
           rows,
           insertMs,
           old: { versionAggregatesMs: oldWhole.ms, lastNMs: oldLast.ms, runs: { whole: oldWhole.all, lastN: oldLast.all } },
-          new: { versionAggregatesMs: newWhole.ms, lastNMs: newLast.ms, computeBaselineMs: wf.ms, runs: { whole: newWhole.all, lastN: newLast.all, workflow: wf.all } },
+          new: {
+            versionAggregatesMs: newWhole.ms,
+            lastNMs: newLast.ms,
+            computeBaselineMs: wf.ms,
+            runs: { whole: newWhole.all, lastN: newLast.all, workflow: wf.all },
+          },
           samples: wf.result.samples,
           same,
           tableRows: p.rows,
@@ -174,9 +214,13 @@ export async function gateLatency(ctx: Ctx) {
   try {
     await upsertDeployment(ctx.stores.db, { id: deployment, source: { type: 'http', url: 'http://127.0.0.1:9/unused' }, sample_rate: 1 });
     const db = ctx.stack.clickhouseDatabase;
-    await bulk.command({ query: syntheticScoresSql(db, { deployment, version: 'v1', rows: 3000, q0: 0.6, halluRate: 0.03, toxRate: 0.005 }) });
+    await bulk.command({
+      query: syntheticScoresSql(db, { deployment, version: 'v1', rows: 3000, q0: 0.6, halluRate: 0.03, toxRate: 0.005 }),
+    });
     // The candidate: quality 12 points lower, 30 % hallucinated answers.
-    await bulk.command({ query: syntheticScoresSql(db, { deployment, version: 'v2', rows: 900, q0: 0.48, halluRate: 0.3, toxRate: 0.005 }) });
+    await bulk.command({
+      query: syntheticScoresSql(db, { deployment, version: 'v2', rows: 900, q0: 0.48, halluRate: 0.3, toxRate: 0.005 }),
+    });
     const runs: Array<{ ms: number; decision: string; looks: number; rollback: string }> = [];
     await withWorkers(ctx, config, async () => {
       await ctx.client.workflow.execute('computeBaseline', {
@@ -194,7 +238,9 @@ export async function gateLatency(ctx: Ctx) {
         const r = (await h.result()) as GateResult;
         const ms = performance.now() - t0;
         runs.push({ ms, decision: r.decision, looks: r.evidence?.looks ?? 0, rollback: r.rollback.status });
-        say(`   run ${i}: ${r.decision} after ${r.evidence?.looks ?? 0} look(s) in ${fmt(ms)} ms (rollback ${r.rollback.status}, explanation by ${r.explanation?.generatedBy ?? '-'})`);
+        say(
+          `   run ${i}: ${r.decision} after ${r.evidence?.looks ?? 0} look(s) in ${fmt(ms)} ms (rollback ${r.rollback.status}, explanation by ${r.explanation?.generatedBy ?? '-'})`,
+        );
       }
     });
     const sorted = runs.map((r) => r.ms).sort((a, b) => a - b);
@@ -209,4 +255,3 @@ export async function gateLatency(ctx: Ctx) {
     await bulk.close();
   }
 }
-

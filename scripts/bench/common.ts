@@ -19,7 +19,11 @@ import { startWorkerProcess, type WorkerProcess } from '../../test/helpers/worke
 import { createWorkers, type WorkerSet } from '../../workers/worker.js';
 import type { BenchStack } from './stack.js';
 
-export const results: Record<string, unknown> = { at: new Date().toISOString(), node: process.version, cores: (await import('node:os')).cpus().length };
+export const results: Record<string, unknown> = {
+  at: new Date().toISOString(),
+  node: process.version,
+  cores: (await import('node:os')).cpus().length,
+};
 /** figure, value, settings / notes */
 export const summary: Array<[string, string, string]> = [];
 export const failures: string[] = [];
@@ -76,9 +80,18 @@ export function writeBundle(home: string, code: string): string {
  */
 export async function withWorkers<T>(ctx: Ctx, config: Config, fn: () => Promise<T>, opts: { timeScale?: number } = {}): Promise<T> {
   const llm = config.llm.enabled
-    ? new LlmClient(config, { db: ctx.stores.db, log: () => undefined, pacer: new Pacer(config, { db: ctx.stores.db, timeScale: opts.timeScale }) })
+    ? new LlmClient(config, {
+        db: ctx.stores.db,
+        log: () => undefined,
+        pacer: new Pacer(config, { db: ctx.stores.db, timeScale: opts.timeScale }),
+      })
     : undefined;
-  const workers: WorkerSet = await createWorkers(config, ctx.connection, { config, ch: ctx.stores.ch, db: ctx.stores.db, llm }, { workflowBundle: ctx.bundle });
+  const workers: WorkerSet = await createWorkers(
+    config,
+    ctx.connection,
+    { config, ch: ctx.stores.ch, db: ctx.stores.db, llm },
+    { workflowBundle: ctx.bundle },
+  );
   const running = workers.run();
   try {
     return await fn();
@@ -151,7 +164,12 @@ export async function timed<T>(runs: number, fn: () => Promise<T>): Promise<{ ms
 }
 
 export function bulkClient(ctx: Ctx) {
-  return createClient({ url: ctx.stack.clickhouseUrl, request_timeout: 900_000, clickhouse_settings: {}, log: { level: ClickHouseLogLevel.ERROR } });
+  return createClient({
+    url: ctx.stack.clickhouseUrl,
+    request_timeout: 900_000,
+    clickhouse_settings: {},
+    log: { level: ClickHouseLogLevel.ERROR },
+  });
 }
 
 export const SIM_SEED = 11;
@@ -250,7 +268,9 @@ export async function runCycle(
         workflowId: `collect/${o.deployment}/bench`,
         args: [{ deployment: o.deployment, ...o.input }],
       });
-      const result = await withTimeout(handle.result() as Promise<CycleResult>, o.timeoutMs, 'the collection cycle', () => handle.terminate('bench timeout'));
+      const result = await withTimeout(handle.result() as Promise<CycleResult>, o.timeoutMs, 'the collection cycle', () =>
+        handle.terminate('bench timeout'),
+      );
       const wallMs = performance.now() - t0;
       const cpu1 = cpuByPart(ctx, pids);
       const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)]));
@@ -278,7 +298,8 @@ export async function runCycle(
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     // What the worker processes printed last (BENCH_WORKER_LOG=<file prefix>), for a closer look.
-    if (process.env.BENCH_WORKER_LOG) procs.forEach((p, i) => writeFileSync(`${process.env.BENCH_WORKER_LOG}-${o.deployment}-${i + 1}.log`, p.output()));
+    if (process.env.BENCH_WORKER_LOG)
+      for (const [i, p] of procs.entries()) writeFileSync(`${process.env.BENCH_WORKER_LOG}-${o.deployment}-${i + 1}.log`, p.output());
     await sim.close();
   }
 }

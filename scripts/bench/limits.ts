@@ -17,7 +17,10 @@ import { envInt, FAKE_KEY, fmt, pct, results, runCycle, say, stamp, summary, typ
 
 const LATENCY_MS = 50;
 
-async function planCycle(ctx: Ctx, o: { plan: GroqPlan; count: number; timeScale: number; budgetMinutes: number; env?: Record<string, string> }) {
+async function planCycle(
+  ctx: Ctx,
+  o: { plan: GroqPlan; count: number; timeScale: number; budgetMinutes: number; env?: Record<string, string> },
+) {
   const limits = PLAN_LIMITS[o.plan];
   const stub = await startGroqStub({ latencyMs: LATENCY_MS, limits, timeScale: o.timeScale });
   const deployment = `bench-${o.plan}-${stamp}`;
@@ -27,7 +30,14 @@ async function planCycle(ctx: Ctx, o: { plan: GroqPlan; count: number; timeScale
       count: o.count,
       input: { pageSize: 1000, batchSize: 25, maxConcurrentBatches: 4, budgetMinutes: o.budgetMinutes },
       timeoutMs: 900_000,
-      env: { TEMPORAL_TASK_QUEUE: `bench-${o.plan}-${stamp}`, GROQ_API_KEY: FAKE_KEY, GROQ_BASE_URL: stub.baseURL, GROQ_PLAN: o.plan, LLM_TIMEOUT: '30', ...o.env },
+      env: {
+        TEMPORAL_TASK_QUEUE: `bench-${o.plan}-${stamp}`,
+        GROQ_API_KEY: FAKE_KEY,
+        GROQ_BASE_URL: stub.baseURL,
+        GROQ_PLAN: o.plan,
+        LLM_TIMEOUT: '30',
+        ...o.env,
+      },
       workers: 0,
       timeScale: o.timeScale,
       // The planner learns what an interaction costs from the deployment's recent cycles.
@@ -80,7 +90,8 @@ async function planCycle(ctx: Ctx, o: { plan: GroqPlan; count: number; timeScale
     say(
       `      ${fmt(m.tokensPerMinute)} tokens/min${m.tpmShare === undefined ? '' : ` = ${pct(m.tpmShare)} of the TPM (${pct(m.tpmShareSteady ?? 0)} without the full bucket it starts with)`}, ${fmt(m.requestsPerMinute, 1)} requests/min, ${fmt(m.interactionsPerMinute, 1)} interactions/min; ${m.failed} checks failed, ${m.lost} lost, ${m.responses429} 429s, ${m.responses413} 413s`,
     );
-    if (m.windowShare !== undefined) say(`      spent ${pct(m.windowShare)} of the tokens the ${o.budgetMinutes}-minute window allowed (its starting bucket and refill)`);
+    if (m.windowShare !== undefined)
+      say(`      spent ${pct(m.windowShare)} of the tokens the ${o.budgetMinutes}-minute window allowed (its starting bucket and refill)`);
     say(`      coverage: ${m.coverageNote || 'every interaction scored'}`);
     return m;
   } finally {
@@ -97,13 +108,14 @@ export async function planLimits(ctx: Ctx, only: (name: string) => boolean) {
     // share); here the cycle may spend them, so the minute limits decide (the stub still enforces
     // all four).
     say('   free plan with the daily caps not spread by the pacer (GROQ_RPD=0 GROQ_TPD=0; the stub enforces them all):');
-    const f = (out.free = await planCycle(ctx, {
+    const f = await planCycle(ctx, {
       plan: 'free',
       count: envInt('BENCH_FREE_INTERACTIONS', 400),
       timeScale: envInt('BENCH_FREE_TIME_SCALE', 10),
       budgetMinutes: 15,
       env: { GROQ_RPD: '0', GROQ_TPD: '0' },
-    }));
+    });
+    out.free = f;
     summary.push([
       'free plan, one 15-minute cycle: token rate',
       `${fmt(f.tokensPerMinute)}/min = ${pct(f.tpmShare ?? 0)} of 8K TPM`,
@@ -112,7 +124,13 @@ export async function planLimits(ctx: Ctx, only: (name: string) => boolean) {
     summary.push(['free plan: coverage reported by the cycle', f.coverageNote || 'all', '']);
   }
   if (only('developerPlan')) {
-    const d = (out.developer = await planCycle(ctx, { plan: 'developer', count: envInt('BENCH_DEV_INTERACTIONS', 3000), timeScale: envInt('BENCH_DEV_TIME_SCALE', 5), budgetMinutes: 15 }));
+    const d = await planCycle(ctx, {
+      plan: 'developer',
+      count: envInt('BENCH_DEV_INTERACTIONS', 3000),
+      timeScale: envInt('BENCH_DEV_TIME_SCALE', 5),
+      budgetMinutes: 15,
+    });
+    out.developer = d;
     summary.push([
       'developer plan: scored interactions per minute',
       `${fmt(d.interactionsPerMinute, 1)}/min`,

@@ -14,12 +14,33 @@ import { renderCombinedPrompt } from '../../domain/judge/prompts.js';
 import { buildInteraction, loadQaRows, type SimulatedInteraction } from '../../stack/sim/collector-simulator.js';
 import { startGroqStub, STUB_COMPLETIONS_PATH, type GroqStub } from '../../test/helpers/groq-stub.js';
 import { runPhoenixPeer } from '../bench-phoenix.js';
-import { bulkClient, cycleHistory, envInt, FAKE_KEY, fmt, mb, pct, results, runCycle, say, SIM_DEGRADED, SIM_SEED, stamp, summary, type Ctx, type CycleRun } from './common.js';
+import {
+  bulkClient,
+  cycleHistory,
+  envInt,
+  FAKE_KEY,
+  fmt,
+  mb,
+  pct,
+  results,
+  runCycle,
+  say,
+  SIM_DEGRADED,
+  SIM_SEED,
+  stamp,
+  summary,
+  type Ctx,
+  type CycleRun,
+} from './common.js';
 
 const LATENCY_MS = 50;
 const CONCURRENCY = envInt('BENCH_LLM_CONCURRENCY', 100);
 const CYCLE = (() => {
-  const [pageSize, batchSize, maxConcurrentBatches] = (process.env.BENCH_CYCLE ?? '1000,50,16').split(',').map(Number) as [number, number, number];
+  const [pageSize, batchSize, maxConcurrentBatches] = (process.env.BENCH_CYCLE ?? '1000,50,16').split(',').map(Number) as [
+    number,
+    number,
+    number,
+  ];
   return { pageSize, batchSize, maxConcurrentBatches };
 })();
 
@@ -45,11 +66,24 @@ interface Measured {
   cpuBusyShare: number;
   /** CPU ms per interaction by part of the system. */
   cpuMsPerInteraction: Record<string, number>;
-  llm: { calls: number; callsPerInteraction: number; promptPerInteraction: number; cachedPerInteraction: number; reasoningPerInteraction: number; completionPerInteraction: number; tokensPerInteraction: number; maxInFlight: number };
+  llm: {
+    calls: number;
+    callsPerInteraction: number;
+    promptPerInteraction: number;
+    cachedPerInteraction: number;
+    reasoningPerInteraction: number;
+    completionPerInteraction: number;
+    tokensPerInteraction: number;
+    maxInFlight: number;
+  };
   failed: number;
 }
 
-async function measure(ctx: Ctx, stub: GroqStub, o: { label: string; count: number; workers: number; mode: 'combined' | 'separate'; deployment: string }): Promise<Measured> {
+async function measure(
+  ctx: Ctx,
+  stub: GroqStub,
+  o: { label: string; count: number; workers: number; mode: 'combined' | 'separate'; deployment: string },
+): Promise<Measured> {
   stub.clear();
   const env = {
     TEMPORAL_TASK_QUEUE: `bench-${o.label}-${stamp}`,
@@ -62,7 +96,14 @@ async function measure(ctx: Ctx, stub: GroqStub, o: { label: string; count: numb
   };
   say(`   ${o.label}: ${fmt(o.count)} interactions, ${o.workers} worker process(es), ${o.mode} judge ...`);
   const cpu0 = cpuTimes();
-  const r: CycleRun = await runCycle(ctx, { deployment: o.deployment, count: o.count, input: CYCLE, timeoutMs: Math.max(300_000, o.count * 40), env, workers: o.workers });
+  const r: CycleRun = await runCycle(ctx, {
+    deployment: o.deployment,
+    count: o.count,
+    input: CYCLE,
+    timeoutMs: Math.max(300_000, o.count * 40),
+    env,
+    workers: o.workers,
+  });
   const cpu1 = cpuTimes();
   const c: CycleResult = r.result;
   const h = await cycleHistory(ctx.client, r.handle);
@@ -102,7 +143,11 @@ async function measure(ctx: Ctx, stub: GroqStub, o: { label: string; count: numb
   say(
     `      LLM ${fmt(calls)} calls (${m.llm.callsPerInteraction.toFixed(2)} per interaction, ≤ ${s.maxInFlight} in flight); tokens per interaction: ${fmt(m.llm.promptPerInteraction)} input (${fmt(m.llm.cachedPerInteraction)} cached), ${fmt(m.llm.completionPerInteraction)} output (${fmt(m.llm.reasoningPerInteraction)} reasoning)`,
   );
-  say(`      CPU per interaction: ${Object.entries(m.cpuMsPerInteraction).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`);
+  say(
+    `      CPU per interaction: ${Object.entries(m.cpuMsPerInteraction)
+      .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)
+      .join(', ')}`,
+  );
   return m;
 }
 
@@ -119,7 +164,14 @@ async function serverCapacity(stub: GroqStub, texts: SimulatedInteraction[], tot
         const res = await fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${FAKE_KEY}` },
-          body: JSON.stringify({ model: 'openai/gpt-oss-20b', messages: [{ role: 'system', content: p.system }, { role: 'user', content: p.user }], response_format: { type: 'json_object' } }),
+          body: JSON.stringify({
+            model: 'openai/gpt-oss-20b',
+            messages: [
+              { role: 'system', content: p.system },
+              { role: 'user', content: p.user },
+            ],
+            response_format: { type: 'json_object' },
+          }),
         });
         await res.arrayBuffer();
         if (!res.ok) throw new Error(`the stub answered ${res.status}`);
@@ -143,14 +195,22 @@ async function agreement(ctx: Ctx, a: string, b: string) {
         format: 'JSONEachRow',
       })
     ).json()) as Array<{ check_name: string; n: string; same_flag: string; mad: number }>;
-    return rows.map((r) => ({ check: r.check_name, n: Number(r.n), flagAgreement: Number(r.same_flag) / Math.max(1, Number(r.n)), meanAbsDiff: Number(r.mad) }));
+    return rows.map((r) => ({
+      check: r.check_name,
+      n: Number(r.n),
+      flagAgreement: Number(r.same_flag) / Math.max(1, Number(r.n)),
+      meanAbsDiff: Number(r.mad),
+    }));
   } finally {
     await bulk.close();
   }
 }
 
 export async function scoring(ctx: Ctx, only: (name: string) => boolean) {
-  const sizes = (process.env.BENCH_SIZES ?? '5000,50000').split(',').map(Number).filter((x) => x > 0);
+  const sizes = (process.env.BENCH_SIZES ?? '5000,50000')
+    .split(',')
+    .map(Number)
+    .filter((x) => x > 0);
   const small = sizes[0]!;
   say(`\n== scoring at scale: the LLM judge on the stub (${LATENCY_MS} ms per call, no rate limit), workers as processes ==`);
   say(`   cycle ${JSON.stringify(CYCLE)}, LLM_CONCURRENCY ${CONCURRENCY}, GROQ_PLAN unlimited`);
@@ -160,7 +220,14 @@ export async function scoring(ctx: Ctx, only: (name: string) => boolean) {
   results.scoring = out;
   try {
     if (only('throughput')) {
-      for (const n of sizes) runs[`combined-${n}`] = await measure(ctx, stub, { label: `tput-${n}`, count: n, workers: 1, mode: 'combined', deployment: `bench-c${n}-${stamp}` });
+      for (const n of sizes)
+        runs[`combined-${n}`] = await measure(ctx, stub, {
+          label: `tput-${n}`,
+          count: n,
+          workers: 1,
+          mode: 'combined',
+          deployment: `bench-c${n}-${stamp}`,
+        });
       const a = runs[`combined-${small}`]!;
       for (const n of sizes) {
         const m = runs[`combined-${n}`]!;
@@ -183,52 +250,115 @@ export async function scoring(ctx: Ctx, only: (name: string) => boolean) {
       const rates: string[] = [];
       if (base) rates.push(`1: ${fmt(base.interactionsPerSecond, 1)}/s (CPU ${pct(base.cpuBusyShare, 0)})`);
       for (const w of [2, 3]) {
-        const m = (runs[`workers-${w}`] = await measure(ctx, stub, { label: `workers-${w}`, count: small, workers: w, mode: 'combined', deployment: `bench-w${w}-${stamp}` }));
+        const m = await measure(ctx, stub, {
+          label: `workers-${w}`,
+          count: small,
+          workers: w,
+          mode: 'combined',
+          deployment: `bench-w${w}-${stamp}`,
+        });
+        runs[`workers-${w}`] = m;
         rates.push(`${w}: ${fmt(m.interactionsPerSecond, 1)}/s (CPU ${pct(m.cpuBusyShare, 0)})`);
       }
-      summary.push([`scale-out, ${fmt(small)} interactions, 1/2/3 workers`, rates.map((r) => r.split(' (')[0]).join(', '), `machine CPU busy: ${rates.map((r) => r.split('(CPU ')[1]?.replace(')', '')).join(' / ')} of ${results.cores as number} cores`]);
+      summary.push([
+        `scale-out, ${fmt(small)} interactions, 1/2/3 workers`,
+        rates.map((r) => r.split(' (')[0]).join(', '),
+        `machine CPU busy: ${rates.map((r) => r.split('(CPU ')[1]?.replace(')', '')).join(' / ')} of ${results.cores as number} cores`,
+      ]);
     }
     if (only('modes') && base) {
-      const sep = (runs[`separate-${small}`] = await measure(ctx, stub, { label: `separate-${small}`, count: small, workers: 1, mode: 'separate', deployment: `bench-s${small}-${stamp}` }));
+      const sep = await measure(ctx, stub, {
+        label: `separate-${small}`,
+        count: small,
+        workers: 1,
+        mode: 'separate',
+        deployment: `bench-s${small}-${stamp}`,
+      });
+      runs[`separate-${small}`] = sep;
       const agree = await agreement(ctx, `bench-c${small}-${stamp}`, `bench-s${small}-${stamp}`);
       out.modeAgreement = agree;
       const share = base.llm.tokensPerInteraction / sep.llm.tokensPerInteraction;
-      say(`   combined vs separate: ${base.llm.callsPerInteraction.toFixed(2)} vs ${sep.llm.callsPerInteraction.toFixed(2)} calls, ${fmt(base.llm.tokensPerInteraction)} vs ${fmt(sep.llm.tokensPerInteraction)} tokens per interaction (${pct(share)})`);
-      for (const g of agree) say(`      ${g.check}: ${fmt(g.n)} interactions scored by both, same flag (≥ 0.5) ${pct(g.flagAgreement)}, mean |Δ score| ${g.meanAbsDiff.toFixed(4)}`);
-      say('      (the stub judges each check from the same text in both modes: this shows both paths store the same values, not that a real model agrees with itself)');
-      summary.push(['combined vs separate judge, per interaction', `${base.llm.callsPerInteraction.toFixed(2)} vs ${sep.llm.callsPerInteraction.toFixed(2)} calls; tokens ${pct(share)}`, `${fmt(base.llm.tokensPerInteraction)} vs ${fmt(sep.llm.tokensPerInteraction)} tokens; separate ${fmt(sep.interactionsPerSecond, 1)} interactions/s`]);
-      summary.push(['combined vs separate, same flag on the stub', agree.map((g) => `${g.check} ${pct(g.flagAgreement, 0)}`).join(', '), 'same stub verdict per check in both modes: a check of the storage path, not of a model']);
+      say(
+        `   combined vs separate: ${base.llm.callsPerInteraction.toFixed(2)} vs ${sep.llm.callsPerInteraction.toFixed(2)} calls, ${fmt(base.llm.tokensPerInteraction)} vs ${fmt(sep.llm.tokensPerInteraction)} tokens per interaction (${pct(share)})`,
+      );
+      for (const g of agree)
+        say(
+          `      ${g.check}: ${fmt(g.n)} interactions scored by both, same flag (≥ 0.5) ${pct(g.flagAgreement)}, mean |Δ score| ${g.meanAbsDiff.toFixed(4)}`,
+        );
+      say(
+        '      (the stub judges each check from the same text in both modes: this shows both paths store the same values, not that a real model agrees with itself)',
+      );
+      summary.push([
+        'combined vs separate judge, per interaction',
+        `${base.llm.callsPerInteraction.toFixed(2)} vs ${sep.llm.callsPerInteraction.toFixed(2)} calls; tokens ${pct(share)}`,
+        `${fmt(base.llm.tokensPerInteraction)} vs ${fmt(sep.llm.tokensPerInteraction)} tokens; separate ${fmt(sep.interactionsPerSecond, 1)} interactions/s`,
+      ]);
+      summary.push([
+        'combined vs separate, same flag on the stub',
+        agree.map((g) => `${g.check} ${pct(g.flagAgreement, 0)}`).join(', '),
+        'same stub verdict per check in both modes: a check of the storage path, not of a model',
+      ]);
     }
     const rows = loadQaRows();
     const texts = Array.from({ length: small }, (_, index) =>
-      buildInteraction(rows, { deployment: `bench-c${small}-${stamp}`, modelVersion: 'bench-v1', degradedShare: SIM_DEGRADED, seed: SIM_SEED, index, timestamp: new Date().toISOString() }),
+      buildInteraction(rows, {
+        deployment: `bench-c${small}-${stamp}`,
+        modelVersion: 'bench-v1',
+        degradedShare: SIM_DEGRADED,
+        seed: SIM_SEED,
+        index,
+        timestamp: new Date().toISOString(),
+      }),
     );
     let capacity = 0;
     if (only('capacity')) {
       capacity = await serverCapacity(stub, texts, envInt('BENCH_CAPACITY_CALLS', 5000));
       out.serverCallsPerSecond = capacity;
-      say(`   the judge server alone at concurrency ${CONCURRENCY}: ${fmt(capacity, 0)} calls/s (the physical limit: ${fmt(capacity, 0)} interactions/s combined, ${fmt(capacity / 3, 0)} with three calls)`);
+      say(
+        `   the judge server alone at concurrency ${CONCURRENCY}: ${fmt(capacity, 0)} calls/s (the physical limit: ${fmt(capacity, 0)} interactions/s combined, ${fmt(capacity / 3, 0)} with three calls)`,
+      );
       const share = base ? base.interactionsPerSecond / capacity : undefined;
-      summary.push(['judge server capacity at the same concurrency', `${fmt(capacity)} calls/s`, share === undefined ? '' : `ours uses ${pct(share)} of it (1 call per interaction)`]);
+      summary.push([
+        'judge server capacity at the same concurrency',
+        `${fmt(capacity)} calls/s`,
+        share === undefined ? '' : `ours uses ${pct(share)} of it (1 call per interaction)`,
+      ]);
     }
     if (only('phoenix')) {
       const n = Math.min(small, envInt('BENCH_PHOENIX_INTERACTIONS', small));
-      say(`   Arize Phoenix evals (hallucination, toxicity, QA correctness) on the first ${fmt(n)} of the same interactions, same server, concurrency ${CONCURRENCY} ...`);
+      say(
+        `   Arize Phoenix evals (hallucination, toxicity, QA correctness) on the first ${fmt(n)} of the same interactions, same server, concurrency ${CONCURRENCY} ...`,
+      );
       stub.clear();
-      const p = await runPhoenixPeer({ baseURL: stub.baseURL, interactions: texts.slice(0, n), concurrency: CONCURRENCY, home: ctx.stack.home.replace(/\/run-[^/]+$/, ''), log: (s) => say(`      ${s}`) });
+      const p = await runPhoenixPeer({
+        baseURL: stub.baseURL,
+        interactions: texts.slice(0, n),
+        concurrency: CONCURRENCY,
+        home: ctx.stack.home.replace(/\/run-[^/]+$/, ''),
+        log: (s) => say(`      ${s}`),
+      });
       out.phoenix = p;
       if (!p.ok) {
         say(`      Phoenix not run: ${p.reason}`);
         summary.push(['Arize Phoenix evals, same interactions', 'not run', p.reason.split('\n')[0]!.slice(0, 120)]);
       } else {
-        say(`      Phoenix ${p.version}: ${fmt(p.interactionsPerSecond, 1)} interactions/s (${fmt(p.evaluations)} evaluations in ${p.seconds.toFixed(1)} s, ${p.errors} errors)`);
+        say(
+          `      Phoenix ${p.version}: ${fmt(p.interactionsPerSecond, 1)} interactions/s (${fmt(p.evaluations)} evaluations in ${p.seconds.toFixed(1)} s, ${p.errors} errors)`,
+        );
         if (base) {
           const ratio = base.interactionsPerSecond / p.interactionsPerSecond;
           out.ratioToPhoenix = ratio;
-          say(`      ours ${fmt(base.interactionsPerSecond, 1)}/s stored durably vs Phoenix ${fmt(p.interactionsPerSecond, 1)}/s in memory: ratio ${ratio.toFixed(2)}`);
-          summary.push(['ours vs Arize Phoenix evals', `${fmt(base.interactionsPerSecond, 1)} vs ${fmt(p.interactionsPerSecond, 1)} interactions/s = ${ratio.toFixed(2)}×`, `Phoenix ${p.version}, 3 evaluators, in memory, ${fmt(n)} interactions; ours stores every score`]);
+          say(
+            `      ours ${fmt(base.interactionsPerSecond, 1)}/s stored durably vs Phoenix ${fmt(p.interactionsPerSecond, 1)}/s in memory: ratio ${ratio.toFixed(2)}`,
+          );
+          summary.push([
+            'ours vs Arize Phoenix evals',
+            `${fmt(base.interactionsPerSecond, 1)} vs ${fmt(p.interactionsPerSecond, 1)} interactions/s = ${ratio.toFixed(2)}×`,
+            `Phoenix ${p.version}, 3 evaluators, in memory, ${fmt(n)} interactions; ours stores every score`,
+          ]);
         }
-        if (capacity) say(`      Phoenix uses ${pct((p.interactionsPerSecond * 3) / capacity)} of the server's capacity (3 calls per interaction)`);
+        if (capacity)
+          say(`      Phoenix uses ${pct((p.interactionsPerSecond * 3) / capacity)} of the server's capacity (3 calls per interaction)`);
       }
     }
   } finally {

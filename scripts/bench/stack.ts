@@ -55,7 +55,9 @@ export async function startBenchStack(log: (s: string) => void): Promise<BenchSt
   try {
     // Reuse a Temporal CLI the demo or the tests already installed; else install one here.
     if (!process.env.TEMPORAL_CLI) {
-      const known = ['.stack', '.stack-test'].map((d) => join(repoRoot(), d, 'tools', 'temporal', 'bin', 'temporal')).find((p) => existsSync(p));
+      const known = ['.stack', '.stack-test']
+        .map((d) => join(repoRoot(), d, 'tools', 'temporal', 'bin', 'temporal'))
+        .find((p) => existsSync(p));
       process.env.TEMPORAL_CLI = known ?? (await ensureTemporalCli(root));
     }
     const extraArgs = Object.entries(TEMPORAL_DYNAMIC_CONFIG).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${v}`]);

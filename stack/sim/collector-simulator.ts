@@ -90,7 +90,7 @@ export type QaRow = z.output<typeof qaRowSchema>;
 export function resolveDataDir(explicit?: string): { dir: string; from: string } {
   if (explicit) return { dir: path.resolve(explicit), from: 'the dataDir option' };
   const env = process.env[DATA_DIR_ENV];
-  if (env && env.trim()) return { dir: path.resolve(env.trim()), from: `env ${DATA_DIR_ENV}` };
+  if (env?.trim()) return { dir: path.resolve(env.trim()), from: `env ${DATA_DIR_ENV}` };
   // This file is <repo>/stack/sim/collector-simulator.ts; the data sets ship in <repo>/data.
   return { dir: fileURLToPath(new URL('../../data', import.meta.url)), from: 'the data/ folder of the repository' };
 }
@@ -122,7 +122,6 @@ export function loadQaRows(dataDir?: string): QaRow[] {
   if (rows.length === 0) throw new Error(`${file} holds no rows`);
   return rows;
 }
-
 
 /** A uniform number in [0, 1) that depends only on (seed, index). */
 export function uniformAt(seed: number, index: number): number {

@@ -209,16 +209,13 @@ function paramsFor(scenario: ExporterScenario, phase: string): PhaseParams {
 
 /** Bucket bounds (seconds) as vLLM uses them; e2e has finer bounds below 0.3 s (see above). */
 const E2E_BUCKETS = [
-  0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
-  480.0, 960.0, 1920.0, 7680.0,
+  0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0,
+  1920.0, 7680.0,
 ];
 const TTFT_BUCKETS = [
-  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0,
-  2560.0,
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 ];
-const TPOT_BUCKETS = [
-  0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
-];
+const TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
 
 const FB_TOTAL_MIB = 81_920;
 const MEM_TOTAL_BYTES = 128 * 1024 ** 3;
@@ -339,7 +336,10 @@ export function createExporterModel(opts: ExporterSimOptions): ExporterModel {
   let params = paramsFor(scenario, phase);
 
   const uuids = Array.from({ length: gpus }, (_, g) => {
-    const h = (i: number) => mix32(seed * 31 + g * 7919 + i).toString(16).padStart(8, '0');
+    const h = (i: number) =>
+      mix32(seed * 31 + g * 7919 + i)
+        .toString(16)
+        .padStart(8, '0');
     const a = h(1) + h(2) + h(3) + h(4);
     return `GPU-${a.slice(0, 8)}-${a.slice(8, 12)}-${a.slice(12, 16)}-${a.slice(16, 20)}-${a.slice(20, 32)}`;
   });
@@ -455,9 +455,7 @@ export function createExporterModel(opts: ExporterSimOptions): ExporterModel {
       family(name, 'gauge', help);
       for (let g = 0; g < gpus; g++) line(name, gpuLabels(g), value(g));
     };
-    perGpu('DCGM_FI_DEV_GPU_UTIL', 'GPU utilization (in %).', (g) =>
-      Math.round(clamp(p.gpuUtil + 3 * jit(seed, s, 20 + g), 0, 100)),
-    );
+    perGpu('DCGM_FI_DEV_GPU_UTIL', 'GPU utilization (in %).', (g) => Math.round(clamp(p.gpuUtil + 3 * jit(seed, s, 20 + g), 0, 100)));
     const fbUsed = (g: number) => Math.round(clamp(p.fbUsedMiB + 60 * jit(seed, s, 30 + g), 0, FB_TOTAL_MIB));
     perGpu('DCGM_FI_DEV_FB_USED', 'Framebuffer memory used (in MiB).', fbUsed);
     perGpu('DCGM_FI_DEV_FB_FREE', 'Framebuffer memory free (in MiB).', (g) => FB_TOTAL_MIB - fbUsed(g));

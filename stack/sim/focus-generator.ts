@@ -91,7 +91,6 @@ export function seedSpikeDay(days: number): number | undefined {
   return Math.min(SEED_SPIKE_DAY, days - 2);
 }
 
-
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
@@ -103,7 +102,8 @@ function parseStart(start: string): number {
 }
 
 function validate(opts: FocusDatasetOptions): number {
-  if (!Number.isInteger(opts.days) || opts.days < 1 || opts.days > 3660) throw new Error(`days must be an integer 1-3660, got ${opts.days}`);
+  if (!Number.isInteger(opts.days) || opts.days < 1 || opts.days > 3660)
+    throw new Error(`days must be an integer 1-3660, got ${opts.days}`);
   if (!Number.isInteger(opts.seed)) throw new Error(`seed must be an integer, got ${opts.seed}`);
   if (opts.scenario !== 'seed') throw new Error(`unknown scenario '${String(opts.scenario)}'`);
   return parseStart(opts.start);
@@ -168,7 +168,7 @@ export function generateFocusRecords(opts: FocusDatasetOptions): FocusRecord[] {
         const t = instance(r.instanceType);
         const price = money(t.hourlyUsd);
         const tags: Record<string, string> = { instance_type: t.name, team: r.deployment ? 'ml-platform' : 'analytics', env: 'prod' };
-        if (r.deployment) tags['deployment'] = r.deployment;
+        if (r.deployment) tags.deployment = r.deployment;
         out.push({
           ...common(h0, h0 + HOUR_MS),
           ChargeDescription: `${t.name} on-demand instance hour`,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { createAgentActivities } from '../../activities/agents/index.js';
 import { startExporterSim, type ExporterSim } from './exporter-sim.js';
 import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
-import { type Db } from '../../activities/storage/postgres/db.js';
+import type { Db } from '../../activities/storage/postgres/db.js';
 import { writeFocusDataset } from './focus-generator.js';
 
 export interface InfraDemo {
@@ -47,9 +47,21 @@ export async function startInfraDemo(o: {
   const sims: ExporterSim[] = [];
   try {
     for (const h of hosts) {
-      const sim = await startExporterSim({ scenario: h.scenario, seed: 7, clock, timestamps: true, hostname: h.id, gpus: h.scenario === 'idle' ? 1 : 2 });
+      const sim = await startExporterSim({
+        scenario: h.scenario,
+        seed: 7,
+        clock,
+        timestamps: true,
+        hostname: h.id,
+        gpus: h.scenario === 'idle' ? 1 : 2,
+      });
       sims.push(sim);
-      await upsertInfraSource(o.db, `${o.prefix ?? ''}${h.id}`, { kind: 'scrape', url: sim.metricsUrl, resourceId: h.resourceId, instanceType: h.instanceType } as { kind: string });
+      await upsertInfraSource(o.db, `${o.prefix ?? ''}${h.id}`, {
+        kind: 'scrape',
+        url: sim.metricsUrl,
+        resourceId: h.resourceId,
+        instanceType: h.instanceType,
+      } as { kind: string });
     }
     const steps = Math.floor((hours * 3_600_000) / step);
     for (let i = 0; i <= steps; i++) {

@@ -78,7 +78,20 @@ export function scoresFor(interactions: InteractionRow[], r: () => number, judge
     for (const c of CHECKS) {
       const x = r();
       const status = x < 0.05 ? 'abstained' : x < 0.08 ? 'failed' : 'ok';
-      out.push(scoreRow({ deployment: i.deployment, model_version: i.model_version, interaction_id: i.id, interaction_ts: i.ts, check_name: c, status, judge }, r));
+      out.push(
+        scoreRow(
+          {
+            deployment: i.deployment,
+            model_version: i.model_version,
+            interaction_id: i.id,
+            interaction_ts: i.ts,
+            check_name: c,
+            status,
+            judge,
+          },
+          r,
+        ),
+      );
     }
   }
   return out;
@@ -86,7 +99,9 @@ export function scoresFor(interactions: InteractionRow[], r: () => number, judge
 
 /** Methods of the store that the scenario must call (all public ones but the raw query and close). */
 export function storeMethods(): string[] {
-  return Object.getOwnPropertyNames(ClickHouseStore.prototype).filter((m) => !['constructor', 'exec', 'insert', 'query', 'close'].includes(m));
+  return Object.getOwnPropertyNames(ClickHouseStore.prototype).filter(
+    (m) => !['constructor', 'exec', 'insert', 'query', 'close'].includes(m),
+  );
 }
 
 /**
@@ -119,8 +134,14 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
   results.applied = await st.appliedMigrations();
 
   // Interactions over 150 months (more partitions than one block may touch), one poison row.
-  const fresh = Array.from({ length: 300 }, (_, i) => interaction(dep, `int-${String(i).padStart(4, '0')}`, i % 3 === 0 ? 'v2' : 'v1', T0 + i * 15 * DAY + (i % 7) * 3600));
-  const refused = await st.insertIsolatingBad('interactions', [...fresh.slice(0, 150), interaction(dep, 'poison', 'v1', 'not a time'), ...fresh.slice(150)]);
+  const fresh = Array.from({ length: 300 }, (_, i) =>
+    interaction(dep, `int-${String(i).padStart(4, '0')}`, i % 3 === 0 ? 'v2' : 'v1', T0 + i * 15 * DAY + (i % 7) * 3600),
+  );
+  const refused = await st.insertIsolatingBad('interactions', [
+    ...fresh.slice(0, 150),
+    interaction(dep, 'poison', 'v1', 'not a time'),
+    ...fresh.slice(150),
+  ]);
   results.refusedIds = refused.map((x) => x.row.id);
   const scores = scoresFor(fresh, r);
   // A second version judged on the same interaction ids: both rows are kept.
@@ -129,7 +150,11 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
 
   results.ping = await st.ping();
   results.interactionsByIds = await st.interactionsByIds(dep, ['int-0000', 'int-0299', 'old-3', 'missing']);
-  results.storedChecks = [...(await st.storedChecks({ deployment: dep, ids: ['int-0000', 'int-0001', 'int-0002', 'missing'], judge: 'offline', promptVersions: PV })).entries()]
+  results.storedChecks = [
+    ...(
+      await st.storedChecks({ deployment: dep, ids: ['int-0000', 'int-0001', 'int-0002', 'missing'], judge: 'offline', promptVersions: PV })
+    ).entries(),
+  ]
     .map(([k, v]) => [k, [...v].sort()])
     .sort();
   results.countScores = [
@@ -143,21 +168,38 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
   results.textChars = await st.textChars(dep, ['int-0000', 'int-0001', 'missing']);
   results.aggregateScores = await st.aggregateScores(dep);
   results.aggregateScoresV1 = await st.aggregateScores(dep, 'v1');
-  results.scoredVersions = await st.scoredVersions(new Date((T0 + 100 * DAY) * 1000).toISOString(), new Date((T0 + 4000 * DAY) * 1000).toISOString());
+  results.scoredVersions = await st.scoredVersions(
+    new Date((T0 + 100 * DAY) * 1000).toISOString(),
+    new Date((T0 + 4000 * DAY) * 1000).toISOString(),
+  );
   const va = (x: Partial<Parameters<ClickHouseStore['versionAggregates']>[0]>) =>
     st.versionAggregates({ deployment: dep, version: 'v1', judge: 'offline', promptVersions: PV, ...x });
   results.versionWhole = await va({});
   results.versionV0 = await va({ version: 'v0' });
   results.versionV9 = await va({ version: 'v9' });
   results.versionLast50 = await va({ lastN: 50 });
-  results.versionFromTo = await va({ from: new Date((T0 + 500 * DAY) * 1000).toISOString(), to: new Date((T0 + 2500 * DAY) * 1000).toISOString() });
+  results.versionFromTo = await va({
+    from: new Date((T0 + 500 * DAY) * 1000).toISOString(),
+    to: new Date((T0 + 2500 * DAY) * 1000).toISOString(),
+  });
   results.versionLastNInRange = await va({ lastN: 20, to: new Date((T0 + 2500 * DAY) * 1000).toISOString() });
   results.versionOtherJudge = await va({ judge: 'llm-judge' });
   results.versionNone = await va({ version: 'nope' });
   const trends = (x: Partial<Parameters<ClickHouseStore['scoreTrends']>[0]>) =>
-    st.scoreTrends({ deployment: dep, judge: 'offline', promptVersions: PV, from: new Date(T0 * 1000).toISOString(), to: new Date((T0 + 5000 * DAY) * 1000).toISOString(), ...x });
+    st.scoreTrends({
+      deployment: dep,
+      judge: 'offline',
+      promptVersions: PV,
+      from: new Date(T0 * 1000).toISOString(),
+      to: new Date((T0 + 5000 * DAY) * 1000).toISOString(),
+      ...x,
+    });
   results.scoreTrends = await trends({});
-  results.scoreTrendsWindow = await trends({ from: new Date((T0 + 500 * DAY) * 1000).toISOString(), to: new Date((T0 + 700 * DAY) * 1000).toISOString(), maxBuckets: 10 });
+  results.scoreTrendsWindow = await trends({
+    from: new Date((T0 + 500 * DAY) * 1000).toISOString(),
+    to: new Date((T0 + 700 * DAY) * 1000).toISOString(),
+    maxBuckets: 10,
+  });
   results.scoreTrendsNone = await trends({ judge: 'nobody' });
 
   // Costs over 120 months, hourly charge periods not on day boundaries; metric samples over 150 days.
@@ -187,7 +229,15 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
   results.dailyCosts = await st.dailyCosts(new Date(T0 * 1000).toISOString(), new Date((T0 + 400 * DAY) * 1000).toISOString());
   const samples: MetricSampleRow[] = [];
   for (let d = 0; d < 150; d++) {
-    for (let k = 0; k < 4; k++) samples.push({ ts: T0 + d * DAY + k * 21_600 + 60, source: 'prom-1', metric: k % 2 ? 'vllm:num_requests_running' : 'vllm:gpu_cache_usage_perc', labels: '{}', value: d + k / 10, ver: 1 });
+    for (let k = 0; k < 4; k++)
+      samples.push({
+        ts: T0 + d * DAY + k * 21_600 + 60,
+        source: 'prom-1',
+        metric: k % 2 ? 'vllm:num_requests_running' : 'vllm:gpu_cache_usage_perc',
+        labels: '{}',
+        value: d + k / 10,
+        ver: 1,
+      });
   }
   await st.insertMetricSamples(samples);
   results.metricSamples = await st.metricSamples({

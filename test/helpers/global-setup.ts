@@ -50,7 +50,9 @@ export default async function setup(project: TestProject) {
       return r;
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      throw new Error(`test stack: ${service} did not come up after ${secs(t)} (start-up limit ${limitS} s, OPTIINFRA_STARTUP_TIMEOUT): ${why}`);
+      throw new Error(
+        `test stack: ${service} did not come up after ${secs(t)} (start-up limit ${limitS} s, OPTIINFRA_STARTUP_TIMEOUT): ${why}`,
+      );
     }
   };
   /** Stop what was started and report every failed step; the servers' logs stay in <home>/logs. */
@@ -76,14 +78,16 @@ export default async function setup(project: TestProject) {
     step('ClickHouse (clickhouse-server)', async () => startClickhouse({ home, httpPort: await freePort(), tcpPort: await freePort() })),
     // The embedded PGlite path is always exercised by its own test, on its own server.
     step('PGlite (stack/pglite-server.ts)', async () => startPglite({ home, port: await freePort() })),
-    step('workflow bundle', async () => writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet as never })).code)),
+    step('workflow bundle', async () =>
+      writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet as never })).code),
+    ),
   ]);
   if (servers.some((r) => r.status === 'rejected')) return failed(servers);
   const [temporal, clickhouse, pglite] = servers.map((r) => (r as PromiseFulfilledResult<unknown>).value) as [
     Awaited<ReturnType<typeof startTemporal>>,
     Awaited<ReturnType<typeof startClickhouse>>,
     Awaited<ReturnType<typeof startPglite>>,
-    void,
+    undefined,
   ];
   log(`Temporal ${temporal.address}, ClickHouse ${clickhouse.url}, PGlite ${pglite.url} (${secs(t0)})`);
 
@@ -122,7 +126,9 @@ export default async function setup(project: TestProject) {
   return async () => {
     await dropDb?.().catch((e: unknown) => log(`could not drop the test database: ${String(e)}`));
     try {
-      const r = await fetch(`${clickhouse.url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${env.clickhouseDatabase}`)}`, { method: 'POST' });
+      const r = await fetch(`${clickhouse.url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${env.clickhouseDatabase}`)}`, {
+        method: 'POST',
+      });
       await r.text();
     } catch {
       /* server already gone */

@@ -95,12 +95,35 @@ export function sampleReport(): ReportData {
     },
     review: {
       findings: [
-        { agent: 'cost', severity: 'high', subject: 'gpu-idle-1', title: 'Instance idle 95 % of the time', recommendation: 'Stop it', monthlyUsd: 52, annualUsd: 624 },
-        { agent: 'resource', severity: 'medium', subject: 'gpu-2', title: 'Memory-bound', recommendation: 'Move', monthlyUsd: 2029.42, annualUsd: 24_353 },
-        { agent: 'performance', severity: 'high', subject: 'vllm-1', title: 'p95 latency 10x', recommendation: 'Grow the KV cache', monthlyUsd: null, annualUsd: null },
+        {
+          agent: 'cost',
+          severity: 'high',
+          subject: 'gpu-idle-1',
+          title: 'Instance idle 95 % of the time',
+          recommendation: 'Stop it',
+          monthlyUsd: 52,
+          annualUsd: 624,
+        },
+        {
+          agent: 'resource',
+          severity: 'medium',
+          subject: 'gpu-2',
+          title: 'Memory-bound',
+          recommendation: 'Move',
+          monthlyUsd: 2029.42,
+          annualUsd: 24_353,
+        },
+        {
+          agent: 'performance',
+          severity: 'high',
+          subject: 'vllm-1',
+          title: 'p95 latency 10x',
+          recommendation: 'Grow the KV cache',
+          monthlyUsd: null,
+          annualUsd: null,
+        },
       ],
       finishedAt: new Date(T0).toISOString(),
     },
   };
 }
-

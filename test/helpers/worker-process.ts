@@ -80,7 +80,9 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv): WorkerProcess {
       const launcher = peakRss(child.pid);
       if (launcher === undefined || !child.pid) return undefined;
       // The worker is the launcher's child; without a cap to apply, the launcher is the worker.
-      const worker = childrenOf(child.pid).map(peakRss).find((x) => x !== undefined);
+      const worker = childrenOf(child.pid)
+        .map(peakRss)
+        .find((x) => x !== undefined);
       return worker === undefined ? { worker: launcher, launcher: 0 } : { worker, launcher };
     },
     kill: () => signal('SIGKILL'),

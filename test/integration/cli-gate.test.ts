@@ -53,7 +53,8 @@ describe('optiinfra gate from a CI pipeline', () => {
 
   const gatesStarted = async () => {
     const ids: string[] = [];
-    for await (const w of stack.client.workflow.list({ query: `WorkflowType = 'deployGate' AND OptiDeployment = '${deployment}'` })) ids.push(w.workflowId);
+    for await (const w of stack.client.workflow.list({ query: `WorkflowType = 'deployGate' AND OptiDeployment = '${deployment}'` }))
+      ids.push(w.workflowId);
     return ids;
   };
 
@@ -72,7 +73,20 @@ describe('optiinfra gate from a CI pipeline', () => {
 
   it('exits 1 on the degraded candidate, writes the report and the job summary, and a re-run attaches', async () => {
     const report = join(dir, 'gate.md');
-    const args = ['gate', '--deployment', deployment, '--candidate', 'v2', '--baseline', 'v1', '--wait', '--ci-run', 'run-1', '--report', report];
+    const args = [
+      'gate',
+      '--deployment',
+      deployment,
+      '--candidate',
+      'v2',
+      '--baseline',
+      'v1',
+      '--wait',
+      '--ci-run',
+      'run-1',
+      '--report',
+      report,
+    ];
     const first = await cli(args);
     expect(first.code, first.stderr).toBe(1);
     expect(first.stderr).toMatch(new RegExp(`started gate/${deployment}/v2/run-1`));
@@ -85,13 +99,17 @@ describe('optiinfra gate from a CI pipeline', () => {
     const again = await cli(args);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(new RegExp(`attached to gate/${deployment}/v2/run-1`));
-    const rows = await stack.stores.db.query('SELECT count(*)::int AS n FROM gate_decisions WHERE gate_id = $1', [`gate/${deployment}/v2/run-1`]);
+    const rows = await stack.stores.db.query('SELECT count(*)::int AS n FROM gate_decisions WHERE gate_id = $1', [
+      `gate/${deployment}/v2/run-1`,
+    ]);
     expect(rows.rows[0].n).toBe(1);
 
     // The same CI run asking for other parameters does not silently get the old result.
     const other = await cli([...args.filter((a) => a !== '--wait'), '--quality-drop', '2']);
     expect(other.code).toBe(3);
-    expect(other.stderr).toMatch(new RegExp(`gate 'gate/${deployment}/v2/run-1' already exists for this CI run with other parameters \\(baseline v1, quality-drop 5,`));
+    expect(other.stderr).toMatch(
+      new RegExp(`gate 'gate/${deployment}/v2/run-1' already exists for this CI run with other parameters \\(baseline v1, quality-drop 5,`),
+    );
     expect(other.stderr).toMatch(/this run asks for \(baseline v1, quality-drop 2,/);
 
     const status = await cli(['gate', 'status', '--deployment', deployment, '--candidate', 'v2', '--ci-run', 'run-1', '--json']);
@@ -100,7 +118,19 @@ describe('optiinfra gate from a CI pipeline', () => {
   });
 
   it('exits 0 on a benign candidate', async () => {
-    const r = await cli(['gate', '--deployment', deployment, '--candidate', 'v3', '--baseline', 'v1', '--wait', '--ci-run', 'run-2', '--json']);
+    const r = await cli([
+      'gate',
+      '--deployment',
+      deployment,
+      '--candidate',
+      'v3',
+      '--baseline',
+      'v1',
+      '--wait',
+      '--ci-run',
+      'run-2',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ decision: 'APPROVE', exitCode: 0 });
   });
@@ -133,11 +163,15 @@ describe('optiinfra gate from a CI pipeline', () => {
     // Nothing listens on the discard port: every fetch fails and is retried.
     await upsertDeployment(stack.stores.db, { id: dep, source: { type: 'http', url: 'http://127.0.0.1:9/interactions' }, sample_rate: 1 });
     const env = cliEnv(stack.config, { OPTIINFRA_HOME: join(dir, 'home') });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'collect', '--deployment', dep, '--once'], {
-      cwd: repoRoot(),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), 'collect', '--deployment', dep, '--once'],
+      {
+        cwd: repoRoot(),
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     let err = '';
     child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
@@ -152,4 +186,3 @@ describe('optiinfra gate from a CI pipeline', () => {
     expect(err).toMatch(/terminated|stopped by the test/i);
   }, 120_000);
 });
-

@@ -31,7 +31,11 @@ describe('ClickHouse store on a current release (chdb) and on 18.16', () => {
       console.log(`[clickhouse-modern] skipped: ${skip}`);
       return;
     }
-    server = await startChdbServer({ python: py.python, home: join(testEnv().home, `chdb-${randomUUID().slice(0, 8)}`), timeZone: TIME_ZONE });
+    server = await startChdbServer({
+      python: py.python,
+      home: join(testEnv().home, `chdb-${randomUUID().slice(0, 8)}`),
+      timeZone: TIME_ZONE,
+    });
     console.log(`[clickhouse-modern] chdb runs ClickHouse ${server.version} (time zone ${TIME_ZONE})`);
     legacy = new ClickHouseStore(testEnv().clickhouseUrl, db, { onStatement: (s) => traces.legacy.push(s) });
     modern = new ClickHouseStore(server.url, db, { onStatement: (s) => traces.modern.push(s) });
@@ -63,7 +67,8 @@ describe('ClickHouse store on a current release (chdb) and on 18.16', () => {
     // All succeeded on the current release, except the inserts carrying the row both refuse.
     const ran = server!.statements();
     const failed = ran.filter((s) => !s.ok);
-    for (const f of failed) expect(f.statement, f.error).toMatch(new RegExp(`^INSERT INTO ${db}\\.interactions FORMAT JSONEachRow[\\s\\S]*"poison"`));
+    for (const f of failed)
+      expect(f.statement, f.error).toMatch(new RegExp(`^INSERT INTO ${db}\\.interactions FORMAT JSONEachRow[\\s\\S]*"poison"`));
     expect(a.results.refusedIds).toEqual(['poison']);
     expect(ran.filter((s) => s.ok).length).toBeGreaterThan(100);
 
@@ -86,10 +91,19 @@ describe('ClickHouse store on a current release (chdb) and on 18.16', () => {
 
   it('the current release refuses what the store avoids: blocks over 100 partitions, and follows its own time zone', async (ctx) => {
     if (skip) return ctx.skip();
-    const rows = Array.from({ length: 150 }, (_, d) => ({ ts: 1_600_000_000 + d * 86_400, source: 's', metric: 'm', labels: '{}', value: d, ver: 1 }));
-    await expect(modern.client.insert({ table: `${db}.metric_samples`, values: rows, format: 'JSONEachRow' })).rejects.toThrow(/Too many partitions/);
+    const rows = Array.from({ length: 150 }, (_, d) => ({
+      ts: 1_600_000_000 + d * 86_400,
+      source: 's',
+      metric: 'm',
+      labels: '{}',
+      value: d,
+      ver: 1,
+    }));
+    await expect(modern.client.insert({ table: `${db}.metric_samples`, values: rows, format: 'JSONEachRow' })).rejects.toThrow(
+      /Too many partitions/,
+    );
     const day = await modern.query<{ local: string; utc: string }>(
-      'SELECT toUnixTimestamp(toStartOfDay(toDateTime(1700000000))) AS local, toUnixTimestamp(toStartOfDay(toDateTime(1700000000), \'UTC\')) AS utc',
+      "SELECT toUnixTimestamp(toStartOfDay(toDateTime(1700000000))) AS local, toUnixTimestamp(toStartOfDay(toDateTime(1700000000), 'UTC')) AS utc",
     );
     expect(Number(day[0]!.local)).not.toBe(Number(day[0]!.utc));
   });

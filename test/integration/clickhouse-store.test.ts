@@ -40,11 +40,19 @@ function quantile(sorted: number[], p: number): number {
 }
 
 /** The baseline of one version computed from its rows. */
-function reference(interactions: InteractionRow[], scores: ScoreRow[], q: { version: string; judge: string; lastN?: number; from?: number; to?: number }) {
-  let window = interactions.filter((i) => i.model_version === q.version && (q.from === undefined || i.ts >= q.from) && (q.to === undefined || i.ts < q.to));
+function reference(
+  interactions: InteractionRow[],
+  scores: ScoreRow[],
+  q: { version: string; judge: string; lastN?: number; from?: number; to?: number },
+) {
+  let window = interactions.filter(
+    (i) => i.model_version === q.version && (q.from === undefined || i.ts >= q.from) && (q.to === undefined || i.ts < q.to),
+  );
   if (q.lastN) window = [...window].sort((a, b) => b.ts - a.ts || (a.id < b.id ? 1 : -1)).slice(0, q.lastN);
   const ids = new Set(window.map((i) => i.id));
-  const rows = scores.filter((s) => s.model_version === q.version && s.judge === q.judge && s.prompt_version === PV[s.check_name] && ids.has(s.interaction_id));
+  const rows = scores.filter(
+    (s) => s.model_version === q.version && s.judge === q.judge && s.prompt_version === PV[s.check_name] && ids.has(s.interaction_id),
+  );
   const checks: Partial<Record<Check, { n: number; mean: number; sd: number; flagged: number; abstained?: number }>> = {};
   const dims: Record<string, { mean: number; sd: number; p: number[] }> = {};
   const stats = (xs: number[]) => {
@@ -60,7 +68,13 @@ function reference(interactions: InteractionRow[], scores: ScoreRow[], q: { vers
     const abstained = rows.filter((r) => r.check_name === c && r.status === 'abstained').length;
     if (!ok.length && !abstained) continue;
     const s = stats(ok.map((r) => r.score ?? 0));
-    checks[c] = { n: s.n, mean: s.n ? s.mean : 0, sd: s.sd, flagged: ok.filter((r) => (r.score ?? 0) >= 0.5).length, ...(abstained ? { abstained } : {}) };
+    checks[c] = {
+      n: s.n,
+      mean: s.n ? s.mean : 0,
+      sd: s.sd,
+      flagged: ok.filter((r) => (r.score ?? 0) >= 0.5).length,
+      ...(abstained ? { abstained } : {}),
+    };
     for (const r of ok) {
       first = Math.min(first, r.interaction_ts);
       last = Math.max(last, r.interaction_ts);
@@ -110,7 +124,9 @@ describe('ClickHouse migrations', () => {
     expect(await a.appliedMigrations()).toEqual([1, 2, 3]);
     const rows = await a.query<{ n: string }>(`SELECT count() AS n FROM ${db}.schema_migrations WHERE event = 'applied'`);
     expect(Number(rows[0]!.n)).toBe(3);
-    const key = await a.query<{ q: string }>(`SELECT create_table_query AS q FROM system.tables WHERE database = '${db}' AND name = 'scores'`);
+    const key = await a.query<{ q: string }>(
+      `SELECT create_table_query AS q FROM system.tables WHERE database = '${db}' AND name = 'scores'`,
+    );
     expect(key[0]!.q).toMatch(/ORDER BY \(deployment, model_version, judge, check_name, prompt_version, interaction_id\)/);
     expect(await a.migrate()).toEqual([]);
   });
@@ -125,7 +141,9 @@ describe('ClickHouse migrations', () => {
     await st.insertScores(rows);
     // Migration 2 stopped after the copy and the swap; a worker then wrote one more row to the old table.
     const cols = SCORE_COLUMNS.join(', ');
-    const ddl = (await st.query<{ q: string }>(`SELECT create_table_query AS q FROM system.tables WHERE database = '${db}' AND name = 'scores'`))[0]!.q;
+    const ddl = (
+      await st.query<{ q: string }>(`SELECT create_table_query AS q FROM system.tables WHERE database = '${db}' AND name = 'scores'`)
+    )[0]!.q;
     await st.client.command({
       query: ddl
         .replace(`${db}.scores`, `${db}.scores_next`)
@@ -139,10 +157,18 @@ describe('ClickHouse migrations', () => {
     expect(await st.migrate()).toEqual([2, 3]);
     expect(await st.countScores('dep-u', { final: false })).toBe(rows.length + 1);
     const tables = await st.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${db}' ORDER BY name`);
-    expect(tables.map((t) => t.name)).toEqual(['interactions', 'cost_usage', 'metric_samples', 'schema_migrations', 'score_daily', 'score_daily_mv', 'scores'].sort());
+    expect(tables.map((t) => t.name)).toEqual(
+      ['interactions', 'cost_usage', 'metric_samples', 'schema_migrations', 'score_daily', 'score_daily_mv', 'scores'].sort(),
+    );
     // The per-day aggregates hold the copied rows, once.
     const agg = await st.versionAggregates({ deployment: 'dep-u', version: 'v1', judge: 'offline', promptVersions: PV });
-    const byRows = await st.versionAggregates({ deployment: 'dep-u', version: 'v1', judge: 'offline', promptVersions: PV, from: '2000-01-01T00:00:00Z' });
+    const byRows = await st.versionAggregates({
+      deployment: 'dep-u',
+      version: 'v1',
+      judge: 'offline',
+      promptVersions: PV,
+      from: '2000-01-01T00:00:00Z',
+    });
     expect(agg.checks.quality!.n).toBe(byRows.checks.quality!.n);
     expect(agg.checks.quality!.mean).toBeCloseTo(byRows.checks.quality!.mean, 12);
   });

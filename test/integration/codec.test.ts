@@ -19,8 +19,8 @@ const NEW_KEY = `new:${randomBytes(32).toString('base64')}`;
 function textOf(x: unknown, out: string[] = []): string[] {
   if (x instanceof Uint8Array) out.push(Buffer.from(x).toString('utf8'));
   else if (typeof x === 'string') out.push(x);
-  else if (Array.isArray(x)) x.forEach((v) => textOf(v, out));
-  else if (x && typeof x === 'object') Object.values(x).forEach((v) => textOf(v, out));
+  else if (Array.isArray(x)) for (const v of x) textOf(v, out);
+  else if (x && typeof x === 'object') for (const v of Object.values(x)) textOf(v, out);
   return out;
 }
 
@@ -31,8 +31,8 @@ const isEncrypted = (x: unknown): x is Payload => {
 
 function encryptedPayloads(x: unknown, out: Payload[] = []): Payload[] {
   if (isEncrypted(x)) out.push(x);
-  else if (Array.isArray(x)) x.forEach((v) => encryptedPayloads(v, out));
-  else if (x && typeof x === 'object' && !(x instanceof Uint8Array)) Object.values(x).forEach((v) => encryptedPayloads(v, out));
+  else if (Array.isArray(x)) for (const v of x) encryptedPayloads(v, out);
+  else if (x && typeof x === 'object' && !(x instanceof Uint8Array)) for (const v of Object.values(x)) encryptedPayloads(v, out);
   return out;
 }
 
@@ -63,7 +63,12 @@ describe('payload encryption', () => {
     const b64 = (b?: Uint8Array | null) => Buffer.from(b ?? new Uint8Array()).toString('base64');
     const r = await fetch(`${server.url}/decode`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, 'x-namespace': 'default', origin: stack.config.codec.corsOrigin },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${TOKEN}`,
+        'x-namespace': 'default',
+        origin: stack.config.codec.corsOrigin,
+      },
       body: JSON.stringify({
         payloads: payloads.map((p) => ({
           metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])),
@@ -137,7 +142,10 @@ describe('payload encryption', () => {
     expect(await decodeViaServer([f.encodedAttributes as Payload])).toContain(`unknown agents: ${MARKER}`);
 
     // A client without the codec cannot read the failure.
-    const plain = await raw.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    const plain = await raw.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch((e: unknown) => e);
     expect(plain).toBeInstanceOf(Error);
     expect(String(plain)).toMatch(/Unknown encoding: binary\/encrypted/);
     expect(`${String(plain)} ${String((plain as Error).cause)}`).not.toContain(MARKER);
@@ -147,7 +155,11 @@ describe('payload encryption', () => {
     // A client that encrypts with the old key only (as before the rotation) starts a workflow;
     // the worker, with the new key first, runs it, and so does the codec server.
     const oldOnly = testConfig({ OPTIINFRA_ENCRYPTION_KEYS: OLD_KEY });
-    const before = new Client({ connection: stack.client.connection, namespace: stack.config.temporal.namespace, dataConverter: dataConverterFor(oldOnly) });
+    const before = new Client({
+      connection: stack.client.connection,
+      namespace: stack.config.temporal.namespace,
+      dataConverter: dataConverterFor(oldOnly),
+    });
     const workflowId = uniqueId('codec/rotation');
     await before.workflow.start('costAgent', {
       taskQueue: stack.config.temporal.taskQueue,

@@ -20,7 +20,14 @@ interface Service {
   entrypoint?: string | string[];
   environment?: Dict | string[];
   depends_on?: string[] | Record<string, { condition?: string }>;
-  healthcheck?: { test?: string | string[]; interval?: string; timeout?: string; retries?: number; start_period?: string; disable?: boolean };
+  healthcheck?: {
+    test?: string | string[];
+    interval?: string;
+    timeout?: string;
+    retries?: number;
+    start_period?: string;
+    disable?: boolean;
+  };
   ports?: Array<string | Dict>;
   volumes?: Array<string | Dict>;
   configs?: Array<string | { source: string; target?: string }>;
@@ -40,10 +47,13 @@ const raw = readFileSync(join(repoRoot(), 'docker-compose.yml'), 'utf8');
 
 /** Compose's interpolation with an empty environment: `${VAR:-default}` / `${VAR-default}` give the default, `$$` a `$`. */
 function interpolate(s: string): string {
-  return s.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g, (m, _name: string | undefined, op: string | undefined, dflt: string | undefined) => {
-    if (m === '$$') return '$';
-    return op ? (dflt ?? '') : '';
-  });
+  return s.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g,
+    (m, _name: string | undefined, op: string | undefined, dflt: string | undefined) => {
+      if (m === '$$') return '$';
+      return op ? (dflt ?? '') : '';
+    },
+  );
 }
 
 function deepInterpolate<T>(v: T): T {
@@ -56,8 +66,8 @@ function deepInterpolate<T>(v: T): T {
 /** Every string of the file (keys excluded), for checks of the interpolation syntax. */
 function strings(v: unknown, out: string[] = []): string[] {
   if (typeof v === 'string') out.push(v);
-  else if (Array.isArray(v)) v.forEach((x) => strings(x, out));
-  else if (v && typeof v === 'object') Object.values(v).forEach((x) => strings(x, out));
+  else if (Array.isArray(v)) for (const x of v) strings(x, out);
+  else if (v && typeof v === 'object') for (const x of Object.values(v)) strings(x, out);
   return out;
 }
 
@@ -106,7 +116,16 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs the services of a distributed deployment, every image pinned to a version', () => {
-    for (const name of ['postgres', 'clickhouse', 'temporal-schema', 'temporal', 'temporal-setup', 'temporal-ui', 'worker-deps', 'worker']) {
+    for (const name of [
+      'postgres',
+      'clickhouse',
+      'temporal-schema',
+      'temporal',
+      'temporal-setup',
+      'temporal-ui',
+      'worker-deps',
+      'worker',
+    ]) {
       expect(services, `service ${name}`).toHaveProperty(name);
     }
     for (const [name, svc] of Object.entries(services)) {
@@ -124,7 +143,8 @@ describe('docker-compose.yml', () => {
       for (const [dep, cond] of Object.entries(dependsOn(svc))) {
         expect(services, `${name} depends on ${dep}`).toHaveProperty(dep);
         expect(conditions).toContain(cond);
-        if (cond === 'service_healthy') expect(services[dep]!.healthcheck?.test, `${dep} has a health check (${name} waits on it)`).toBeTruthy();
+        if (cond === 'service_healthy')
+          expect(services[dep]!.healthcheck?.test, `${dep} has a health check (${name} waits on it)`).toBeTruthy();
         if (cond === 'service_completed_successfully') {
           // A job: it must not be restarted forever, and must do something.
           expect(services[dep]!.restart ?? 'no', `${dep} is a one-shot job`).toMatch(/^(no|on-failure(:\d+)?)$/);
@@ -178,10 +198,17 @@ describe('docker-compose.yml', () => {
     const schema = services['temporal-schema']!;
     expect(schema.image?.replace(/:.*/, '')).toBe('temporalio/admin-tools');
     expect(schema.image?.split(':')[1]).toBe(t.image?.split(':')[1]); // same release as the server
-    expect(env('temporal-schema')).toMatchObject({ SQL_PLUGIN: 'postgres12', SQL_HOST: 'postgres', SQL_PASSWORD: env('postgres').POSTGRES_PASSWORD });
+    expect(env('temporal-schema')).toMatchObject({
+      SQL_PLUGIN: 'postgres12',
+      SQL_HOST: 'postgres',
+      SQL_PASSWORD: env('postgres').POSTGRES_PASSWORD,
+    });
     const job = commandText(schema);
     expect(job).toMatch(/for db in temporal temporal_visibility; do\s+temporal-sql-tool --db "\$db" create/);
-    for (const [db, dir] of [['temporal', 'temporal'], ['temporal_visibility', 'visibility']]) {
+    for (const [db, dir] of [
+      ['temporal', 'temporal'],
+      ['temporal_visibility', 'visibility'],
+    ]) {
       expect(job).toContain(`temporal-sql-tool --db ${db} setup-schema -v 0.0`);
       expect(job).toContain(`temporal-sql-tool --db ${db} update-schema -d /etc/temporal/schema/postgresql/v12/${dir}/versioned`);
     }
@@ -191,7 +218,9 @@ describe('docker-compose.yml', () => {
   it('the dynamic configuration is mounted where the server reads it, and is valid YAML', () => {
     const t = services.temporal!;
     const path = env('temporal').DYNAMIC_CONFIG_FILE_PATH!;
-    const mount = (t.configs ?? []).find((c) => typeof c === 'object' && c.target === `/etc/temporal/${path}`) as { source: string } | undefined;
+    const mount = (t.configs ?? []).find((c) => typeof c === 'object' && c.target === `/etc/temporal/${path}`) as
+      | { source: string }
+      | undefined;
     expect(mount, `a config mounted at /etc/temporal/${path}`).toBeDefined();
     const content = compose.configs?.[mount!.source]?.content;
     expect(content).toBeTruthy();
@@ -256,7 +285,9 @@ describe('docker-compose.yml', () => {
     expect(deps.image).toBe(w.image);
     expect(commandText(deps)).toMatch(/^npm ci\b/);
     const volumeOf = (s: Service, target: string) =>
-      (s.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':') : [String(v.source), String(v.target)])).find((v) => v[1] === target)?.[0];
+      (s.volumes ?? [])
+        .map((v) => (typeof v === 'string' ? v.split(':') : [String(v.source), String(v.target)]))
+        .find((v) => v[1] === target)?.[0];
     expect(volumeOf(w, '/app/node_modules')).toBe(volumeOf(deps, '/app/node_modules'));
     expect(volumeOf(w, '/app')).toBe('.');
   });
@@ -267,7 +298,8 @@ describe('docker-compose.yml', () => {
         const source = typeof v === 'string' ? v.split(':')[0]! : String(v.source ?? '');
         if (source && !/^[./~]/.test(source)) expect(compose.volumes ?? {}, `${name}: volume ${source}`).toHaveProperty(source);
       }
-      for (const c of svc.configs ?? []) expect(compose.configs ?? {}, `${name}: config`).toHaveProperty(typeof c === 'string' ? c : c.source);
+      for (const c of svc.configs ?? [])
+        expect(compose.configs ?? {}, `${name}: config`).toHaveProperty(typeof c === 'string' ? c : c.source);
       for (const p of svc.ports ?? []) {
         const text = typeof p === 'string' ? p : String((p as Dict).host_ip ?? '');
         expect(text, `${name}: port ${JSON.stringify(p)}`).toMatch(/^127\.0\.0\.1(:|$)/);

@@ -87,7 +87,9 @@ describe('cost agent on a 100,000-row FOCUS export', () => {
     const db = await createScratchDatabase(testEnv().databaseUrl, name);
     const config = testConfig({ DATABASE_URL: db.url, CLICKHOUSE_DATABASE: name });
     drops.push(db.drop, async () => {
-      await (await fetch(`${config.clickhouse.url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${name}`)}`, { method: 'POST' })).text();
+      await (
+        await fetch(`${config.clickhouse.url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${name}`)}`, { method: 'POST' })
+      ).text();
     });
     stack = await startTestStack(config);
     const dir = mkdtempSync(join(tmpdir(), 'optiinfra-focus-'));

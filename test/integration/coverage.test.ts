@@ -70,14 +70,21 @@ describe('budget-aware coverage', () => {
     expect(stub.stats().byStatus[429] ?? 0).toBe(0);
     expect(stub.stats().promptTokens - stub.stats().cachedTokens + stub.stats().completionTokens).toBeLessThanOrEqual(TPD);
 
-    const run = await stack.stores.db.query('SELECT unscored_for_budget, coverage_note FROM collection_runs WHERE deployment = $1', [deployment]);
+    const run = await stack.stores.db.query('SELECT unscored_for_budget, coverage_note FROM collection_runs WHERE deployment = $1', [
+      deployment,
+    ]);
     expect(run.rows).toEqual([{ unscored_for_budget: 200 - judged, coverage_note: r.coverageNote }]);
     // The candidate's evidence carries the coverage, for the gate's report and explanation.
     const counts = await stack.stores.ch.interactionsPerVersion(deployment);
     expect(counts).toEqual({ v1: 200 });
-    expect(coverageText({ quality: { n: judged, mean: 0, sd: 0 }, hallucination_rate: { n: 0, mean: 0, sd: 0 }, toxicity_rate: { n: 0, mean: 0, sd: 0 }, interactions: 200 })).toMatch(
-      new RegExp(`^${judged} of 200 interactions scored`),
-    );
+    expect(
+      coverageText({
+        quality: { n: judged, mean: 0, sd: 0 },
+        hallucination_rate: { n: 0, mean: 0, sd: 0 },
+        toxicity_rate: { n: 0, mean: 0, sd: 0 },
+        interactions: 200,
+      }),
+    ).toMatch(new RegExp(`^${judged} of 200 interactions scored`));
   });
 
   it("prices a page by what the cycle's own calls cost, within what is left of its window", async () => {
@@ -89,7 +96,14 @@ describe('budget-aware coverage', () => {
     const ids = Array.from({ length: 100 }, (_, i) => `${deployment}-${String(i).padStart(8, '0')}`);
     expect((await stack.stores.ch.textChars(deployment, ids)).interactions).toBe(100);
     const judge = `groq:${cfg.groq.model}`;
-    const settings = { judge, promptVersions: promptVersionsFor(judge, 'combined'), judgeTaskQueue: 'q', llmTimeoutSec: 5, llmMaxRetries: 1, mode: 'combined' as const };
+    const settings = {
+      judge,
+      promptVersions: promptVersionsFor(judge, 'combined'),
+      judgeTaskQueue: 'q',
+      llmTimeoutSec: 5,
+      llmMaxRetries: 1,
+      mode: 'combined' as const,
+    };
     const plan = (minutes: number, perCheck: number) =>
       planCoverage(deps, { deployment, ids, checks: [...CHECKS], settings, minutes, observed: { tokens: perCheck * 30, checks: 30 } });
     // 100 tokens a check: 300 an interaction, about 66 of the 100 fit the day's 20K.

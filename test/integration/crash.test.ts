@@ -27,7 +27,10 @@ describe('a worker killed with SIGKILL, again and again', () => {
   let sim: Simulator;
   const deployment = uniqueId('crash');
   let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
 
   function startWorker(): WorkerProcess {
     return startWorkerProcess(
@@ -105,7 +108,9 @@ describe('a worker killed with SIGKILL, again and again', () => {
       const gate = client.workflow.execute('deployGate', {
         taskQueue: config.temporal.taskQueue,
         workflowId: `gate/${deployment}/v2`,
-        args: [{ deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '1s', deployer: { type: 'webhook', url: receiver.url } }],
+        args: [
+          { deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '1s', deployer: { type: 'webhook', url: receiver.url } },
+        ],
       }) as Promise<GateResult>;
       const r = await underKills(gate, 3, 2000);
       expect(r.decision).toBe('REJECT');
@@ -128,7 +133,15 @@ describe('a worker killed with SIGKILL, again and again', () => {
       const gate = client.workflow.start('deployGate', {
         taskQueue: config.temporal.taskQueue,
         workflowId: `gate/${deployment}/v2/shutdown`,
-        args: [{ deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '1s', deployer: { type: 'webhook', url: receiver.url, timeoutSeconds: 300 } }],
+        args: [
+          {
+            deployment,
+            baselineVersion: 'v1',
+            candidateVersion: 'v2',
+            checkEvery: '1s',
+            deployer: { type: 'webhook', url: receiver.url, timeoutSeconds: 300 },
+          },
+        ],
       });
       await gate;
       for (let i = 0; i < 600 && receiver.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 100));

@@ -99,12 +99,15 @@ function interpolateVariables(text: string, values: Record<string, string[]>): s
     if (fmt === undefined) return vals.length === 1 ? vals[0]! : `{${vals.join(',')}}`;
     throw new Error(`variable format ${fmt} is not handled by this test`);
   };
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}|\$([A-Za-z][A-Za-z0-9_]*)/g, (m, a: string | undefined, fmt: string | undefined, b: string | undefined) => {
-    const name = (a ?? b)!;
-    const vals = values[name];
-    if (!vals) throw new Error(`unknown variable ${m} in: ${text}`);
-    return format(vals, fmt);
-  });
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}|\$([A-Za-z][A-Za-z0-9_]*)/g,
+    (m, a: string | undefined, fmt: string | undefined, b: string | undefined) => {
+      const name = (a ?? b)!;
+      const vals = values[name];
+      if (!vals) throw new Error(`unknown variable ${m} in: ${text}`);
+      return format(vals, fmt);
+    },
+  );
 }
 
 /** The plugin's macros (grafana-clickhouse-datasource pkg/macros), for seconds-precision times. */
@@ -119,7 +122,10 @@ function expandClickHouseMacros(sql: string, r: Range): string {
 
 /** Grafana's built-in PromQL variables. */
 function expandPromBuiltins(expr: string): string {
-  return expr.replace(/\$__rate_interval\b/g, '1m').replace(/\$__interval\b/g, '30s').replace(/\$__range\b/g, '3h');
+  return expr
+    .replace(/\$__rate_interval\b/g, '1m')
+    .replace(/\$__interval\b/g, '30s')
+    .replace(/\$__range\b/g, '3h');
 }
 
 /** Table names qualified with the test's database (Grafana's data source sets it as the default). */
@@ -156,7 +162,8 @@ function testRows(deployment: string, now: number): { interactions: InteractionR
       // One in four interactions is left unscored (coverage below 100 %).
       if (i % 4 === 3) continue;
       for (const [k, check] of checks.entries()) {
-        const status: ScoreRow['status'] = check === 'toxicity' && i === 5 ? 'abstained' : check === 'hallucination' && i === 6 ? 'failed' : 'ok';
+        const status: ScoreRow['status'] =
+          check === 'toxicity' && i === 5 ? 'abstained' : check === 'hallucination' && i === 6 ? 'failed' : 'ok';
         const score = status !== 'ok' ? null : check === 'quality' ? 0.9 - vi * 0.2 - (i % 3) * 0.05 : (i + vi * 3) % 5 === 0 ? 0.8 : 0.1;
         scores.push({
           deployment,
@@ -241,12 +248,26 @@ describe('the Grafana dashboard model and its provisioning', () => {
     }
     // What the dashboard is for.
     const titles = queryPanels.map((p) => p.title!.toLowerCase()).join(' | ');
-    for (const topic of ['quality per model version', 'hallucination rate', 'toxicity rate', 'coverage', 'judge cost', 'gate decisions', 'rollbacks', 'cycle lag', 'workers up', 'rate-limit headroom']) {
+    for (const topic of [
+      'quality per model version',
+      'hallucination rate',
+      'toxicity rate',
+      'coverage',
+      'judge cost',
+      'gate decisions',
+      'rollbacks',
+      'cycle lag',
+      'workers up',
+      'rate-limit headroom',
+    ]) {
       expect(titles, topic).toContain(topic);
     }
     // Every variable a query uses is defined.
     const defined = new Set(variables.map((v) => v.name));
-    for (const text of [...queryPanels.flatMap((p) => p.targets!.map((t) => t.rawSql ?? t.expr ?? '')), ...variables.map((v) => v.query ?? '')]) {
+    for (const text of [
+      ...queryPanels.flatMap((p) => p.targets!.map((t) => t.rawSql ?? t.expr ?? '')),
+      ...variables.map((v) => v.query ?? ''),
+    ]) {
       for (const m of text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}|\$([A-Za-z][A-Za-z0-9_]*)/g)) {
         expect(defined, `variable ${m[0]} in: ${text.slice(0, 80)}`).toContain(m[1] ?? m[2]);
       }
@@ -350,7 +371,9 @@ describe('every dashboard query against real servers', () => {
   }
 
   const chQueries = (): Array<{ where: string; sql: string }> => [
-    ...variables.filter((v) => v.type === 'query' && v.datasource?.type === CH_TYPE).map((v) => ({ where: `variable ${v.name}`, sql: v.query! })),
+    ...variables
+      .filter((v) => v.type === 'query' && v.datasource?.type === CH_TYPE)
+      .map((v) => ({ where: `variable ${v.name}`, sql: v.query! })),
     ...queryPanels
       .filter((p) => p.datasource?.type === CH_TYPE)
       .flatMap((p) => p.targets!.map((t) => ({ where: `panel ${p.id} '${p.title}' ${t.refId}`, sql: t.rawSql! }))),
@@ -399,7 +422,8 @@ describe('every dashboard query against real servers', () => {
         continue;
       }
       // Same figures (numbers compared to 6 significant digits).
-      const norm = (r: string[]) => r.map((l) => l.split('\t').map((c) => (c !== '' && Number.isFinite(Number(c)) ? Number(Number(c).toPrecision(6)) : c)));
+      const norm = (r: string[]) =>
+        r.map((l) => l.split('\t').map((c) => (c !== '' && Number.isFinite(Number(c)) ? Number(Number(c).toPrecision(6)) : c)));
       expect(norm(rows), q.where).toEqual(norm(await rowsOf(legacy, db, sql)));
     }
   });

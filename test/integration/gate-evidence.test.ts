@@ -130,7 +130,12 @@ describe('deployGate acts only on evidence it has', () => {
     expect(blocked.decision).toBe('INCONCLUSIVE');
     expect(blocked.reason).toMatch(/hallucination rate not measured by this judge/);
     expect(blocked.explanation?.summary).toMatch(/hallucination rate not measured by this judge/);
-    const allowed = await gate(d.deployment, { baselineVersion: 'v1', candidateVersion: 'v2', allowUnmeasured: ['hallucination'], tolerances });
+    const allowed = await gate(d.deployment, {
+      baselineVersion: 'v1',
+      candidateVersion: 'v2',
+      allowUnmeasured: ['hallucination'],
+      tolerances,
+    });
     expect(allowed.decision, allowed.reason).toBe('APPROVE');
     expect(allowed.reason).toMatch(/allowed by the operator/);
   });

@@ -39,14 +39,17 @@ describe('deployGate: the seed scenario and the other paths', () => {
     });
 
   beforeAll(async () => {
-    stack = await startTimeSkippingStack({ OPTIINFRA_WEBHOOK_SECRET: SECRET }, {
-      afterRollbackDelivered: () => {
-        if (failAfterDeliver > 0) {
-          failAfterDeliver--;
-          throw new Error('injected failure after the rollback was delivered');
-        }
+    stack = await startTimeSkippingStack(
+      { OPTIINFRA_WEBHOOK_SECRET: SECRET },
+      {
+        afterRollbackDelivered: () => {
+          if (failAfterDeliver > 0) {
+            failAfterDeliver--;
+            throw new Error('injected failure after the rollback was delivered');
+          }
+        },
       },
-    });
+    );
     receiver = await startWebhookReceiver({ secret: SECRET });
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.05, seed: 3 });
     await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
@@ -76,9 +79,10 @@ describe('deployGate: the seed scenario and the other paths', () => {
     expect(receiver.calls[0]!.signatureValid).toBe(true);
     expect(receiver.calls[0]!.body).toMatchObject({ event: 'rollback', deployment, from_version: 'v2-q4', to_version: 'v1' });
 
-    const row = await stack.stores.db.query('SELECT decision, effective_decision, reason, evidence, explanation, rollback FROM gate_decisions WHERE gate_id = $1', [
-      `gate/${deployment}/v2-q4`,
-    ]);
+    const row = await stack.stores.db.query(
+      'SELECT decision, effective_decision, reason, evidence, explanation, rollback FROM gate_decisions WHERE gate_id = $1',
+      [`gate/${deployment}/v2-q4`],
+    );
     expect(row.rows[0]).toMatchObject({ decision: 'REJECT', effective_decision: 'REJECT', rollback: { status: 'delivered' } });
     expect(row.rows[0].evidence.look.outcome).toBe('REJECT');
     expect(row.rows[0].explanation.summary).toBe(r.explanation!.summary);

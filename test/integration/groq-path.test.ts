@@ -119,7 +119,8 @@ describe('Groq judge path through the real groq-sdk', () => {
     stub.enqueue({ kind: 'status', status: 401 });
     const err = await cycle(deployment).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    const text = JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause) + String(((err as Error).cause as Error)?.cause);
+    const text =
+      JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause) + String(((err as Error).cause as Error)?.cause);
     expect(text).toMatch(/GROQ_API_KEY/);
     expect(text).not.toContain(KEY);
     expect(stub.requests).toHaveLength(1);

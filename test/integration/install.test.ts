@@ -37,12 +37,18 @@ function run(cmd: string, args: string[], o: { cwd: string; env: NodeJS.ProcessE
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd: o.cwd, env: o.env, timeout: o.timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) + (err && code === -1 ? `\n${err.message}` : ''), seconds: (Date.now() - t0) / 1000 });
+      resolve({
+        code,
+        stdout: String(stdout),
+        stderr: String(stderr) + (err && code === -1 ? `\n${err.message}` : ''),
+        seconds: (Date.now() - t0) / 1000,
+      });
     });
   });
 }
 
-const show = (r: Ran) => `exit ${r.code} after ${r.seconds.toFixed(1)} s\n--- stdout\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`;
+const show = (r: Ran) =>
+  `exit ${r.code} after ${r.seconds.toFixed(1)} s\n--- stdout\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`;
 
 const gitMissing = spawnSync('git', ['--version'], { encoding: 'utf8' }).status !== 0;
 if (gitMissing) console.log('[install] skipped: git is not installed (git --version failed), so the repository cannot be cloned');
@@ -109,19 +115,37 @@ describe.skipIf(gitMissing)('installing the repository and the package', () => {
   it('npm pack, installed into an empty folder, runs `optiinfra --help` and `optiinfra stack status` from any folder', async () => {
     const packDir = join(base, 'pack');
     mkdirSync(packDir);
-    const pack = await run('npm', ['pack', '--json', '--pack-destination', packDir, '--loglevel=error'], { cwd: clone, env: env(), timeoutMs: 180_000 });
+    const pack = await run('npm', ['pack', '--json', '--pack-destination', packDir, '--loglevel=error'], {
+      cwd: clone,
+      env: env(),
+      timeoutMs: 180_000,
+    });
     expect(pack.code, show(pack)).toBe(0);
     const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }>; size: number }>;
     const files = info!.files.map((f) => f.path);
     console.log(`[install] npm pack: ${info!.filename}, ${files.length} files, ${(info!.size / 1e6).toFixed(1)} MB`);
-    for (const f of ['bin/optiinfra.mjs', 'client/cli/index.ts', 'workers/worker.ts', 'workers/failure-converter.cjs', 'workflows/index.ts', 'stack/pglite-server.ts', 'data/halueval/qa_one-turn.jsonl', 'package.json', 'README.md']) {
+    for (const f of [
+      'bin/optiinfra.mjs',
+      'client/cli/index.ts',
+      'workers/worker.ts',
+      'workers/failure-converter.cjs',
+      'workflows/index.ts',
+      'stack/pglite-server.ts',
+      'data/halueval/qa_one-turn.jsonl',
+      'package.json',
+      'README.md',
+    ]) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => /^(test|node_modules|\.stack[^/]*|bench-results)\//.test(f))).toEqual([]);
 
     const app = join(base, 'app');
     mkdirSync(app);
-    const install = await run('npm', ['install', ...NPM_FLAGS, join(packDir, info!.filename)], { cwd: app, env: env(), timeoutMs: 900_000 });
+    const install = await run('npm', ['install', ...NPM_FLAGS, join(packDir, info!.filename)], {
+      cwd: app,
+      env: env(),
+      timeoutMs: 900_000,
+    });
     expect(install.code, show(install)).toBe(0);
     console.log(`[install] npm install of the tarball: ${install.seconds.toFixed(1)} s`);
     const bin = join(app, 'node_modules', '.bin');
@@ -146,7 +170,11 @@ describe.skipIf(gitMissing)('installing the repository and the package', () => {
     for (const svc of ['temporal', 'clickhouse', 'postgres']) expect(status.stdout, show(status)).toMatch(new RegExp(`${svc}\\s+up\\b`));
 
     // The worker bundles the package's own TypeScript workflows (under node_modules) and runs.
-    const worker = spawn('optiinfra', ['worker'], { cwd: elsewhere, env: onPath({ TEMPORAL_TASK_QUEUE: `install-${randomUUID().slice(0, 8)}` }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const worker = spawn('optiinfra', ['worker'], {
+      cwd: elsewhere,
+      env: onPath({ TEMPORAL_TASK_QUEUE: `install-${randomUUID().slice(0, 8)}` }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     const running = await new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(false), 240_000);

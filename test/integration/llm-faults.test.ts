@@ -57,7 +57,10 @@ describe('LLM fault matrix', () => {
 
   it('scores or records every check under 1,000 injected faults, and the cycle completes', async () => {
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const faults = MIX.flatMap(([n, f]) => Array.from({ length: n }, () => f));
     for (let i = faults.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));

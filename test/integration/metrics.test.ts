@@ -174,7 +174,9 @@ describe("the worker's metrics through a real Prometheus", () => {
     const gate = (await stack.client.workflow.execute('deployGate', {
       taskQueue: local.taskQueue,
       workflowId: `gate/${deployment}/v2`,
-      args: [{ deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '1s', deployer: { type: 'webhook', url: receiver.url } }],
+      args: [
+        { deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '1s', deployer: { type: 'webhook', url: receiver.url } },
+      ],
     })) as GateResult;
     expect(gate).toMatchObject({ decision: 'REJECT', effectiveDecision: 'REJECT', rollback: { status: 'delivered' } });
     const done = Date.now();
@@ -185,7 +187,10 @@ describe("the worker's metrics through a real Prometheus", () => {
     const outcomes = await byLabel(`sum by (outcome) (optiinfra_checks_total{${inst}, deployment="${deployment}"})`, 'outcome');
     expect(outcomes).toEqual({ scored: v1.scored + v2.scored, ...(v1.failed + v2.failed ? { failed: v1.failed + v2.failed } : {}) });
     expect(v1.scored + v2.scored).toBe(750);
-    const perCheck = await byLabel(`sum by (check) (optiinfra_checks_total{${inst}, deployment="${deployment}", outcome="scored"})`, 'check');
+    const perCheck = await byLabel(
+      `sum by (check) (optiinfra_checks_total{${inst}, deployment="${deployment}", outcome="scored"})`,
+      'check',
+    );
     expect(perCheck).toEqual({ quality: 250, hallucination: 250, toxicity: 250 });
     const bareChecks = await query(`optiinfra_checks_total{${inst}, deployment="${bare}"}`);
     const bareBy = Object.fromEntries(bareChecks.map((s) => [`${s.metric.check}/${s.metric.outcome}`, Number(s.value[1])]));
@@ -292,7 +297,9 @@ describe("the worker's metrics through a real Prometheus", () => {
     // The Temporal SDK's metrics, merged into the same endpoint.
     expect(await value(`optiinfra_temporal_sdk_metrics_up{${inst}}`)).toBe(1);
     const sdkNames = (await query(`count by (__name__) ({${inst}, __name__=~"temporal_.+"})`)).map((s) => s.metric.__name__!);
-    expect(sdkNames).toEqual(expect.arrayContaining(['temporal_worker_task_slots_available', 'temporal_activity_execution_latency_seconds_count']));
+    expect(sdkNames).toEqual(
+      expect.arrayContaining(['temporal_worker_task_slots_available', 'temporal_activity_execution_latency_seconds_count']),
+    );
     const activities = await value(
       `sum(temporal_activity_execution_latency_seconds_count{${inst}, task_queue="${llmConfig.temporal.llmTaskQueue}"})`,
     );

@@ -39,7 +39,8 @@ describe('gate notifications', () => {
       args: [{ deployment, baselineVersion: 'v1', checkEvery: '15m', maxWait: '2h', ...input }],
     });
   /** The notification child of a gate, once it has finished. */
-  const notifications = (id: string) => stack.client.workflow.getHandle(`${id}/notify`).result() as Promise<Array<{ kind: string; status: string }>>;
+  const notifications = (id: string) =>
+    stack.client.workflow.getHandle(`${id}/notify`).result() as Promise<Array<{ kind: string; status: string }>>;
 
   beforeAll(async () => {
     stack = await startTimeSkippingStack({ OPTIINFRA_WEBHOOK_SECRET: SECRET });
@@ -79,7 +80,9 @@ describe('gate notifications', () => {
     expect(hook.calls).toHaveLength(1);
     expect(hook.calls[0]!.signatureValid).toBe(true);
     expect(hook.calls[0]!.body).toMatchObject({ event: 'gate', gateId: id, decision: 'REJECT', events: ['reject'] });
-    const rows = await stack.stores.db.query('SELECT target_kind, status FROM notifications WHERE gate_id = $1 ORDER BY idempotency_key', [id]);
+    const rows = await stack.stores.db.query('SELECT target_kind, status FROM notifications WHERE gate_id = $1 ORDER BY idempotency_key', [
+      id,
+    ]);
     expect(rows.rows).toEqual([
       { target_kind: 'slack', status: 'delivered' },
       { target_kind: 'webhook', status: 'delivered' },

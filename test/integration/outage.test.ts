@@ -44,7 +44,12 @@ async function crash(pid: number, ports: number[]): Promise<void> {
   } catch {
     process.kill(pid, 'SIGKILL');
   }
-  await waitFor(`ports ${ports.join(', ')} to close`, async () => !(await Promise.all(ports.map((p) => portInUse(p)))).some(Boolean), 20_000, 100);
+  await waitFor(
+    `ports ${ports.join(', ')} to close`,
+    async () => !(await Promise.all(ports.map((p) => portInUse(p)))).some(Boolean),
+    20_000,
+    100,
+  );
 }
 
 interface PendingActivity {
@@ -161,14 +166,30 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
     });
     const t0 = Date.now();
     let rowsAtCrash = 0;
-    await waitFor('the first score rows', async () => (rowsAtCrash = await stack!.stores.ch.countScores(deployment, { final: false })) >= 100, 60_000, 100);
+    await waitFor(
+      'the first score rows',
+      async () => {
+        rowsAtCrash = await stack!.stores.ch.countScores(deployment, { final: false });
+        return rowsAtCrash >= 100;
+      },
+      60_000,
+      100,
+    );
     const tDown = Date.now();
     await down();
     // Mid-flight: some but not all rows were written, and the cycle has not finished.
     expect(rowsAtCrash).toBeGreaterThan(0);
     expect(rowsAtCrash).toBeLessThan(1800);
     let seen: PendingActivity[] = [];
-    await waitFor(`activities retrying against the stopped ${which}`, async () => (seen = await retrying(cycleId)).length > 0, 60_000, 500);
+    await waitFor(
+      `activities retrying against the stopped ${which}`,
+      async () => {
+        seen = await retrying(cycleId);
+        return seen.length > 0;
+      },
+      60_000,
+      500,
+    );
     while (Date.now() - tDown < 5000) await sleep(200);
     expect((await handle.describe()).status.name).toBe('RUNNING');
     await up();
@@ -260,10 +281,15 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
       args: [{ deployment, baselineVersion: 'v1', candidateVersion: 'v2', checkEvery: '2s', maxWait: '30m' }],
     });
     let progress: GateProgress | undefined;
-    await waitFor('the gate to wait', async () => {
-      progress = await gate.query<GateProgress>('progress');
-      return progress.phase === 'waiting' && progress.looks >= 2;
-    }, 60_000, 250);
+    await waitFor(
+      'the gate to wait',
+      async () => {
+        progress = await gate.query<GateProgress>('progress');
+        return progress.phase === 'waiting' && progress.looks >= 2;
+      },
+      60_000,
+      250,
+    );
     expect(progress!.samples).toBe(0);
     const looksBefore = progress!.looks;
 
@@ -276,10 +302,15 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
     // No worker restart is needed: the worker's NativeConnection and the client's Connection
     // reconnect by themselves, and the in-process worker keeps running through the outage (its
     // failed polls are retried); the gate's timer, kept in the server's SQLite file, fires again.
-    await waitFor('the gate to look again after the restart', async () => {
-      progress = await gate.query<GateProgress>('progress');
-      return progress.looks > looksBefore;
-    }, 90_000, 500);
+    await waitFor(
+      'the gate to look again after the restart',
+      async () => {
+        progress = await gate.query<GateProgress>('progress');
+        return progress.looks > looksBefore;
+      },
+      90_000,
+      500,
+    );
     const tResumed = Date.now();
     expect(progress!.phase).toBe('waiting');
     expect(stack!.workers.workers.map((w) => w.getState())).toEqual(['RUNNING', 'RUNNING']);
@@ -300,7 +331,10 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
     expect(r.decision).toBe('REJECT');
     expect(r.effectiveDecision).toBe('REJECT');
     expect(r.evidence!.looks).toBeGreaterThan(looksBefore);
-    const row = await stack!.stores.db.query('SELECT decision, effective_decision, candidate_version FROM gate_decisions WHERE gate_id = $1', [gateId]);
+    const row = await stack!.stores.db.query(
+      'SELECT decision, effective_decision, candidate_version FROM gate_decisions WHERE gate_id = $1',
+      [gateId],
+    );
     expect(row.rows).toEqual([{ decision: 'REJECT', effective_decision: 'REJECT', candidate_version: 'v2' }]);
   }, 240_000);
 });

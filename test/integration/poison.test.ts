@@ -41,7 +41,15 @@ describe('poison records never stop collection', () => {
   const deployment = uniqueId('poison');
   let n = 0;
   const good = (extra: Record<string, unknown> = {}) =>
-    JSON.stringify({ id: `good-${++n}`, deployment, model_version: 'v1', timestamp: now(), prompt: 'What is 2+2?', response: 'Four.', ...extra });
+    JSON.stringify({
+      id: `good-${++n}`,
+      deployment,
+      model_version: 'v1',
+      timestamp: now(),
+      prompt: 'What is 2+2?',
+      response: 'Four.',
+      ...extra,
+    });
 
   beforeAll(async () => {
     stack = await startTestStack();
@@ -66,15 +74,52 @@ describe('poison records never stop collection', () => {
   const base = (id: string) => `"id":"${id}","deployment":"${deployment}","model_version":"v1"`;
 
   const CASES: Array<{ name: string; raw: () => string; bad: RegExp | null; stored?: (r: CycleResult) => void }> = [
-    { name: 'metadata nested 5,000 deep', raw: () => `{${base('deep-1')},"timestamp":"${now()}","prompt":"p","response":"r","metadata":${deep(5000)}}`, bad: /nests deeper/ },
-    { name: 'a lone surrogate in the prompt (stored with U+FFFD)', raw: () => `{${base('surrogate-text')},"timestamp":"${now()}","prompt":"bad \\ud800 text","response":"r"}`, bad: null },
-    { name: 'a lone surrogate in the id', raw: () => `{"id":"id-\\ud800","deployment":"${deployment}","model_version":"v1","timestamp":"${now()}","prompt":"p","response":"r"}`, bad: /id must be/ },
-    { name: 'a lone surrogate in the timestamp', raw: () => `{${base('ts-surrogate')},"timestamp":"2026-\\udc00","prompt":"p","response":"r"}`, bad: /timestamp/ },
-    { name: 'a timestamp in year 9999', raw: () => `{${base('y9999')},"timestamp":"9999-01-01T00:00:00Z","prompt":"p","response":"r"}`, bad: /outside the accepted window/ },
-    { name: 'a timestamp at +275760', raw: () => `{${base('y275760')},"timestamp":"+275760-09-13T00:00:00Z","prompt":"p","response":"r"}`, bad: /outside the accepted window/ },
-    { name: 'epoch -1', raw: () => `{${base('epoch-minus-1')},"timestamp":-1,"prompt":"p","response":"r"}`, bad: /outside the accepted window/ },
-    { name: 'a timestamp in 1969', raw: () => `{${base('y1969')},"timestamp":"1969-07-20T20:17:00Z","prompt":"p","response":"r"}`, bad: /outside the accepted window/ },
-    { name: 'a NUL byte in the id', raw: () => `{"id":"nul\\u0000id","deployment":"${deployment}","model_version":"v1","timestamp":"${now()}","prompt":"p","response":"r"}`, bad: /id must be/ },
+    {
+      name: 'metadata nested 5,000 deep',
+      raw: () => `{${base('deep-1')},"timestamp":"${now()}","prompt":"p","response":"r","metadata":${deep(5000)}}`,
+      bad: /nests deeper/,
+    },
+    {
+      name: 'a lone surrogate in the prompt (stored with U+FFFD)',
+      raw: () => `{${base('surrogate-text')},"timestamp":"${now()}","prompt":"bad \\ud800 text","response":"r"}`,
+      bad: null,
+    },
+    {
+      name: 'a lone surrogate in the id',
+      raw: () => `{"id":"id-\\ud800","deployment":"${deployment}","model_version":"v1","timestamp":"${now()}","prompt":"p","response":"r"}`,
+      bad: /id must be/,
+    },
+    {
+      name: 'a lone surrogate in the timestamp',
+      raw: () => `{${base('ts-surrogate')},"timestamp":"2026-\\udc00","prompt":"p","response":"r"}`,
+      bad: /timestamp/,
+    },
+    {
+      name: 'a timestamp in year 9999',
+      raw: () => `{${base('y9999')},"timestamp":"9999-01-01T00:00:00Z","prompt":"p","response":"r"}`,
+      bad: /outside the accepted window/,
+    },
+    {
+      name: 'a timestamp at +275760',
+      raw: () => `{${base('y275760')},"timestamp":"+275760-09-13T00:00:00Z","prompt":"p","response":"r"}`,
+      bad: /outside the accepted window/,
+    },
+    {
+      name: 'epoch -1',
+      raw: () => `{${base('epoch-minus-1')},"timestamp":-1,"prompt":"p","response":"r"}`,
+      bad: /outside the accepted window/,
+    },
+    {
+      name: 'a timestamp in 1969',
+      raw: () => `{${base('y1969')},"timestamp":"1969-07-20T20:17:00Z","prompt":"p","response":"r"}`,
+      bad: /outside the accepted window/,
+    },
+    {
+      name: 'a NUL byte in the id',
+      raw: () =>
+        `{"id":"nul\\u0000id","deployment":"${deployment}","model_version":"v1","timestamp":"${now()}","prompt":"p","response":"r"}`,
+      bad: /id must be/,
+    },
   ];
 
   for (const c of CASES) {
@@ -91,7 +136,9 @@ describe('poison records never stop collection', () => {
         expect(JSON.stringify(r.badSamples)).not.toMatch(/\\ud[89ab]|\\u0000/i);
       }
       expect(await getCursor(stack.stores.db, deployment)).toBe(String(src.items.length));
-      const run = await stack.stores.db.query('SELECT status, bad FROM collection_runs WHERE cycle_id = $1', [`collect/${deployment}/poison-${cycles}`]);
+      const run = await stack.stores.db.query('SELECT status, bad FROM collection_runs WHERE cycle_id = $1', [
+        `collect/${deployment}/poison-${cycles}`,
+      ]);
       expect(run.rows[0]).toEqual({ status: 'ok', bad: c.bad ? 1 : 0 });
     });
   }
@@ -145,23 +192,34 @@ describe('poison records never stop collection', () => {
       cycle_id: 'quarantine',
       ver: 1,
     });
-    const refused = await stack.stores.ch.insertIsolatingBad('interactions', [row('q-1', 1_700_000_000), row('q-2', 'not a time'), row('q-3', 1_700_000_000)] as never[]);
+    const refused = await stack.stores.ch.insertIsolatingBad('interactions', [
+      row('q-1', 1_700_000_000),
+      row('q-2', 'not a time'),
+      row('q-3', 1_700_000_000),
+    ] as never[]);
     expect(refused.map((x) => (x.row as { id: string }).id)).toEqual(['q-2']);
     expect(refused[0]!.reason.length).toBeGreaterThan(0);
     expect((await stack.stores.ch.interactionsByIds(deployment, ['q-1', 'q-2', 'q-3'])).map((x) => x.id).sort()).toEqual(['q-1', 'q-3']);
   });
 
   it('refuses a second cycle of the same deployment while one runs', async () => {
-    await stack.stores.db.query(`UPDATE collection_cursors SET running_cycle = 'collect/other', lease_until = now() + interval '5 minutes' WHERE deployment = $1`, [deployment]);
+    await stack.stores.db.query(
+      `UPDATE collection_cursors SET running_cycle = 'collect/other', lease_until = now() + interval '5 minutes' WHERE deployment = $1`,
+      [deployment],
+    );
     try {
       const err = await cycle().catch((e: unknown) => e);
       const messages: string[] = [];
       for (let e = err as Error | undefined; e; e = e.cause as Error | undefined) messages.push(e.message);
       expect(messages.join(' / ')).toMatch(/cycle 'collect\/other' of deployment .* is running/);
-      const run = await stack.stores.db.query('SELECT status, error FROM collection_runs WHERE cycle_id = $1', [`collect/${deployment}/poison-${cycles}`]);
+      const run = await stack.stores.db.query('SELECT status, error FROM collection_runs WHERE cycle_id = $1', [
+        `collect/${deployment}/poison-${cycles}`,
+      ]);
       expect(run.rows[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/CycleAlreadyRunning/) });
     } finally {
-      await stack.stores.db.query(`UPDATE collection_cursors SET running_cycle = NULL, lease_until = NULL WHERE deployment = $1`, [deployment]);
+      await stack.stores.db.query(`UPDATE collection_cursors SET running_cycle = NULL, lease_until = NULL WHERE deployment = $1`, [
+        deployment,
+      ]);
     }
   });
 });

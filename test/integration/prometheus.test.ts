@@ -94,7 +94,12 @@ describe('a real Prometheus scraping the simulated exporters', () => {
 
     const info = await latest('vllm:cache_config_info');
     expect(info).toHaveLength(1);
-    expect(info[0]!.metric).toMatchObject({ max_model_len: '4096', num_gpu_blocks: '2048', block_size: '16', gpu_memory_utilization: '0.9' });
+    expect(info[0]!.metric).toMatchObject({
+      max_model_len: '4096',
+      num_gpu_blocks: '2048',
+      block_size: '16',
+      gpu_memory_utilization: '0.9',
+    });
     expect(info[0]!.metric.model_name).toBe('meta-llama/Llama-3.1-8B-Instruct');
 
     const gpu = await latest('DCGM_FI_DEV_GPU_UTIL');
@@ -118,11 +123,14 @@ describe('a real Prometheus scraping the simulated exporters', () => {
     const direct = await scrapeMetrics(sim.metricsUrl);
     const directNames = new Set(direct.map((s) => s.metric));
     const stored = await latest('count by (__name__) ({job="optiinfra"})');
-    const storedNames = new Set(
-      stored.map((s) => s.metric.__name__!).filter((n) => n !== 'up' && !n.startsWith('scrape_')),
-    );
+    const storedNames = new Set(stored.map((s) => s.metric.__name__!).filter((n) => n !== 'up' && !n.startsWith('scrape_')));
     expect([...storedNames].sort()).toEqual([...directNames].sort());
-    for (const n of ['vllm:e2e_request_latency_seconds_bucket', 'vllm:num_requests_waiting', 'DCGM_FI_PROF_DRAM_ACTIVE', 'node_memory_MemAvailable_bytes']) {
+    for (const n of [
+      'vllm:e2e_request_latency_seconds_bucket',
+      'vllm:num_requests_waiting',
+      'DCGM_FI_PROF_DRAM_ACTIVE',
+      'node_memory_MemAvailable_bytes',
+    ]) {
       expect(directNames).toContain(n);
     }
   });

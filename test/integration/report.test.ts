@@ -253,7 +253,9 @@ describe('optiinfra report: the page in a headless browser', () => {
         'trend:quality',
         'trend:hallucination_rate',
         'trend:toxicity_rate',
-        ...['v3', 'v2-q4'].flatMap((v) => ['quality', 'hallucination_rate', 'toxicity_rate'].map((m) => `gate:gate/${deployment}/${v}:${m}`)),
+        ...['v3', 'v2-q4'].flatMap((v) =>
+          ['quality', 'hallucination_rate', 'toxicity_rate'].map((m) => `gate:gate/${deployment}/${v}:${m}`),
+        ),
         'coverage',
         'savings',
       ];

@@ -47,7 +47,10 @@ describe('optimizationReview', () => {
     const deployment = uniqueId('app');
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.05 });
     await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
-    for (const [v, share] of [['v1', 0.05], ['v2', 0.5]] as const) {
+    for (const [v, share] of [
+      ['v1', 0.05],
+      ['v2', 0.5],
+    ] as const) {
       sim.setModel(v, share);
       sim.generate(150);
       await stack.client.workflow.execute('collectionCycle', {
@@ -78,7 +81,9 @@ describe('optimizationReview', () => {
     const idle = by.cost!.findings.find((f) => f.kind === 'idle-resource' && f.subject === 'i-idle-reporting')!;
     expect(idle.title).toMatch(/\$624 annual waste/);
     expect(idle.monthlySavingUsd).toBe(52);
-    expect(by.cost!.findings.some((f) => f.kind === 'right-size' && f.subject === 'i-idle-reporting' && (f.annualSavingUsd ?? 0) > 0)).toBe(true);
+    expect(by.cost!.findings.some((f) => f.kind === 'right-size' && f.subject === 'i-idle-reporting' && (f.annualSavingUsd ?? 0) > 0)).toBe(
+      true,
+    );
 
     const kv = by.performance!.findings.find((f) => f.kind === 'kv-cache-saturation' && f.subject.includes('chat-prod'))!;
     expect(kv.title).toMatch(/KV cache is the root cause/);
@@ -111,7 +116,11 @@ describe('optimizationReview', () => {
 
   it('collects every registered infrastructure source in one workflow', async () => {
     const workflowId = `collect-infra/test-${randomUUID().slice(0, 6)}`;
-    const outcomes = (await stack.client.workflow.execute('collectInfra', { taskQueue: stack.config.temporal.taskQueue, workflowId, args: [] })) as Array<{
+    const outcomes = (await stack.client.workflow.execute('collectInfra', {
+      taskQueue: stack.config.temporal.taskQueue,
+      workflowId,
+      args: [],
+    })) as Array<{
       id: string;
       rows: number;
       error?: string;
@@ -133,7 +142,7 @@ describe('optimizationReview', () => {
     expect(r.answer?.text).toMatch(/624/);
   });
 
-  it('records bad data as the failing agent\'s error and keeps the others', async () => {
+  it("records bad data as the failing agent's error and keeps the others", async () => {
     const bad = join(dir, 'bad-focus');
     mkdirSync(bad, { recursive: true });
     writeFileSync(join(bad, 'export.csv'), 'BilledCost,EffectiveCost\n1,1\n');

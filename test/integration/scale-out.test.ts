@@ -33,7 +33,10 @@ describe('three worker processes on one cycle', () => {
 
   beforeAll(async () => {
     stores = await openStores(config);
-    client = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+    client = new Client({
+      connection: await Connection.connect({ address: config.temporal.address }),
+      namespace: config.temporal.namespace,
+    });
     stub = await startGroqStub({ latencyMs: 20 });
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.1, seed: 31 });
     await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });

@@ -18,14 +18,19 @@ describe('the collection schedule of a deployment', () => {
     await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });
   });
   afterAll(async () => {
-    await stack.client.schedule.getHandle(scheduleId(deployment)).delete().catch(() => undefined);
+    await stack.client.schedule
+      .getHandle(scheduleId(deployment))
+      .delete()
+      .catch(() => undefined);
     await sim?.close();
     await stack?.stop();
   });
 
   it('is created once, updated on re-run, and its policies are deliberate', async () => {
     expect(await ensureSchedule(stack.client, stack.config, { deployment, every: '15m', paused: true })).toBe(true);
-    expect(await ensureSchedule(stack.client, stack.config, { deployment, every: '30m', paused: true, maxConcurrentBatches: 8 })).toBe(false);
+    expect(await ensureSchedule(stack.client, stack.config, { deployment, every: '30m', paused: true, maxConcurrentBatches: 8 })).toBe(
+      false,
+    );
     const d = await stack.client.schedule.getHandle(scheduleId(deployment)).describe();
     expect(d.spec.intervals?.[0]?.every).toBe(30 * 60 * 1000);
     // Each cycle may spend the LLM budget of its interval, with the batches in flight asked for.

@@ -116,7 +116,11 @@ describe('secrets never leak from a real worker process', () => {
     // The first delivery fails (a retried, logged error), the second is accepted.
     receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET, respond: () => (receiver.calls.length === 1 ? 503 : 200) });
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.1, seed: 7 });
-    await upsertDeployment(stores.db, { id: deployment, source: { type: 'http', url: withCredentials(sim.url, 'reader', SOURCE_PASSWORD) }, sample_rate: 1 });
+    await upsertDeployment(stores.db, {
+      id: deployment,
+      source: { type: 'http', url: withCredentials(sim.url, 'reader', SOURCE_PASSWORD) },
+      sample_rate: 1,
+    });
     worker = startWorker();
   });
   afterAll(async () => {
@@ -138,7 +142,13 @@ describe('secrets never leak from a real worker process', () => {
     sim.generate(16);
     sim.setModel('v2', 0.5);
     sim.generate(8);
-    stub.enqueue({ kind: 'status', status: 500 }, { kind: 'malformed' }, { kind: 'status', status: 500 }, { kind: 'malformed' }, { kind: 'malformed' });
+    stub.enqueue(
+      { kind: 'status', status: 500 },
+      { kind: 'malformed' },
+      { kind: 'status', status: 500 },
+      { kind: 'malformed' },
+      { kind: 'malformed' },
+    );
     const cycle = (await client.workflow.execute('collectionCycle', {
       taskQueue: config.temporal.taskQueue,
       workflowId: `collect/${deployment}/security`,
@@ -218,7 +228,9 @@ describe('secrets never leak from a real worker process', () => {
       ['deployments', 'id'],
     ] as const) {
       const all = await stores.db.query(`SELECT * FROM ${table}`);
-      const shown = all.rows.map((r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== configured[table])));
+      const shown = all.rows.map((r: Record<string, unknown>) =>
+        Object.fromEntries(Object.entries(r).filter(([k]) => k !== configured[table])),
+      );
       expectNoSecret(`PostgreSQL ${table}`, JSON.stringify(shown));
       counts[table] = all.rows.filter((r: Record<string, unknown>) => r[col] === deployment).length;
     }
@@ -234,10 +246,15 @@ describe('secrets never leak from a real worker process', () => {
 
     // --- what the CLI shows ------------------------------------------------------------------------
     const env = cliEnv(config, { DATABASE_URL: databaseUrl, OPTIINFRA_HOME: join(testEnv().home, 'security-cli') });
-    for (const args of [['deployment', 'list'], ['deployment', 'list', '--json'], ['gate', 'status', '--deployment', deployment, '--candidate', 'v2', '--ci-run', 'sec-run']]) {
-      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), ...args], { cwd: repoRoot(), env }).catch(
-        (e: { stdout?: string; stderr?: string }) => e,
-      );
+    for (const args of [
+      ['deployment', 'list'],
+      ['deployment', 'list', '--json'],
+      ['gate', 'status', '--deployment', deployment, '--candidate', 'v2', '--ci-run', 'sec-run'],
+    ]) {
+      const r = await run(process.execPath, ['--import', 'tsx', join(repoRoot(), 'client', 'cli', 'index.ts'), ...args], {
+        cwd: repoRoot(),
+        env,
+      }).catch((e: { stdout?: string; stderr?: string }) => e);
       expect(`${r.stdout ?? ''}`.length).toBeGreaterThan(0);
       expectNoSecret(`CLI ${args.join(' ')}`, `${r.stdout ?? ''}${r.stderr ?? ''}`);
     }
@@ -365,7 +382,8 @@ describe('ids with SQL or shell metacharacters are refused at the boundary', () 
     const tables = await stack.stores.ch.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${sqlString(db)}`);
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['scores', 'interactions']));
     const started: string[] = [];
-    for await (const w of stack.client.workflow.list({ query: `TaskQueue = '${stack.config.temporal.taskQueue}'` })) started.push(w.workflowId);
+    for await (const w of stack.client.workflow.list({ query: `TaskQueue = '${stack.config.temporal.taskQueue}'` }))
+      started.push(w.workflowId);
     expect(started).toEqual([]);
   }, 120_000);
 
@@ -375,13 +393,21 @@ describe('ids with SQL or shell metacharacters are refused at the boundary', () 
     for (const [i, [what, bad]] of BAD_IDS.entries()) {
       starts.push({
         label: `collectionCycle deployment with ${what}`,
-        handle: stack.client.workflow.start('collectionCycle', { taskQueue: q, workflowId: `sec/collect/${i}/${randomUUID()}`, args: [{ deployment: bad }] }),
+        handle: stack.client.workflow.start('collectionCycle', {
+          taskQueue: q,
+          workflowId: `sec/collect/${i}/${randomUUID()}`,
+          args: [{ deployment: bad }],
+        }),
       });
       for (const field of ['deployment', 'baselineVersion', 'candidateVersion'] as const) {
         const input = { deployment: good, baselineVersion: 'v1', candidateVersion: 'v2', [field]: bad };
         starts.push({
           label: `deployGate ${field} with ${what}`,
-          handle: stack.client.workflow.start('deployGate', { taskQueue: q, workflowId: `sec/gate/${i}/${field}/${randomUUID()}`, args: [input] }),
+          handle: stack.client.workflow.start('deployGate', {
+            taskQueue: q,
+            workflowId: `sec/gate/${i}/${field}/${randomUUID()}`,
+            args: [input],
+          }),
         });
       }
     }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApplicationFailure, DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { ApplicationFailure, type DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { ConfigError, loadConfig, redact, secretsOf, type EncryptionKey } from '../../common/config.js';
 import { AesGcmCodec, dataConverterFor, ENCRYPTED_ENCODING, failureConverterPath, KEY_ID_METADATA } from '../../workers/codec.js';
 import { startCodecServer, type CodecServer } from '../../client/codec-server.js';
@@ -214,7 +214,11 @@ describe('codec server', () => {
   it('allows CORS for the configured origin only, and answers preflights without a token', async () => {
     const pre = await fetch(`${guarded.url}/decode`, {
       method: 'OPTIONS',
-      headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-namespace' },
+      headers: {
+        origin: ORIGIN,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type,x-namespace',
+      },
     });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-origin')).toBe(ORIGIN);

@@ -6,10 +6,18 @@ describe('configuration from the environment', () => {
     const c = loadConfig({});
     expect(c.groq.model).toBe('openai/gpt-oss-20b');
     expect(c.llm).toMatchObject({ enabled: false, timeoutSec: 30, maxRetries: 3 });
-    expect(c.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'optiinfra', llmTaskQueue: 'optiinfra-llm' });
+    expect(c.temporal).toMatchObject({
+      address: '127.0.0.1:7233',
+      namespace: 'default',
+      taskQueue: 'optiinfra',
+      llmTaskQueue: 'optiinfra-llm',
+    });
     expect(c.clickhouse.database).toBe('optiinfra');
     expect(c.records).toEqual({ maxAgeDays: 3650, maxAheadMinutes: 1440 });
-    expect(loadConfig({ OPTIINFRA_MAX_RECORD_AGE_DAYS: '30', OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES: '5' }).records).toEqual({ maxAgeDays: 30, maxAheadMinutes: 5 });
+    expect(loadConfig({ OPTIINFRA_MAX_RECORD_AGE_DAYS: '30', OPTIINFRA_MAX_CLOCK_AHEAD_MINUTES: '5' }).records).toEqual({
+      maxAgeDays: 30,
+      maxAheadMinutes: 5,
+    });
   });
 
   it('enables the LLM only with a key, and LLM_ENABLED=false wins', () => {
@@ -70,7 +78,11 @@ describe('connecting to Temporal Cloud or a secured cluster', () => {
   it('an API key turns TLS on and travels with the namespace; it is a secret', async () => {
     const { temporalConnectionOptions } = await import('../../client/runtime.js');
     expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
-    const c = loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'ns.acct', TEMPORAL_API_KEY: 'tmprl_key_0123456789' });
+    const c = loadConfig({
+      TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233',
+      TEMPORAL_NAMESPACE: 'ns.acct',
+      TEMPORAL_API_KEY: 'tmprl_key_0123456789',
+    });
     expect(temporalConnectionOptions(c)).toEqual({
       address: 'ns.acct.tmprl.cloud:7233',
       tls: true,
@@ -90,16 +102,21 @@ describe('connecting to Temporal Cloud or a secured cluster', () => {
     const dir = mkdtempSync(join(tmpdir(), 'optiinfra-tls-'));
     for (const f of ['client.pem', 'client.key', 'ca.pem']) writeFileSync(join(dir, f), `-----BEGIN ${f}-----`);
     const o = temporalConnectionOptions(
-      loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'client.pem'), TEMPORAL_TLS_KEY: join(dir, 'client.key'), TEMPORAL_TLS_CA: join(dir, 'ca.pem'), TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' }),
+      loadConfig({
+        TEMPORAL_TLS_CERT: join(dir, 'client.pem'),
+        TEMPORAL_TLS_KEY: join(dir, 'client.key'),
+        TEMPORAL_TLS_CA: join(dir, 'ca.pem'),
+        TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+      }),
     );
     expect(o.tls).toMatchObject({ serverNameOverride: 'temporal.internal' });
     const tls = o.tls as { clientCertPair: { crt: Buffer; key: Buffer }; serverRootCACertificate: Buffer };
     expect(tls.clientCertPair.crt.toString()).toBe('-----BEGIN client.pem-----');
     expect(tls.clientCertPair.key.toString()).toBe('-----BEGIN client.key-----');
     expect(tls.serverRootCACertificate.toString()).toBe('-----BEGIN ca.pem-----');
-    expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'missing.pem'), TEMPORAL_TLS_KEY: join(dir, 'client.key') }))).toThrow(
-      /cannot read the client certificate .*missing\.pem \(TEMPORAL_TLS_CERT\)/,
-    );
+    expect(() =>
+      temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'missing.pem'), TEMPORAL_TLS_KEY: join(dir, 'client.key') })),
+    ).toThrow(/cannot read the client certificate .*missing\.pem \(TEMPORAL_TLS_CERT\)/);
     expect(() => loadConfig({ TEMPORAL_TLS_CERT: join(dir, 'client.pem') })).toThrow(/TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together/);
     expect(() => loadConfig({ TEMPORAL_TLS: 'yes' })).toThrow(/TEMPORAL_TLS must be true or false/);
   });

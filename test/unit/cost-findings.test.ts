@@ -104,9 +104,9 @@ describe('costFindings: the seed example', () => {
     expect(idle!.title).toContain('idle 95 %');
     expect(idle!.annualSavingUsd).toBe(624);
     expect(idle!.monthlySavingUsd).toBe(52);
-    expect(idle!.evidence['monthly_cost_usd']).toBe(52);
-    expect(idle!.evidence['annual_waste_usd']).toBe(624);
-    expect(idle!.evidence['idle_share_pct']).toBe(95);
+    expect(idle!.evidence.monthly_cost_usd).toBe(52);
+    expect(idle!.evidence.annual_waste_usd).toBe(624);
+    expect(idle!.evidence.idle_share_pct).toBe(95);
     expect(idle!.recommendation).toMatch(/^Stop i-idle-reporting or put it on a schedule/);
     expect(idle!.recommendation).toContain('downsize it from gen.large to gen.small');
     expect(idle!.recommendation).toContain('shutting it down saves more');
@@ -119,7 +119,7 @@ describe('costFindings: the seed example', () => {
     const [rs] = byKind(result.findings, 'right-size');
     expect(rs).toBeDefined();
     expect(rs!.subject).toBe('i-idle-reporting');
-    expect(rs!.evidence['recommended_type']).toBe('gen.small');
+    expect(rs!.evidence.recommended_type).toBe('gen.small');
     // (52/730 − 0.02) × 730 = 37.40 a month; × 12 = 448.80 a year.
     expect(rs!.monthlySavingUsd).toBe(37.4);
     expect(rs!.annualSavingUsd).toBe(448.8);
@@ -174,7 +174,7 @@ describe('costFindings: right-sizing', () => {
     const rows = dailyRows({ resourceId: 'db-1', days: 30, costPerDay: 24, tags: { instance_type: 'big' } });
     const r = costFindings(input({ rows, catalog, utilisation: [util('db-1', { p95Utilisation: 0.3, idleShare: 0.1 })] }));
     const [rs] = byKind(r.findings, 'right-size');
-    expect(rs!.evidence['recommended_type']).toBe('fits-cheap');
+    expect(rs!.evidence.recommended_type).toBe('fits-cheap');
     expect(rs!.monthlySavingUsd).toBe(365); // (1 − 0.5) × 730
     expect(rs!.annualSavingUsd).toBe(4380);
     expect(rs!.severity).toBe('medium');
@@ -187,7 +187,7 @@ describe('costFindings: right-sizing', () => {
     const r = costFindings(input({ rows, utilisation: [util('gpu-9', { p95Utilisation: 0.2, meanUtilisation: 0.1, idleShare: 0.4 })] }));
     const [rs] = byKind(r.findings, 'right-size');
     expect(rs!.title).toBe('Downsize gpu-9 from gpu.4xa100-80g to gpu.2xa100-80g: saves $5,358.20 a month ($64,298.40 a year)');
-    expect(rs!.evidence['required_gpu_memory_gib']).toBe(83.2);
+    expect(rs!.evidence.required_gpu_memory_gib).toBe(83.2);
     expect(rs!.severity).toBe('high');
     expect(rs!.recommendation).toContain("check that the model's weights and KV cache fit in 160 GiB");
   });
@@ -218,19 +218,19 @@ describe('costFindings: cost per million tokens', () => {
   const of = (d: string) => byKind(r.findings, 'cost-per-token').find((f) => f.subject === d)!;
 
   it('computes cost per million tokens per deployment', () => {
-    expect(of('alpha').evidence['cost_per_million_tokens_usd']).toBe(10);
-    expect(of('beta').evidence['cost_per_million_tokens_usd']).toBe(1.5);
-    expect(of('gamma').evidence['cost_per_million_tokens_usd']).toBe(2.9);
-    expect(of('alpha').evidence['tokens_served']).toBe(10_000_000);
+    expect(of('alpha').evidence.cost_per_million_tokens_usd).toBe(10);
+    expect(of('beta').evidence.cost_per_million_tokens_usd).toBe(1.5);
+    expect(of('gamma').evidence.cost_per_million_tokens_usd).toBe(2.9);
+    expect(of('alpha').evidence.tokens_served).toBe(10_000_000);
   });
 
   it('flags deployments at ≥ 2× the cheapest, with the excess', () => {
     const alpha = of('alpha');
     expect(alpha.title).toBe('alpha costs $10.00 per million tokens, 6.7× beta ($1.50)');
-    expect(alpha.evidence['ratio_to_cheapest']).toBe(6.67);
+    expect(alpha.evidence.ratio_to_cheapest).toBe(6.67);
     // Excess: $100 − 1.5 × 10 = $85 in 240 h → 85 / 240 × 730 = 258.54 a month, 3102.48 a year.
-    expect(alpha.evidence['excess_monthly_usd']).toBe(258.54);
-    expect(alpha.evidence['excess_annual_usd']).toBe(3102.48);
+    expect(alpha.evidence.excess_monthly_usd).toBe(258.54);
+    expect(alpha.evidence.excess_annual_usd).toBe(3102.48);
     expect(alpha.severity).toBe('medium');
     // gamma at 1.93× is not flagged; beta is the reference.
     expect(of('gamma').severity).toBe('info');
@@ -242,7 +242,7 @@ describe('costFindings: cost per million tokens', () => {
     const r2 = costFindings(input({ rows, window: windowOf(10), tokensByDeployment: { beta: 20_000_000 } }));
     const alpha = byKind(r2.findings, 'cost-per-token').find((f) => f.subject === 'alpha')!;
     expect(alpha.title).toBe('alpha cost $100 but no tokens served were recorded');
-    expect(alpha.evidence['tokens_served']).toBe(0);
+    expect(alpha.evidence.tokens_served).toBe(0);
   });
 });
 
@@ -259,12 +259,12 @@ describe('costFindings: spend anomalies', () => {
     const a = anomalies[0]!;
     expect(a.subject).toBe('Object Storage 2025-06-11');
     // Trailing days 3..9: 104, 97, 101, 99, 102, 96, 103 → mean 100.29, sample sd 3.04.
-    expect(a.evidence['spend_usd']).toBe(300);
-    expect(a.evidence['trailing_mean_usd']).toBe(100.29);
-    expect(a.evidence['trailing_sd_usd']).toBe(3.04);
-    expect(a.evidence['excess_usd']).toBe(199.71);
-    expect(a.evidence['trailing_days']).toBe(7);
-    expect(a.evidence['top_resource']).toBe('bucket');
+    expect(a.evidence.spend_usd).toBe(300);
+    expect(a.evidence.trailing_mean_usd).toBe(100.29);
+    expect(a.evidence.trailing_sd_usd).toBe(3.04);
+    expect(a.evidence.excess_usd).toBe(199.71);
+    expect(a.evidence.trailing_days).toBe(7);
+    expect(a.evidence.top_resource).toBe('bucket');
     expect(a.title).toContain('$300');
     expect(a.severity).toBe('low');
   });
@@ -283,13 +283,15 @@ describe('costFindings: spend anomalies', () => {
 
   it('needs a rise of 20 % as well as 3 sd, and honours trailingDays', () => {
     // Perfectly flat then +10 %: beyond 3 sd (sd = 0) but not +20 %.
-    const small = costFindings(input({ rows: dailyRows({ resourceId: 'x', days: 20, costPerDay: (d) => (d === 15 ? 110 : 100) }), window: windowOf(20) }));
+    const small = costFindings(
+      input({ rows: dailyRows({ resourceId: 'x', days: 20, costPerDay: (d) => (d === 15 ? 110 : 100) }), window: windowOf(20) }),
+    );
     expect(byKind(small.findings, 'spend-anomaly')).toHaveLength(0);
     // A spike on day 5 is invisible with 7 trailing days, visible with 3.
     const rows = dailyRows({ resourceId: 'x', days: 10, costPerDay: (d) => (d === 5 ? 200 : 100) });
     expect(byKind(costFindings(input({ rows, window: windowOf(10) })).findings, 'spend-anomaly')).toHaveLength(0);
     const three = byKind(costFindings(input({ rows, window: windowOf(10), trailingDays: 3 })).findings, 'spend-anomaly');
-    expect(three.map((f) => f.evidence['date'])).toEqual(['2025-06-06']);
+    expect(three.map((f) => f.evidence.date)).toEqual(['2025-06-06']);
   });
 });
 
@@ -302,7 +304,10 @@ describe('executiveSummary', () => {
     const r = costFindings(
       input({
         rows,
-        utilisation: [util('i-idle-reporting', { idleShare: 0.95, p95Utilisation: 0.12 }), util('gpu-9', { p95Utilisation: 0.2, idleShare: 0.4 })],
+        utilisation: [
+          util('i-idle-reporting', { idleShare: 0.95, p95Utilisation: 0.12 }),
+          util('gpu-9', { p95Utilisation: 0.2, idleShare: 0.4 }),
+        ],
       }),
     );
     const text = executiveSummary(r.findings, r.totals);
@@ -377,7 +382,7 @@ describe('generate-focus: the seed scenario', () => {
     expect(read.rows.length).toBe(generateFocusDataset(opts).trim().split('\n').length - 1);
     const idleRows = read.rows.filter((r) => r.resourceId === 'i-idle-reporting');
     expect(idleRows).toHaveLength(30 * 24);
-    expect(idleRows[0]!.tags['instance_type']).toBe('gen.large');
+    expect(idleRows[0]!.tags.instance_type).toBe('gen.large');
 
     const r = costFindings({
       rows: read.rows,
@@ -398,7 +403,7 @@ describe('generate-focus: the seed scenario', () => {
     expect(idleRs.annualSavingUsd).toBe(448.8);
     // batch-api's H100 at p95 28 % → 1×A100 80 GiB: (6.88 − 3.67) × 730 = 2,343.30 a month.
     const gpuRs = rs.find((f) => f.subject === 'gpu-batch-1')!;
-    expect(gpuRs.evidence['recommended_type']).toBe('gpu.1xa100-80g');
+    expect(gpuRs.evidence.recommended_type).toBe('gpu.1xa100-80g');
     expect(gpuRs.monthlySavingUsd).toBe(2343.3);
     expect(gpuRs.annualSavingUsd).toBe(28_119.6);
     expect(rs.map((f) => f.subject).sort()).toEqual(['gpu-batch-1', 'i-idle-reporting']);
@@ -406,14 +411,14 @@ describe('generate-focus: the seed scenario', () => {
     const tokens = byKind(r.findings, 'cost-per-token');
     const batch = tokens.find((f) => f.subject === 'batch-api')!;
     expect(batch.severity).not.toBe('info');
-    expect(batch.evidence['cheapest_deployment']).toBe('chat-prod');
-    expect(Number(batch.evidence['ratio_to_cheapest'])).toBeGreaterThanOrEqual(2);
+    expect(batch.evidence.cheapest_deployment).toBe('chat-prod');
+    expect(Number(batch.evidence.ratio_to_cheapest)).toBeGreaterThanOrEqual(2);
     // batch-api: 30 days × 24 h × $6.88 over 600 M tokens = $8.256 per million.
-    expect(batch.evidence['cost_per_million_tokens_usd']).toBe(8.256);
+    expect(batch.evidence.cost_per_million_tokens_usd).toBe(8.256);
 
     const anomalies = byKind(r.findings, 'spend-anomaly');
     expect(anomalies.map((f) => f.subject)).toEqual(['Object Storage 2025-06-20']);
-    expect(Number(anomalies[0]!.evidence['excess_usd'])).toBeGreaterThan(400);
+    expect(Number(anomalies[0]!.evidence.excess_usd)).toBeGreaterThan(400);
 
     expect(r.totals.wasteAnnualUsd).toBe(624);
     expect(r.totals.savingsAnnualUsd).toBe(28_743.6);

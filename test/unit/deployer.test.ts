@@ -3,12 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  deliverRollback,
-  signPayload,
-  verifySignature,
-  type RollbackRequest,
-} from '../../activities/gate/rollback.js';
+import { deliverRollback, signPayload, verifySignature, type RollbackRequest } from '../../activities/gate/rollback.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'whsec_test_0123456789';
@@ -93,7 +88,7 @@ describe('deliverRollback: webhook', () => {
       reason: req.reason,
       idempotency_key: req.idempotencyKey,
     });
-    expect(new Date(String(call.body?.['sent_at'])).getTime()).toBeGreaterThan(0);
+    expect(new Date(String(call.body?.sent_at)).getTime()).toBeGreaterThan(0);
 
     // The same request with a tampered body, or replayed later, does not verify.
     const tampered = call.rawBody.replace('"to_version":"v1"', '"to_version":"v0"');
@@ -192,7 +187,7 @@ describe('deliverRollback: webhook', () => {
     url.password = 'hunter2pass';
     const r = await deliverRollback({ type: 'webhook', url: url.toString() }, req, {});
     expect(r.status).toBe('delivered');
-    expect(rx.calls[0]!.headers['authorization']).toBe(`Basic ${Buffer.from('ops:hunter2pass').toString('base64')}`);
+    expect(rx.calls[0]!.headers.authorization).toBe(`Basic ${Buffer.from('ops:hunter2pass').toString('base64')}`);
     expect(r.detail).not.toContain('hunter2pass');
   });
 
@@ -223,18 +218,18 @@ describe('deliverRollback: webhook', () => {
 
 describe('deliverRollback: command', () => {
   let dir: string;
-  const savedKey = process.env['GROQ_API_KEY'];
-  const savedDb = process.env['DATABASE_URL'];
+  const savedKey = process.env.GROQ_API_KEY;
+  const savedDb = process.env.DATABASE_URL;
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'optiinfra-deployer-'));
-    process.env['GROQ_API_KEY'] = 'gsk_should_not_leak_123456';
-    process.env['DATABASE_URL'] = 'postgres://u:pw-should-not-leak@localhost/db';
+    process.env.GROQ_API_KEY = 'gsk_should_not_leak_123456';
+    process.env.DATABASE_URL = 'postgres://u:pw-should-not-leak@localhost/db';
   });
   afterAll(async () => {
-    if (savedKey === undefined) delete process.env['GROQ_API_KEY'];
-    else process.env['GROQ_API_KEY'] = savedKey;
-    if (savedDb === undefined) delete process.env['DATABASE_URL'];
-    else process.env['DATABASE_URL'] = savedDb;
+    if (savedKey === undefined) delete process.env.GROQ_API_KEY;
+    else process.env.GROQ_API_KEY = savedKey;
+    if (savedDb === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = savedDb;
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -265,11 +260,11 @@ describe('deliverRollback: command', () => {
       OPTIINFRA_REASON: req.reason,
       OPTIINFRA_IDEMPOTENCY_KEY: req.idempotencyKey,
     });
-    expect(got.env['GROQ_API_KEY']).toBeUndefined();
-    expect(got.env['DATABASE_URL']).toBeUndefined();
+    expect(got.env.GROQ_API_KEY).toBeUndefined();
+    expect(got.env.DATABASE_URL).toBeUndefined();
     expect(JSON.stringify(got.env)).not.toContain('should-not-leak');
     expect(JSON.stringify(got.env)).not.toContain('should_not_leak');
-    if (process.env['PATH']) expect(got.env['PATH']).toBe(process.env['PATH']);
+    if (process.env.PATH) expect(got.env.PATH).toBe(process.env.PATH);
     const allowed = new Set(['PATH', 'HOME', 'LANG']);
     // Node itself may add nothing else; everything beyond the minimal set is ours.
     for (const k of Object.keys(got.env)) {
@@ -279,9 +274,7 @@ describe('deliverRollback: command', () => {
 
   it('a non-zero exit is retryable with the stderr tail, secrets redacted', async () => {
     const script = `process.stderr.write('x'.repeat(5000) + ' kubectl: context not found; token ${SECRET}'); process.exit(3)`;
-    const f = await failureOf(
-      deliverRollback({ type: 'command', argv: [process.execPath, '-e', script] }, req, { secrets: [SECRET] }),
-    );
+    const f = await failureOf(deliverRollback({ type: 'command', argv: [process.execPath, '-e', script] }, req, { secrets: [SECRET] }));
     expect(f.type).toBe('DeployerUnavailable');
     expect(f.nonRetryable).toBe(false);
     expect(f.message).toContain('exited with 3');
@@ -299,9 +292,7 @@ describe('deliverRollback: command', () => {
   });
 
   it('a missing program is non-retryable and says what to fix', async () => {
-    const f = await failureOf(
-      deliverRollback({ type: 'command', argv: ['/nonexistent/optiinfra-rollback-xyz', '--now'] }, req, {}),
-    );
+    const f = await failureOf(deliverRollback({ type: 'command', argv: ['/nonexistent/optiinfra-rollback-xyz', '--now'] }, req, {}));
     expect(f.type).toBe('DeployerRejected');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('ENOENT');

@@ -38,11 +38,22 @@ const look: LookResult = {
 };
 
 const evidence: Evidence = {
-  baseline: { ...stats(0.87, 0.02, 0.01, 1000), version: 'v1', judge: 'offline-v1', promptVersion: 'quality-v1', baselineId: 'bl-chatbot-v1-1' },
+  baseline: {
+    ...stats(0.87, 0.02, 0.01, 1000),
+    version: 'v1',
+    judge: 'offline-v1',
+    promptVersion: 'quality-v1',
+    baselineId: 'bl-chatbot-v1-1',
+  },
   candidate: { ...stats(0.75, 0.08, 0.01, 120), version: 'v2' },
   look,
   looks: 4,
-  rule: { test: 'anytime-valid confidence sequence (betting, Hoeffding-bounded)', alpha: 0.02, minSamples: 30, tolerances: DEFAULT_TOLERANCES },
+  rule: {
+    test: 'anytime-valid confidence sequence (betting, Hoeffding-bounded)',
+    alpha: 0.02,
+    minSamples: 30,
+    tolerances: DEFAULT_TOLERANCES,
+  },
 };
 
 const result = (over: Partial<GateResult> = {}): GateResult => ({
@@ -120,9 +131,26 @@ describe('templateExplanation claims only what was measured', () => {
       outcome: 'CONTINUE',
       samples: 0,
       reason: 'not enough evidence yet: 0 of the 30 candidate samples needed before any verdict.',
-      metrics: [{ metric: 'quality', baseline: 0.869, candidate: 0, harm: 0.869, lower: -1, upper: 1, tolerance: 0.05, verdict: 'pending', baselineN: 400, candidateN: 0 }],
+      metrics: [
+        {
+          metric: 'quality',
+          baseline: 0.869,
+          candidate: 0,
+          harm: 0.869,
+          lower: -1,
+          upper: 1,
+          tolerance: 0.05,
+          verdict: 'pending',
+          baselineN: 400,
+          candidateN: 0,
+        },
+      ],
     };
-    const e = templateExplanation('INCONCLUSIVE', { ...evidence, look: empty, candidate: { ...stats(0, 0, 0, 0), version: 'v2' } }, empty.reason);
+    const e = templateExplanation(
+      'INCONCLUSIVE',
+      { ...evidence, look: empty, candidate: { ...stats(0, 0, 0, 0), version: 'v2' } },
+      empty.reason,
+    );
     expect(e.summary).not.toMatch(/dropped|→ 0 %/);
     expect(e.summary).toMatch(/quality not measured yet: no candidate samples \(baseline 86\.9 %\)/);
     expect(e.details.join(' ')).toMatch(/no candidate samples yet; no bounds/);
@@ -133,7 +161,20 @@ describe('templateExplanation claims only what was measured', () => {
       outcome: 'INCONCLUSIVE',
       samples: 200,
       reason: 'hallucination rate not measured by this judge',
-      metrics: [{ metric: 'hallucination_rate', baseline: 0, candidate: 0, harm: 0, lower: -1, upper: 1, tolerance: 0.05, verdict: 'unmeasured', baselineN: 0, candidateN: 0 }],
+      metrics: [
+        {
+          metric: 'hallucination_rate',
+          baseline: 0,
+          candidate: 0,
+          harm: 0,
+          lower: -1,
+          upper: 1,
+          tolerance: 0.05,
+          verdict: 'unmeasured',
+          baselineN: 0,
+          candidateN: 0,
+        },
+      ],
     };
     const e = templateExplanation('INCONCLUSIVE', { ...evidence, look: unmeasured }, unmeasured.reason);
     expect(e.summary).toMatch(/hallucination rate not measured by this judge/);
@@ -178,7 +219,10 @@ describe('renderExplanationPrompt', () => {
 
   it('flags numbers the reply invented and accepts a faithful reply', () => {
     const p = renderExplanationPrompt('REJECT', evidence, look.reason);
-    const faithful = { summary: 'REJECT: quality dropped 12 points, from 87 % to 75 %, more than the 5-point threshold.', details: ['Alpha 0.02 (98 %), 4 looks.'] };
+    const faithful = {
+      summary: 'REJECT: quality dropped 12 points, from 87 % to 75 %, more than the 5-point threshold.',
+      details: ['Alpha 0.02 (98 %), 4 looks.'],
+    };
     expect(unsupportedNumbers(faithful, p)).toEqual([]);
     const invented = { summary: 'REJECT: quality fell 14 points and costs rose 42 %.', details: ['30 samples were needed.'] };
     expect(unsupportedNumbers(invented, p)).toEqual([14, 42]);
@@ -215,7 +259,12 @@ describe('renderGateReport', () => {
         decision: 'INCONCLUSIVE',
         effectiveDecision: 'REJECT',
         override: { action: 'reject', reason: 'bad <script>alert(1)</script> | release', by: 'alice', at: '2025-01-01T10:00:00Z' },
-        explanation: { summary: 'REJECT: quality dropped 12 points.', details: ['line\nbreak'], generatedBy: 'groq:openai/gpt-oss-20b', promptVersion: EXPLAIN_PROMPT_VERSION },
+        explanation: {
+          summary: 'REJECT: quality dropped 12 points.',
+          details: ['line\nbreak'],
+          generatedBy: 'groq:openai/gpt-oss-20b',
+          promptVersion: EXPLAIN_PROMPT_VERSION,
+        },
         rollback: { status: 'failed', deployer: 'command', detail: "rollback command 'kubectl' exited with 1", idempotencyKey: 'k1' },
       }),
     );
@@ -268,7 +317,14 @@ describe('renderComparisonReport', () => {
     expect(md).toContain('| Metric | A (v1) | B (v2) | Change | 98 % bound | Threshold | Verdict |');
     expect(md).toContain('| quality | 87 % | 75 % | -12 points | -15.9 to -8.1 points | drop ≤ 5 points | **FAILED** |');
     expect(md).toContain('B minus A');
-    const pending = renderComparisonReport({ deployment: 'chatbot', versionA: 'v1', versionB: 'v2', look: { ...look, outcome: 'CONTINUE', metrics: [] }, a: evidence.baseline, b: evidence.candidate });
+    const pending = renderComparisonReport({
+      deployment: 'chatbot',
+      versionA: 'v1',
+      versionB: 'v2',
+      look: { ...look, outcome: 'CONTINUE', metrics: [] },
+      a: evidence.baseline,
+      b: evidence.candidate,
+    });
     expect(pending).toContain('## Comparison: INCONCLUSIVE');
     expect(pending).toContain('No metrics could be compared.');
   });

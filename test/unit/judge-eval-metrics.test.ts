@@ -6,9 +6,16 @@ import { formatTable, trueDetailPairs } from '../../scripts/judge-eval.js';
 describe('evaluation helpers', () => {
   it('length-matched pairs keep only pairs within ±20 % of each other', () => {
     const lengths = [10, 12, 10, 13, 100, 50];
-    const pairs = [[0, 1], [2, 3], [4, 5]] as const;
+    const pairs = [
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ] as const;
     expect(lengthMatched(pairs, (i) => lengths[i] as number, 0.2)).toEqual([[0, 1]]);
-    expect(lengthMatched(pairs, (i) => lengths[i] as number, 0.25)).toEqual([[0, 1], [2, 3]]);
+    expect(lengthMatched(pairs, (i) => lengths[i] as number, 0.25)).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
   });
 
   it('reliability table: bands, mean score, observed rate, calibration error', () => {
@@ -59,7 +66,9 @@ describe('evaluation helpers', () => {
   });
 
   it('formats one aligned table', () => {
-    const text = formatTable([{ section: 's', dataset: 'd', split: 'test', check: 'toxicity', n: 3, metric: 'AUROC', value: 0.91234, baseline: 0.5 }]);
+    const text = formatTable([
+      { section: 's', dataset: 'd', split: 'test', check: 'toxicity', n: 3, metric: 'AUROC', value: 0.91234, baseline: 0.5 },
+    ]);
     const lines = text.split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[2]).toMatch(/0\.912\s+0\.500/);

@@ -37,7 +37,12 @@ describe('auroc', () => {
     const expected = wins / pairs;
     expect(auroc(scores, labels)).toBeCloseTo(expected, 12);
     const order = [9, 3, 1, 7, 0, 5, 2, 8, 4, 6];
-    expect(auroc(order.map((i) => scores[i] as number), order.map((i) => labels[i] as boolean))).toBeCloseTo(expected, 12);
+    expect(
+      auroc(
+        order.map((i) => scores[i] as number),
+        order.map((i) => labels[i] as boolean),
+      ),
+    ).toBeCloseTo(expected, 12);
   });
 
   it('is NaN when a class is missing and rejects bad input', () => {

@@ -83,7 +83,10 @@ describe('series helpers', () => {
   it('rollingMedian ignores short runs; runs finds consecutive flags', () => {
     const v = [1, 1, 1, 1, 9, 9, 1, 1, 1, 1];
     expect(rollingMedian(v, 3)[4]).toBe(1);
-    expect(runs([false, true, true, false, true])).toEqual([{ start: 1, end: 2 }, { start: 4, end: 4 }]);
+    expect(runs([false, true, true, false, true])).toEqual([
+      { start: 1, end: 2 },
+      { start: 4, end: 4 },
+    ]);
   });
 });
 
@@ -193,7 +196,13 @@ describe('performanceFindings: other cases', () => {
     }));
     const fs = performanceFindings(s);
     const q = one(fs, 'queueing');
-    expect(q.evidence).toMatchObject({ waiting_mean: 48, running_mean: 16, waiting_to_running_ratio: 3, max_num_seqs: 16, capacity_factor_needed: 4 });
+    expect(q.evidence).toMatchObject({
+      waiting_mean: 48,
+      running_mean: 16,
+      waiting_to_running_ratio: 3,
+      max_num_seqs: 16,
+      capacity_factor_needed: 4,
+    });
     expect(q.severity).toBe('medium');
     expect(q.recommendation).toContain('--max-num-seqs 16');
     expect(q.recommendation).toContain('raise --max-num-seqs to ~32'); // KV room: 16 × 0.9 / 0.45 = 32 < 64 demanded
@@ -221,7 +230,15 @@ describe('performanceFindings: other cases', () => {
     });
     const fs = performanceFindings(s);
     const a = one(fs, 'anomaly');
-    expect(a.evidence).toMatchObject({ p95_peak_ms: 923, p95_baseline_ms: 200, points: 4, duration_min: 4, from: ts(20), to: ts(23), prompt_tokens_per_sec_factor: 4 });
+    expect(a.evidence).toMatchObject({
+      p95_peak_ms: 923,
+      p95_baseline_ms: 200,
+      points: 4,
+      duration_min: 4,
+      from: ts(20),
+      to: ts(23),
+      prompt_tokens_per_sec_factor: 4,
+    });
     expect(a.title).toBe('p95 latency spike to 923 ms (×4.6 the usual 200 ms) for 4 min');
     expect(a.recommendation).toContain('no config change');
     expect(a.recommendation).toContain('prompt tokens/s ×4.0');

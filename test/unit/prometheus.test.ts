@@ -67,7 +67,12 @@ describe('parsePrometheusText', () => {
     const gpu = by('DCGM_FI_DEV_GPU_UTIL');
     expect(gpu[0]!.labels).toEqual({ gpu: '0', UUID: 'GPU-abc', device: 'nvidia0', modelName: 'NVIDIA A100-SXM4-80GB', Hostname: 'h1' });
     expect(gpu[0]!.timestampMs).toBeUndefined();
-    expect(gpu[1]).toEqual({ metric: 'DCGM_FI_DEV_GPU_UTIL', labels: { gpu: '1', UUID: 'GPU-def' }, value: 63, timestampMs: 1700000000000 });
+    expect(gpu[1]).toEqual({
+      metric: 'DCGM_FI_DEV_GPU_UTIL',
+      labels: { gpu: '1', UUID: 'GPU-def' },
+      value: 63,
+      timestampMs: 1700000000000,
+    });
     expect(by('escapes')[0]!.labels).toEqual({ path: 'C:\\dir\\file', quote: 'say "hi"', nl: 'a\nb' });
     expect(by('nan_gauge')[0]!.value).toBeNaN();
     expect(by('pos_inf')[0]!.value).toBe(Infinity);
@@ -135,12 +140,33 @@ describe('histogramQuantile (PromQL semantics)', () => {
     expect(histogramQuantile(1, b)).toBeCloseTo(4, 12);
   });
   it('returns the highest finite bound when the rank falls in +Inf', () => {
-    expect(histogramQuantile(0.9, [{ le: 1, count: 10 }, { le: Infinity, count: 20 }])).toBe(1);
-    expect(histogramQuantile(0.99, [{ le: 0.5, count: 1 }, { le: 1, count: 2 }, { le: Infinity, count: 100 }])).toBe(1);
+    expect(
+      histogramQuantile(0.9, [
+        { le: 1, count: 10 },
+        { le: Infinity, count: 20 },
+      ]),
+    ).toBe(1);
+    expect(
+      histogramQuantile(0.99, [
+        { le: 0.5, count: 1 },
+        { le: 1, count: 2 },
+        { le: Infinity, count: 100 },
+      ]),
+    ).toBe(1);
   });
   it('edge cases: NaN without +Inf, no observations or too few buckets; ±Inf outside [0,1]', () => {
-    expect(histogramQuantile(0.5, [{ le: 1, count: 3 }, { le: 2, count: 4 }])).toBeNaN();
-    expect(histogramQuantile(0.5, [{ le: 1, count: 0 }, { le: Infinity, count: 0 }])).toBeNaN();
+    expect(
+      histogramQuantile(0.5, [
+        { le: 1, count: 3 },
+        { le: 2, count: 4 },
+      ]),
+    ).toBeNaN();
+    expect(
+      histogramQuantile(0.5, [
+        { le: 1, count: 0 },
+        { le: Infinity, count: 0 },
+      ]),
+    ).toBeNaN();
     expect(histogramQuantile(0.5, [{ le: Infinity, count: 3 }])).toBeNaN();
     expect(histogramQuantile(0.5, [])).toBeNaN();
     expect(histogramQuantile(-0.1, b)).toBe(-Infinity);
@@ -168,7 +194,13 @@ describe('histogramQuantile (PromQL semantics)', () => {
     expect(histogramQuantile(0.5, bumpy)).toBeCloseTo(2 + 2 * (10 / 30), 12);
   });
   it('a non-positive first bound is returned as is', () => {
-    expect(histogramQuantile(0.1, [{ le: -1, count: 5 }, { le: 1, count: 10 }, { le: Infinity, count: 10 }])).toBe(-1);
+    expect(
+      histogramQuantile(0.1, [
+        { le: -1, count: 5 },
+        { le: 1, count: 10 },
+        { le: Infinity, count: 10 },
+      ]),
+    ).toBe(-1);
   });
 });
 
@@ -243,7 +275,12 @@ describe('exporter simulator', () => {
     const m = createExporterModel({ scenario: 'kv-cache-regression', seed: 3, clock: () => t });
     m.setPhase('after');
     const snap = () => parsePrometheusText(m.render()).samples;
-    const counterNames = ['vllm:prompt_tokens_total', 'vllm:generation_tokens_total', 'vllm:num_preemptions_total', 'vllm:e2e_request_latency_seconds_count'];
+    const counterNames = [
+      'vllm:prompt_tokens_total',
+      'vllm:generation_tokens_total',
+      'vllm:num_preemptions_total',
+      'vllm:e2e_request_latency_seconds_count',
+    ];
     const val = (ss: ReturnType<typeof snap>, n: string) => ss.filter((s) => s.metric === n).reduce((a, s) => a + s.value, 0);
     let prev = snap();
     expect(snap()).toEqual(prev); // the same instant renders the same values
@@ -252,7 +289,8 @@ describe('exporter simulator', () => {
       const cur = snap();
       for (const n of counterNames) expect(val(cur, n), n).toBeGreaterThanOrEqual(val(prev, n));
       const cpuPrev = prev.filter((s) => s.metric === 'node_cpu_seconds_total');
-      cur.filter((s) => s.metric === 'node_cpu_seconds_total').forEach((s, i) => expect(s.value).toBeGreaterThanOrEqual(cpuPrev[i]!.value));
+      for (const [i, s] of cur.filter((x) => x.metric === 'node_cpu_seconds_total').entries())
+        expect(s.value).toBeGreaterThanOrEqual(cpuPrev[i]!.value);
       const buckets = bucketsOf(cur, 'vllm:e2e_request_latency_seconds');
       for (let i = 1; i < buckets.length; i++) expect(buckets[i]!.count).toBeGreaterThanOrEqual(buckets[i - 1]!.count);
       expect(buckets[buckets.length - 1]!.le).toBe(Infinity);
@@ -317,7 +355,7 @@ describe('exporter simulator', () => {
     expect(w.mean('DCGM_FI_PROF_DRAM_ACTIVE')).toBeGreaterThan(2 * w.mean('DCGM_FI_PROF_SM_ACTIVE'));
     const used = w.g('DCGM_FI_DEV_FB_USED');
     const free = w.g('DCGM_FI_DEV_FB_FREE');
-    used.forEach((u, i) => expect(u + free[i]!).toBe(81920));
+    for (const [i, u] of used.entries()) expect(u + free[i]!).toBe(81920);
   });
 
   it("'healthy': moderate utilisation and latency", () => {
@@ -413,7 +451,16 @@ describe('scrapeMetrics / queryRange against local HTTP servers', () => {
         status: 'success',
         data: {
           resultType: 'matrix',
-          result: [{ metric: { job: 'x' }, values: [[1700000000, '0.25'], [1700000001, 'NaN'], [1700000002, '+Inf']] }],
+          result: [
+            {
+              metric: { job: 'x' },
+              values: [
+                [1700000000, '0.25'],
+                [1700000001, 'NaN'],
+                [1700000002, '+Inf'],
+              ],
+            },
+          ],
         },
       }),
     };
@@ -437,10 +484,15 @@ describe('scrapeMetrics / queryRange against local HTTP servers', () => {
       message: expect.stringContaining('1:5: parse error'),
     });
     nextAnswer = { status: 502, body: '<html>bad gateway</html>' };
-    await expect(queryRange(apiUrl, 'up', { start: '1', end: '2', stepSeconds: 1 })).rejects.toMatchObject({ reason: 'http-status', status: 502 });
+    await expect(queryRange(apiUrl, 'up', { start: '1', end: '2', stepSeconds: 1 })).rejects.toMatchObject({
+      reason: 'http-status',
+      status: 502,
+    });
     nextAnswer = { status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } }) };
     await expect(queryRange(apiUrl, 'up', { start: '1', end: '2', stepSeconds: 1 })).rejects.toMatchObject({ reason: 'invalid-response' });
-    await expect(queryRange(`http://127.0.0.1:${await closedPort()}`, 'up', { start: '1', end: '2', stepSeconds: 1 })).rejects.toMatchObject({
+    await expect(
+      queryRange(`http://127.0.0.1:${await closedPort()}`, 'up', { start: '1', end: '2', stepSeconds: 1 }),
+    ).rejects.toMatchObject({
       reason: 'connection-refused',
     });
   });

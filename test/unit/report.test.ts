@@ -64,7 +64,10 @@ describe('the CI report chart (Mermaid)', () => {
   it('draws the bounds per look against the tolerance for each measured metric', () => {
     const { evidence } = rejectingGate();
     const md = renderGateReport(gateResult(evidence));
-    const blocks = md.split('```mermaid').slice(1).map((b) => b.slice(0, b.indexOf('```')));
+    const blocks = md
+      .split('```mermaid')
+      .slice(1)
+      .map((b) => b.slice(0, b.indexOf('```')));
     expect(blocks).toHaveLength(3);
     const q = blocks[0]!;
     expect(q).toMatch(/^\nxychart-beta\n/);
@@ -89,7 +92,9 @@ describe('the CI report chart (Mermaid)', () => {
     const old = { ...evidence, history: undefined };
     expect(looksOf(old)).toHaveLength(1);
     expect(renderLooksCharts(old).join('\n')).toContain('x-axis "look (candidate samples)" ["5 (300)"]');
-    expect(renderGateReport(gateResult(undefined, { decision: 'INCONCLUSIVE', effectiveDecision: 'INCONCLUSIVE' }))).not.toContain('mermaid');
+    expect(renderGateReport(gateResult(undefined, { decision: 'INCONCLUSIVE', effectiveDecision: 'INCONCLUSIVE' }))).not.toContain(
+      'mermaid',
+    );
   });
 
   it('leaves out a metric the judge did not measure', () => {
@@ -118,7 +123,12 @@ describe('the SVG charts', () => {
   });
 
   it('trend: says so when a check has no scores', () => {
-    const fig = trendChart({ metric: 'hallucination_rate', points: trendPoints().filter((p) => p.check_name !== 'hallucination'), bucketSeconds: 60, colours: new Map() });
+    const fig = trendChart({
+      metric: 'hallucination_rate',
+      points: trendPoints().filter((p) => p.check_name !== 'hallucination'),
+      bucketSeconds: 60,
+      colours: new Map(),
+    });
     expect(fig).toContain('class="chart empty"');
     expect(fig).not.toContain('<svg');
   });
@@ -209,7 +219,13 @@ describe('the page', () => {
   });
 
   it('says what is missing on an empty deployment', () => {
-    const d: ReportData = { ...sampleReport(), trends: { bucketSeconds: 1, points: [] }, gates: [], coverage: { versions: [] }, review: { findings: [] } };
+    const d: ReportData = {
+      ...sampleReport(),
+      trends: { bucketSeconds: 1, points: [] },
+      gates: [],
+      coverage: { versions: [] },
+      review: { findings: [] },
+    };
     delete d.band;
     const html = renderReportPage(d);
     expect(html).toContain('No gate has decided on this deployment yet.');

@@ -18,7 +18,15 @@ function host(name: string, n: number, f: (i: number) => Omit<Pt, 'ts'>, extra: 
   };
 }
 
-const type = (name: string, family: string, hourlyUsd: number, gpus: number, gpuMemoryGiB: number, vcpus: number, memoryGiB: number): InstanceType => ({
+const type = (
+  name: string,
+  family: string,
+  hourlyUsd: number,
+  gpus: number,
+  gpuMemoryGiB: number,
+  vcpus: number,
+  memoryGiB: number,
+): InstanceType => ({
   name,
   family,
   hourlyUsd,
@@ -135,7 +143,9 @@ describe('resourceFindings: other cases', () => {
 
   it('steady 50 % load: no scale-down, scale-up, bottleneck or consolidation', () => {
     const steady = [1, 2].map((k) =>
-      host(`steady-${k}`, 72, (i) => ({ gpuUtil: 0.5 + (i % 2 === 0 ? 0.02 : -0.02), memUtil: 0.4, cpuUtil: 0.3 }), { instanceType: 'gen-4gpu' }),
+      host(`steady-${k}`, 72, (i) => ({ gpuUtil: 0.5 + (i % 2 === 0 ? 0.02 : -0.02), memUtil: 0.4, cpuUtil: 0.3 }), {
+        instanceType: 'gen-4gpu',
+      }),
     );
     const fs = resourceFindings(steady, CATALOG);
     for (const kind of ['scale-down', 'scale-up', 'bottleneck', 'consolidation']) expect(byKind(fs, kind)).toEqual([]);
@@ -166,16 +176,34 @@ describe('resourceFindings: other cases', () => {
   it('daily shape: idle night hours are counted and priced', () => {
     const daily = host('cyc-1', 72, (i) => ({ gpuUtil: i % 24 < 6 ? 0.01 : 0.6 }), { instanceType: 'gen-4gpu' });
     const p = one(resourceFindings([daily], CATALOG), 'utilisation-pattern');
-    expect(p.evidence).toMatchObject({ idle_hours_per_day: 6, idle_hours_utc: '0,1,2,3,4,5', peak_to_trough_ratio: 60, idle_share_pct: 25 });
+    expect(p.evidence).toMatchObject({
+      idle_hours_per_day: 6,
+      idle_hours_utc: '0,1,2,3,4,5',
+      peak_to_trough_ratio: 60,
+      idle_share_pct: 25,
+    });
     expect(p.monthlySavingUsd).toBe(1825); // $10/h × 6 h × 730/24
   });
 
   it('CPU-bound when CPU ≫ GPU; GPU memory-bandwidth-bound from DRAM vs SM active', () => {
     const cpu = host('cpu-1', 48, () => ({ gpuUtil: 0.35, memUtil: 0.3, cpuUtil: 0.75 }));
     expect(one(resourceFindings([cpu], CATALOG), 'bottleneck').evidence.bound).toBe('cpu');
-    const bw = host('bw-1', 48, () => ({ gpuUtil: 0.8, smActive: 0.4, dramActive: 0.7, memUtil: 0.3, cpuUtil: 0.2, fbUsedGiB: 300, fbTotalGiB: 320 }));
+    const bw = host('bw-1', 48, () => ({
+      gpuUtil: 0.8,
+      smActive: 0.4,
+      dramActive: 0.7,
+      memUtil: 0.3,
+      cpuUtil: 0.2,
+      fbUsedGiB: 300,
+      fbTotalGiB: 320,
+    }));
     const b = one(resourceFindings([bw], CATALOG), 'bottleneck');
-    expect(b.evidence).toMatchObject({ bound: 'gpu-memory-bandwidth', dram_active_mean_pct: 70, sm_active_mean_pct: 40, fb_used_share_mean_pct: 93.8 });
+    expect(b.evidence).toMatchObject({
+      bound: 'gpu-memory-bandwidth',
+      dram_active_mean_pct: 70,
+      sm_active_mean_pct: 40,
+      fb_used_share_mean_pct: 93.8,
+    });
     expect(b.recommendation).toContain('--kv-cache-dtype fp8');
   });
 

@@ -168,12 +168,8 @@ describe('generated interactions', () => {
   });
 
   it('rejects invalid options', async () => {
-    await expect(startSimulator({ deployment: 'bad id', modelVersion: 'v', degradedShare: 0 })).rejects.toThrow(
-      /deployment/,
-    );
-    await expect(startSimulator({ deployment: 'd', modelVersion: 'v', degradedShare: -0.1 })).rejects.toThrow(
-      /degraded_share/,
-    );
+    await expect(startSimulator({ deployment: 'bad id', modelVersion: 'v', degradedShare: 0 })).rejects.toThrow(/deployment/);
+    await expect(startSimulator({ deployment: 'd', modelVersion: 'v', degradedShare: -0.1 })).rejects.toThrow(/degraded_share/);
   });
 
   it('generates by itself at ratePerMinute', async () => {
@@ -286,11 +282,9 @@ describe('simulator-main', () => {
 
   it('rejects a bad --degraded-share', async () => {
     const main = fileURLToPath(new URL('../../stack/sim/collector-simulator-main.ts', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', main, '--deployment', 'd', '--model-version', 'v', '--degraded-share', '7'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, ['--import', 'tsx', main, '--deployment', 'd', '--model-version', 'v', '--degraded-share', '7'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));

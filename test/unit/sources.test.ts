@@ -109,12 +109,8 @@ describe('sourceConfigSchema / createSource', () => {
     expect(sourceConfigSchema.safeParse({ type: 'jsonl', path: '' }).success).toBe(false);
     expect(sourceConfigSchema.safeParse({ type: 'http', url: 'not a url' }).success).toBe(false);
     expect(sourceConfigSchema.safeParse({ type: 'ftp', path: 'x' }).success).toBe(false);
-    expect(
-      sourceConfigSchema.safeParse({ type: 'http', url: 'http://x/y', headers: { authorization: 'Bearer t' } }).success,
-    ).toBe(true);
-    expect(() =>
-      createSource({ type: 'http', url: 'nope', headers: { authorization: 'Bearer SECRET-123' } }, DEP),
-    ).toThrow(SourceError);
+    expect(sourceConfigSchema.safeParse({ type: 'http', url: 'http://x/y', headers: { authorization: 'Bearer t' } }).success).toBe(true);
+    expect(() => createSource({ type: 'http', url: 'nope', headers: { authorization: 'Bearer SECRET-123' } }, DEP)).toThrow(SourceError);
     try {
       createSource({ type: 'http', url: 'nope', headers: { authorization: 'Bearer SECRET-123' } }, DEP);
     } catch (e) {
@@ -258,9 +254,7 @@ describe('JSONL source: one file', () => {
 
     const other = path.join(tmp, 'b.jsonl');
     await writeFile(other, line(rec('t3')));
-    await expect(createSource({ type: 'jsonl', path: other }, DEP).fetch(p.nextCursor, 10)).rejects.toThrow(
-      /belongs to file 'a.jsonl'/,
-    );
+    await expect(createSource({ type: 'jsonl', path: other }, DEP).fetch(p.nextCursor, 10)).rejects.toThrow(/belongs to file 'a.jsonl'/);
     await expect(a.fetch(null, 0)).rejects.toThrow(RangeError);
   });
 });
@@ -351,10 +345,7 @@ describe('HTTP source against the simulator', () => {
     sim.generate(4);
     expect(sim.count()).toBe(12);
 
-    const src = createSource(
-      { type: 'http', url: sim.url, headers: { authorization: 'Bearer not-used' } },
-      DEP,
-    );
+    const src = createSource({ type: 'http', url: sim.url, headers: { authorization: 'Bearer not-used' } }, DEP);
     expect(src.kind).toBe('http');
     const p1 = await src.fetch(null, 5);
     expect(p1.records).toHaveLength(5);

@@ -131,7 +131,9 @@ describe('decideLook', () => {
     expect(q?.verdict).toBe('fail');
     expect(q?.harm).toBeCloseTo(0.12, 10);
     expect(q?.lower).toBeGreaterThan(0.05);
-    expect(look.reason).toMatch(/^quality dropped 12\.0 points \(87\.0 % → 75\.0 %\); with 98 % confidence the drop is at least \d+\.\d points, above the 5-point tolerance\.$/);
+    expect(look.reason).toMatch(
+      /^quality dropped 12\.0 points \(87\.0 % → 75\.0 %\); with 98 % confidence the drop is at least \d+\.\d points, above the 5-point tolerance\.$/,
+    );
     expect(look.reason).toContain(`at least ${((q?.lower ?? 0) * 100).toFixed(1)} points`);
     expect(look.reason).not.toMatch(/hallucination|toxicity/);
   });
@@ -143,7 +145,9 @@ describe('decideLook', () => {
     const look = decideLook(baseline, candidate, DEFAULT_RULE);
     expect(look.outcome).toBe('APPROVE');
     expect(look.metrics.map((m) => m.verdict)).toEqual(['pass', 'pass', 'pass']);
-    expect(look.reason).toMatch(/^all three metrics are within tolerance with 98 % confidence after 600 candidate samples: quality drop at most -?\d+\.\d points \(< 5\), hallucination-rate rise at most \d+\.\d points \(< 5\), toxicity-rate rise at most \d+\.\d points \(< 2\)\.$/);
+    expect(look.reason).toMatch(
+      /^all three metrics are within tolerance with 98 % confidence after 600 candidate samples: quality drop at most -?\d+\.\d points \(< 5\), hallucination-rate rise at most \d+\.\d points \(< 5\), toxicity-rate rise at most \d+\.\d points \(< 2\)\.$/,
+    );
   });
 
   it('rejects a rise of the hallucination rate alone and names it', () => {
@@ -153,7 +157,9 @@ describe('decideLook', () => {
     const look = decideLook(baseline, candidate, DEFAULT_RULE);
     expect(look.outcome).toBe('REJECT');
     expect(look.metrics.map((m) => m.verdict)).toEqual(['pass', 'fail', 'pass']);
-    expect(look.reason).toMatch(/^hallucination rate rose 27\.0 points \(3\.0 % → 30\.0 %\); with 98 % confidence the rise is at least \d+\.\d points, above the 5-point tolerance\.$/);
+    expect(look.reason).toMatch(
+      /^hallucination rate rose 27\.0 points \(3\.0 % → 30\.0 %\); with 98 % confidence the rise is at least \d+\.\d points, above the 5-point tolerance\.$/,
+    );
   });
 
   it('names every failing metric in one sentence', () => {
@@ -161,7 +167,9 @@ describe('decideLook', () => {
     const candidate = version(cycle([0.6, 0.7], 300), flags(300, 120), flags(300, 60));
     const look = decideLook(baseline, candidate, DEFAULT_RULE);
     expect(look.outcome).toBe('REJECT');
-    expect(look.reason).toMatch(/^quality dropped .*; hallucination rate rose .*; and toxicity rate rose 20\.0 points \(0\.0 % → 20\.0 %\).* above the 2-point tolerance\.$/);
+    expect(look.reason).toMatch(
+      /^quality dropped .*; hallucination rate rose .*; and toxicity rate rose 20\.0 points \(0\.0 % → 20\.0 %\).* above the 2-point tolerance\.$/,
+    );
     expect(look.reason.split('. ').length).toBe(1);
   });
 
@@ -186,7 +194,9 @@ describe('decideLook', () => {
     expect(q?.verdict).toBe('pending');
     expect(q?.lower).toBeLessThan(0.05);
     expect(q?.upper).toBeGreaterThan(0.05);
-    expect(look.reason).toMatch(/^not enough evidence yet after 50 candidate samples: quality drop between −?\d+\.\d and \d+\.\d points straddles the 5-point tolerance/);
+    expect(look.reason).toMatch(
+      /^not enough evidence yet after 50 candidate samples: quality drop between −?\d+\.\d and \d+\.\d points straddles the 5-point tolerance/,
+    );
   });
 
   it('never passes a metric without data', () => {
@@ -217,7 +227,11 @@ describe('decideLook: guards the judge cannot measure', () => {
   });
 
   it('approves when the operator allows the unmeasured guard, and says so', () => {
-    const look = decideLook(noHallucination(measured, 400), noHallucination(measured, 400), rule({ allowUnmeasured: ['hallucination_rate'] }));
+    const look = decideLook(
+      noHallucination(measured, 400),
+      noHallucination(measured, 400),
+      rule({ allowUnmeasured: ['hallucination_rate'] }),
+    );
     expect(look.outcome).toBe('APPROVE');
     expect(look.reason).toMatch(/hallucination rate not measured by this judge .*allowed by the operator/);
   });

@@ -15,7 +15,13 @@ import { acts } from './run-agent.js';
 
 export async function legacyCost(w: AgentWindow): Promise<AgentAnalysis> {
   const g = await acts.gatherCost(w);
-  const { findings, totals } = costFindings({ rows: g.rows, utilisation: g.utilisation, catalog: INSTANCE_TYPES, tokensByDeployment: g.tokensByDeployment, window: { from: w.from, to: w.to } });
+  const { findings, totals } = costFindings({
+    rows: g.rows,
+    utilisation: g.utilisation,
+    catalog: INSTANCE_TYPES,
+    tokensByDeployment: g.tokensByDeployment,
+    window: { from: w.from, to: w.to },
+  });
   return { findings, totals: { ...totals }, summary: executiveSummary(findings, totals), dataPoints: g.dataPoints, warnings: g.warnings };
 }
 

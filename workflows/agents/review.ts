@@ -26,7 +26,17 @@ export interface ReviewResult {
 const AGENT_WORKFLOWS = { cost: costAgent, performance: performanceAgent, resource: resourceAgent, application: applicationAgent } as const;
 
 function failedRun(runId: string, agent: AgentName, error: string): AgentRunResult {
-  return { runId, agent, status: 'failed', error, warnings: [], window: { from: '', to: '', stepSeconds: 0 }, dataPoints: 0, findings: [], summary: '' };
+  return {
+    runId,
+    agent,
+    status: 'failed',
+    error,
+    warnings: [],
+    window: { from: '', to: '', stepSeconds: 0 },
+    dataPoints: 0,
+    findings: [],
+    summary: '',
+  };
 }
 
 export async function optimizationReview(input: ReviewInput = {}): Promise<ReviewResult> {

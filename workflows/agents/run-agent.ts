@@ -78,13 +78,44 @@ export async function runAgent(
     a = await analyse(window, settings);
   } catch (e) {
     const error = errorText(e);
-    const failed: AgentRunResult = { runId, agent, status: 'failed', error, warnings: [], window, dataPoints: 0, findings: [], summary: '' };
-    if (!input.question) await acts.recordAgentRun({ id: runId, agent, reviewId: input.reviewId, status: 'failed', error, window, dataPoints: 0, findings: [], summary: '' });
+    const failed: AgentRunResult = {
+      runId,
+      agent,
+      status: 'failed',
+      error,
+      warnings: [],
+      window,
+      dataPoints: 0,
+      findings: [],
+      summary: '',
+    };
+    if (!input.question)
+      await acts.recordAgentRun({
+        id: runId,
+        agent,
+        reviewId: input.reviewId,
+        status: 'failed',
+        error,
+        window,
+        dataPoints: 0,
+        findings: [],
+        summary: '',
+      });
     setCurrentDetails(`failed: ${error}`);
     return failed;
   }
   const template = templateNarrative(agent, a.findings, a.totals);
-  const result: AgentRunResult = { runId, agent, status: 'ok', warnings: a.warnings, window, dataPoints: a.dataPoints, findings: a.findings, totals: a.totals, summary: a.summary ?? template.summary };
+  const result: AgentRunResult = {
+    runId,
+    agent,
+    status: 'ok',
+    warnings: a.warnings,
+    window,
+    dataPoints: a.dataPoints,
+    findings: a.findings,
+    totals: a.totals,
+    summary: a.summary ?? template.summary,
+  };
   const llm = settings.judge === 'offline' ? undefined : llmActs(settings);
   if (input.question) {
     let answer = { text: templateAnswer(input.question, a.findings), generatedBy: 'template' };
@@ -106,7 +137,18 @@ export async function runAgent(
       result.narrative = { ...template, summary: `${template.summary} (LLM narrative unavailable: ${errorText(e)}; template used.)` };
     }
   }
-  await acts.recordAgentRun({ id: runId, agent, reviewId: input.reviewId, status: 'ok', window, dataPoints: a.dataPoints, findings: a.findings, totals: a.totals, summary: result.summary, narrative: result.narrative });
+  await acts.recordAgentRun({
+    id: runId,
+    agent,
+    reviewId: input.reviewId,
+    status: 'ok',
+    window,
+    dataPoints: a.dataPoints,
+    findings: a.findings,
+    totals: a.totals,
+    summary: result.summary,
+    narrative: result.narrative,
+  });
   setCurrentDetails(`${a.findings.length} findings: ${result.summary.slice(0, 300)}`);
   return result;
 }

@@ -121,7 +121,10 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
                 settings,
                 minutes: Math.max(0, (windowEndsAt - Date.now()) / 60_000),
                 // What this cycle's judged checks cost so far (tokens that count toward the limits).
-                observed: { tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens, checks: totals.scored + totals.failed },
+                observed: {
+                  tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens,
+                  checks: totals.scored + totals.failed,
+                },
               });
         if (plan?.limitedBy) limitedBy = plan.limitedBy;
         const coverageRate = plan?.limitedBy ? plan.rate : undefined;
@@ -160,7 +163,16 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
     if (batched && !(e instanceof ContinueAsNew)) {
       // What the cycle did before it stopped, and why, is recorded; the lease is given back.
       const error = rootCause(e);
-      await store.recordCycle({ ...totals, cycleId, deployment: input.deployment, judge: settings.judge, cursor, scheduledAt, status: 'failed', error: `${error.type ?? 'Error'}: ${error.message}` });
+      await store.recordCycle({
+        ...totals,
+        cycleId,
+        deployment: input.deployment,
+        judge: settings.judge,
+        cursor,
+        scheduledAt,
+        status: 'failed',
+        error: `${error.type ?? 'Error'}: ${error.message}`,
+      });
       if (error.type !== 'CycleAlreadyRunning') await store.releaseCycle(lease);
     }
     throw e;

@@ -34,7 +34,12 @@ export async function abCompare(raw: CompareInput): Promise<ComparisonResult> {
     ),
   );
   const tolerances = { ...DEFAULT_RULE.tolerances, ...input.tolerances };
-  const look = decideLook(a!, b!, { tolerances, minSamples: input.minSamples, alpha: input.alpha, plannedSamples: DEFAULT_RULE.plannedSamples });
+  const look = decideLook(a!, b!, {
+    tolerances,
+    minSamples: input.minSamples,
+    alpha: input.alpha,
+    plannedSamples: DEFAULT_RULE.plannedSamples,
+  });
   const outcome: Decision = look.outcome === 'CONTINUE' ? 'INCONCLUSIVE' : look.outcome;
   upsertSearchAttributes([{ key: SA.decision, value: outcome }]);
   const evidence: Evidence = {
@@ -46,6 +51,26 @@ export async function abCompare(raw: CompareInput): Promise<ComparisonResult> {
   };
   const id = workflowInfo().workflowId;
   const explanation = await explainChild({ decision: outcome, evidence, reason: look.reason, settings }, { workflowId: `${id}/explain` });
-  await acts.recordComparison({ id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, look, a: a!, b: b!, explanation });
-  return { id, deployment: input.deployment, versionA: input.versionA, versionB: input.versionB, outcome, reason: look.reason, look, a: a!, b: b!, explanation };
+  await acts.recordComparison({
+    id,
+    deployment: input.deployment,
+    versionA: input.versionA,
+    versionB: input.versionB,
+    look,
+    a: a!,
+    b: b!,
+    explanation,
+  });
+  return {
+    id,
+    deployment: input.deployment,
+    versionA: input.versionA,
+    versionB: input.versionB,
+    outcome,
+    reason: look.reason,
+    look,
+    a: a!,
+    b: b!,
+    explanation,
+  };
 }

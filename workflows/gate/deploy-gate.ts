@@ -170,7 +170,9 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     noBaseline = usable;
     reason =
       `the baseline ${input.baselineVersion} has ${baseline.samples} interactions scored by ${settings.judge} (${settings.promptVersions.quality}); at least ${input.minSamples} are needed` +
-      (usable ? `: no usable baseline, so nothing is decided and nothing is rolled back (collect and score more interactions of ${input.baselineVersion}, or lower --min-samples)` : '');
+      (usable
+        ? `: no usable baseline, so nothing is decided and nothing is rolled back (collect and score more interactions of ${input.baselineVersion}, or lower --min-samples)`
+        : '');
   }
 
   progress.phase = 'waiting';
@@ -203,7 +205,9 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
   if (decision === 'INCONCLUSIVE' && input.onInconclusive === 'hold' && !override && !noBaseline) {
     progress.phase = 'holding';
     upsertSearchAttributes([{ key: SA.decision, value: 'HOLD' }]);
-    setCurrentDetails(`INCONCLUSIVE, holding for a human override (approve / reject / abort) until ${input.holdFor} have passed: ${reason}`);
+    setCurrentDetails(
+      `INCONCLUSIVE, holding for a human override (approve / reject / abort) until ${input.holdFor} have passed: ${reason}`,
+    );
     await condition(() => override !== undefined, msToNumber(input.holdFor));
   }
 
@@ -215,8 +219,10 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     reason = `human override by ${override.by}: ${override.reason}${statistical}`;
   } else {
     decision ??= 'INCONCLUSIVE';
-    effective = decision !== 'INCONCLUSIVE' ? decision : noBaseline ? 'INCONCLUSIVE' : input.onInconclusive === 'approve' ? 'APPROVE' : 'REJECT';
-    if (decision === 'INCONCLUSIVE' && !noBaseline) reason += `; INCONCLUSIVE counts as ${effective} (onInconclusive=${input.onInconclusive})`;
+    effective =
+      decision !== 'INCONCLUSIVE' ? decision : noBaseline ? 'INCONCLUSIVE' : input.onInconclusive === 'approve' ? 'APPROVE' : 'REJECT';
+    if (decision === 'INCONCLUSIVE' && !noBaseline)
+      reason += `; INCONCLUSIVE counts as ${effective} (onInconclusive=${input.onInconclusive})`;
   }
   progress.decision = decision;
   upsertSearchAttributes([{ key: SA.decision, value: decision }]);
@@ -298,20 +304,35 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
   function baselineChild(id: string) {
     return executeChild(computeBaseline, {
       workflowId: id,
-      args: [{ deployment: input.deployment, version: input.baselineVersion, lastN: input.baselineLastN, minSamples: input.minSamples, ...judgeOf(settings) }],
+      args: [
+        {
+          deployment: input.deployment,
+          version: input.baselineVersion,
+          lastN: input.baselineLastN,
+          minSamples: input.minSamples,
+          ...judgeOf(settings),
+        },
+      ],
       staticSummary: `Baseline of ${input.deployment} ${input.baselineVersion} for the gate`,
     });
   }
 
   /** The stored baseline when it is full (as many samples as the window asks for), else computed now. */
   async function usableBaseline(): Promise<BaselineRecord> {
-    const stored = await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, minSamples: input.minSamples, ...judgeOf(settings) });
+    const stored = await acts.findBaseline({
+      deployment: input.deployment,
+      version: input.baselineVersion,
+      minSamples: input.minSamples,
+      ...judgeOf(settings),
+    });
     return stored && stored.samples >= input.baselineLastN ? stored : baselineChild(`${gateId}/baseline`);
   }
 
   /** Gates recorded before USABLE_BASELINE: any stored baseline, else computed. */
   async function legacyBaseline(): Promise<BaselineRecord> {
-    return (await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, ...judgeOf(settings) })) ?? baselineChild(`${gateId}/baseline`);
+    return (
+      (await acts.findBaseline({ deployment: input.deployment, version: input.baselineVersion, ...judgeOf(settings) })) ??
+      baselineChild(`${gateId}/baseline`)
+    );
   }
 }
-

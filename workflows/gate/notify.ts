@@ -12,7 +12,9 @@ import { gateOptions, notifyOptions } from '../options.js';
 const lookup = proxyActivities<NotifyActivities>(gateOptions);
 const send = proxyActivities<NotifyActivities>(notifyOptions);
 
-export async function gateNotifications(notice: GateNotice): Promise<Array<{ target: number; kind: string; status: string; detail: string }>> {
+export async function gateNotifications(
+  notice: GateNotice,
+): Promise<Array<{ target: number; kind: string; status: string; detail: string }>> {
   const targets = await lookup.listNotifyTargets(notice.deployment);
   const out = await Promise.all(
     targets.map(async (t) => {

@@ -4,7 +4,12 @@
  */
 import { raise } from '../../../common/failures.js';
 import { ID_PATTERN, type Check } from '../../../common/types.js';
-import { explanationFromReply, explanationSchema, renderExplanationPrompt, unsupportedNumbers } from '../../../domain/agents/application/explain.js';
+import {
+  explanationFromReply,
+  explanationSchema,
+  renderExplanationPrompt,
+  unsupportedNumbers,
+} from '../../../domain/agents/application/explain.js';
 import { applicationFindings, type DeploymentQuality } from '../../../domain/agents/application/findings.js';
 import type { AgentAnalysis, AgentWindow } from '../../../domain/agents/types.js';
 import { toVersionStats } from '../../../domain/gate/baseline.js';
@@ -19,7 +24,9 @@ export function createApplicationActivities(deps: ActivityDeps) {
   const { ch, db } = deps;
 
   /** Quality statistics of every deployment and version scored in the window, with its gate decisions. */
-  async function gatherApplication(w: ApplicationWindow): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
+  async function gatherApplication(
+    w: ApplicationWindow,
+  ): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
     const versions = await ch.scoredVersions(w.from, w.to);
     const out: DeploymentQuality[] = [];
     for (const v of versions.filter((x) => ID_PATTERN.test(x.deployment) && ID_PATTERN.test(x.model_version))) {
@@ -54,7 +61,8 @@ export function createApplicationActivities(deps: ActivityDeps) {
     const r = await deps.llm.json({ ...prompt, schema: explanationSchema, maxTokens: 800 });
     const invented = unsupportedNumbers(r.value, prompt);
     // A narrative must cite only the numbers it was given; retried, then the template is used.
-    if (invented.length) raise('LlmInvalidReply', `the explanation cites numbers that are not in the evidence: ${invented.slice(0, 5).join(', ')}`);
+    if (invented.length)
+      raise('LlmInvalidReply', `the explanation cites numbers that are not in the evidence: ${invented.slice(0, 5).join(', ')}`);
     return explanationFromReply(r.value, r.model);
   }
 

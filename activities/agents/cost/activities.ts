@@ -45,7 +45,11 @@ export function createCostActivities(deps: ActivityDeps, infra: ReturnType<typeo
       tags: parseTags(r.tags),
     }));
     // Utilisation over the last day at a fine step (the cost window's step is far too coarse).
-    const recent = { from: new Date(Math.max(Date.parse(w.from), Date.parse(w.to) - 86_400_000)).toISOString(), to: w.to, stepSeconds: 300 };
+    const recent = {
+      from: new Date(Math.max(Date.parse(w.from), Date.parse(w.to) - 86_400_000)).toISOString(),
+      to: w.to,
+      stepSeconds: 300,
+    };
     const utilisation = utilisationOf(await resourceSeries(ch, recent, metricSources));
     const perf = buildPerformanceSeries(
       await ch.metricSamples({
@@ -82,7 +86,13 @@ export function createCostActivities(deps: ActivityDeps, infra: ReturnType<typeo
       window: { from: w.from, to: w.to },
     });
     const days = new Set(g.rows.map((r) => r.chargePeriodStart.slice(0, 10))).size;
-    return { findings, totals: { ...totals, days }, summary: executiveSummary(findings, totals), dataPoints: g.dataPoints, warnings: g.warnings };
+    return {
+      findings,
+      totals: { ...totals, days },
+      summary: executiveSummary(findings, totals),
+      dataPoints: g.dataPoints,
+      warnings: g.warnings,
+    };
   }
 
   /**

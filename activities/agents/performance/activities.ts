@@ -12,7 +12,13 @@ export function createPerformanceActivities(deps: ActivityDeps, infra: ReturnTyp
   /** The window's vLLM series per deployment (≤ MAX_POINTS points each). */
   async function gatherPerformance(w: AgentWindow): Promise<{ series: PerformanceSeries[]; dataPoints: number; warnings: string[] }> {
     const { sources, errors } = await infra.collectKinds(['scrape', 'prometheus']);
-    const samples = await ch.metricSamples({ metrics: VLLM_METRICS, sources: sources.map((s) => s.id), from: w.from, to: w.to, stepSeconds: w.stepSeconds });
+    const samples = await ch.metricSamples({
+      metrics: VLLM_METRICS,
+      sources: sources.map((s) => s.id),
+      from: w.from,
+      to: w.to,
+      stepSeconds: w.stepSeconds,
+    });
     const series = buildPerformanceSeries(samples, w.stepSeconds).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
     if (!series.length) throw noData('performance', w, errors, 'vLLM metrics');
     return { series, dataPoints: samples.length, warnings: errors };

@@ -77,7 +77,9 @@ export const DAILY_DIMENSIONS = ['coherence', 'relevance', 'accuracy', 'complete
  * first and last interaction time. `day` is days since 1970-01-01 UTC.
  */
 function scoreDailyDdl(db: string): string {
-  const dims = DAILY_DIMENSIONS.map((d) => `${d}_mean AggregateFunction(avg, Float64), ${d}_sd AggregateFunction(stddevSamp, Float64)`).join(',\n      ');
+  const dims = DAILY_DIMENSIONS.map(
+    (d) => `${d}_mean AggregateFunction(avg, Float64), ${d}_sd AggregateFunction(stddevSamp, Float64)`,
+  ).join(',\n      ');
   return `CREATE TABLE IF NOT EXISTS ${db}.score_daily (
       deployment String, model_version String, judge String, check_name String, prompt_version String, status String, day UInt32,
       rows AggregateFunction(count), score_mean AggregateFunction(avg, Float64), score_sd AggregateFunction(stddevSamp, Float64),
@@ -88,7 +90,9 @@ function scoreDailyDdl(db: string): string {
 
 /** The SELECT that turns score rows into `score_daily` states (the view's and the backfill's). */
 function scoreDailySelect(db: string, from: string): string {
-  const dims = DAILY_DIMENSIONS.map((d) => `avgState(assumeNotNull(${d})) AS ${d}_mean, stddevSampState(assumeNotNull(${d})) AS ${d}_sd`).join(',\n        ');
+  const dims = DAILY_DIMENSIONS.map(
+    (d) => `avgState(assumeNotNull(${d})) AS ${d}_mean, stddevSampState(assumeNotNull(${d})) AS ${d}_sd`,
+  ).join(',\n        ');
   return `SELECT deployment, model_version, judge, check_name, prompt_version, status, intDiv(toUInt32(interaction_ts), 86400) AS day,
         countState() AS rows, avgState(assumeNotNull(score)) AS score_mean, stddevSampState(assumeNotNull(score)) AS score_sd,
         sumState(toUInt64(assumeNotNull(score) >= 0.5)) AS flagged,
@@ -225,7 +229,8 @@ export async function applyMigrations(ctx: MigrationContext, opts: MigrateOption
   const deadline = Date.now() + (opts.waitMs ?? 15 * 60_000);
   const live = `event = 'lock' AND at >= toDateTime(toUInt32(now()) - ${LOCK_LEASE_SECONDS})
            AND token NOT IN (SELECT token FROM ${db}.schema_migrations WHERE event = 'release')`;
-  const holder = async () => (await select<{ token: string }>(`SELECT token FROM ${db}.schema_migrations WHERE ${live} ORDER BY at, token LIMIT 1`))[0]?.token;
+  const holder = async () =>
+    (await select<{ token: string }>(`SELECT token FROM ${db}.schema_migrations WHERE ${live} ORDER BY at, token LIMIT 1`))[0]?.token;
   const mark = (event: string, token: string, m?: ChMigration) =>
     exec(
       `INSERT INTO ${db}.schema_migrations (version, name, event, token, at) SELECT ${m?.version ?? 0}, ${sqlString(m?.name ?? '')}, ${sqlString(event)}, ${sqlString(token)}, now()`,

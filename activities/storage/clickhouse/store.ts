@@ -26,8 +26,7 @@ const MAX_ISOLATION_INSERTS = 64;
 export { SqlValueError, sqlId, sqlIdList, sqlString } from './sql.js';
 
 /** Seconds since epoch, as ClickHouse DateTime accepts it in JSONEachRow independent of server time zone. */
-export const unixSeconds = (iso: string | Date): number =>
-  Math.floor((typeof iso === 'string' ? Date.parse(iso) : iso.getTime()) / 1000);
+export const unixSeconds = (iso: string | Date): number => Math.floor((typeof iso === 'string' ? Date.parse(iso) : iso.getTime()) / 1000);
 
 export interface InteractionRow {
   deployment: string;
@@ -384,7 +383,12 @@ export class ClickHouseStore {
    * The checks already stored (any status) for these interactions by this judge and these prompt
    * versions: id → checks. One query per batch; no FINAL (any copy of a row counts).
    */
-  async storedChecks(q: { deployment: string; ids: readonly string[]; judge: string; promptVersions: Record<Check, string> }): Promise<Map<string, Set<Check>>> {
+  async storedChecks(q: {
+    deployment: string;
+    ids: readonly string[];
+    judge: string;
+    promptVersions: Record<Check, string>;
+  }): Promise<Map<string, Set<Check>>> {
     const out = new Map<string, Set<Check>>();
     if (!q.ids.length) return out;
     const rows = await this.query<{ interaction_id: string; check_name: Check }>(
@@ -498,10 +502,9 @@ export class ClickHouseStore {
     const dep = sqlId(q.deployment, 'deployment');
     const ver = sqlId(q.version, 'model version');
     const scope = `deployment = ${dep} AND model_version = ${ver} AND judge = ${sqlString(q.judge)}`;
-    const time = [
-      q.from ? `ts >= toDateTime(${unixSeconds(q.from)})` : '',
-      q.to ? `ts < toDateTime(${unixSeconds(q.to)})` : '',
-    ].filter(Boolean);
+    const time = [q.from ? `ts >= toDateTime(${unixSeconds(q.from)})` : '', q.to ? `ts < toDateTime(${unixSeconds(q.to)})` : ''].filter(
+      Boolean,
+    );
     // The window: the last N interactions of the version (each id once: copies of an interaction
     // are identical), or interactions in [from, to), whose time every score row carries.
     const window = q.lastN
@@ -540,7 +543,13 @@ export class ClickHouseStore {
       const abstained = num0(groups.find((x) => x.check_name === c && x.status === 'abstained')?.n);
       const n = num0(g?.n);
       if (!g && !abstained) continue;
-      checksOut[c] = { n, mean: n ? num0(g?.mean) : 0, sd: n > 1 ? num0(g?.sd) : 0, flagged: n ? num0(g?.flagged_n) : 0, ...(abstained ? { abstained } : {}) };
+      checksOut[c] = {
+        n,
+        mean: n ? num0(g?.mean) : 0,
+        sd: n > 1 ? num0(g?.sd) : 0,
+        flagged: n ? num0(g?.flagged_n) : 0,
+        ...(abstained ? { abstained } : {}),
+      };
       if (n) {
         first = Math.min(first ?? Infinity, num0(g?.first_at));
         last = Math.max(last ?? -Infinity, num0(g?.last_at));
@@ -660,9 +669,13 @@ export class ClickHouseStore {
   }
 
   /** Samples of the given metric names in [from, to]: the last value of each series in each step bucket. */
-  async metricSamples(q: { metrics: string[]; sources: string[]; from: string; to: string; stepSeconds: number }): Promise<
-    Array<{ ts: number; source: string; metric: string; labels: string; value: number }>
-  > {
+  async metricSamples(q: {
+    metrics: string[];
+    sources: string[];
+    from: string;
+    to: string;
+    stepSeconds: number;
+  }): Promise<Array<{ ts: number; source: string; metric: string; labels: string; value: number }>> {
     if (!q.metrics.length || !q.sources.length) return [];
     const names = q.metrics.map((m) => sqlString(m)).join(', ');
     const sources = q.sources.map((x) => sqlString(x)).join(', ');
@@ -684,7 +697,9 @@ export class ClickHouseStore {
   }
 
   /** Size of one of the store's tables: active parts, rows and bytes on disk. */
-  async tableStats(table: 'interactions' | 'scores' | 'score_daily' | 'cost_usage' | 'metric_samples'): Promise<{ parts: number; rows: number; bytes: number }> {
+  async tableStats(
+    table: 'interactions' | 'scores' | 'score_daily' | 'cost_usage' | 'metric_samples',
+  ): Promise<{ parts: number; rows: number; bytes: number }> {
     const rows = await this.query<{ parts: string; rows: string; bytes: string }>(
       `SELECT count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts
        WHERE database = ${sqlString(this.db)} AND table = ${sqlString(table)} AND active`,

@@ -62,7 +62,10 @@ export async function recentTokensPerCheck(db: Db, deployment: string, judge: st
 }
 
 /** The latest cycle of a deployment: when it finished, how it ended and its coverage. */
-export async function lastCycle(db: Db, deployment: string): Promise<{ cycle_id: string; finished_at: Date; status: string; error: string | null; coverage_note: string } | undefined> {
+export async function lastCycle(
+  db: Db,
+  deployment: string,
+): Promise<{ cycle_id: string; finished_at: Date; status: string; error: string | null; coverage_note: string } | undefined> {
   const r = await db.query(
     'SELECT cycle_id, finished_at, status, error, coverage_note FROM collection_runs WHERE deployment = $1 ORDER BY finished_at DESC LIMIT 1',
     [deployment],

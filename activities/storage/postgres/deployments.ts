@@ -29,9 +29,7 @@ export async function listDeployments(db: Db): Promise<Array<DeploymentRow & { c
 }
 
 export async function getCursor(db: Db, deployment: string): Promise<string | null> {
-  const r = await db.query<{ cursor: string | null }>('SELECT cursor FROM collection_cursors WHERE deployment = $1', [
-    deployment,
-  ]);
+  const r = await db.query<{ cursor: string | null }>('SELECT cursor FROM collection_cursors WHERE deployment = $1', [deployment]);
   return r.rows[0]?.cursor ?? null;
 }
 
@@ -41,13 +39,7 @@ export type CursorAdvance = 'advanced' | 'already' | 'conflict';
  * Compare-and-set: move the cursor from `from` to `to`. Re-running the same advance (activity
  * retry) answers 'already'; a cursor moved by someone else answers 'conflict'.
  */
-export async function advanceCursor(
-  db: Db,
-  deployment: string,
-  from: string | null,
-  to: string,
-  cycleId: string,
-): Promise<CursorAdvance> {
+export async function advanceCursor(db: Db, deployment: string, from: string | null, to: string, cycleId: string): Promise<CursorAdvance> {
   await db.query(
     `INSERT INTO collection_cursors (deployment, cursor, cycle_id) VALUES ($1, NULL, NULL) ON CONFLICT (deployment) DO NOTHING`,
     [deployment],
@@ -61,7 +53,6 @@ export async function advanceCursor(
   return (await getCursor(db, deployment)) === to ? 'already' : 'conflict';
 }
 
-
 export type CycleClaim = { claimed: true } | { claimed: false; runningCycle: string; leaseUntil: string };
 
 /**
@@ -69,7 +60,10 @@ export type CycleClaim = { claimed: true } | { claimed: false; runningCycle: str
  * unless another cycle holds an unexpired one.
  */
 export async function claimCycle(db: Db, deployment: string, cycleId: string, leaseSeconds: number): Promise<CycleClaim> {
-  await db.query(`INSERT INTO collection_cursors (deployment, cursor, cycle_id) VALUES ($1, NULL, NULL) ON CONFLICT (deployment) DO NOTHING`, [deployment]);
+  await db.query(
+    `INSERT INTO collection_cursors (deployment, cursor, cycle_id) VALUES ($1, NULL, NULL) ON CONFLICT (deployment) DO NOTHING`,
+    [deployment],
+  );
   const r = await db.query(
     `UPDATE collection_cursors SET running_cycle = $2, lease_until = now() + make_interval(secs => $3)
      WHERE deployment = $1 AND (running_cycle IS NULL OR running_cycle = $2 OR lease_until < now())`,
@@ -93,7 +87,10 @@ export async function renewCycle(db: Db, deployment: string, cycleId: string, le
 }
 
 export async function releaseCycle(db: Db, deployment: string, cycleId: string): Promise<void> {
-  await db.query(`UPDATE collection_cursors SET running_cycle = NULL, lease_until = NULL WHERE deployment = $1 AND running_cycle = $2`, [deployment, cycleId]);
+  await db.query(`UPDATE collection_cursors SET running_cycle = NULL, lease_until = NULL WHERE deployment = $1 AND running_cycle = $2`, [
+    deployment,
+    cycleId,
+  ]);
 }
 
 /** The deployment's notification targets (raw; validated by the caller). */

@@ -182,14 +182,34 @@ export async function decisionsSince(
 
 export async function recordComparison(
   db: Db,
-  c: { id: string; deployment: string; versionA: string; versionB: string; look: LookResult; a: VersionStats; b: VersionStats; explanation: Explanation },
+  c: {
+    id: string;
+    deployment: string;
+    versionA: string;
+    versionB: string;
+    look: LookResult;
+    a: VersionStats;
+    b: VersionStats;
+    explanation: Explanation;
+  },
 ): Promise<void> {
   await db.query(
     `INSERT INTO comparisons (id, deployment, version_a, version_b, outcome, reason, look, stats_a, stats_b, explanation)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
      ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, look = EXCLUDED.look,
        stats_a = EXCLUDED.stats_a, stats_b = EXCLUDED.stats_b, explanation = EXCLUDED.explanation, created_at = now()`,
-    [c.id, c.deployment, c.versionA, c.versionB, c.look.outcome, c.look.reason, JSON.stringify(c.look), JSON.stringify(c.a), JSON.stringify(c.b), JSON.stringify(c.explanation)],
+    [
+      c.id,
+      c.deployment,
+      c.versionA,
+      c.versionB,
+      c.look.outcome,
+      c.look.reason,
+      JSON.stringify(c.look),
+      JSON.stringify(c.a),
+      JSON.stringify(c.b),
+      JSON.stringify(c.explanation),
+    ],
   );
 }
 
@@ -209,17 +229,26 @@ export async function claimNotification(db: Db, c: NotificationClaim): Promise<{
     [c.idempotencyKey, c.gateId, c.deployment, c.targetKind, c.events],
   );
   await db.query('UPDATE notifications SET attempts = attempts + 1 WHERE idempotency_key = $1', [c.idempotencyKey]);
-  const r = await db.query<{ status: string; detail: string }>('SELECT status, detail FROM notifications WHERE idempotency_key = $1', [c.idempotencyKey]);
+  const r = await db.query<{ status: string; detail: string }>('SELECT status, detail FROM notifications WHERE idempotency_key = $1', [
+    c.idempotencyKey,
+  ]);
   return r.rows[0] ?? { status: 'pending', detail: '' };
 }
 
 export async function finishNotification(db: Db, key: string, status: 'delivered' | 'failed', detail: string): Promise<void> {
-  await db.query('UPDATE notifications SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [key, status, detail]);
+  await db.query('UPDATE notifications SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [
+    key,
+    status,
+    detail,
+  ]);
 }
 
 /** Keep a deployer URL that carries credentials or a query (often a token) for one gate. */
 export async function storeDeployerUrl(db: Db, gateId: string, url: string): Promise<void> {
-  await db.query('INSERT INTO deployer_urls (gate_id, url) VALUES ($1, $2) ON CONFLICT (gate_id) DO UPDATE SET url = EXCLUDED.url', [gateId, url]);
+  await db.query('INSERT INTO deployer_urls (gate_id, url) VALUES ($1, $2) ON CONFLICT (gate_id) DO UPDATE SET url = EXCLUDED.url', [
+    gateId,
+    url,
+  ]);
 }
 
 export async function deployerUrl(db: Db, gateId: string): Promise<string | undefined> {

@@ -93,7 +93,10 @@ export function describeMetric(m: MetricVerdict): string {
   const label = METRIC_LABEL[m.metric] ?? String(m.metric);
   if (m.verdict === 'unmeasured') return `${label} not measured by this judge (${thresholdText(m)})`;
   if (m.candidateN === 0 || m.baselineN === 0) {
-    const side = m.candidateN === 0 ? `no candidate samples (baseline ${formatPercent(m.baseline)})` : `no baseline samples (candidate ${formatPercent(m.candidate)})`;
+    const side =
+      m.candidateN === 0
+        ? `no candidate samples (baseline ${formatPercent(m.baseline)})`
+        : `no baseline samples (candidate ${formatPercent(m.candidate)})`;
     return `${label} not measured yet: ${side}, ${thresholdText(m)}`;
   }
   const change = m.candidate - m.baseline;
@@ -123,7 +126,8 @@ function clip(text: string, max: number): string {
 function boundsDetail(m: MetricVerdict, confidence: string | undefined): string {
   const label = METRIC_LABEL[m.metric] ?? String(m.metric);
   if (m.verdict === 'unmeasured') return `${label}: not measured by this judge, which abstained on every interaction of a side; no bounds.`;
-  if (m.candidateN === 0 || m.baselineN === 0) return `${label}: no ${m.candidateN === 0 ? 'candidate' : 'baseline'} samples yet; no bounds.`;
+  if (m.candidateN === 0 || m.baselineN === 0)
+    return `${label}: no ${m.candidateN === 0 ? 'candidate' : 'baseline'} samples yet; no bounds.`;
   const harmName = higherIsBetter(m.metric) ? 'drop' : 'rise';
   const level = confidence ? `${confidence} anytime-valid` : 'anytime-valid';
   const why =
@@ -164,7 +168,9 @@ export function templateExplanation(decision: Decision, evidence: Evidence | und
   let summary: string;
   const metrics = evidence ? orderedMetrics(evidence.look.metrics) : [];
   if (!evidence) {
-    summary = `${decision}: ${reasonText || 'the gate ended without comparing the candidate with the baseline'}` + (reasonText.endsWith('.') ? '' : '.');
+    summary =
+      `${decision}: ${reasonText || 'the gate ended without comparing the candidate with the baseline'}` +
+      (reasonText.endsWith('.') ? '' : '.');
     details.push(
       'No comparison evidence: the gate ended before it compared the candidate with the baseline ' +
         '(for example it was aborted before the first look, or no baseline could be found or computed), so there are no metric values to report.',
@@ -207,7 +213,7 @@ const pct = (x: number) => (Number.isFinite(x) ? Number(formatNumber1(x * 100)) 
 export function explanationData(decision: Decision, evidence: Evidence | undefined, reason: string): Record<string, unknown> {
   const data: Record<string, unknown> = { decision, reason };
   if (!evidence) {
-    data['evidence'] = 'none: the gate ended before it compared the candidate with the baseline';
+    data.evidence = 'none: the gate ended before it compared the candidate with the baseline';
     return data;
   }
   const conf = evidence.rule.alpha > 0 && evidence.rule.alpha < 1 ? pct(1 - evidence.rule.alpha) : null;
@@ -280,7 +286,10 @@ export function renderExplanationPrompt(
   evidence: Evidence | undefined,
   reason: string,
 ): { system: string; user: string } {
-  return { system: EXPLAIN_SYSTEM, user: renderDataBlock('GATE DATA', explanationData(decision, evidence, reason), EXPLAIN_PROMPT_VERSION) };
+  return {
+    system: EXPLAIN_SYSTEM,
+    user: renderDataBlock('GATE DATA', explanationData(decision, evidence, reason), EXPLAIN_PROMPT_VERSION),
+  };
 }
 
 /** An LLM reply (already validated with `explanationSchema`) as an Explanation. */

@@ -14,7 +14,6 @@ export interface DeploymentQuality {
   gates: Array<{ candidate: string; decision: string; decidedAt: string }>;
 }
 
-
 export function applicationFindings(ds: DeploymentQuality[]): Finding[] {
   const out: Finding[] = [];
   for (const d of ds) {
@@ -56,8 +55,7 @@ export function applicationFindings(ds: DeploymentQuality[]): Finding[] {
           quality_drop_upper_points: percentPoints(q.upper),
           quality_drop_lower_points: percentPoints(q.lower),
         },
-        recommendation:
-          look.outcome === 'REJECT' ? `Roll back to ${previous.version}: ${look.reason}` : look.reason,
+        recommendation: look.outcome === 'REJECT' ? `Roll back to ${previous.version}: ${look.reason}` : look.reason,
         confidence: look.outcome === 'CONTINUE' ? 0.4 : 0.9,
       });
     }

@@ -84,7 +84,6 @@ function round4(x: number): number {
   return Math.round(x * 10_000) / 10_000 + 0;
 }
 
-
 /** A unit price: 2 decimals, more when it is below 10 cents. */
 function formatUnitUsd(x: number): string {
   return x >= 0.1 || x === 0 ? `$${x.toFixed(2)}` : `$${x.toPrecision(2)}`;
@@ -180,7 +179,7 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
   const deploymentCost = new Map<string, number>();
   for (const r of rows) {
     spend += r.effectiveCost;
-    const dep = r.tags['deployment'];
+    const dep = r.tags.deployment;
     if (dep) deploymentCost.set(dep, (deploymentCost.get(dep) ?? 0) + r.effectiveCost);
     if (!r.resourceId) continue;
     let agg = resources.get(r.resourceId);
@@ -189,7 +188,7 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
       resources.set(r.resourceId, agg);
     }
     agg.costUsd += r.effectiveCost;
-    if (!agg.instanceType && r.tags['instance_type']) agg.instanceType = r.tags['instance_type'];
+    if (!agg.instanceType && r.tags.instance_type) agg.instanceType = r.tags.instance_type;
     if (!agg.deployment && dep) agg.deployment = dep;
   }
 
@@ -280,11 +279,9 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
       keepMax(res.resourceId, rs.annualUsd);
       const gpu = rs.current.family === 'gpu';
       const needText = gpu
-        ? `${rs.evidence['required_gpu_memory_gib']} GiB of GPU memory`
-        : `${rs.evidence['required_vcpus']} vCPUs and ${rs.evidence['required_memory_gib']} GiB`;
-      const why = idle
-        ? `it is idle ${pct(u.idleShare)} % of the time`
-        : `its p95 utilisation is ${pct(u.p95Utilisation)} %`;
+        ? `${rs.evidence.required_gpu_memory_gib} GiB of GPU memory`
+        : `${rs.evidence.required_vcpus} vCPUs and ${rs.evidence.required_memory_gib} GiB`;
+      const why = idle ? `it is idle ${pct(u.idleShare)} % of the time` : `its p95 utilisation is ${pct(u.p95Utilisation)} %`;
       const check = gpu
         ? ` Before switching, check that the model's weights and KV cache fit in ${rs.target.gpuMemoryGiB} GiB and that throughput holds at peak.`
         : '';
@@ -362,7 +359,13 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
           subject: d,
           evidence: {
             ...base,
-            ...(cheapest ? { cheapest_deployment: cheapest.deployment, cheapest_cost_per_million_tokens_usd: round4(cheapest.cpm), ratio_to_cheapest: round2(cpm / cheapest.cpm) } : {}),
+            ...(cheapest
+              ? {
+                  cheapest_deployment: cheapest.deployment,
+                  cheapest_cost_per_million_tokens_usd: round4(cheapest.cpm),
+                  ratio_to_cheapest: round2(cpm / cheapest.cpm),
+                }
+              : {}),
           },
           recommendation:
             cheapest && cheapest.deployment === d && unit.size > 1
@@ -426,7 +429,11 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
       const mean = prev.reduce((a, b) => a + b, 0) / trailingDays;
       const sd = Math.sqrt(prev.reduce((a, b) => a + (b - mean) ** 2, 0) / (trailingDays - 1));
       const spendDay = s.spend[i] ?? 0;
-      const threshold = Math.max(mean + COST_RULES.anomalySds * sd, mean * (1 + COST_RULES.anomalyMinRise), mean + COST_RULES.anomalyMinExcessUsd);
+      const threshold = Math.max(
+        mean + COST_RULES.anomalySds * sd,
+        mean * (1 + COST_RULES.anomalyMinRise),
+        mean + COST_RULES.anomalyMinExcessUsd,
+      );
       if (!(spendDay > threshold)) continue;
       const date = new Date(firstDay + i * DAY_MS).toISOString().slice(0, 10);
       const excess = spendDay - mean;
@@ -460,7 +467,9 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
             `Find out what changed in ${service} on ${date}: ${top[0]} accounts for ${formatUsd(top[1])} of the day's ${formatUsd(spendDay)} ` +
             `(${formatUsd(prevTop)} a day before). If it was not planned, stop the cause and set a daily budget alert for ${service} at about ${formatUsd(threshold)}.`,
           impact: `${formatUsd(excess)} above the ${trailingDays}-day average in one day`,
-          confidence: round2(0.5 + 0.35 * Math.min(1, trailingDays / COST_RULES.fullConfidenceDays) + (z !== undefined && z >= 6 ? 0.1 : 0)),
+          confidence: round2(
+            0.5 + 0.35 * Math.min(1, trailingDays / COST_RULES.fullConfidenceDays) + (z !== undefined && z >= 6 ? 0.1 : 0),
+          ),
         },
       });
     }
@@ -492,7 +501,7 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
 /** A short imperative for a saving finding, e.g. "stop or schedule i-idle-reporting". */
 function actionOf(f: Finding): string {
   if (f.kind === 'idle-resource') return `stop or schedule ${f.subject}`;
-  if (f.kind === 'right-size') return `move ${f.subject} from ${f.evidence['current_type']} to ${f.evidence['recommended_type']}`;
+  if (f.kind === 'right-size') return `move ${f.subject} from ${f.evidence.current_type} to ${f.evidence.recommended_type}`;
   return f.recommendation;
 }
 
@@ -506,7 +515,10 @@ export function executiveSummary(findings: Finding[], totals: CostTotals): strin
   const idle = findings.filter((f) => f.kind === 'idle-resource');
   sentences.push(
     idle.length > 0
-      ? `Idle resources waste ${formatUsd(totals.wasteAnnualUsd)} a year (${idle.map((f) => f.subject).slice(0, 3).join(', ')}${idle.length > 3 ? ` and ${idle.length - 3} more` : ''}).`
+      ? `Idle resources waste ${formatUsd(totals.wasteAnnualUsd)} a year (${idle
+          .map((f) => f.subject)
+          .slice(0, 3)
+          .join(', ')}${idle.length > 3 ? ` and ${idle.length - 3} more` : ''}).`
       : 'No idle resources were found.',
   );
 
@@ -529,17 +541,19 @@ export function executiveSummary(findings: Finding[], totals: CostTotals): strin
   }
 
   const notes: string[] = [];
-  const tokenFlags = findings.filter((f) => f.kind === 'cost-per-token' && f.severity !== 'info' && f.evidence['ratio_to_cheapest'] !== undefined);
+  const tokenFlags = findings.filter(
+    (f) => f.kind === 'cost-per-token' && f.severity !== 'info' && f.evidence.ratio_to_cheapest !== undefined,
+  );
   for (const f of tokenFlags.slice(0, 2)) {
     notes.push(
-      `${f.subject} costs ${formatUnitUsd(Number(f.evidence['cost_per_million_tokens_usd']))} per million tokens, ${Number(f.evidence['ratio_to_cheapest']).toFixed(1)}× ${f.evidence['cheapest_deployment']}`,
+      `${f.subject} costs ${formatUnitUsd(Number(f.evidence.cost_per_million_tokens_usd))} per million tokens, ${Number(f.evidence.ratio_to_cheapest).toFixed(1)}× ${f.evidence.cheapest_deployment}`,
     );
   }
   const anomalies = findings.filter((f) => f.kind === 'spend-anomaly');
   if (anomalies.length > 0) {
     const a = anomalies[0]!;
     notes.push(
-      `${anomalies.length} daily spend spike${anomalies.length > 1 ? 's' : ''} flagged, the largest ${formatUsd(Number(a.evidence['excess_usd']))} above normal in ${a.evidence['service']} on ${a.evidence['date']}`,
+      `${anomalies.length} daily spend spike${anomalies.length > 1 ? 's' : ''} flagged, the largest ${formatUsd(Number(a.evidence.excess_usd))} above normal in ${a.evidence.service} on ${a.evidence.date}`,
     );
   }
   if (notes.length > 0) sentences.push(`Also flagged: ${notes.join('; ')}.`);
@@ -560,8 +574,21 @@ export function executiveSummary(findings: Finding[], totals: CostTotals): strin
 export function compactCostRows(rows: readonly CostRow[]): CostRow[] {
   const groups = new Map<string, CostRow>();
   for (const r of rows) {
-    const tags = JSON.stringify(Object.keys(r.tags).sort().map((k) => [k, r.tags[k]]));
-    const key = JSON.stringify([r.chargePeriodStart.slice(0, 10), r.resourceId, r.serviceName, r.skuId, r.regionId, r.resourceType, r.consumedUnit, tags]);
+    const tags = JSON.stringify(
+      Object.keys(r.tags)
+        .sort()
+        .map((k) => [k, r.tags[k]]),
+    );
+    const key = JSON.stringify([
+      r.chargePeriodStart.slice(0, 10),
+      r.resourceId,
+      r.serviceName,
+      r.skuId,
+      r.regionId,
+      r.resourceType,
+      r.consumedUnit,
+      tags,
+    ]);
     const g = groups.get(key);
     if (!g) {
       groups.set(key, { ...r, tags: { ...r.tags } });

@@ -404,8 +404,7 @@ function latencyRegression(series: PerformanceSeries, kv: KvAnalysis | undefined
       'waiting requests) and the host (GPU clocks, co-located jobs) before and after it.';
   }
 
-  const severity: Severity =
-    factor >= T.regressionHighFactor ? 'high' : factor >= T.regressionMediumFactor ? 'medium' : 'low';
+  const severity: Severity = factor >= T.regressionHighFactor ? 'high' : factor >= T.regressionMediumFactor ? 'medium' : 'low';
   return {
     kind: 'latency-regression',
     title: `p95 latency regressed ${fixed(cp.before)} → ${fixed(cp.after)} ms (×${fixed(factor, 1)}) at ${at}`,
@@ -420,11 +419,7 @@ function latencyRegression(series: PerformanceSeries, kv: KvAnalysis | undefined
 
 // ----- TTFT and inter-token latency -------------------------------------------------------
 
-function elevatedLatency(
-  series: PerformanceSeries,
-  key: 'p95TtftMs' | 'p95TpotMs',
-  kv: KvAnalysis | undefined,
-): Finding | undefined {
+function elevatedLatency(series: PerformanceSeries, key: 'p95TtftMs' | 'p95TpotMs', kv: KvAnalysis | undefined): Finding | undefined {
   const col = column(series.points, key);
   const n = col.vals.length;
   if (n < 3) return undefined;
@@ -451,7 +446,10 @@ function elevatedLatency(
     evidence.factor = round(cp.ratio, 2);
     evidence.changed_at = (series.points[col.idx[cp.index] as number] as Point).ts;
   }
-  const kvCause = kv !== undefined && relative && cp !== undefined &&
+  const kvCause =
+    kv !== undefined &&
+    relative &&
+    cp !== undefined &&
     kv.saturatedIdx.filter((i) => i >= (col.idx[cp.index] as number)).length * 2 > kv.saturatedIdx.length;
   if (kvCause) evidence.probable_cause = 'kv-cache-saturation';
 
@@ -461,14 +459,16 @@ function elevatedLatency(
       'replicas if requests queue.'
     : 'Each decode step is slow: a large running batch stretches every step — lower --max-num-seqs to trade throughput ' +
       'for latency, or spread the model over more GPUs (--tensor-parallel-size) or use speculative decoding.';
-  const recommendation = kvCause && kv
-    ? `Preempted sequences are recomputed, which inflates this latency: fix the KV cache first (${kv.fixSummary}). ${base}`
-    : base;
+  const recommendation =
+    kvCause && kv
+      ? `Preempted sequences are recomputed, which inflates this latency: fix the KV cache first (${kv.fixSummary}). ${base}`
+      : base;
 
   const worst = Math.max(relative && cp ? cp.ratio : 0, recent / limit);
-  const what = relative && cp
-    ? `${label} up ${fixed(cp.before)} → ${fixed(cp.after)} ms (×${fixed(cp.ratio, 1)})`
-    : `${label} at ${fixed(recent)} ms, above the ${limit} ms threshold`;
+  const what =
+    relative && cp
+      ? `${label} up ${fixed(cp.before)} → ${fixed(cp.after)} ms (×${fixed(cp.ratio, 1)})`
+      : `${label} at ${fixed(recent)} ms, above the ${limit} ms threshold`;
   return {
     kind: isTtft ? 'ttft' : 'inter-token-latency',
     title: what,
@@ -604,10 +604,11 @@ function anomalies(series: PerformanceSeries): Finding[] {
       evidence.preemptions_per_min = round(pre.during, 2);
       signals.push(`${fixed(pre.during, 1)} preemptions/min (KV cache pressure)`);
     }
-    const explanation = signals.length > 0
-      ? `It coincides with ${signals.join(', ')}.`
-      : 'No serving metric moved with it (traffic, queue, KV cache): look at the host — GPU clocks or throttling, ' +
-        'co-located jobs, network or storage stalls.';
+    const explanation =
+      signals.length > 0
+        ? `It coincides with ${signals.join(', ')}.`
+        : 'No serving metric moved with it (traffic, queue, KV cache): look at the host — GPU clocks or throttling, ' +
+          'co-located jobs, network or storage stalls.';
     evidence.explanation_signals = signals.length > 0 ? signals.join('; ') : 'none';
 
     out.push({

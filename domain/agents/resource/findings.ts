@@ -203,7 +203,10 @@ function needsEvidence(n: Needs): Record<string, number> {
 }
 
 /** Evidence and money fields of moving from `current` to `next` (positive saving = cheaper). */
-function moveMoney(current: InstanceType, next: InstanceType): {
+function moveMoney(
+  current: InstanceType,
+  next: InstanceType,
+): {
   evidence: Record<string, number | string>;
   monthly: number;
   annual: number;
@@ -422,7 +425,8 @@ function scaleAdvice(h: HostStats, catalog: readonly InstanceType[]): Finding | 
   if (up) {
     const reasons: string[] = [];
     if (gpuP95 > T.scaleUpGpuP95) reasons.push(`p95 GPU ${fixed(pct(gpuP95))} % > ${fixed(pct(T.scaleUpGpuP95))} %`);
-    if (memP95 !== undefined && memP95 > T.scaleUpMemP95) reasons.push(`p95 memory ${fixed(pct(memP95))} % > ${fixed(pct(T.scaleUpMemP95))} %`);
+    if (memP95 !== undefined && memP95 > T.scaleUpMemP95)
+      reasons.push(`p95 memory ${fixed(pct(memP95))} % > ${fixed(pct(T.scaleUpMemP95))} %`);
     f.title = `${s.host} needs more capacity: ${reasons.join(', ')}`;
     const extra = Math.max(0, gpusNeeded - s.gpus);
     let text =
@@ -577,7 +581,10 @@ function consolidation(hs: HostStats[]): Finding | undefined {
     kind: 'consolidation',
     title: `Consolidate ${cands.length} lightly used hosts onto ${kept.length}: free ${freed.map((h) => h.s.host).join(', ')}`,
     severity: 'medium',
-    subject: cands.map((h) => h.s.host).sort().join(','),
+    subject: cands
+      .map((h) => h.s.host)
+      .sort()
+      .join(','),
     evidence,
     recommendation:
       `${cands.length} hosts each run under ${fixed(pct(T.consolidationMean))} % mean GPU; their combined p95 load is ` +
@@ -588,7 +595,10 @@ function consolidation(hs: HostStats[]): Finding | undefined {
   };
   if (freed.every((h) => h.type !== undefined)) {
     const monthly = usd(freed.reduce((a, h) => a + (h.type as InstanceType).hourlyUsd, 0) * HOURS_PER_MONTH);
-    evidence.freed_hourly_usd = round(freed.reduce((a, h) => a + (h.type as InstanceType).hourlyUsd, 0), 4);
+    evidence.freed_hourly_usd = round(
+      freed.reduce((a, h) => a + (h.type as InstanceType).hourlyUsd, 0),
+      4,
+    );
     f.monthlySavingUsd = monthly;
     f.annualSavingUsd = usd(monthly * 12);
     f.recommendation += ` Saving ${formatUsd(monthly)}/month (${formatUsd(monthly * 12)}/year).`;

@@ -26,6 +26,8 @@ export async function applicationAgent(input: AgentInput = {}): Promise<AgentRun
   const earlier = startedAsExplanation.safeParse(input);
   if (earlier.success) return explainDecision(earlier.data);
   return runAgent('application', input, (w, s) =>
-    patched(FINDINGS_IN_ACTIVITIES) ? acts.analyseApplication({ ...w, judge: s.judge, promptVersions: s.promptVersions }) : legacyApplication(w, s),
+    patched(FINDINGS_IN_ACTIVITIES)
+      ? acts.analyseApplication({ ...w, judge: s.judge, promptVersions: s.promptVersions })
+      : legacyApplication(w, s),
   );
 }

@@ -28,9 +28,16 @@ export async function explainDecision(input: ExplainDecisionInput): Promise<Expl
   const template = templateExplanation(input.decision, input.evidence, input.reason);
   if (input.settings.judge === 'offline') return template;
   try {
-    return await proxyActivities<AgentActivities>(llmOptions(input.settings)).explainWithLlm({ decision: input.decision, evidence: input.evidence, reason: input.reason });
+    return await proxyActivities<AgentActivities>(llmOptions(input.settings)).explainWithLlm({
+      decision: input.decision,
+      evidence: input.evidence,
+      reason: input.reason,
+    });
   } catch (e) {
-    return { ...template, details: [...template.details, `The LLM narrative was unavailable (${rootCause(e).message}); this text is the template.`] };
+    return {
+      ...template,
+      details: [...template.details, `The LLM narrative was unavailable (${rootCause(e).message}); this text is the template.`],
+    };
   }
 }
 
@@ -38,7 +45,10 @@ export async function explainDecision(input: ExplainDecisionInput): Promise<Expl
  * Start the explanation as a child of the calling workflow (the gate or the comparison) and wait
  * for it. Histories from before EXPLAIN_DECISION_WORKFLOW replay their `applicationAgent` child.
  */
-export async function explainChild(input: ExplainDecisionInput, opts: { workflowId: string; staticSummary?: string }): Promise<Explanation> {
+export async function explainChild(
+  input: ExplainDecisionInput,
+  opts: { workflowId: string; staticSummary?: string },
+): Promise<Explanation> {
   if (patched(EXPLAIN_DECISION_WORKFLOW)) return executeChild(explainDecision, { ...opts, args: [input] });
   return executeChild<(i: ExplainDecisionInput & { task: 'explain' }) => Promise<Explanation>>('applicationAgent', {
     ...opts,
