@@ -13,7 +13,7 @@ import { getHeapStatistics } from 'node:v8';
 // whose live heap stays under 100 MB grew to 870 MB of RSS over a 50,000-interaction cycle). This
 // process, before loading anything, starts the worker as its child with `--max-old-space-size`,
 // forwards SIGINT/SIGTERM and exits with its code; the child stops at once when this process is
-// gone (killed), through the IPC channel (client/cli/worker.ts).
+// gone (killed), through the IPC channel.
 const cap = (process.env.OPTIINFRA_WORKER_HEAP_MB ?? '').trim() === '' ? 256 : Number(process.env.OPTIINFRA_WORKER_HEAP_MB);
 const capped = () => getHeapStatistics().heap_size_limit / 2 ** 20 <= cap + 256;
 if (process.argv[2] === 'worker' && !process.send && Number.isInteger(cap) && cap > 0 && !capped()) {
@@ -29,6 +29,12 @@ if (process.argv[2] === 'worker' && !process.send && Number.isInteger(cap) && ca
   });
   child.once('exit', (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0)));
 } else {
+  // The worker started by the branch above: stop as soon as the launcher is gone (a SIGKILL it
+  // cannot forward), even if that happened while this process was still starting.
+  if (process.send) {
+    process.on('disconnect', () => process.exit(1));
+    if (!process.connected) process.exit(1);
+  }
   const { register } = await import('tsx/esm/api');
   const tsconfig = fileURLToPath(new URL('../tsconfig.json', import.meta.url));
   register({ tsconfig: existsSync(tsconfig) ? tsconfig : false });

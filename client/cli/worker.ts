@@ -13,8 +13,6 @@ export function registerWorkerCommand(program: Command, outcome: CommandOutcome)
     .description('run the worker (workflows, store activities, and the rate-limited LLM queue) until SIGINT/SIGTERM')
     .action(async () => {
       const config = runtimeConfig();
-      // Started by bin/optiinfra.mjs with a capped heap: stop at once if that launcher is gone.
-      if (process.send) process.on('disconnect', () => process.exit(1));
       await installTelemetry(config);
       const stores = await openStores(config);
       const connection = await NativeConnection.connect(temporalConnectionOptions(config));

@@ -5,6 +5,7 @@
  * delivered once (one idempotency key, one recorded delivery).
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
@@ -129,6 +130,7 @@ describe('a worker killed with SIGKILL, again and again', () => {
     // A rollback whose receiver takes two minutes to answer keeps its activity busy.
     const receiver = await startWebhookReceiver({ secret: SECRET, delayMs: 120_000 });
     worker = startWorker();
+    await worker.ready;
     try {
       const gate = client.workflow.start('deployGate', {
         taskQueue: config.temporal.taskQueue,
@@ -156,4 +158,18 @@ describe('a worker killed with SIGKILL, again and again', () => {
       await receiver.close();
     }
   }, 120_000);
+
+  it('a worker killed while it is still starting does not live on without its launcher', async () => {
+    const w = startWorker();
+    let pids: number[] = [];
+    for (let i = 0; i < 200 && pids.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      pids = w.pids();
+    }
+    expect(pids).toHaveLength(2); // the launcher and the worker it started, before the worker is up
+    await w.kill();
+    const alive = (p: number) => existsSync(`/proc/${p}`);
+    for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pids.filter(alive)).toEqual([]);
+  });
 });

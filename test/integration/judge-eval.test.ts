@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EvalOutput } from '../../activities/judge-eval/report.js';
 import { createPool } from '../../activities/storage/postgres/db.js';
 import { CHECKS } from '../../common/types.js';
+import { COMBINED_PROMPT_VERSION, JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
 import { repoRoot } from '../../stack/paths.js';
 import { startGroqStub, type GroqStub, type RecordedRequest } from '../helpers/groq-stub.js';
 import { testEnv } from '../helpers/env.js';
@@ -120,7 +121,7 @@ describe('optiinfra judge eval', () => {
       kind: 'llm',
       name: 'groq:openai/gpt-oss-20b',
       mode: 'combined',
-      promptVersion: 'combined-v1',
+      promptVersion: COMBINED_PROMPT_VERSION,
       endpoint: `${stub.baseURL}/openai/v1`,
     });
     expect(out.sets).toEqual([expect.objectContaining({ name: 'labelled.jsonl', items: 24, checks: [...CHECKS], malformed: 0 })]);
@@ -239,7 +240,7 @@ describe('optiinfra judge eval', () => {
     expect(out.judge).toMatchObject({
       mode: 'separate',
       endpoint: `${stub.baseURL}/openai/v1`,
-      promptVersion: 'quality-v1,hallucination-v1,toxicity-v1',
+      promptVersion: CHECKS.map((c) => JUDGE_PROMPT_VERSION[c]).join(','),
     });
     const s = stub.stats();
     expect(s.byCheck).toEqual({ hallucination: 10, toxicity: 10 });
