@@ -38,7 +38,8 @@ import { failures, results, say, step, summary, writeBundle, type Ctx } from './
 import { planLimits } from './bench/limits.js';
 import { scoring } from './bench/scoring.js';
 import { startBenchStack, TEMPORAL_DYNAMIC_CONFIG } from './bench/stack.js';
-import { formatReport, runGateSimulation } from './gate-sim.js';
+import { formatReport } from './gate-sim/report.js';
+import { runGateSimulation } from './gate-sim/simulation.js';
 
 const onlySteps = process.env.BENCH_STEPS?.split(',').map((s) => s.trim());
 const only = (name: string) => !onlySteps || onlySteps.includes(name);

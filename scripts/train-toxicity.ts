@@ -28,17 +28,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '../common/random.js';
 import { auroc } from '../domain/judge/eval-metrics.js';
-import {
-  combine,
-  DENSE_FEATURES,
-  denseFeatures,
-  PROFANITY_FEATURE,
-  segmentReadings,
-  sparseFeatures,
-  type SegmentReading,
-  type ToxicityModel,
-  tokensProfanity,
-} from '../domain/judge/toxicity-model.js';
+import { DENSE_FEATURES, denseFeatures, PROFANITY_FEATURE, sparseFeatures, tokensProfanity } from '../domain/judge/toxicity-features.js';
+import { combine, segmentReadings, type SegmentReading, type ToxicityModel } from '../domain/judge/toxicity-model.js';
 import { normalizeForToxicity } from '../domain/judge/toxicity-text.js';
 import { loadDavidson, loadHaluEvalClean, loadHateCheck, loadJigsaw, loadVaderNegative, splitOf, type Example } from './eval/datasets.js';
 

@@ -24,12 +24,20 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
-
-const SSL_REQUEST = 80877103;
-const GSSENC_REQUEST = 80877104;
-const CANCEL_REQUEST = 80877102;
-const MAX_STARTUP_LENGTH = 10_000;
-const MAX_MESSAGE_LENGTH = 1 << 30;
+import {
+  CANCEL_REQUEST,
+  closeStatement,
+  COPY_FAIL,
+  errorResponse,
+  GSSENC_REQUEST,
+  MAX_MESSAGE_LENGTH,
+  MAX_STARTUP_LENGTH,
+  privateNames,
+  readyState,
+  simpleQuery,
+  SSL_REQUEST,
+  SYNC,
+} from './pglite-protocol.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 256;
 export const DEFAULT_IDLE_IN_TRANSACTION_MS = 60_000;
@@ -59,54 +67,6 @@ interface Conn {
   queued: boolean;
   closed: boolean;
   idleTimer?: NodeJS.Timeout;
-}
-
-function cstringEnd(b: Buffer, from: number): number {
-  const i = b.indexOf(0, from);
-  if (i < 0) throw new Error('malformed message: unterminated string');
-  return i;
-}
-
-function message(type: string, body: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.write(type, 0, 'latin1');
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-
-/** An ErrorResponse with severity, SQLSTATE and message. */
-export function errorResponse(severity: 'ERROR' | 'FATAL', code: string, text: string): Buffer {
-  const f = (t: string, v: string) => Buffer.concat([Buffer.from(t, 'latin1'), Buffer.from(v, 'utf8'), Buffer.from([0])]);
-  return message('E', Buffer.concat([f('S', severity), f('V', severity), f('C', code), f('M', text), Buffer.from([0])]));
-}
-
-const SYNC = message('S', Buffer.alloc(0));
-const COPY_FAIL = message('f', Buffer.from('connection closed\0', 'utf8'));
-const simpleQuery = (sql: string) => message('Q', Buffer.concat([Buffer.from(sql, 'utf8'), Buffer.from([0])]));
-const closeStatement = (name: string) => message('C', Buffer.concat([Buffer.from('S'), Buffer.from(name, 'utf8'), Buffer.from([0])]));
-
-/**
- * Walk the backend messages of `out`: whether it ends with ReadyForQuery (asynchronous messages —
- * NoticeResponse, NotificationResponse, ParameterStatus — may follow it), and the last status seen.
- */
-export function readyState(out: Uint8Array): { endsReady: boolean; status?: 'I' | 'T' | 'E' } {
-  const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-  let o = 0;
-  let endsReady = false;
-  let status: 'I' | 'T' | 'E' | undefined;
-  while (o + 5 <= b.length) {
-    const type = b[o]!;
-    const len = b.readInt32BE(o + 1);
-    if (len < 4) break;
-    if (type === 0x5a /* Z */ && o + 5 < b.length) {
-      status = String.fromCharCode(b[o + 5]!) as 'I' | 'T' | 'E';
-      endsReady = true;
-    } else if (type !== 0x4e /* N */ && type !== 0x41 /* A */ && type !== 0x53 /* S */) {
-      endsReady = false;
-    }
-    o += 1 + len;
-  }
-  return { endsReady, status };
 }
 
 export class PgliteWireServer {
@@ -347,7 +307,7 @@ export class PgliteWireServer {
         break;
       }
       try {
-        batch.push(this.rename(c, m));
+        batch.push(c.started ? privateNames(m, c.id, c.statements) : m);
       } catch (e) {
         this.fail(c, '08P01', e instanceof Error ? e.message : String(e));
         c.socket.destroy();
@@ -378,42 +338,6 @@ export class PgliteWireServer {
     if (terminate) {
       c.socket.end();
       this.onClose(c);
-    }
-  }
-
-  /** Give named prepared statements and portals this connection's private names. */
-  private rename(c: Conn, m: Buffer): Buffer {
-    if (!c.started || m.length < 6) return m;
-    const type = String.fromCharCode(m[0]!);
-    const prefix = `_c${c.id}_`;
-    const renameAt = (start: number, track: boolean): Buffer => {
-      const end = cstringEnd(m, start);
-      if (end === start) return m; // unnamed
-      const name = prefix + m.toString('utf8', start, end);
-      if (track && type === 'P') c.statements.add(name);
-      if (track && type === 'C') c.statements.delete(name);
-      return message(type, Buffer.concat([m.subarray(5, start), Buffer.from(name, 'utf8'), m.subarray(end)]));
-    };
-    switch (type) {
-      case 'P': // Parse: statement name first
-        return renameAt(5, true);
-      case 'E': // Execute: portal name first
-        return renameAt(5, false);
-      case 'D': // Describe / Close: 'S' statement or 'P' portal, then the name
-      case 'C':
-        return renameAt(6, m[5] === 0x53 /* S */);
-      case 'B': {
-        // Bind: portal name, then statement name
-        const portalEnd = cstringEnd(m, 5);
-        const stmtEnd = cstringEnd(m, portalEnd + 1);
-        const portal = m.toString('utf8', 5, portalEnd);
-        const stmt = m.toString('utf8', portalEnd + 1, stmtEnd);
-        if (!portal && !stmt) return m;
-        const name = (s: string) => Buffer.from(s ? prefix + s : '', 'utf8');
-        return message('B', Buffer.concat([name(portal), Buffer.from([0]), name(stmt), Buffer.from([0]), m.subarray(stmtEnd + 1)]));
-      }
-      default:
-        return m;
     }
   }
 

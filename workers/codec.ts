@@ -12,7 +12,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { METADATA_ENCODING_KEY, ValueError, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import type { Config, EncryptionKey } from '../common/config.js';
+import type { Config } from '../common/config.js';
+import type { EncryptionKey } from '../common/secrets.js';
 
 const PayloadProto = proto.temporal.api.common.v1.Payload;
 

@@ -21,7 +21,7 @@ import { createGateActivities } from '../activities/gate/activities.js';
 import { createNotifyActivities } from '../activities/gate/notify.js';
 import type { ActivityDeps } from '../activities/deps.js';
 import { serveMetrics, watchCycleLag, watchLlmBudget, type MetricsServer } from '../activities/metrics.js';
-import { newestScoredInteractions } from '../activities/storage/clickhouse/store.js';
+import { newestScoredInteractions } from '../activities/storage/clickhouse/score-queries.js';
 import { createAgentActivities } from '../activities/agents/index.js';
 import type { Config } from '../common/config.js';
 import { dataConverterFor } from './codec.js';

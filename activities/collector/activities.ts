@@ -3,7 +3,7 @@
  * Interaction texts stay here: workflows only ever see ids and counts.
  */
 import type { Config } from '../../common/config.js';
-import { redact, secretsOf } from '../../common/config.js';
+import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import { CHECKS, type Check } from '../../common/types.js';
 import type { CycleResult, CycleSettings, JudgeMode } from '../../domain/collector/collection.js';

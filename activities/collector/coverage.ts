@@ -5,8 +5,8 @@
  * on a deterministic sample (the same hash of the id as the deployment's sample rate) instead of
  * running into 429s or spending the day's budget in the first hour; the cycle says so.
  */
-import type { Check } from '../../common/types.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
+import { checkResultSchemas, combinedResultSchema, type Check } from '../../common/types.js';
 import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
 import type { LlmClient } from '../llm/client.js';
 import type { ClickHouseStore } from '../storage/clickhouse/store.js';
@@ -45,6 +45,9 @@ const PROMPT_CHARS = {
   })(),
 } as const;
 
+/** The reply schema of a call in each mode (separate checks share one shape). */
+const RESULT_SCHEMA = { combined: combinedResultSchema, separate: checkResultSchemas.quality } as const;
+
 export async function planCoverage(
   deps: { ch: ClickHouseStore; db: Db; llm?: LlmClient },
   input: {
@@ -60,16 +63,20 @@ export async function planCoverage(
 ): Promise<CoveragePlan> {
   const dep = await getDeployment(deps.db, input.deployment);
   const sampleRate = dep?.sample_rate ?? 1;
-  const pacer = deps.llm?.pacer;
-  if (input.settings.judge === 'offline' || !pacer?.enabled || !input.ids.length) return { rate: sampleRate, limitedBy: '' };
-  const budget = await pacer.budgetFor(input.minutes);
+  const llm = deps.llm;
+  if (input.settings.judge === 'offline' || !llm?.pacer.enabled || !input.ids.length) return { rate: sampleRate, limitedBy: '' };
+  const budget = await llm.pacer.budgetFor(input.minutes);
   const mode = input.settings.mode ?? 'separate';
   const callsPerInteraction = mode === 'combined' ? 1 : input.checks.length;
   // What a call reserves (prompt and completion budget: what must fit when it starts), and what an
   // interaction costs once settled (what recent cycles spent; else its reservation).
   const t = await deps.ch.textChars(input.deployment, input.ids);
   const text = t.interactions ? t.chars / t.interactions : 0;
-  const reservation = Math.ceil((PROMPT_CHARS[mode] + text) / 4) + ANSWER_TOKENS[mode] + (deps.llm?.reasoningAllowance ?? 0);
+  const reservation = llm.reservation({
+    promptChars: PROMPT_CHARS[mode] + text,
+    schema: RESULT_SCHEMA[mode],
+    maxTokens: ANSWER_TOKENS[mode],
+  });
   // What a check costs once settled: this cycle's own calls when there are enough of them, else
   // recent cycles', else (a first cycle) its reservation.
   const o = input.observed;

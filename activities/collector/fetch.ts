@@ -10,10 +10,12 @@ import { log } from '@temporalio/activity';
 import { raise } from '../../common/failures.js';
 import type { BadSample } from '../../domain/collector/collection.js';
 import { printable, type Interaction } from '../../domain/collector/record.js';
-import { unixSeconds, type ClickHouseStore, type InteractionRow } from '../storage/clickhouse/store.js';
+import { unixSeconds, type InteractionRow } from '../storage/clickhouse/rows.js';
+import type { ClickHouseStore } from '../storage/clickhouse/store.js';
 import type { Db } from '../storage/postgres/db.js';
 import * as deployments from '../storage/postgres/deployments.js';
-import { createSource, sourceConfigSchema, SourceError, type BadRecord } from './sources.js';
+import { SourceError, type BadRecord } from './source-contract.js';
+import { createSource, sourceConfigSchema } from './sources.js';
 
 export interface FetchPageResult {
   fromCursor: string | null;

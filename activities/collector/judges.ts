@@ -9,7 +9,8 @@ import type { z, ZodType } from 'zod';
 import { isFailureType, LLM_FATAL_TYPES } from '../../common/failures.js';
 import { checkResultSchemas, combinedResultSchema, type AnyCheckResult, type Check, type JudgeInput } from '../../common/types.js';
 import type { JudgeMode } from '../../domain/collector/collection.js';
-import { offlineAbstention, offlineJudge } from '../../domain/judge/offline-judge.js';
+import { offlineAbstention } from '../../domain/judge/offline-abstention.js';
+import { offlineJudge } from '../../domain/judge/offline-judge.js';
 import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
 
 /** What the scorer needs of the LLM client (activities/llm/client.ts). */

@@ -14,7 +14,8 @@ import { primaryScore, type Check } from '../../common/types.js';
 import { SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
 import { truncateForJudge } from '../../domain/judge/truncate.js';
 import { recordJudgeUsage, recordScoresWritten } from '../metrics.js';
-import type { ClickHouseStore, InteractionRow, ScoreRow } from '../storage/clickhouse/store.js';
+import type { InteractionRow, ScoreRow } from '../storage/clickhouse/rows.js';
+import type { ClickHouseStore } from '../storage/clickhouse/store.js';
 import { sampled } from './fetch.js';
 import { judgeInteraction, type CheckOutcome, type JudgeLlm, type Usage } from './judges.js';
 

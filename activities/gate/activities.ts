@@ -4,7 +4,7 @@
  * (activities/agents/application).
  */
 import { Context } from '@temporalio/activity';
-import { redact, secretsOf } from '../../common/config.js';
+import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import type { Check } from '../../common/types.js';
 import { baselineId, toVersionStats, type BaselineRecord, type BaselineWindow } from '../../domain/gate/baseline.js';

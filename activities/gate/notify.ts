@@ -5,7 +5,7 @@
  * secrets themselves) stay in PostgreSQL: workflows know targets by index only.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { secretsOf } from '../../common/config.js';
+import { secretsOf } from '../../common/secrets.js';
 import { failure } from '../../common/failures.js';
 import { noticeBody, notifyTargetSchema, type GateNotice, type NotifyTarget } from '../../domain/gate/notify.js';
 import type { ActivityDeps } from '../deps.js';

@@ -44,7 +44,7 @@
 import { execFile, type ExecFileException } from 'node:child_process';
 import type { ApplicationFailure } from '@temporalio/common';
 import { failure as failureOf, type FailureType } from '../../common/failures.js';
-import { redact } from '../../common/config.js';
+import { redact } from '../../common/secrets.js';
 import type { DeployerConfig } from '../../domain/gate/types.js';
 import { postSigned, seconds } from './webhook.js';
 

@@ -8,9 +8,9 @@
  * idempotency key per message: Temporal retries, so receivers deduplicate on the key.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { redact } from '../../common/config.js';
+import { redact } from '../../common/secrets.js';
 import { failure as failureOf, type FailureType } from '../../common/failures.js';
-import { retryAfterMsOf } from '../llm/client.js';
+import { retryAfterMsOf } from '../llm/errors.js';
 
 /** Default tolerance of `verifySignature` between the signed timestamp and the receiver's clock. */
 export const SIGNATURE_TOLERANCE_SEC = 300;

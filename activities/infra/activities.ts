@@ -3,11 +3,11 @@
  * endpoints, Prometheus' query_range) into ClickHouse, where the agents read them.
  */
 import { z } from 'zod';
-import { redact, secretsOf } from '../../common/config.js';
+import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import { httpUrlSchema } from '../../common/types.js';
 import type { ActivityDeps } from '../deps.js';
-import { unixSeconds } from '../storage/clickhouse/store.js';
+import { unixSeconds } from '../storage/clickhouse/rows.js';
 import * as repo from '../storage/postgres/agents.js';
 import { FocusError, readFocusDirectory } from './focus.js';
 import { MetricsSourceError, queryRange, scrapeMetrics } from './prometheus.js';

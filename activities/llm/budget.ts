@@ -3,7 +3,7 @@
  * in this process (below) and in PostgreSQL (activities/storage/postgres/llm-budget.ts). Also
  * the reading of Groq's `x-ratelimit-*` headers (https://console.groq.com/docs/rate-limits).
  */
-import type { RateLimits } from '../../common/config.js';
+import type { RateLimits } from '../../common/plan-limits.js';
 
 export type Bucket = keyof RateLimits;
 export const BUCKETS: readonly Bucket[] = ['rpm', 'rpd', 'tpm', 'tpd'];

@@ -11,7 +11,7 @@
  *    where the model supports it (https://console.groq.com/docs/structured-outputs), else
  *    `json_object`; `service_tier` when GROQ_SERVICE_TIER is set
  *    (https://console.groq.com/docs/flex-processing).
- * 3. Classify the answer (https://console.groq.com/docs/errors):
+ * 3. Classify the answer (errors.ts, reply.ts; https://console.groq.com/docs/errors):
  *    - 429 and 498: wait `retry-after` (or a jittered backoff), pause every caller through the
  *      pacer, retry; never counted as failures; after LLM_MAX_WAIT in all: `LlmRateLimited`
  *      (retryable), or `LlmCapacity` when a daily limit (RPD/TPD) is what is spent.
@@ -28,19 +28,23 @@
  * 4. Usage (prompt, completion, cached and reasoning tokens) settles the budget and is returned.
  *
  * Every failure is an `ApplicationFailure` with a type from common/failures.ts and a message
- * without secrets (`redact`). One log line per HTTP request, without prompt/reply text or key.
+ * without secrets (`redact`). One log line per HTTP request, without prompt/reply text or key
+ * (usage.ts). What each model supports and its response formats: model-traits.ts.
  */
-import Groq, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError, GroqError } from 'groq-sdk';
+import Groq, { APIError } from 'groq-sdk';
 import type { ChatCompletionCreateParamsNonStreaming } from 'groq-sdk/resources/chat/completions';
-import { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import type { z, ZodType } from 'zod';
-import { redact, secretsOf, type Config, type ReasoningEffort } from '../../common/config.js';
-import { formatZodError } from '../../common/types.js';
+import type { Config } from '../../common/config.js';
 import { failure, type LlmErrorType } from '../../common/failures.js';
-import { recordLlmRequest } from '../metrics.js';
+import { redact, secretsOf } from '../../common/secrets.js';
 import type { Db } from '../storage/postgres/db.js';
+import { classify, statusOf, type ClassifyContext, type LlmFailureDetails } from './errors.js';
+import { lower, lowest, modelTraits, REASONING_ALLOWANCE, responseFormatOf, type Format, type ModelTraits } from './model-traits.js';
 import { abortableSleep, abortReason, capacityTooSmall, formatDuration, Pacer } from './pacer.js';
+import { checkReply } from './reply.js';
 import { schemaNameOf, strictJsonSchema } from './schema.js';
+import { requestLogger, usageOf, type RequestLog, type Totals } from './usage.js';
 
 export interface LlmCallResult<T> {
   value: T;
@@ -55,23 +59,6 @@ export interface LlmCallResult<T> {
   latencyMs: number;
   /** HTTP requests this call made. */
   calls: number;
-}
-
-/** Attached as the single `details` entry of the LLM failures (no text content). */
-export interface LlmFailureDetails {
-  model: string;
-  status?: number;
-  latencyMs: number;
-  promptTokens?: number;
-  completionTokens?: number;
-  cachedTokens?: number;
-  reasoningTokens?: number;
-  retryAfterMs?: number;
-  calls?: number;
-  /** For LlmRetriesExhausted: the type of the last counted failure. */
-  lastType?: string;
-  maxCompletionTokens?: number;
-  reasoningEffort?: ReasoningEffort;
 }
 
 export interface LlmClientOptions {
@@ -106,59 +93,10 @@ export interface LlmJsonOptions<S extends ZodType = ZodType> {
 
 export const DEFAULT_ANSWER_TOKENS = 1024;
 
-/**
- * Completion tokens added to the answer budget for the model's reasoning, by effort. Reasoning
- * of a rubric judgement at low effort is typically a few hundred tokens; the allowances leave
- * room for long inputs, and a reply cut at the limit is retried once with twice the budget.
- */
-export const REASONING_ALLOWANCE: Record<ReasoningEffort, number> = { low: 512, medium: 2048, high: 6144 };
-
-/** How much of a server's error message goes into a failure message. */
-const SERVER_MESSAGE_LIMIT = 300;
 /** Tokens of the chat template around the two messages. */
 const TEMPLATE_TOKENS = 16;
 /** Waits of 429/498 without `retry-after`: full jitter over 1 s × 2^n, at most 60 s. */
 const RATE_BACKOFF = { baseMs: 1000, capMs: 60_000 };
-
-type Format = 'strict' | 'schema' | 'object' | 'plain';
-
-interface ModelTraits {
-  /** 'effort': reasoning_effort + include_reasoning; 'hidden': reasoning_format hidden; 'none'. */
-  reasoning: 'effort' | 'hidden' | 'none';
-  format: Format;
-}
-
-/**
- * What a model supports, from Groq's reasoning and structured-outputs pages: gpt-oss reasons
- * with `reasoning_effort` and has strict `json_schema`; Qwen 3 reasons (hidden with
- * `reasoning_format`); Kimi K2 and Llama 4 have best-effort `json_schema`; older Llama, Gemma and
- * Mixtral models only `json_object`. Other models try strict `json_schema` and fall back when
- * Groq says it is unsupported.
- */
-export function modelTraits(model: string): ModelTraits {
-  const m = model.toLowerCase();
-  if (m.startsWith('openai/gpt-oss')) return { reasoning: 'effort', format: 'strict' };
-  if (m.startsWith('qwen/qwen3')) return { reasoning: 'hidden', format: 'object' };
-  if (m.startsWith('moonshotai/kimi-k2') || m.startsWith('meta-llama/llama-4')) return { reasoning: 'none', format: 'schema' };
-  if (/^(llama-3|llama3|gemma|mixtral|allam)/.test(m)) return { reasoning: 'none', format: 'object' };
-  return { reasoning: 'none', format: 'strict' };
-}
-
-interface Totals {
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  reasoningTokens: number;
-  calls: number;
-}
-
-/** How an HTTP failure is handled. */
-type Verdict =
-  | { kind: 'fatal'; type: LlmErrorType; message: string; extra: Partial<LlmFailureDetails> }
-  | { kind: 'passthrough'; failure: ApplicationFailure }
-  | { kind: 'wait'; type: LlmErrorType; status: number; message: string; retryAfterMs?: number; dayLimit?: 'RPD' | 'TPD' }
-  | { kind: 'format'; message: string; scope: 'model' | 'call' }
-  | { kind: 'counted'; type: LlmErrorType; message: string; status?: number; retryAfterMs?: number };
 
 export class LlmClient {
   readonly model: string;
@@ -167,8 +105,8 @@ export class LlmClient {
   private readonly cfg: Config;
   private readonly groq: Groq;
   private readonly secrets: string[];
-  private readonly log: (line: string) => void;
-  private readonly endpoint: string;
+  private readonly logLine: (f: RequestLog) => void;
+  private readonly classifyContext: ClassifyContext;
   private readonly traits: ModelTraits;
   /** The response format this client uses for its model (lowered when Groq refuses one). */
   private format: Format;
@@ -182,14 +120,14 @@ export class LlmClient {
     this.model = cfg.groq.model;
     this.timeoutSec = cfg.llm.timeoutSec;
     this.secrets = secretsOf(cfg);
-    this.log = opts.log ?? ((line) => console.log(line));
+    this.logLine = requestLogger(this.model, opts.log ?? ((line) => console.log(line)), this.secrets);
     if (!cfg.groq.apiKey) {
       throw failure('LlmAuthError', 'GROQ_API_KEY is not set: set it to use the Groq judge, or LLM_ENABLED=false for the offline judge');
     }
     // An explicit baseURL always: otherwise groq-sdk reads GROQ_BASE_URL from the environment on
     // its own, behind the validated configuration's back.
     const baseURL = cfg.groq.baseURL ?? 'https://api.groq.com';
-    this.endpoint = redact(baseURL, this.secrets);
+    const endpoint = redact(baseURL, this.secrets);
     this.groq = new Groq({
       apiKey: cfg.groq.apiKey,
       baseURL,
@@ -200,6 +138,14 @@ export class LlmClient {
     this.traits = modelTraits(this.model);
     this.format = this.traits.format;
     this.pacer = opts.pacer ?? new Pacer(cfg, { db: opts.db });
+    this.classifyContext = {
+      model: this.model,
+      timeoutSec: this.timeoutSec,
+      endpoint,
+      secrets: this.secrets,
+      serviceTier: cfg.groq.serviceTier,
+      pacer: this.pacer,
+    };
     this.backoff = { baseMs: opts.backoff?.baseMs ?? 1000, capMs: opts.backoff?.capMs ?? 30_000 };
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.random = opts.random ?? Math.random;
@@ -209,6 +155,20 @@ export class LlmClient {
   /** The reasoning allowance of this client's model and effort (0 for models that do not reason). */
   get reasoningAllowance(): number {
     return this.traits.reasoning === 'none' ? 0 : REASONING_ALLOWANCE[this.cfg.llm.reasoningEffort];
+  }
+
+  /**
+   * The tokens a call would reserve now (prompt, schema, chat template and its completion budget
+   * before any header correction): what must fit the limits when it starts.
+   */
+  reservation(opts: { promptChars: number; schema: ZodType; maxTokens?: number }): number {
+    const strict = strictJsonSchema(opts.schema);
+    const format = lowest(this.format, 'error' in strict ? 'object' : undefined);
+    const schemaChars = responseFormatOf(format, 'x', strict).schemaChars ?? 0;
+    const promptTokens = Math.ceil((opts.promptChars + schemaChars) / 4) + TEMPLATE_TOKENS;
+    const budget = Math.max(1, Math.floor(opts.maxTokens ?? DEFAULT_ANSWER_TOKENS)) + this.reasoningAllowance;
+    const tpm = this.pacer.limits.tpm;
+    return promptTokens + (tpm > 0 ? Math.min(budget, Math.max(0, tpm - promptTokens)) : budget);
   }
 
   /**
@@ -264,7 +224,7 @@ export class LlmClient {
     for (;;) {
       if (opts.signal?.aborted) throw abortReason(opts.signal);
       const format = lowest(this.format, callFormat);
-      const responseFormat = this.responseFormat(format, schemaName, strict);
+      const responseFormat = responseFormatOf(format, schemaName, strict);
       const promptTokens = Math.ceil((opts.system.length + opts.user.length + (responseFormat.schemaChars ?? 0)) / 4) + TEMPLATE_TOKENS;
       const tpm = this.pacer.limits.tpm;
       let maxCompletion = Math.floor((answer + allowance) * budgetFactor);
@@ -309,8 +269,11 @@ export class LlmClient {
           // Groq answered without generating: its headers still count, the tokens come back.
           await this.bookkeeping(() => this.pacer.observe(err.headers as Headers | undefined));
           await this.bookkeeping(() => this.pacer.settle(reservation, 0));
+        } else {
+          // No answer (connection lost, timeout): the tokens may have been spent; keep them taken.
+          await this.bookkeeping(() => this.pacer.settle(reservation, reservation.tokens));
         }
-        const v = this.classify(err, format, maxCompletion, promptTokens);
+        const v = classify(err, this.classifyContext, format, maxCompletion, promptTokens);
         const status = statusOf(err);
         if (v.kind === 'passthrough') throw v.failure;
         if (v.kind === 'fatal') {
@@ -372,7 +335,7 @@ export class LlmClient {
       await this.bookkeeping(() => this.pacer.observe(headers));
       await this.bookkeeping(() => this.pacer.settle(reservation, usage.promptTokens - usage.cachedTokens + usage.completionTokens));
 
-      const checked = this.check(completion, opts.schema, format, maxCompletion);
+      const checked = checkReply(completion, opts.schema, format, maxCompletion);
       if (checked.ok) {
         this.logLine({ outcome: 'ok', model, latencyMs, ...usage });
         return {
@@ -442,255 +405,6 @@ export class LlmClient {
     const next = tpm > 0 ? Math.min((answer + allowance) * 2, tpm - promptTokens) : (answer + allowance) * 2;
     return next > now ? next / (answer + allowance) : undefined;
   }
-
-  private responseFormat(
-    format: Format,
-    name: string,
-    strict: ReturnType<typeof strictJsonSchema>,
-  ): { param?: ChatCompletionCreateParamsNonStreaming['response_format']; schemaChars?: number } {
-    if ((format === 'strict' || format === 'schema') && 'schema' in strict) {
-      return {
-        param: { type: 'json_schema', json_schema: { name, schema: strict.schema, strict: format === 'strict' } },
-        schemaChars: JSON.stringify(strict.schema).length,
-      };
-    }
-    if (format === 'plain') return {};
-    return { param: { type: 'json_object' } };
-  }
-
-  /** Parse and validate one answer. */
-  private check(
-    completion: Groq.Chat.ChatCompletion,
-    schema: ZodType,
-    format: Format,
-    maxCompletion: number,
-  ): { ok: true; value: unknown } | { ok: false; truncated: boolean; why: string } {
-    const choices = (completion as { choices?: unknown }).choices;
-    if (!Array.isArray(choices) || choices.length === 0) return { ok: false, truncated: false, why: 'the reply has no choices' };
-    const choice = choices[0] as Groq.Chat.ChatCompletion.Choice | undefined;
-    const content = choice?.message?.content;
-    const finish = choice?.finish_reason;
-    const cut = finish === 'length';
-    const finishNote = cut
-      ? ` (finish_reason=length: the reply hit the ${maxCompletion}-token limit)`
-      : finish && finish !== 'stop'
-        ? ` (finish_reason=${String(finish)})`
-        : '';
-    if (typeof content !== 'string' || content.trim() === '') {
-      return { ok: false, truncated: cut, why: `the reply content is empty${finishNote}` };
-    }
-    const text = format === 'plain' ? unfence(content) : content;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      return {
-        ok: false,
-        truncated: cut,
-        why: `the reply is not valid JSON (${content.length} characters; ${truncate(why, 120)})${finishNote}`,
-      };
-    }
-    const checked = schema.safeParse(parsed);
-    if (!checked.success) {
-      return {
-        ok: false,
-        truncated: cut,
-        why: `the reply does not match the expected schema: ${truncate(formatZodError(checked.error), 500)}${finishNote}`,
-      };
-    }
-    return { ok: true, value: checked.data };
-  }
-
-  /** How to handle what groq-sdk threw. */
-  private classify(err: unknown, format: Format, maxCompletion: number, promptTokens: number): Verdict {
-    const model = this.model;
-    const fatal = (type: LlmErrorType, message: string, extra: Partial<LlmFailureDetails> = {}): Verdict => ({
-      kind: 'fatal',
-      type,
-      message,
-      extra,
-    });
-    const counted = (type: LlmErrorType, message: string, status?: number, retryAfterMs?: number): Verdict => ({
-      kind: 'counted',
-      type,
-      message: redact(message, this.secrets),
-      ...(status !== undefined ? { status } : {}),
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    });
-
-    if (err instanceof ApplicationFailure) return { kind: 'passthrough', failure: err };
-    // Subclass first: a timeout is also an APIConnectionError.
-    if (err instanceof APIConnectionTimeoutError) {
-      return counted(
-        'LlmTimeout',
-        `Groq did not answer within ${this.timeoutSec}s (LLM_TIMEOUT); raise LLM_TIMEOUT if this keeps happening`,
-      );
-    }
-    if (err instanceof APIUserAbortError) return counted('LlmUnavailable', 'the Groq request was aborted before it finished');
-    if (err instanceof APIConnectionError) {
-      const why = describeCause((err as { cause?: unknown }).cause);
-      return counted(
-        'LlmUnavailable',
-        `could not reach Groq at ${this.endpoint}${why ? ` (${why})` : ''}; check GROQ_BASE_URL and the network`,
-      );
-    }
-    if (err instanceof APIError) {
-      const status = typeof err.status === 'number' ? err.status : undefined;
-      const server = serverMessage(err);
-      const said = server ? `: ${server}` : '';
-      const code = serverCode(err);
-      const retryAfterMs = retryAfterMsOf(err.headers as Headers | undefined);
-      const extra: Partial<LlmFailureDetails> = { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
-
-      if (status === 429) {
-        const limit = /\((RPM|RPD|TPM|TPD)\)/.exec(server ?? '')?.[1];
-        return {
-          kind: 'wait',
-          type: 'LlmRateLimited',
-          status,
-          message: redact(`Groq rate limit reached for model ${model} (HTTP 429${limit ? `, ${limit}` : ''})${said}`, this.secrets),
-          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-          ...(limit === 'RPD' || limit === 'TPD' ? { dayLimit: limit } : {}),
-        };
-      }
-      if (status === 498) {
-        return {
-          kind: 'wait',
-          type: 'LlmRateLimited',
-          status,
-          message: redact(
-            `Groq's flex tier has no capacity for model ${model} now (HTTP 498, GROQ_SERVICE_TIER=${this.cfg.groq.serviceTier ?? 'unset'})${said}`,
-            this.secrets,
-          ),
-          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-        };
-      }
-      if (status === 401 || status === 403) {
-        return fatal(
-          'LlmAuthError',
-          `Groq rejected the API key (HTTP ${status}): set a valid GROQ_API_KEY or LLM_ENABLED=false${said}`,
-          extra,
-        );
-      }
-      if (status === 404) {
-        return fatal(
-          'LlmModelNotFound',
-          `Groq does not know the model '${model}' (HTTP 404): set GROQ_MODEL to a model your account can use (and check GROQ_BASE_URL)${said}`,
-          extra,
-        );
-      }
-      if (status === 413) {
-        const limit = Number(/Limit (\d+)/.exec(server ?? '')?.[1] ?? Number.NaN);
-        const requested = Number(/Requested (\d+)/.exec(server ?? '')?.[1] ?? Number.NaN);
-        const cap = Number.isFinite(limit) ? limit : this.pacer.limits.tpm;
-        const tokens = Number.isFinite(requested) ? requested : promptTokens + maxCompletion;
-        const f = capacityTooSmall('tpm', tokens, cap, this.pacer.plan);
-        return fatal('LlmCapacity', `${f.message} (HTTP 413${said})`, { ...extra, maxCompletionTokens: maxCompletion });
-      }
-      if (status === 400 && code === 'json_validate_failed') {
-        // The model's own output failed Groq's JSON check: a bad reply, worth another attempt.
-        return counted(
-          'LlmInvalidReply',
-          `model ${model} returned an unusable reply: Groq rejected the model output as invalid JSON (HTTP 400 json_validate_failed)`,
-          status,
-        );
-      }
-      if (status === 400 && format !== 'plain' && formatUnsupported(server)) {
-        return { kind: 'format', message: server ?? '', scope: 'model' };
-      }
-      if (status === 400 && (format === 'strict' || format === 'schema') && /schema/i.test(server ?? '')) {
-        return { kind: 'format', message: server ?? '', scope: 'call' };
-      }
-      if (status === 422) {
-        return counted('LlmInvalidReply', `Groq could not process the request (HTTP 422), a model glitch${said}`, status, retryAfterMs);
-      }
-      if (status === 408) return counted('LlmTimeout', `Groq timed out the request (HTTP 408)${said}`, status, retryAfterMs);
-      if (status === 409 || status === 425 || status === 499) {
-        return counted('LlmServerError', `Groq asked to try again (HTTP ${status})${said}`, status, retryAfterMs);
-      }
-      if (status !== undefined && status >= 500) {
-        return counted('LlmServerError', `Groq server error (HTTP ${status}) for model ${model}${said}`, status, retryAfterMs);
-      }
-      if (status !== undefined && status >= 400) {
-        return fatal(
-          'LlmBadRequest',
-          `Groq rejected the request (HTTP ${status}) for model ${model}${said}. Check GROQ_MODEL and the prompt size`,
-          extra,
-        );
-      }
-      return counted('LlmServerError', `unexpected answer from Groq (HTTP ${status ?? 'none'})${said}`, status);
-    }
-    if (err instanceof GroqError) return counted('LlmUnavailable', `Groq client error: ${truncate(err.message, SERVER_MESSAGE_LIMIT)}`);
-    const msg = err instanceof Error ? err.message : String(err);
-    return counted('LlmUnavailable', `LLM call failed: ${truncate(msg, SERVER_MESSAGE_LIMIT)}`);
-  }
-
-  private logLine(f: {
-    outcome: 'ok' | 'error';
-    type?: string;
-    model?: string;
-    status?: number;
-    latencyMs: number;
-    promptTokens?: number;
-    completionTokens?: number;
-    cachedTokens?: number;
-    reasoningTokens?: number;
-    waitMs?: number;
-    next?: string;
-  }): void {
-    recordLlmRequest(this.model, f);
-    const parts = ['llm_call', `outcome=${f.outcome}`, `model=${f.model ?? this.model}`, `latency_ms=${f.latencyMs}`];
-    if (f.type) parts.push(`type=${f.type}`);
-    if (f.status !== undefined) parts.push(`status=${f.status}`);
-    if (f.promptTokens !== undefined) parts.push(`prompt_tokens=${f.promptTokens}`);
-    if (f.completionTokens !== undefined) parts.push(`completion_tokens=${f.completionTokens}`);
-    if (f.cachedTokens !== undefined) parts.push(`cached_tokens=${f.cachedTokens}`);
-    if (f.reasoningTokens !== undefined) parts.push(`reasoning_tokens=${f.reasoningTokens}`);
-    if (f.waitMs !== undefined) parts.push(`wait_ms=${f.waitMs}`);
-    if (f.next) parts.push(`next=${f.next}`);
-    try {
-      this.log(redact(parts.join(' '), this.secrets));
-    } catch {
-      // logging must never fail a call
-    }
-  }
-}
-
-const ORDER: Format[] = ['strict', 'schema', 'object', 'plain'];
-
-/** The lower (less demanding) of two formats. */
-function lowest(a: Format, b: Format | undefined): Format {
-  return b === undefined ? a : ORDER[Math.max(ORDER.indexOf(a), ORDER.indexOf(b))]!;
-}
-
-/** The next format down: json_schema → json_object → none. */
-function lower(f: Format): Format {
-  return f === 'strict' || f === 'schema' ? 'object' : 'plain';
-}
-
-/** Whether a 400's message says the response format is not supported (for this model). */
-function formatUnsupported(message: string | undefined): boolean {
-  if (!message) return false;
-  return (
-    /(response.?format|json_schema|json_object|json mode|structured output)/i.test(message) &&
-    /(not supported|unsupported|does not support|not available)/i.test(message)
-  );
-}
-
-function usageOf(c: Groq.Chat.ChatCompletion): {
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  reasoningTokens: number;
-} {
-  const u = c.usage;
-  return {
-    promptTokens: numberOr0(u?.prompt_tokens),
-    completionTokens: numberOr0(u?.completion_tokens),
-    cachedTokens: numberOr0(u?.prompt_tokens_details?.cached_tokens),
-    reasoningTokens: numberOr0(u?.completion_tokens_details?.reasoning_tokens),
-  };
 }
 
 /** Full jitter: a uniform wait between 0 and min(cap, base × 2^n). */
@@ -700,72 +414,4 @@ export function fullJitter(random: () => number, baseMs: number, capMs: number, 
 
 function clamp(n: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, n));
-}
-
-/** A reply without response format may wrap its JSON in a Markdown fence. */
-function unfence(s: string): string {
-  const m = /```(?:json)?\s*([\s\S]*?)```/i.exec(s);
-  return (m ? m[1]! : s).trim();
-}
-
-function numberOr0(n: unknown): number {
-  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
-}
-
-function statusOf(err: unknown): number | undefined {
-  return err instanceof APIError && typeof err.status === 'number' ? err.status : undefined;
-}
-
-function truncate(s: string, max: number): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length <= max ? one : `${one.slice(0, max)}…`;
-}
-
-/** The server's own error message from an APIError body (`{ error: { message } }` or `{ message }`). */
-function serverMessage(err: APIError): string | undefined {
-  const body = err.error as Record<string, unknown> | undefined;
-  let m: unknown;
-  if (body && typeof body === 'object') {
-    const inner = body.error;
-    if (inner && typeof inner === 'object') m = (inner as Record<string, unknown>).message;
-    else if (typeof inner === 'string') m = inner;
-    if (m === undefined) m = body.message;
-  }
-  if (typeof m !== 'string' || !m.trim()) return undefined;
-  return truncate(m, SERVER_MESSAGE_LIMIT);
-}
-
-function serverCode(err: APIError): string | undefined {
-  const body = err.error as Record<string, unknown> | undefined;
-  const inner = body && typeof body === 'object' ? body.error : undefined;
-  const code = inner && typeof inner === 'object' ? (inner as Record<string, unknown>).code : undefined;
-  return typeof code === 'string' ? code : undefined;
-}
-
-function describeCause(cause: unknown): string | undefined {
-  if (!(cause instanceof Error)) return undefined;
-  const inner = (cause as { cause?: unknown }).cause;
-  const code = inner && typeof inner === 'object' ? (inner as { code?: unknown }).code : undefined;
-  const text = inner instanceof Error ? inner.message : cause.message;
-  return truncate(typeof code === 'string' ? `${code}: ${text}` : text, 160);
-}
-
-/**
- * The delay a 429/503 asks for, in ms: `retry-after-ms` first, then `retry-after` as seconds or
- * an HTTP date. Undefined when absent or unusable (a jittered backoff applies then).
- */
-export function retryAfterMsOf(headers: Headers | undefined, now: number = Date.now()): number | undefined {
-  if (!headers || typeof headers.get !== 'function') return undefined;
-  const ms = headers.get('retry-after-ms');
-  if (ms !== null && ms.trim() !== '') {
-    const n = Number(ms);
-    if (Number.isFinite(n) && n >= 0) return Math.ceil(n);
-  }
-  const ra = headers.get('retry-after');
-  if (ra === null || ra.trim() === '') return undefined;
-  const secs = Number(ra);
-  if (Number.isFinite(secs)) return secs >= 0 ? Math.ceil(secs * 1000) : undefined;
-  const at = Date.parse(ra);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
 }

@@ -20,7 +20,8 @@
  * - No limits (GROQ_PLAN=unlimited, or all of GROQ_RPM/RPD/TPM/TPD 0): nothing is stored or read.
  */
 import type { ApplicationFailure } from '@temporalio/common';
-import type { Config, GroqPlan, RateLimits } from '../../common/config.js';
+import type { Config } from '../../common/config.js';
+import type { GroqPlan, RateLimits } from '../../common/plan-limits.js';
 import { failure } from '../../common/failures.js';
 import type { Db } from '../storage/postgres/db.js';
 import { PostgresBudgetStore } from '../storage/postgres/llm-budget.js';
@@ -146,12 +147,22 @@ export class Pacer {
   private readonly random: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private ready: Promise<void> | undefined;
+  /**
+   * Tokens this process has reserved for calls not yet settled. Reservations count a call's whole
+   * completion budget and settle for less, so a call short of budget while others are in flight
+   * waits for them to settle instead of failing on a daily cap they will give back.
+   */
+  private inFlightTokens = 0;
+  private readonly settled = new WeakSet<Reservation>();
+  /** How long a call waits for others in flight to settle (their own timeout bounds them). */
+  private readonly settleWaitMs: number;
 
   constructor(cfg: Config, opts: PacerOptions = {}) {
     this.plan = cfg.groq.plan;
     this.limits = { ...cfg.groq.limits };
     this.enabled = BUCKETS.some((b) => this.limits[b] > 0);
     this.key = opts.key ?? budgetKey(cfg);
+    this.settleWaitMs = 2 * cfg.llm.timeoutSec * 1000;
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.sleep = opts.sleep ?? abortableSleep;
@@ -190,18 +201,38 @@ export class Pacer {
     const big = this.tooLarge(need);
     if (big) throw big;
     await this.init();
+    const settleBy = Math.min(opts.deadline, this.now() + this.settleWaitMs);
     for (;;) {
       if (opts.signal?.aborted) throw abortReason(opts.signal);
       const { granted, state } = await this.store.reserve(this.key, need);
-      if (granted) return { tokens: need, paced: true };
+      if (granted) {
+        this.inFlightTokens += need;
+        return { tokens: need, paced: true };
+      }
       const big2 = this.tooLarge(need, state.caps);
       if (big2) throw big2;
       const { waitMs, bucket } = waitFor(state, need, this.periods);
       const left = opts.deadline - this.now();
-      if (waitMs > left) throw this.tooLong(bucket, waitMs, state);
+      if (waitMs > left) {
+        const settleLeft = settleBy - this.now();
+        if (settleLeft > 0 && this.fitsOnceSettled(state, need, left)) {
+          await this.sleep(Math.min(settleLeft, 200 + this.random() * 300), opts.signal);
+          continue;
+        }
+        throw this.tooLong(bucket, waitMs, state);
+      }
       const jitter = this.random() * Math.min(1000, waitMs * 0.1 + 50);
       await this.sleep(Math.min(MAX_SLEEP_MS, waitMs + jitter), opts.signal);
     }
+  }
+
+  /** Whether `need` would fit in time if every call this process has in flight gave back its whole reservation. */
+  private fitsOnceSettled(state: BudgetState, need: number, left: number): boolean {
+    if (this.inFlightTokens <= 0) return false;
+    const levels = refilled(state, state.at, this.periods);
+    levels.tpm += this.inFlightTokens;
+    levels.tpd += this.inFlightTokens;
+    return waitFor({ ...state, levels }, need, this.periods).waitMs <= left;
   }
 
   private tooLong(bucket: Bucket | 'pause', waitMs: number, state: BudgetState): ApplicationFailure {
@@ -224,6 +255,9 @@ export class Pacer {
 
   /** After a call: give back (or take) the difference between the estimate and the usage. */
   async settle(r: Reservation, usedTokens: number): Promise<void> {
+    if (this.settled.has(r)) return;
+    this.settled.add(r);
+    if (r.paced) this.inFlightTokens = Math.max(0, this.inFlightTokens - r.tokens);
     if (!r.paced || !(this.limits.tpm > 0 || this.limits.tpd > 0)) return;
     const delta = r.tokens - Math.max(0, Math.round(usedTokens));
     if (delta !== 0) await this.store.adjustTokens(this.key, delta);

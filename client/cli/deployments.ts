@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { sourceConfigSchema, type SourceConfig } from '../../activities/collector/sources.js';
 import { getDeployment, listDeployments, setNotifyTargets, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { notifyTargetSchema, type NotifyTarget } from '../../domain/gate/notify.js';
-import { redact } from '../../common/config.js';
+import { redact } from '../../common/secrets.js';
 import { formatZodError } from '../../common/types.js';
 import { idArg, rateArg, UsageError } from './args.js';
 import { withStores } from './connect.js';

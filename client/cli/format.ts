@@ -4,7 +4,7 @@
  */
 import { formatUsd, percentText } from '../../common/format.js';
 import type { RecommendationRow } from '../../activities/storage/postgres/agents.js';
-import type { ScoreAggregate } from '../../activities/storage/clickhouse/store.js';
+import type { ScoreAggregate } from '../../activities/storage/clickhouse/score-queries.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import type { BaselineRecord } from '../../domain/gate/baseline.js';
 import type { AgentRunResult } from '../../workflows/agents/run-agent.js';

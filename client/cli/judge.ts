@@ -22,7 +22,8 @@ import { buildOutput, formatOutput, type JudgeDescription } from '../../activiti
 import { runJudgeEval, type EvalJudge, type RunResult } from '../../activities/judge-eval/runner.js';
 import { LlmClient } from '../../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../../activities/storage/postgres/db.js';
-import { redact, secretsOf, type Config } from '../../common/config.js';
+import type { Config } from '../../common/config.js';
+import { redact, secretsOf } from '../../common/secrets.js';
 import { COMBINED_PROMPT_VERSION, JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
 import { OFFLINE_JUDGE_VERSION } from '../../domain/judge/offline-judge.js';
 import { defaultHome } from '../../stack/paths.js';

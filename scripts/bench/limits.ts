@@ -1,5 +1,5 @@
 /**
- * Groq's plan limits (common/config.ts PLAN_LIMITS), enforced by the stub as Groq does (token
+ * Groq's plan limits (common/plan-limits.ts PLAN_LIMITS), enforced by the stub as Groq does (token
  * buckets, 429 with retry-after, 413), on a scaled clock: the stub's and the pacer's minutes and
  * days pass `timeScale` times faster, so a 15-minute cycle of the free plan runs in 15/timeScale
  * real minutes. The workers run in this process so their pacer can be given the same scale. A
@@ -10,7 +10,7 @@
  *   rate against the TPM, failures, losses, 429s, and the coverage the cycle reports;
  * - developer plan: scored interactions per (scaled) minute over a backlog.
  */
-import { PLAN_LIMITS, type GroqPlan } from '../../common/config.js';
+import { PLAN_LIMITS, type GroqPlan } from '../../common/plan-limits.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { startGroqStub } from '../../test/helpers/groq-stub.js';
 import { envInt, FAKE_KEY, fmt, pct, results, runCycle, say, stamp, summary, type Ctx } from './common.js';

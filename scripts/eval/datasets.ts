@@ -3,31 +3,21 @@
  * train / tune / test split every script uses. Node only (reads files).
  *
  * The readers the benchmark command also uses (HaluEval, the offensive-language tweets, the
- * split, CSV and JSONL) live in activities/judge-eval/datasets.ts and are re-exported here; the
- * sets only the scripts read (HateCheck, Jigsaw, Ethos, the sanity set, VADER) are below.
+ * split, CSV and JSONL) live in activities/judge-eval/ (readers.ts, split.ts, file-formats.ts)
+ * and are re-exported here; the sets only the scripts read (HateCheck, Jigsaw, Ethos, the sanity
+ * set, VADER) are below.
  *
  * Every loader returns examples { prompt, response, context?, positive } plus the count of
  * malformed records it skipped, so a judge can be run on them without knowing the source.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadGeneral, loadQaRows, parseCsv, readJsonl, type Example, type Loaded } from '../../activities/judge-eval/datasets.js';
+import { parseCsv, readJsonl, type Loaded } from '../../activities/judge-eval/file-formats.js';
+import { loadGeneral, loadQaRows, type Example } from '../../activities/judge-eval/readers.js';
 
-export {
-  evalOnlySplitOf,
-  fnv1a,
-  loadDavidson,
-  loadGeneral,
-  loadQa,
-  loadQaRows,
-  parseCsv,
-  readJsonl,
-  splitOf,
-  type Example,
-  type Loaded,
-  type QaRow,
-  type Split,
-} from '../../activities/judge-eval/datasets.js';
+export { parseCsv, readJsonl, type Loaded } from '../../activities/judge-eval/file-formats.js';
+export { loadDavidson, loadGeneral, loadQa, loadQaRows, type Example, type QaRow } from '../../activities/judge-eval/readers.js';
+export { evalOnlySplitOf, fnv1a, splitOf, type Split } from '../../activities/judge-eval/split.js';
 
 // ---------------------------------------------------------------------------------------------
 // Toxicity sets

@@ -4,7 +4,8 @@
  * through this shape.
  */
 import { primaryScore, type Check, type JudgeInput } from '../../common/types.js';
-import { offlineAbstention, offlineJudge, OFFLINE_JUDGE_VERSION } from '../../domain/judge/offline-judge.js';
+import { offlineAbstention } from '../../domain/judge/offline-abstention.js';
+import { offlineJudge, OFFLINE_JUDGE_VERSION } from '../../domain/judge/offline-judge.js';
 import { HATE_SPEECH, PROFANITY, VIOLENCE } from '../../domain/judge/toxicity-lexicon.js';
 import { normalizeForToxicity, scoreCategory } from '../../domain/judge/toxicity-text.js';
 

@@ -3,7 +3,7 @@
  * product's statements against two servers (ClickHouse 18.16 and chdb's current release) and
  * comparing what they return.
  */
-import type { CostUsageRow, InteractionRow, MetricSampleRow, ScoreRow } from '../../activities/storage/clickhouse/store.js';
+import type { CostUsageRow, InteractionRow, MetricSampleRow, ScoreRow } from '../../activities/storage/clickhouse/rows.js';
 import { ClickHouseStore } from '../../activities/storage/clickhouse/store.js';
 import type { Check } from '../../common/types.js';
 

@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SCORE_COLUMNS } from '../../activities/storage/clickhouse/migrations.js';
-import { ClickHouseStore, type InteractionRow, type ScoreRow } from '../../activities/storage/clickhouse/store.js';
+import type { InteractionRow, ScoreRow } from '../../activities/storage/clickhouse/rows.js';
+import { ClickHouseStore } from '../../activities/storage/clickhouse/store.js';
 import type { Check } from '../../common/types.js';
 import type { VersionAggregates } from '../../domain/gate/baseline.js';
 import { PV, interaction, rng, scoresFor } from '../helpers/chdb-scenario.js';

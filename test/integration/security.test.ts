@@ -17,7 +17,7 @@ import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@t
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { SqlValueError, sqlId, sqlIdList, sqlString } from '../../activities/storage/clickhouse/store.js';
+import { SqlValueError, sqlId, sqlIdList, sqlString } from '../../activities/storage/clickhouse/sql.js';
 import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { startOrAttachGate } from '../../client/gate.js';
 import { openStores, type Stores } from '../../client/runtime.js';

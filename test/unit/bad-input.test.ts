@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { parseRecord } from '../../activities/collector/sources.js';
+import { parseRecord } from '../../activities/collector/record-parsing.js';
 import { loadQaRows, mulberry32, resolveDataDir, HALUEVAL_QA_FILE } from '../../stack/sim/collector-simulator.js';
 import { FocusError, readFocusDirectory, REQUIRED_COLUMNS, type FocusReadResult } from '../../activities/infra/focus.js';
 import { MetricsSourceError, scrapeMetrics } from '../../activities/infra/prometheus.js';

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure, type DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { ConfigError, loadConfig, redact, secretsOf, type EncryptionKey } from '../../common/config.js';
+import { ConfigError, loadConfig } from '../../common/config.js';
+import { redact, secretsOf, type EncryptionKey } from '../../common/secrets.js';
 import { AesGcmCodec, dataConverterFor, ENCRYPTED_ENCODING, failureConverterPath, KEY_ID_METADATA } from '../../workers/codec.js';
 import { startCodecServer, type CodecServer } from '../../client/codec-server.js';
 

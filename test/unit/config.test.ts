@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, maskUrl, redact, secretsOf } from '../../common/config.js';
+import { ConfigError, loadConfig } from '../../common/config.js';
+import { maskUrl, redact, secretsOf } from '../../common/secrets.js';
 
 describe('configuration from the environment', () => {
   it('has sane defaults and uses the offline judge without a key', () => {

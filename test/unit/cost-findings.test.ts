@@ -5,14 +5,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFocusDirectory } from '../../activities/infra/focus.js';
 import { formatUsd } from '../../common/format.js';
 import type { CostRow, Finding, InstanceType, ResourceUtilisation } from '../../domain/agents/types.js';
-import {
-  compactCostRows,
-  costFindings,
-  executiveSummary,
-  rightSizeTarget,
-  severityForUsd,
-  type CostFindingsInput,
-} from '../../domain/agents/cost/findings.js';
+import { compactCostRows } from '../../domain/agents/cost/compact-rows.js';
+import { executiveSummary } from '../../domain/agents/cost/executive-summary.js';
+import { costFindings, type CostFindingsInput } from '../../domain/agents/cost/findings.js';
+import { rightSizeTarget } from '../../domain/agents/cost/resource-savings.js';
+import { severityForUsd } from '../../domain/agents/cost/rules.js';
 import { HOURS_PER_MONTH, INSTANCE_TYPES, findInstanceType } from '../../domain/agents/instance-catalog.js';
 import {
   generateFocusDataset,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatReport, runGateSimulation, type SimulationReport } from '../../scripts/gate-sim.js';
+import { formatReport } from '../../scripts/gate-sim/report.js';
+import { runGateSimulation, type SimulationReport } from '../../scripts/gate-sim/simulation.js';
 
 const opts = { runs: 300, seed: 11, lookSize: 10, maxSamples: 600, baselineSize: 1000 };
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { bestThreshold, expectedCalibrationError, lengthMatched, reliabilityTable } from '../../domain/judge/eval-metrics.js';
 import { evalOnlySplitOf, splitOf } from '../../scripts/eval/datasets.js';
-import { formatTable, trueDetailPairs } from '../../scripts/judge-eval.js';
+import { formatTable } from '../../scripts/eval/figures.js';
+import { trueDetailPairs } from '../../scripts/eval/hallucination-figures.js';
 
 describe('evaluation helpers', () => {
   it('length-matched pairs keep only pairs within ±20 % of each other', () => {

@@ -5,15 +5,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import {
-  DEFAULT_ANSWER_TOKENS,
-  LlmClient,
-  REASONING_ALLOWANCE,
-  retryAfterMsOf,
-  type LlmCallResult,
-  type LlmClientOptions,
-  type LlmFailureDetails,
-} from '../../activities/llm/client.js';
+import { DEFAULT_ANSWER_TOKENS, LlmClient, type LlmCallResult, type LlmClientOptions } from '../../activities/llm/client.js';
+import { REASONING_ALLOWANCE } from '../../activities/llm/model-traits.js';
+import { retryAfterMsOf, type LlmFailureDetails } from '../../activities/llm/errors.js';
 import { Pacer } from '../../activities/llm/pacer.js';
 import { schemaNameOf, strictJsonSchema } from '../../activities/llm/schema.js';
 import { LLM_FATAL_TYPES, nonRetryableTypes } from '../../common/failures.js';

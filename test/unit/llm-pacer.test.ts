@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { MemoryBudgetStore, observationOf, Pacer, parseGroqDuration, type BudgetStore } from '../../activities/llm/pacer.js';
-import { ConfigError, loadConfig, PLAN_LIMITS, type Config } from '../../common/config.js';
+import { ConfigError, loadConfig, type Config } from '../../common/config.js';
+import { PLAN_LIMITS } from '../../common/plan-limits.js';
 
 const T0 = Date.parse('2026-03-02T12:00:00Z'); // noon UTC: half the day left
 
@@ -112,7 +113,7 @@ describe('Pacer', () => {
 
   it('a daily cap that does not refill within the maximum wait is LlmCapacity naming RPD or TPD', async () => {
     const v = virtual({ GROQ_PLAN: 'free', GROQ_TPD: '10000' });
-    await v.pacer.acquire(7000, { deadline: v.deadline() });
+    await v.pacer.settle(await v.pacer.acquire(7000, { deadline: v.deadline() }), 7000);
     const f = await failureOf(v.pacer.acquire(6000, { deadline: v.deadline() }));
     expect(f.type).toBe('LlmCapacity');
     expect(f.message).toMatch(/the tokens-per-day limit \(TPD 10,000 for plan free\) is spent: the next call fits in 7h 12m/);
@@ -127,6 +128,24 @@ describe('Pacer', () => {
     expect(g.type).toBe('LlmCapacity');
     expect(g.message).toContain('requests-per-day limit (RPD 2 for plan free)');
     expect(g.message).toContain('GROQ_RPD');
+  });
+
+  it('a call short of the daily cap waits for calls in flight to settle, and fails once they have used it', async () => {
+    const v = virtual({ GROQ_PLAN: 'unlimited', GROQ_TPD: '10000' });
+    // Two calls in flight reserve their whole completion budget...
+    const a = await v.pacer.acquire(4000, { deadline: v.deadline() });
+    const b = await v.pacer.acquire(4000, { deadline: v.deadline() });
+    // ...a third does not fit now, but will once they settle for what they used.
+    const third = v.pacer.acquire(4000, { deadline: v.deadline() });
+    await v.pacer.settle(a, 1000);
+    await expect(third).resolves.toMatchObject({ tokens: 4000, paced: true });
+    expect(v.now - T0).toBeLessThan(1000);
+    // With b and the third in flight, a fourth waits for them; they spend all they took: capacity.
+    const fourth = failureOf(v.pacer.acquire(4000, { deadline: v.deadline() }));
+    await v.pacer.settle(b, 4000);
+    expect((await fourth).type).toBe('LlmCapacity');
+    // It waited no longer than two LLM timeouts for the call still in flight.
+    expect(v.now - T0).toBeLessThanOrEqual(2 * v.cfg.llm.timeoutSec * 1000 + 1000);
   });
 
   it('waits for a daily refill that fits within the maximum wait', async () => {

@@ -2,8 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkResultSchemas, type JudgeInput } from '../../common/types.js';
-import { NO_CONTEXT_REASON, NOT_ENGLISH_REASON, offlineAbstention, offlineJudge } from '../../domain/judge/offline-judge.js';
-import { scoreToxicityText, segmentsOf, targetedAbuse, toxicityModel, unscramble } from '../../domain/judge/toxicity-model.js';
+import { NO_CONTEXT_REASON, NOT_ENGLISH_REASON, offlineAbstention } from '../../domain/judge/offline-abstention.js';
+import { offlineJudge } from '../../domain/judge/offline-judge.js';
+import { targetedAbuse, unscramble } from '../../domain/judge/targeted-abuse.js';
+import { scoreToxicityText, segmentsOf, toxicityModel } from '../../domain/judge/toxicity-model.js';
 import { normalizeForToxicity } from '../../domain/judge/toxicity-text.js';
 
 const tox = (response: string) => offlineJudge('toxicity', { prompt: 'reply', response });
@@ -167,7 +169,7 @@ describe.skipIf(!existsSync(dataFile))('injection corpus: measured movement', ()
   });
 
   it('no wording moves any score towards better by more than 0.02 on average', async () => {
-    const { injectionMovements } = await import('../../scripts/judge-eval.js');
+    const { injectionMovements } = await import('../../scripts/eval/injection-figures.js');
     const { wordings } = JSON.parse(
       readFileSync(fileURLToPath(new URL('../fixtures/injection-wordings.json', import.meta.url)), 'utf8'),
     ) as {

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricsSourceError, queryRange, safeUrl, scrapeMetrics } from '../../activities/infra/prometheus.js';
 import { bucketDeltas, bucketsOf, histogramQuantile, parsePrometheusText } from '../../domain/infra/prometheus-text.js';
-import { createExporterModel, startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
+import { createExporterModel } from '../../stack/sim/exporter-model.js';
+import { startExporterSim, type ExporterSim } from '../../stack/sim/exporter-sim.js';
 import { prometheusConfigYaml } from '../../stack/prometheus.js';
 import { StackError } from '../../stack/errors.js';
 

@@ -3,7 +3,7 @@
  * SVG charts and the self-contained page.
  */
 import { describe, expect, it } from 'vitest';
-import { trendBucket } from '../../activities/storage/clickhouse/store.js';
+import { trendBucket } from '../../activities/storage/clickhouse/score-queries.js';
 import { decideLook } from '../../domain/gate/stats.js';
 import { appendLook, lookPoint, MAX_LOOK_HISTORY } from '../../domain/gate/looks.js';
 import { looksOf, renderGateReport, renderLooksCharts } from '../../domain/gate/report.js';

@@ -4,15 +4,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  MAX_LINE_BYTES,
-  SourceError,
-  createSource,
-  parseRecord,
-  sourceConfigSchema,
-  type FetchResult,
-  type InteractionSource,
-} from '../../activities/collector/sources.js';
+import { MAX_LINE_BYTES } from '../../activities/collector/jsonl-source.js';
+import { parseRecord } from '../../activities/collector/record-parsing.js';
+import { SourceError, type FetchResult, type InteractionSource } from '../../activities/collector/source-contract.js';
+import { createSource, sourceConfigSchema } from '../../activities/collector/sources.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { truncateForJudge, truncateText } from '../../domain/judge/truncate.js';
 import { MAX_RECORD_CHARS } from '../../domain/collector/record.js';

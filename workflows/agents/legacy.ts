@@ -5,7 +5,8 @@
  * workflow from before the patch is kept.
  */
 import { applicationFindings } from '../../domain/agents/application/findings.js';
-import { costFindings, executiveSummary } from '../../domain/agents/cost/findings.js';
+import { executiveSummary } from '../../domain/agents/cost/executive-summary.js';
+import { costFindings } from '../../domain/agents/cost/findings.js';
 import { INSTANCE_TYPES } from '../../domain/agents/instance-catalog.js';
 import { performanceFindings } from '../../domain/agents/performance/findings.js';
 import { resourceFindings } from '../../domain/agents/resource/findings.js';

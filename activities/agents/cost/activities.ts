@@ -3,7 +3,8 @@
  * served are read here and turned into findings here, so only findings and totals enter the
  * workflow's history, however long the export.
  */
-import { costFindings, executiveSummary } from '../../../domain/agents/cost/findings.js';
+import { executiveSummary } from '../../../domain/agents/cost/executive-summary.js';
+import { costFindings } from '../../../domain/agents/cost/findings.js';
 import { INSTANCE_TYPES } from '../../../domain/agents/instance-catalog.js';
 import type { AgentAnalysis, AgentWindow, CostRow, ResourceUtilisation } from '../../../domain/agents/types.js';
 import { buildPerformanceSeries } from '../../../domain/infra/series-builder.js';

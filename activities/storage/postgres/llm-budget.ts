@@ -9,7 +9,7 @@
  * and re-checks the condition against the latest version when callers race, so no two workers
  * can spend the same budget.
  */
-import type { RateLimits } from '../../../common/config.js';
+import type { RateLimits } from '../../../common/plan-limits.js';
 import { BUCKETS, corrected, PERIOD_MS, type Bucket, type BudgetState, type BudgetStore, type LimitObservation } from '../../llm/budget.js';
 import type { Db } from './db.js';
 

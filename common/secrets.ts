@@ -1,0 +1,101 @@
+/**
+ * Secrets of the configuration: the payload encryption keys (OPTIINFRA_ENCRYPTION_KEYS), the list
+ * of every configured secret (`secretsOf`), and their redaction from any text that is logged,
+ * stored or shown (`redact`, `maskUrl`).
+ */
+import type { Config } from './config.js';
+
+/** One AES-256 key for the Temporal payload codec. */
+export interface EncryptionKey {
+  /** Written into each encrypted payload's metadata, so the right key decrypts it after rotation. */
+  id: string;
+  /** 32 bytes. */
+  key: Buffer;
+  /** The base64 text as configured (kept only so it can be redacted). */
+  encoded: string;
+}
+
+const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * `OPTIINFRA_ENCRYPTION_KEYS`: comma-separated `keyId:base64key` entries of 32-byte keys; the
+ * first encrypts, all decrypt. Messages never contain key material.
+ */
+export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[] } | { error: string } {
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (!entries.length) return { error: `no keys (expected keyId:base64key[,keyId:base64key...])` };
+  const keys: EncryptionKey[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const colon = entry.indexOf(':');
+    if (colon < 0) return { error: `entry ${i + 1} must look like keyId:base64key (no ':' found)` };
+    const id = entry.slice(0, colon).trim();
+    const encoded = entry.slice(colon + 1).trim();
+    if (!KEY_ID_PATTERN.test(id)) {
+      return {
+        error: `entry ${i + 1}: key id '${id.slice(0, 64)}' must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      };
+    }
+    if (keys.some((k) => k.id === id)) return { error: `key id '${id}' appears more than once` };
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded) || encoded.replace(/=+$/, '').length % 4 === 1) {
+      return { error: `key '${id}' is not valid base64 (generate one with: openssl rand -base64 32)` };
+    }
+    const key = Buffer.from(encoded, 'base64');
+    if (key.length !== 32) {
+      return {
+        error: `key '${id}' is ${key.length} bytes, AES-256 needs exactly 32 (generate one with: openssl rand -base64 32)`,
+      };
+    }
+    keys.push({ id, key, encoded });
+  }
+  return { keys };
+}
+
+/** Replace every occurrence of a secret with a marker. */
+export function redact(text: string, secrets: Array<string | undefined>): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[REDACTED]');
+  // Credentials written into any URL (user:password@host), whoever configured it.
+  return out.replace(URL_CREDENTIALS, '$1[REDACTED]@');
+}
+
+/** scheme://user[:password]@ in text (the userinfo part of a URL). */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
+
+/** The password of a URL, as written and decoded (for redaction; empty when there is none). */
+export function urlPasswords(u?: string): string[] {
+  if (!u) return [];
+  try {
+    const raw = new URL(u).password;
+    return raw ? [...new Set([raw, decodeURIComponent(raw)])] : [];
+  } catch {
+    return [];
+  }
+}
+
+export function secretsOf(c: Config): string[] {
+  return [
+    c.groq.apiKey,
+    c.temporal.apiKey,
+    ...urlPasswords(c.databaseUrl),
+    ...urlPasswords(c.clickhouse.url),
+    ...urlPasswords(c.groq.baseURL),
+    c.webhookSecret,
+    ...(c.encryption?.keys.map((k) => k.encoded) ?? []),
+    c.codec.token,
+  ].filter((s): s is string => !!s);
+}
+
+/** A URL with its password masked, for display. */
+export function maskUrl(u?: string): string | undefined {
+  if (!u) return u;
+  try {
+    const x = new URL(u);
+    if (x.password) x.password = '****';
+    return x.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

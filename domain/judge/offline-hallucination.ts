@@ -1,0 +1,101 @@
+/**
+ * The offline judge's hallucination check (rules in offline-judge.ts): the weighted share of a
+ * response's content words, numbers and names that the context and prompt do not support, its
+ * first sentence calibrated so the threshold chosen on HaluEval QA maps to 0.5; without a context
+ * it does not score. Pure.
+ */
+import type { JudgeInput } from '../../common/types.js';
+import { NO_CONTEXT_REASON } from './offline-abstention.js';
+import { contentTokens, sentencesOf, supported, tokenize, vocabulary, weightOf } from './offline-text.js';
+
+/**
+ * Exponent of the calibration 1 - (1 - raw)^k of the grounded hallucination score: k = ln 0.5 /
+ * ln(1 - 0.15), so the raw threshold 0.15 chosen on the tune split of HaluEval QA (max balanced
+ * accuracy; scripts/judge-eval.ts, section "threshold") becomes the flag at 0.5.
+ */
+export const HALLUCINATION_CALIBRATION_POWER = Math.log(0.5) / Math.log(0.85);
+
+export interface HalluAnalysis {
+  score: number;
+  confidence: number;
+  reasoning: string;
+}
+
+export function analyseHallucination(input: JudgeInput): HalluAnalysis {
+  const respToks = contentTokens(tokenize(input.response));
+  const hasContext = typeof input.context === 'string' && input.context.trim().length > 0;
+  const sourceToks = tokenize(`${input.prompt}\n${hasContext ? input.context : ''}`);
+  const source = vocabulary(sourceToks);
+
+  if (respToks.length === 0) {
+    return {
+      score: 0,
+      confidence: hasContext ? 0.5 : 0.2,
+      reasoning: 'The response contains no content words, numbers or names, so it asserts nothing that could be unsupported.',
+    };
+  }
+
+  let total = 0;
+  let unsupported = 0;
+  const missing: string[] = [];
+  const seen = new Set<string>();
+  for (const t of respToks) {
+    const w = weightOf(t);
+    total += w;
+    if (!supported(t, source)) {
+      unsupported += w;
+      if (!seen.has(t.key) && missing.length < 8) {
+        seen.add(t.key);
+        missing.push(t.raw.length > 40 ? `${t.raw.slice(0, 40)}…` : t.raw);
+      }
+    }
+  }
+  const frac = unsupported / total;
+  const listed = missing.length ? ` Unsupported: ${missing.map((m) => `"${m}"`).join(', ')}.` : '';
+
+  if (hasContext) {
+    // The answer's core is its first sentence: the direct answer to the question. Its share of
+    // unsupported material decides most of the score; the rest of the response adds its share of
+    // unsupported material, so extra detail the context does not cover lowers confidence in the
+    // answer without turning a grounded answer into a hallucinated one. Shares, not amounts: a
+    // longer answer is not punished for being longer.
+    const sents = sentencesOf(input.response)
+      .map((x) => contentTokens(x.toks))
+      .filter((c) => c.length > 0);
+    const core = sents[0] ?? respToks;
+    let coreTotal = 0;
+    let coreUnsupported = 0;
+    for (const t of core) {
+      coreTotal += weightOf(t);
+      if (!supported(t, source)) coreUnsupported += weightOf(t);
+    }
+    const coreFrac = coreTotal > 0 ? coreUnsupported / coreTotal : 0;
+    // The core part is calibrated (the flag threshold chosen on the tune split of HaluEval QA maps
+    // to 0.5); unsupported material elsewhere adds at most 0.3, so extra detail alone never flags.
+    const coreRaw = 0.7 * Math.sqrt(coreFrac);
+    const score = 1 - (1 - coreRaw) ** HALLUCINATION_CALIBRATION_POWER * (1 - 0.3 * frac);
+    const material = Math.min(1, total / 6) * Math.min(1, sourceToks.length / 30);
+    const confidence = 0.55 + 0.35 * material;
+    return {
+      score,
+      confidence,
+      reasoning:
+        `Grounding against the context and prompt: ${(100 * (1 - coreFrac)).toFixed(0)} % of the first sentence's and ` +
+        `${(100 * (1 - frac)).toFixed(0)} % of the whole response's weighted content (words, numbers, names) is supported ` +
+        `(${fmt(total - unsupported)} of ${fmt(total)}).` +
+        listed,
+    };
+  }
+
+  // No context: the offline judge cannot tell a true claim from a false one, so it does not
+  // score one (see offlineAbstention).
+  return {
+    score: 0,
+    confidence: 0,
+    reasoning: `Not measured: ${NO_CONTEXT_REASON}.`,
+  };
+}
+
+function fmt(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(1);
+}

@@ -1,0 +1,129 @@
+/**
+ * The offline judge's quality check (rules in offline-judge.ts): which sentences are on topic,
+ * then relevance, completeness (by the kind of question asked), coherence (repetition, dominance,
+ * noise), accuracy from the hallucination check, and the overall score. Pure.
+ */
+import type { CheckResult, JudgeInput } from '../../common/types.js';
+import { NO_CONTEXT_REASON } from './offline-abstention.js';
+import type { HalluAnalysis } from './offline-hallucination.js';
+import { clamp01, contentTokens, r4, sentencesOf, supported, tokenize, vocabulary } from './offline-text.js';
+
+const REFUSAL_RE =
+  /\b(as an ai(?: language model)?|i(?: am|'m) (?:sorry|unable|not able)|i cannot|i can't|i can not|i do not have (?:access|the ability)|i don't have (?:access|the ability))\b/i;
+const QUESTION_WORD_RE = /\b(who|whom|whose|what|when|where|which|how (?:many|much|old|long|far|tall|big))\b/i;
+const YES_NO_RE = /^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b/i;
+const LONG_FORM_RE =
+  /\b(explain|describe|discuss|list|write|compose|create|generate|compare|contrast|summari[sz]e|outline|analy[sz]e|elaborate|essay|story|poem|article|steps|how (?:do|does|can|to|should)|why)\b/i;
+
+/** Content words a complete answer needs, by question type. */
+export function expectedContentWords(prompt: string): number {
+  if (LONG_FORM_RE.test(prompt)) return 40;
+  const shortQuestion = prompt.length <= 300 && /\?\s*$/.test(prompt.trim());
+  if (YES_NO_RE.test(prompt) || (QUESTION_WORD_RE.test(prompt) && (shortQuestion || prompt.length <= 120))) return 1;
+  return 15;
+}
+
+/** Minimum number of distinct shared content words for a sentence to join the topic by chaining. */
+const CHAIN_OVERLAP = 2;
+
+export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResult<'quality'> {
+  const hasContext = typeof input.context === 'string' && input.context.trim().length > 0;
+  const sents = sentencesOf(input.response);
+  const promptContent = contentTokens(tokenize(input.prompt));
+  const topic = vocabulary([...promptContent, ...(hasContext ? contentTokens(tokenize(input.context ?? '')) : [])]);
+  const expected = expectedContentWords(input.prompt);
+
+  // Which sentences are on topic: those sharing content words with the prompt or context, a bare
+  // answer (a single sentence of at most three content words), and, by chaining, sentences that
+  // share at least CHAIN_OVERLAP distinct content words with text already on topic.
+  const sentContent = sents.map((s) => contentTokens(s.toks));
+  // A shared number alone is weak evidence of topic ("1" appears almost everywhere): it takes a
+  // shared word or name, or two shared items.
+  const on = sentContent.map((c) => {
+    const shared = c.filter((t) => supported(t, topic));
+    return shared.some((t) => t.kind !== 'number') || new Set(shared.map((t) => t.key)).size >= 2;
+  });
+  if (sents.length === 1 && (sentContent[0]?.length ?? 0) > 0 && (sentContent[0]?.length ?? 0) <= 3) on[0] = true;
+  for (let changed = true; changed; ) {
+    changed = false;
+    const onVocab = vocabulary(sentContent.filter((_, i) => on[i]).flat());
+    for (let i = 0; i < sents.length; i++) {
+      if (on[i]) continue;
+      const shared = new Set((sentContent[i] ?? []).filter((t) => supported(t, onVocab)).map((t) => t.key));
+      if (shared.size >= CHAIN_OVERLAP) {
+        on[i] = true;
+        changed = true;
+      }
+    }
+  }
+  const onTopicSentences = on.filter(Boolean).length;
+  const nSent = sents.length;
+  const focus = nSent === 0 ? 0 : onTopicSentences / nSent;
+  const onSents = sents.filter((_, i) => on[i]);
+  const onToks = onSents.flatMap((s) => s.toks);
+  const onContent = contentTokens(onToks);
+
+  // Relevance: coverage of the prompt's content words, and focus.
+  const respVocab = vocabulary(onContent);
+  const promptKeys = [...new Set(promptContent.map((t) => t.key))];
+  const covered = new Set(promptContent.filter((t) => supported(t, respVocab)).map((t) => t.key)).size;
+  const needed = Math.max(1, Math.min(6, Math.ceil(0.6 * promptKeys.length)));
+  let coverage = promptKeys.length ? Math.min(1, covered / needed) : focus;
+  // A short answer to a factoid question need not repeat the question's words.
+  if (expected === 1 && onContent.length > 0) coverage = Math.max(coverage, 0.6);
+  const relevance = nSent === 0 ? 0 : 0.6 * coverage + 0.4 * focus;
+
+  // Completeness: on-topic content words (with a context, only those the context supports).
+  const counted = hasContext ? onContent.filter((t) => supported(t, topic)).length : onContent.length;
+  let completeness = Math.min(1, Math.sqrt(counted / expected));
+  const refusal = REFUSAL_RE.test(input.response);
+  if (refusal) completeness = Math.min(completeness, 0.3);
+
+  // Coherence of the on-topic text. Penalties are normalised by at least a fixed amount of text,
+  // so that short answers are not judged on a handful of words.
+  const words = onToks.filter((t) => t.kind !== 'number').map((t) => t.raw.toLowerCase());
+  const grams = new Map<string, number>();
+  for (let i = 0; i + 2 < words.length; i++) {
+    const g = `${words[i]} ${words[i + 1]} ${words[i + 2]}`;
+    grams.set(g, (grams.get(g) ?? 0) + 1);
+  }
+  let repeats = 0;
+  for (const c of grams.values()) repeats += c - 1;
+  const repetition = repeats / Math.max(grams.size + repeats, 50);
+  const freq = new Map<string, number>();
+  for (const t of onContent) freq.set(t.key, (freq.get(t.key) ?? 0) + 1);
+  let dominant = 0;
+  for (const c of freq.values()) dominant = Math.max(dominant, c);
+  const span = Math.max(onContent.length, 40);
+  const dominance = Math.max(0, dominant - 0.2 * span) / span;
+  const onText = onSents
+    .map((s) => s.text)
+    .join(' ')
+    .replace(/\s+/g, '');
+  const letters = (onText.match(/\p{L}/gu) ?? []).length;
+  const chars = Math.max(onText.length, 200);
+  const noise = Math.max(0, onText.length - letters - 0.25 * chars) / chars;
+  const base = onText.length === 0 ? 0 : clamp01(1 - 1.2 * repetition - 1.0 * dominance - 1.0 * noise);
+  const coherence = base * (0.8 + 0.2 * focus);
+
+  // Without a context the facts cannot be checked: accuracy is left neutral (0.5) and the overall
+  // score is made of what can be judged.
+  const accuracy = hasContext ? 1 - hallu.score : 0.5;
+  const overall = hasContext
+    ? (0.3 * relevance + 0.3 * accuracy + 0.2 * completeness + 0.2 * coherence) * (0.5 + 0.5 * accuracy)
+    : 0.4 * relevance + 0.3 * completeness + 0.3 * coherence;
+  return {
+    coherence: r4(coherence),
+    relevance: r4(relevance),
+    accuracy: r4(accuracy),
+    completeness: r4(completeness),
+    overall: r4(overall),
+    reasoning:
+      `Relevance: ${covered} of ${promptKeys.length} prompt terms addressed, ${onTopicSentences} of ${nSent} sentences on topic. ` +
+      `Completeness: ${counted} ${hasContext ? 'grounded ' : ''}on-topic content words for an expected ~${expected}${refusal ? ' (refusal)' : ''}. ` +
+      `Coherence: repetition ${(100 * repetition).toFixed(0)} %, noise ${(100 * noise).toFixed(0)} %. ` +
+      (hasContext
+        ? `Accuracy from the hallucination check (${hallu.score.toFixed(2)}).`
+        : `Accuracy not measured (${NO_CONTEXT_REASON}); left at 0.5 and out of the overall score.`),
+  };
+}

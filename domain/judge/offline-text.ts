@@ -1,0 +1,175 @@
+/**
+ * Text processing shared by the offline judge's checks (offline-judge.ts describes the rules):
+ * sentences, tokens (words, numbers, names), the light stemmer, stop words, content words and the
+ * vocabularies a response word is "supported" by; and the bounds of the judge's outputs (scores
+ * clamped to [0, 1] and rounded to 4 decimals, reasoning texts capped). Pure, no I/O.
+ */
+
+export function clamp01(x: number): number {
+  if (!Number.isFinite(x)) return 0;
+  return Math.min(1, Math.max(0, x));
+}
+
+/** Reasoning texts are bounded by the schema (4,000 characters). */
+export function cap(text: string): string {
+  return text.length <= 4000 ? text : `${text.slice(0, 3999)}…`;
+}
+
+export function r4(x: number): number {
+  return Math.round(clamp01(x) * 10000) / 10000;
+}
+
+const STOP_WORDS = new Set(
+  (
+    'a about above after again against all also am an and any are aren as at be because been before being below ' +
+    'between both but by can cannot could couldn did didn do does doesn doing don down during each few for from ' +
+    'further had hadn has hasn have haven having he her here hers herself him himself his how i if in into is isn ' +
+    'it its itself just let me more most mustn my myself no nor not now of off on once only or other ought our ours ' +
+    'ourselves out over own same shan she should shouldn so some such than that the their theirs them themselves ' +
+    'then there these they this those through to too under until up upon very was wasn we were weren what when ' +
+    'where which while who whom whose why will with won would wouldn you your yours yourself yourselves ' +
+    's t d ll m re ve y yes okay ok also however therefore thus etc e g ie eg may might must shall ' +
+    'one ones many much lot lots well like get got make made use used using way ways thing things something ' +
+    'anything everything nothing really actually please thank thanks sure answer question following based ' +
+    'give given provide provided including include includes within without across along among around'
+  ).split(/\s+/),
+);
+
+const NUMBER_WORDS: Record<string, string> = {
+  zero: '0',
+  one: '1',
+  two: '2',
+  three: '3',
+  four: '4',
+  five: '5',
+  six: '6',
+  seven: '7',
+  eight: '8',
+  nine: '9',
+  ten: '10',
+  eleven: '11',
+  twelve: '12',
+  thirteen: '13',
+  fourteen: '14',
+  fifteen: '15',
+  sixteen: '16',
+  seventeen: '17',
+  eighteen: '18',
+  nineteen: '19',
+  twenty: '20',
+};
+
+/** Light suffix stemmer, applied identically to every text, so only consistency matters. */
+export function stem(word: string): string {
+  let w = word
+    .toLowerCase()
+    .replace(/['’]s$/, '')
+    .replace(/['’]/g, '');
+  if (w.length > 4 && w.endsWith('ies')) w = w.slice(0, -3) + 'y';
+  else if (w.length > 4 && /(sses|xes|ches|shes|zes)$/.test(w)) w = w.slice(0, -2);
+  else if (w.length > 3 && w.endsWith('s') && !/(ss|us|is)$/.test(w)) w = w.slice(0, -1);
+  if (w.length > 5 && w.endsWith('ing')) w = w.slice(0, -3);
+  else if (w.length > 4 && w.endsWith('ed')) w = w.slice(0, -2);
+  else if (w.length > 5 && w.endsWith('ly')) w = w.slice(0, -2);
+  if (w.length > 3 && /([b-df-hj-np-tv-z])\1$/.test(w)) w = w.slice(0, -1);
+  if (w.length > 4 && w.endsWith('e')) w = w.slice(0, -1);
+  return w;
+}
+
+export type TokKind = 'word' | 'number' | 'name';
+export interface Tok {
+  raw: string;
+  key: string; // stem for words/names, canonical digits for numbers
+  kind: TokKind;
+  stop: boolean;
+  sentence: number;
+}
+
+const TOKEN_RE = /\p{L}+(?:['’]\p{L}+)*|\d+(?:[.,]\d+)*/gu;
+
+function canonicalNumber(s: string): string {
+  // "1,000" -> "1000"; "3.50" -> "3.5"; keep years and plain integers as they are.
+  let t = s.replace(/,(?=\d{3}\b)/g, '');
+  if (/^\d+\.\d+$/.test(t)) t = t.replace(/0+$/, '').replace(/\.$/, '');
+  return t.replace(/,/g, '.');
+}
+
+/** Splits a text into sentences at . ! ? followed by white space, and at line breaks. */
+function splitSentences(text: string): string[] {
+  return text.split(/(?<=[.!?])\s+|[\r\n]+/).filter((s) => /[\p{L}\p{N}]/u.test(s));
+}
+
+function tokenizeSentence(text: string, sentence: number): Tok[] {
+  const out: Tok[] = [];
+  TOKEN_RE.lastIndex = 0;
+  for (let m = TOKEN_RE.exec(text); m !== null; m = TOKEN_RE.exec(text)) {
+    const raw = m[0];
+    if (/^\d/.test(raw)) {
+      out.push({ raw, key: canonicalNumber(raw), kind: 'number', stop: false, sentence });
+      continue;
+    }
+    const lower = raw.toLowerCase();
+    const isStop = STOP_WORDS.has(lower) || STOP_WORDS.has(lower.replace(/['’].*$/, ''));
+    const num = NUMBER_WORDS[lower];
+    if (num !== undefined && !isStop) {
+      out.push({ raw, key: num, kind: 'number', stop: false, sentence });
+    } else {
+      // Capitalised and not the first word of its sentence (or of a list item): part of a name.
+      const first = out.length === 0 || /[:;•*]\s*$/.test(text.slice(0, m.index));
+      const capital = /^\p{Lu}/u.test(raw) && !first && raw !== 'I';
+      out.push({ raw, key: stem(raw), kind: capital ? 'name' : 'word', stop: isStop, sentence });
+    }
+  }
+  return out;
+}
+
+export interface Sentence {
+  text: string;
+  toks: Tok[];
+}
+
+export function sentencesOf(text: string): Sentence[] {
+  return splitSentences(text).map((t, i) => ({ text: t, toks: tokenizeSentence(t, i) }));
+}
+
+/** Tokenises a whole text (sentence by sentence). */
+export function tokenize(text: string): Tok[] {
+  return sentencesOf(text).flatMap((s) => s.toks);
+}
+
+export function contentTokens(toks: Tok[]): Tok[] {
+  return toks.filter((t) => !t.stop && (t.kind === 'number' || t.key.length > 1));
+}
+
+export interface Vocabulary {
+  keys: Set<string>;
+  prefixes: Set<string>;
+}
+
+const PREFIX_LEN = 6;
+
+export function vocabulary(toks: Tok[]): Vocabulary {
+  const keys = new Set<string>();
+  const prefixes = new Set<string>();
+  for (const t of toks) {
+    if (t.stop) continue;
+    keys.add(t.key);
+    if (t.kind !== 'number' && t.key.length >= PREFIX_LEN) prefixes.add(t.key.slice(0, PREFIX_LEN));
+  }
+  return { keys, prefixes };
+}
+
+export function supported(t: Tok, v: Vocabulary): boolean {
+  if (v.keys.has(t.key)) return true;
+  if (t.kind === 'number') {
+    // "1990s" style decades and integer/decimal equivalents.
+    const n = t.key;
+    if (/^\d+\.0+$/.test(n) && v.keys.has(n.replace(/\.0+$/, ''))) return true;
+    return false;
+  }
+  return t.key.length >= PREFIX_LEN && v.prefixes.has(t.key.slice(0, PREFIX_LEN));
+}
+
+export function weightOf(t: Tok): number {
+  return t.kind === 'number' ? 2 : t.kind === 'name' ? 1.5 : 1;
+}

@@ -1,0 +1,171 @@
+/**
+ * Targeted abuse: insults, hatred and threats aimed at a person or a group ("you are a ...",
+ * "I hate them", "they should all be shot", "kill yourself"), read by rules over a few
+ * neighbouring tokens; a negation between the target and the word cancels it. The offline
+ * toxicity model (toxicity-model.ts) combines their score with its own. Word lists in
+ * targeted-abuse-words.ts. Pure: no I/O, deterministic.
+ */
+import {
+  ANGER_WORDS,
+  COPULA,
+  FUSED_TARGET_COPULA,
+  GROUPS,
+  HATE_NOUNS,
+  HATE_VERBS,
+  NEGATORS,
+  OBJECT_PRONOUNS,
+  SPEAKER_CUES,
+  STATE_WORDS,
+  TARGET_OTHER,
+  TARGET_YOU,
+  THREAT_PHRASES,
+  THREAT_STARTS,
+} from './targeted-abuse-words.js';
+import { HARM_VERBS, INSULTS } from './toxicity-lexicon.js';
+import { own } from './toxicity-text.js';
+
+/** Letters of a word in sorted order: the key under which transposed spellings ("klil", "deaht") meet. */
+function anagramKey(w: string): string {
+  return [...w].sort().join('');
+}
+const ANAGRAMS = new Map<string, string>();
+for (const w of [...Object.keys(INSULTS), ...Object.keys(HARM_VERBS)]) if (w.length >= 4) ANAGRAMS.set(`${w[0]}:${anagramKey(w)}`, w);
+
+/** The listed insult or harm word a token spells with two letters swapped ("suffre" -> "suffer"), if any. */
+const UNSCRAMBLED = new Map<string, string>();
+
+export function unscramble(tok: string): string {
+  let u = UNSCRAMBLED.get(tok);
+  if (u === undefined) {
+    u = unscrambleUncached(tok);
+    if (UNSCRAMBLED.size >= 100_000) UNSCRAMBLED.clear();
+    UNSCRAMBLED.set(tok, u);
+  }
+  return u;
+}
+
+function unscrambleUncached(tok: string): string {
+  if (tok.length < 4 || own(INSULTS, tok) !== undefined || own(HARM_VERBS, tok) !== undefined) return tok;
+  const w = ANAGRAMS.get(`${tok[0]}:${anagramKey(tok)}`);
+  if (w === undefined) return tok;
+  let diff = 0;
+  for (let i = 0; i < tok.length; i++) if (tok[i] !== w[i]) diff++;
+  return diff === 2 ? w : tok;
+}
+
+export interface TargetedAbuse {
+  score: number;
+  kind: 'insult' | 'group insult' | 'hatred' | 'threat' | 'none';
+}
+
+/** Strength of a word as an insult (0 when it is none): the insult list, else strong VADER negativity. */
+function insultStrength(tok: string, negative: Readonly<Record<string, number>>): number {
+  const i = own(INSULTS, tok);
+  if (i !== undefined) return i;
+  if (STATE_WORDS.has(tok)) return 0;
+  const v = own(negative, tok);
+  return v !== undefined && v <= -1.8 ? Math.min(0.9, -v / 3.2) : 0;
+}
+
+function isPerson(t: string | undefined): boolean {
+  return t !== undefined && (TARGET_YOU.has(t) || TARGET_OTHER.has(t));
+}
+
+function negatedBetween(tokens: readonly string[], from: number, to: number): boolean {
+  for (let k = Math.max(0, from); k < to; k++) if (NEGATORS.has(tokens[k] as string)) return true;
+  return false;
+}
+
+/**
+ * Insults said of someone ("you are a ...", "they are so ...", "you idiot", "what a loser you
+ * are", "losers like you"), hatred declared at someone ("I hate you", "I can't stand them") and
+ * threats ("I will hurt you", "they should all be shot", "kill yourself"). A negation between the
+ * target and the word ("you are not stupid", "I don't hate you") cancels it. Pure.
+ */
+export function targetedAbuse(input: readonly string[], negative: Readonly<Record<string, number>>): TargetedAbuse {
+  let best: TargetedAbuse = { score: 0, kind: 'none' };
+  let tokens = input;
+  const take = (score: number, kind: TargetedAbuse['kind']) => {
+    if (score > best.score) best = { score, kind };
+  };
+  tokens = tokens.map(unscramble);
+  if (tokens.some((t) => THREAT_STARTS.has(t))) {
+    const joined = ` ${tokens.join(' ')} `;
+    for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
+  }
+  const hasYou = tokens.some((t) => TARGET_YOU.has(t));
+  for (let i = 0; i < tokens.length; i++) {
+    const tok = tokens[i] as string;
+    const strength = insultStrength(tok, negative);
+    if (strength > 0) {
+      // "<target> <copula> ... <insult>" within five tokens, or a fused "youre/hes ... <insult>".
+      for (let j = i - 1; j >= Math.max(0, i - 5); j--) {
+        const t = tokens[j] as string;
+        const cop = COPULA.has(t) && j > 0 && (TARGET_YOU.has(tokens[j - 1] as string) || TARGET_OTHER.has(tokens[j - 1] as string));
+        const fused = FUSED_TARGET_COPULA.has(t);
+        if (!cop && !fused) continue;
+        const target = fused ? t : (tokens[j - 1] as string);
+        if (negatedBetween(tokens, j, i)) break;
+        const you = TARGET_YOU.has(target);
+        take(you ? strength : 0.9 * strength, you || !GROUPS.has(target) ? 'insult' : 'group insult');
+        break;
+      }
+      // Vocative: "you idiot", "you absolute moron".
+      if (own(INSULTS, tok) !== undefined) {
+        for (let j = i - 1; j >= Math.max(0, i - 2); j--)
+          if (TARGET_YOU.has(tokens[j] as string) && !COPULA.has(tokens[j + 1] as string)) take(strength, 'insult');
+      }
+      // "what a loser you are", "such a creep": exclamations about someone addressed.
+      if (
+        hasYou &&
+        i >= 2 &&
+        (tokens[i - 2] === 'what' || tokens[i - 2] === 'such' || tokens[i - 1] === 'such') &&
+        !negatedBetween(tokens, i - 3, i)
+      )
+        take(strength, 'insult');
+      // "<insult> like you/them".
+      if (tokens[i + 1] === 'like' && (TARGET_YOU.has(tokens[i + 2] as string) || TARGET_OTHER.has(tokens[i + 2] as string)))
+        take(strength, 'insult');
+    }
+    // Hatred declared at someone: "I hate you", "we despise them", "I can't stand her".
+    const hateVerb =
+      HATE_VERBS.has(tok) ||
+      (tok === 'stand' && (tokens[i - 1] === 't' || tokens[i - 1] === 'cant') && (tokens[i - 2] === 'can' || tokens[i - 1] === 'cant'));
+    if (hateVerb) {
+      const subj = tokens.slice(Math.max(0, i - 4), i).some((t) => t === 'i' || t === 'we');
+      const obj = tokens.slice(i + 1, i + 4).some((t) => TARGET_YOU.has(t) || TARGET_OTHER.has(t));
+      const neg = tok === 'stand' ? negatedBetween(tokens, i - 5, i - 2) : negatedBetween(tokens, i - 3, i);
+      if (subj && obj && !neg) take(0.85, 'hatred');
+    }
+    // "you make me sick", "these people disgust me", "hatred for you", "contempt for them".
+    if (
+      ANGER_WORDS.has(tok) &&
+      tokens[i - 1] === 'me' &&
+      /^make|^made/.test(tokens[i - 2] ?? '') &&
+      tokens.slice(Math.max(0, i - 6), i - 2).some(isPerson)
+    )
+      take(0.8, 'hatred');
+    if ((tok === 'disgust' || tok === 'disgusts') && tokens[i + 1] === 'me' && tokens.slice(Math.max(0, i - 3), i).some(isPerson))
+      take(0.8, 'hatred');
+    if (HATE_NOUNS.has(tok) && tokens[i + 1] === 'for' && tokens.slice(i + 2, i + 5).some(isPerson) && !negatedBetween(tokens, i - 3, i))
+      take(0.8, 'hatred');
+    // Threats: a harm verb with a person as object and a speaker cue before it ("I will hurt
+    // you"), or a person, then a cue, then the verb ("they should all be shot", "you deserve to die").
+    const harm = own(HARM_VERBS, tok);
+    if (harm !== undefined) {
+      const objAfter = tokens.slice(i + 1, i + 4).some((t) => TARGET_YOU.has(t) || TARGET_OTHER.has(t) || OBJECT_PRONOUNS.has(t));
+      const cueBefore = tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t));
+      if (objAfter && cueBefore && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
+      for (let j = i - 1; j >= Math.max(0, i - 6); j--) {
+        const t = tokens[j] as string;
+        if (!(TARGET_YOU.has(t) || TARGET_OTHER.has(t))) continue;
+        const between = tokens.slice(j + 1, i);
+        if (between.some((b) => SPEAKER_CUES.has(b)) && !between.some((b) => NEGATORS.has(b))) {
+          take(harm, 'threat');
+          break;
+        }
+      }
+    }
+  }
+  return best;
+}
