@@ -17,6 +17,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestLog } from './llm/usage.js';
 
 export const registry = new Registry();
 
@@ -219,19 +220,7 @@ export function recordJudgeUsage(
 }
 
 /** One HTTP request of the LLM client, as it logs it. */
-export function recordLlmRequest(
-  model: string,
-  f: {
-    outcome: 'ok' | 'error';
-    type?: string;
-    status?: number;
-    latencyMs: number;
-    promptTokens?: number;
-    completionTokens?: number;
-    cachedTokens?: number;
-    reasoningTokens?: number;
-  },
-): void {
+export function recordLlmRequest(model: string, f: RequestLog): void {
   safely(() => {
     llmRequests.inc({ model, outcome: f.outcome === 'ok' ? 'ok' : (f.type ?? 'error') });
     llmDuration.observe({ model }, f.latencyMs / 1000);

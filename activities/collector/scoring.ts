@@ -156,13 +156,21 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     done: totals.scored + totals.failed + totals.skipped + totals.abstained,
     of: req.ids.length * req.checks.length,
   });
-  const heartbeat = () => ctx.heartbeat(progress());
+  /** What a write is waiting out, shown with the progress (Web UI: the activity's heartbeat details). */
+  let waiting: string | undefined;
+  const heartbeat = () => ctx.heartbeat(waiting ? { ...progress(), waiting } : progress());
   /** Write what is pending (in order, one block at a time, outages waited out), then report progress. */
   const flush = (): Promise<void> => {
     const block = pending;
     pending = [];
     writing = writing.then(async () => {
-      if (block.length) await insertPatiently(deps.ch, block, heartbeat).then(() => recordScoresWritten(block));
+      if (block.length) {
+        await insertPatiently(deps.ch, block, (why) => {
+          waiting = why && deps.clean(why);
+          heartbeat();
+        });
+        recordScoresWritten(block);
+      }
       heartbeat();
     });
     return writing;
@@ -241,14 +249,17 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
 }
 
 /** A block of score rows written, ClickHouse outages waited out (for a while) with backoff. */
-async function insertPatiently(ch: ClickHouseStore, rows: ScoreRow[], heartbeat: () => void): Promise<void> {
+async function insertPatiently(ch: ClickHouseStore, rows: ScoreRow[], waitingOn: (why: string | undefined) => void): Promise<void> {
   const deadline = Date.now() + STORE_PATIENCE_MS;
   for (let wait = 1000; ; wait = Math.min(wait * 2, 15_000)) {
     try {
-      return await ch.insertScores(rows);
+      await ch.insertScores(rows);
+      return waitingOn(undefined);
     } catch (e) {
       if (Date.now() + wait > deadline) throw e;
-      heartbeat();
+      waitingOn(
+        `writing ${rows.length} score rows to ClickHouse failed (${e instanceof Error ? e.message : String(e)}); trying again in ${wait / 1000} s`,
+      );
       await new Promise((r) => setTimeout(r, wait));
     }
   }

@@ -125,7 +125,11 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
     return { deployment, sim };
   }
 
-  /** Activities of the cycle and of its score batches that are being retried right now. */
+  /**
+   * Activities of the cycle and of its score batches that are being retried right now, or that
+   * wait out a failed write in-process (a scoring batch keeps what it judged and says what it
+   * waits for in its heartbeat details).
+   */
   async function retrying(cycleId: string): Promise<PendingActivity[]> {
     const ids = [cycleId];
     for (let page = 1; page <= 6; page++) for (let b = 1; b <= 2; b++) ids.push(`${cycleId}/page-${page}/batch-${b}`);
@@ -137,8 +141,15 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
           .describe()
           .catch(() => undefined); // a batch not started yet
         for (const a of d?.raw.pendingActivities ?? []) {
-          if ((a.attempt ?? 0) >= 2) {
-            out.push({ workflowId, type: a.activityType?.name ?? '?', attempt: a.attempt ?? 0, lastFailure: a.lastFailure?.message ?? '' });
+          const details = a.heartbeatDetails?.payloads?.[0]?.data;
+          const waiting = details ? (JSON.parse(Buffer.from(details).toString('utf8')) as { waiting?: string }).waiting : undefined;
+          if ((a.attempt ?? 0) >= 2 || waiting) {
+            out.push({
+              workflowId,
+              type: a.activityType?.name ?? '?',
+              attempt: a.attempt ?? 0,
+              lastFailure: a.lastFailure?.message ?? waiting ?? '',
+            });
           }
         }
       }),
@@ -177,22 +188,26 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
     );
     const tDown = Date.now();
     await down();
-    // Mid-flight: some but not all rows were written, and the cycle has not finished.
-    expect(rowsAtCrash).toBeGreaterThan(0);
-    expect(rowsAtCrash).toBeLessThan(1800);
     let seen: PendingActivity[] = [];
-    await waitFor(
-      `activities retrying against the stopped ${which}`,
-      async () => {
-        seen = await retrying(cycleId);
-        return seen.length > 0;
-      },
-      60_000,
-      500,
-    );
-    while (Date.now() - tDown < 5000) await sleep(200);
-    expect((await handle.describe()).status.name).toBe('RUNNING');
-    await up();
+    try {
+      // Mid-flight: some but not all rows were written, and the cycle has not finished.
+      expect(rowsAtCrash).toBeGreaterThan(0);
+      expect(rowsAtCrash).toBeLessThan(1800);
+      await waitFor(
+        `activities retrying against the stopped ${which}`,
+        async () => {
+          seen = await retrying(cycleId);
+          return seen.length > 0;
+        },
+        60_000,
+        500,
+      );
+      while (Date.now() - tDown < 5000) await sleep(200);
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+    } finally {
+      // Whatever happened, the server comes back: the other tests of this file need it.
+      await up();
+    }
     const tUp = Date.now();
     // Recovered: no activity of the cycle is in retry any more (each retried one succeeded).
     let recoveredAt = 0;
@@ -244,8 +259,8 @@ describe('outages of ClickHouse, PostgreSQL and Temporal (servers of its own, ki
         pids.clickhouse = (await startClickhouse(chOpts)).pid;
       },
     );
-    // The outage was felt by the scoring or fetching activities (a scoring batch also waits out a
-    // failed write in-process, keeping what it judged), and nothing was lost or written twice.
+    // The outage was felt by the scoring or fetching activities (a scoring batch waits out a failed
+    // write in-process, keeping what it judged, and says so), and nothing was lost or written twice.
     expect(seen.some((a) => a.type === 'scoreInteractions' || a.type === 'fetchPage')).toBe(true);
     await expectNothingLost(deployment, cycleId, result);
   }, 240_000);

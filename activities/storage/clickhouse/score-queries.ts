@@ -158,6 +158,17 @@ export async function aggregateScores(ch: ClickHouseReader, deployment: string, 
   });
 }
 
+/** Which scores `versionAggregates` reduces: one version's, for one judge and its prompt versions, whole or over a window. */
+export interface VersionAggregatesQuery {
+  deployment: string;
+  version: string;
+  judge: string;
+  promptVersions: Record<Check, string>;
+  lastN?: number;
+  from?: string;
+  to?: string;
+}
+
 /**
  * Per-check aggregates of one model version's good scores from one judge and prompt versions,
  * optionally over a window: interactions in [from, to) and/or the last N interactions.
@@ -169,18 +180,7 @@ export async function aggregateScores(ch: ClickHouseReader, deployment: string, 
  * Quantiles of the quality dimensions are exact too (order statistics from `quantilesExact`,
  * interpolated between the nearest ranks as `quantile` does on up to 8,192 values).
  */
-export async function versionAggregates(
-  ch: ClickHouseReader,
-  q: {
-    deployment: string;
-    version: string;
-    judge: string;
-    promptVersions: Record<Check, string>;
-    lastN?: number;
-    from?: string;
-    to?: string;
-  },
-): Promise<VersionAggregates> {
+export async function versionAggregates(ch: ClickHouseReader, q: VersionAggregatesQuery): Promise<VersionAggregates> {
   const dep = sqlId(q.deployment, 'deployment');
   const ver = sqlId(q.version, 'model version');
   const scope = `deployment = ${dep} AND model_version = ${ver} AND judge = ${sqlString(q.judge)}`;

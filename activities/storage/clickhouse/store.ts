@@ -11,7 +11,15 @@ import type { VersionAggregates } from '../../../domain/gate/baseline.js';
 import { insertIsolatingRefused, partitionBlocks, utcDayKey, utcMonthKey } from './insert-blocks.js';
 import { applyMigrations, CLICKHOUSE_MIGRATIONS, type MigrateOptions } from './migrations.js';
 import { type CostUsageRow, type InteractionRow, type MetricSampleRow, type ScoreRow, unixSeconds } from './rows.js';
-import { aggregateScores, checkFilter, type ScoreAggregate, type ScoreTrends, scoreTrends, versionAggregates } from './score-queries.js';
+import {
+  aggregateScores,
+  checkFilter,
+  type ScoreAggregate,
+  type ScoreTrends,
+  scoreTrends,
+  versionAggregates,
+  type VersionAggregatesQuery,
+} from './score-queries.js';
 import { sqlId, sqlIdList, sqlString } from './sql.js';
 
 /** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
@@ -191,15 +199,7 @@ export class ClickHouseStore {
   }
 
   /** Per-check aggregates of one model version's good scores, whole or over a window (see score-queries.ts). */
-  async versionAggregates(q: {
-    deployment: string;
-    version: string;
-    judge: string;
-    promptVersions: Record<Check, string>;
-    lastN?: number;
-    from?: string;
-    to?: string;
-  }): Promise<VersionAggregates> {
+  async versionAggregates(q: VersionAggregatesQuery): Promise<VersionAggregates> {
     return versionAggregates(this, q);
   }
 
