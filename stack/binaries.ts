@@ -137,12 +137,15 @@ export async function ensureAptProgram(o: {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!root || !existsSync('/etc/debian_version')) throw new MissingProgramError(`${o.program} not found; ${how}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => execFileP('apt-get', ['install', '-y', '-q', o.pkg], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
+  // Another apt (a second suite installing the same package, unattended upgrades) holds dpkg's
+  // lock: wait for it rather than fail (apt.conf(5), DPkg::Lock::Timeout).
+  const lock = ['-o', 'DPkg::Lock::Timeout=600'];
+  const install = () => execFileP('apt-get', [...lock, 'install', '-y', '-q', o.pkg], { env, timeout: 15 * 60_000, maxBuffer: 64 << 20 });
   try {
     await install();
   } catch {
     try {
-      await execFileP('apt-get', ['update', '-q'], { env, timeout: 10 * 60_000, maxBuffer: 64 << 20 });
+      await execFileP('apt-get', [...lock, 'update', '-q'], { env, timeout: 10 * 60_000, maxBuffer: 64 << 20 });
       await install();
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr || (e as Error).message)
