@@ -255,7 +255,8 @@ export class LlmClient {
       let headers: Headers;
       try {
         const { data, response } = await this.groq.chat.completions
-          .create(params, opts.signal ? { signal: opts.signal } : undefined)
+          // A signal per request: the SDK never removes its listener, and a call may send many.
+          .create(params, opts.signal ? { signal: AbortSignal.any([opts.signal]) } : undefined)
           .withResponse();
         completion = data;
         headers = response.headers;

@@ -445,6 +445,22 @@ describe('LlmClient: counted failures retried in process', () => {
     expect(nonRetryableTypes()).toContain('LlmRetriesExhausted');
   });
 
+  it('a call that sends many requests leaves no listener behind on its signal (no MaxListenersExceededWarning)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const statuses = Array.from({ length: 14 }, () => ({ kind: 'status' as const, status: 500 }));
+      stub.enqueue(...statuses);
+      const r = await judge(client({ LLM_MAX_RETRIES: '20' }), 'quality', { signal: new AbortController().signal });
+      expect(r.calls).toBe(15);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('retries 422 (a model glitch) and answers', async () => {
     stub.enqueue({ kind: 'status', status: 422 });
     const r = await judge(client({ LLM_MAX_RETRIES: '1' }));
