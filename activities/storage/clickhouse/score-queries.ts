@@ -270,6 +270,16 @@ export async function versionAggregates(ch: ClickHouseReader, q: VersionAggregat
   };
 }
 
+/** Which scores `scoreTrends` follows: a deployment's, for one judge and its prompt versions, over a time range. */
+export interface ScoreTrendsQuery {
+  deployment: string;
+  judge: string;
+  promptVersions: Record<Check, string>;
+  from: string;
+  to: string;
+  maxBuckets?: number;
+}
+
 /**
  * Score trends of a deployment: per model version, check and time bucket (interaction time,
  * UTC seconds), the scored interactions of one judge and its prompt versions, their mean score
@@ -278,17 +288,7 @@ export async function versionAggregates(ch: ClickHouseReader, q: VersionAggregat
  * FINAL, as for baselines: the collector writes one row per version, check, interaction,
  * prompt version and judge.
  */
-export async function scoreTrends(
-  ch: ClickHouseReader,
-  q: {
-    deployment: string;
-    judge: string;
-    promptVersions: Record<Check, string>;
-    from: string;
-    to: string;
-    maxBuckets?: number;
-  },
-): Promise<ScoreTrends> {
+export async function scoreTrends(ch: ClickHouseReader, q: ScoreTrendsQuery): Promise<ScoreTrends> {
   const where = `deployment = ${sqlId(q.deployment, 'deployment')} AND judge = ${sqlString(q.judge)} AND (${checkFilter(q.promptVersions)})
          AND status = 'ok' AND interaction_ts >= toDateTime(${unixSeconds(q.from)}) AND interaction_ts < toDateTime(${unixSeconds(q.to)})`;
   const span = await ch.query<{ n: string; lo: string | number; hi: string | number }>(

@@ -16,6 +16,7 @@ import {
   checkFilter,
   type ScoreAggregate,
   type ScoreTrends,
+  type ScoreTrendsQuery,
   scoreTrends,
   versionAggregates,
   type VersionAggregatesQuery,
@@ -204,14 +205,7 @@ export class ClickHouseStore {
   }
 
   /** Score trends of a deployment per model version, check and time bucket (see score-queries.ts). */
-  async scoreTrends(q: {
-    deployment: string;
-    judge: string;
-    promptVersions: Record<Check, string>;
-    from: string;
-    to: string;
-    maxBuckets?: number;
-  }): Promise<ScoreTrends> {
+  async scoreTrends(q: ScoreTrendsQuery): Promise<ScoreTrends> {
     return scoreTrends(this, q);
   }
 
