@@ -8,7 +8,7 @@ import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import type { Check } from '../../common/types.js';
 import { baselineId, toVersionStats, type BaselineRecord, type BaselineWindow } from '../../domain/gate/baseline.js';
-import type { DeployerConfig, Explanation, GateResult, LookResult, RollbackOutcome, VersionStats } from '../../domain/gate/types.js';
+import type { DeployerConfig, GateResult, RollbackOutcome, VersionStats } from '../../domain/gate/types.js';
 import type { ActivityDeps } from '../deps.js';
 import { recordGateDecision } from '../metrics.js';
 import { getDeployment } from '../storage/postgres/deployments.js';
@@ -139,16 +139,7 @@ export function createGateActivities(deps: ActivityDeps) {
     recordGateDecision(input.result);
   }
 
-  async function recordComparison(c: {
-    id: string;
-    deployment: string;
-    versionA: string;
-    versionB: string;
-    look: LookResult;
-    a: VersionStats;
-    b: VersionStats;
-    explanation: Explanation;
-  }): Promise<void> {
+  async function recordComparison(c: gates.ComparisonRecord): Promise<void> {
     await gates.recordComparison(db, c);
   }
 

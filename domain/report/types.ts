@@ -10,11 +10,12 @@ import type { Decision, Evidence, GateResult, Tolerances, VersionStats } from '.
 export interface TrendPoint {
   model_version: string;
   check_name: Check;
-  /** Start of the bucket, seconds since epoch. */
+  /** Start of the bucket, seconds since epoch (UTC). */
   t: number;
   n: number;
+  /** Mean score of the bucket's interactions. */
   mean: number;
-  /** Interactions with score >= 0.5. */
+  /** Interactions with score >= 0.5 (hallucinated or toxic answers; for quality, not a flag). */
   flagged: number;
 }
 

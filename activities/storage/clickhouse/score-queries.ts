@@ -6,6 +6,7 @@
  */
 import type { Check } from '../../../common/types.js';
 import type { VersionAggregates } from '../../../domain/gate/baseline.js';
+import type { TrendPoint } from '../../../domain/report/types.js';
 import { DAILY_DIMENSIONS } from './migrations.js';
 import { unixSeconds } from './rows.js';
 import { sqlId, sqlString } from './sql.js';
@@ -29,19 +30,6 @@ export interface ScoreAggregate {
   flagged: number;
   /** Interactions the judge declined to score for this check. */
   abstained: number;
-}
-
-/** One point of a score trend: a model version's scored interactions of one check in one time bucket. */
-export interface TrendPoint {
-  model_version: string;
-  check_name: Check;
-  /** Start of the bucket, seconds since epoch (UTC). */
-  t: number;
-  n: number;
-  /** Mean score of the bucket's interactions. */
-  mean: number;
-  /** Interactions with score >= 0.5 (hallucinated or toxic answers; for quality, not a flag). */
-  flagged: number;
 }
 
 export interface ScoreTrends {

@@ -180,19 +180,19 @@ export async function decisionsSince(
   return r.rows.map((g) => ({ candidate: g.candidate_version, decision: g.decision, decidedAt: g.decided_at.toISOString() }));
 }
 
-export async function recordComparison(
-  db: Db,
-  c: {
-    id: string;
-    deployment: string;
-    versionA: string;
-    versionB: string;
-    look: LookResult;
-    a: VersionStats;
-    b: VersionStats;
-    explanation: Explanation;
-  },
-): Promise<void> {
+/** One A/B comparison as it is recorded. */
+export interface ComparisonRecord {
+  id: string;
+  deployment: string;
+  versionA: string;
+  versionB: string;
+  look: LookResult;
+  a: VersionStats;
+  b: VersionStats;
+  explanation: Explanation;
+}
+
+export async function recordComparison(db: Db, c: ComparisonRecord): Promise<void> {
   await db.query(
     `INSERT INTO comparisons (id, deployment, version_a, version_b, outcome, reason, look, stats_a, stats_b, explanation)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
