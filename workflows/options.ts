@@ -39,6 +39,15 @@ export const gateOptions: ActivityOptions = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
 };
 
+/** Ten attempts over about ten minutes (a rollback, a notification). */
+const tenAttempts: RetryPolicy = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '2 minutes',
+  maximumAttempts: 10,
+  nonRetryableErrorTypes: nonRetryableTypes(),
+};
+
 /**
  * The rollback: the activity heartbeats while the deployer works, so a dead worker is noticed in
  * seconds; an attempt may last as long as the longest deployer timeout (1 h).
@@ -46,25 +55,13 @@ export const gateOptions: ActivityOptions = {
 export const rollbackOptions: ActivityOptions = {
   startToCloseTimeout: '65 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '2 minutes',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: nonRetryableTypes(),
-  },
+  retry: tenAttempts,
 };
 
 /** A notification: retried for about ten minutes, then reported as failed (the gate does not wait for it). */
 export const notifyOptions: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '2 minutes',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: nonRetryableTypes(),
-  },
+  retry: tenAttempts,
 };
 
 /** Agent analyses: sources that stay down fail the agent run (with the reason) instead of stalling a review. */

@@ -22,14 +22,13 @@ export function hostMap(sources: InfraSource[]): Record<string, { resourceId?: s
   );
 }
 
+/** The window's samples of `metrics` from `sources`, one per step. */
+export function windowSamples(ch: ClickHouseStore, w: AgentWindow, metrics: string[], sources: InfraSource[]) {
+  return ch.metricSamples({ metrics, sources: sources.map((s) => s.id), from: w.from, to: w.to, stepSeconds: w.stepSeconds });
+}
+
 export async function resourceSeries(ch: ClickHouseStore, w: AgentWindow, sources: InfraSource[]): Promise<ResourceSeries[]> {
-  const samples = await ch.metricSamples({
-    metrics: RESOURCE_METRICS,
-    sources: sources.map((s) => s.id),
-    from: w.from,
-    to: w.to,
-    stepSeconds: w.stepSeconds,
-  });
+  const samples = await windowSamples(ch, w, RESOURCE_METRICS, sources);
   return buildResourceSeries(samples, w.stepSeconds, hostMap(sources)).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
 }
 

@@ -4,7 +4,7 @@ import type { AgentAnalysis, AgentWindow, PerformanceSeries } from '../../../dom
 import { buildPerformanceSeries, VLLM_METRICS } from '../../../domain/infra/series-builder.js';
 import type { ActivityDeps } from '../../deps.js';
 import type { createInfraActivities } from '../../infra/activities.js';
-import { MAX_POINTS, noData } from '../metrics.js';
+import { MAX_POINTS, noData, windowSamples } from '../metrics.js';
 
 export function createPerformanceActivities(deps: ActivityDeps, infra: ReturnType<typeof createInfraActivities>) {
   const { ch } = deps;
@@ -12,13 +12,7 @@ export function createPerformanceActivities(deps: ActivityDeps, infra: ReturnTyp
   /** The window's vLLM series per deployment (≤ MAX_POINTS points each). */
   async function gatherPerformance(w: AgentWindow): Promise<{ series: PerformanceSeries[]; dataPoints: number; warnings: string[] }> {
     const { sources, errors } = await infra.collectKinds(['scrape', 'prometheus']);
-    const samples = await ch.metricSamples({
-      metrics: VLLM_METRICS,
-      sources: sources.map((s) => s.id),
-      from: w.from,
-      to: w.to,
-      stepSeconds: w.stepSeconds,
-    });
+    const samples = await windowSamples(ch, w, VLLM_METRICS, sources);
     const series = buildPerformanceSeries(samples, w.stepSeconds).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
     if (!series.length) throw noData('performance', w, errors, 'vLLM metrics');
     return { series, dataPoints: samples.length, warnings: errors };
