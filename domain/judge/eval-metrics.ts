@@ -48,12 +48,19 @@ export interface Confusion {
 /** Confusion counts when `score >= threshold` predicts the positive class. */
 export function confusion(scores: readonly number[], labels: readonly boolean[], threshold = 0.5): Confusion {
   if (scores.length !== labels.length) throw new Error(`confusion: ${scores.length} scores but ${labels.length} labels`);
+  return countConfusion(
+    scores.map((s) => s >= threshold),
+    labels,
+  );
+}
+
+function countConfusion(predicted: readonly boolean[], labels: readonly boolean[]): Confusion {
   const c: Confusion = { tp: 0, fp: 0, tn: 0, fn: 0 };
-  for (let i = 0; i < scores.length; i++) {
-    const predicted = (scores[i] as number) >= threshold;
+  for (let i = 0; i < labels.length; i++) {
+    const p = predicted[i] as boolean;
     const actual = labels[i] as boolean;
-    if (predicted && actual) c.tp++;
-    else if (predicted) c.fp++;
+    if (p && actual) c.tp++;
+    else if (p) c.fp++;
     else if (actual) c.fn++;
     else c.tn++;
   }
@@ -78,23 +85,23 @@ export interface BinaryReport extends Confusion {
 
 /** AUROC plus accuracy / precision / recall / F1 of the positive class at `threshold`. */
 export function binaryReport(scores: readonly number[], labels: readonly boolean[], threshold = 0.5): BinaryReport {
-  const c = confusion(scores, labels, threshold);
-  const precision = ratio(c.tp, c.tp + c.fp);
-  const recall = ratio(c.tp, c.tp + c.fn);
-  // F1 = 2TP / (2TP + FP + FN): equals the harmonic mean of precision and recall when both exist,
-  // and is 0 (not NaN) when nothing is predicted positive although positives exist.
-  const f1 = ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn);
+  return reportOf(confusion(scores, labels, threshold), scores, labels, threshold);
+}
+
+function reportOf(c: Confusion, scores: readonly number[], labels: readonly boolean[], threshold: number): BinaryReport {
   return {
     ...c,
-    n: scores.length,
+    n: labels.length,
     positives: c.tp + c.fn,
     negatives: c.tn + c.fp,
     threshold,
     auroc: auroc(scores, labels),
-    accuracy: ratio(c.tp + c.tn, scores.length),
-    precision,
-    recall,
-    f1,
+    accuracy: ratio(c.tp + c.tn, labels.length),
+    precision: ratio(c.tp, c.tp + c.fp),
+    recall: ratio(c.tp, c.tp + c.fn),
+    // F1 = 2TP / (2TP + FP + FN): equals the harmonic mean of precision and recall when both exist,
+    // and is 0 (not NaN) when nothing is predicted positive although positives exist.
+    f1: ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
   };
 }
 
@@ -112,27 +119,7 @@ export function binaryReportOf(
   if (scores.length !== labels.length || predicted.length !== labels.length) {
     throw new Error(`binaryReportOf: ${scores.length} scores, ${predicted.length} predictions but ${labels.length} labels`);
   }
-  const c: Confusion = { tp: 0, fp: 0, tn: 0, fn: 0 };
-  for (let i = 0; i < labels.length; i++) {
-    const p = predicted[i] as boolean;
-    const actual = labels[i] as boolean;
-    if (p && actual) c.tp++;
-    else if (p) c.fp++;
-    else if (actual) c.fn++;
-    else c.tn++;
-  }
-  return {
-    ...c,
-    n: labels.length,
-    positives: c.tp + c.fn,
-    negatives: c.tn + c.fp,
-    threshold,
-    auroc: auroc(scores, labels),
-    accuracy: ratio(c.tp + c.tn, labels.length),
-    precision: ratio(c.tp, c.tp + c.fp),
-    recall: ratio(c.tp, c.tp + c.fn),
-    f1: ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn),
-  };
+  return reportOf(countConfusion(predicted, labels), scores, labels, threshold);
 }
 
 export interface ReliabilityBand {
