@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../common/config.js';
+import type { CycleResult } from '../../domain/collector/collection.js';
 import { createLlm, openStores, type Stores } from '../../client/runtime.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../stack/temporal.js';
@@ -163,4 +164,22 @@ export function cliEnv(config: Config, extra: Record<string, string | undefined>
     DATABASE_URL: config.databaseUrl,
     ...extra,
   };
+}
+
+/** The simulator now serves `version` (`degradedShare` of its answers wrong): `count` new interactions, collected in one cycle. */
+export async function serveAndCollect(
+  stack: Pick<TestStack, 'client' | 'config'>,
+  sim: { setModel(version: string, share: number): void; generate(count: number): void },
+  deployment: string,
+  version: string,
+  degradedShare: number,
+  count: number,
+): Promise<CycleResult> {
+  sim.setModel(version, degradedShare);
+  sim.generate(count);
+  return (await stack.client.workflow.execute('collectionCycle', {
+    taskQueue: stack.config.temporal.taskQueue,
+    workflowId: `collect/${deployment}/${randomUUID()}`,
+    args: [{ deployment, batchSize: 100, maxConcurrentBatches: 8 }],
+  })) as CycleResult;
 }

@@ -3,7 +3,6 @@
  * re-runs, and bad input that starts nothing. Against the dev server with a running worker.
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { repoRoot } from '../../stack/paths.js';
-import { cliEnv, startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { cliEnv, startTestStack, uniqueId, type TestStack, serveAndCollect } from '../helpers/env.js';
 
 const run = promisify(execFile);
 
@@ -41,15 +40,8 @@ describe('optiinfra gate from a CI pipeline', () => {
     }
   }
 
-  async function serve(version: string, share: number, count: number) {
-    sim.setModel(version, share);
-    sim.generate(count);
-    await stack.client.workflow.execute('collectionCycle', {
-      taskQueue: stack.config.temporal.taskQueue,
-      workflowId: `collect/${deployment}/${randomUUID()}`,
-      args: [{ deployment, batchSize: 100, maxConcurrentBatches: 8 }],
-    });
-  }
+  const serve = (version: string, degradedShare: number, count: number) =>
+    serveAndCollect(stack, sim, deployment, version, degradedShare, count);
 
   const gatesStarted = async () => {
     const ids: string[] = [];

@@ -2,14 +2,12 @@
  * The deploy gate end to end on the time-skipping test server (deadlines of hours pass
  * instantly) with the real ClickHouse and PostgreSQL, the offline judge and the simulator.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import type { CycleResult } from '../../domain/collector/collection.js';
 import type { GateInput, GateProgress, GateResult } from '../../domain/gate/types.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
-import { startTimeSkippingStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { startTimeSkippingStack, uniqueId, type TestStack, serveAndCollect } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';
 
 const SECRET = 'whsec_test_0123456789abcdef';
@@ -21,15 +19,8 @@ describe('deployGate: the seed scenario and the other paths', () => {
   const deployment = uniqueId('gate');
   let failAfterDeliver = 0;
 
-  async function serve(version: string, degradedShare: number, count: number): Promise<CycleResult> {
-    sim.setModel(version, degradedShare);
-    sim.generate(count);
-    return (await stack.client.workflow.execute('collectionCycle', {
-      taskQueue: stack.config.temporal.taskQueue,
-      workflowId: `collect/${deployment}/${randomUUID()}`,
-      args: [{ deployment, batchSize: 100, maxConcurrentBatches: 8 }],
-    })) as CycleResult;
-  }
+  const serve = (version: string, degradedShare: number, count: number) =>
+    serveAndCollect(stack, sim, deployment, version, degradedShare, count);
 
   const gate = (input: Partial<GateInput> & { candidateVersion: string }, id = `gate/${deployment}/${input.candidateVersion}`) =>
     stack.client.workflow.start('deployGate', {

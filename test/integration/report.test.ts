@@ -21,7 +21,7 @@ import { ensureChromium } from '../../stack/binaries.js';
 import { MissingProgramError } from '../../stack/errors.js';
 import { repoRoot } from '../../stack/paths.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { cliEnv, startTimeSkippingStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { cliEnv, startTimeSkippingStack, uniqueId, type TestStack, serveAndCollect } from '../helpers/env.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,15 +56,8 @@ describe('optiinfra report: the page in a headless browser', () => {
   const home = mkdtempSync(join(repoRoot(), '.stack-test', 'report-home-'));
   let rejected: GateResult;
 
-  async function serve(version: string, share: number, count: number) {
-    sim.setModel(version, share);
-    sim.generate(count);
-    await stack.client.workflow.execute('collectionCycle', {
-      taskQueue: stack.config.temporal.taskQueue,
-      workflowId: `collect/${deployment}/${randomUUID()}`,
-      args: [{ deployment, batchSize: 100, maxConcurrentBatches: 8 }],
-    });
-  }
+  const serve = (version: string, degradedShare: number, count: number) =>
+    serveAndCollect(stack, sim, deployment, version, degradedShare, count);
 
   async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
