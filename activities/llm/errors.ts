@@ -13,16 +13,13 @@ import type { LlmErrorType } from '../../common/failures.js';
 import { redact } from '../../common/secrets.js';
 import type { Format } from './model-traits.js';
 import { capacityTooSmall, type Pacer } from './pacer.js';
+import type { TokenUsage } from './usage.js';
 
 /** Attached as the single `details` entry of the LLM failures (no text content). */
-export interface LlmFailureDetails {
+export interface LlmFailureDetails extends Partial<TokenUsage> {
   model: string;
   status?: number;
   latencyMs: number;
-  promptTokens?: number;
-  completionTokens?: number;
-  cachedTokens?: number;
-  reasoningTokens?: number;
   retryAfterMs?: number;
   calls?: number;
   /** For LlmRetriesExhausted: the type of the last counted failure. */

@@ -7,20 +7,19 @@ import type Groq from 'groq-sdk';
 import { redact } from '../../common/secrets.js';
 import { recordLlmRequest } from '../metrics.js';
 
-export interface Totals {
+/** The tokens of a reply as Groq reports them in `usage` (cached ones are part of the prompt's, reasoning ones of the completion's). */
+export interface TokenUsage {
   promptTokens: number;
   completionTokens: number;
   cachedTokens: number;
   reasoningTokens: number;
+}
+
+export interface Totals extends TokenUsage {
   calls: number;
 }
 
-export function usageOf(c: Groq.Chat.ChatCompletion): {
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  reasoningTokens: number;
-} {
+export function usageOf(c: Groq.Chat.ChatCompletion): TokenUsage {
   const u = c.usage;
   return {
     promptTokens: numberOr0(u?.prompt_tokens),
@@ -35,16 +34,12 @@ function numberOr0(n: unknown): number {
 }
 
 /** One HTTP request as it is logged and counted. */
-export interface RequestLog {
+export interface RequestLog extends Partial<TokenUsage> {
   outcome: 'ok' | 'error';
   type?: string;
   model?: string;
   status?: number;
   latencyMs: number;
-  promptTokens?: number;
-  completionTokens?: number;
-  cachedTokens?: number;
-  reasoningTokens?: number;
   waitMs?: number;
   next?: string;
 }
