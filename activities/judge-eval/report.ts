@@ -10,7 +10,7 @@
  * the report, "n/a" in the table and null in JSON.
  */
 import { CHECKS, primaryScore, type Check } from '../../common/types.js';
-import { binaryReportOf, type BinaryReport } from '../../domain/judge/eval-metrics.js';
+import { binaryReportOf, type BinaryReport, type Confusion } from '../../domain/judge/eval-metrics.js';
 import type { EvalSet } from './datasets.js';
 import { estimateCostUsd, type Prices } from './pricing.js';
 import type { ItemResult, RunResult, UsageTotals } from './runner.js';
@@ -95,23 +95,18 @@ export interface EvalOutput {
   judge: JudgeDescription;
   threshold: number;
   sets: Array<{ name: string; source: string; items: number; checks: Check[]; malformed: number; malformedExamples: string[] }>;
-  results: Array<{
-    set: string;
-    check: Check;
-    labelled: number;
-    scored: number;
-    abstained: number;
-    failed: number;
-    missing: number;
-    positives: number | null;
-    negatives: number | null;
-    confusion: { tp: number; fp: number; tn: number; fn: number } | null;
-    precision: number | null;
-    recall: number | null;
-    f1: number | null;
-    accuracy: number | null;
-    auroc: number | null;
-  }>;
+  results: Array<
+    Pick<CheckFigures, 'set' | 'check' | 'labelled' | 'scored' | 'abstained' | 'failed' | 'missing'> & {
+      positives: number | null;
+      negatives: number | null;
+      confusion: Confusion | null;
+      precision: number | null;
+      recall: number | null;
+      f1: number | null;
+      accuracy: number | null;
+      auroc: number | null;
+    }
+  >;
   judgements: RunResult['units'];
   usage: { total: UsageTotals; thisRun: UsageTotals };
   cost: { prices: Prices; totalUsd: number; thisRunUsd: number } | { prices: null; note: string };
