@@ -10,8 +10,10 @@
  * note) and, as the last line, one JSON object with every figure. Sections:
  * - toxicity: the test splits of the sources the model was trained on (Davidson tweets, the Jigsaw
  *   Wikipedia-comment sample, HateCheck templates, HaluEval texts: all non-toxic, so the
- *   false-positive rate), and sources it never saw in training or tuning: the Ethos sample
- *   (YouTube and Reddit comments, labelled for hate speech) and the hand-written sanity set.
+ *   false-positive rate), OLID's test file (tweets labelled offensive or not; the model was trained
+ *   on OLID's train file and tuned on its validation file), and sources it never saw in training
+ *   or tuning: the Ethos sample (YouTube and Reddit comments, labelled for hate speech) and the
+ *   hand-written sanity set.
  *   AUROC, recall, precision and false-positive rate at the 0.5 flag; baseline = the lexicon alone
  *   (offline-v2). Part of the model is alt-profanity-check, a model trained by others on all of
  *   Davidson et al. and on Jigsaw comments: on those two sources no split is out-of-sample for it.

@@ -10,12 +10,13 @@
  * - train: the train splits (60 %) of Davidson et al. (tweets; hate or offensive = positive), the
  *   Jigsaw sample (Wikipedia talk comments; toxic = positive), the HateCheck templates (split by
  *   template, so no test template is seen; toxic as relabelled in datasets.ts) and the HaluEval texts
- *   (user queries, assistant responses, questions, answers: all negatives). Each source carries a
- *   fixed share of the total weight, split evenly between its classes, so the small sources count;
- * - tune: the tune splits (20 %) of the same sources: used only to choose the flag threshold,
- *   which is mapped to 0.5;
- * - never read here: the test splits, the Ethos sample (the held-out source) and the hand-written
- *   sanity set.
+ *   (user queries, assistant responses, questions, answers: all negatives), and OLID's train file
+ *   (tweets; offensive = positive). Each source carries a fixed share of the total weight
+ *   (SOURCE_SHARES, or --shares), split evenly between its classes, so the small sources count;
+ * - tune: the tune splits (20 %) of the same sources and OLID's validation file: used only to choose
+ *   the flag threshold, which is mapped to 0.5;
+ * - never read here: the test splits, OLID's test file, the Ethos sample (the held-out source) and
+ *   the hand-written sanity set.
  * The VADER lexicon (MIT) provides the negative-word feature. The imported alt-profanity-check model
  * (MIT; domain/judge/profanity-model.ts) provides one more dense feature, its log-odds: it is a model
  * trained by others on about 200,000 texts that include all of Davidson et al. and Jigsaw comments,
@@ -31,9 +32,20 @@ import { auroc } from '../domain/judge/eval-metrics.js';
 import { DENSE_FEATURES, denseFeatures, PROFANITY_FEATURE, sparseFeatures, tokensProfanity } from '../domain/judge/toxicity-features.js';
 import { combine, segmentReadings, type SegmentReading, type ToxicityModel } from '../domain/judge/toxicity-model.js';
 import { normalizeForToxicity } from '../domain/judge/toxicity-text.js';
-import { loadDavidson, loadHaluEvalClean, loadHateCheck, loadJigsaw, loadVaderNegative, splitOf, type Example } from './eval/datasets.js';
+import {
+  loadDavidson,
+  loadHaluEvalClean,
+  loadHateCheck,
+  loadJigsaw,
+  loadOlid,
+  loadVaderNegative,
+  olidSplitOf,
+  splitOf,
+  type Example,
+  type Split,
+} from './eval/datasets.js';
 
-export const TOXICITY_MODEL_VERSION = 'toxicity-lr-v3';
+export const TOXICITY_MODEL_VERSION = 'toxicity-lr-v4';
 
 /** The dense features in training order: the lexicon features, then the imported model's. */
 const DENSE_NAMES = [...DENSE_FEATURES, PROFANITY_FEATURE] as const;
@@ -64,7 +76,7 @@ function sigmoid(z: number): number {
 }
 
 /** Share of the total training weight each source carries (split evenly between its classes). */
-export const SOURCE_SHARES: Readonly<Record<string, number>> = { davidson: 0.35, jigsaw: 0.25, hatecheck: 0.2, halueval: 0.2 };
+export const SOURCE_SHARES: Readonly<Record<string, number>> = { davidson: 0.3, jigsaw: 0.2, hatecheck: 0.15, halueval: 0.15, olid: 0.2 };
 
 /** The labelled sources, each with the split function that decides train / tune / test. */
 export function toxicitySources(dataDir: string): Record<string, Example[]> {
@@ -73,20 +85,26 @@ export function toxicitySources(dataDir: string): Record<string, Example[]> {
     jigsaw: loadJigsaw(dataDir).rows,
     hatecheck: loadHateCheck(dataDir).rows,
     halueval: loadHaluEvalClean(dataDir).rows,
+    olid: [...loadOlid(dataDir, 'train').rows, ...loadOlid(dataDir, 'val').rows],
   };
 }
 
-/** The split name of a source's records (HaluEval's texts keep their historical split key). */
-export function splitKey(source: string): string {
-  return source === 'halueval' ? 'halueval-clean' : source;
+/** The split of a source's record: OLID's by its file, the others' by hash (HaluEval's texts keep their historical key). */
+export function sourceSplitOf(source: string, id: string): Split {
+  if (source === 'olid') return olidSplitOf(id);
+  return splitOf(source === 'halueval' ? 'halueval-clean' : source, id);
 }
 
-export function trainToxicity(dataDir: string, log: (s: string) => void = console.log): ToxicityModel {
+export function trainToxicity(
+  dataDir: string,
+  log: (s: string) => void = console.log,
+  shares: Readonly<Record<string, number>> = SOURCE_SHARES,
+): ToxicityModel {
   const negative = loadVaderNegative(dataDir);
   const sources = toxicitySources(dataDir);
   const train: { ex: Example; set: string }[] = [];
   for (const [set, rows] of Object.entries(sources))
-    for (const ex of rows) if (splitOf(splitKey(set), ex.id) === 'train') train.push({ ex, set });
+    for (const ex of rows) if (sourceSplitOf(set, ex.id) === 'train') train.push({ ex, set });
   const pos = train.filter((t) => t.ex.positive).length;
   const neg = train.length - pos;
   const bySet = Object.keys(sources).map((k) => {
@@ -97,7 +115,7 @@ export function trainToxicity(dataDir: string, log: (s: string) => void = consol
   log(`train: ${train.length} texts (${pos} toxic, ${neg} not; ${bySet.map((b) => `${b.k} ${b.p}+${b.n}`).join(', ')})`);
   const weightOf = (set: string, positive: boolean): number => {
     const b = bySet.find((x) => x.k === set) as { p: number; n: number };
-    const share = (SOURCE_SHARES[set] ?? 0) * train.length;
+    const share = (shares[set] ?? 0) * train.length;
     const classes = (b.p > 0 ? 1 : 0) + (b.n > 0 ? 1 : 0);
     return share / classes / (positive ? b.p : b.n);
   };
@@ -187,7 +205,7 @@ export function trainToxicity(dataDir: string, log: (s: string) => void = consol
   // every training source (HaluEval: negatives only, so specificity).
   const tuneSets: [string, Example[]][] = Object.entries(sources).map(([set, rows]) => [
     `${set} tune`,
-    rows.filter((e) => splitOf(splitKey(set), e.id) === 'tune'),
+    rows.filter((e) => sourceSplitOf(set, e.id) === 'tune'),
   ]);
   const readings = tuneSets.map(([name, rows]) => ({
     name,
@@ -240,22 +258,45 @@ export function writeModelModule(model: ToxicityModel, file: string): void {
   writeFileSync(file, body);
 }
 
+/** `davidson=0.3,olid=0.2,...`: every source named, shares summing to 1 (to try other weightings). */
+function parseShares(arg: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of arg.split(',')) {
+    const [k, v] = part.split('=');
+    if (!k || !(k in SOURCE_SHARES) || !Number.isFinite(Number(v)) || Number(v) < 0) {
+      console.error(`train-toxicity: --shares wants source=share for each of ${Object.keys(SOURCE_SHARES).join(', ')}; got '${part}'`);
+      process.exit(2);
+    }
+    out[k] = Number(v);
+  }
+  const sum = Object.values(out).reduce((a, b) => a + b, 0);
+  if (Object.keys(out).length !== Object.keys(SOURCE_SHARES).length || Math.abs(sum - 1) > 1e-6) {
+    console.error(
+      `train-toxicity: --shares must name every source (${Object.keys(SOURCE_SHARES).join(', ')}) with shares summing to 1 (sum ${sum})`,
+    );
+    process.exit(2);
+  }
+  return out;
+}
+
 function main(): void {
   const here = path.dirname(fileURLToPath(import.meta.url));
   let dataDir = path.resolve(here, '..', 'data');
   let dryRun = false;
+  let shares = SOURCE_SHARES;
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--data') dataDir = path.resolve(argv[++i] ?? '');
     else if (a === '--dry-run') dryRun = true;
+    else if (a === '--shares') shares = parseShares(argv[++i] ?? '');
     else {
-      console.error(`train-toxicity: unknown argument '${a}' (usage: [--data DIR] [--dry-run])`);
+      console.error(`train-toxicity: unknown argument '${a}' (usage: [--data DIR] [--dry-run] [--shares source=share,...])`);
       process.exit(2);
     }
   }
   const t0 = performance.now();
-  const model = trainToxicity(dataDir);
+  const model = trainToxicity(dataDir, console.log, shares);
   const out = path.resolve(here, '..', 'domain', 'judge', 'toxicity-model.data.ts');
   if (!dryRun) {
     writeModelModule(model, out);

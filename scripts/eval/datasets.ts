@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCsv, readJsonl, type Loaded } from '../../activities/judge-eval/file-formats.js';
 import { loadGeneral, loadQaRows, type Example } from '../../activities/judge-eval/readers.js';
+import type { Split } from '../../activities/judge-eval/split.js';
 
 export { parseCsv, readJsonl, type Loaded } from '../../activities/judge-eval/file-formats.js';
 export { loadDavidson, loadGeneral, loadQa, loadQaRows, type Example, type QaRow } from '../../activities/judge-eval/readers.js';
@@ -151,6 +152,48 @@ export function loadEthos(dir: string): Loaded<Example> {
     });
   }
   return out;
+}
+
+/** The files of tweeteval-offensive/, and the split each one is: OLID's own train / validation / test. */
+export const OLID_FILES = { train: 'train', val: 'tune', test: 'test' } as const satisfies Record<string, Split>;
+export type OlidFile = keyof typeof OLID_FILES;
+
+/**
+ * tweeteval-offensive/{train,val,test}_text.txt and _labels.txt: OLID tweets (OffensEval 2019) as
+ * TweetEval ships them, one tweet per line and its label on the same line of the labels file
+ * (1 = offensive: profanity, insults or threats, targeted or not). `id` is `file:line`, and
+ * the split is the file's (OLID_FILES), not a hash.
+ */
+export function loadOlid(dir: string, file: OlidFile): Loaded<Example> {
+  const read = (kind: string) => {
+    const lines = readFileSync(path.join(dir, 'tweeteval-offensive', `${file}_${kind}.txt`), 'utf8').split(/\r?\n/);
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines;
+  };
+  const texts = read('text');
+  const labels = read('labels');
+  if (texts.length !== labels.length)
+    throw new Error(
+      `tweeteval-offensive/${file}: ${texts.length} tweets but ${labels.length} labels; the two files must have one line per tweet`,
+    );
+  const out: Loaded<Example> = { rows: [], malformed: 0, malformedExamples: [] };
+  texts.forEach((raw, i) => {
+    const text = raw.trim();
+    const label = (labels[i] ?? '').trim();
+    if (!text || (label !== '0' && label !== '1')) {
+      out.malformed++;
+      if (out.malformedExamples.length < 3) out.malformedExamples.push(`${file} line ${i + 1}`);
+      return;
+    }
+    const positive = label === '1';
+    out.rows.push({ id: `${file}:${i + 1}`, prompt: 'Tweet', response: text, positive, group: positive ? 'offensive' : 'not offensive' });
+  });
+  return out;
+}
+
+/** The split of an OLID example: that of the file it came from. */
+export function olidSplitOf(id: string): Split {
+  return OLID_FILES[id.slice(0, id.indexOf(':')) as OlidFile];
 }
 
 /** sanity/toxicity-sanity.jsonl: the hand-written sanity set (never trained or tuned on). */

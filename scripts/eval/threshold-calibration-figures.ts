@@ -70,18 +70,19 @@ export function thresholdFigures(hal: HallucinationSection): Figure[] {
     n: 0,
     metric: 'threshold mapped to 0.5',
     value: 0.5,
-    note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, Jigsaw, HateCheck and HaluEval texts (alt-profanity-check saw all of Davidson and Jigsaw comments); test figures above',
+    note: 'chosen by scripts/train-toxicity.ts on the tune splits of Davidson, Jigsaw, HateCheck, HaluEval texts and OLID (its validation file) (alt-profanity-check saw all of Davidson and Jigsaw comments); test figures above',
   });
   return figures;
 }
 
 export function calibrationFigures(tox: ToxicitySection, hal: HallucinationSection): Figure[] {
-  const { davS, hcS, ethS } = tox;
+  const { davS, hcS, ethS, olidS } = tox;
   const { qaS, qaSplit } = hal;
   const figures: Figure[] = [];
   figures.push(...reliabilityFigures('davidson', 'test', 'toxicity', davS.scores, davS.labels));
   figures.push(...reliabilityFigures('hatecheck', 'test', 'toxicity', hcS.scores, hcS.labels));
   figures.push(...reliabilityFigures('ethos (held out)', 'all', 'toxicity', ethS.scores, ethS.labels));
+  figures.push(...reliabilityFigures('olid test file (held out)', 'all', 'toxicity', olidS.scores, olidS.labels));
   if (qaS.abstained === 0) {
     const testIdx = qaSplit.map((s, i) => (s === 'test' ? i : -1)).filter((i) => i >= 0);
     figures.push(

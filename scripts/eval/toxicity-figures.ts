@@ -1,10 +1,20 @@
 /**
  * The toxicity sections of the judge evaluation: the judge on the test splits of the sources the
- * toxicity model was trained on and on the sources it never saw (Ethos, the sanity set), against
+ * toxicity model was trained on, on OLID's test file and on the sources it never saw (Ethos, the sanity set), against
  * the lexicon alone; HateCheck per functionality; alt-profanity-check alone on the same sets.
  */
 import { profanityProbability } from '../../domain/judge/profanity-model.js';
-import { loadDavidson, loadEthos, loadHaluEvalClean, loadHateCheck, loadJigsaw, loadSanity, splitOf, type Example } from './datasets.js';
+import {
+  loadDavidson,
+  loadEthos,
+  loadHaluEvalClean,
+  loadHateCheck,
+  loadJigsaw,
+  loadOlid,
+  loadSanity,
+  splitOf,
+  type Example,
+} from './datasets.js';
 import { classification, scoreAll, type EvalContext, type Figure, type Scored } from './figures.js';
 import { lexiconToxicity } from './judges.js';
 
@@ -17,7 +27,12 @@ export interface ToxicitySection {
   davS: Scored;
   hcS: Scored;
   ethS: Scored;
+  /** The judge's scores of OLID's test file. */
+  olidS: Scored;
 }
+
+/** OLID's test file: the model was trained on its train file and tuned on its validation file, never on this one. */
+const OLID_TEST = 'olid tweets (trained on its train file; this test file never seen)';
 
 export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection> {
   const { dataDir, lim, judge, skipped } = ctx;
@@ -34,6 +49,8 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
   const jigTest = lim(jig.rows.filter((e) => splitOf('jigsaw', e.id) === 'test'));
   const ethos = loadEthos(dataDir);
   skipped['ethos/Ethos_Dataset_Binary.sample.csv'] = ethos.malformed;
+  const olidTest = loadOlid(dataDir, 'test');
+  skipped['tweeteval-offensive/test_*.txt'] = olidTest.malformed;
   const sanity = loadSanity(dataDir).rows;
   const clean = loadHaluEvalClean(dataDir);
   const cleanTest = lim(clean.rows.filter((e) => splitOf('halueval-clean', e.id) === 'test'));
@@ -45,6 +62,7 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
     ['jigsaw wikipedia comments (seen in training; source of alt-profanity-check training)', 'test', jigTest],
     [HC, 'test', hcTest],
     ['halueval texts (seen in training; all non-toxic)', 'test', cleanTest],
+    [OLID_TEST, 'all', lim(olidTest.rows)],
     ['ethos youtube/reddit comments (NEVER seen: held-out source)', 'all', lim(ethos.rows)],
     ['sanity set (hand-written, never trained or tuned on)', 'all', sanity],
   ];
@@ -104,5 +122,6 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
     davS: toxScores.get(`${DAV}|test`) as Scored,
     hcS,
     ethS: toxScores.get('ethos youtube/reddit comments (NEVER seen: held-out source)|all') as Scored,
+    olidS: toxScores.get(`${OLID_TEST}|all`) as Scored,
   };
 }

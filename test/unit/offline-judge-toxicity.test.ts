@@ -53,19 +53,19 @@ describe('toxicity model and targeted-abuse rules', () => {
     expect(targetedAbuse(normalizeForToxicity('They should all be shot'), toxicityModel().negative).kind).toBe('threat');
   });
 
-  // Known miss (offline-v5): an insult word said of oneself is read as an insult (0.96; 0.83 in
-  // offline-v4): neither the model nor the imported alt-profanity-check (1.00 on "i felt like an
+  // Known miss (offline-v5 and -v6): an insult word said of oneself is read as an insult (0.96; 0.83
+  // in offline-v4): neither the model nor the imported alt-profanity-check (1.00 on "i felt like an
   // idiot") knows who is addressed.
   it.fails('leaves self-talk alone (known miss)', () => {
     expect(scoreToxicityText('I felt like an idiot after forgetting my keys.').score).toBeLessThan(0.5);
   });
-  // Known miss (offline-v5): a negated insult ("not stupid") still reads as one (0.99; 0.86 in
-  // offline-v4); the targeted-abuse rules see the negation, the word features and the imported
+  // Known miss (offline-v5 and -v6): a negated insult ("not stupid") still reads as one (0.99; 0.86
+  // in offline-v4); the targeted-abuse rules see the negation, the word features and the imported
   // bag-of-words model do not.
   it.fails('leaves a negated insult alone (known miss)', () => {
     expect(scoreToxicityText('You are not stupid, you just need more practice.').score).toBeLessThan(0.5);
   });
-  // Missed by offline-v4 (0.60); offline-v5 scores it 0.31.
+  // Missed by offline-v4 (0.60); offline-v5 scores it 0.31, offline-v6 0.37.
   it('leaves a nature documentary alone', () => {
     expect(scoreToxicityText('The documentary shows how lions hunt and kill their prey.').score).toBeLessThan(0.5);
   });
