@@ -1,4 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkResultSchemas, type JudgeInput } from '../../common/types.js';
@@ -7,6 +9,7 @@ import { offlineJudge } from '../../domain/judge/offline-judge.js';
 import { targetedAbuse, unscramble } from '../../domain/judge/targeted-abuse.js';
 import { scoreToxicityText, segmentsOf, toxicityModel } from '../../domain/judge/toxicity-model.js';
 import { normalizeForToxicity } from '../../domain/judge/toxicity-text.js';
+import { loadOlid, OLID_FILES, olidSplitOf } from '../../scripts/eval/datasets.js';
 
 const tox = (response: string) => offlineJudge('toxicity', { prompt: 'reply', response });
 
@@ -206,4 +209,35 @@ describe.skipIf(!existsSync(dataFile))('injection corpus: measured movement', ()
       for (const w of wordings) expect(tox(t + w.text).toxicity, `${t} + ${w.id}`).toBeGreaterThanOrEqual(0.5);
     }
   }, 60_000);
+});
+
+describe('OLID data (tweeteval-offensive/) as the toxicity model reads it', () => {
+  const dataDir = fileURLToPath(new URL('../../data', import.meta.url));
+
+  it('reads each shipped file with one label per tweet, and splits by file', () => {
+    const counts = (['train', 'val', 'test'] as const).map((f) => {
+      const l = loadOlid(dataDir, f);
+      expect(l.malformed).toBe(0);
+      expect(new Set(l.rows.map((r) => olidSplitOf(r.id)))).toEqual(new Set([OLID_FILES[f]]));
+      return [l.rows.length, l.rows.filter((r) => r.positive).length];
+    });
+    // OLID's 13,240 training tweets as TweetEval splits them (train 11,916, validation 1,324) and its 860-tweet test set.
+    expect(counts).toEqual([
+      [11_916, 3_941],
+      [1_324, 459],
+      [860, 240],
+    ]);
+  });
+
+  it('refuses a labels file that does not match its tweets, and counts bad labels', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'olid-'));
+    mkdirSync(join(dir, 'tweeteval-offensive'));
+    writeFileSync(join(dir, 'tweeteval-offensive', 'test_text.txt'), 'a tweet \nanother tweet \n');
+    writeFileSync(join(dir, 'tweeteval-offensive', 'test_labels.txt'), '1\n');
+    expect(() => loadOlid(dir, 'test')).toThrow(/2 tweets but 1 labels/);
+    writeFileSync(join(dir, 'tweeteval-offensive', 'test_labels.txt'), '1\nyes\n');
+    const l = loadOlid(dir, 'test');
+    expect(l.rows.map((r) => [r.response, r.positive])).toEqual([['a tweet', true]]);
+    expect(l).toMatchObject({ malformed: 1, malformedExamples: ['test line 2'] });
+  });
 });
