@@ -37,6 +37,11 @@ describe('budget-aware coverage', () => {
         GROQ_PLAN: 'unlimited',
         GROQ_TPD: String(TPD),
         LLM_TIMEOUT: '5',
+        // A day's 20K tokens refill at about 0.23 a second: a last call the sample's estimate left
+        // a few tokens short would wait minutes for them under the default LLM_MAX_WAIT (2 h).
+        // With 20 s it stops the cycle's scoring as out of budget instead (counted as unscored
+        // for the budget, never as failed), which is what the assertions below allow.
+        LLM_MAX_WAIT: '20',
       }),
     );
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.1, seed: 21 });
