@@ -19,47 +19,19 @@ export function thresholdFigures(hal: HallucinationSection): Figure[] {
     if (Number.isFinite(t) && test.s.length) {
       const rep = binaryReport(test.s, test.y, t);
       const at05 = binaryReport(test.s, test.y, 0.5);
-      figures.push({
-        section: 'threshold',
-        dataset: 'halueval qa',
-        split: 'tune -> test',
-        check: 'hallucination',
-        n: test.s.length,
-        metric: 'threshold chosen on tune',
-        value: t,
-        note: 'max balanced accuracy',
-      });
-      figures.push({
+      const hallucination = {
         section: 'threshold',
         dataset: 'halueval qa',
         split: 'test',
         check: 'hallucination',
         n: test.s.length,
-        metric: `recall@chosen`,
-        value: rep.recall,
-        baseline: at05.recall,
-        note: 'baseline column: at 0.5',
-      });
-      figures.push({
-        section: 'threshold',
-        dataset: 'halueval qa',
-        split: 'test',
-        check: 'hallucination',
-        n: test.s.length,
-        metric: `precision@chosen`,
-        value: rep.precision,
-        baseline: at05.precision,
-        note: 'baseline column: at 0.5',
-      });
-      figures.push({
-        section: 'threshold',
-        dataset: 'halueval qa',
-        split: 'test',
-        check: 'hallucination',
-        n: test.s.length,
-        metric: 'AUROC',
-        value: rep.auroc,
-      });
+      } as const;
+      figures.push(
+        { ...hallucination, split: 'tune -> test', metric: 'threshold chosen on tune', value: t, note: 'max balanced accuracy' },
+        { ...hallucination, metric: 'recall@chosen', value: rep.recall, baseline: at05.recall, note: 'baseline column: at 0.5' },
+        { ...hallucination, metric: 'precision@chosen', value: rep.precision, baseline: at05.precision, note: 'baseline column: at 0.5' },
+        { ...hallucination, metric: 'AUROC', value: rep.auroc },
+      );
     }
   }
   figures.push({
