@@ -77,6 +77,13 @@ export type ServiceTier = (typeof SERVICE_TIERS)[number];
 export const JUDGE_MODES = ['combined', 'separate'] as const;
 export type LlmJudgeMode = (typeof JUDGE_MODES)[number];
 
+/** A free-text variable: trimmed, and unset when empty. */
+const optionalText = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined));
+
 const url = (name: string, opts: { credentials?: 'allowed' | 'refused' } = {}) =>
   z
     .string()
@@ -98,10 +105,7 @@ const url = (name: string, opts: { credentials?: 'allowed' | 'refused' } = {}) =
     });
 
 export const envSchema = z.object({
-  GROQ_API_KEY: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  GROQ_API_KEY: optionalText(),
   GROQ_MODEL: z
     .string()
     .optional()
@@ -139,10 +143,7 @@ export const envSchema = z.object({
     .optional()
     .transform((v) => (v?.trim() ? v.trim() : 'optiinfra')),
   // Temporal Cloud or a secured cluster: an API key, or mTLS with a client certificate and key.
-  TEMPORAL_API_KEY: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  TEMPORAL_API_KEY: optionalText(),
   TEMPORAL_TLS: z
     .string()
     .optional()
@@ -154,22 +155,10 @@ export const envSchema = z.object({
       }
       return /^true$/i.test(v.trim());
     }),
-  TEMPORAL_TLS_CERT: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined)),
-  TEMPORAL_TLS_KEY: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined)),
-  TEMPORAL_TLS_CA: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined)),
-  TEMPORAL_TLS_SERVER_NAME: z
-    .string()
-    .optional()
-    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  TEMPORAL_TLS_CERT: optionalText(),
+  TEMPORAL_TLS_KEY: optionalText(),
+  TEMPORAL_TLS_CA: optionalText(),
+  TEMPORAL_TLS_SERVER_NAME: optionalText(),
   CLICKHOUSE_URL: url('CLICKHOUSE_URL'),
   CLICKHOUSE_DATABASE: z
     .string()
