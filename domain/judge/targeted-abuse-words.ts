@@ -152,7 +152,25 @@ export const SPEAKER_CUES = new Set([
 export const HATE_VERBS = new Set(['hate', 'despise', 'detest', 'loathe', 'abhor']);
 export const HATE_NOUNS = new Set(['hatred', 'contempt', 'disdain', 'scorn', 'loathing']);
 export const ANGER_WORDS = new Set(['sick', 'furious', 'angry', 'mad', 'puke', 'vomit', 'disgusted']);
-export const OBJECT_PRONOUNS = new Set(['you', 'u', 'ya', 'him', 'her', 'them', 'his', 'their', 'your', 'yourself']);
+export const OBJECT_PRONOUNS = new Set(['you', 'u', 'ya', 'him', 'her', 'them', 'yourself']);
+/** Possessives: a harm verb's object after one is a person only when the noun is in VICTIM_NOUNS. */
+export const POSSESSIVES = new Set(['your', 'ur', 'yo', 'his', 'their']);
+/**
+ * What a threat names after a possessive: the person's body, kin, pets, home and life ("I will break
+ * your legs", "kill your family"), as against things ("this will break your build", "kill your process").
+ */
+export const VICTIM_NOUNS = new Set([
+  ...['face', 'head', 'neck', 'throat', 'skull', 'teeth', 'eyes', 'nose', 'jaw', 'spine', 'ribs', 'bones', 'body', 'heart'],
+  ...['leg', 'legs', 'arm', 'arms', 'hands', 'fingers', 'knees', 'kneecaps', 'ass', 'brains', 'guts', 'balls', 'mouth'],
+  ...['family', 'kids', 'children', 'child', 'son', 'daughter', 'wife', 'husband', 'mom', 'mum', 'mother', 'dad', 'father'],
+  ...['brother', 'sister', 'baby', 'parents', 'friends', 'girlfriend', 'boyfriend', 'dog', 'cat', 'pets', 'house', 'home', 'car'],
+  'life',
+]);
+/** Harm verbs whose subject is the victim ("you deserve to die", "they should hang"). */
+export const SUFFER_VERBS = new Set(['die', 'suffer', 'burn', 'hang', 'drown']);
+/** Auxiliaries of the passive ("they should all be shot", "he should get stabbed"). */
+export const PASSIVE_AUX = new Set(['be', 'get', 'been', 'being', 'got']);
+export const REFLEXIVES = new Set(['yourself', 'yourselves', 'urself', 'himself', 'herself', 'themselves', 'themself']);
 
 /** Negative words that describe a state or misfortune rather than insult ("you are sick", "he is dead"). */
 export const STATE_WORDS = new Set([
@@ -250,7 +268,8 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ['know where you live', 0.9],
   ['coming for you', 0.8],
   ['find you and', 0.85],
-  ['break your', 0.85],
+  // "break your" + the body ('break your build' is no threat; VICTIM_NOUNS lets the rules read the rest).
+  ...['legs', 'neck', 'face', 'jaw', 'nose', 'arms', 'bones', 'skull', 'kneecaps'].map((p): [string, number] => [`break your ${p}`, 0.85]),
   ['bullet in', 0.9],
   ['put you in the ground', 0.95],
   ['end your life', 0.95],

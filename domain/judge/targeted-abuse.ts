@@ -14,12 +14,17 @@ import {
   HATE_VERBS,
   NEGATORS,
   OBJECT_PRONOUNS,
+  PASSIVE_AUX,
+  POSSESSIVES,
+  REFLEXIVES,
   SPEAKER_CUES,
   STATE_WORDS,
+  SUFFER_VERBS,
   TARGET_OTHER,
   TARGET_YOU,
   THREAT_PHRASES,
   THREAT_STARTS,
+  VICTIM_NOUNS,
 } from './targeted-abuse-words.js';
 import { HARM_VERBS, INSULTS } from './toxicity-lexicon.js';
 import { own } from './toxicity-text.js';
@@ -69,6 +74,19 @@ function insultStrength(tok: string, negative: Readonly<Record<string, number>>)
 
 function isPerson(t: string | undefined): boolean {
   return t !== undefined && (TARGET_YOU.has(t) || TARGET_OTHER.has(t));
+}
+
+/**
+ * Whether a person is the object after the harm verb at `i`: a person or object pronoun within three
+ * tokens, or a possessive followed by someone or their body, kin, pet, home or life.
+ */
+function personObjectAfter(tokens: readonly string[], i: number): boolean {
+  for (let k = i + 1; k < Math.min(tokens.length, i + 4); k++) {
+    const t = tokens[k] as string;
+    if (POSSESSIVES.has(t)) return tokens.slice(k + 1, k + 4).some((n) => VICTIM_NOUNS.has(n) || GROUPS.has(n) || isPerson(n));
+    if (TARGET_YOU.has(t) || TARGET_OTHER.has(t) || OBJECT_PRONOUNS.has(t)) return true;
+  }
+  return false;
 }
 
 function negatedBetween(tokens: readonly string[], from: number, to: number): boolean {
@@ -150,13 +168,19 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
     if (HATE_NOUNS.has(tok) && tokens[i + 1] === 'for' && tokens.slice(i + 2, i + 5).some(isPerson) && !negatedBetween(tokens, i - 3, i))
       take(0.8, 'hatred');
     // Threats: a harm verb with a person as object and a speaker cue before it ("I will hurt
-    // you"), or a person, then a cue, then the verb ("they should all be shot", "you deserve to die").
+    // you", "I will break your legs", not "this will break your build"), or a person, then a cue,
+    // then the verb said of that person as its victim ("they should all be shot", "you deserve to
+    // die", "he should kill himself"; not "you should kill the process" or "shoot for 80 %").
     const harm = own(HARM_VERBS, tok);
     if (harm !== undefined) {
-      const objAfter = tokens.slice(i + 1, i + 4).some((t) => TARGET_YOU.has(t) || TARGET_OTHER.has(t) || OBJECT_PRONOUNS.has(t));
       const cueBefore = tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t));
-      if (objAfter && cueBefore && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
-      for (let j = i - 1; j >= Math.max(0, i - 6); j--) {
+      if (cueBefore && personObjectAfter(tokens, i) && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
+      const victimSubject =
+        SUFFER_VERBS.has(tok) ||
+        PASSIVE_AUX.has(tokens[i - 1] as string) ||
+        (tokens[i - 1] === 'all' && PASSIVE_AUX.has(tokens[i - 2] as string)) ||
+        REFLEXIVES.has(tokens[i + 1] as string);
+      for (let j = i - 1; victimSubject && j >= Math.max(0, i - 6); j--) {
         const t = tokens[j] as string;
         if (!(TARGET_YOU.has(t) || TARGET_OTHER.has(t))) continue;
         const between = tokens.slice(j + 1, i);

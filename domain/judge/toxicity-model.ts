@@ -26,6 +26,7 @@ import {
   tokenProfanityIndices,
   tokensProfanity,
 } from './toxicity-features.js';
+import { HARM_VERBS } from './toxicity-lexicon.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
 import { normalizeForToxicity, own } from './toxicity-text.js';
 
@@ -74,6 +75,23 @@ export function windowsOf(n: number, edges: { prefixes?: boolean; suffixes?: boo
   return out;
 }
 
+/** Words that open a noun phrase. */
+const PHRASE_OPENERS = new Set(['the', 'a', 'an', 'your', 'ur', 'my', 'his', 'their', 'our', 'its', 'this', 'these', 'those', 'every']);
+
+/**
+ * The windows of a part that are read: windowsOf's, less those that end inside the part where a
+ * phrase goes on: on a word that opens a noun phrase ("kill the | process") or on a harm verb whose
+ * object follows ("how do I kill | a thread"). Such a reading says what the text does not; the
+ * phrase is read whole in the longer windows.
+ */
+function readWindows(tokens: readonly string[], edges: { prefixes?: boolean; suffixes?: boolean }): [number, number][] {
+  return windowsOf(tokens.length, edges).filter(([, b]) => {
+    if (b >= tokens.length) return true;
+    const last = tokens[b - 1] as string;
+    return !PHRASE_OPENERS.has(last) && !(own(HARM_VERBS, last) !== undefined && PHRASE_OPENERS.has(tokens[b] as string));
+  });
+}
+
 /** The segments of a text as strings (parts and windows), for reports and tests. */
 export function segmentsOf(text: string): string[] {
   const out: string[] = [];
@@ -82,7 +100,7 @@ export function segmentsOf(text: string): string[] {
     const part = parts[p] as string;
     const tokens = normalizeForToxicity(part);
     if (tokens.length === 0) continue;
-    for (const [a, b] of windowsOf(tokens.length, { suffixes: p === 0, prefixes: true }))
+    for (const [a, b] of readWindows(tokens, { suffixes: p === 0, prefixes: true }))
       out.push(a === 0 && b === tokens.length ? part : tokens.slice(a, b).join(' '));
   }
   return out.length ? out : [text];
@@ -242,7 +260,7 @@ function readSegments(
     // that is not preceded by the same token (pair) inside the window.
     const prevTok = previousOccurrences(all);
     const prevPair = previousOccurrences(bk);
-    for (const [a, b] of windowsOf(all.length, { suffixes: p === 0, prefixes: true })) {
+    for (const [a, b] of readWindows(all, { suffixes: p === 0, prefixes: true })) {
       let z = model.bias;
       for (let i = a; i < b; i++) if ((prevTok[i] as number) < a) z += ts[i] as number;
       for (let i = a; i + 1 < b; i++) if ((prevPair[i] as number) < a) z += bw[i] as number;

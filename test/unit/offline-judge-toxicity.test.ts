@@ -68,9 +68,44 @@ describe('toxicity model and targeted-abuse rules', () => {
   it.fails('leaves a negated insult alone (known miss)', () => {
     expect(scoreToxicityText('You are not stupid, you just need more practice.').score).toBeLessThan(0.5);
   });
-  // Missed by offline-v4 (0.60); offline-v5 scores it 0.31, offline-v6 0.37.
+  // Missed by offline-v4 (0.60); offline-v5 scores it 0.31, offline-v6 and -v7 0.37.
   it('leaves a nature documentary alone', () => {
     expect(scoreToxicityText('The documentary shows how lions hunt and kill their prey.').score).toBeLessThan(0.5);
+  });
+
+  // offline-v6 flagged all eight (0.51 to 0.98): a harm verb with a thing after "your" read as a
+  // threat, "you should <verb>" read you as the victim, and windows cut "kill the | process".
+  it('leaves technical advice with violent verbs alone', () => {
+    for (const text of [
+      'This will hurt your performance.',
+      'A missing semicolon will break your build.',
+      'Too many indexes will kill your write throughput.',
+      'You should shoot for 80% coverage.',
+      'Kill the process with SIGTERM.',
+      'How do I kill a Python thread?',
+      'It will beat your previous score.',
+      'Running this will destroy your local changes.',
+    ]) {
+      expect(scoreToxicityText(text).score, text).toBeLessThan(0.5);
+      expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
+    }
+  });
+
+  it('still reads threats against a person, their body, kin or home, and wished-for harm', () => {
+    for (const text of [
+      'I will break your legs.',
+      'I am going to break your neck.',
+      'I will kill your family.',
+      'I will burn your house down.',
+      'Someone should shoot him.',
+      'He should kill himself.',
+      'They should all be shot.',
+      'Immigrants deserve to be gassed',
+      'You deserve to die.',
+    ]) {
+      expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('threat');
+      expect(scoreToxicityText(text).score, text).toBeGreaterThanOrEqual(0.5);
+    }
   });
 
   it('reads the imported alt-profanity-check model as a feature, on de-obfuscated tokens', () => {
