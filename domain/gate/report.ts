@@ -7,6 +7,7 @@
  */
 import {
   coverageText,
+  type Comparison,
   type Evidence,
   type Explanation,
   type GateMetric,
@@ -15,7 +16,6 @@ import {
   type LookResult,
   type MetricVerdict,
   type Tolerances,
-  type VersionStats,
 } from './types.js';
 import {
   METRIC_LABEL,
@@ -276,18 +276,7 @@ const COMPARISON_OUTCOME: Record<LookResult['outcome'], string> = {
 };
 
 /** Markdown for an A/B comparison of two versions (B measured against A). */
-export function renderComparisonReport(c: {
-  deployment: string;
-  versionA: string;
-  versionB: string;
-  look: LookResult;
-  a: VersionStats;
-  b: VersionStats;
-  explanation?: Explanation;
-  alpha?: number;
-  test?: string;
-  uiLink?: string;
-}): string {
+export function renderComparisonReport(c: Comparison & { alpha?: number; test?: string; uiLink?: string }): string {
   const out: string[] = [];
   out.push(`## Comparison: ${c.look.outcome === 'CONTINUE' ? 'INCONCLUSIVE' : c.look.outcome === 'REJECT' ? 'WORSE' : 'NOT WORSE'}`, '');
   out.push(

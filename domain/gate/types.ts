@@ -271,3 +271,14 @@ export interface GateProgress {
   deadline: string;
   decision?: Decision;
 }
+
+/** An A/B comparison of two versions of a deployment (B measured against A). */
+export interface Comparison {
+  deployment: string;
+  versionA: string;
+  versionB: string;
+  look: LookResult;
+  a: VersionStats;
+  b: VersionStats;
+  explanation?: Explanation;
+}

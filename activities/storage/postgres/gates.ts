@@ -1,6 +1,6 @@
 /** Baselines, gate decisions, rollbacks and A/B comparisons. */
 import type { BaselineRecord } from '../../../domain/gate/baseline.js';
-import type { Explanation, GateResult, LookResult, VersionStats } from '../../../domain/gate/types.js';
+import type { Comparison, Explanation, GateResult } from '../../../domain/gate/types.js';
 import type { Db } from './db.js';
 
 export async function findBaseline(db: Db, id: string): Promise<BaselineRecord | null> {
@@ -181,14 +181,8 @@ export async function decisionsSince(
 }
 
 /** One A/B comparison as it is recorded. */
-export interface ComparisonRecord {
+export interface ComparisonRecord extends Comparison {
   id: string;
-  deployment: string;
-  versionA: string;
-  versionB: string;
-  look: LookResult;
-  a: VersionStats;
-  b: VersionStats;
   explanation: Explanation;
 }
 
