@@ -84,7 +84,7 @@ function personObjectAfter(tokens: readonly string[], i: number): boolean {
   for (let k = i + 1; k < Math.min(tokens.length, i + 4); k++) {
     const t = tokens[k] as string;
     if (POSSESSIVES.has(t)) return tokens.slice(k + 1, k + 4).some((n) => VICTIM_NOUNS.has(n) || GROUPS.has(n) || isPerson(n));
-    if (TARGET_YOU.has(t) || TARGET_OTHER.has(t) || OBJECT_PRONOUNS.has(t)) return true;
+    if (isPerson(t) || OBJECT_PRONOUNS.has(t)) return true;
   }
   return false;
 }
