@@ -1,4 +1,5 @@
 /** TCP ports of the stack: defaults, overrides from the environment, addresses, and probing. */
+import { readFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { StackError } from './errors.js';
 
@@ -37,16 +38,47 @@ export function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '0.0.0.0';
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The OS's ephemeral port range (Linux /proc/sys/net/ipv4/ip_local_port_range; 32768–60999 when
+ * unreadable). Ports in it are handed to outgoing connections and to servers that bind port 0.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi && lo <= hi) return [lo, hi];
+  } catch {
+    // not Linux: the Linux default
+  }
+  return [32768, 60999];
+}
+
+function listenOnce(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
       const p = (s.address() as { port: number }).port;
       s.close(() => resolve(p));
     });
   });
+}
+
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on right now, for a server started a moment
+ * later. It is drawn at random from below the ephemeral range, so that neither an outgoing
+ * connection nor a server binding port 0 (temporal start-dev picks its internal ports that way)
+ * can take it in between; the OS picks one when that range is exhausted.
+ */
+export async function freePort(): Promise<number> {
+  const top = Math.min(ephemeralRange()[0], 65536) - 1;
+  const bottom = Math.max(10_000, top - 12_000);
+  for (let i = 0; i < 50 && top > bottom; i++) {
+    const p = await listenOnce(bottom + Math.floor(Math.random() * (top - bottom)));
+    if (p !== undefined) return p;
+  }
+  const p = await listenOnce(0);
+  if (p === undefined) throw new StackError('no free TCP port on 127.0.0.1');
+  return p;
 }
 
 /** true when something accepts TCP connections on host:port. */

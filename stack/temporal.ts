@@ -9,7 +9,7 @@ import { ensureTemporalCli } from './binaries.js';
 import { StackError } from './errors.js';
 import { temporalHealthy } from './health.js';
 import { portInUse } from './ports.js';
-import { livePid, spawnDetached, stopService, waitReady } from './processes.js';
+import { livePid, type Spawned, spawnDetached, stopService, waitReady } from './processes.js';
 
 /** The project's custom search attributes and their types, as `temporal` CLI flags name them. */
 export type SearchAttributeType = 'Keyword' | 'KeywordList' | 'Double' | 'Int' | 'Datetime' | 'Bool' | 'Text';
@@ -103,8 +103,19 @@ export async function startTemporal(opts: {
   const cli = await ensureTemporalCli(opts.home);
   if (opts.dbFile) mkdirSync(dirname(opts.dbFile), { recursive: true });
   const args = temporalStartArgs({ ...opts, namespace });
-  const s = spawnDetached(opts.home, 'temporal', cli, args, opts.home);
-  await waitReady(opts.home, 'temporal', s, 'temporal server start-dev', () => temporalHealthy(address, 3000));
+  // start-dev picks free ports of its own (HTTP API, metrics, internal services) and binds them
+  // a moment later; another process can take one in between ("bind: address already in use").
+  // It picks new ones on each start, so such a start is tried again, up to three times in all.
+  let s: Spawned;
+  for (let attempt = 1; ; attempt++) {
+    s = spawnDetached(opts.home, 'temporal', cli, args, opts.home);
+    try {
+      await waitReady(opts.home, 'temporal', s, 'temporal server start-dev', () => temporalHealthy(address, 3000));
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof StackError) || !e.message.includes('address already in use')) throw e;
+    }
+  }
   try {
     await ensureSearchAttributes(address, namespace);
   } catch (e) {

@@ -1,4 +1,5 @@
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +9,8 @@ import { repoRoot } from '../../stack/paths.js';
 import { parseHostPort, portFromEnv } from '../../stack/ports.js';
 import { livePid, parsePid } from '../../stack/processes.js';
 import { readEndpoints } from '../../stack/stack.js';
-import { SEARCH_ATTRIBUTES, temporalStartArgs } from '../../stack/temporal.js';
+import { freePort } from '../../stack/ports.js';
+import { SEARCH_ATTRIBUTES, startTemporal, temporalStartArgs } from '../../stack/temporal.js';
 
 const tmpDirs: string[] = [];
 function tmp(): string {
@@ -87,6 +89,41 @@ describe('temporal dev server arguments', () => {
   });
 });
 
+describe('temporal dev server start-up', () => {
+  /** A stand-in `temporal` CLI that counts its starts and exits at once with `message` on stderr. */
+  async function failingStart(message: string): Promise<{ starts: number; error: unknown }> {
+    const home = tmp();
+    const count = join(home, 'starts');
+    const cli = join(home, 'temporal');
+    writeFileSync(cli, `#!/bin/sh\necho start >> '${count}'\necho '${message}' >&2\nexit 1\n`, { mode: 0o755 });
+    const saved = process.env.TEMPORAL_CLI;
+    process.env.TEMPORAL_CLI = cli;
+    try {
+      const error = await startTemporal({ home, port: await freePort(), uiPort: await freePort() }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return { starts: readFileSync(count, 'utf8').trim().split('\n').length, error };
+    } finally {
+      if (saved === undefined) delete process.env.TEMPORAL_CLI;
+      else process.env.TEMPORAL_CLI = saved;
+    }
+  }
+
+  it('a port taken between start-dev picking it and binding it: started again, three times in all', async () => {
+    const r = await failingStart('listen tcp 127.0.0.1:39341: bind: address already in use');
+    expect(r.starts).toBe(3);
+    expect(r.error).toBeInstanceOf(StackError);
+    expect(String(r.error)).toMatch(/exited during start-up[\s\S]*address already in use/);
+  });
+
+  it('any other start-up failure is reported at once, not retried', async () => {
+    const r = await failingStart('unknown flag: --bogus');
+    expect(r.starts).toBe(1);
+    expect(String(r.error)).toContain('unknown flag: --bogus');
+  });
+});
+
 describe('small parsers', () => {
   it('parsePid', () => {
     expect(parsePid('123\n')).toBe(123);
@@ -101,6 +138,16 @@ describe('small parsers', () => {
     expect(portFromEnv({ P: ' 27233 ' }, 'P', 7233)).toBe(27233);
     expect(() => portFromEnv({ P: 'abc' }, 'P', 7233)).toThrow(StackError);
     expect(() => portFromEnv({ P: '70000' }, 'P', 7233)).toThrow(/P must be a TCP port/);
+  });
+
+  it('freePort: a listenable port below the ephemeral range, so no outgoing connection takes it first', async () => {
+    const lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    for (const p of ports) expect(p).toBeLessThan(lo);
+    const p = ports[0]!;
+    const server = createServer();
+    await new Promise<void>((res, rej) => server.once('error', rej).listen(p, '127.0.0.1', res));
+    await new Promise((res) => server.close(res));
   });
 
   it('parseHostPort', () => {
