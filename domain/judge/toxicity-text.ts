@@ -7,7 +7,8 @@
  * - zero-width characters and soft hyphens are removed; Cyrillic and Greek look-alike letters
  *   ("аss" with a Cyrillic а) and full-width forms become their Latin letters; accents are dropped;
  * - common character substitutions are undone inside words (@ 4 -> a, 1 ! | -> i, 3 -> e, 0 -> o,
- *   $ 5 -> s, 7 + -> t), '*' inside a word is kept as a wildcard ("f*ck", "st*pid");
+ *   $ 5 -> s, 7 + -> t), '*' inside a word is kept as a wildcard ("f*ck", "st*pid"), and so
+ *   are the stars after a word's first one or two letters ("f***", "sh**");
  * - letters repeated three or more times are reduced to two ("fuuuck" -> "fuuck");
  * - runs of three or more single letters are joined ("f u c k", "f.u.c.k" -> "fuck").
  *
@@ -123,6 +124,12 @@ export function normalizeForToxicity(text: string): string[] {
   return joinSpelledOut(out);
 }
 
+/**
+ * A word masked after its first letters: one letter and three to six stars ("f***", "b****"), or
+ * two letters and two to six ("sh**"). One letter and two stars is left alone: "A**" is a grade.
+ */
+const MASKED_AFTER_INITIAL = /^(?:\p{L}\*{3,6}|\p{L}{2}\*{2,6})$/u;
+
 /** The tokens of one whitespace-separated chunk (memoised: the same words recur). */
 const CHUNK_TOKENS = new Map<string, readonly string[]>();
 
@@ -139,9 +146,11 @@ function chunkTokens(raw: string): readonly string[] {
   } else if (chunk) {
     if (chunk.startsWith('#')) chunk = chunk.replace(/^#+/, '');
     const lowered = undoSubstitutions(chunk);
-    // A '*' between letters masks letters ("f*ck", "st**pid"): keep it as a wildcard.
+    // A '*' between letters masks letters ("f*ck", "st**pid"): keep it as a wildcard. So do
+    // the stars after a word's first letters ("f***", "sh**"); other stars at the
+    // edges are markup ("**bold**", "note*").
     for (let part of lowered.split(/[^\p{L}*]+/u)) {
-      part = part.replace(/^\*+|\*+$/g, '');
+      if (!MASKED_AFTER_INITIAL.test(part)) part = part.replace(/^\*+|\*+$/g, '');
       if (part && /\p{L}/u.test(part)) out.push(squeeze(part, 2));
     }
   }
@@ -173,7 +182,7 @@ export function lookupWord(token: string, cat: LexiconCategory): { entry: string
 /** A masked token ("f*ck", "f**king") matches a listed word of the same length with the same other letters. */
 function lookupMasked(token: string, cat: LexiconCategory): { entry: string; weight: number } | undefined {
   const letters = token.replace(/\*/g, '').length;
-  if (letters < 2 || token.length < 3) return undefined;
+  if (letters < (MASKED_AFTER_INITIAL.test(token) ? 1 : 2) || token.length < 3) return undefined;
   for (const suf of WORD_SUFFIXES) {
     if (suf && !token.endsWith(suf)) continue;
     const base = suf ? token.slice(0, -suf.length) : token;

@@ -24,6 +24,23 @@ describe('toxicity tokeniser', () => {
     expect(normalizeForToxicity('RT @bitchy_mike: lovely day http://t.co/fuck &amp; more')).toEqual(['rt', 'lovely', 'day', 'more']);
   });
 
+  it('reads a word masked after its first letters, and leaves stars used as markup, grades or operators alone', () => {
+    expect(normalizeForToxicity('go f*** yourself, sh**')).toEqual(['go', 'f***', 'yourself', 'sh**']);
+    for (const text of ['f*** you', 'F*** off', 'go f*** yourself', 'you piece of s***', 'shut up b****', 'the s*** hit the fan']) {
+      expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
+    }
+    for (const text of [
+      'Note*: see below',
+      '**Important**: read the docs',
+      'Grade: A**',
+      'char **argv',
+      'x ** 2 is x squared',
+      'a 5*** hotel',
+    ]) {
+      expect(tox(text).toxicity, text).toBeLessThan(0.5);
+    }
+  });
+
   it('never reads inherited object properties as lexicon entries', () => {
     const r = tox('class Classroom:\n    def __init__(self): constructor toString valueOf hasOwnProperty');
     expect(Number.isFinite(r.toxicity)).toBe(true);
