@@ -55,6 +55,12 @@ export const GROUPS = new Set([
   'supporters',
   'idiots',
 ]);
+/** Wishes said before the person they are about ("I hope you get shot", "wish that they die"). */
+export const WISH_CUES = new Set(['hope', 'hoping', 'wish', 'wishing', 'pray', 'praying']);
+
+/** Words that may stand between a verb and the group it is aimed at ("all the", "those"). */
+export const GROUP_DETERMINERS = new Set(['the', 'all', 'those', 'these', 'every', 'each', 'them', 'some', 'more']);
+
 export const TARGET_OTHER = new Set([
   'he',
   'she',
@@ -169,7 +175,7 @@ export const VICTIM_NOUNS = new Set([
 /** Harm verbs whose subject is the victim ("you deserve to die", "they should hang"). */
 export const SUFFER_VERBS = new Set(['die', 'suffer', 'burn', 'hang', 'drown']);
 /** Auxiliaries of the passive ("they should all be shot", "he should get stabbed"). */
-export const PASSIVE_AUX = new Set(['be', 'get', 'been', 'being', 'got']);
+export const PASSIVE_AUX = new Set(['be', 'get', 'gets', 'been', 'being', 'got']);
 export const REFLEXIVES = new Set(['yourself', 'yourselves', 'urself', 'himself', 'herself', 'themselves', 'themself']);
 
 /** Negative words that describe a state or misfortune rather than insult ("you are sick", "he is dead"). */
@@ -264,6 +270,7 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ['hope you die', 1],
   ['you re dead', 0.9],
   ['youre dead', 0.9],
+  ['you are dead', 0.9],
   ['watch your back', 0.85],
   ['know where you live', 0.9],
   ['coming for you', 0.8],

@@ -9,6 +9,7 @@ import {
   ANGER_WORDS,
   COPULA,
   FUSED_TARGET_COPULA,
+  GROUP_DETERMINERS,
   GROUPS,
   HATE_NOUNS,
   HATE_VERBS,
@@ -24,6 +25,7 @@ import {
   SUFFER_VERBS,
   TARGET_OTHER,
   TARGET_YOU,
+  WISH_CUES,
   THREAT_PHRASES,
   THREAT_STARTS,
   VICTIM_NOUNS,
@@ -87,6 +89,20 @@ function personObjectAfter(tokens: readonly string[], i: number): boolean {
     const t = tokens[k] as string;
     if (POSSESSIVES.has(t)) return tokens.slice(k + 1, k + 4).some((n) => VICTIM_NOUNS.has(n) || GROUPS.has(n) || isPerson(n));
     if (isPerson(t) || OBJECT_PRONOUNS.has(t)) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether a group of people is the object of the order at `i` ("gas the jews", "kill all
+ * immigrants"): a group within three tokens, only articles and quantifiers before it, and not
+ * the first object of two ("shoot the fans a message").
+ */
+function groupObjectAfter(tokens: readonly string[], i: number): boolean {
+  for (let k = i + 1; k < Math.min(tokens.length, i + 4); k++) {
+    const t = tokens[k] as string;
+    if (GROUPS.has(t)) return tokens[k + 1] !== 'a' && tokens[k + 1] !== 'an';
+    if (!GROUP_DETERMINERS.has(t)) return false;
   }
   return false;
 }
@@ -174,11 +190,16 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
     // Threats: a harm verb with a person as object and a speaker cue before it ("I will hurt
     // you", "I will break your legs", not "this will break your build"), or a person, then a cue,
     // then the verb said of that person as its victim ("they should all be shot", "you deserve to
-    // die", "he should kill himself"; not "you should kill the process" or "shoot for 80 %").
+    // die", "he should kill himself"; not "you should kill the process" or "shoot for 80 %"), or
+    // a wish, then the person ("I hope you get shot").
     const harm = own(HARM_VERBS, tok);
     if (harm !== undefined) {
       const cueBefore = tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t));
       if (cueBefore && personObjectAfter(tokens, i) && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
+      // An order of violence against a group, without a speaker cue: the verb starts the sentence
+      // or follows "go", "just" or "please" ("gas the jews"; not "kill the process").
+      const ordered = i === 0 || IMPERATIVE_LEADS.includes(tokens[i - 1] as string);
+      if (ordered && harm >= 0.8 && groupObjectAfter(tokens, i)) take(harm, 'threat');
       const victimSubject =
         SUFFER_VERBS.has(tok) ||
         PASSIVE_AUX.has(tokens[i - 1] as string) ||
@@ -188,7 +209,8 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
         const t = tokens[j] as string;
         if (!(TARGET_YOU.has(t) || TARGET_OTHER.has(t))) continue;
         const between = tokens.slice(j + 1, i);
-        if (between.some((b) => SPEAKER_CUES.has(b)) && !between.some((b) => NEGATORS.has(b))) {
+        const wished = WISH_CUES.has(tokens[j - 1] as string) || (tokens[j - 1] === 'that' && WISH_CUES.has(tokens[j - 2] as string));
+        if ((wished || between.some((b) => SPEAKER_CUES.has(b))) && !between.some((b) => NEGATORS.has(b))) {
           take(harm, 'threat');
           break;
         }

@@ -127,12 +127,26 @@ describe('toxicity model and targeted-abuse rules', () => {
       'unalive yourself',
       'Die in a fire.',
       'Just go jump off a bridge.',
+      'gas the jews',
+      'please shoot all the liberals',
+      'I hope he gets stabbed.',
+      'I wish that they die.',
+      'Say that again and you are dead.',
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('threat');
       expect(scoreToxicityText(text).score, text).toBeGreaterThanOrEqual(0.5);
     }
-    // A bare order is read as one only where it starts a sentence or follows "go", "just", "please".
-    for (const text of ['Three people die in a fire every day in this country.', 'Kids jump off a cliff into the lake here.']) {
+    // A bare order is read as one only where it starts a sentence or follows "go", "just", "please"
+    // and, against people, only when they are a group; a wish only when it is for harm.
+    for (const text of [
+      'Three people die in a fire every day in this country.',
+      'Kids jump off a cliff into the lake here.',
+      'Shoot the fans a message about the show.',
+      'Gas the car up before the trip.',
+      'I hope nobody gets hurt.',
+      'I hope you get better soon.',
+      'He gets shot in the movie.',
+    ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
     }
   });
