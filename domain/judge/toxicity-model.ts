@@ -16,7 +16,6 @@
 import { type TargetedAbuse, targetedAbuse } from './targeted-abuse.js';
 import {
   DENSE_FEATURES,
-  denseFeatures,
   denseRange,
   lexInfo,
   MAX_TOKEN,
@@ -24,7 +23,6 @@ import {
   profanityReading,
   tokenFeatures,
   tokenProfanityIndices,
-  tokensProfanity,
 } from './toxicity-features.js';
 import { HARM_VERBS } from './toxicity-lexicon.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
@@ -145,30 +143,6 @@ function tokenScore(model: ToxicityModel, token: string): number {
     m.set(token, v);
   }
   return v;
-}
-
-/** Raw logit of one token sequence under `model` (the same sum as over sparseFeatures). */
-export function logitOf(tokens: readonly string[], model: ToxicityModel): number {
-  let z = model.bias;
-  const seen = new Set<string>();
-  for (const t of tokens) {
-    if (seen.has(t)) continue;
-    seen.add(t);
-    z += tokenScore(model, t);
-  }
-  const weights = weightMap(model);
-  const pairs = new Set<string>();
-  for (let i = 0; i + 1 < tokens.length; i++) {
-    const b = `b:${(tokens[i] as string).slice(0, MAX_TOKEN)} ${(tokens[i + 1] as string).slice(0, MAX_TOKEN)}`;
-    if (pairs.has(b)) continue;
-    pairs.add(b);
-    z += weights.get(b) ?? 0;
-  }
-  const d = denseFeatures(tokens, model.negative);
-  for (const k of DENSE_FEATURES) z += (own(model.dense, k) ?? 0) * d[k];
-  const wp = own(model.dense, PROFANITY_FEATURE) ?? 0;
-  if (wp !== 0) z += wp * tokensProfanity(tokens).feature;
-  return z;
 }
 
 function sigmoid(z: number): number {
