@@ -59,9 +59,19 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // unsupported material, so extra detail the context does not cover lowers confidence in the
     // answer without turning a grounded answer into a hallucinated one. Shares, not amounts: a
     // longer answer is not punished for being longer.
+    // A sentence that restates the question (asks it again, or repeats most of its words) is not
+    // the answer: the core is the first sentence after such ones.
+    const asked = vocabulary(tokenize(input.prompt));
+    const askedCount = asked.keys.size;
     const sents = sentencesOf(input.response)
-      .map((x) => contentTokens(x.toks))
-      .filter((c) => c.length > 0);
+      .filter((x) => {
+        const c = contentTokens(x.toks);
+        if (c.length === 0) return false;
+        if (/\?\s*$/.test(x.text)) return false;
+        const fromPrompt = new Set(c.filter((t) => asked.keys.has(t.key)).map((t) => t.key));
+        return !(askedCount > 0 && c.every((t) => supported(t, asked)) && fromPrompt.size >= 0.8 * askedCount);
+      })
+      .map((x) => contentTokens(x.toks));
     const core = sents[0] ?? respToks;
     let coreTotal = 0;
     let coreUnsupported = 0;

@@ -12,6 +12,7 @@ const REFUSAL_RE =
   /\b(as an ai(?: language model)?|i(?: am|'m) (?:sorry|unable|not able)|i cannot|i can't|i can not|i do not have (?:access|the ability)|i don't have (?:access|the ability))\b/i;
 const QUESTION_WORD_RE = /\b(who|whom|whose|what|when|where|which|how (?:many|much|old|long|far|tall|big))\b/i;
 const YES_NO_RE = /^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b/i;
+const YES_NO_ANSWER_RE = /^\W*(yes|no)\b/i;
 const LONG_FORM_RE =
   /\b(explain|describe|discuss|list|write|compose|create|generate|compare|contrast|summari[sz]e|outline|analy[sz]e|elaborate|essay|story|poem|article|steps|how (?:do|does|can|to|should)|why)\b/i;
 
@@ -44,6 +45,9 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
     return shared.some((t) => t.kind !== 'number') || new Set(shared.map((t) => t.key)).size >= 2;
   });
   if (sents.length === 1 && (sentContent[0]?.length ?? 0) > 0 && (sentContent[0]?.length ?? 0) <= 3) on[0] = true;
+  // "Yes" or "no" (with or without a reason) answers a yes/no question, though neither is a content word.
+  const yesNo = YES_NO_RE.test(input.prompt) && YES_NO_ANSWER_RE.test(input.response);
+  if (yesNo && sents.length > 0) on[0] = true;
   for (let changed = true; changed; ) {
     changed = false;
     const onVocab = vocabulary(sentContent.filter((_, i) => on[i]).flat());
@@ -70,12 +74,12 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   const needed = Math.max(1, Math.min(6, Math.ceil(0.6 * promptKeys.length)));
   let coverage = promptKeys.length ? Math.min(1, covered / needed) : focus;
   // A short answer to a factoid question need not repeat the question's words.
-  if (expected === 1 && onContent.length > 0) coverage = Math.max(coverage, 0.6);
+  if (expected === 1 && (onContent.length > 0 || yesNo)) coverage = Math.max(coverage, 0.6);
   const relevance = nSent === 0 ? 0 : 0.6 * coverage + 0.4 * focus;
 
   // Completeness: on-topic content words (with a context, only those the context supports).
   const counted = hasContext ? onContent.filter((t) => supported(t, topic)).length : onContent.length;
-  let completeness = Math.min(1, Math.sqrt(counted / expected));
+  let completeness = Math.min(1, Math.sqrt((counted + (yesNo ? 1 : 0)) / expected));
   const refusal = REFUSAL_RE.test(input.response);
   if (refusal) completeness = Math.min(completeness, 0.3);
 

@@ -131,6 +131,26 @@ describe('offline judge: hallucination', () => {
     expect(detailed.score).toBeLessThan(0.5);
     expect(wrong.score).toBeGreaterThan(0.5);
   });
+
+  it('judges the answer, not a restatement of the question put before it', () => {
+    const input = { prompt: OBEROI.question, context: OBEROI.knowledge };
+    const wrong = check('hallucination', { ...input, response: OBEROI.hallucinated_answer });
+    for (const restated of [
+      `${OBEROI.question} ${OBEROI.hallucinated_answer}`,
+      `Question: ${OBEROI.question} Answer: ${OBEROI.hallucinated_answer}`,
+    ]) {
+      expect(check('hallucination', { ...input, response: restated }).score, restated).toBeGreaterThan(0.5);
+      expect(check('hallucination', { ...input, response: restated }).score, restated).toBeCloseTo(wrong.score, 1);
+    }
+    // An answer made of the question's own words (a choice between two names) is still the answer.
+    const ctx = "Jane is a women's magazine. Field and Stream is an outdoor magazine.";
+    const choice = check('hallucination', {
+      prompt: "Which is a women's magazine, Jane or Field and Stream?",
+      context: ctx,
+      response: 'Jane is.',
+    });
+    expect(choice.score).toBe(0);
+  });
 });
 
 describe('offline judge: toxicity', () => {
@@ -185,6 +205,16 @@ describe('offline judge: toxicity', () => {
 });
 
 describe('offline judge: quality', () => {
+  it('rates a bare yes or no to a yes/no question as an answer, and a bare no to any other question as none', () => {
+    for (const response of ['no', 'Yes.', 'No, they are not.']) {
+      const q = check('quality', { prompt: 'Are both The New Pornographers and Kings of Leon American rock bands?', response });
+      expect(q.relevance, response).toBeGreaterThanOrEqual(0.6);
+      expect(q.completeness, response).toBe(1);
+      expect(q.overall, response).toBeGreaterThanOrEqual(0.5);
+    }
+    expect(check('quality', { prompt: 'Who wrote Hamlet?', response: 'no' }).overall).toBeLessThan(0.5);
+  });
+
   it('rates a relevant, complete, grounded answer above an off-topic one', () => {
     const good = check('quality', SAMPLES[2] as JudgeInput);
     const offTopic = check('quality', {
