@@ -57,6 +57,13 @@ const NUMBER_WORDS: Record<string, string> = {
   eighteen: '18',
   nineteen: '19',
   twenty: '20',
+  thirty: '30',
+  forty: '40',
+  fifty: '50',
+  sixty: '60',
+  seventy: '70',
+  eighty: '80',
+  ninety: '90',
 };
 
 /** Light suffix stemmer, applied identically to every text, so only consistency matters. */
@@ -99,16 +106,46 @@ function splitSentences(text: string): string[] {
   return text.split(/(?<=[.!?])\s+|[\r\n]+/).filter((s) => /[\p{L}\p{N}]/u.test(s));
 }
 
+/** Negations, read as one content word (NEGATION_KEY) that the source supports if it negates anything. */
+const NEGATORS = new Set(['not', 'never', 'nor', 'neither', 'cannot']);
+export const NEGATION_KEY = '¬not';
+
+/** Words that multiply the number before them ("7 million", "seven million" = 7000000). */
+const SCALES: Record<string, number> = { hundred: 1e2, thousand: 1e3, million: 1e6, billion: 1e9, trillion: 1e12 };
+
+/** `n` times `scale` as canonical digits, or undefined when that is not an exact whole number. */
+function scaled(n: string, scale: number): string | undefined {
+  const v = Number(n) * scale;
+  return Number.isSafeInteger(v) ? String(v) : undefined;
+}
+
 function tokenizeSentence(text: string, sentence: number): Tok[] {
   const out: Tok[] = [];
   TOKEN_RE.lastIndex = 0;
   for (let m = TOKEN_RE.exec(text); m !== null; m = TOKEN_RE.exec(text)) {
     const raw = m[0];
     if (/^\d/.test(raw)) {
-      out.push({ raw, key: canonicalNumber(raw), kind: 'number', stop: false, sentence });
+      // A decade ("1880s", "the 80s") is one token: supported() matches it against the years in it.
+      const decade = /^\d*0$/.test(raw) && text[m.index + raw.length] === 's' && !/\p{L}/u.test(text[m.index + raw.length + 1] ?? '');
+      if (decade) TOKEN_RE.lastIndex++;
+      out.push({ raw: decade ? `${raw}s` : raw, key: decade ? `${raw}s` : canonicalNumber(raw), kind: 'number', stop: false, sentence });
       continue;
     }
     const lower = raw.toLowerCase();
+    if (NEGATORS.has(lower) || /n['’]t$/.test(lower)) {
+      // A negation is a claim of its own ("it was not completed in 1889"): one key for all of them.
+      out.push({ raw, key: NEGATION_KEY, kind: 'word', stop: false, sentence });
+      continue;
+    }
+    const prev = out[out.length - 1];
+    const scale = SCALES[lower];
+    if (scale !== undefined && prev?.kind === 'number' && prev.sentence === sentence && /^\d+(\.\d+)?$/.test(prev.key)) {
+      const v = scaled(prev.key, scale);
+      if (v !== undefined) {
+        out[out.length - 1] = { ...prev, raw: `${prev.raw} ${raw}`, key: v };
+        continue;
+      }
+    }
     const isStop = STOP_WORDS.has(lower) || STOP_WORDS.has(lower.replace(/['’].*$/, ''));
     const num = NUMBER_WORDS[lower];
     if (num !== undefined && !isStop) {
@@ -162,8 +199,13 @@ export function vocabulary(toks: Tok[]): Vocabulary {
 export function supported(t: Tok, v: Vocabulary): boolean {
   if (v.keys.has(t.key)) return true;
   if (t.kind === 'number') {
-    // "1990s" style decades and integer/decimal equivalents.
     const n = t.key;
+    // A decade is supported by any year in it ("1880s" by 1889); integer/decimal equivalents.
+    if (n.endsWith('s')) {
+      const base = Number(n.slice(0, -1));
+      for (let y = base; y < base + 10; y++) if (v.keys.has(String(y))) return true;
+      return false;
+    }
     if (/^\d+\.0+$/.test(n) && v.keys.has(n.replace(/\.0+$/, ''))) return true;
     return false;
   }

@@ -132,6 +132,37 @@ describe('offline judge: hallucination', () => {
     expect(wrong.score).toBeGreaterThan(0.5);
   });
 
+  it('reads numbers as written in words, scales and decades, and a negation as a claim', () => {
+    const ctx =
+      'The Eiffel Tower was completed in March 1889. It is 330 metres tall. About 7,000,000 people visit it every year, and twelve lifts serve it.';
+    const q = 'Tell me about the Eiffel Tower.';
+    const h = (response: string) => check('hallucination', { prompt: q, context: ctx, response }).score;
+    for (const ok of [
+      'About 7 million people visit it each year.',
+      'About 7.0 million people visit it each year.',
+      'It was completed in the 1880s.',
+      'It has 12 lifts.',
+    ]) {
+      expect(h(ok), ok).toBe(0);
+    }
+    for (const wrong of [
+      'About 8 million people visit it each year.',
+      'It was completed in the 1890s.',
+      'It was not completed in 1889.',
+      "It wasn't completed in 1889.",
+    ]) {
+      expect(h(wrong), wrong).toBeGreaterThan(0.5);
+    }
+    // A negation the source also makes is supported.
+    expect(
+      check('hallucination', {
+        prompt: 'Did he attend college?',
+        context: 'He never attended college.',
+        response: 'He did not attend college.',
+      }).score,
+    ).toBe(0);
+  });
+
   it('judges the answer, not a restatement of the question put before it', () => {
     const input = { prompt: OBEROI.question, context: OBEROI.knowledge };
     const wrong = check('hallucination', { ...input, response: OBEROI.hallucinated_answer });
