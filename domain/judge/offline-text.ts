@@ -31,7 +31,7 @@ const STOP_WORDS = new Set(
     's t d ll m re ve y yes okay ok also however therefore thus etc e g ie eg may might must shall ' +
     'one ones many much lot lots well like get got make made use used using way ways thing things something ' +
     'anything everything nothing really actually please thank thanks sure answer question following based ' +
-    'give given provide provided including include includes within without across along among around'
+    'give given provide provided including include includes within without across along among around percent per cent'
   ).split(/\s+/),
 );
 
@@ -66,12 +66,62 @@ const NUMBER_WORDS: Record<string, string> = {
   ninety: '90',
 };
 
-/** Light suffix stemmer, applied identically to every text, so only consistency matters. */
+/** Units, spelled out or abbreviated, and the one key each is compared by. */
+const UNITS: Record<string, string> = {
+  km: 'km',
+  kilometre: 'km',
+  kilometres: 'km',
+  kilometer: 'km',
+  kilometers: 'km',
+  cm: 'cm',
+  centimetre: 'cm',
+  centimetres: 'cm',
+  centimeter: 'cm',
+  centimeters: 'cm',
+  mm: 'mm',
+  millimetre: 'mm',
+  millimetres: 'mm',
+  millimeter: 'mm',
+  millimeters: 'mm',
+  metre: 'metre',
+  metres: 'metre',
+  meter: 'metre',
+  meters: 'metre',
+  kg: 'kg',
+  kilogram: 'kg',
+  kilograms: 'kg',
+  kilo: 'kg',
+  kilos: 'kg',
+  mi: 'mile',
+  mile: 'mile',
+  miles: 'mile',
+  ft: 'foot',
+  foot: 'foot',
+  feet: 'foot',
+  lb: 'lb',
+  lbs: 'lb',
+  mph: 'mph',
+  kph: 'kmh',
+  kmh: 'kmh',
+};
+
+/**
+ * Light suffix stemmer, applied identically to every text, so only consistency matters. British
+ * and American spellings meet (colour/color, centre/center, organise/organize, analyse/analyze),
+ * and units have one key whether spelled out or abbreviated (kilometres/km).
+ */
 export function stem(word: string): string {
+  const unit = UNITS[word.toLowerCase()];
+  if (unit !== undefined) return unit;
   let w = word
     .toLowerCase()
     .replace(/['’]s$/, '')
     .replace(/['’]/g, '');
+  if (w.length > 5)
+    w = w
+      .replace(/our(s|ed|ing|ite|ites|able)?$/, 'or$1')
+      .replace(/tre(s|d)?$/, 'ter$1')
+      .replace(/([iy])s(e|es|ed|ing|ation|ations)$/, '$1z$2');
   if (w.length > 4 && w.endsWith('ies')) w = w.slice(0, -3) + 'y';
   else if (w.length > 4 && /(sses|xes|ches|shes|zes)$/.test(w)) w = w.slice(0, -2);
   else if (w.length > 3 && w.endsWith('s') && !/(ss|us|is)$/.test(w)) w = w.slice(0, -1);

@@ -153,6 +153,17 @@ describe('offline judge: hallucination', () => {
     ]) {
       expect(h(wrong), wrong).toBeGreaterThan(0.5);
     }
+    // Units spelled out or abbreviated, British or American spelling, "percent" or "%".
+    const nile = 'The Nile is 6,650 km long; its colour is brown near Cairo, and 60% of its water comes from Ethiopia.';
+    const n = (response: string) => check('hallucination', { prompt: 'Tell me about the Nile.', context: nile, response }).score;
+    for (const ok of [
+      'The Nile is 6650 kilometres long.',
+      'Its color is brown near Cairo.',
+      '60 percent of its water comes from Ethiopia.',
+    ]) {
+      expect(n(ok), ok).toBe(0);
+    }
+    expect(n('The Nile is 6650 miles long.')).toBeGreaterThan(0.5);
     // A negation the source also makes is supported.
     expect(
       check('hallucination', {
