@@ -59,8 +59,10 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // unsupported material, so extra detail the context does not cover lowers confidence in the
     // answer without turning a grounded answer into a hallucinated one. Shares, not amounts: a
     // longer answer is not punished for being longer.
-    // A sentence that restates the question (asks it again, or repeats most of its words) is not
-    // the answer: the core is the first sentence after such ones.
+    // A sentence that restates the question is not the answer: one that asks it again (ends in
+    // '?'), or is made of the question's words alone and repeats at least 80 % of them. The core
+    // is the first sentence after such ones. (An answer of the question's words that picks one of
+    // them, "Jane is.", repeats too few of them to count.)
     const asked = vocabulary(tokenize(input.prompt));
     const askedCount = asked.keys.size;
     const sents = sentencesOf(input.response)
