@@ -17,17 +17,22 @@
  * Text processing (shared by all checks)
  * - Sentences end at . ! ? followed by white space, and at line breaks.
  * - Tokens are runs of letters (with inner apostrophes) or numbers ("1,000" and "1000" are the
- *   same number; number words such as "two" or "twelve" equal their digits). Words are lower-cased and
- *   reduced by a light suffix stemmer (plural -s/-es/-ies, -ing, -ed, -ly, possessive 's);
- *   English stop words are ignored ("content words").
+ *   same number; number words such as "two" or "thirty" equal their digits; "7 million" is
+ *   7000000; "1880s" is a decade). Words are lower-cased and reduced by a light suffix stemmer
+ *   (plural -s/-es/-ies, -ing, -ed, -ly, possessive 's; British spellings as American ones; units
+ *   spelled out as their abbreviation); English stop words are ignored ("content words"), but a
+ *   negation (not, never, -n't, ...) is one content word of its own.
  * - A capitalised word that does not start its sentence (or follow a colon) counts as part of a name.
  * - A response word is "supported" by a source text when the source has the same stem, or for
- *   stems of six letters or more the same first six letters; numbers must match exactly.
+ *   stems of six letters or more the same first six letters; numbers must match exactly (a
+ *   decade is supported by any year in it); a negation by any negation.
  *
  * Hallucination (score 1 = hallucinated)
  * - With a context: every content word, number and name of the response is looked up in the
  *   context and the prompt. Numbers weigh 2, names 1.5, other words 1. c = unsupported share of
- *   the first sentence (the direct answer), f = unsupported share of the whole response:
+ *   the first sentence (the direct answer; sentences that restate the question, by asking it
+ *   again or by being made of its words alone and repeating 80 % of them, are skipped),
+ *   f = unsupported share of the whole response:
  *   score = 1 - (1 - 0.7 sqrt(c))^k (1 - 0.3 f), k = HALLUCINATION_CALIBRATION_POWER (maps the
  *   threshold chosen on the tune split to 0.5). Shares, not amounts: length is not punished, and
  *   unsupported extra detail after a grounded answer adds at most 0.3. Confidence 0.55 to 0.9.
@@ -62,7 +67,8 @@
  * - relevance = 0.6 * coverage + 0.4 * focus, where coverage is the share of the prompt's content
  *   words found in the on-topic text, saturating at 60 % of them (or 6 words); for factoid
  *   questions a non-empty answer gets coverage of at least 0.6, since "Delhi" need not repeat
- *   the question.
+ *   the question. A response that starts with "yes" or "no" answers a yes/no question: its
+ *   first sentence is on topic and the word counts towards completeness.
  * - completeness = min(1, sqrt(n / expected)), n = on-topic content words (with a context, only
  *   those the context or prompt supports). expected = 1 for factoid questions (who/what/when/
  *   where/which/how many, yes/no questions), 40 for requests to explain/describe/list/write/
