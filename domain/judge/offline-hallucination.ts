@@ -24,7 +24,8 @@ export interface HalluAnalysis {
 export function analyseHallucination(input: JudgeInput): HalluAnalysis {
   const respToks = contentTokens(tokenize(input.response));
   const hasContext = typeof input.context === 'string' && input.context.trim().length > 0;
-  const sourceToks = tokenize(`${input.prompt}\n${hasContext ? input.context : ''}`);
+  const promptToks = tokenize(input.prompt);
+  const sourceToks = hasContext ? [...promptToks, ...tokenize(input.context as string)] : promptToks;
   const source = vocabulary(sourceToks);
 
   if (respToks.length === 0) {
@@ -63,7 +64,7 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // '?'), or is made of the question's words alone and repeats at least 80 % of them. The core
     // is the first sentence after such ones. (An answer of the question's words that picks one of
     // them, "Jane is.", repeats too few of them to count.)
-    const asked = vocabulary(tokenize(input.prompt));
+    const asked = vocabulary(promptToks);
     const askedCount = asked.keys.size;
     const sents = sentencesOf(input.response)
       .filter((x) => {
