@@ -54,7 +54,8 @@
  *   reproduced in profanity-model.ts), combined with rules for abuse aimed at a person or a
  *   group (insults, declared hatred, threats; targeted-abuse.ts); scored per sentence, 8-word window and sentence
  *   prefix, the worst counts. Text normalisation in toxicity-text.ts (leet, masks, spelled-out letters, look-alike
- *   letters, invisible characters). hate_speech, violence and profanity are the lexicon category
+ *   letters, invisible characters, sound-alike and vowel-less spellings; denied insults, harmless
+ *   figures of speech and vulgar given names written as names are left out). hate_speech, violence and profanity are the lexicon category
  *   scores (toxicity-lexicon.ts), raised by group insults (hate) and threats (violence).
  *
  * Quality
@@ -93,7 +94,7 @@ import { judgeToxicity } from './offline-toxicity.js';
 
 export { normalizeForToxicity } from './toxicity-text.js';
 
-export const OFFLINE_JUDGE_VERSION = 'offline-v8';
+export const OFFLINE_JUDGE_VERSION = 'offline-v9';
 
 /** Quality dimensions of an answer that carries text addressed to the grader are multiplied by this. */
 const GRADER_DIRECTED_PENALTY = 0.8;

