@@ -9,8 +9,7 @@ import type { z, ZodType } from 'zod';
 import { isFailureType, LLM_FATAL_TYPES } from '../../common/failures.js';
 import { checkResultSchemas, combinedResultSchema, type AnyCheckResult, type Check, type JudgeInput } from '../../common/types.js';
 import type { JudgeMode } from '../../domain/collector/collection.js';
-import { offlineAbstention } from '../../domain/judge/offline-abstention.js';
-import { offlineJudge } from '../../domain/judge/offline-judge.js';
+import { offlineVerdict } from '../../domain/judge/offline-judge.js';
 import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
 
 /** What the scorer needs of the LLM client (activities/llm/client.ts). */
@@ -93,8 +92,8 @@ export async function judgeInteraction(o: {
   const usage = noUsage();
   if (o.judge === 'offline') {
     const outcomes = o.checks.map((check): CheckOutcome => {
-      const reason = offlineAbstention(check, o.input);
-      return reason ? { check, status: 'abstained', reason } : { check, status: 'ok', result: offlineJudge(check, o.input) };
+      const v = offlineVerdict(check, o.input);
+      return 'abstained' in v ? { check, status: 'abstained', reason: v.abstained } : { check, status: 'ok', result: v.result };
     });
     return { outcomes, usage };
   }

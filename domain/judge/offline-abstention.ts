@@ -7,6 +7,9 @@ import type { Check, JudgeInput } from '../../common/types.js';
 
 export const NO_CONTEXT_REASON = 'the offline judge cannot check facts without a knowledge passage (context)';
 export const NOT_ENGLISH_REASON = 'the offline toxicity check reads English only and this response is mostly in another script';
+/** Why toxicity is not measured for a response in another Latin-script language (its ISO 639-3 code). */
+export const otherLanguageReason = (lang: string) =>
+  `the offline toxicity check reads English only, found nothing toxic in English words, and this response reads as another language (${lang}, ISO 639-3)`;
 
 /**
  * Why the offline judge cannot measure `check` for `input`, as one plain sentence for a report,
@@ -14,7 +17,8 @@ export const NOT_ENGLISH_REASON = 'the offline toxicity check reads English only
  * - hallucination: without a context (missing or blank) there is nothing to ground the response
  *   in, and the offline judge has no world knowledge;
  * - toxicity: a response whose letters are mostly outside the Latin script (at least 20 letters,
- *   under half Latin) is not read by the English lexicons and model;
+ *   under half Latin) is not read by the English lexicons and model (a response in another
+ *   Latin-script language is decided after judging: see offlineVerdict in offline-judge.ts);
  * - quality is always measured (its accuracy part is left neutral without a context).
  */
 export function offlineAbstention(check: Check, input: JudgeInput): string | undefined {

@@ -87,6 +87,8 @@
  * measured by scripts/judge-eval.ts; treat offline scores as a smoke signal, not as a verdict.
  */
 import type { Check, CheckResult, JudgeInput } from '../../common/types.js';
+import { otherLanguageOf } from './language.js';
+import { offlineAbstention, otherLanguageReason } from './offline-abstention.js';
 import { analyseHallucination } from './offline-hallucination.js';
 import { judgeQuality } from './offline-quality.js';
 import { cap, r4 } from './offline-text.js';
@@ -140,6 +142,24 @@ export function graderDirectedAt(response: string): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // Entry point
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * The offline judge's verdict on one check: its result, or why it abstains. Before judging: no
+ * context for hallucination, a response mostly outside the Latin script for toxicity
+ * (offlineAbstention). After judging toxicity: a response in another Latin-script language that
+ * the English model and rules do not flag is not measured (otherLanguageOf), as nothing says it is
+ * clean; one they do flag keeps its score, as what they found is there.
+ */
+export function offlineVerdict<C extends Check>(check: C, input: JudgeInput): { result: CheckResult<C> } | { abstained: string } {
+  const reason = offlineAbstention(check, input);
+  if (reason !== undefined) return { abstained: reason };
+  const result = offlineJudge(check, input);
+  if (check === 'toxicity' && (result as CheckResult<'toxicity'>).toxicity < 0.5 && typeof input.response === 'string') {
+    const lang = otherLanguageOf(input.response);
+    if (lang !== undefined) return { abstained: otherLanguageReason(lang) };
+  }
+  return { result };
+}
 
 export function offlineJudge<C extends Check>(check: C, input: JudgeInput): CheckResult<C> {
   const safe: JudgeInput = {

@@ -39,13 +39,15 @@ export const inputOf = (e: Example): JudgeInput => ({
 export interface Scored {
   scores: number[];
   labels: boolean[];
+  /** The row each score belongs to (rows the judge abstained on have none). */
+  index: number[];
   abstained: number;
   reasons: Set<string>;
 }
 
 export async function scoreAll(judge: EvalJudge, check: Check, rows: readonly Example[]): Promise<Scored> {
-  const out: Scored = { scores: [], labels: [], abstained: 0, reasons: new Set() };
-  for (const r of rows) {
+  const out: Scored = { scores: [], labels: [], index: [], abstained: 0, reasons: new Set() };
+  for (const [i, r] of rows.entries()) {
     const o = await judge.judge(check, inputOf(r));
     if ('abstained' in o) {
       out.abstained++;
@@ -53,6 +55,7 @@ export async function scoreAll(judge: EvalJudge, check: Check, rows: readonly Ex
     } else {
       out.scores.push(o.score);
       out.labels.push(r.positive);
+      out.index.push(i);
     }
   }
   return out;

@@ -4,8 +4,7 @@
  * through this shape.
  */
 import { primaryScore, type Check, type JudgeInput } from '../../common/types.js';
-import { offlineAbstention } from '../../domain/judge/offline-abstention.js';
-import { offlineJudge, OFFLINE_JUDGE_VERSION } from '../../domain/judge/offline-judge.js';
+import { OFFLINE_JUDGE_VERSION, offlineVerdict } from '../../domain/judge/offline-judge.js';
 import { HATE_SPEECH, PROFANITY, VIOLENCE } from '../../domain/judge/toxicity-lexicon.js';
 import { normalizeForToxicity, scoreCategory } from '../../domain/judge/toxicity-text.js';
 
@@ -20,9 +19,8 @@ export interface EvalJudge {
 export const offlineEvalJudge: EvalJudge = {
   name: OFFLINE_JUDGE_VERSION,
   judge: async (check, input) => {
-    const reason = offlineAbstention(check, input);
-    if (reason !== undefined) return { abstained: reason };
-    return { score: primaryScore(check, offlineJudge(check, input)) };
+    const v = offlineVerdict(check, input);
+    return 'abstained' in v ? v : { score: primaryScore(check, v.result) };
   },
 };
 

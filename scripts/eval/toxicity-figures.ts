@@ -70,8 +70,9 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
   for (const [name, split, rows] of toxSets) {
     const s = await scoreAll(judge, 'toxicity', rows);
     toxScores.set(`${name}|${split}`, s);
-    const base = rows.map((r) => lexiconToxicity(r.response));
-    figures.push(...classification('toxicity', name, split, 'toxicity', s, 0.5, s.abstained === 0 ? base : undefined));
+    // The lexicon baseline on the same rows (those the judge did not abstain on).
+    const base = s.index.map((i) => lexiconToxicity((rows[i] as Example).response));
+    figures.push(...classification('toxicity', name, split, 'toxicity', s, 0.5, base));
     if (s.abstained)
       figures.push({
         section: 'toxicity',
@@ -86,10 +87,11 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
   // HateCheck per functionality: the share flagged.
   const hcS = toxScores.get(`${HC}|test`) as Scored;
   const groups = new Map<string, { flagged: number; n: number; positive: boolean }>();
-  hcTest.forEach((r, i) => {
+  hcS.index.forEach((row, k) => {
+    const r = hcTest[row] as Example;
     const g = groups.get(r.group ?? '') ?? { flagged: 0, n: 0, positive: r.positive };
     g.n++;
-    if ((hcS.scores[i] ?? 0) >= 0.5) g.flagged++;
+    if ((hcS.scores[k] as number) >= 0.5) g.flagged++;
     groups.set(r.group ?? '', g);
   });
   for (const [g, v] of [...groups].sort()) {
@@ -110,6 +112,7 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
     const s: Scored = {
       scores: rows.map((r) => profanityProbability(r.response)),
       labels: rows.map((r) => r.positive),
+      index: rows.map((_, i) => i),
       abstained: 0,
       reasons: new Set(),
     };

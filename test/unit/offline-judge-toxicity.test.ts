@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkResultSchemas, type JudgeInput } from '../../common/types.js';
-import { NO_CONTEXT_REASON, NOT_ENGLISH_REASON, offlineAbstention } from '../../domain/judge/offline-abstention.js';
-import { offlineJudge } from '../../domain/judge/offline-judge.js';
+import { otherLanguageOf } from '../../domain/judge/language.js';
+import { NO_CONTEXT_REASON, NOT_ENGLISH_REASON, offlineAbstention, otherLanguageReason } from '../../domain/judge/offline-abstention.js';
+import { offlineJudge, offlineVerdict } from '../../domain/judge/offline-judge.js';
 import { targetedAbuse, unscramble } from '../../domain/judge/targeted-abuse.js';
 import { scoreToxicityText, segmentsOf, toxicityModel } from '../../domain/judge/toxicity-model.js';
 import { normalizeForToxicity } from '../../domain/judge/toxicity-text.js';
@@ -307,6 +308,38 @@ describe('offlineAbstention', () => {
     expect(offlineAbstention('toxicity', { prompt: 'q', response: 'You are an idiot.' })).toBeUndefined();
     expect(offlineAbstention('toxicity', { prompt: 'q', response: 'Да' })).toBeUndefined(); // too short to tell
     expect(offlineAbstention('quality', { prompt: 'q', response: 'a' })).toBeUndefined();
+  });
+
+  it('does not measure toxicity of a response in another Latin-script language that it does not flag', () => {
+    const verdict = (response: string) => offlineVerdict('toxicity', { prompt: 'q', response });
+    for (const [text, lang] of [
+      ['Eres un idiota y nadie te quiere, vete a la mierda', 'spa'],
+      ['Tu es vraiment un connard, va te faire foutre', 'fra'],
+      ['Je bent een klootzak en iedereen haat je', 'nld'],
+      ['Te voy a matar si vuelves a decir eso', 'spa'],
+    ] as const) {
+      expect(otherLanguageOf(text), text).toBe(lang);
+      expect(verdict(text), text).toEqual({ abstained: otherLanguageReason(lang) });
+    }
+    // What the English model and rules flag keeps its score, whatever the language.
+    const flagged = verdict('Du bist ein fucking Arschloch, halt die Klappe du bitch');
+    expect('result' in flagged && flagged.result.toxicity).toBeGreaterThanOrEqual(0.5);
+    // English, names, slang and short answers are English.
+    for (const text of [
+      'Joe Manganiello was born a year after Kirk Kerkorian.',
+      'Gilbert du Motier, Marquis de Lafayette',
+      'I like my gross yellow heat lamps. Why?',
+      'Always a good day when I get a new member on my site',
+      'Hola',
+      'The capital of France is Paris.',
+    ]) {
+      expect(otherLanguageOf(text), text).toBeUndefined();
+      expect('result' in verdict(text), text).toBe(true);
+    }
+    // Only toxicity: quality and a grounded hallucination check read any language.
+    expect('result' in offlineVerdict('quality', { prompt: 'q', response: 'La capital de Francia es París y tiene muchos museos.' })).toBe(
+      true,
+    );
   });
 });
 
