@@ -15,6 +15,10 @@ import { contentTokens, sentencesOf, supported, tokenize, vocabulary, weightOf }
  */
 export const HALLUCINATION_CALIBRATION_POWER = Math.log(0.5) / Math.log(0.85);
 
+/** How a sentence that states the conclusion starts (after any markdown emphasis or list marker). */
+const CONCLUSION_RE =
+  /^[\s*_#>•-]*(?:(?:so|therefore|thus|hence|in (?:short|summary|conclusion)|the (?:final |short )?answer is)\b|(?:final )?answer\s*:)/i;
+
 export interface HalluAnalysis {
   score: number;
   confidence: number;
@@ -63,7 +67,8 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // A sentence that restates the question is not the answer: one that asks it again (ends in
     // '?'), or is made of the question's words alone and repeats at least 80 % of them. The core
     // is the first sentence after such ones. (An answer of the question's words that picks one of
-    // them, "Jane is.", repeats too few of them to count.)
+    // them, "Jane is.", repeats too few of them to count.) Nor is a sentence without content words
+    // ("Sure! Based on the context provided, here is the answer.": its words are stop words).
     const asked = vocabulary(promptToks);
     const askedCount = asked.keys.size;
     const sents = sentencesOf(input.response)
@@ -74,8 +79,11 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
         const fromPrompt = new Set(c.filter((t) => asked.keys.has(t.key)).map((t) => t.key));
         return !(askedCount > 0 && c.every((t) => supported(t, asked)) && fromPrompt.size >= 0.8 * askedCount);
       })
-      .map((x) => contentTokens(x.toks));
-    const core = sents[0] ?? respToks;
+      .map((x) => ({ text: x.text, toks: contentTokens(x.toks) }));
+    // A sentence that opens with a conclusion ("So, ...", "Therefore ...", "The answer is ...")
+    // is the answer, whatever comes before it (a quote of the passage, reasoning).
+    const concluding = sents.find((x) => CONCLUSION_RE.test(x.text));
+    const core = (concluding ?? sents[0])?.toks ?? respToks;
     let coreTotal = 0;
     let coreUnsupported = 0;
     for (const t of core) {

@@ -31,7 +31,9 @@
  * - With a context: every content word, number and name of the response is looked up in the
  *   context and the prompt. Numbers weigh 2, names 1.5, other words 1. c = unsupported share of
  *   the first sentence (the direct answer; sentences that restate the question, by asking it
- *   again or by being made of its words alone and repeating 80 % of them, are skipped),
+ *   again or by being made of its words alone and repeating 80 % of them, and sentences without
+ *   content words, "Sure! Here is the answer.", are skipped; a sentence that states the
+ *   conclusion, "So, ...", "The answer is ...", "Answer: ...", is the answer wherever it stands),
  *   f = unsupported share of the whole response:
  *   score = 1 - (1 - 0.7 sqrt(c))^k (1 - 0.3 f), k = HALLUCINATION_CALIBRATION_POWER (maps the
  *   threshold chosen on the tune split to 0.5). Shares, not amounts: length is not punished, and

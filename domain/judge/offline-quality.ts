@@ -44,7 +44,10 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
     const shared = c.filter((t) => supported(t, topic));
     return shared.some((t) => t.kind !== 'number') || new Set(shared.map((t) => t.key)).size >= 2;
   });
-  if (sents.length === 1 && (sentContent[0]?.length ?? 0) > 0 && (sentContent[0]?.length ?? 0) <= 3) on[0] = true;
+  // Sentences without content words ("Sure!", "Great question.") are neither on nor off topic.
+  const said = sentContent.map((c, i) => (c.length > 0 ? i : -1)).filter((i) => i >= 0);
+  const only = said.length === 1 ? (said[0] as number) : -1;
+  if (only >= 0 && (sentContent[only]?.length ?? 0) <= 3) on[only] = true;
   // "Yes" or "no" (with or without a reason) answers a yes/no question, though neither is a content word.
   const yesNo = YES_NO_RE.test(input.prompt) && YES_NO_ANSWER_RE.test(input.response);
   if (yesNo && sents.length > 0) on[0] = true;
@@ -62,7 +65,7 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   }
   const onTopicSentences = on.filter(Boolean).length;
   const nSent = sents.length;
-  const focus = nSent === 0 ? 0 : onTopicSentences / nSent;
+  const focus = nSent === 0 ? 0 : said.length === 0 ? onTopicSentences / nSent : said.filter((i) => on[i]).length / said.length;
   const onSents = sents.filter((_, i) => on[i]);
   const onToks = onSents.flatMap((s) => s.toks);
   const onContent = contentTokens(onToks);

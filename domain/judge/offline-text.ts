@@ -31,7 +31,11 @@ const STOP_WORDS = new Set(
     's t d ll m re ve y yes okay ok also however therefore thus etc e g ie eg may might must shall ' +
     'one ones many much lot lots well like get got make made use used using way ways thing things something ' +
     'anything everything nothing really actually please thank thanks sure answer question following based ' +
-    'give given provide provided including include includes within without across along among around percent per cent'
+    'give given provide provided including include includes within without across along among around percent per cent ' +
+    // What a chat answer says about itself rather than about the world ("Sure! Based on the
+    // context provided, here is the answer.", "Great question.", "*Source: the passage.*").
+    'context passage source sources information great happy glad help helps hope certainly absolutely course ' +
+    'briefly indeed mentioned according states stated either'
   ).split(/\s+/),
 );
 

@@ -193,6 +193,27 @@ describe('offline judge: hallucination', () => {
     });
     expect(choice.score).toBe(0);
   });
+
+  it('reads the answer inside the wrapping chat answers come in: preambles, labels, sources, a quoted passage', () => {
+    const input = { prompt: OBEROI.question, context: OBEROI.knowledge };
+    const wraps = [
+      (a: string) => `Sure! Based on the context provided, here is the answer. ${a}`,
+      (a: string) => `Great question. ${a}`,
+      (a: string) => `**Answer:** ${a}\n\n*Source: the provided context.*`,
+      (a: string) => `${OBEROI.knowledge} So, ${a}`,
+      (a: string) => `${OBEROI.knowledge}\n\nAnswer: ${a}`,
+      (a: string) => `The passage says: ${OBEROI.knowledge} Therefore, the answer is ${a}`,
+    ];
+    const plainQuality = check('quality', { ...input, response: OBEROI.right_answer }).overall;
+    for (const wrap of wraps) {
+      const right = wrap(OBEROI.right_answer);
+      const wrong = wrap(OBEROI.hallucinated_answer);
+      expect(check('hallucination', { ...input, response: right }).score, right).toBeLessThan(0.5);
+      expect(check('hallucination', { ...input, response: wrong }).score, wrong).toBeGreaterThanOrEqual(0.5);
+      // A sentence that says nothing ("Great question.") costs an answer little quality.
+      expect(check('quality', { ...input, response: right }).overall, right).toBeGreaterThan(plainQuality - 0.1);
+    }
+  });
 });
 
 describe('offline judge: toxicity', () => {
