@@ -35,7 +35,9 @@ const STOP_WORDS = new Set(
     // What a chat answer says about itself rather than about the world ("Sure! Based on the
     // context provided, here is the answer.", "Great question.", "*Source: the passage.*").
     'context passage source sources information great happy glad help helps hope certainly absolutely course ' +
-    'briefly indeed mentioned according states stated either'
+    'briefly indeed mentioned according states stated either ' +
+    // Currency names: the amount is the claim ("5 million dollars" for "$5 million").
+    'dollar dollars usd euro euros eur'
   ).split(/\s+/),
 );
 
@@ -144,6 +146,11 @@ export interface Tok {
   kind: TokKind;
   stop: boolean;
   sentence: number;
+  /**
+   * A number's quantity in a base unit when a metric unit follows it ("1.2 km" and "1,200 metres":
+   * "1200metre"); such a number is supported by its quantity only.
+   */
+  alt?: string;
 }
 
 const TOKEN_RE = /\p{L}+(?:['’]\p{L}+)*|\d+(?:[.,]\d+)*/gu;
@@ -173,8 +180,45 @@ function scaled(n: string, scale: number): string | undefined {
   return Number.isSafeInteger(v) ? String(v) : undefined;
 }
 
-function tokenizeSentence(text: string, sentence: number): Tok[] {
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const COMPOUND_NUMBER_RE = /\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](one|two|three|four|five|six|seven|eight|nine)\b/gi;
+
+/**
+ * Numbers written another way, in the forms the passage is most likely to use: an ISO date
+ * ("1935-06-17") as "17 June 1935", a compound number word ("forty-five") in digits, and an
+ * amount with a scale letter after a currency sign ("$5M", "€2.5bn", "$300K") in full.
+ */
+function spellNumbers(text: string): string {
+  return text
+    .replace(/\b(\d{4})-(\d{2})-(\d{2})\b/g, (all, y: string, mo: string, d: string) => {
+      const month = MONTHS[Number(mo) - 1];
+      return month && Number(d) >= 1 && Number(d) <= 31 ? `${Number(d)} ${month} ${y}` : all;
+    })
+    .replace(COMPOUND_NUMBER_RE, (_, t: string, u: string) =>
+      String(Number(NUMBER_WORDS[t.toLowerCase()]) + Number(NUMBER_WORDS[u.toLowerCase()])),
+    )
+    .replace(/([$€£])\s?(\d+(?:\.\d+)?)\s?(k|m|mn|bn|b)\b/gi, (all, cur: string, n: string, sc: string) => {
+      const mult = { k: 1e3, m: 1e6, mn: 1e6, b: 1e9, bn: 1e9 }[sc.toLowerCase()] ?? 1;
+      const v = Number(n) * mult;
+      return Number.isSafeInteger(v) ? `${cur}${v}` : all;
+    });
+}
+
+/** Metric units (as UNITS keys) in their base unit: a quantity compares across them ("1.2 km" = "1,200 m"). */
+const UNIT_BASE: Record<string, [string, number]> = {
+  km: ['metre', 1000],
+  metre: ['metre', 1],
+  cm: ['metre', 0.01],
+  mm: ['metre', 0.001],
+  kg: ['g', 1000],
+};
+
+/** Ordinal endings written after a number ("17th", "1st"): part of the number, not words. */
+const ORDINAL_ENDINGS = new Set(['st', 'nd', 'rd', 'th']);
+
+function tokenizeSentence(sentenceText: string, sentence: number): Tok[] {
   const out: Tok[] = [];
+  const text = spellNumbers(sentenceText);
   TOKEN_RE.lastIndex = 0;
   for (let m = TOKEN_RE.exec(text); m !== null; m = TOKEN_RE.exec(text)) {
     const raw = m[0];
@@ -186,6 +230,7 @@ function tokenizeSentence(text: string, sentence: number): Tok[] {
       continue;
     }
     const lower = raw.toLowerCase();
+    if (ORDINAL_ENDINGS.has(lower) && /\d$/.test(text.slice(0, m.index))) continue;
     if (NEGATORS.has(lower) || /n['’]t$/.test(lower)) {
       // A negation is a claim of its own ("it was not completed in 1889"): one key for all of them.
       out.push({ raw, key: NEGATION_KEY, kind: 'word', stop: false, sentence });
@@ -199,6 +244,13 @@ function tokenizeSentence(text: string, sentence: number): Tok[] {
         out[out.length - 1] = { ...prev, raw: `${prev.raw} ${raw}`, key: v };
         continue;
       }
+    }
+    const base = UNIT_BASE[stem(raw)];
+    if (base !== undefined && prev?.kind === 'number' && prev.sentence === sentence && /^\d+(\.\d+)?$/.test(prev.key)) {
+      // The quantity is the claim: the unit goes into the number's alt key, not in a word of its own.
+      prev.alt = `${Number((Number(prev.key) * base[1]).toPrecision(12))}${base[0]}`;
+      out.push({ raw, key: stem(raw), kind: 'word', stop: true, sentence });
+      continue;
     }
     const isStop = STOP_WORDS.has(lower) || STOP_WORDS.has(lower.replace(/['’].*$/, ''));
     const num = NUMBER_WORDS[lower];
@@ -245,12 +297,16 @@ export function vocabulary(toks: Tok[]): Vocabulary {
   for (const t of toks) {
     if (t.stop) continue;
     keys.add(t.key);
+    if (t.alt !== undefined) keys.add(t.alt);
     if (t.kind !== 'number' && t.key.length >= PREFIX_LEN) prefixes.add(t.key.slice(0, PREFIX_LEN));
   }
   return { keys, prefixes };
 }
 
 export function supported(t: Tok, v: Vocabulary): boolean {
+  // A quantity with a unit is supported by the same quantity in any unit ("1,200 metres" for
+  // "1.2 km"), never by the bare number ("10 km" does not support "10 cm").
+  if (t.alt !== undefined) return v.keys.has(t.alt);
   if (v.keys.has(t.key)) return true;
   if (t.kind === 'number') {
     const n = t.key;

@@ -164,6 +164,29 @@ describe('offline judge: hallucination', () => {
       expect(n(ok), ok).toBe(0);
     }
     expect(n('The Nile is 6650 miles long.')).toBeGreaterThan(0.5);
+    // Dates, ordinals, amounts and quantities written another way (offline-v9).
+    const facts =
+      'Peggy Seeger (born June 17, 1935) is a folksinger. The bridge cost $5 million and is 1,200 metres long. About 45% of voters supported it.';
+    const f = (response: string) => check('hallucination', { prompt: 'Tell me the facts.', context: facts, response }).score;
+    for (const ok of [
+      'Peggy Seeger was born on 1935-06-17.',
+      'She was born on June 17th, 1935.',
+      'The bridge cost five million dollars.',
+      'The bridge cost $5M.',
+      'The bridge is 1.2 km long.',
+      'Forty-five percent of voters supported it.',
+    ]) {
+      expect(f(ok), ok).toBe(0);
+    }
+    for (const wrong of [
+      'She was born on 1935-06-18.',
+      'She was born on June 18th, 1935.',
+      'The bridge cost $6M.',
+      'The bridge is 1,200 cm long.',
+      'Forty-six percent of voters supported it.',
+    ]) {
+      expect(f(wrong), wrong).toBeGreaterThan(0.5);
+    }
     // A negation the source also makes is supported.
     expect(
       check('hallucination', {
