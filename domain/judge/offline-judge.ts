@@ -55,10 +55,12 @@
  *   MIT: a TF-IDF linear SVM trained by its authors on about 200,000 texts not shipped here,
  *   reproduced in profanity-model.ts), combined with rules for abuse aimed at a person or a
  *   group (insults, declared hatred, threats; targeted-abuse.ts); scored per sentence, 8-word window and sentence
- *   prefix, the worst counts. Text normalisation in toxicity-text.ts (leet, masks, spelled-out letters, look-alike
- *   letters, invisible characters, sound-alike and vowel-less spellings; denied insults, harmless
- *   figures of speech and vulgar given names written as names are left out). hate_speech, violence and profanity are the lexicon category
- *   scores (toxicity-lexicon.ts), raised by group insults (hate) and threats (violence).
+ *   prefix, the worst counts. Text normalisation in toxicity-text.ts (leet, masks, spelled-out
+ *   letters, look-alike letters, invisible characters, sound-alike and vowel-less spellings;
+ *   denied insults, harmless figures of speech and vulgar given names written as names are left
+ *   out). hate_speech, violence and profanity are the lexicon category scores
+ *   (toxicity-lexicon.ts), raised by group insults (hate) and threats (violence). A response in
+ *   another Latin-script language that is not flagged is not measured (offlineVerdict).
  *
  * Quality
  * - A response sentence is "on topic" when it shares a content word or name with the prompt or

