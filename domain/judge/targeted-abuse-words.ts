@@ -178,6 +178,13 @@ export const VICTIM_NOUNS = new Set([
   ...['brother', 'sister', 'baby', 'parents', 'friends', 'girlfriend', 'boyfriend', 'dog', 'cat', 'pets', 'house', 'home', 'car'],
   'life',
 ]);
+/** Someone's kin or face, said of as a person ("your husband is a despicable person", "your face is ugly"). */
+export const KIN_NOUNS = new Set([
+  ...['family', 'kids', 'children', 'child', 'son', 'daughter', 'wife', 'husband', 'mom', 'mum', 'mother', 'dad', 'father'],
+  ...['brother', 'sister', 'baby', 'parents', 'friends', 'girlfriend', 'boyfriend', 'face'],
+]);
+/** Possessives before KIN_NOUNS ("her" is one only there: "her husband"). */
+export const KIN_OWNERS = new Set([...POSSESSIVES, 'her']);
 /** Harm verbs whose subject is the victim ("you deserve to die", "they should hang"). */
 export const SUFFER_VERBS = new Set(['die', 'dies', 'suffer', 'burn', 'hang', 'drown', 'rot']);
 /**

@@ -22,6 +22,8 @@ import {
   IMPERATIVE_LEADS,
   IMPERATIVE_THREATS,
   INTENSIFIED,
+  KIN_NOUNS,
+  KIN_OWNERS,
   REFLEXIVES,
   SPEAKER_CUES,
   STATE_WORDS,
@@ -147,10 +149,12 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
       // "<target> <copula> ... <insult>" within five tokens, or a fused "youre/hes ... <insult>".
       for (let j = i - 1; j >= Math.max(0, i - 5); j--) {
         const t = tokens[j] as string;
-        const cop = COPULA.has(t) && j > 0 && (TARGET_YOU.has(tokens[j - 1] as string) || TARGET_OTHER.has(tokens[j - 1] as string));
+        // The target: a person, or someone's kin or face ("your husband is a despicable person").
+        const kin = j > 1 && KIN_NOUNS.has(tokens[j - 1] as string) && KIN_OWNERS.has(tokens[j - 2] as string);
+        const cop = COPULA.has(t) && j > 0 && (TARGET_YOU.has(tokens[j - 1] as string) || TARGET_OTHER.has(tokens[j - 1] as string) || kin);
         const fused = FUSED_TARGET_COPULA.has(t);
         if (!cop && !fused) continue;
-        const target = fused ? t : (tokens[j - 1] as string);
+        const target = fused ? t : kin ? (tokens[j - 2] === 'your' || tokens[j - 2] === 'ur' ? 'you' : 'he') : (tokens[j - 1] as string);
         if (negatedBetween(tokens, j, i)) break;
         // A negative word outside the insult list is an insult only said of the target directly
         // ("you are so pathetic"), not deeper in the phrase ("she was a victim of harassment").
@@ -164,11 +168,13 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
         for (let j = i - 1; j >= Math.max(0, i - 2); j--)
           if (TARGET_YOU.has(tokens[j] as string) && !COPULA.has(tokens[j + 1] as string)) take(strength, 'insult');
       }
-      // "what a loser you are", "such a creep": exclamations about someone addressed.
+      // "what a loser you are", "such a creep": exclamations about someone addressed, or about
+      // someone named right after ("what a contemptuous clown he is").
+      const saidOf = TARGET_OTHER.has(tokens[i + 1] as string) && COPULA.has(tokens[i + 2] as string);
       if (
-        hasYou &&
+        (hasYou || saidOf) &&
         i >= 2 &&
-        (tokens[i - 2] === 'what' || tokens[i - 2] === 'such' || tokens[i - 1] === 'such') &&
+        (tokens[i - 2] === 'what' || tokens[i - 2] === 'such' || tokens[i - 1] === 'such' || tokens[i - 3] === 'what') &&
         !negatedBetween(tokens, i - 3, i)
       )
         take(strength, 'insult');

@@ -138,6 +138,9 @@ describe('toxicity model and targeted-abuse rules', () => {
       'kys',
       'you absolute muppet',
       'You are such a numpty.',
+      'What a contemptuous clown he is.',
+      'Your husband is a despicable person.',
+      'Your face is ugly.',
     ]) {
       expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
     }
@@ -249,6 +252,8 @@ describe('toxicity model and targeted-abuse rules', () => {
       'You are absolutely right, I apologise for the error.',
       'He was a war hero who died in Normandy.',
       'She was a victim of harassment at work and reported it.',
+      'Her son is a genius.',
+      'What a great guy he is.',
     ]) {
       expect(tox(text).toxicity, text).toBeLessThan(0.5);
     }
