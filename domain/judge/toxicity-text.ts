@@ -185,9 +185,34 @@ function joinSpelledOut(tokens: string[]): string[] {
 const NAME_HOMONYM_RE =
   /\b(?<!\b(?:[Yy]ou|[Aa]|[Tt]he|[Uu]r|[Yy]our)\s)(?:Dick|Fanny)(?=\s+(?!Head\b)[A-Z][a-z])|(?<=\b(?:Moby|[A-Z]\.)\s)Dick\b/g;
 
-/** The text with NAME_HOMONYM_RE's names replaced (before sentences are split: "Philip K. Dick"). */
+/**
+ * A word named as a word, in quotes: after "the word", "the term", "slurs like", ... ("the term
+ * \"retarded\" is now considered offensive"), or before "is a slur", "is offensive", ... It is
+ * mentioned, not used, and becomes "word" — only in a sentence that addresses no one ("the word
+ * 'moron' fits you" keeps it).
+ */
+const MENTIONED_AFTER_RE =
+  /\b((?:the |a |an )?(?:words?|terms?|slurs?|phrases?|expressions?|labels?|insults?|epithets?|names?)(?: like| such as| as)?\s*[:,]?\s*)(["“‘'])[^"“”‘’'\n]{1,40}(["”’'])/gi;
+const MENTIONED_BEFORE_RE =
+  /(["“‘'])[^"“”‘’'\n]{1,40}(["”’'])(?=,?\s+(?:is|was|are|were|has been|have been|became)\s+(?:(?:a|an|now|once|widely|still|often|considered|seen as|regarded as)\s+)*(?:slurs?|offensive|derogatory|insults?|pejorative|taboo|vulgar|profan))/gi;
+const ADDRESSED_RE = /\b(?:you|your|yours|u|ur|ya)\b/i;
+
+/**
+ * The text with vulgar given names written as names (NAME_HOMONYM_RE) and words mentioned as
+ * words (MENTIONED_*) replaced, before sentences are split ("Philip K. Dick").
+ */
 export function neutraliseNames(text: string): string {
-  return /Dick|Fanny/.test(text) ? text.replace(NAME_HOMONYM_RE, 'name') : text;
+  let out = /Dick|Fanny/.test(text) ? text.replace(NAME_HOMONYM_RE, 'name') : text;
+  if (/["“‘']/.test(out))
+    out = out
+      .split(/(?<=[.!?\n])/)
+      .map((sentence) =>
+        ADDRESSED_RE.test(sentence)
+          ? sentence
+          : sentence.replace(MENTIONED_AFTER_RE, '$1$2word$3').replace(MENTIONED_BEFORE_RE, '$1word$2'),
+      )
+      .join('');
+  return out;
 }
 
 /** Normalises a text into lower-case letter tokens for lexicon matching and the model's features. */

@@ -101,6 +101,17 @@ describe('toxicity tokeniser', () => {
     ]) {
       expect(tox(text).toxicity, text).toBeLessThan(0.5);
     }
+    // A word mentioned as a word, in a sentence that addresses no one, is not used.
+    for (const text of [
+      'The term "retarded" was once used clinically but is now considered offensive.',
+      'Slurs like "faggot" are used to demean gay people.',
+      '"Retard" is now considered offensive by disability advocates.',
+    ]) {
+      expect(tox(text).toxicity, text).toBeLessThan(0.5);
+    }
+    for (const text of ['The word "moron" fits you perfectly.', 'You are a "retard", and everybody knows it.']) {
+      expect(tox(text).toxicity, text).toBeGreaterThanOrEqual(0.5);
+    }
     // A denial is no denial further away, of a vulgar word, or of a second insult.
     for (const text of [
       "you ain't nothing but a bitch",
