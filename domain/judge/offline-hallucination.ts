@@ -15,9 +15,13 @@ import { contentTokens, sentencesOf, supported, tokenize, vocabulary, weightOf }
  */
 export const HALLUCINATION_CALIBRATION_POWER = Math.log(0.5) / Math.log(0.85);
 
-/** How a sentence that states the conclusion starts (after any markdown emphasis or list marker). */
+/**
+ * How a sentence that states the conclusion starts (after any markdown emphasis or list marker):
+ * "So,", "Therefore", "Thus", "Hence", "In short/summary/conclusion", "(So) the answer is",
+ * "Answer:".
+ */
 const CONCLUSION_RE =
-  /^[\s*_#>•-]*(?:(?:so|therefore|thus|hence|in (?:short|summary|conclusion)|the (?:final |short )?answer is)\b|(?:final )?answer\s*:)/i;
+  /^[\s*_#>•-]*(?:so,|(?:so |therefore,? |thus,? |hence,? )?the (?:final |short )?answer is\b|(?:therefore|thus|hence|in (?:short|summary|conclusion))\b|(?:final )?answer\s*:)/i;
 
 export interface HalluAnalysis {
   score: number;
@@ -81,9 +85,13 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
       })
       .map((x) => ({ text: x.text, toks: contentTokens(x.toks) }));
     // A sentence that opens with a conclusion ("So, ...", "Therefore ...", "The answer is ...")
-    // is the answer, whatever comes before it (a quote of the passage, reasoning).
-    const concluding = sents.find((x) => CONCLUSION_RE.test(x.text));
-    const core = (concluding ?? sents[0])?.toks ?? respToks;
+    // is the answer when what comes before it is material from the passage (at least 8 content
+    // words, 90 % supported: a quote of it, or reasoning over it); after a short answer it is
+    // an explanation, and the first sentence stays the answer.
+    const at = sents.findIndex((x) => CONCLUSION_RE.test(x.text));
+    const before = at > 0 ? sents.slice(0, at).flatMap((x) => x.toks) : [];
+    const quoted = before.length >= 8 && before.filter((t) => supported(t, source)).length >= 0.9 * before.length;
+    const core = (quoted ? sents[at] : sents[0])?.toks ?? respToks;
     let coreTotal = 0;
     let coreUnsupported = 0;
     for (const t of core) {

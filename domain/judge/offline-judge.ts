@@ -33,7 +33,8 @@
  *   the first sentence (the direct answer; sentences that restate the question, by asking it
  *   again or by being made of its words alone and repeating 80 % of them, and sentences without
  *   content words, "Sure! Here is the answer.", are skipped; a sentence that states the
- *   conclusion, "So, ...", "The answer is ...", "Answer: ...", is the answer wherever it stands),
+ *   conclusion, "So, ...", "The answer is ...", "Answer: ...", is the answer after a copy of the
+ *   passage or reasoning over it),
  *   f = unsupported share of the whole response:
  *   score = 1 - (1 - 0.7 sqrt(c))^k (1 - 0.3 f), k = HALLUCINATION_CALIBRATION_POWER (maps the
  *   threshold chosen on the tune split to 0.5). Shares, not amounts: length is not punished, and

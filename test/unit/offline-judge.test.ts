@@ -236,6 +236,10 @@ describe('offline judge: hallucination', () => {
       // A sentence that says nothing ("Great question.") costs an answer little quality.
       expect(check('quality', { ...input, response: right }).overall, right).toBeGreaterThan(plainQuality - 0.1);
     }
+    // After a short answer, "So, ..." explains it: the first sentence stays the answer.
+    expect(check('hallucination', { ...input, response: 'Delhi. So, the company is run from the capital of India.' }).score).toBeLessThan(
+      0.5,
+    );
   });
 });
 
