@@ -133,60 +133,52 @@ describe('offline judge: hallucination', () => {
   });
 
   it('reads numbers as written in words, scales and decades, and a negation as a claim', () => {
-    const ctx =
-      'The Eiffel Tower was completed in March 1889. It is 330 metres tall. About 7,000,000 people visit it every year, and twelve lifts serve it.';
-    const q = 'Tell me about the Eiffel Tower.';
-    const h = (response: string) => check('hallucination', { prompt: q, context: ctx, response }).score;
-    for (const ok of [
-      'About 7 million people visit it each year.',
-      'About 7.0 million people visit it each year.',
-      'It was completed in the 1880s.',
-      'It has 12 lifts.',
-    ]) {
-      expect(h(ok), ok).toBe(0);
-    }
-    for (const wrong of [
-      'About 8 million people visit it each year.',
-      'It was completed in the 1890s.',
-      'It was not completed in 1889.',
-      "It wasn't completed in 1889.",
-    ]) {
-      expect(h(wrong), wrong).toBeGreaterThan(0.5);
-    }
+    /** Against `context`: every `ok` answer fully supported (0), every `wrong` one flagged. */
+    const grounded = (context: string, ok: readonly string[], wrong: readonly string[]) => {
+      const h = (response: string) => check('hallucination', { prompt: 'Tell me the facts.', context, response }).score;
+      for (const r of ok) expect(h(r), r).toBe(0);
+      for (const r of wrong) expect(h(r), r).toBeGreaterThan(0.5);
+    };
+    grounded(
+      'The Eiffel Tower was completed in March 1889. It is 330 metres tall. About 7,000,000 people visit it every year, and twelve lifts serve it.',
+      [
+        'About 7 million people visit it each year.',
+        'About 7.0 million people visit it each year.',
+        'It was completed in the 1880s.',
+        'It has 12 lifts.',
+      ],
+      [
+        'About 8 million people visit it each year.',
+        'It was completed in the 1890s.',
+        'It was not completed in 1889.',
+        "It wasn't completed in 1889.",
+      ],
+    );
     // Units spelled out or abbreviated, British or American spelling, "percent" or "%".
-    const nile = 'The Nile is 6,650 km long; its colour is brown near Cairo, and 60% of its water comes from Ethiopia.';
-    const n = (response: string) => check('hallucination', { prompt: 'Tell me about the Nile.', context: nile, response }).score;
-    for (const ok of [
-      'The Nile is 6650 kilometres long.',
-      'Its color is brown near Cairo.',
-      '60 percent of its water comes from Ethiopia.',
-    ]) {
-      expect(n(ok), ok).toBe(0);
-    }
-    expect(n('The Nile is 6650 miles long.')).toBeGreaterThan(0.5);
+    grounded(
+      'The Nile is 6,650 km long; its colour is brown near Cairo, and 60% of its water comes from Ethiopia.',
+      ['The Nile is 6650 kilometres long.', 'Its color is brown near Cairo.', '60 percent of its water comes from Ethiopia.'],
+      ['The Nile is 6650 miles long.'],
+    );
     // Dates, ordinals, amounts and quantities written another way (offline-v9).
-    const facts =
-      'Peggy Seeger (born June 17, 1935) is a folksinger. The bridge cost $5 million and is 1,200 metres long. About 45% of voters supported it.';
-    const f = (response: string) => check('hallucination', { prompt: 'Tell me the facts.', context: facts, response }).score;
-    for (const ok of [
-      'Peggy Seeger was born on 1935-06-17.',
-      'She was born on June 17th, 1935.',
-      'The bridge cost five million dollars.',
-      'The bridge cost $5M.',
-      'The bridge is 1.2 km long.',
-      'Forty-five percent of voters supported it.',
-    ]) {
-      expect(f(ok), ok).toBe(0);
-    }
-    for (const wrong of [
-      'She was born on 1935-06-18.',
-      'She was born on June 18th, 1935.',
-      'The bridge cost $6M.',
-      'The bridge is 1,200 cm long.',
-      'Forty-six percent of voters supported it.',
-    ]) {
-      expect(f(wrong), wrong).toBeGreaterThan(0.5);
-    }
+    grounded(
+      'Peggy Seeger (born June 17, 1935) is a folksinger. The bridge cost $5 million and is 1,200 metres long. About 45% of voters supported it.',
+      [
+        'Peggy Seeger was born on 1935-06-17.',
+        'She was born on June 17th, 1935.',
+        'The bridge cost five million dollars.',
+        'The bridge cost $5M.',
+        'The bridge is 1.2 km long.',
+        'Forty-five percent of voters supported it.',
+      ],
+      [
+        'She was born on 1935-06-18.',
+        'She was born on June 18th, 1935.',
+        'The bridge cost $6M.',
+        'The bridge is 1,200 cm long.',
+        'Forty-six percent of voters supported it.',
+      ],
+    );
     // A negation the source also makes is supported.
     expect(
       check('hallucination', {
