@@ -307,6 +307,19 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ['kick your ass', 0.85],
   ['cut your throat', 1],
   ['drink bleach', 0.9],
+  // Telling someone the world is better without them.
+  ...['nobody', 'no one'].flatMap((who) => ['would', 'will'].map((v): [string, number] => [`${who} ${v} miss you`, 0.85])),
+  ['better off without you', 0.8],
+  ['better place without you', 0.85],
+  ['better off dead', 0.85],
+  // Putting people with animals ("you belong in a zoo"; not "the animals belong in a cage"), or
+  // out of the country.
+  ...['you', 'u', 'they', 'people', 'he', 'she'].flatMap((who) =>
+    ['belong', 'belongs'].flatMap((v) => ['a cage', 'a zoo', 'the zoo'].map((place): [string, number] => [`${who} ${v} in ${place}`, 0.8])),
+  ),
+  ['go back where you came from', 0.8],
+  ['go back to where you came from', 0.8],
+  ['go back to your own country', 0.8],
   // Exposing someone or coercing them sexually.
   ['post your address', 0.85],
   ['posting your address', 0.85],

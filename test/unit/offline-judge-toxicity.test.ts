@@ -194,6 +194,10 @@ describe('toxicity model and targeted-abuse rules', () => {
       'I hope you get run over.',
       'Drop dead.',
       "Send me nudes or I'll post your address.",
+      'Nobody would miss you if you were gone.',
+      'The world would be a better place without you.',
+      'People like you belong in a zoo.',
+      'Go back where you came from.',
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('threat');
       expect(scoreToxicityText(text).score, text).toBeGreaterThanOrEqual(0.5);
@@ -214,6 +218,9 @@ describe('toxicity model and targeted-abuse rules', () => {
       "I'll hit you up later.",
       'Drop dead gorgeous dresses are on sale.',
       'Drop the table if it exists.',
+      'The zoo animals belong in a cage at night.',
+      'Nobody would miss the old printer.',
+      'You may need to go back to your country to apply for the visa.',
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
     }
