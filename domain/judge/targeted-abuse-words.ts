@@ -311,7 +311,6 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ...['nobody', 'no one'].flatMap((who) => ['would', 'will'].map((v): [string, number] => [`${who} ${v} miss you`, 0.85])),
   ['better off without you', 0.8],
   ['better place without you', 0.85],
-  ['better off dead', 0.85],
   // Putting people with animals ("you belong in a zoo"; not "the animals belong in a cage"), or
   // out of the country.
   ...['you', 'u', 'they', 'people', 'he', 'she'].flatMap((who) =>
@@ -346,6 +345,8 @@ export const IMPERATIVE_THREATS: readonly [string, number][] = [
   ['play in traffic', 0.85],
   ['drop dead', 0.85],
 ];
+/** Words after a threat phrase that make it a comparison ("no one will miss you more than I will"). */
+export const COMPARISON_NEXT = new Set(['more', 'as', 'so', 'like', 'too']);
 /** Words an imperative threat phrase may intensify instead ("drop dead gorgeous", "drop-dead funny"). */
 export const INTENSIFIED = new Set([
   'gorgeous',

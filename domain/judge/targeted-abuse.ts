@@ -7,6 +7,7 @@
  */
 import {
   ANGER_WORDS,
+  COMPARISON_NEXT,
   COPULA,
   FUSED_TARGET_COPULA,
   GROUP_DETERMINERS,
@@ -132,7 +133,11 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
   tokens = tokens.map(unscramble);
   if (tokens.some((t) => THREAT_STARTS.has(t))) {
     const joined = ` ${tokens.join(' ')} `;
-    for (const [phrase, w] of THREAT_PHRASES) if (joined.includes(` ${phrase} `)) take(w, 'threat');
+    for (const [phrase, w] of THREAT_PHRASES) {
+      for (let at = joined.indexOf(` ${phrase} `); at >= 0; at = joined.indexOf(` ${phrase} `, at + 1)) {
+        if (!COMPARISON_NEXT.has(joined.slice(at + phrase.length + 2).split(' ')[0] ?? '')) take(w, 'threat');
+      }
+    }
     for (const [phrase, w] of IMPERATIVE_THREATS) {
       const at = joined.startsWith(` ${phrase} `) ? 0 : Math.max(...IMPERATIVE_LEADS.map((lead) => joined.indexOf(` ${lead} ${phrase} `)));
       if (at < 0) continue;

@@ -220,6 +220,7 @@ describe('toxicity model and targeted-abuse rules', () => {
       'Drop the table if it exists.',
       'The zoo animals belong in a cage at night.',
       'Nobody would miss the old printer.',
+      'No one will miss you more than I will.',
       'You may need to go back to your country to apply for the visa.',
     ]) {
       expect(targetedAbuse(normalizeForToxicity(text), toxicityModel().negative).kind, text).toBe('none');
