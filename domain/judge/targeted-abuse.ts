@@ -133,17 +133,18 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
   tokens = tokens.map(unscramble);
   if (tokens.some((t) => THREAT_STARTS.has(t))) {
     const joined = ` ${tokens.join(' ')} `;
+    /** The word after the phrase found at or after `from` in `joined`. */
+    const wordAfter = (phrase: string, from: number) =>
+      joined.slice(joined.indexOf(` ${phrase} `, from) + phrase.length + 2).split(' ')[0] ?? '';
     for (const [phrase, w] of THREAT_PHRASES) {
       for (let at = joined.indexOf(` ${phrase} `); at >= 0; at = joined.indexOf(` ${phrase} `, at + 1)) {
-        if (!COMPARISON_NEXT.has(joined.slice(at + phrase.length + 2).split(' ')[0] ?? '')) take(w, 'threat');
+        if (!COMPARISON_NEXT.has(wordAfter(phrase, at))) take(w, 'threat');
       }
     }
     for (const [phrase, w] of IMPERATIVE_THREATS) {
       const at = joined.startsWith(` ${phrase} `) ? 0 : Math.max(...IMPERATIVE_LEADS.map((lead) => joined.indexOf(` ${lead} ${phrase} `)));
-      if (at < 0) continue;
       // "drop dead gorgeous": the phrase as an intensifier of the next word.
-      const next = joined.slice(joined.indexOf(` ${phrase} `, at) + phrase.length + 2).split(' ')[0] ?? '';
-      if (!INTENSIFIED.has(next)) take(w, 'threat');
+      if (at >= 0 && !INTENSIFIED.has(wordAfter(phrase, at))) take(w, 'threat');
     }
   }
   const hasYou = tokens.some((t) => TARGET_YOU.has(t));

@@ -26,7 +26,7 @@ import {
 } from './toxicity-features.js';
 import { HARM_VERBS } from './toxicity-lexicon.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
-import { neutraliseNames, normalizeForToxicity, own } from './toxicity-text.js';
+import { neutraliseNamesAndMentions, own, tokensOfNeutralised } from './toxicity-text.js';
 
 export interface ToxicityModel {
   version: string;
@@ -50,7 +50,7 @@ const PART_SPLIT = /(?<=[.!?])\s+|[\r\n]+|[{}[\]<>`"|]+/;
  * tokens, so text appended to a toxic sentence cannot dilute it.
  */
 export function partsOf(text: string): string[] {
-  const parts = neutraliseNames(text)
+  const parts = neutraliseNamesAndMentions(text)
     .split(PART_SPLIT)
     .filter((s) => /[\p{L}\p{N}]/u.test(s));
   return parts.length ? parts : [text];
@@ -98,7 +98,7 @@ export function segmentsOf(text: string): string[] {
   const parts = partsOf(text);
   for (let p = 0; p < parts.length; p++) {
     const part = parts[p] as string;
-    const tokens = normalizeForToxicity(part);
+    const tokens = tokensOfNeutralised(part);
     if (tokens.length === 0) continue;
     for (const [a, b] of readWindows(tokens, { suffixes: p === 0, prefixes: true }))
       out.push(a === 0 && b === tokens.length ? part : tokens.slice(a, b).join(' '));
@@ -216,7 +216,7 @@ function readSegments(
   const idx: number[] = [];
   for (let p = 0; p < parts.length; p++) {
     const part = parts[p] as string;
-    const all = normalizeForToxicity(part);
+    const all = tokensOfNeutralised(part);
     if (all.length === 0) continue;
     // Token and word-pair weights are looked up once per part; each window sums its own.
     const ts = all.map((t) => tokenScore(model, t));

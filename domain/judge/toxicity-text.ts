@@ -201,7 +201,7 @@ const ADDRESSED_RE = /\b(?:you|your|yours|u|ur|ya)\b/i;
  * The text with vulgar given names written as names (NAME_HOMONYM_RE) and words mentioned as
  * words (MENTIONED_*) replaced, before sentences are split ("Philip K. Dick").
  */
-export function neutraliseNames(text: string): string {
+export function neutraliseNamesAndMentions(text: string): string {
   let out = /Dick|Fanny/.test(text) ? text.replace(NAME_HOMONYM_RE, 'name') : text;
   if (/["“‘']/.test(out))
     out = out
@@ -217,11 +217,15 @@ export function neutraliseNames(text: string): string {
 
 /** Normalises a text into lower-case letter tokens for lexicon matching and the model's features. */
 export function normalizeForToxicity(text: string): string[] {
-  const cleaned = foldText(
-    neutraliseNames(text)
-      .replace(/https?:\/\/\S+|www\.\S+/gi, ' ')
-      .replace(/&#?\w+;/g, ' '),
-  );
+  return tokensOfNeutralised(neutraliseNamesAndMentions(text));
+}
+
+/**
+ * normalizeForToxicity's tokens of a text that neutraliseNamesAndMentions has already read (a part
+ * of partsOf, which reads the whole text before splitting it).
+ */
+export function tokensOfNeutralised(text: string): string[] {
+  const cleaned = foldText(text.replace(/https?:\/\/\S+|www\.\S+/gi, ' ').replace(/&#?\w+;/g, ' '));
   const out: string[] = [];
   for (const chunk of joinSpacedLetters(cleaned).split(/\s+/)) {
     if (!chunk) continue;
