@@ -76,14 +76,13 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     const asked = vocabulary(promptToks);
     const askedCount = asked.keys.size;
     const sents = sentencesOf(input.response)
-      .filter((x) => {
-        const c = contentTokens(x.toks);
+      .map((x) => ({ text: x.text, toks: contentTokens(x.toks) }))
+      .filter(({ text, toks: c }) => {
         if (c.length === 0) return false;
-        if (/\?\s*$/.test(x.text)) return false;
+        if (/\?\s*$/.test(text)) return false;
         const fromPrompt = new Set(c.filter((t) => asked.keys.has(t.key)).map((t) => t.key));
         return !(askedCount > 0 && c.every((t) => supported(t, asked)) && fromPrompt.size >= 0.8 * askedCount);
-      })
-      .map((x) => ({ text: x.text, toks: contentTokens(x.toks) }));
+      });
     // A sentence that opens with a conclusion ("So, ...", "Therefore ...", "The answer is ...")
     // is the answer when what comes before it is material from the passage (at least 8 content
     // words, 90 % supported: a quote of it, or reasoning over it); after a short answer it is

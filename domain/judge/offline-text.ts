@@ -238,19 +238,22 @@ function tokenizeSentence(sentenceText: string, sentence: number): Tok[] {
       continue;
     }
     const prev = out[out.length - 1];
+    // A plain number just before this word, in this sentence: a scale or a unit may follow it.
+    const afterNumber = prev?.kind === 'number' && prev.sentence === sentence && /^\d+(\.\d+)?$/.test(prev.key);
     const scale = SCALES[lower];
-    if (scale !== undefined && prev?.kind === 'number' && prev.sentence === sentence && /^\d+(\.\d+)?$/.test(prev.key)) {
+    if (scale !== undefined && afterNumber) {
       const v = scaled(prev.key, scale);
       if (v !== undefined) {
         out[out.length - 1] = { ...prev, raw: `${prev.raw} ${raw}`, key: v };
         continue;
       }
     }
-    const base = UNIT_BASE[stem(raw)];
-    if (base !== undefined && prev?.kind === 'number' && prev.sentence === sentence && /^\d+(\.\d+)?$/.test(prev.key)) {
+    const key = stem(raw);
+    const base = UNIT_BASE[key];
+    if (base !== undefined && afterNumber) {
       // The quantity is the claim: the unit goes into the number's alt key, not in a word of its own.
       prev.alt = `${Number((Number(prev.key) * base[1]).toPrecision(12))}${base[0]}`;
-      out.push({ raw, key: stem(raw), kind: 'word', stop: true, sentence });
+      out.push({ raw, key, kind: 'word', stop: true, sentence });
       continue;
     }
     const isStop = STOP_WORDS.has(lower) || STOP_WORDS.has(lower.replace(/['’].*$/, ''));
@@ -261,7 +264,7 @@ function tokenizeSentence(sentenceText: string, sentence: number): Tok[] {
       // Capitalised and not the first word of its sentence (or of a list item): part of a name.
       const first = out.length === 0 || /[:;•*]\s*$/.test(text.slice(0, m.index));
       const capital = /^\p{Lu}/u.test(raw) && !first && raw !== 'I';
-      out.push({ raw, key: stem(raw), kind: capital ? 'name' : 'word', stop: isStop, sentence });
+      out.push({ raw, key, kind: capital ? 'name' : 'word', stop: isStop, sentence });
     }
   }
   return out;
