@@ -6,10 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clickhouseConfigXml, clickhousePaths, clickhouseUsersXml, xmlEscape } from '../../stack/clickhouse.js';
 import { StackError } from '../../stack/errors.js';
 import { repoRoot } from '../../stack/paths.js';
-import { parseHostPort, portFromEnv } from '../../stack/ports.js';
+import { freePort, parseHostPort, portFromEnv } from '../../stack/ports.js';
 import { livePid, parsePid } from '../../stack/processes.js';
 import { readEndpoints } from '../../stack/stack.js';
-import { freePort } from '../../stack/ports.js';
 import { SEARCH_ATTRIBUTES, startTemporal, temporalStartArgs } from '../../stack/temporal.js';
 
 const tmpDirs: string[] = [];
