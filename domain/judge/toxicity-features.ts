@@ -71,11 +71,67 @@ export function tokenProfanityIndices(token: string): readonly number[] {
   return v;
 }
 
-/** The imported model's reading of a run of normalised tokens (see tokenProfanityIndices). */
+/**
+ * Words of anatomy and sexual health, as a doctor or a health page writes them. The imported
+ * model reads them as profanity ("penis" 1.00, "anal" 0.99): it is not shown them in a text that
+ * addresses no one (CLINICAL_ADDRESS), so "Viagra increases blood flow to the penis" is not
+ * profane while "suck my penis" and "show me your breasts" are read as before.
+ */
+const CLINICAL = new Set([
+  'penis',
+  'penises',
+  'vagina',
+  'vaginas',
+  'vaginal',
+  'vulva',
+  'vulvar',
+  'clitoris',
+  'anus',
+  'anal',
+  'rectum',
+  'rectal',
+  'testicle',
+  'testicles',
+  'testicular',
+  'scrotum',
+  'semen',
+  'sperm',
+  'ejaculation',
+  'erection',
+  'erections',
+  'erectile',
+  'masturbation',
+  'orgasm',
+  'orgasms',
+  'intercourse',
+  'sex',
+  'sexual',
+  'sexually',
+  'genital',
+  'genitals',
+  'pubic',
+  'nipple',
+  'nipples',
+  'breast',
+  'breasts',
+  'oral',
+  'condom',
+  'condoms',
+]);
+const CLINICAL_ADDRESS = new Set(['you', 'u', 'ur', 'youre', 'yourself', 'ya', 'yall', 'your', 'thee', 'me', 'my', 'mine']);
+
+/**
+ * The imported model's vocabulary indices of each normalised token of a part (tokenProfanityIndices),
+ * without the words of anatomy and sexual health (CLINICAL) where the part addresses no one.
+ */
+export function partProfanityIndices(tokens: readonly string[]): (readonly number[])[] {
+  const clinical = tokens.some((t) => CLINICAL.has(t)) && !tokens.some((t) => CLINICAL_ADDRESS.has(t));
+  return tokens.map((t) => (clinical && CLINICAL.has(t) ? [] : tokenProfanityIndices(t)));
+}
+
+/** The imported model's reading of a run of normalised tokens (see partProfanityIndices). */
 export function tokensProfanity(tokens: readonly string[]): { p: number; feature: number } {
-  const idx: number[] = [];
-  for (const t of tokens) for (const i of tokenProfanityIndices(t)) idx.push(i);
-  return profanityReading(idx);
+  return profanityReading(partProfanityIndices(tokens).flat());
 }
 
 const SECOND_PERSON = new Set(['you', 'u', 'ur', 'youre', 'yourself', 'yourselves', 'ya', 'yall', 'your', 'thee']);

@@ -22,7 +22,7 @@ import {
   PROFANITY_FEATURE,
   profanityReading,
   tokenFeatures,
-  tokenProfanityIndices,
+  partProfanityIndices,
 } from './toxicity-features.js';
 import { HARM_VERBS } from './toxicity-lexicon.js';
 import { TOXICITY_MODEL_JSON } from './toxicity-model.data.js';
@@ -231,7 +231,7 @@ function readSegments(
     // part, and what they find in a part holds for each of its windows.
     const abuse = targetedAbuse(all, model.negative);
     // The imported model reads each segment's normalised tokens.
-    const pi = wp === 0 ? [] : all.map(tokenProfanityIndices);
+    const pi = wp === 0 ? [] : partProfanityIndices(all);
     // A window counts each distinct token and word pair once: at the first position in the window
     // that is not preceded by the same token (pair) inside the window.
     const prevTok = previousOccurrences(all);

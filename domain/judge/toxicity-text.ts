@@ -334,6 +334,26 @@ function dropHarmless(tokens: string[]): string[] {
  */
 const MASKED_AFTER_INITIAL = /^(?:\p{L}\*{3,6}|\p{L}{2}\*{2,6})$/u;
 
+/** Characters written for a vowel: '4' or '@' for a, '3' for e, '1' '!' '|' for i, '0' for o. */
+const LEET_VOWELS = /[@4!|130]/;
+const LEET_VOWELS_G = new RegExp(LEET_VOWELS.source, 'g');
+const PART_SEPARATOR = /[^\p{L}*]+/u;
+
+/**
+ * A word with one character that may stand for another vowel than its usual one ("f4ck", "c0nt"):
+ * when `word` is no listed word but its reading with that character as a wildcard (`masked`) is
+ * a listed slur or a profanity of weight 0.5 or more, that listed word. Two or more such
+ * characters are read as written ("a11y").
+ */
+function anyVowelReading(word: string, masked: string | undefined): string {
+  if (masked === undefined || word.includes('*') || masked.split('*').length !== 2) return word;
+  if (lookupWord(word, PROFANITY) || lookupWord(word, HATE_SPEECH) || own(INSULTS, word) !== undefined) return word;
+  const hate = lookupWord(masked, HATE_SPEECH);
+  if (hate) return hate.entry;
+  const prof = lookupWord(masked, PROFANITY);
+  return prof && prof.weight >= 0.5 ? prof.entry : word;
+}
+
 /** The tokens of one whitespace-separated chunk (memoised: the same words recur). */
 const CHUNK_TOKENS = new Map<string, readonly string[]>();
 
@@ -350,13 +370,16 @@ function chunkTokens(raw: string): readonly string[] {
   } else if (chunk) {
     if (chunk.startsWith('#')) chunk = chunk.replace(/^#+/, '');
     const lowered = undoSubstitutions(chunk);
+    // The same chunk with every character that stands for a vowel as a wildcard ("f4ck" ->
+    // "f*ck"): it splits into the same parts, as both keep those characters inside parts.
+    const vowelsMasked = LEET_VOWELS.test(chunk) ? undoSubstitutions(chunk.replace(LEET_VOWELS_G, '*')).split(PART_SEPARATOR) : [];
     // A '*' between letters masks letters ("f*ck", "st**pid"): keep it as a wildcard. So do
     // the stars after a word's first letters ("f***", "sh**"); other stars at the
     // edges are markup ("**bold**", "note*").
-    for (let part of lowered.split(/[^\p{L}*]+/u)) {
-      if (!MASKED_AFTER_INITIAL.test(part)) part = part.replace(/^\*+|\*+$/g, '');
-      if (part && /\p{L}/u.test(part)) out.push(respell(squeeze(part, 2)));
-    }
+    lowered.split(PART_SEPARATOR).forEach((raw, i) => {
+      const part = MASKED_AFTER_INITIAL.test(raw) ? raw : raw.replace(/^\*+|\*+$/g, '');
+      if (part && /\p{L}/u.test(part)) out.push(anyVowelReading(respell(squeeze(part, 2)), vowelsMasked[i]));
+    });
   }
   cachedTokens = out;
   if (CHUNK_TOKENS.size >= 100_000) CHUNK_TOKENS.clear();
@@ -369,11 +392,17 @@ export function own<T>(table: Readonly<Record<string, T>>, key: string): T | und
   return Object.hasOwn(table, key) ? table[key] : undefined;
 }
 
+/**
+ * Words that look like a listed word plus a suffix but are other words: a gun or a head is
+ * cocked, a finger pricked, a price dickered over.
+ */
+const NOT_INFLECTIONS = new Set(['cocked', 'cocking', 'cocky', 'pricked', 'pricking', 'dicker', 'dickered', 'dickering']);
+
 export function lookupWord(token: string, cat: LexiconCategory): { entry: string; weight: number } | undefined {
   if (token.includes('*')) return lookupMasked(token, cat);
   for (const candidate of token.length > 2 ? [token, squeeze(token, 1)] : [token]) {
     for (const suf of WORD_SUFFIXES) {
-      if (suf && !candidate.endsWith(suf)) continue;
+      if (suf && (!candidate.endsWith(suf) || NOT_INFLECTIONS.has(candidate))) continue;
       const base = suf ? candidate.slice(0, -suf.length) : candidate;
       if (base.length < 2) continue;
       const w = own(cat.words, base);

@@ -61,6 +61,35 @@ describe('toxicity tokeniser', () => {
     expectClean(['The phat beats were great', 'Add the fk constraint; cnt is the row count', 'We love jazz']);
   });
 
+  it('reads a digit written for another vowel than its own in a listed word, but not in other words', () => {
+    expect(normalizeForToxicity('f4ck off, c0nt')).toEqual(['fuck', 'off', 'cunt']);
+    expectFlagged(['f4ck off', 'f0ck you']);
+    // Two such digits, or a word of their own: read as written.
+    expect(normalizeForToxicity('a11y l33t h3ll0 w0rld')).toEqual(['aiiy', 'leet', 'hello', 'world']);
+    expectClean(['Improve a11y and i18n in the settings page', 'H3LL0 W0RLD from the l33t h4x0r']);
+  });
+
+  it('leaves words that merely start like a listed word alone', () => {
+    expectClean([
+      'He cocked the gun and waited.',
+      'She cocked her head to one side.',
+      'She pricked her finger on the needle.',
+      'They dickered over the price.',
+    ]);
+    expectFlagged(['you cocky prick', 'suck my cock']);
+  });
+
+  it('reads words of anatomy and sexual health as a health text uses them, and as abuse when aimed at someone', () => {
+    expectClean([
+      'A penis pump is a medical device.',
+      'Viagra increases blood flow to the penis.',
+      'Anal sex carries a higher risk of HIV transmission without protection.',
+      'Oral sex can transmit herpes and gonorrhea.',
+      'Masturbation is a normal part of sexual health.',
+    ]);
+    expectFlagged(['I want to see your penis', 'suck my penis you slut', 'show me your boobs']);
+  });
+
   it('reads a vulgar given name written as a name as a name', () => {
     expectClean([
       'Dick Cheney was vice president.',
