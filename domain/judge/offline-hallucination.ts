@@ -6,7 +6,7 @@
  */
 import type { JudgeInput } from '../../common/types.js';
 import { NO_CONTEXT_REASON } from './offline-abstention.js';
-import { contentTokens, sentencesOf, supported, tokenize, vocabulary, weightOf } from './offline-text.js';
+import { contentTokens, sentencesOf, supported, type Tok, tokenize, vocabulary, weightOf } from './offline-text.js';
 
 /**
  * Exponent of the calibration 1 - (1 - raw)^k of the grounded hallucination score: k = ln 0.5 /
@@ -75,8 +75,9 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // ("Sure! Based on the context provided, here is the answer.": its words are stop words).
     const asked = vocabulary(promptToks);
     const askedCount = asked.keys.size;
+    const passage = runsOf(tokenize(input.context as string));
     const sents = sentencesOf(input.response)
-      .map((x) => ({ text: x.text, toks: contentTokens(x.toks) }))
+      .map((x) => ({ text: x.text, toks: contentTokens(x.toks), copied: copiedFrom(x.toks, passage) }))
       .filter(({ text, toks: c }) => {
         if (c.length === 0) return false;
         if (/\?\s*$/.test(text)) return false;
@@ -87,10 +88,13 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // is the answer when what comes before it is material from the passage (at least 8 content
     // words, 90 % supported: a quote of it, or reasoning over it); after a short answer it is
     // an explanation, and the first sentence stays the answer.
+    // Sentences copied from the passage that open a response restate it, and the answer is the
+    // first sentence after them: a copy cannot hide the claim that follows it.
     const at = sents.findIndex((x) => CONCLUSION_RE.test(x.text));
     const before = at > 0 ? sents.slice(0, at).flatMap((x) => x.toks) : [];
     const quoted = before.length >= 8 && before.filter((t) => supported(t, source)).length >= 0.9 * before.length;
-    const core = (quoted ? sents[at] : sents[0])?.toks ?? respToks;
+    const own = sents.findIndex((x) => !x.copied);
+    const core = (quoted ? sents[at] : own > 0 ? sents[own] : sents[0])?.toks ?? respToks;
     let coreTotal = 0;
     let coreUnsupported = 0;
     for (const t of core) {
@@ -122,6 +126,42 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     confidence: 0,
     reasoning: `Not measured: ${NO_CONTEXT_REASON}.`,
   };
+}
+
+/** Runs of COPY_RUN consecutive token keys: a text's phrasing. */
+const COPY_RUN = 4;
+
+function runsOf(toks: readonly Tok[]): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i + COPY_RUN <= toks.length; i++)
+    out.add(
+      toks
+        .slice(i, i + COPY_RUN)
+        .map((t) => t.key)
+        .join(' '),
+    );
+  return out;
+}
+
+/**
+ * A sentence copied from the passage: at least 8 tokens, most of its runs of COPY_RUN tokens (60 %)
+ * written in the passage. A sentence that says the passage's facts in its own words is not one.
+ */
+function copiedFrom(toks: readonly Tok[], passage: ReadonlySet<string>): boolean {
+  if (toks.length < 8) return false;
+  let found = 0;
+  const runs = toks.length - COPY_RUN + 1;
+  for (let i = 0; i < runs; i++)
+    if (
+      passage.has(
+        toks
+          .slice(i, i + COPY_RUN)
+          .map((t) => t.key)
+          .join(' '),
+      )
+    )
+      found++;
+  return found >= 0.6 * runs;
 }
 
 function fmt(x: number): string {

@@ -144,6 +144,41 @@ export function graderDirectedAt(response: string): number | undefined {
   return at;
 }
 
+/** A response that is one JSON object or array, alone or in a ```json fence. */
+const JSON_ANSWER_RE = /^\s*(?:```(?:json)?[ \t]*\n)?([[{][\s\S]*[\]}])\s*(?:```)?\s*$/;
+
+/** Keys whose values describe the answer rather than state it ("confidence": 0.9, "id": 17). */
+const JSON_METADATA_KEYS = /^(?:id|index|rank|confidence|certainty|probability|score|version)$/i;
+
+/**
+ * The prose of an answer written as JSON: its string and number values, a sentence each, in
+ * order; keys, booleans, nulls and the values of metadata keys (JSON_METADATA_KEYS) are
+ * structure, not claims ({"answer": "Paris", "sure": true, "confidence": 0.9} is "Paris.").
+ * Undefined for any other text, and for JSON with no values.
+ */
+export function proseOfJson(response: string): string | undefined {
+  const m = JSON_ANSWER_RE.exec(response);
+  if (!m) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(m[1] as string);
+  } catch {
+    return undefined;
+  }
+  const out: string[] = [];
+  const walk = (x: unknown, depth: number): void => {
+    if (typeof x === 'string') {
+      const t = x.trim();
+      if (t) out.push(/[.!?]$/.test(t) ? t : `${t}.`);
+    } else if (typeof x === 'number') out.push(`${x}.`);
+    else if (Array.isArray(x) && depth < 64) for (const y of x) walk(y, depth + 1);
+    else if (x && typeof x === 'object' && depth < 64)
+      for (const [k, y] of Object.entries(x)) if (!JSON_METADATA_KEYS.test(k)) walk(y, depth + 1);
+  };
+  walk(value, 0);
+  return out.length ? out.join(' ') : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Entry point
 // ---------------------------------------------------------------------------------------------
@@ -176,8 +211,15 @@ export function offlineJudge<C extends Check>(check: C, input: JudgeInput): Chec
   // judged on what precedes it and then marked down, hallucination is the worse of the answer
   // with and without it, toxicity is judged on everything. Appending instructions therefore never
   // helps an answer.
+  // An answer written as JSON is judged on its values (proseOfJson).
   const cut = graderDirectedAt(safe.response);
-  const answer: JudgeInput = cut === undefined ? safe : { ...safe, response: safe.response.slice(0, cut).trimEnd() };
+  const prose = cut === undefined ? proseOfJson(safe.response) : undefined;
+  const answer: JudgeInput =
+    cut !== undefined
+      ? { ...safe, response: safe.response.slice(0, cut).trimEnd() }
+      : prose !== undefined
+        ? { ...safe, response: prose }
+        : safe;
   const note = cut === undefined ? '' : ` Text addressed to the grader from character ${cut} on was not judged as part of the answer.`;
   const hasContext = typeof safe.context === 'string' && safe.context.trim().length > 0;
   const hallucination = () => {

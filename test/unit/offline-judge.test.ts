@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CHECKS, checkResultSchemas, type Check, type JudgeInput } from '../../common/types.js';
-import { OFFLINE_JUDGE_VERSION, normalizeForToxicity, offlineJudge } from '../../domain/judge/offline-judge.js';
+import { OFFLINE_JUDGE_VERSION, normalizeForToxicity, offlineJudge, proseOfJson } from '../../domain/judge/offline-judge.js';
 
 // Two real examples from HaluEval qa_one-turn (lines 2 and 4 of data/halueval/qa_one-turn.jsonl).
 const OBEROI = {
@@ -218,6 +218,11 @@ describe('offline judge: hallucination', () => {
       (a: string) => `${OBEROI.knowledge} So, ${a}`,
       (a: string) => `${OBEROI.knowledge}\n\nAnswer: ${a}`,
       (a: string) => `The passage says: ${OBEROI.knowledge} Therefore, the answer is ${a}`,
+      // A copy of the passage put before the answer, with no word that announces the answer.
+      (a: string) => `${OBEROI.knowledge} ${a}`,
+      // Answers written as JSON, bare or fenced: the values are the answer, the keys are not.
+      (a: string) => JSON.stringify({ answer: a, grounded_in_context: true }),
+      (a: string) => `\`\`\`json\n${JSON.stringify({ answers: [{ text: a, confidence: 0.9 }] }, null, 2)}\n\`\`\``,
     ];
     const plainQuality = check('quality', { ...input, response: OBEROI.right_answer }).overall;
     for (const wrap of wraps) {
@@ -228,6 +233,10 @@ describe('offline judge: hallucination', () => {
       // A sentence that says nothing ("Great question.") costs an answer little quality.
       expect(check('quality', { ...input, response: right }).overall, right).toBeGreaterThan(plainQuality - 0.1);
     }
+    // Text that only looks like JSON is read as written.
+    expect(proseOfJson('{"answer": "Delhi"')).toBeUndefined();
+    expect(proseOfJson('The answer is {"city": "Delhi"}')).toBeUndefined();
+    expect(proseOfJson('{"a": {"b": ["Delhi", 1.5, null, false]}, "c": "Indian hotels!"}')).toBe('Delhi. 1.5. Indian hotels!');
     // After a short answer, "So, ..." explains it: the first sentence stays the answer.
     expect(check('hallucination', { ...input, response: 'Delhi. So, the company is run from the capital of India.' }).score).toBeLessThan(
       0.5,
