@@ -83,11 +83,15 @@ export function corrected(s: BudgetState, o: LimitObservation, now: number, peri
   const caps = { ...s.caps };
   const apply = (b: Bucket, h: LimitObservation['requests']) => {
     if (!h || caps[b] <= 0) return;
-    if (h.limit !== undefined && h.limit > 0) caps[b] = Math.min(caps[b], h.limit);
+    // A limit below one request or token is no limit Groq has (a proxy's or a garbled header).
+    if (h.limit !== undefined && h.limit >= 1) caps[b] = Math.min(caps[b], h.limit);
     if (h.remaining !== undefined && h.remaining <= 0 && h.resetMs !== undefined && h.resetMs > 0) {
-      // Spent: the next request (or the first token) is there when Groq's reset says.
+      // Spent: the next request (or the first token) is there when Groq's reset says. A bucket
+      // refills within its period, so a reset beyond it (86400 for the TPM, 1e14) counts as the
+      // period: a debt no refill repays would stop every call for good.
       const first = b === 'rpd' || b === 'rpm' ? 1 : 0;
-      levels[b] = Math.min(levels[b], first - (caps[b] * h.resetMs) / periods[b]);
+      const resetMs = Math.min(h.resetMs, periods[b]);
+      levels[b] = Math.min(levels[b], first - (caps[b] * resetMs) / periods[b]);
     } else if (h.remaining !== undefined && h.remaining >= 0) {
       levels[b] = Math.min(levels[b], h.remaining);
     }

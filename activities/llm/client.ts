@@ -11,27 +11,35 @@
  *    where the model supports it (https://console.groq.com/docs/structured-outputs), else
  *    `json_object`; `service_tier` when GROQ_SERVICE_TIER is set
  *    (https://console.groq.com/docs/flex-processing).
+ *    LLM_TIMEOUT bounds each request whole, its body included, and a body is read up to
+ *    MAX_REPLY_BYTES (errors.ts).
  * 3. Classify the answer (errors.ts, reply.ts; https://console.groq.com/docs/errors):
  *    - 429 and 498: wait `retry-after` (or a jittered backoff), pause every caller through the
  *      pacer, retry; never counted as failures; after LLM_MAX_WAIT in all: `LlmRateLimited`
  *      (retryable), or `LlmCapacity` when a daily limit (RPD/TPD) is what is spent.
+ *      A `retry-after` that did not help does not shorten the next wait below the backoff.
  *    - 5xx, 408/409/425/499, timeouts, connection errors, 422, `json_validate_failed`, replies
- *      that do not parse or do not match the schema: counted; retried here with exponential
- *      backoff and full jitter up to LLM_MAX_RETRIES counted failures, then
- *      `LlmRetriesExhausted` (non-retryable) naming the last reason.
+ *      that do not parse or do not match the schema, bodies that are no chat completion:
+ *      counted; retried here with exponential backoff and full jitter (or the `retry-after`, if
+ *      longer) up to LLM_MAX_RETRIES counted failures, then `LlmRetriesExhausted`
+ *      (non-retryable) naming the last reason; a `retry-after` beyond LLM_MAX_WAIT fails at
+ *      once with the failure's own (retryable) type and that delay.
  *    - `finish_reason: length` (the budget was spent, often on reasoning): retried once with
  *      twice the budget, then `LlmReplyTruncated` (non-retryable) naming budget and effort.
  *    - 400 saying the response format is unsupported: this client falls back to `json_object`
  *      for its model, then to no response format (parse and validate only); not counted.
  *    - 401/403 `LlmAuthError`, 404 `LlmModelNotFound`, 413 `LlmCapacity` (the request is larger
- *      than the tokens-per-minute limit), other 4xx `LlmBadRequest`: not retried.
- * 4. Usage (prompt, completion, cached and reasoning tokens) settles the budget and is returned.
+ *      than the tokens-per-minute limit), 400 `context_length_exceeded` `LlmCapacity` (larger than
+ *      the model's context window; `LlmReplyTruncated` when only the retry's doubled budget is),
+ *      other 4xx `LlmBadRequest`: not retried.
+ * 4. Usage (prompt, completion, cached and reasoning tokens), bounded by what the request allows
+ *    (`plausibleUsage`), settles the budget and is returned.
  *
  * Every failure is an `ApplicationFailure` with a type from common/failures.ts and a message
  * without secrets (`redact`). One log line per HTTP request, without prompt/reply text or key
  * (usage.ts). What each model supports and its response formats: model-traits.ts.
  */
-import Groq, { APIError } from 'groq-sdk';
+import Groq, { APIConnectionTimeoutError, APIError } from 'groq-sdk';
 import type { ChatCompletionCreateParamsNonStreaming } from 'groq-sdk/resources/chat/completions';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { z, ZodType } from 'zod';
@@ -39,12 +47,12 @@ import type { Config } from '../../common/config.js';
 import { failure, type LlmErrorType } from '../../common/failures.js';
 import { redact, secretsOf } from '../../common/secrets.js';
 import type { Db } from '../storage/postgres/db.js';
-import { classify, statusOf, type ClassifyContext, type LlmFailureDetails } from './errors.js';
+import { classify, limitReplySize, statusOf, type ClassifyContext, type LlmFailureDetails } from './errors.js';
 import { lower, lowest, modelTraits, REASONING_ALLOWANCE, responseFormatOf, type Format, type ModelTraits } from './model-traits.js';
 import { abortableSleep, abortReason, capacityTooSmall, formatDuration, Pacer } from './pacer.js';
 import { checkReply } from './reply.js';
 import { schemaNameOf, strictJsonSchema } from './schema.js';
-import { requestLogger, usageOf, type RequestLog, type Totals } from './usage.js';
+import { requestLogger, usageOf, type RequestLog, type TokenUsage, type Totals } from './usage.js';
 
 export interface LlmCallResult<T> {
   value: T;
@@ -102,6 +110,8 @@ export class LlmClient {
   readonly model: string;
   readonly timeoutSec: number;
   readonly pacer: Pacer;
+  /** LLM_TIMEOUT in ms: the most one HTTP request may take, its body included. */
+  private readonly timeoutMs: number;
   private readonly cfg: Config;
   private readonly groq: Groq;
   private readonly secrets: string[];
@@ -119,6 +129,7 @@ export class LlmClient {
     this.cfg = cfg;
     this.model = cfg.groq.model;
     this.timeoutSec = cfg.llm.timeoutSec;
+    this.timeoutMs = Math.max(1, Math.round(cfg.llm.timeoutSec * 1000));
     this.secrets = secretsOf(cfg);
     this.logLine = requestLogger(this.model, opts.log ?? ((line) => console.log(line)), this.secrets);
     if (!cfg.groq.apiKey) {
@@ -132,8 +143,8 @@ export class LlmClient {
       apiKey: cfg.groq.apiKey,
       baseURL,
       maxRetries: 0,
-      timeout: Math.max(1, Math.round(cfg.llm.timeoutSec * 1000)),
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+      timeout: this.timeoutMs,
+      fetch: limitReplySize(opts.fetch ?? ((input, init) => fetch(input, init))),
     });
     this.traits = modelTraits(this.model);
     this.format = this.traits.format;
@@ -251,16 +262,27 @@ export class LlmClient {
 
       totals.calls++;
       const t0 = performance.now();
-      let completion: Groq.Chat.ChatCompletion;
+      let completion: unknown;
       let headers: Headers;
+      // LLM_TIMEOUT bounds the whole request, body included: the SDK's own timeout ends when the
+      // headers arrive, so a reply whose body never finishes would otherwise wait forever.
+      const timeout = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        timeout.abort();
+      }, this.timeoutMs);
       try {
         const { data, response } = await this.groq.chat.completions
           // A signal per request: the SDK never removes its listener, and a call may send many.
-          .create(params, opts.signal ? { signal: AbortSignal.any([opts.signal]) } : undefined)
+          .create(params, { signal: opts.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal })
           .withResponse();
+        clearTimeout(timer);
         completion = data;
         headers = response.headers;
-      } catch (err) {
+      } catch (thrown) {
+        clearTimeout(timer);
+        const err = timedOut && !opts.signal?.aborted ? new APIConnectionTimeoutError() : thrown;
         const latencyMs = Math.round(performance.now() - t0);
         if (opts.signal?.aborted) {
           await this.bookkeeping(() => this.pacer.settle(reservation, 0));
@@ -278,6 +300,16 @@ export class LlmClient {
         const status = statusOf(err);
         if (v.kind === 'passthrough') throw v.failure;
         if (v.kind === 'fatal') {
+          if (v.type === 'LlmCapacity' && status === 400 && budgetFactor > 1) {
+            // Only the doubled budget of the retry after a cut reply is too large for the context
+            // window: the reply stays cut, a failure of this call and not of every call's size.
+            this.logLine({ outcome: 'error', type: 'LlmReplyTruncated', latencyMs, status, next: 'fail' });
+            throw fail(
+              'LlmReplyTruncated',
+              `model ${this.model} was cut off at its completion limit, and the retry's larger budget of ${maxCompletion} tokens does not fit its context window: ${v.message}`,
+              { ...v.extra, maxCompletionTokens: maxCompletion },
+            );
+          }
           this.logLine({ outcome: 'error', type: v.type, latencyMs, status, next: 'fail' });
           throw fail(v.type, v.message, v.extra);
         }
@@ -289,7 +321,12 @@ export class LlmClient {
         }
         if (v.kind === 'wait') {
           const backoffMs = fullJitter(this.random, RATE_BACKOFF.baseMs, RATE_BACKOFF.capMs, rateWaits++);
-          const waitMs = v.retryAfterMs !== undefined ? v.retryAfterMs + this.random() * clamp(v.retryAfterMs * 0.1, 100, 2000) : backoffMs;
+          // The server's retry-after, but once it has not helped, never less than the backoff: a
+          // server answering 429 with `retry-after: 0` again and again is not hammered.
+          const waitMs =
+            v.retryAfterMs !== undefined
+              ? Math.max(v.retryAfterMs + this.random() * clamp(v.retryAfterMs * 0.1, 100, 2000), rateWaits > 1 ? backoffMs : 0)
+              : backoffMs;
           if (Date.now() + waitMs > deadline) {
             this.logLine({ outcome: 'error', type: v.dayLimit ? 'LlmCapacity' : v.type, latencyMs, status, next: 'fail' });
             if (v.dayLimit) {
@@ -319,16 +356,29 @@ export class LlmClient {
           this.logLine({ outcome: 'error', type: v.type, latencyMs, status, next: 'fail' });
           throw this.exhausted(counted, last, fail);
         }
+        const backoffMs = fullJitter(this.random, this.backoff.baseMs, this.backoff.capMs, counted - 1);
+        const delay = Math.max(v.retryAfterMs ?? 0, backoffMs);
+        if (delay > backoffMs && Date.now() + delay > deadline) {
+          // The server asked for a wait (retry-after on a 5xx) longer than LLM_MAX_WAIT: fail now,
+          // retryable, with that delay, rather than sleep past the call's deadline.
+          this.logLine({ outcome: 'error', type: v.type, latencyMs, status, next: 'fail' });
+          throw fail(
+            v.type,
+            `${v.message}; Groq asked to retry in ${formatDuration(delay)}, later than LLM_MAX_WAIT (${this.cfg.llm.maxWaitSec}s) allows: the call will be retried later`,
+            { status, retryAfterMs: v.retryAfterMs },
+            Math.ceil(delay),
+          );
+        }
         this.logLine({ outcome: 'error', type: v.type, latencyMs, status, next: 'retry' });
-        const delay = Math.max(v.retryAfterMs ?? 0, fullJitter(this.random, this.backoff.baseMs, this.backoff.capMs, counted - 1));
         await this.sleep(delay, opts.signal);
         continue;
       }
 
       // An answer: account for it, then look at it.
       const latencyMs = Math.round(performance.now() - t0);
-      const model = typeof completion.model === 'string' && completion.model ? completion.model : this.model;
-      const usage = usageOf(completion);
+      const answered = completion && typeof completion === 'object' ? (completion as Groq.Chat.ChatCompletion) : undefined;
+      const model = typeof answered?.model === 'string' && answered.model ? answered.model : this.model;
+      const usage = plausibleUsage(usageOf(answered), maxCompletion, promptBytes(opts, responseFormat.schemaChars));
       totals.promptTokens += usage.promptTokens;
       totals.completionTokens += usage.completionTokens;
       totals.cachedTokens += usage.cachedTokens;
@@ -336,7 +386,7 @@ export class LlmClient {
       await this.bookkeeping(() => this.pacer.observe(headers));
       await this.bookkeeping(() => this.pacer.settle(reservation, usage.promptTokens - usage.cachedTokens + usage.completionTokens));
 
-      const checked = checkReply(completion, opts.schema, format, maxCompletion);
+      const checked = checkReply(completion, opts.schema, format, maxCompletion, this.secrets);
       if (checked.ok) {
         this.logLine({ outcome: 'ok', model, latencyMs, ...usage });
         return {
@@ -406,6 +456,32 @@ export class LlmClient {
     const next = tpm > 0 ? Math.min((answer + allowance) * 2, tpm - promptTokens) : (answer + allowance) * 2;
     return next > now ? next / (answer + allowance) : undefined;
   }
+}
+
+/** UTF-8 bytes of a call's prompt and schema: no tokenizer makes more tokens than bytes. */
+function promptBytes(opts: { system: string; user: string }, schemaChars: number | undefined): number {
+  return Buffer.byteLength(opts.system) + Buffer.byteLength(opts.user) + (schemaChars ?? 0);
+}
+
+/** Tokens of a chat template and of what a server adds to the prompt (formats, reasoning settings), at most. */
+const PROMPT_OVERHEAD_TOKENS = 2048;
+
+/**
+ * A reply's usage within what the request makes possible: completion tokens within
+ * `max_completion_tokens` (https://console.groq.com/docs/reasoning: reasoning included), prompt
+ * tokens within the prompt's bytes and a template's overhead, cached and reasoning tokens within
+ * those. A server reporting more (1e308) would otherwise put the shared budget into a debt no
+ * refill repays, and the stored usage and cost with it.
+ */
+export function plausibleUsage(u: TokenUsage, maxCompletion: number, promptBytes: number): TokenUsage {
+  const promptTokens = Math.min(u.promptTokens, promptBytes + PROMPT_OVERHEAD_TOKENS);
+  const completionTokens = Math.min(u.completionTokens, maxCompletion);
+  return {
+    promptTokens,
+    completionTokens,
+    cachedTokens: Math.min(u.cachedTokens, promptTokens),
+    reasoningTokens: Math.min(u.reasoningTokens, completionTokens),
+  };
 }
 
 /** Full jitter: a uniform wait between 0 and min(cap, base × 2^n). */

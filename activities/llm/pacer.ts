@@ -259,7 +259,9 @@ export class Pacer {
     this.settled.add(r);
     if (r.paced) this.inFlightTokens = Math.max(0, this.inFlightTokens - r.tokens);
     if (!r.paced || !(this.limits.tpm > 0 || this.limits.tpd > 0)) return;
-    const delta = r.tokens - Math.max(0, Math.round(usedTokens));
+    // A usage that is no number settles nothing back: NaN in a bucket would never fit again.
+    const used = Number.isFinite(usedTokens) ? Math.max(0, Math.round(usedTokens)) : r.tokens;
+    const delta = r.tokens - used;
     if (delta !== 0) await this.store.adjustTokens(this.key, delta);
   }
 

@@ -19,8 +19,8 @@ export interface Totals extends TokenUsage {
   calls: number;
 }
 
-export function usageOf(c: Groq.Chat.ChatCompletion): TokenUsage {
-  const u = c.usage;
+export function usageOf(c: Groq.Chat.ChatCompletion | undefined): TokenUsage {
+  const u = c?.usage;
   return {
     promptTokens: numberOr0(u?.prompt_tokens),
     completionTokens: numberOr0(u?.completion_tokens),
