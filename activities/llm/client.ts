@@ -384,7 +384,10 @@ export class LlmClient {
       totals.cachedTokens += usage.cachedTokens;
       totals.reasoningTokens += usage.reasoningTokens;
       await this.bookkeeping(() => this.pacer.observe(headers));
-      await this.bookkeeping(() => this.pacer.settle(reservation, usage.promptTokens - usage.cachedTokens + usage.completionTokens));
+      // A reply without usage (a proxy that strips it) keeps its reservation: giving it all back
+      // would let the budget under-count what Groq counted.
+      const used = answered?.usage ? usage.promptTokens - usage.cachedTokens + usage.completionTokens : reservation.tokens;
+      await this.bookkeeping(() => this.pacer.settle(reservation, used));
 
       const checked = checkReply(completion, opts.schema, format, maxCompletion, this.secrets);
       if (checked.ok) {

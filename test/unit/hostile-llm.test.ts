@@ -393,6 +393,21 @@ describe('odd usage', () => {
     }
   });
 
+  it('a reply without usage keeps its reservation in the budget (a proxy that strips usage does not make the budget under-count)', async () => {
+    const env = { GROQ_PLAN: 'developer', GROQ_TPM: '100000', GROQ_RPM: '1000', GROQ_RPD: '0', GROQ_TPD: '0' };
+    const remainingAfter = async (extra: Record<string, unknown>) => {
+      const pacer = new Pacer(config(env));
+      handlers = [answer(GOOD, extra)];
+      await within(4000, call(client({}, { pacer })));
+      return (await pacer.snapshot()).remaining.tpm;
+    };
+    const withUsage = await remainingAfter({});
+    const without = await remainingAfter({ usage: undefined });
+    // 60 tokens used are taken from the budget; without usage the whole estimate stays taken.
+    expect(withUsage).toBeGreaterThan(100_000 - 100);
+    expect(without).toBeLessThan(withUsage - 500);
+  });
+
   it('plausibleUsage bounds each count by the request', () => {
     expect(plausibleUsage({ promptTokens: 1e308, completionTokens: 9e9, cachedTokens: 1e308, reasoningTokens: 9e9 }, 1536, 1000)).toEqual({
       promptTokens: 3048,
