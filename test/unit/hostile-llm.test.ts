@@ -399,7 +399,7 @@ describe('odd usage', () => {
       const pacer = new Pacer(config(env));
       handlers = [answer(GOOD, extra)];
       await within(4000, call(client({}, { pacer })));
-      return (await pacer.snapshot()).remaining.tpm;
+      return (await pacer.snapshot()).remaining.tpm ?? Number.NaN;
     };
     const withUsage = await remainingAfter({});
     const without = await remainingAfter({ usage: undefined });
