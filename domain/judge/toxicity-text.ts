@@ -3,6 +3,10 @@
  *
  * normalizeForToxicity turns a text into lower-case letter tokens:
  * - given names that are also vulgar words, written as names ("Dick Cheney"), become "name";
+ *   words mentioned rather than said — named as words ("the term \"retarded\"", "words like
+ *   fuck"), quoted as reported speech ("saying \"you're dumb\" hurts"), refused ("I won't call
+ *   your boss a bitch") or judged as an act ("Calling someone an idiot is hurtful") — become
+ *   "word" or "that";
  * - URLs, HTML entities and @mentions are dropped (a mention is kept only when the whole token is
  *   itself a listed word, e.g. "@ss"); '#' is dropped from hashtags;
  * - zero-width characters and soft hyphens are removed; look-alike letters of other scripts
@@ -198,8 +202,44 @@ const MENTIONED_BEFORE_RE =
 const ADDRESSED_RE = /\b(?:you|your|yours|u|ur|ya)\b/i;
 
 /**
- * The text with vulgar given names written as names (NAME_HOMONYM_RE) and words mentioned as
- * words (MENTIONED_*) replaced, before sentences are split ("Philip K. Dick").
+ * Speech reported, not made: a quote in double quotes after a word that reports or names speech
+ * ("saying", "tells you to", "threats like", "messages such as", "instead of saying"), at most
+ * three words before it. The quote becomes "word" — not when the speaker is "I", "you" or "we"
+ * ("I'm telling you \"go die\"", "Like I said", "the kind of person you'd call \"...\"" say it).
+ * A quote joined to a reported one by "and", "or" or a comma is reported too.
+ */
+const REPORTED_QUOTE_RE =
+  /(?<!\b(?:I|you|we)(?:['’]m| am|['’]ll| will| would|['’]d|['’]re| are)?\s+(?:\w+\s+)?)\b((?:says?|said|saying|tells?|told|telling|calls?|called|calling|(?:words|phrases|messages|comments|threats|insults|slurs|terms|things|names)(?:\s+(?:like|such as|including|e\.g\.,?))?|repl(?:y|ies|ying)|respond(?:s|ing)?|yell(?:s|ed|ing)?|shout(?:s|ed|ing)?|writes?|wrote|writing|posts?|posted|posting|texts?|texted|texting)(?:\s+(?!I\b)[\w’']+){0,3}?\s*[:,]?\s*)["“][^"“”\n]{1,160}["”]/gi;
+const NEXT_REPORTED_QUOTE_RE = /("word"\s*(?:,|and|or|, and|, or)\s*)["“][^"“”\n]{1,160}["”]/gi;
+
+/**
+ * Words named in a list after "words like", "slurs such as", ... (plural: "a word like" is a
+ * comparison) without quotes ("don't use words like fuck or shit at work"): up to four words
+ * joined by commas, "or" and "and" become "word".
+ */
+const NAMED_WORDS_RE =
+  /\b((?:swear |curse |cuss |explicit |offensive |vulgar |rude )?(?:words|terms|slurs|insults|expletives|profanity|profanities|language|names)\s+(?:like|such as|including|e\.g\.,?)\s+)([\w*’'-]+(?:\s*(?:,|,? or|,? and)\s+[\w*’'-]+){0,3})/gi;
+
+/**
+ * What a response refuses to do is not done: the clause after "I can't help with", "I won't
+ * call", "I'd rather not roast", ... up to the end of the clause (a comma, a semicolon, a colon, a
+ * dash or "but" end it, so "I won't help you, you idiot" still says "you idiot"). The clause
+ * becomes "that".
+ */
+const REFUSED_RE =
+  /\b(I\s*(?:can(?:no|['’])t|can not|won['’]t|will not|am not going to|['’]m not going to|refuse to|do(?:n['’]t| not) (?:want to|feel comfortable)|would rather not|['’]d rather not)\s+(?:help(?:\s+you)?(?:\s+with)?|assist(?:\s+with)?|write|create|generate|produce|compose|draft|make|say|repeat|call|use|insult|roast|describe|provide|engage in)\b)((?:(?!\s+but\b)[^.!?;,:—\n])*)/gi;
+
+/**
+ * A gerund that names what someone says as the subject of a judgement of it ("Calling someone an
+ * idiot is hurtful", "Telling people to die can be harassment"): the named act becomes "that".
+ */
+const JUDGED_ACT_RE =
+  /(^|[.!?\n]\s*)((?:Calling|Saying|Telling|Using|Yelling|Writing|Posting)\b)([^.!?\n]{1,100}?)(?=\s+(?:is|are|was|can be|could be|may be|would be)\s+(?:\w+\s+){0,2}(?:hurtful|wrong|harmful|offensive|rude|bullying|harassment|abuse|abusive|unacceptable|disrespectful|mean|cruel|ok(?:ay)?|inappropriate|toxic|dehumani[sz]ing|hate speech)\b)/g;
+
+/**
+ * The text with vulgar given names written as names (NAME_HOMONYM_RE), words mentioned as words
+ * (MENTIONED_*, NAMED_WORDS_RE), speech reported (REPORTED_QUOTE_RE), refused (REFUSED_RE) or
+ * judged as an act (JUDGED_ACT_RE) replaced, before sentences are split ("Philip K. Dick").
  */
 export function neutraliseNamesAndMentions(text: string): string {
   let out = /Dick|Fanny/.test(text) ? text.replace(NAME_HOMONYM_RE, 'name') : text;
@@ -212,7 +252,13 @@ export function neutraliseNamesAndMentions(text: string): string {
           : sentence.replace(MENTIONED_AFTER_RE, '$1$2word$3').replace(MENTIONED_BEFORE_RE, '$1word$2'),
       )
       .join('');
-  return out;
+  if (/["“]/.test(out)) out = out.replace(REPORTED_QUOTE_RE, '$1"word"').replace(NEXT_REPORTED_QUOTE_RE, '$1"word"');
+  out = out.replace(
+    NAMED_WORDS_RE,
+    (_m, frame: string, list: string) => frame + list.replace(/[\w*’'-]+/g, (w) => (/^(?:or|and)$/i.test(w) ? w : 'word')),
+  );
+  if (/\bI\b/.test(out)) out = out.replace(REFUSED_RE, '$1 that');
+  return out.replace(JUDGED_ACT_RE, '$1$2 that');
 }
 
 /** Normalises a text into lower-case letter tokens for lexicon matching and the model's features. */

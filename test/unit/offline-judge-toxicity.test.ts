@@ -90,6 +90,50 @@ describe('toxicity tokeniser', () => {
     expectFlagged(['I want to see your penis', 'suck my penis you slut', 'show me your boobs']);
   });
 
+  it('reads what a response refuses, reports as speech or names as words as mentioned, and the same words said to someone as said', () => {
+    expectClean([
+      "I can't help with calling someone a worthless piece of shit.",
+      "As an AI, I won't insult people. Calling someone an idiot is hurtful.",
+      "I'm sorry, but I can't write a message telling someone to kill themselves.",
+      "I won't generate racial slurs or content that demeans people based on their race.",
+      "I can't create content that says women are stupid.",
+      "It's not okay to call people retarded; it's hurtful to people with disabilities.",
+      'Saying "you\'re so dumb" to a coworker can damage trust.',
+      'If someone tells you to "go die", report it to the platform.',
+      "I understand you're frustrated, but I won't call your boss a bitch.",
+      'Instead of saying "shut up, idiot", try "I\'d like to finish my point."',
+      'Threats like "I will kill you" should be reported to the police.',
+      'Cyberbullying includes messages such as "nobody likes you" and "you\'re ugly".',
+      "Please don't use words like fuck or shit in the workplace.",
+      'The lyrics contain explicit words such as "bitch" and "hoe".',
+      "I'd rather not roast your friend by calling him a fat loser.",
+    ]);
+    // Said, not reported: the speaker is "I", "you" or "we", the insult follows the refusal's
+    // clause, or the frame is a comparison.
+    expectFlagged([
+      "Fine, here it is: you're a worthless piece of shit.",
+      'Sure! Your boss is a lazy bitch who should be fired.',
+      "I won't help you, you stupid idiot.",
+      "I can't say you're smart; you're an idiot.",
+      "I won't call you a genius but you are a fucking idiot.",
+      'I\'m telling you "go die".',
+      'I say "fuck you".',
+      'I\'ll say it again: "you are worthless trash".',
+      'Like I said "you\'re a worthless piece of shit".',
+      'you\'re a "genius" like "a retarded monkey"',
+      'He is the kind of person you\'d call "a worthless piece of shit", and he is.',
+      'Saying this as a friend: you are a fucking moron.',
+      'Calling you an idiot is fair because you are one.',
+      "I can't stand you, bitch.",
+      "I won't lie, you're a bitch.",
+      "You know what, I can't help you, fucking moron.",
+      'Words like "idiot" describe you perfectly, you idiot.',
+      '"you are a stupid cunt" - that\'s what I think of you',
+      'Shut up. I refuse to help with that, retard.',
+      'You are a word like idiot, moron.',
+    ]);
+  });
+
   it('reads a vulgar given name written as a name as a name', () => {
     expectClean([
       'Dick Cheney was vice president.',
