@@ -6,7 +6,7 @@
  */
 import type { JudgeInput } from '../../common/types.js';
 import { NO_CONTEXT_REASON } from './offline-abstention.js';
-import { contentTokens, sentencesOf, supported, type Tok, tokenize, vocabulary, weightOf } from './offline-text.js';
+import { claimTokens, declines, sentencesOf, supported, type Tok, tokenize, vocabulary, weightOf } from './offline-text.js';
 
 /**
  * Exponent of the calibration 1 - (1 - raw)^k of the grounded hallucination score: k = ln 0.5 /
@@ -30,17 +30,26 @@ export interface HalluAnalysis {
 }
 
 export function analyseHallucination(input: JudgeInput): HalluAnalysis {
-  const respToks = contentTokens(tokenize(input.response));
   const hasContext = typeof input.context === 'string' && input.context.trim().length > 0;
   const promptToks = tokenize(input.prompt);
   const sourceToks = hasContext ? [...promptToks, ...tokenize(input.context as string)] : promptToks;
   const source = vocabulary(sourceToks);
+  // Sentences that decline, do not know or hedge claim nothing ("I don't know.", "The context
+  // does not say."): a response that declines is no hallucination, and a hedge added to an answer
+  // is not unsupported material.
+  const all = sentencesOf(input.response);
+  const asked = vocabulary(promptToks);
+  const claims = all.filter((x) => !declines(x, asked));
+  const respToks = claims.flatMap(claimTokens);
 
   if (respToks.length === 0) {
     return {
       score: 0,
       confidence: hasContext ? 0.5 : 0.2,
-      reasoning: 'The response contains no content words, numbers or names, so it asserts nothing that could be unsupported.',
+      reasoning:
+        claims.length < all.length
+          ? 'The response declines or says it does not know, and asserts nothing that could be unsupported.'
+          : 'The response contains no content words, numbers or names, so it asserts nothing that could be unsupported.',
     };
   }
 
@@ -73,11 +82,10 @@ export function analyseHallucination(input: JudgeInput): HalluAnalysis {
     // is the first sentence after such ones. (An answer of the question's words that picks one of
     // them, "Jane is.", repeats too few of them to count.) Nor is a sentence without content words
     // ("Sure! Based on the context provided, here is the answer.": its words are stop words).
-    const asked = vocabulary(promptToks);
     const askedCount = asked.keys.size;
     const passage = runsOf(tokenize(input.context as string));
-    const sents = sentencesOf(input.response)
-      .map((x) => ({ text: x.text, toks: contentTokens(x.toks), copied: copiedFrom(x.toks, passage) }))
+    const sents = claims
+      .map((x) => ({ text: x.text, toks: claimTokens(x), copied: copiedFrom(x.toks, passage) }))
       .filter(({ text, toks: c }) => {
         if (c.length === 0) return false;
         if (/\?\s*$/.test(text)) return false;

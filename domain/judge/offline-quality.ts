@@ -6,7 +6,7 @@
 import type { CheckResult, JudgeInput } from '../../common/types.js';
 import { NO_CONTEXT_REASON } from './offline-abstention.js';
 import type { HalluAnalysis } from './offline-hallucination.js';
-import { clamp01, contentTokens, r4, sentencesOf, supported, tokenize, vocabulary } from './offline-text.js';
+import { clamp01, claimTokens, contentTokens, declines, r4, sentencesOf, supported, tokenize, vocabulary } from './offline-text.js';
 
 const REFUSAL_RE =
   /\b(as an ai(?: language model)?|i(?: am|'m) (?:sorry|unable|not able)|i cannot|i can't|i can not|i do not have (?:access|the ability)|i don't have (?:access|the ability))\b/i;
@@ -37,7 +37,17 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   // Which sentences are on topic: those sharing content words with the prompt or context, a bare
   // answer (a single sentence of at most three content words), and, by chaining, sentences that
   // share at least CHAIN_OVERLAP distinct content words with text already on topic.
-  const sentContent = sents.map((s) => contentTokens(s.toks));
+  // A sentence that repeats the question (asks it again, or is its words in its order) answers
+  // nothing, and one that declines, does not know or hedges claims nothing: neither counts as
+  // content. A response of nothing but such sentences has no relevant content.
+  const promptSequence = tokenize(input.prompt)
+    .map((t) => t.key)
+    .join(' ');
+  const echoes = sents.map((s) => /\?\s*$/.test(s.text) || (s.toks.length > 0 && s.toks.map((t) => t.key).join(' ') === promptSequence));
+  const asked = vocabulary(promptContent);
+  const declined = sents.map((s) => declines(s, asked));
+  const sentContent = sents.map((s, i) => (echoes[i] || declined[i] ? [] : claimTokens(s)));
+  const declinedAll = declined.some(Boolean) && sentContent.every((c) => c.length === 0);
   // A shared number alone is weak evidence of topic ("1" appears almost everywhere): it takes a
   // shared word or name, or two shared items.
   const on = sentContent.map((c) => {
@@ -78,12 +88,12 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   let coverage = promptKeys.length ? Math.min(1, covered / needed) : focus;
   // A short answer to a factoid question need not repeat the question's words.
   if (expected === 1 && (onContent.length > 0 || yesNo)) coverage = Math.max(coverage, 0.6);
-  const relevance = nSent === 0 ? 0 : 0.6 * coverage + 0.4 * focus;
+  const relevance = nSent === 0 ? 0 : declinedAll ? Math.min(0.3, 0.6 * coverage + 0.4 * focus) : 0.6 * coverage + 0.4 * focus;
 
   // Completeness: on-topic content words (with a context, only those the context supports).
   const counted = hasContext ? onContent.filter((t) => supported(t, topic)).length : onContent.length;
   let completeness = Math.min(1, Math.sqrt((counted + (yesNo ? 1 : 0)) / expected));
-  const refusal = REFUSAL_RE.test(input.response);
+  const refusal = declinedAll || REFUSAL_RE.test(input.response);
   if (refusal) completeness = Math.min(completeness, 0.3);
 
   // Coherence of the on-topic text. Penalties are normalised by at least a fixed amount of text,
@@ -115,7 +125,8 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
 
   // Without a context the facts cannot be checked: accuracy is left neutral (0.5) and the overall
   // score is made of what can be judged.
-  const accuracy = hasContext ? 1 - hallu.score : 0.5;
+  // A response that only declines states nothing to be right or wrong about: neutral too.
+  const accuracy = hasContext && !declinedAll ? 1 - hallu.score : 0.5;
   const overall = hasContext
     ? (0.3 * relevance + 0.3 * accuracy + 0.2 * completeness + 0.2 * coherence) * (0.5 + 0.5 * accuracy)
     : 0.4 * relevance + 0.3 * completeness + 0.3 * coherence;

@@ -329,3 +329,46 @@ export function supported(t: Tok, v: Vocabulary): boolean {
 export function weightOf(t: Tok): number {
   return t.kind === 'number' ? 2 : t.kind === 'name' ? 1.5 : 1;
 }
+
+/**
+ * A sentence that declines to answer, says the answer is not known or not given, or hedges
+ * ("I don't know.", "I'm sorry, but I can't help with that.", "The context does not say.",
+ * "Note: I may be wrong, please verify with an official source.").
+ */
+const DECLINE_RE =
+  /\b(?:i\s+(?:do(?:n['’]t| not)|can(?:no|['’])t|can not|could(?:n['’]t| not)|am (?:not|unable)|['’]m (?:not|unable)|was (?:not|unable)|have no|apologi[sz]e)\b|i['’]m sorry|i am sorry|(?:context|passage|text|document|article|sources?|information|data)\s+(?:provided\s+|given\s+|above\s+)?(?:does(?:n['’]t| not)|do(?:n['’]t| not)|did(?:n['’]t| not)|is(?:n['’]t| not)|has(?:n['’]t| not)|says? nothing)|(?:not|never)\s+(?:mentioned|specified|stated|given|provided|available|known|clear)\b|there\s+is\s+(?:no|not enough)\s+(?:information|data|mention)|(?:it\s+is|it['’]s)\s+(?:unclear|unknown|not clear|not possible)|cannot be (?:determined|answered|known)|\bunknown\b|(?:please|you (?:may|might|should)(?: want to)?)\s+(?:verify|double-check|check|consult|confirm)|i may be (?:wrong|mistaken))/i;
+
+/**
+ * Words such a sentence may hold besides what the source supports: it talks about the answer,
+ * the asker and the source, not about the world.
+ */
+const DECLINE_WORDS = new Set(
+  (
+    'know known sure unsure certain uncertain sorry apologize apologise apologies able unable answer answers help assist ' +
+    'determine determined find found say says said tell verify confirm provide access enough data detail details ' +
+    'mention mentions specify specified specific state clear unclear unknown available wrong mistaken check checked ' +
+    'double consult official expert experts professional note recommend question real time current knowledge cutoff ' +
+    'browse internet reliable trusted possible impossible text document article information contain contains include ' +
+    'includes explicitly directly exact exactly precise precisely unfortunately afraid want might think believe recall ' +
+    'latest updates update website websites search reference references record records doctor lawyer advisor'
+  ).split(/\s+/),
+);
+
+/**
+ * A sentence's content words that claim something: in a sentence that declines, does not know or
+ * hedges (DECLINE_RE), its words about the answer, the asker and the source (DECLINE_WORDS) are
+ * not claims ("Delhi. Note: I may be wrong, please verify" claims Delhi).
+ */
+export function claimTokens(s: Sentence): Tok[] {
+  const content = contentTokens(s.toks);
+  return DECLINE_RE.test(s.text) ? content.filter((t) => !DECLINE_WORDS.has(t.raw.toLowerCase()) && !DECLINE_WORDS.has(t.key)) : content;
+}
+
+/**
+ * Whether a sentence declines, does not know or hedges (DECLINE_RE) and says nothing else: each
+ * of its claim words is a negation or the question's (`asked`). A sentence that also names
+ * something else ("Delhi, I may be wrong", "I'm not sure, but it was founded in 1850") answers.
+ */
+export function declines(s: Sentence, asked: Vocabulary): boolean {
+  return DECLINE_RE.test(s.text) && claimTokens(s).every((t) => t.key === NEGATION_KEY || supported(t, asked));
+}
