@@ -331,12 +331,13 @@ export function weightOf(t: Tok): number {
 }
 
 /**
- * A sentence that declines to answer, says the answer is not known or not given, or hedges
- * ("I don't know.", "I'm sorry, but I can't help with that.", "The context does not say.",
- * "Note: I may be wrong, please verify with an official source.").
+ * A sentence that declines to answer, says the answer is not known or not given, hedges or
+ * vouches for the answer ("I don't know.", "I'm sorry, but I can't help with that.", "The context
+ * does not say.", "Note: I may be wrong, please verify with an official source.", "This is fully
+ * supported by the passage."): talk about the answer, not about the world.
  */
 const DECLINE_RE =
-  /\b(?:i\s+(?:do(?:n['’]t| not)|can(?:no|['’])t|can not|could(?:n['’]t| not)|am (?:not|unable)|['’]m (?:not|unable)|was (?:not|unable)|have no|apologi[sz]e)\b|i['’]m sorry|i am sorry|(?:context|passage|text|document|article|sources?|information|data)\s+(?:provided\s+|given\s+|above\s+)?(?:does(?:n['’]t| not)|do(?:n['’]t| not)|did(?:n['’]t| not)|is(?:n['’]t| not)|has(?:n['’]t| not)|says? nothing)|(?:not|never)\s+(?:mentioned|specified|stated|given|provided|available|known|clear)\b|there\s+is\s+(?:no|not enough)\s+(?:information|data|mention)|(?:it\s+is|it['’]s)\s+(?:unclear|unknown|not clear|not possible)|cannot be (?:determined|answered|known)|\bunknown\b|(?:please|you (?:may|might|should)(?: want to)?)\s+(?:verify|double-check|check|consult|confirm)|i may be (?:wrong|mistaken))/i;
+  /\b(?:i\s+(?:do(?:n['’]t| not)|can(?:no|['’])t|can not|could(?:n['’]t| not)|am (?:not|unable)|['’]m (?:not|unable)|was (?:not|unable)|have no|apologi[sz]e)\b|i['’]m sorry|i am sorry|(?:context|passage|text|document|article|sources?|information|data)\s+(?:provided\s+|given\s+|above\s+)?(?:does(?:n['’]t| not)|do(?:n['’]t| not)|did(?:n['’]t| not)|is(?:n['’]t| not)|has(?:n['’]t| not)|says? nothing)|(?:not|never)\s+(?:mentioned|specified|stated|given|provided|available|known|clear)\b|there\s+is\s+(?:no|not enough)\s+(?:information|data|mention)|(?:it\s+is|it['’]s)\s+(?:unclear|unknown|not clear|not possible)|cannot be (?:determined|answered|known)|\bunknown\b|(?:please|you (?:may|might|should)(?: want to)?)\s+(?:verify|double-check|check|consult|confirm)|i may be (?:wrong|mistaken)|i am (?:confident|certain)|i['’]m (?:confident|certain)|(?:this|that|it|my answer|the answer|the above)\s+(?:is|are)\s+(?:fully |entirely |completely |well )?(?:correct|accurate|supported|grounded|verified|consistent|backed))/i;
 
 /**
  * Words such a sentence may hold besides what the source supports: it talks about the answer,
@@ -350,7 +351,8 @@ const DECLINE_WORDS = new Set(
     'double consult official expert experts professional note recommend question real time current knowledge cutoff ' +
     'browse internet reliable trusted possible impossible text document article information contain contains include ' +
     'includes explicitly directly exact exactly precise precisely unfortunately afraid want might think believe recall ' +
-    'latest updates update website websites search reference references record records doctor lawyer advisor'
+    'latest updates update website websites search reference references record records doctor lawyer advisor ' +
+    'confident correct accurate supported grounded verified consistent backed fully entirely completely'
   ).split(/\s+/),
 );
 

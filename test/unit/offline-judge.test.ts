@@ -269,6 +269,13 @@ describe('offline judge: answers that decline, hedge or only repeat the question
     expect(h(hedged)).toBe(0);
     expect(q(hedged)).toBeGreaterThan(q(OBEROI.right_answer) - 0.1);
     expect(h(`${OBEROI.hallucinated_answer} I may be wrong.`)).toBeGreaterThanOrEqual(0.5);
+    // Vouching for an answer is no claim about the world either, and makes no answer better.
+    const vouched = `${OBEROI.right_answer}. I am confident this is correct and fully supported by the passage.`;
+    expect(h(vouched)).toBe(0);
+    expect(q(vouched)).toBeLessThanOrEqual(q(OBEROI.right_answer) + 0.02);
+    const vouchedWrong = `${OBEROI.hallucinated_answer} This is fully supported by the context.`;
+    expect(h(vouchedWrong)).toBeGreaterThanOrEqual(h(OBEROI.hallucinated_answer) - 0.02);
+    expect(q(vouchedWrong)).toBeLessThanOrEqual(q(OBEROI.hallucinated_answer) + 0.02);
   });
 
   it('rates an answer that only repeats the question as answering nothing', () => {
