@@ -140,11 +140,37 @@ function respell(token: string): string {
   return (lookupWord(word, PROFANITY)?.weight ?? 0) >= 0.5 || lookupWord(word, HATE_SPEECH) ? word : token;
 }
 
-/** Unicode clean-up shared by every toxicity feature: invisible characters, look-alikes, accents. */
+/**
+ * Emoji that stand for a word of abuse, read as that word: the middle finger, a knife, animals
+ * people are called, a clown, a pile of poo. The rules and the model then read "I will 🔪 you"
+ * as a threat and "you're a 🐷" as an insult, and "a sharp 🔪" or "bananas 🍌🐒" as they are.
+ */
+const EMOJI_WORDS: Readonly<Record<string, string>> = {
+  '🖕': 'fuck',
+  '🔪': 'stab',
+  '🗡': 'stab',
+  '🐷': 'pig',
+  '🐖': 'pig',
+  '🐽': 'pig',
+  '🐒': 'monkey',
+  '🐵': 'monkey',
+  '🙈': 'monkey',
+  '🦍': 'ape',
+  '🤡': 'clown',
+  '💩': 'shit',
+  '🐀': 'rat',
+  '🐁': 'rat',
+  '🐍': 'snake',
+  '🗑': 'trash',
+};
+const EMOJI_RE = new RegExp(`(?:${Object.keys(EMOJI_WORDS).join('|')})[\u{FE0F}\u{1F3FB}-\u{1F3FF}]*`, 'gu');
+
+/** Unicode clean-up shared by every toxicity feature: emoji words, invisible characters, look-alikes, accents. */
 export function foldText(text: string): string {
-  // Plain ASCII has no invisible characters, look-alikes, accents or compatibility forms.
+  // Plain ASCII has no emoji, invisible characters, look-alikes, accents or compatibility forms.
   if (!/[^\x00-\x7f]/.test(text)) return text.toLowerCase();
   return text
+    .replace(EMOJI_RE, (e) => ` ${EMOJI_WORDS[e.replace(/[\u{FE0F}\u{1F3FB}-\u{1F3FF}]/gu, '')] ?? ''} `)
     .replace(INVISIBLE_RE, '')
     .normalize('NFKC')
     .toLowerCase()

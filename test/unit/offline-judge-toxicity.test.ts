@@ -69,6 +69,11 @@ describe('toxicity tokeniser', () => {
     expectClean(['Improve a11y and i18n in the settings page', 'H3LL0 W0RLD from the l33t h4x0r']);
   });
 
+  it('reads emoji that stand for a word of abuse as the word', () => {
+    expectFlagged(['🖕🖕🖕 you', 'I will 🔪 you', "you're a 🐷", 'you 🤡🤡 idiot']);
+    expectClean(['Cut the onions with a sharp 🔪 knife', 'I love bananas 🍌🐒', 'Great job team! 🎉🎉']);
+  });
+
   it('leaves words that merely start like a listed word alone', () => {
     expectClean([
       'He cocked the gun and waited.',
