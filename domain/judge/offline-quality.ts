@@ -98,7 +98,12 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
 
   // Coherence of the on-topic text. Penalties are normalised by at least a fixed amount of text,
   // so that short answers are not judged on a handful of words.
-  const words = onToks.filter((t) => t.kind !== 'number').map((t) => t.raw.toLowerCase());
+  // A response that only declines is judged on how it is written, as it has no on-topic text.
+  const written = declinedAll ? sents : onSents;
+  const words = written
+    .flatMap((s) => s.toks)
+    .filter((t) => t.kind !== 'number')
+    .map((t) => t.raw.toLowerCase());
   const grams = new Map<string, number>();
   for (let i = 0; i + 2 < words.length; i++) {
     const g = `${words[i]} ${words[i + 1]} ${words[i + 2]}`;
@@ -113,7 +118,7 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   for (const c of freq.values()) dominant = Math.max(dominant, c);
   const span = Math.max(onContent.length, 40);
   const dominance = Math.max(0, dominant - 0.2 * span) / span;
-  const onText = onSents
+  const onText = written
     .map((s) => s.text)
     .join(' ')
     .replace(/\s+/g, '');
