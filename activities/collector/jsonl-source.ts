@@ -4,15 +4,16 @@
  * without a newline waits for the next fetch unless a later file exists. The protocol is
  * described in docs/record-format.md.
  */
+import { createHash } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import type { Dirent } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { MAX_RECORD_CHARS } from '../../domain/collector/record.js';
 import { formatZodError } from '../../common/types.js';
 import { PageBuilder } from './record-parsing.js';
-import { checkLimit, clip, errorText, SourceError, type FetchResult, type InteractionSource } from './source-contract.js';
+import { checkLimit, clip, errorText, MAX_PAGE_BYTES, SourceError, type FetchResult, type InteractionSource } from './source-contract.js';
 
 /**
  * A JSONL line longer than this many bytes is rejected without being parsed. Generous enough for
@@ -28,6 +29,8 @@ interface JsonlCursor {
   offset: number;
   /** 1-based number of that line. */
   line: number;
+  /** Hash of the file's first bytes (up to HEAD_BYTES, before `offset`): tells a replaced file. */
+  head?: string;
 }
 
 const jsonlCursorSchema = z.object({
@@ -35,7 +38,41 @@ const jsonlCursorSchema = z.object({
   file: z.string(),
   offset: z.number().int().min(0),
   line: z.number().int().min(1),
+  head: z.string().optional(),
 });
+
+/** Bytes at the start of a file whose hash the cursor keeps. */
+const HEAD_BYTES = 4096;
+
+/** Hash of the first min(upTo, HEAD_BYTES) bytes of `fh`. */
+async function headHash(fh: FileHandle, upTo: number): Promise<string> {
+  const n = Math.min(upTo, HEAD_BYTES);
+  const buf = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    const { bytesRead } = await fh.read(buf, got, n - got, got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return createHash('sha256').update(buf.subarray(0, got)).digest('hex').slice(0, 16);
+}
+
+/** Open for reading without blocking on a FIFO (whose open would wait for a writer). */
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+
+function describeNonFile(st: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+}): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
 
 const encodeJsonlCursor = (c: JsonlCursor) => JSON.stringify(c);
 
@@ -52,43 +89,42 @@ const CHUNK_BYTES = 64 * 1024;
 
 /**
  * Lines of `fh` starting at byte `start`, up to `size` bytes (the size observed when the read
- * began, so concurrent appends wait for the next fetch). A final line without a newline is
- * yielded only when `takeUnterminatedTail` is set.
+ * began, so concurrent appends wait for the next fetch), in batches (one per chunk read). A final
+ * line without a newline is yielded only when `takeUnterminatedTail` is set.
  */
-async function* readLines(fh: FileHandle, start: number, size: number, takeUnterminatedTail: boolean): AsyncGenerator<RawLine> {
+async function* readLines(fh: FileHandle, start: number, size: number, takeUnterminatedTail: boolean): AsyncGenerator<RawLine[]> {
   let pos = start; // next byte to read from the file
   let lineStart = start; // file offset of the current (incomplete) line
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let skipping = false; // the current line exceeded MAX_LINE_BYTES: count it, do not keep it
   const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  const text = () => (skipping ? null : pendingBytes === 0 ? '' : Buffer.concat(pending, pendingBytes).toString('utf8'));
 
   while (pos < size) {
     const { bytesRead } = await fh.read(chunk, 0, Math.min(CHUNK_BYTES, size - pos), pos);
     if (bytesRead === 0) break; // the file shrank while we read it
+    const batch: RawLine[] = [];
     let from = 0;
     while (from < bytesRead) {
       const nl = chunk.indexOf(0x0a, from);
       const stop = nl === -1 || nl >= bytesRead ? bytesRead : nl;
-      const piece = chunk.subarray(from, stop);
-      if (!skipping) {
-        pending.push(Buffer.from(piece));
-        pendingBytes += piece.length;
-        if (pendingBytes > MAX_LINE_BYTES) {
-          skipping = true;
-          pending = [];
+      if (stop > from) {
+        if (!skipping) {
+          pending.push(Buffer.from(chunk.subarray(from, stop)));
+          pendingBytes += stop - from;
+          if (pendingBytes > MAX_LINE_BYTES) {
+            skipping = true;
+            pending = [];
+          }
+        } else {
+          pendingBytes += stop - from;
         }
-      } else {
-        pendingBytes += piece.length;
       }
       if (stop === bytesRead) break;
       // a complete line
       const end = pos + nl + 1;
-      yield {
-        text: skipping ? null : Buffer.concat(pending, pendingBytes).toString('utf8'),
-        bytes: pendingBytes,
-        end,
-      };
+      batch.push({ text: text(), bytes: pendingBytes, end });
       lineStart = end;
       pending = [];
       pendingBytes = 0;
@@ -96,13 +132,10 @@ async function* readLines(fh: FileHandle, start: number, size: number, takeUnter
       from = nl + 1;
     }
     pos += bytesRead;
+    if (batch.length) yield batch;
   }
   if (pendingBytes > 0 && takeUnterminatedTail && lineStart < pos) {
-    yield {
-      text: skipping ? null : Buffer.concat(pending, pendingBytes).toString('utf8'),
-      bytes: pendingBytes,
-      end: pos,
-    };
+    yield [{ text: text(), bytes: pendingBytes, end: pos }];
   }
 }
 
@@ -150,10 +183,17 @@ class JsonlSource implements InteractionSource {
     } catch (e) {
       throw new SourceError(`JSONL source ${this.configuredPath}: cannot list directory: ${errorText(e)}`, { cause: e });
     }
-    return entries
-      .filter((d) => d.isFile() && d.name.endsWith('.jsonl'))
-      .map((d) => d.name)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const names: string[] = [];
+    for (const d of entries) {
+      if (!d.name.endsWith('.jsonl')) continue;
+      if (d.isFile()) names.push(d.name);
+      else if (d.isSymbolicLink()) {
+        // A link to a regular file is read like one; links to anything else (or nowhere) are ignored.
+        const target = await stat(path.join(this.dir, d.name)).catch(() => null);
+        if (target?.isFile()) names.push(d.name);
+      }
+    }
+    return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   async fetch(cursor: string | null, limit: number): Promise<FetchResult> {
@@ -162,17 +202,19 @@ class JsonlSource implements InteractionSource {
     const files = (await this.listFiles()).filter((f) => f >= state.file);
     const page = new PageBuilder(this.deployment, this.window);
     let consumed = 0;
+    /** Bytes of lines (records or blank) passed by this fetch: a page stops beyond MAX_PAGE_BYTES. */
+    let scanned = 0;
     let hasMore = false;
 
     for (let fi = 0; fi < files.length; fi++) {
       const file = files[fi]!;
       const isLast = fi === files.length - 1;
-      const startOffset = file === state.file ? state.offset : 0;
+      let startOffset = file === state.file ? state.offset : 0;
       let line = file === state.file ? state.line : 1;
       const full = path.join(this.dir, file);
       let fh: FileHandle;
       try {
-        fh = await open(full, 'r');
+        fh = await open(full, OPEN_FLAGS);
       } catch (e) {
         // A file of a directory that vanished between listing and opening: skip it.
         if (this.singleFile === null && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -181,49 +223,68 @@ class JsonlSource implements InteractionSource {
       try {
         let size: number;
         try {
-          size = (await fh.stat()).size;
+          const st = await fh.stat();
+          if (!st.isFile()) {
+            // Replaced by something that is not a file since it was listed: not read.
+            if (this.singleFile === null) continue;
+            throw new SourceError(`JSONL source ${full}: is ${describeNonFile(st)}, not a JSONL file`);
+          }
+          size = st.size;
         } catch (e) {
+          if (e instanceof SourceError) throw e;
           throw new SourceError(`JSONL source ${full}: cannot stat: ${errorText(e)}`, { cause: e });
         }
-        if (size < startOffset) {
-          throw new SourceError(
-            `JSONL source ${full}: file is ${size} bytes but the cursor is at byte ${startOffset}; ` +
-              'it was truncated or replaced (reset the cursor to re-read it)',
-          );
+        if (startOffset > 0) {
+          // The file the cursor points into was truncated or replaced (log rotation, copytruncate,
+          // rewritten): it is read again from its start. Records read before are not stored twice.
+          const replaced =
+            size < startOffset
+              ? `it has ${size} bytes`
+              : state.head !== undefined && (await headHash(fh, startOffset)) !== state.head
+                ? 'its first bytes changed'
+                : null;
+          if (replaced !== null) {
+            page.addBad({
+              position: file,
+              reason: `file truncated or replaced since the last read (cursor at line ${line}, byte ${startOffset}; ${replaced}): read again from its start`,
+            });
+            startOffset = 0;
+            line = 1;
+          }
         }
         let offset = startOffset;
         let stoppedAtLimit = false;
         try {
-          for await (const l of readLines(fh, startOffset, size, !isLast)) {
-            let text = l.text;
-            if (text !== null && line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-            if (text?.endsWith('\r')) text = text.slice(0, -1);
-            if (text !== null && text.trim() === '') {
-              // blank lines are not records: step over them
+          read: for await (const batch of readLines(fh, startOffset, size, !isLast)) {
+            for (const l of batch) {
+              let text = l.text;
+              if (text !== null && line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+              if (text?.endsWith('\r')) text = text.slice(0, -1);
+              // blank lines are not records: they are stepped over, within the page's byte budget
+              const blank = text !== null && text.trim() === '';
+              if ((!blank && consumed >= limit) || scanned >= MAX_PAGE_BYTES) {
+                stoppedAtLimit = true;
+                break read;
+              }
+              scanned += l.end - offset;
+              const position = `${file}:${line}`;
               offset = l.end;
               line += 1;
-              continue;
+              if (blank) continue;
+              consumed += 1;
+              if (text === null) {
+                page.addBad({ position, reason: `oversized: line of ${l.bytes} bytes > ${MAX_LINE_BYTES} byte limit` });
+                continue;
+              }
+              let raw: unknown;
+              try {
+                raw = JSON.parse(text);
+              } catch (e) {
+                page.addBad({ position, reason: clip(`invalid JSON: ${errorText(e)}`) });
+                continue;
+              }
+              page.add(raw, position);
             }
-            if (consumed >= limit) {
-              stoppedAtLimit = true;
-              break;
-            }
-            const position = `${file}:${line}`;
-            offset = l.end;
-            line += 1;
-            consumed += 1;
-            if (text === null) {
-              page.addBad({ position, reason: `oversized: line of ${l.bytes} bytes > ${MAX_LINE_BYTES} byte limit` });
-              continue;
-            }
-            let raw: unknown;
-            try {
-              raw = JSON.parse(text);
-            } catch (e) {
-              page.addBad({ position, reason: clip(`invalid JSON: ${errorText(e)}`) });
-              continue;
-            }
-            page.add(raw, position);
           }
         } catch (e) {
           if (e instanceof SourceError) throw e;
@@ -232,6 +293,14 @@ class JsonlSource implements InteractionSource {
         state.file = file;
         state.offset = offset;
         state.line = line;
+        delete state.head;
+        if (offset > 0) {
+          try {
+            state.head = await headHash(fh, offset);
+          } catch (e) {
+            throw new SourceError(`JSONL source ${full}: read failed: ${errorText(e)}`, { cause: e });
+          }
+        }
         if (stoppedAtLimit) {
           hasMore = true;
           break;
@@ -241,6 +310,7 @@ class JsonlSource implements InteractionSource {
           state.file = files[fi + 1]!;
           state.offset = 0;
           state.line = 1;
+          delete state.head;
         }
       } finally {
         await fh.close().catch(() => undefined);

@@ -41,6 +41,9 @@ export class SourceError extends Error {
   }
 }
 
+/** Bytes read from a source per page at most (a JSONL page stops at the first line boundary beyond it). */
+export const MAX_PAGE_BYTES = 64 * 1024 * 1024;
+
 const MAX_REASON_CHARS = 300;
 export const clip = (s: string, n = MAX_REASON_CHARS) => (s.length > n ? `${s.slice(0, n)}...` : s);
 

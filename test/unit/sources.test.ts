@@ -233,7 +233,7 @@ describe('JSONL source: one file', () => {
     expect(r.records.map((x) => x.id)).toEqual(['after']);
   });
 
-  it('throws SourceError naming the path when the file is missing, and on a foreign or truncated cursor', async () => {
+  it('throws SourceError naming the path when the file is missing, and on a foreign cursor; re-reads a truncated file', async () => {
     const missing = path.join(tmp, 'nope.jsonl');
     const src = createSource({ type: 'jsonl', path: missing }, DEP);
     await expect(src.fetch(null, 10)).rejects.toThrow(SourceError);
@@ -244,8 +244,12 @@ describe('JSONL source: one file', () => {
     const a = createSource({ type: 'jsonl', path: file }, DEP);
     const p = await a.fetch(null, 10);
     await expect(a.fetch('garbage', 10)).rejects.toThrow(/not a JSONL cursor/);
-    await writeFile(file, ''); // truncated underneath us
-    await expect(a.fetch(p.nextCursor, 10)).rejects.toThrow(/truncated or replaced/);
+    await writeFile(file, line(rec('t0'))); // truncated and rewritten underneath us
+    const again = await a.fetch(p.nextCursor, 10);
+    expect(again.records.map((r) => r.id)).toEqual(['t0']);
+    expect(again.bad).toEqual([
+      { position: 'a.jsonl', reason: expect.stringMatching(/truncated or replaced .* read again from its start/) },
+    ]);
 
     const other = path.join(tmp, 'b.jsonl');
     await writeFile(other, line(rec('t3')));
