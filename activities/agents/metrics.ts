@@ -1,6 +1,7 @@
 /** Reading the stored metric series the cost and resource agents share. */
 import type { AgentName, AgentWindow, ResourceSeries, ResourceUtilisation } from '../../domain/agents/types.js';
 import { failure } from '../../common/failures.js';
+import { isShare } from '../../domain/agents/resource/host-stats.js';
 import { buildResourceSeries, RESOURCE_METRICS } from '../../domain/infra/series-builder.js';
 import type { InfraSource } from '../infra/activities.js';
 import type { ClickHouseStore } from '../storage/clickhouse/store.js';
@@ -32,13 +33,14 @@ export async function resourceSeries(ch: ClickHouseStore, w: AgentWindow, source
   return buildResourceSeries(samples, w.stepSeconds, hostMap(sources)).map((s) => ({ ...s, points: s.points.slice(-MAX_POINTS) }));
 }
 
+/** Utilisation per host with a resource id; readings outside [0, 1] are left out (no "idle" from a negative reading). */
 export function utilisationOf(series: ResourceSeries[]): ResourceUtilisation[] {
   return series
     .filter((s) => s.resourceId)
     .map((s) => {
       const u = s.points
         .map((p) => p.gpuUtil ?? p.cpuUtil)
-        .filter((x): x is number => x !== undefined)
+        .filter(isShare)
         .sort((a, b) => a - b);
       const n = u.length;
       return {

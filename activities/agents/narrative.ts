@@ -3,15 +3,31 @@ import { raise } from '../../common/failures.js';
 import {
   AGENT_PROMPT_VERSION,
   answerSchema,
+  cleanReplyText,
   narrativeSchema,
+  numbersNotInAnalysis,
   renderAskPrompt,
   renderNarrativePrompt,
+  replyProblem,
   type Narrative,
 } from '../../domain/agents/narrative.js';
 import type { AgentName, Finding } from '../../domain/agents/types.js';
-import { numbersNotInData } from '../../domain/judge/prompts.js';
 import type { ActivityDeps } from '../deps.js';
 import * as repo from '../storage/postgres/agents.js';
+
+/**
+ * Raises LlmInvalidReply (retried, then the template is used) when an LLM's cleaned texts are
+ * blank, cite numbers that are not in the analysis, or carry markup, links or actions the data
+ * does not hold.
+ */
+export function checkReply(what: string, texts: readonly string[], user: string): void {
+  if (!texts[0]) raise('LlmInvalidReply', `the ${what} is empty once control characters and spaces are removed`);
+  const invented = numbersNotInAnalysis(texts, user);
+  if (invented.length)
+    raise('LlmInvalidReply', `the ${what} cites numbers that are not in the analysis: ${invented.slice(0, 5).join(', ')}`);
+  const problem = replyProblem(texts, user);
+  if (problem) raise('LlmInvalidReply', `the ${what} is not usable: ${problem}`);
+}
 
 export function createNarrativeActivities(deps: ActivityDeps) {
   const { db } = deps;
@@ -29,11 +45,10 @@ export function createNarrativeActivities(deps: ActivityDeps) {
   }): Promise<Narrative> {
     const prompt = renderNarrativePrompt(input.agent, input.findings, input.totals);
     const r = await llm().json({ ...prompt, schema: narrativeSchema, maxTokens: 1500 });
-    const invented = numbersNotInData([r.value.summary, ...r.value.insights.map((i) => i.narrative)], prompt.user);
-    if (invented.length)
-      raise('LlmInvalidReply', `the narrative cites numbers that are not in the analysis: ${invented.slice(0, 5).join(', ')}`);
-    const insights = input.findings.map((_, i) => r.value.insights.find((x) => x.finding === i)?.narrative ?? '');
-    return { summary: r.value.summary, insights, generatedBy: `groq:${r.model}`, promptVersion: AGENT_PROMPT_VERSION };
+    const summary = cleanReplyText(r.value.summary);
+    const insights = input.findings.map((_, i) => cleanReplyText(r.value.insights.find((x) => x.finding === i)?.narrative ?? ''));
+    checkReply('narrative', [summary, ...insights], prompt.user);
+    return { summary, insights, generatedBy: `groq:${r.model}`, promptVersion: AGENT_PROMPT_VERSION };
   }
 
   async function answerWithLlm(input: {
@@ -44,10 +59,9 @@ export function createNarrativeActivities(deps: ActivityDeps) {
   }): Promise<{ answer: string; generatedBy: string }> {
     const prompt = renderAskPrompt(input.agent, input.question, input.findings, input.totals);
     const r = await llm().json({ ...prompt, schema: answerSchema, maxTokens: 800 });
-    const invented = numbersNotInData([r.value.answer], prompt.user);
-    if (invented.length)
-      raise('LlmInvalidReply', `the answer cites numbers that are not in the analysis: ${invented.slice(0, 5).join(', ')}`);
-    return { answer: r.value.answer, generatedBy: `groq:${r.model}` };
+    const answer = cleanReplyText(r.value.answer);
+    checkReply('answer', [answer], prompt.user);
+    return { answer, generatedBy: `groq:${r.model}` };
   }
 
   async function recordAgentRun(run: repo.AgentRunRecord): Promise<void> {

@@ -6,7 +6,7 @@
 import { formatUsd } from '../../common/format.js';
 import { z } from 'zod';
 import type { AgentName, Finding } from './types.js';
-import { renderDataBlock } from '../judge/prompts.js';
+import { numbersNotInData, renderDataBlock } from '../judge/prompts.js';
 
 export const AGENT_PROMPT_VERSION = 'agent-narrative-v1';
 export const AGENT_TEMPLATE_VERSION = 'agent-narrative-template-v1';
@@ -37,23 +37,59 @@ const AUDIENCE: Record<AgentName | 'review', string> = {
 
 const usd = (n: number | undefined) => (n === undefined ? '' : formatUsd(Math.round(n)));
 
+/** Findings one prompt holds at most (the reply schema's insights bound): the rest are left out, most at stake first kept. */
+export const MAX_NARRATED_FINDINGS = 50;
+/** Longest text of a finding field in a prompt; a longer one (e.g. a resource id from a bill) is clipped. */
+const FIELD_MAX = { subject: 200, title: 300, recommendation: 1000, impact: 300, evidence: 200, question: 2000 } as const;
+const EVIDENCE_MAX_ENTRIES = 40;
+const SEVERITY_RANK: Record<string, number> = { high: 3, medium: 2, low: 1, info: 0 };
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** The indices of the findings a prompt holds: all, or the MAX_NARRATED_FINDINGS most at stake, in their order. */
+export function narratedFindings(findings: readonly Finding[]): number[] {
+  const all = findings.map((_, i) => i);
+  if (findings.length <= MAX_NARRATED_FINDINGS) return all;
+  const stake = (f: Finding) => (Number.isFinite(f.annualSavingUsd) ? f.annualSavingUsd! : 0);
+  return all
+    .sort(
+      (a, b) =>
+        (SEVERITY_RANK[findings[b]!.severity] ?? 0) - (SEVERITY_RANK[findings[a]!.severity] ?? 0) ||
+        stake(findings[b]!) - stake(findings[a]!) ||
+        a - b,
+    )
+    .slice(0, MAX_NARRATED_FINDINGS)
+    .sort((a, b) => a - b);
+}
+
 function agentData(agent: AgentName | 'review', findings: Finding[], totals?: Record<string, number>) {
+  const kept = narratedFindings(findings);
   return {
     agent,
     totals: totals ?? {},
-    findings: findings.map((f, i) => ({
-      finding: i,
-      kind: f.kind,
-      subject: f.subject,
-      severity: f.severity,
-      title: f.title,
-      recommendation: f.recommendation,
-      evidence: f.evidence,
-      monthly_saving_usd: f.monthlySavingUsd,
-      annual_saving_usd: f.annualSavingUsd,
-      impact: f.impact,
-      confidence: f.confidence,
-    })),
+    ...(kept.length < findings.length ? { findings_total: findings.length, findings_left_out: findings.length - kept.length } : {}),
+    findings: kept.map((i) => {
+      const f = findings[i]!;
+      return {
+        finding: i,
+        kind: f.kind,
+        subject: clip(f.subject, FIELD_MAX.subject),
+        severity: f.severity,
+        title: clip(f.title, FIELD_MAX.title),
+        recommendation: clip(f.recommendation, FIELD_MAX.recommendation),
+        evidence: Object.fromEntries(
+          Object.entries(f.evidence)
+            .slice(0, EVIDENCE_MAX_ENTRIES)
+            .map(([k, v]) => [clip(k, 60), typeof v === 'string' ? clip(v, FIELD_MAX.evidence) : v]),
+        ),
+        monthly_saving_usd: f.monthlySavingUsd,
+        annual_saving_usd: f.annualSavingUsd,
+        impact: f.impact === undefined ? undefined : clip(f.impact, FIELD_MAX.impact),
+        confidence: f.confidence,
+      };
+    }),
   };
 }
 
@@ -84,7 +120,11 @@ ${RULES}
 Output: exactly one JSON object: {"answer": "<at most 8 sentences>"} (version ${AGENT_PROMPT_VERSION}).`;
   return {
     system,
-    user: renderDataBlock('ANALYSIS', { ...agentData(agent, findings, totals), question }, AGENT_PROMPT_VERSION),
+    user: renderDataBlock(
+      'ANALYSIS',
+      { ...agentData(agent, findings, totals), question: clip(question, FIELD_MAX.question) },
+      AGENT_PROMPT_VERSION,
+    ),
   };
 }
 
@@ -135,4 +175,106 @@ export function templateAnswer(question: string, findings: Finding[]): string {
         .join(', ')}). ${f.recommendation}`,
   );
   return `${relevant.length ? 'From the measured data' : 'Nothing in the data matches the question directly; the main findings'}: ${lines.join(' ')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking what an LLM wrote from the data
+
+/** Terminal escape sequences (CSI such as colours or clear-screen, OSC such as hyperlinks, or a lone ESC and its next character). */
+const ESCAPE_SEQUENCES = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[\s\S]?)/g;
+/** C0 and C1 controls (but tab and newline), zero-width and bidirectional formatting characters. */
+const UNSAFE_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * An LLM's text as it may be stored and printed: compatibility forms folded (NFKC: full-width
+ * digits become ASCII ones), terminal escape sequences, control, zero-width and bidirectional
+ * formatting characters (NUL, which PostgreSQL refuses) removed, and trimmed.
+ */
+export function cleanReplyText(text: string): string {
+  return text.normalize('NFKC').replace(ESCAPE_SEQUENCES, '').replace(UNSAFE_CHARS, '').trim();
+}
+
+/** Numbers with thousands separators: 1,234,567 / 1.234.567 / 1 234 567 / 1'234. */
+const GROUPED_RE = /(?<![\d.,])\d{1,3}(?:(?:,\d{3})+|(?:\.\d{3}){2,}|(?:[ \u00a0\u202f']\d{3})+)(?![\d]|[.,]\d)/g;
+/** A number with a scale word (3 million, 2.5bn) or a money amount with a scale letter ($97k, $1.2M). */
+const SCALED_RE = /(?:(\d+(?:[.,]\d+)?)\s*(thousand|million|billion|trillion|mn|bn)\b|(?:\$|usd\s?)(\d+(?:[.,]\d+)?)\s?([kmb])\b)/gi;
+const SCALE: Record<string, number> = {
+  thousand: 1e3,
+  k: 1e3,
+  million: 1e6,
+  m: 1e6,
+  mn: 1e6,
+  billion: 1e9,
+  bn: 1e9,
+  b: 1e9,
+  trillion: 1e12,
+};
+/** Decimal digits of other scripts (after NFKC): a number in them cannot be checked against the data. */
+const OTHER_DIGITS_RE = /(?:(?![0-9])\p{Nd})+/gu;
+/** Actions no finding ever recommends: only data that says them could put them in a narrative. */
+const DESTRUCTIVE_RE =
+  /\b(?:delet|destroy|terminat|wip(?:e|ing)\b|eras(?:e|ing)\b|purg|decommission|tear(?:ing)? down|rm -rf|drop (?:the |all )?(?:database|table|cluster)s?\b)\w*/gi;
+const MARKUP_RE = /<\/?[a-z][a-z0-9-]*(?:\s[^<>]*)?\/?>|!?\[[^\]\n]*\]\([^)\n]*\)|(?:\b(?:https?|ftp|file|javascript|data):|\bwww\.)\S+/gi;
+
+const groupedValue = (s: string) => Number(s.replace(/[^\d]/g, ''));
+
+function dataText(user: string): string {
+  return user
+    .split('\n')
+    .filter((l) => !l.startsWith('DATA TAG: #') && !/^<<<(BEGIN|END) [A-Z ]+ #/.test(l))
+    .join('\n');
+}
+
+/**
+ * Numbers in an LLM's texts that the data it was given does not hold, as written: those
+ * `numbersNotInData` finds, plus grouped numbers read whole ("1 000 000" is not the 1 and 0 of
+ * the data), amounts with a scale ("$97k", "3 million") whose value or wording is not in the
+ * data, and numbers in digits the check cannot read. Expects cleaned texts (`cleanReplyText`).
+ */
+export function numbersNotInAnalysis(texts: readonly string[], user: string): string[] {
+  const data = dataText(user);
+  const lower = data.toLowerCase();
+  const given = new Set<number>();
+  for (const m of data.matchAll(/\d+(?:\.\d+)?(?:e[+-]?\d+)?/gi)) given.add(Number(m[0]));
+  for (const m of data.matchAll(GROUPED_RE)) given.add(groupedValue(m[0]));
+  const text = texts.join('\n');
+  const out = numbersNotInData(texts, user).map(String);
+  const add = (s: string) => {
+    if (!out.includes(s)) out.push(s);
+  };
+  for (const m of text.matchAll(GROUPED_RE)) if (!given.has(groupedValue(m[0])) && !data.includes(m[0])) add(m[0]);
+  for (const m of text.matchAll(SCALED_RE)) {
+    const digits = m[1] ?? m[3]!;
+    const value = Number(digits.replace(',', '.')) * SCALE[(m[2] ?? m[4]!).toLowerCase()]!;
+    if (!given.has(value) && !lower.includes(m[0].toLowerCase())) add(m[0]);
+  }
+  for (const m of text.matchAll(OTHER_DIGITS_RE)) add(m[0]);
+  return out;
+}
+
+/**
+ * What makes an LLM's texts unusable beyond their numbers, or undefined: markup the narrative
+ * must not carry (HTML tags, Markdown links), links that are not in the data, and destructive
+ * actions (delete, terminate, wipe, ...) that no finding ever recommends, even when text in the
+ * data asks for them (only an identifier from the data, such as a resource "delete-me-1", may
+ * contain such a word). Expects cleaned texts.
+ */
+export function replyProblem(texts: readonly string[], user: string): string | undefined {
+  const lower = dataText(user).toLowerCase();
+  const text = texts.join('\n');
+  const markup = [...new Set([...text.matchAll(MARKUP_RE)].map((m) => m[0]))].filter(
+    (s) => s.startsWith('<') || s.includes('](') || !lower.includes(s.toLowerCase()),
+  );
+  if (markup.length) return `it holds markup or links, not plain text: ${markup.slice(0, 3).join(', ')}`;
+  const isDataIdentifier = (token: string) => {
+    const t = token.replace(/^[("'‘“]+|[)"'’”.,;:!?]+$/g, '').toLowerCase();
+    return /[-_./:\d]/.test(t) && lower.includes(t);
+  };
+  const prose = text
+    .split(/(\s+)/)
+    .map((t) => (isDataIdentifier(t) ? '' : t))
+    .join('');
+  const actions = [...new Set([...prose.matchAll(DESTRUCTIVE_RE)].map((m) => m[0]))];
+  if (actions.length) return `it recommends actions that no finding recommends: ${actions.slice(0, 3).join(', ')}`;
+  return undefined;
 }

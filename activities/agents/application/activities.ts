@@ -10,6 +10,7 @@ import {
   renderExplanationPrompt,
   unsupportedNumbers,
 } from '../../../domain/agents/application/explain.js';
+import { cleanReplyText } from '../../../domain/agents/narrative.js';
 import { applicationFindings, type DeploymentQuality } from '../../../domain/agents/application/findings.js';
 import type { AgentAnalysis, AgentWindow } from '../../../domain/agents/types.js';
 import { toVersionStats } from '../../../domain/gate/baseline.js';
@@ -17,6 +18,7 @@ import type { Decision, Evidence, Explanation } from '../../../domain/gate/types
 import type { ActivityDeps } from '../../deps.js';
 import { decisionsSince } from '../../storage/postgres/gates.js';
 import { noData } from '../metrics.js';
+import { checkReply } from '../narrative.js';
 
 export type ApplicationWindow = AgentWindow & { judge: string; promptVersions: Record<Check, string> };
 
@@ -59,11 +61,13 @@ export function createApplicationActivities(deps: ActivityDeps) {
     if (!deps.llm) raise('LlmDisabled', 'no LLM is configured on this worker');
     const prompt = renderExplanationPrompt(input.decision, input.evidence, input.reason);
     const r = await deps.llm.json({ ...prompt, schema: explanationSchema, maxTokens: 800 });
-    const invented = unsupportedNumbers(r.value, prompt);
+    const reply = { summary: cleanReplyText(r.value.summary), details: r.value.details.map(cleanReplyText).filter((d) => d !== '') };
+    const invented = unsupportedNumbers(reply, prompt);
     // A narrative must cite only the numbers it was given; retried, then the template is used.
     if (invented.length)
       raise('LlmInvalidReply', `the explanation cites numbers that are not in the evidence: ${invented.slice(0, 5).join(', ')}`);
-    return explanationFromReply(r.value, r.model);
+    checkReply('explanation', [reply.summary, ...reply.details], prompt.user);
+    return explanationFromReply(reply, r.model);
   }
 
   return { gatherApplication, analyseApplication, explainWithLlm };

@@ -6,7 +6,7 @@
 import type { Finding, PerformanceSeries } from '../types.js';
 import { fixed, percentPoints, round } from '../../../common/format.js';
 import { confidenceFromCount, mean, median } from '../series.js';
-import { column, configChanges, configsAt, describeChange, num, type ConfigChange, type Point } from './points.js';
+import { column, configChanges, configsAt, describeChange, num, plausible, type ConfigChange, type Point } from './points.js';
 import { PERFORMANCE_THRESHOLDS as T } from './thresholds.js';
 
 export interface KvAnalysis {
@@ -19,10 +19,11 @@ export interface KvAnalysis {
 
 export function kvCacheFinding(series: PerformanceSeries): KvAnalysis | undefined {
   const pts = series.points;
-  const withKv = pts.filter((p) => typeof p.kvCacheUsage === 'number');
+  const withKv = pts.filter((p) => plausible('kvCacheUsage', p.kvCacheUsage));
   const saturatedIdx: number[] = [];
   pts.forEach((p, i) => {
-    if ((p.kvCacheUsage ?? 0) >= T.kvCacheSaturated && (p.preemptionsPerMin ?? 0) > 0) saturatedIdx.push(i);
+    if ((p.kvCacheUsage ?? 0) >= T.kvCacheSaturated && plausible('preemptionsPerMin', p.preemptionsPerMin) && p.preemptionsPerMin > 0)
+      saturatedIdx.push(i);
   });
   if (saturatedIdx.length < T.kvMinPoints || saturatedIdx.length < T.kvMinShare * withKv.length) return undefined;
 

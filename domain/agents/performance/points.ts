@@ -15,13 +15,21 @@ export interface Indexed {
   vals: number[];
 }
 
-/** The defined, finite values of one metric with their point indices. */
+/** Largest reading taken as a measurement (latencies in ms, counts, rates): beyond it sums overflow. */
+const MAX_READING = 1e12;
+
+/** Whether `v` can be a reading of `key`: finite, not negative, a share for the KV-cache usage. */
+export function plausible(key: NumericKey, v: unknown): v is number {
+  return typeof v === 'number' && v >= 0 && v <= (key === 'kvCacheUsage' ? 1 : MAX_READING);
+}
+
+/** The plausible values of one metric (see `plausible`) with their point indices. */
 export function column(points: readonly Point[], key: NumericKey): Indexed {
   const idx: number[] = [];
   const vals: number[] = [];
   points.forEach((p, i) => {
     const v = p[key];
-    if (typeof v === 'number' && Number.isFinite(v)) {
+    if (plausible(key, v)) {
       idx.push(i);
       vals.push(v);
     }
@@ -33,7 +41,7 @@ export function valuesIn(points: readonly Point[], key: NumericKey, from: number
   const out: number[] = [];
   for (let i = Math.max(0, from); i < Math.min(points.length, to); i++) {
     const v = points[i]?.[key];
-    if (typeof v === 'number' && Number.isFinite(v)) out.push(v);
+    if (plausible(key, v)) out.push(v);
   }
   return out;
 }

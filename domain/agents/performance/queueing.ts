@@ -6,11 +6,11 @@
 import type { Finding, PerformanceSeries } from '../types.js';
 import { fixed, percentPoints, round } from '../../../common/format.js';
 import { confidenceFromCount, mean } from '../series.js';
-import { configsAt, num, type Point } from './points.js';
+import { configsAt, num, plausible, type Point } from './points.js';
 import { PERFORMANCE_THRESHOLDS as T } from './thresholds.js';
 
 export function queueing(series: PerformanceSeries): Finding | undefined {
-  const pts = series.points.filter((p) => typeof p.running === 'number' && typeof p.waiting === 'number');
+  const pts = series.points.filter((p) => plausible('running', p.running) && plausible('waiting', p.waiting));
   if (pts.length < 3) return undefined;
   const tail = pts.slice(pts.length - Math.max(3, Math.floor(pts.length / 3)));
   const run = mean(tail.map((p) => p.running as number));
@@ -18,7 +18,7 @@ export function queueing(series: PerformanceSeries): Finding | undefined {
   if (wait < T.queueingMinWaiting || wait < T.queueingFactor * run) return undefined;
   const ratio = run > 0 ? wait / run : Infinity;
 
-  const kvVals = tail.map((p) => p.kvCacheUsage).filter((v): v is number => typeof v === 'number');
+  const kvVals = tail.map((p) => p.kvCacheUsage).filter((v): v is number => plausible('kvCacheUsage', v));
   const kv = kvVals.length > 0 ? mean(kvVals) : undefined;
   const lastCfg = configsAt(series.points).at(-1);
   const maxNumSeqs = num(lastCfg, 'max_num_seqs');

@@ -33,14 +33,19 @@ function summarise(vals: number[]): Summary | undefined {
   return { mean: mean(vals), p95: quantile(vals, 0.95), n: vals.length };
 }
 
+/** A share in [0, 1]; anything else (a negative or above-100 % reading of a faulty exporter) is no measurement. */
+export const isShare = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 1;
+
+/** The points' readings of `key` that are shares (see `isShare`). */
 export function col(points: readonly Point[], key: Key): number[] {
-  return points.map((p) => p[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return points.map((p) => p[key]).filter(isShare);
 }
 
 export function stats(s: ResourceSeries, catalog: readonly InstanceType[]): HostStats {
   const fb = s.points
     .filter((p) => typeof p.fbUsedGiB === 'number' && typeof p.fbTotalGiB === 'number' && (p.fbTotalGiB as number) > 0)
-    .map((p) => (p.fbUsedGiB as number) / (p.fbTotalGiB as number));
+    .map((p) => (p.fbUsedGiB as number) / (p.fbTotalGiB as number))
+    .filter(isShare);
   const h: HostStats = { s, n: s.points.length };
   const assign = (k: 'gpu' | 'cpu' | 'mem' | 'sm' | 'dram' | 'fbShare', v: Summary | undefined): void => {
     if (v) h[k] = v;

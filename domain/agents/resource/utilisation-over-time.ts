@@ -9,7 +9,7 @@ import { fixed, formatUsd, percentPoints, round } from '../../../common/format.j
 import { HOURS_PER_MONTH } from '../instance-catalog.js';
 import { confidenceFromCount, linearFit } from '../series.js';
 import { usd } from './catalog-match.js';
-import { col, type HostStats, utilEvidence } from './host-stats.js';
+import { col, type HostStats, isShare, utilEvidence } from './host-stats.js';
 import { RESOURCE_THRESHOLDS as T } from './thresholds.js';
 
 /** Milliseconds of each point: parsed ISO timestamps, or the step grid when any fails to parse. */
@@ -37,7 +37,7 @@ export function utilisationPattern(h: HostStats): Finding | undefined {
     const sums = new Array<number>(24).fill(0);
     const counts = new Array<number>(24).fill(0);
     s.points.forEach((p, i) => {
-      if (typeof p.gpuUtil !== 'number') return;
+      if (!isShare(p.gpuUtil)) return;
       const hour = new Date(ts[i] as number).getUTCHours();
       sums[hour] = (sums[hour] as number) + p.gpuUtil;
       counts[hour] = (counts[hour] as number) + 1;
@@ -95,7 +95,7 @@ export function capacityForecast(h: HostStats): Finding | undefined {
   const xs: number[] = [];
   const ys: number[] = [];
   s.points.forEach((p, i) => {
-    if (typeof p.gpuUtil === 'number' && Number.isFinite(p.gpuUtil)) {
+    if (isShare(p.gpuUtil)) {
       xs.push(((ts[i] as number) - (ts[0] as number)) / 86_400_000);
       ys.push(p.gpuUtil);
     }
