@@ -52,15 +52,16 @@ export async function validateGate(db: Db, input: GateInput): Promise<GateInput>
 
 /**
  * A rollback webhook URL with credentials or a query (often a token) stays in PostgreSQL under
- * the gate's id; the workflow gets the URL without them (history, UI and reports never show them).
+ * the gate's id (`secretUrl`); the workflow gets the URL without them (history, UI and reports
+ * never show them). A fragment is never sent over HTTP: it is dropped.
  */
-async function keepUrlOutOfHistory(db: Db, input: GateInput, workflowId: string): Promise<GateInput> {
+export function withoutUrlSecrets(input: GateInput): { input: GateInput; secretUrl?: string } {
   const d = input.deployer;
-  if (d?.type !== 'webhook') return input;
+  if (d?.type !== 'webhook') return { input };
   const u = new URL(d.url);
-  if (!u.username && !u.password && !u.search) return input;
-  await storeDeployerUrl(db, workflowId, d.url);
-  return { ...input, deployer: { ...d, url: `${u.origin}${u.pathname}`, storedUrl: true } };
+  const bare = `${u.origin}${u.pathname}`;
+  if (!u.username && !u.password && !u.search) return { input: u.hash ? { ...input, deployer: { ...d, url: bare } } : input };
+  return { input: { ...input, deployer: { ...d, url: bare, storedUrl: true } }, secretUrl: d.url };
 }
 
 /** Start the gate, or attach to the one this CI run already started (running or finished). */
@@ -74,8 +75,7 @@ export async function startOrAttachGate(
   await validateGate(db, input);
   const params = gateParams(gateInputSchema.parse(input));
   const workflowId = gateWorkflowId(input.deployment, input.candidateVersion, ciRun);
-  input = await keepUrlOutOfHistory(db, input, workflowId);
-  try {
+  const assertSameParams = async (): Promise<void> => {
     const d = await client.workflow.getHandle(workflowId).describe();
     const existing = d.memo?.gateParams;
     if (typeof existing === 'string' && existing !== params) {
@@ -84,14 +84,20 @@ export async function startOrAttachGate(
           'Re-run with the same parameters to attach to it, or give another --ci-run for a new gate',
       );
     }
+  };
+  try {
+    // An existing gate keeps everything it was started with, its rollback URL included.
+    await assertSameParams();
     return { handle: client.workflow.getHandle(workflowId), attached: true, workflowId };
   } catch (e) {
     if (!(e instanceof WorkflowNotFoundError)) throw e;
   }
+  const split = withoutUrlSecrets(input);
+  if (split.secretUrl !== undefined) await storeDeployerUrl(db, workflowId, split.secretUrl);
   const handle = await client.workflow.start('deployGate', {
     taskQueue: config.temporal.taskQueue,
     workflowId,
-    args: [input],
+    args: [split.input],
     // Two CI jobs racing for the same id end up on one gate.
     workflowIdConflictPolicy: 'USE_EXISTING',
     typedSearchAttributes: [
@@ -102,6 +108,9 @@ export async function startOrAttachGate(
     staticSummary: `Deploy gate: ${input.deployment} ${input.baselineVersion} → ${input.candidateVersion}`,
     memo: { gateParams: params },
   });
+  // Two starts racing for one id both reach here, and the later one attaches to the earlier's
+  // gate: it must ask for the same parameters (the gate checks its stored URL's address itself).
+  await assertSameParams();
   return { handle, attached: false, workflowId };
 }
 

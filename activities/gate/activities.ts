@@ -129,6 +129,15 @@ export function createGateActivities(deps: ActivityDeps) {
     if (d.type !== 'webhook' || !d.storedUrl) return d;
     const url = await gates.deployerUrl(db, gateId);
     if (!url) raise('DeployerRejected', `the rollback webhook URL of gate '${gateId}' is not stored any more: roll back by hand`);
+    // The stored URL must be the address this gate was started with (a later start of the same
+    // gate id with another address never redirects this gate's rollback).
+    const stored = new URL(url);
+    if (`${stored.origin}${stored.pathname}` !== d.url) {
+      raise(
+        'DeployerRejected',
+        `the stored rollback webhook URL of gate '${gateId}' is for ${stored.origin}${stored.pathname}, not ${d.url}: roll back by hand`,
+      );
+    }
     return { ...d, url };
   }
 

@@ -17,6 +17,13 @@ export const SIGNATURE_TOLERANCE_SEC = 300;
 export const SIGNATURE_HEADER = 'X-OptiInfra-Signature';
 export const TIMESTAMP_HEADER = 'X-OptiInfra-Timestamp';
 const BODY_SNIPPET_CHARS = 300;
+/** How much of an error answer's body is read for its snippet: a receiver's body may never end. */
+const BODY_READ_BYTES = 16 * 1024;
+/**
+ * The longest wait between attempts a receiver's retry-after may ask for: the retry policy's
+ * maximum interval (workflows/options.ts), so a rollback is not put off for hours.
+ */
+export const MAX_WEBHOOK_RETRY_DELAY_MS = 2 * 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // Signatures
@@ -108,7 +115,10 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
     const user = decodeURIComponent(target.username);
     const pass = decodeURIComponent(target.password);
     authorization = `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
-    secrets = [...secrets, pass, authorization.slice('Basic '.length)];
+    // Without a password the user part is the token itself (https://TOKEN@host/...); with one it
+    // names who calls, and stays readable.
+    const token = target.password ? [] : [target.username, user];
+    secrets = [...secrets, ...token, target.password, pass, authorization.slice('Basic '.length)];
     target.username = '';
     target.password = '';
   }
@@ -160,11 +170,17 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
     };
   }
 
-  const snippet = await bodySnippet(res);
+  const snippet = await bodySnippet(res, secrets);
   const said = snippet ? `: ${snippet}` : '';
   if (status === 429 || status === 503) {
-    const delay = retryAfterMsOf(res.headers);
-    const after = delay !== undefined ? ` after ${seconds(delay)} as it asked` : '';
+    const asked = retryAfterMsOf(res.headers);
+    const delay = asked === undefined ? undefined : Math.min(asked, MAX_WEBHOOK_RETRY_DELAY_MS);
+    const after =
+      asked === undefined || delay === undefined
+        ? ''
+        : asked > delay
+          ? ` after ${seconds(delay)} (it asked for ${seconds(asked)}, longer than the gate waits between attempts)`
+          : ` after ${seconds(delay)} as it asked`;
     throw failure(
       'retry',
       `${what} ${where} answered ${status} (${status === 429 ? 'rate limited' : 'unavailable'})${said}; it will be retried${after}`,
@@ -178,7 +194,7 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
     const location = res.headers.get('location');
     throw failure(
       'refuse',
-      `${what} ${where} answered a redirect (${status}${location ? ` to ${describeUrl(new URL(location, url).toString())}` : ''}); configure the final URL in ${setting}`,
+      `${what} ${where} answered a redirect (${status}${location ? ` to ${describeLocation(location, url)}` : ''}); configure the final URL in ${setting}`,
     );
   }
   const hint =
@@ -190,13 +206,39 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
   throw failure('refuse', `${what} ${where} refused the request with ${status}${said}${hint}`);
 }
 
-async function bodySnippet(res: Response): Promise<string> {
+/** A redirect's target for messages (without credentials or query), relative to the webhook URL. */
+function describeLocation(location: string, base: string): string {
   try {
-    const text = (await res.text()).replace(/\s+/g, ' ').trim();
-    return text.length > BODY_SNIPPET_CHARS ? `${text.slice(0, BODY_SNIPPET_CHARS)}…` : text;
+    return describeUrl(new URL(location, base).toString());
   } catch {
-    return '';
+    return 'an unparseable location';
   }
+}
+
+/**
+ * The start of an error answer's body, secrets redacted before it is clipped: reading stops once
+ * BODY_READ_BYTES have arrived (the rest is cancelled), and a body cut short by the timeout gives
+ * what had arrived.
+ */
+async function bodySnippet(res: Response, secrets: string[]): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < BODY_READ_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    /* cut short (timeout, reset): what arrived is the snippet */
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  const text = redact(Buffer.concat(chunks).toString('utf8'), secrets).replace(/\s+/g, ' ').trim();
+  return text.length > BODY_SNIPPET_CHARS || size >= BODY_READ_BYTES ? `${text.slice(0, BODY_SNIPPET_CHARS)}…` : text;
 }
 
 function isTimeout(err: unknown): boolean {

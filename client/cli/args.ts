@@ -26,8 +26,15 @@ export const idArg = (what: string) => (v: string) => {
   return v;
 };
 
+/**
+ * A number written in decimal (optionally signed, with a fraction or an exponent): Number()
+ * alone reads '' and '  ' as 0 and '0x10' as 16.
+ */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+const decimal = (v: string) => (DECIMAL.test(v.trim()) ? Number(v) : Number.NaN);
+
 export const intArg = (what: string, min: number, max: number) => (v: string) => {
-  const n = Number(v);
+  const n = decimal(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${what} must be an integer from ${min} to ${max}`);
   return n;
 };
@@ -50,7 +57,7 @@ export const durationArg =
 
 /** Percentage points (0-100) as a fraction: "5" → 0.05. */
 export const pointsArg = (what: string) => (v: string) => {
-  const n = Number(v);
+  const n = decimal(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${what} must be a number of points, e.g. 5`);
   if (n < 0) throw new InvalidArgumentError(`${what} must not be negative`);
   if (n > 100) throw new InvalidArgumentError(`${what} must be at most 100 points`);

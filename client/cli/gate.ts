@@ -13,7 +13,14 @@ import { formatZodError } from '../../common/types.js';
 import type { BaselineRecord } from '../../domain/gate/baseline.js';
 import { baselineInputSchema, compareInputSchema, type ComparisonResult } from '../../domain/gate/inputs.js';
 import { renderComparisonReport } from '../../domain/gate/report.js';
-import type { GateInput, GateProgress, GateResult, Override } from '../../domain/gate/types.js';
+import {
+  gateInputSchema,
+  overrideSchema,
+  type GateInput,
+  type GateProgress,
+  type GateResult,
+  type Override,
+} from '../../domain/gate/types.js';
 import {
   GATE_EXIT,
   ciRunFromEnv,
@@ -73,10 +80,14 @@ async function printGateResult(r: GateResult, config: Config, o: { json?: boolea
   else console.log(summarizeGate(r, link));
 }
 
+/** The gate's input from the options, validated (with the CI run id) before anything connects. */
 function gateInputOf(o: GateStartOptions): GateInput {
-  if (o.rollbackWebhook && o.rollbackCommand) throw new UsageError('give at most one of --rollback-webhook and --rollback-command');
-  if (o.rollbackArg && !o.rollbackCommand) throw new UsageError('--rollback-arg needs --rollback-command');
-  if (o.rollbackTimeout !== undefined && !o.rollbackWebhook && !o.rollbackCommand)
+  // An empty value (an unset CI variable) is an error, never a silent dry-run.
+  const webhook = o.rollbackWebhook !== undefined;
+  const command = o.rollbackCommand !== undefined;
+  if (webhook && command) throw new UsageError('give at most one of --rollback-webhook and --rollback-command');
+  if (o.rollbackArg && !command) throw new UsageError('--rollback-arg needs --rollback-command');
+  if (o.rollbackTimeout !== undefined && !webhook && !command)
     throw new UsageError('--rollback-timeout needs --rollback-webhook or --rollback-command');
   const timeout = o.rollbackTimeout === undefined ? {} : { timeoutSeconds: o.rollbackTimeout };
   const tolerances = Object.fromEntries(
@@ -86,7 +97,7 @@ function gateInputOf(o: GateStartOptions): GateInput {
       toxicityRateIncrease: o.toxicityIncrease,
     }).filter(([, v]) => v !== undefined),
   );
-  return {
+  const input: GateInput = {
     deployment: o.deployment,
     baselineVersion: o.baseline,
     candidateVersion: o.candidate,
@@ -95,21 +106,29 @@ function gateInputOf(o: GateStartOptions): GateInput {
     maxWait: o.maxWait,
     checkEvery: o.checkEvery,
     onInconclusive: o.onInconclusive,
-    deployer: o.rollbackWebhook
-      ? { type: 'webhook', url: o.rollbackWebhook, ...timeout }
-      : o.rollbackCommand
-        ? { type: 'command', argv: [o.rollbackCommand, ...(o.rollbackArg ?? [])], ...timeout }
-        : { type: 'dry-run' },
+    deployer:
+      o.rollbackWebhook !== undefined
+        ? { type: 'webhook', url: o.rollbackWebhook, ...timeout }
+        : o.rollbackCommand !== undefined
+          ? { type: 'command', argv: [o.rollbackCommand, ...(o.rollbackArg ?? [])], ...timeout }
+          : { type: 'dry-run' },
     ...(o.allowUnmeasured ? { allowUnmeasured: o.allowUnmeasured } : {}),
     requestedBy: process.env.GITHUB_ACTOR || process.env.GITLAB_USER_LOGIN || process.env.USER,
   };
+  const parsed = gateInputSchema.safeParse(input);
+  if (!parsed.success) throw new UsageError(`invalid gate: ${formatZodError(parsed.error)}`);
+  targetId(o);
+  return input;
 }
 
 async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<void> {
   const input = gateInputOf(o);
   const config = runtimeConfig();
   const stores = await openStores(config);
-  const client = await temporalClient(config);
+  const client = await temporalClient(config).catch(async (e: unknown) => {
+    await stores.close();
+    throw e;
+  });
   try {
     const { handle, attached, workflowId } = await startOrAttachGate(client, config, stores.db, input, o.ciRun ?? ciRunFromEnv());
     const link = uiLink(config, workflowId);
@@ -137,10 +156,11 @@ async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<
 }
 
 async function gateStatus(o: GateTarget & { json?: boolean; report?: string }, outcome: CommandOutcome): Promise<void> {
+  const id = targetId(o);
   await withClient(async (client, config) => {
-    const h = client.workflow.getHandle(targetId(o));
+    const h = client.workflow.getHandle(id);
     const d = await h.describe().catch((e: unknown) => {
-      if (e instanceof WorkflowNotFoundError) throw new UsageError(`no gate '${targetId(o)}'`);
+      if (e instanceof WorkflowNotFoundError) throw new UsageError(`no gate '${id}'`);
       throw e;
     });
     if (d.status.name === 'RUNNING') {
@@ -206,12 +226,16 @@ export function registerGateCommands(program: Command, outcome: CommandOutcome):
     )
     .requiredOption('--reason <text>', 'why')
     .option('--by <name>', 'who (default: $USER)', process.env.USER ?? '')
-    .action(async (o: GateTarget & { action: Override['action']; reason: string; by: string }) =>
-      withClient(async (client) => {
-        const p = await overrideGate(client.workflow.getHandle(targetId(o)), { action: o.action, reason: o.reason, by: o.by });
-        console.log(`override accepted by ${targetId(o)} (phase ${p.phase})`);
-      }),
-    );
+    .action(async (o: GateTarget & { action: Override['action']; reason: string; by: string }) => {
+      const override = { action: o.action, reason: o.reason, by: o.by };
+      const parsed = overrideSchema.safeParse(override);
+      if (!parsed.success) throw new UsageError(`invalid override: ${formatZodError(parsed.error)}`);
+      const id = targetId(o);
+      await withClient(async (client) => {
+        const p = await overrideGate(client.workflow.getHandle(id), override);
+        console.log(`override accepted by ${id} (phase ${p.phase})`);
+      });
+    });
 }
 
 export function registerBaselineCommand(program: Command): void {

@@ -279,10 +279,12 @@ function verdictFor(
   const lower = clampHarm(harm - width);
   const upper = clampHarm(harm + width);
   let verdict: MetricVerdict['verdict'] = 'pending';
-  if (decide && baseline.n > 0 && candidate.n > 0) {
+  // Statistics that cannot come from scores in [0, 1] (NaN arrives as null through JSON) decide nothing.
+  const usable = wellFormed(baseline) && wellFormed(candidate);
+  if (usable && decide && baseline.n > 0 && candidate.n > 0) {
     if (lower > tolerance) verdict = 'fail';
     else if (upper < tolerance) verdict = 'pass';
-  } else if (unmeasured(baseline) || unmeasured(candidate)) verdict = 'unmeasured';
+  } else if (usable && (unmeasured(baseline) || unmeasured(candidate))) verdict = 'unmeasured';
   return {
     metric,
     baseline: baseline.mean,
@@ -295,6 +297,12 @@ function verdictFor(
     baselineN: baseline.n,
     candidateN: candidate.n,
   };
+}
+
+/** A sample size, a mean in [0, 1] (with rounding slack) and a standard deviation that are usable numbers. */
+export function wellFormed(s: SampleStats): boolean {
+  const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  return Number.isSafeInteger(s.n) && s.n >= 0 && finite(s.mean) && s.mean >= -1e-9 && s.mean <= 1 + 1e-9 && finite(s.sd) && s.sd >= 0;
 }
 
 /** The judge declined every interaction of this side: the metric cannot be measured by it. */
@@ -320,6 +328,11 @@ function passText(v: MetricVerdict): string {
 
 function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleStats): string {
   const l = LABEL[v.metric];
+  if (!wellFormed(baseline) || !wellFormed(candidate)) {
+    const side = wellFormed(baseline) ? 'candidate' : 'baseline';
+    const s = side === 'baseline' ? baseline : candidate;
+    return `the ${side} ${l.name} statistics are malformed (n ${String(s.n)}, mean ${String(s.mean)}, sd ${String(s.sd)}), so they decide nothing`;
+  }
   if (v.verdict === 'unmeasured') return unmeasuredText(v, false);
   if (baseline.n === 0) return `no baseline ${l.name} data`;
   if (candidate.n === 0) return `no candidate ${l.name} data yet`;
@@ -345,7 +358,8 @@ function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleS
  * Verdicts: 'fail' when lower > tolerance, 'pass' when upper < tolerance (both strict), else
  * 'pending'. Before `minSamples` candidate samples (the quality sample size) every verdict is
  * 'pending' and the outcome is CONTINUE. Outcome: REJECT if any metric fails, APPROVE if all
- * pass, else CONTINUE. A metric with no data on either side is always 'pending' (never a silent pass).
+ * pass, else CONTINUE. A metric with no data on either side is always 'pending' (never a silent pass),
+ * and so is one whose statistics are malformed (`wellFormed`): the look then says which.
  *
  * `reason` is one sentence naming the metric(s), both values, the bound and the threshold.
  * Values in the verdicts are fractions (0.05 = 5 points).
@@ -360,6 +374,15 @@ export function decideLook(baseline: VersionStats, candidate: VersionStats, opts
   const failed = metrics.filter((v) => v.verdict === 'fail');
   if (failed.length > 0) {
     return { outcome: 'REJECT', samples, metrics, reason: `${joinClauses(failed.map((v) => failText(v, opts.alpha)))}.` };
+  }
+  const malformed = metrics.filter((v) => !wellFormed(baseline[v.metric]) || !wellFormed(candidate[v.metric]));
+  if (malformed.length > 0) {
+    return {
+      outcome: 'CONTINUE',
+      samples,
+      metrics,
+      reason: `${joinClauses(malformed.map((v) => pendingText(v, baseline[v.metric], candidate[v.metric])))}.`,
+    };
   }
   const allowed = (v: MetricVerdict) => v.verdict === 'unmeasured' && (opts.allowUnmeasured ?? []).includes(v.metric);
   const notMeasured = metrics.filter((v) => v.verdict === 'unmeasured' && !allowed(v));

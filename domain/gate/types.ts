@@ -111,7 +111,9 @@ export const deployerSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('command'),
     /** argv, run without a shell; the deployment and versions arrive as environment variables. */
-    argv: z.array(z.string().min(1)).min(1, { message: 'command needs at least the program' }),
+    argv: z
+      .array(z.string().min(1, { message: 'the rollback program and its arguments must not be empty' }))
+      .min(1, { message: 'command needs at least the program' }),
     timeoutSeconds: deployerTimeout.optional(),
   }),
 ]);

@@ -163,21 +163,24 @@ describe('secrets never leak from a real worker process', () => {
     // Too few samples to decide within a few seconds: INCONCLUSIVE at the deadline, which counts
     // as REJECT (the default), so the gate explains (LLM) and rolls back through the signed webhook.
     // Started the way CI starts it (the typed client): the webhook URL's credentials stay out of history.
-    const { handle } = await startOrAttachGate(
-      client,
-      config,
-      stores.db,
-      {
-        deployment,
-        baselineVersion: 'v1',
-        candidateVersion: 'v2',
-        minSamples: 5,
-        maxWait: '3s',
-        checkEvery: '1s',
-        deployer: { type: 'webhook', url: withCredentials(receiver.url, 'hook', HOOK_PASSWORD) },
-      },
-      'sec-run',
-    );
+    const gateWith = (url: string) =>
+      startOrAttachGate(
+        client,
+        config,
+        stores.db,
+        {
+          deployment,
+          baselineVersion: 'v1',
+          candidateVersion: 'v2',
+          minSamples: 5,
+          maxWait: '3s',
+          checkEvery: '1s',
+          deployer: { type: 'webhook', url },
+        },
+        'sec-run',
+      );
+    const hookUrl = withCredentials(receiver.url, 'hook', HOOK_PASSWORD);
+    const { handle } = await gateWith(hookUrl);
     const gate = (await handle.result()) as GateResult;
     expect(gate.effectiveDecision).toBe('REJECT');
     expect(gate.rollback.status).toBe('delivered');
@@ -185,6 +188,17 @@ describe('secrets never leak from a real worker process', () => {
     expect(receiver.calls.every((c) => c.signatureValid)).toBe(true);
     // URL credentials are used as Basic auth, never shown.
     expect(receiver.calls[0]!.headers.authorization).toBe(`Basic ${Buffer.from(`hook:${HOOK_PASSWORD}`).toString('base64')}`);
+
+    // A later start of the same gate (a CI re-run) never replaces its stored rollback URL: another
+    // address is refused, the same address with other credentials attaches.
+    const storedUrl = async () =>
+      (await stores.db.query('SELECT url FROM deployer_urls WHERE gate_id = $1', [`gate/${deployment}/v2/sec-run`])).rows[0]?.url;
+    expect(await storedUrl()).toBe(hookUrl);
+    await expect(gateWith(`${receiver.url}/elsewhere?token=${HOOK_PASSWORD}`)).rejects.toThrow(
+      /already exists for this CI run with other parameters/,
+    );
+    expect((await gateWith(withCredentials(receiver.url, 'other', HOOK_PASSWORD))).attached).toBe(true);
+    expect(await storedUrl()).toBe(hookUrl);
 
     // --- the scan is meaningful: the key went to the LLM server, the secret signed the webhook --
     expect(stub.requests.length).toBeGreaterThan(cycle.stored); // one call per interaction (combined), plus retries

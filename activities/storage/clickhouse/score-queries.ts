@@ -86,6 +86,12 @@ const num0 = (v: unknown) => {
   const n = Number(v);
   return Number.isFinite(n) ? n : 0;
 };
+/**
+ * A mean or deviation of rows that exist: a NaN from corrupted rows (ClickHouse writes it as
+ * null in JSON) stays NaN (null through Temporal), so the gate's look sees malformed statistics
+ * and decides nothing, rather than a baseline of 0.
+ */
+const stat = (v: unknown) => (v === undefined ? 0 : v === null ? Number.NaN : Number(v));
 
 const QUALITY_DIMENSIONS = ['score', ...DAILY_DIMENSIONS] as const;
 
@@ -215,8 +221,8 @@ export async function versionAggregates(ch: ClickHouseReader, q: VersionAggregat
     if (!g && !abstained) continue;
     checksOut[c] = {
       n,
-      mean: n ? num0(g?.mean) : 0,
-      sd: n > 1 ? num0(g?.sd) : 0,
+      mean: n ? stat(g?.mean) : 0,
+      sd: n > 1 ? stat(g?.sd) : 0,
       flagged: n ? num0(g?.flagged_n) : 0,
       ...(abstained ? { abstained } : {}),
     };
