@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { deliverRollback, signPayload, verifySignature, type RollbackRequest } from '../../activities/gate/rollback.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { failureOf } from '../helpers/async.js';
 
 const SECRET = 'whsec_test_0123456789';
 
@@ -16,16 +16,6 @@ const req: RollbackRequest = {
   reason: 'quality dropped 12 points (87 % → 75 %, threshold 5)',
   idempotencyKey: 'rollback:gate/chatbot/v2',
 };
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('verifySignature', () => {
   const ts = '1700000000';

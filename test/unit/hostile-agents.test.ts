@@ -17,6 +17,7 @@ import { resourceFindings } from '../../domain/agents/resource/findings.js';
 import { INSTANCE_TYPES } from '../../domain/agents/instance-catalog.js';
 import type { Finding, ResourceSeries } from '../../domain/agents/types.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { within } from '../helpers/async.js';
 
 let stub: GroqStub;
 let logs: string[] = [];
@@ -42,19 +43,6 @@ function deps() {
   });
   const llm = new LlmClient(config, { log: (l) => logs.push(l), backoff: { baseMs: 1, capMs: 2 }, random: () => 0.5 });
   return { config, llm } as unknown as Parameters<typeof createNarrativeActivities>[0];
-}
-
-/** Settles `p` within `ms` or fails the test (a hang shows as a failure). */
-async function within<T>(p: Promise<T>, ms = 8000): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const hang = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, hang]);
-  } finally {
-    clearTimeout(t);
-  }
 }
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {

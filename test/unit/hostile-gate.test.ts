@@ -5,7 +5,6 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliverRollback, type RollbackRequest } from '../../activities/gate/rollback.js';
 import { MAX_WEBHOOK_RETRY_DELAY_MS } from '../../activities/gate/webhook.js';
@@ -13,6 +12,7 @@ import { intArg, pointsArg } from '../../client/cli/args.js';
 import { withoutUrlSecrets } from '../../client/gate.js';
 import { decideLook } from '../../domain/gate/stats.js';
 import { DEFAULT_RULE, type SampleStats, type VersionStats } from '../../domain/gate/types.js';
+import { failureOf } from '../helpers/async.js';
 
 const req: RollbackRequest = {
   gateId: 'gate/chatbot/v2/77',
@@ -22,16 +22,6 @@ const req: RollbackRequest = {
   reason: 'quality dropped 12 points',
   idempotencyKey: 'gate/chatbot/v2/77/run-1',
 };
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
-}
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 

@@ -14,6 +14,7 @@ import { MAX_RETRY_AFTER_MS, retryAfterMsOf, type LlmFailureDetails } from '../.
 import { corrected, DAY_MS, MINUTE_MS, observationOf, Pacer, waitFor, type BudgetState } from '../../activities/llm/pacer.js';
 import { loadConfig, type Config } from '../../common/config.js';
 import { checkResultSchemas } from '../../common/types.js';
+import { within } from '../helpers/async.js';
 
 const KEY = 'gsk_test_SECRET_123456';
 /** The start of the key: a message clipped in the middle of the key must not hold even this. */
@@ -62,23 +63,10 @@ const schema = checkResultSchemas.hallucination;
 const GOOD = { score: 0.2, confidence: 0.9, reasoning: 'supported by the context' };
 const call = (c: LlmClient) => c.json({ system: 'Judge. Reply in JSON.', user: 'the text', schema, schemaName: 'hallucination' });
 
-/** Settles `p` within `ms` or fails the test (a hang shows as a failure, not a stuck run). */
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const hang = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, hang]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
 /** The ApplicationFailure `p` ends with (anything else fails the test). */
 async function failure(p: Promise<unknown>, ms = 6000): Promise<ApplicationFailure> {
   try {
-    await within(ms, p);
+    await within(p, ms);
   } catch (e) {
     if (!(e instanceof ApplicationFailure)) throw new Error(`expected an ApplicationFailure, got ${String(e)}`);
     return e;
@@ -153,7 +141,7 @@ describe('replies that never end or break off', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error('activity cancelled')), 200);
     const c = client({ LLM_TIMEOUT: '5' });
-    await expect(within(2000, c.json({ system: 's', user: 'u', schema, signal: ac.signal }))).rejects.toThrow('activity cancelled');
+    await expect(within(c.json({ system: 's', user: 'u', schema, signal: ac.signal }), 2000)).rejects.toThrow('activity cancelled');
   });
 
   it('a connection reset in the middle of the body is a counted LlmUnavailable naming the lost connection', async () => {
@@ -163,7 +151,7 @@ describe('replies that never end or break off', () => {
       setTimeout(() => res.socket?.destroy(), 20);
     };
     handlers = [cut, answer(GOOD)];
-    const r = await within(4000, call(client({ LLM_MAX_RETRIES: '1' })));
+    const r = await within(call(client({ LLM_MAX_RETRIES: '1' })), 4000);
     expect(r.value).toEqual(GOOD);
     expect(r.calls).toBe(2);
 
@@ -260,7 +248,7 @@ describe('200s that are no chat completion', () => {
 
   it('answers after one such reply when the next is good', async () => {
     handlers = [sendJson(200, 'null'), answer(GOOD)];
-    const r = await within(4000, call(client({ LLM_MAX_RETRIES: '1' })));
+    const r = await within(call(client({ LLM_MAX_RETRIES: '1' })), 4000);
     expect(r.value).toEqual(GOOD);
     expect(r.calls).toBe(2);
   });
@@ -275,7 +263,7 @@ describe('200s that are no chat completion', () => {
 describe('odd reply content', () => {
   it('takes a JSON object wrapped in one Markdown fence whatever the response format, and nothing else', async () => {
     handlers = [answer(`\`\`\`json\n${JSON.stringify(GOOD)}\n\`\`\``)];
-    const r = await within(4000, call(client({ LLM_MAX_RETRIES: '0' })));
+    const r = await within(call(client({ LLM_MAX_RETRIES: '0' })), 4000);
     expect(r.value).toEqual(GOOD);
     expect(r.calls).toBe(1);
 
@@ -331,7 +319,7 @@ describe('odd reply content', () => {
       ],
     ] as const) {
       handlers = [answer(content, extra)];
-      const r = await within(4000, call(client({ LLM_MAX_RETRIES: '0' })));
+      const r = await within(call(client({ LLM_MAX_RETRIES: '0' })), 4000);
       expect(r.value).toEqual(GOOD);
     }
   });
@@ -371,7 +359,7 @@ describe('odd usage', () => {
       answer(GOOD),
     ];
     const c = client({}, { pacer });
-    const r = await within(4000, call(c));
+    const r = await within(call(c), 4000);
     expect(r.value).toEqual(GOOD);
     expect(Number.isFinite(r.promptTokens)).toBe(true);
     expect(r.promptTokens).toBeLessThan(5000);
@@ -381,14 +369,14 @@ describe('odd usage', () => {
     expect(snap.remaining.tpm).toBeGreaterThan(90_000);
     // The next call starts at once.
     const t0 = Date.now();
-    await within(4000, call(c));
+    await within(call(c), 4000);
     expect(Date.now() - t0).toBeLessThan(1000);
   });
 
   it('counts usage that is negative, NaN, a string or missing as 0', async () => {
     for (const usage of [{ prompt_tokens: -5, completion_tokens: 'NaN' }, undefined, null, 'lots']) {
       handlers = [answer(GOOD, { usage })];
-      const r = await within(4000, call(client()));
+      const r = await within(call(client()), 4000);
       expect([r.promptTokens, r.completionTokens, r.cachedTokens, r.reasoningTokens]).toEqual([0, 0, 0, 0]);
     }
   });
@@ -398,7 +386,7 @@ describe('odd usage', () => {
     const remainingAfter = async (extra: Record<string, unknown>) => {
       const pacer = new Pacer(config(env));
       handlers = [answer(GOOD, extra)];
-      await within(4000, call(client({}, { pacer })));
+      await within(call(client({}, { pacer })), 4000);
       return (await pacer.snapshot()).remaining.tpm ?? Number.NaN;
     };
     const withUsage = await remainingAfter({});
@@ -425,7 +413,7 @@ describe('odd usage', () => {
     await pacer.settle(r, Number.NaN);
     const snap = await pacer.snapshot();
     expect(snap.remaining.tpm).toBeGreaterThanOrEqual(8900);
-    await within(1000, pacer.acquire(1000, { deadline: Date.now() + 500 }));
+    await within(pacer.acquire(1000, { deadline: Date.now() + 500 }), 1000);
   });
 });
 
@@ -514,7 +502,7 @@ describe('retry-after and rate-limit headers', () => {
 
   it('a 429 with retry-after 1e308 backs off instead of failing with an infinite delay', async () => {
     handlers = [sendJson(429, {}, { 'retry-after': '1e308' }), sendJson(429, {}, { 'retry-after-ms': '1e308' }), answer(GOOD)];
-    const r = await within(6000, call(client({ LLM_MAX_WAIT: '60' }, { random: () => 0.1 })));
+    const r = await within(call(client({ LLM_MAX_WAIT: '60' }, { random: () => 0.1 })), 6000);
     expect(r.value).toEqual(GOOD);
     expect(logs.slice(0, 2).map((l) => /wait_ms=(\d+)/.exec(l)?.[1])).toEqual(['100', '200']);
   });
@@ -535,7 +523,7 @@ describe('retry-after and rate-limit headers', () => {
 
   it('a 503 with retry-after 1e308 retries after the usual backoff', async () => {
     handlers = [sendJson(503, {}, { 'retry-after': '1e308' }), answer(GOOD)];
-    const r = await within(3000, call(client()));
+    const r = await within(call(client()), 3000);
     expect(r.calls).toBe(2);
     expect(seen[1]! - seen[0]!).toBeLessThan(500);
   });
@@ -544,7 +532,7 @@ describe('retry-after and rate-limit headers', () => {
     handlers = [...Array.from({ length: 4 }, () => sendJson(429, {}, { 'retry-after': '0' })), answer(GOOD)];
     const waits: number[] = [];
     const c = client({ LLM_MAX_WAIT: '600' }, { sleep: async (ms) => void waits.push(ms) });
-    const r = await within(4000, call(c));
+    const r = await within(call(c), 4000);
     expect(r.calls).toBe(5);
     // retry-after 0 plus its jitter first (0.5 × 100 ms), then at least the backoff of 1 s × 2^n × 0.5.
     expect(waits).toEqual([50, 1000, 2000, 4000]);
@@ -609,7 +597,7 @@ describe('schemas other than the judge', () => {
   it('a fenced reply to a json_object call is taken too', async () => {
     handlers = [answer('```\n{"a":"b"}\n```')];
     const c = client({ GROQ_MODEL: 'llama-3.1-8b-instant' });
-    const r = await within(3000, c.json({ system: 's', user: 'u', schema: z.object({ a: z.string() }) }));
+    const r = await within(c.json({ system: 's', user: 'u', schema: z.object({ a: z.string() }) }), 3000);
     expect(r.value).toEqual({ a: 'b' });
   });
 });

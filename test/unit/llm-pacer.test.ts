@@ -4,10 +4,10 @@
  * workers through PostgreSQL is in test/integration/llm-pacer.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { ApplicationFailure } from '@temporalio/common';
 import { MemoryBudgetStore, observationOf, Pacer, parseGroqDuration, type BudgetStore } from '../../activities/llm/pacer.js';
 import { ConfigError, loadConfig, type Config } from '../../common/config.js';
 import { PLAN_LIMITS } from '../../common/plan-limits.js';
+import { failureOf } from '../helpers/async.js';
 
 const T0 = Date.parse('2026-03-02T12:00:00Z'); // noon UTC: half the day left
 
@@ -37,16 +37,6 @@ function virtual(env: Record<string, string>, opts: { store?: BudgetStore } = {}
     },
     deadline: (ms = 2 * 3600_000) => now + ms,
   };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApplicationFailure);
-    return e as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
 }
 
 /** A store that fails the test when touched. */
