@@ -16,6 +16,7 @@ import { loadConfig, type Config } from '../../common/config.js';
 import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
 import { checkResultSchemas, combinedResultSchema, type Check, type CheckResult } from '../../common/types.js';
 import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { failureOf } from '../helpers/async.js';
 
 const KEY = 'gsk_test_SECRET_123456';
 let stub: GroqStub;
@@ -47,17 +48,6 @@ function judge<C extends Check = 'quality'>(
 ): Promise<LlmCallResult<CheckResult<C>>> {
   const { system, user } = renderJudgePrompt(check, INPUT);
   return c.json({ system, user, schema: checkResultSchemas[check], schemaName: check, ...extra }) as Promise<LlmCallResult<CheckResult<C>>>;
-}
-
-/** Run `p`, expect an ApplicationFailure, return it. */
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApplicationFailure);
-    return e as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
 }
 
 const detailsOf = (f: ApplicationFailure) => f.details?.[0] as LlmFailureDetails;
@@ -278,7 +268,7 @@ describe('LlmClient: structured outputs', () => {
 
   it('gives up on json_validate_failed after LLM_MAX_RETRIES, without the failed generation in the message', async () => {
     stub.enqueue({ kind: 'json-validate-failed' }, { kind: 'json-validate-failed' });
-    const f = await failure(judge(client({ LLM_MAX_RETRIES: '1' })));
+    const f = await failureOf(judge(client({ LLM_MAX_RETRIES: '1' })));
     expect(f.type).toBe('LlmRetriesExhausted');
     expect(f.nonRetryable).toBe(true);
     expect(detailsOf(f).lastType).toBe('LlmInvalidReply');
@@ -302,7 +292,7 @@ describe('LlmClient: replies cut at the token limit', () => {
 
   it('records a reply cut twice as LlmReplyTruncated naming the budget, the effort and what to set', async () => {
     stub.configure({ reasoning: { medium: 10_000 } });
-    const f = await failure(judge(client({ LLM_REASONING_EFFORT: 'medium' })));
+    const f = await failureOf(judge(client({ LLM_REASONING_EFFORT: 'medium' })));
     expect(f.type).toBe('LlmReplyTruncated');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain(`answer budget ${DEFAULT_ANSWER_TOKENS}`);
@@ -355,7 +345,7 @@ describe('LlmClient: 429 and 498 wait, never counted', () => {
   it('throws a retryable LlmRateLimited with the delay when the wait would pass LLM_MAX_WAIT', async () => {
     stub.enqueue({ kind: 'status', status: 429, retryAfter: 30 });
     const started = Date.now();
-    const f = await failure(judge(client({ LLM_MAX_WAIT: '2' })));
+    const f = await failureOf(judge(client({ LLM_MAX_WAIT: '2' })));
     expect(Date.now() - started).toBeLessThan(1000);
     expect(f.type).toBe('LlmRateLimited');
     expect(f.nonRetryable).toBe(false);
@@ -379,7 +369,7 @@ describe('LlmClient: 429 and 498 wait, never counted', () => {
         },
       },
     });
-    const f = await failure(judge(client({ GROQ_PLAN: 'free' })));
+    const f = await failureOf(judge(client({ GROQ_PLAN: 'free' })));
     expect(f.type).toBe('LlmCapacity');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('tokens-per-day limit (TPD)');
@@ -435,7 +425,7 @@ describe('LlmClient: counted failures retried in process', () => {
 
   it('gives up after LLM_MAX_RETRIES counted failures with a non-retryable LlmRetriesExhausted naming the last reason', async () => {
     stub.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 503 });
-    const f = await failure(judge(client({ LLM_MAX_RETRIES: '1' })));
+    const f = await failureOf(judge(client({ LLM_MAX_RETRIES: '1' })));
     expect(f.type).toBe('LlmRetriesExhausted');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toMatch(/gave up after 2 failed LLM calls \(LLM_MAX_RETRIES=1\)/);
@@ -471,7 +461,7 @@ describe('LlmClient: counted failures retried in process', () => {
   it('maps a client-side timeout to a counted LlmTimeout after exactly one request each', async () => {
     stub.enqueue({ kind: 'delay', ms: 1500 });
     const started = Date.now();
-    const f = await failure(judge(client({ LLM_MAX_RETRIES: '0' }, {}, { timeoutSec: 0.3 })));
+    const f = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' }, {}, { timeoutSec: 0.3 })));
     expect(Date.now() - started).toBeLessThan(1400);
     expect(f.type).toBe('LlmRetriesExhausted');
     expect(detailsOf(f).lastType).toBe('LlmTimeout');
@@ -489,7 +479,7 @@ describe('LlmClient: counted failures retried in process', () => {
     stub.enqueue({ kind: 'reset' });
     expect((await judge(client({ LLM_MAX_RETRIES: '1' }))).calls).toBe(2);
     stub.enqueue({ kind: 'reset' });
-    const f = await failure(judge(client({ LLM_MAX_RETRIES: '0' })));
+    const f = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' })));
     expect(detailsOf(f).lastType).toBe('LlmUnavailable');
     expect(f.message).toContain('GROQ_BASE_URL');
     expectNoSecret(f);
@@ -503,7 +493,7 @@ describe('LlmClient: counted failures retried in process', () => {
       log: (l) => logs.push(l),
       ...FAST,
     });
-    const f = await failure(judge(c));
+    const f = await failureOf(judge(c));
     expect(f.type).toBe('LlmRetriesExhausted');
     expect(detailsOf(f)).toMatchObject({ lastType: 'LlmUnavailable', calls: 2 });
     expectNoSecret(f);
@@ -511,7 +501,7 @@ describe('LlmClient: counted failures retried in process', () => {
 
   it('counts a non-JSON reply, without the reply text, and reports its tokens', async () => {
     stub.enqueue({ kind: 'malformed' });
-    const f = await failure(judge(client({ LLM_MAX_RETRIES: '0' })));
+    const f = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' })));
     expect(f.type).toBe('LlmRetriesExhausted');
     expect(detailsOf(f).lastType).toBe('LlmInvalidReply');
     expect(f.message).toMatch(/not valid JSON/);
@@ -526,22 +516,22 @@ describe('LlmClient: counted failures retried in process', () => {
 
   it('counts an out-of-range score, naming the field', async () => {
     stub.enqueue({ kind: 'out-of-range' });
-    const f = await failure(judge(client({ LLM_MAX_RETRIES: '0' }), 'quality'));
+    const f = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' }), 'quality'));
     expect(detailsOf(f).lastType).toBe('LlmInvalidReply');
     expect(f.message).toMatch(/schema/);
     expect(f.message).toMatch(/overall/);
     expect(f.message).toMatch(/<=\s?1/);
 
     stub.enqueue({ kind: 'out-of-range' });
-    const h = await failure(judge(client({ LLM_MAX_RETRIES: '0' }), 'hallucination'));
+    const h = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' }), 'hallucination'));
     expect(h.message).toMatch(/score/);
   });
 
   it('counts empty choices and empty content', async () => {
     stub.enqueue({ kind: 'empty-choices' }, { kind: 'empty-content' });
-    const f1 = await failure(judge(client({ LLM_MAX_RETRIES: '0' })));
+    const f1 = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' })));
     expect(f1.message).toMatch(/no choices/);
-    const f2 = await failure(judge(client({ LLM_MAX_RETRIES: '0' })));
+    const f2 = await failureOf(judge(client({ LLM_MAX_RETRIES: '0' })));
     expect(f2.message).toMatch(/empty/);
     expect(stub.requests).toHaveLength(2);
   });
@@ -565,7 +555,7 @@ describe('LlmClient: failures that are not retried', () => {
       status: 401,
       body: { error: { message: `Invalid API Key: ${KEY}`, type: 'invalid_request_error', code: 'invalid_api_key' } },
     });
-    const f = await failure(judge(client()));
+    const f = await failureOf(judge(client()));
     expect(f.type).toBe('LlmAuthError');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('GROQ_API_KEY');
@@ -581,14 +571,14 @@ describe('LlmClient: failures that are not retried', () => {
     const strict = await startGroqStub({ apiKey: 'gsk_the_right_one' });
     try {
       const c = new LlmClient(loadConfig({ GROQ_API_KEY: KEY, GROQ_BASE_URL: strict.baseURL }), { log: (l) => logs.push(l) });
-      const f = await failure(judge(c));
+      const f = await failureOf(judge(c));
       expect(f.type).toBe('LlmAuthError');
       expectNoSecret(f);
     } finally {
       await strict.close();
     }
     stub.enqueue({ kind: 'status', status: 403 });
-    const f403 = await failure(judge(client()));
+    const f403 = await failureOf(judge(client()));
     expect(f403.type).toBe('LlmAuthError');
     expect(f403.nonRetryable).toBe(true);
   });
@@ -599,7 +589,7 @@ describe('LlmClient: failures that are not retried', () => {
       const c = new LlmClient(loadConfig({ GROQ_API_KEY: KEY, GROQ_BASE_URL: strict.baseURL, GROQ_MODEL: 'no-such-model' }), {
         log: (l) => logs.push(l),
       });
-      const f = await failure(judge(c));
+      const f = await failureOf(judge(c));
       expect(f.type).toBe('LlmModelNotFound');
       expect(f.nonRetryable).toBe(true);
       expect(f.message).toContain('GROQ_MODEL');
@@ -612,7 +602,7 @@ describe('LlmClient: failures that are not retried', () => {
 
   it('maps another 400 to a non-retryable LlmBadRequest after one request', async () => {
     stub.enqueue({ kind: 'status', status: 400 });
-    const f = await failure(judge(client()));
+    const f = await failureOf(judge(client()));
     expect(f.type).toBe('LlmBadRequest');
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toContain('HTTP 400');
@@ -622,7 +612,7 @@ describe('LlmClient: failures that are not retried', () => {
 
   it("maps Groq's 413 (request larger than the TPM) to LlmCapacity naming the limit, the plan and what to set", async () => {
     stub.configure({ limits: { tpm: 2000 } });
-    const f = await failure(judge(client({ GROQ_PLAN: 'unlimited' })));
+    const f = await failureOf(judge(client({ GROQ_PLAN: 'unlimited' })));
     expect(stub.requests.map((q) => q.status)).toEqual([413]);
     expect(f.type).toBe('LlmCapacity');
     expect(f.nonRetryable).toBe(true);
@@ -632,7 +622,7 @@ describe('LlmClient: failures that are not retried', () => {
   });
 
   it('refuses before sending a request larger than the configured TPM', async () => {
-    const f = await failure(
+    const f = await failureOf(
       client({ GROQ_PLAN: 'free' }).json({ system: 'Reply in JSON.', user: 'x'.repeat(40_000), schema: z.object({ a: z.string() }) }),
     );
     expect(f.type).toBe('LlmCapacity');
