@@ -24,6 +24,11 @@ export function expectedContentWords(prompt: string): number {
   return 15;
 }
 
+/** A line that is an item of a list. */
+const LIST_ITEM_RE = /^\s*(?:[-*•+]|\d{1,3}[.)])\s+/;
+/** Below this share of function words (and without a list's separators) a run of words is no sentence. */
+const SALAD_FUNCTION_SHARE = 0.12;
+
 /** Minimum number of distinct shared content words for a sentence to join the topic by chaining. */
 const CHAIN_OVERLAP = 2;
 
@@ -72,6 +77,16 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
         changed = true;
       }
     }
+  }
+  // The items of a list answer together: a list (lines opening with "-", "*", "•" or "1.") most
+  // of whose items are on topic is on topic as a whole (terse items share few words).
+  const item = sents.map((x) => LIST_ITEM_RE.test(x.text));
+  for (let i = 0; i < sents.length; ) {
+    let j = i;
+    while (j < sents.length && item[j]) j++;
+    const run = said.filter((k) => k >= i && k < j);
+    if (run.length >= 2 && 2 * run.filter((k) => on[k]).length >= run.length) for (const k of run) on[k] = true;
+    i = Math.max(j, i + 1);
   }
   const onTopicSentences = on.filter(Boolean).length;
   const nSent = sents.length;
@@ -126,15 +141,36 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   const chars = Math.max(onText.length, 200);
   const noise = Math.max(0, onText.length - letters - 0.25 * chars) / chars;
   const base = onText.length === 0 ? 0 : clamp01(1 - 1.2 * repetition - 1.0 * dominance - 1.0 * noise);
-  const coherence = base * (0.8 + 0.2 * focus);
+  // Degenerate text, as a broken model writes it, is a flaw of the whole answer: the same sentence
+  // again and again (the share of sentences that repeat an earlier one), and words strung without
+  // the function words of sentences or the separators of a list ("word salad").
+  const sentenceKeys = said.map((i) =>
+    (sents[i]?.text ?? '')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}]+/gu, ' ')
+      .trim(),
+  );
+  const duplicated = sentenceKeys.length > 1 ? 1 - new Set(sentenceKeys).size / sentenceKeys.length : 0;
+  const wordToks = written.flatMap((x) => x.toks).filter((t) => t.kind !== 'number');
+  const writtenText = written.map((x) => x.text).join('\n');
+  const separators = (writtenText.match(/[,;:•|/\n]|(?:^|\s)[-*](?=\s)/g) ?? []).length;
+  const functionShare = wordToks.length ? wordToks.filter((t) => t.stop).length / wordToks.length : 1;
+  const salad =
+    wordToks.length >= 12 && 4 * separators < wordToks.length && !/[{}();=<>]/.test(writtenText)
+      ? clamp01((SALAD_FUNCTION_SHARE - functionShare) / SALAD_FUNCTION_SHARE)
+      : 0;
+  const flaw = Math.max(duplicated, salad);
+  const coherence = base * (0.8 + 0.2 * focus) * (1 - flaw);
 
   // Without a context the facts cannot be checked: accuracy is left neutral (0.5) and the overall
   // score is made of what can be judged.
   // A response that only declines states nothing to be right or wrong about: neutral too.
   const accuracy = hasContext && !declinedAll ? 1 - hallu.score : 0.5;
-  const overall = hasContext
-    ? (0.3 * relevance + 0.3 * accuracy + 0.2 * completeness + 0.2 * coherence) * (0.5 + 0.5 * accuracy)
-    : 0.4 * relevance + 0.3 * completeness + 0.3 * coherence;
+  const overall =
+    (hasContext
+      ? (0.3 * relevance + 0.3 * accuracy + 0.2 * completeness + 0.2 * coherence) * (0.5 + 0.5 * accuracy)
+      : 0.4 * relevance + 0.3 * completeness + 0.3 * coherence) *
+    (1 - flaw);
   return {
     coherence: r4(coherence),
     relevance: r4(relevance),
@@ -144,7 +180,10 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
     reasoning:
       `Relevance: ${covered} of ${promptKeys.length} prompt terms addressed, ${onTopicSentences} of ${nSent} sentences on topic. ` +
       `Completeness: ${counted} ${hasContext ? 'grounded ' : ''}on-topic content words for an expected ~${expected}${refusal ? ' (refusal)' : ''}. ` +
-      `Coherence: repetition ${(100 * repetition).toFixed(0)} %, noise ${(100 * noise).toFixed(0)} %. ` +
+      `Coherence: repetition ${(100 * repetition).toFixed(0)} %, noise ${(100 * noise).toFixed(0)} %` +
+      (duplicated > 0 ? `, ${(100 * duplicated).toFixed(0)} % of sentences repeat an earlier one` : '') +
+      (salad > 0 ? ', words strung without sentences' : '') +
+      '. ' +
       (hasContext
         ? `Accuracy from the hallucination check (${hallu.score.toFixed(2)}).`
         : `Accuracy not measured (${NO_CONTEXT_REASON}); left at 0.5 and out of the overall score.`),
