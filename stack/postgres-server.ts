@@ -34,7 +34,7 @@ import { StackError } from './errors.js';
 import { postgresHealthy } from './health.js';
 import { pidFile, stackDirs } from './paths.js';
 import { portInUse } from './ports.js';
-import { isAlive, livePid, spawnDetached, stopPid, stopService, waitReady, STOP_HOW } from './processes.js';
+import { isServiceProcess, livePid, spawnDetached, stopPid, stopService, waitReady, STOP_HOW } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -205,10 +205,17 @@ function pgVersionOf(dataDir: string): string | undefined {
 }
 
 /** The pid in <data>/postmaster.pid when that process still runs. */
-function postmasterPid(dataDir: string): number | undefined {
+/**
+ * The postmaster a data directory's postmaster.pid names, if it still runs. A postmaster.pid left
+ * by a crash may name a pid reused by another program: that is not a postmaster (command line,
+ * start time) and is never returned, so it is never signalled.
+ */
+export function postmasterPid(dataDir: string): number | undefined {
   try {
-    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]?.trim());
-    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+    const f = join(dataDir, 'postmaster.pid');
+    const writtenAt = statSync(f).mtimeMs;
+    const pid = Number(readFileSync(f, 'utf8').split('\n')[0]?.trim());
+    return Number.isInteger(pid) && pid > 0 && isServiceProcess(pid, 'postgres', writtenAt) ? pid : undefined;
   } catch {
     return undefined;
   }

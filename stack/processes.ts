@@ -3,7 +3,7 @@
  * file) so the caller can exit; its pid file lives in <home>/run and is checked for staleness.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { StackError } from './errors.js';
 import { logFile, pidFile, type Service } from './paths.js';
@@ -55,6 +55,34 @@ function cmdlineOf(pid: number): string | undefined {
   }
 }
 
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS = 100;
+/** How much later than its pid file a process may seem to start (btime is rounded to seconds and drifts). */
+const START_SLACK_MS = 5000;
+
+/** When a process started (ms since the epoch), from /proc; undefined where that cannot be read. */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name in parentheses (which may hold spaces): state is field 3, starttime field 22.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !btime) return undefined;
+    return (btime + ticks / CLOCK_TICKS) * 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the live process `pid` can be the one a pid file written at `writtenAtMs` names: a
+ * process that started after the file was written has reused the pid and belongs to someone else.
+ */
+export function startedBy(pid: number, writtenAtMs: number): boolean {
+  const started = processStartMs(pid);
+  return started === undefined || started <= writtenAtMs + START_SLACK_MS;
+}
+
 const CMD_MARKERS: Record<Service, RegExp> = {
   temporal: /start-dev/,
   clickhouse: /clickhouse/,
@@ -80,20 +108,31 @@ export const STOP_HOW: Record<Service, StopHow> = {
   pglite: { signal: 'SIGTERM', group: true, timeoutMs: 20_000 },
 };
 
+/**
+ * Whether `pid` is a live process of `svc` that a pid file written at `writtenAtMs` can name:
+ * where /proc is readable, its command line must be the service's and it must have started
+ * before the file was written (else the pid was reused by another program).
+ */
+export function isServiceProcess(pid: number, svc: Service, writtenAtMs: number): boolean {
+  if (!isAlive(pid)) return false;
+  const cmd = cmdlineOf(pid);
+  if (cmd !== undefined && !CMD_MARKERS[svc].test(cmd)) return false;
+  return startedBy(pid, writtenAtMs);
+}
+
 /** The pid recorded for a service if that process still runs; a stale pid file is removed. */
 export function livePid(home: string, svc: Service): number | undefined {
   const f = pidFile(home, svc);
   let text: string;
+  let writtenAt: number;
   try {
+    writtenAt = statSync(f).mtimeMs;
     text = readFileSync(f, 'utf8');
   } catch {
     return undefined;
   }
   const pid = parsePid(text);
-  const alive = pid !== undefined && isAlive(pid);
-  const cmd = pid !== undefined && alive ? cmdlineOf(pid) : undefined;
-  // Where /proc is readable, also guard against pid reuse by another program.
-  if (!pid || !alive || (cmd !== undefined && !CMD_MARKERS[svc].test(cmd))) {
+  if (!pid || !isServiceProcess(pid, svc, writtenAt)) {
     rmSync(f, { force: true });
     return undefined;
   }

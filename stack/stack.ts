@@ -14,16 +14,16 @@
  * whatever this call started is stopped again. The endpoints of a running stack are written to
  * <home>/endpoints.json, where later commands find them.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startClickhouse } from './clickhouse.js';
 import { MissingProgramError, StackError } from './errors.js';
 import { clickhouseHealthy, postgresHealthy, temporalHealthy } from './health.js';
-import { defaultHome, type Service } from './paths.js';
+import { defaultHome, stackDirs, type Service } from './paths.js';
 import { DEFAULT_PORTS, isLoopback, parseHostPort, portFromEnv } from './ports.js';
 import { pgliteUrl, startPglite } from './postgres.js';
 import { localPostgresPaths, localPostgresUrl, startLocalPostgres } from './postgres-server.js';
-import { livePid, stopService } from './processes.js';
+import { isAlive, livePid, parsePid, sleep, startedBy, startupTimeoutMs, stopService } from './processes.js';
 import { ensureSearchAttributes, startTemporal } from './temporal.js';
 
 export interface StackEndpoints {
@@ -40,6 +40,77 @@ export interface StackOptions {
   home?: string;
   env?: NodeJS.ProcessEnv;
   log?: (s: string) => void;
+  /** stackUp: how long to wait for another `stack up` on the same home (default: the start-up timeout + 5 min). */
+  lockWaitMs?: number;
+}
+
+/** The lock `stack up` holds on a stack home while it starts services. */
+export function upLockFile(home: string): string {
+  return join(stackDirs(home).run, 'up.lock');
+}
+
+/**
+ * Take the `stack up` lock of `home`, waiting while another live `stack up` holds it (two at once
+ * would start every service twice and overwrite each other's pid files). A lock left by a process
+ * that is gone is taken over. Returns the release function.
+ */
+async function takeUpLock(home: string, log: (s: string) => void, waitMs: number): Promise<() => void> {
+  const file = upLockFile(home);
+  const unwritable = (e: unknown) =>
+    new StackError(
+      `cannot write the stack home ${home} (${(e as Error).message}); make it writable or set OPTIINFRA_HOME to a writable directory`,
+    );
+  try {
+    mkdirSync(stackDirs(home).run, { recursive: true });
+  } catch (e) {
+    throw unwritable(e);
+  }
+  const deadline = Date.now() + waitMs;
+  let said = false;
+  for (;;) {
+    try {
+      const fd = openSync(file, 'wx');
+      try {
+        writeFileSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        try {
+          if (parsePid(readFileSync(file, 'utf8')) === process.pid) rmSync(file, { force: true });
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(e);
+    }
+    let holder: number | undefined;
+    let writtenAt = 0;
+    try {
+      writtenAt = statSync(file).mtimeMs;
+      holder = parsePid(readFileSync(file, 'utf8'));
+    } catch {
+      continue; // released in between
+    }
+    // A lock being written has no pid yet: give its writer a moment before calling it stale.
+    const fresh = holder === undefined && Date.now() - writtenAt < 2000;
+    if (!fresh && (holder === undefined || !isAlive(holder) || !startedBy(holder, writtenAt))) {
+      rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new StackError(
+        `another \`stack up\` (pid ${holder ?? '?'}) is starting the stack in ${home} and has not finished; wait for it, ` +
+          `or stop that process and remove ${file}`,
+      );
+    }
+    if (!said && holder !== undefined) {
+      log(`stack       waiting for another \`stack up\` (pid ${holder}) on ${home}`);
+      said = true;
+    }
+    await sleep(250);
+  }
 }
 
 function endpointsFile(home: string): string {
@@ -153,7 +224,15 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackEndpoints> 
   const env = opts.env ?? process.env;
   const home = resolve(opts.home ?? defaultHome(env));
   const log = opts.log ?? ((s: string) => console.log(s));
-  mkdirSync(home, { recursive: true });
+  const release = await takeUpLock(home, log, opts.lockWaitMs ?? startupTimeoutMs(env) + 300_000);
+  try {
+    return await startStack(home, env, log);
+  } finally {
+    release();
+  }
+}
+
+async function startStack(home: string, env: NodeJS.ProcessEnv, log: (s: string) => void): Promise<StackEndpoints> {
   const started: Service[] = [];
 
   const temporal = async (): Promise<{ temporalAddress: string; temporalUiUrl: string }> => {

@@ -10,7 +10,7 @@
  * not parse (a run killed while writing) or do not validate are ignored and counted.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { checkResultSchemas, CHECKS, type AnyCheckResult, type Check, type JudgeInput } from '../../common/types.js';
 
@@ -120,6 +120,11 @@ export function parseCacheLine(line: string): CacheEntry | undefined {
   return { key: r.key, outcomes, usage, at: typeof r.at === 'string' ? r.at : '' };
 }
 
+/** A judgement could not be appended to the cache file (unwritable, a full disk, ...). */
+export class CacheWriteError extends Error {
+  override name = 'CacheWriteError';
+}
+
 export class JudgementCache {
   readonly file: string;
   private readonly entries = new Map<string, CacheEntry>();
@@ -131,16 +136,23 @@ export class JudgementCache {
     this.ignoredLines = ignored;
   }
 
-  /** Opens (and creates the directory of) the cache file of `judge` under `dir`, reading what it holds. */
+  /**
+   * Opens (and creates the directory of) the cache file of `judge` under `dir`, reading what it
+   * holds. Throws when the file is not a regular file (a directory, a FIFO that would block the
+   * read) or cannot be appended to, before any judgement is paid for.
+   */
   static open(dir: string, judge: string): JudgementCache {
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, cacheFileName(judge));
     let text = '';
     try {
+      const st = statSync(file);
+      if (!st.isFile()) throw new Error(`${file} is not a regular file`);
       text = readFileSync(file, 'utf8');
     } catch (e) {
       if ((e as { code?: string }).code !== 'ENOENT') throw e;
     }
+    appendFileSync(file, '');
     let ignored = 0;
     const entries: CacheEntry[] = [];
     for (const line of text.split('\n')) {
@@ -164,9 +176,13 @@ export class JudgementCache {
     return this.entries.get(key);
   }
 
-  /** Records a judgement (one line, appended and flushed before this returns). */
+  /** Records a judgement (one line, appended and flushed before this returns); CacheWriteError when it cannot. */
   put(entry: CacheEntry): void {
+    try {
+      appendFileSync(this.file, `${JSON.stringify({ v: CACHE_FORMAT, ...entry })}\n`);
+    } catch (e) {
+      throw new CacheWriteError(`cannot write the judgement cache ${this.file}: ${(e as Error).message}`);
+    }
     this.entries.set(entry.key, entry);
-    appendFileSync(this.file, `${JSON.stringify({ v: CACHE_FORMAT, ...entry })}\n`);
   }
 }

@@ -7,7 +7,7 @@
  * The readers of the source files are in readers.ts, the file formats in file-formats.ts, the
  * split in split.ts.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CHECKS, type Check, type JudgeInput } from '../../common/types.js';
 import { truncateForJudge } from '../../domain/judge/truncate.js';
@@ -81,13 +81,58 @@ export class EvalDataError extends Error {
   override name = 'EvalDataError';
 }
 
-function readText(file: string, what: string, hint: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    const why = code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+const FORMAT_DOC = 'docs/judge-eval-format.md';
+
+/** The 1-based line of the first bytes that are not UTF-8 (a line feed never occurs inside a UTF-8 sequence). */
+function firstInvalidUtf8Line(buf: Buffer): number {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  let start = 0;
+  for (let line = 1; ; line++) {
+    const end = buf.indexOf(0x0a, start);
+    try {
+      strict.decode(buf.subarray(start, end < 0 ? buf.length : end));
+    } catch {
+      return line;
+    }
+    if (end < 0) return line;
+    start = end + 1;
+  }
+}
+
+/**
+ * The text of a data file. Only regular files are read (a FIFO would wait for a writer forever).
+ * `strict` (labelled files): a gzip-compressed file and bytes that are not UTF-8 are errors naming
+ * the file and line, rather than garbage lines or replacement characters.
+ */
+function readText(file: string, what: string, hint: string, strict = false): string {
+  const fail = (why: string): never => {
     throw new EvalDataError(`${what}: ${file} ${why}${hint ? ` (${hint})` : ''}`);
+  };
+  let buf: Buffer;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) return fail('is a directory');
+    if (!st.isFile()) return fail('is not a regular file (a FIFO, device or socket)');
+    buf = readFileSync(file);
+  } catch (e) {
+    if (e instanceof EvalDataError) throw e;
+    const code = (e as { code?: string }).code;
+    return fail(code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a directory' : (e as Error).message);
+  }
+  if (strict && buf[0] === 0x1f && buf[1] === 0x8b) {
+    throw new EvalDataError(
+      `labelled file ${file} is gzip-compressed: decompress it first (gunzip -c ${file} > plain.jsonl); the format is in ${FORMAT_DOC}`,
+    );
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: strict }).decode(buf);
+  } catch (e) {
+    if (strict && e instanceof TypeError) {
+      throw new EvalDataError(
+        `labelled file ${file}: line ${firstInvalidUtf8Line(buf)} is not valid UTF-8; save the file as UTF-8 (${FORMAT_DOC})`,
+      );
+    }
+    return fail((e as Error).message);
   }
 }
 
@@ -171,7 +216,7 @@ export function loadEvalSet(spec: string, o: LoadOptions): EvalSet {
   }
   const file = path.resolve(spec);
   const name = path.basename(file);
-  const parsed = parseLabelledJsonl(readText(file, `labelled file '${spec}'`, ''), name);
+  const parsed = parseLabelledJsonl(readText(file, `labelled file '${spec}'`, '', true), name);
   if (!parsed.rows.length) {
     const why = parsed.malformed
       ? `all ${parsed.malformed} records are malformed (${parsed.malformedExamples.join('; ')})`
@@ -198,6 +243,7 @@ export function parseLabelledJsonl(text: string, set: string, limit = Number.POS
     out.malformed++;
     if (out.malformedExamples.length < 3) out.malformedExamples.push(`line ${line}: ${why}`);
   };
+  const idLines = new Map<string, number>();
   for (let i = 0; i < lines.length && out.rows.length < limit; i++) {
     const line = (lines[i] as string).trim();
     if (!line) continue;
@@ -253,6 +299,12 @@ export function parseLabelledJsonl(text: string, set: string, limit = Number.POS
       continue;
     }
     const id = r.id === undefined ? String(i + 1) : String(r.id);
+    const first = idLines.get(id);
+    if (first !== undefined) {
+      bad(i + 1, `id '${id.slice(0, 80)}' is used again (first on line ${first}); ids must be unique`);
+      continue;
+    }
+    idLines.set(id, i + 1);
     const context = typeof r.context === 'string' ? r.context : undefined;
     out.rows.push(itemOf(set, id, { prompt: r.prompt, response: r.response, ...(context !== undefined ? { context } : {}) }, labels, set));
   }

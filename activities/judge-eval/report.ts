@@ -247,6 +247,11 @@ export function formatOutput(out: EvalOutput): string {
     fmt3(r.auroc),
   ]);
   lines.push(table(head, rows, new Set(head.map((_, i) => i).filter((i) => i >= 2))));
+  for (const r of out.results) {
+    if (r.auroc !== null || r.positives === null || r.negatives === null) continue;
+    const lacking = r.positives === 0 ? 'positives' : r.negatives === 0 ? 'negatives' : undefined;
+    if (lacking) lines.push(`AUROC n/a: ${r.set}/${r.check} has no ${lacking} among the scored items (AUROC needs both classes)`);
+  }
   if (out.results.some((r) => r.abstained > 0)) {
     lines.push('abstained: the judge cannot measure the check on those items (the offline judge without a knowledge passage)');
   }

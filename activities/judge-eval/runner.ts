@@ -202,22 +202,31 @@ export async function runJudgeEval(o: RunOptions): Promise<RunResult> {
       progress.failed++;
       for (const f of failed) if (reasons.size < 5 && f.status === 'failed') reasons.add(f.reason);
     } else if (o.cache && u.identity) {
-      o.cache.put({
-        key: u.key,
-        outcomes: j.outcomes.map((x) =>
-          x.status === 'ok'
-            ? { check: x.check, status: 'ok', result: x.result }
-            : { check: x.check, status: 'abstained', reason: x.reason },
-        ),
-        usage: {
-          calls: j.usage.calls,
-          promptTokens: j.usage.promptTokens,
-          completionTokens: j.usage.completionTokens,
-          cachedTokens: j.usage.cachedTokens,
-          reasoningTokens: j.usage.reasoningTokens,
-        },
-        at: new Date().toISOString(),
-      });
+      // A judgement that cannot be cached stops the run: the calls still to come would be paid
+      // for and lost.
+      try {
+        o.cache.put({
+          key: u.key,
+          outcomes: j.outcomes.map((x) =>
+            x.status === 'ok'
+              ? { check: x.check, status: 'ok', result: x.result }
+              : { check: x.check, status: 'abstained', reason: x.reason },
+          ),
+          usage: {
+            calls: j.usage.calls,
+            promptTokens: j.usage.promptTokens,
+            completionTokens: j.usage.completionTokens,
+            cachedTokens: j.usage.cachedTokens,
+            reasoningTokens: j.usage.reasoningTokens,
+          },
+          at: new Date().toISOString(),
+        });
+      } catch (e) {
+        if (!stop.signal.aborted) {
+          fatal ??= e;
+          stop.abort(e);
+        }
+      }
     }
     progress.done++;
     report();

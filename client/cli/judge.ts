@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ApplicationFailure } from '@temporalio/common';
-import { JudgementCache } from '../../activities/judge-eval/cache.js';
+import { CacheWriteError, JudgementCache } from '../../activities/judge-eval/cache.js';
 import { BUILTIN_SET_NAMES, EvalDataError, loadEvalSet, type EvalSet } from '../../activities/judge-eval/datasets.js';
 import { normaliseBase, openAiBaseFetch, openAiBaseProblem } from '../../activities/judge-eval/endpoint.js';
 import { DEFAULT_PRICED_MODEL, pricesFor, type Prices } from '../../activities/judge-eval/pricing.js';
@@ -278,6 +278,9 @@ export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = pr
     } catch (e) {
       progress.end();
       const saved = cache ? ` Judgements made so far are cached in ${cache.file}: run the same command again to go on.` : '';
+      if (e instanceof CacheWriteError) {
+        throw new UsageError(`${e.message}; the run stopped so that no judgement is paid for and lost (pass --cache DIR or --no-cache)`);
+      }
       if (e instanceof ApplicationFailure) {
         const where =
           o.baseUrl && e.type === 'LlmModelNotFound'
