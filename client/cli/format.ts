@@ -13,19 +13,39 @@ export function printJson(x: unknown) {
   console.log(JSON.stringify(x, null, 2));
 }
 
-/** Columns from the first row's keys; numbers with 3 decimals unless integer; null and undefined as '-'. */
+/** Characters that move the cursor, recolour or clear a terminal, reorder text (bidi) or hide (zero-width). */
+const HIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * Stored text made safe to print: line breaks become spaces (kept with `newlines`), control,
+ * bidi and zero-width characters are dropped, so the text shows as what it is.
+ */
+export function terminalText(text: string, o: { newlines?: boolean } = {}): string {
+  const t = String(text).replace(/\r\n?/g, '\n');
+  return (o.newlines ? t : t.replace(/\n/g, ' ')).replace(HIDDEN, '');
+}
+
+/** Columns from the first row's keys; numbers with 3 decimals unless integer; null and undefined as '-'; texts made safe to print. */
 export function table(rows: Array<Record<string, unknown>>): string {
   if (!rows.length) return '(none)';
-  const cols = Object.keys(rows[0]!);
+  const cols = Object.keys(rows[0]!).map((c) => terminalText(c));
+  const keys = Object.keys(rows[0]!);
   const cell = (v: unknown) =>
-    v === null || v === undefined ? '-' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v);
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+    v === null || v === undefined
+      ? '-'
+      : typeof v === 'number'
+        ? Number.isInteger(v)
+          ? String(v)
+          : v.toFixed(3)
+        : terminalText(String(v));
+  const cells = rows.map((r) => keys.map((k) => cell(r[k])));
+  const widths = cols.map((c, i) => cells.reduce((w, r) => Math.max(w, r[i]!.length), c.length));
   const line = (vals: string[]) =>
     vals
       .map((v, i) => v.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
 /** Whole dollars with thousands separators ("$28,120"), '-' when not a number. */
@@ -59,7 +79,7 @@ export function formatScores(
           'abstained: the judge cannot measure that check for those interactions (e.g. hallucination without a knowledge passage, offline judge)',
         ]
       : []),
-    ...(lastCycleNote ? [`last cycle: ${lastCycleNote}`] : []),
+    ...(lastCycleNote ? [`last cycle: ${terminalText(lastCycleNote)}`] : []),
   ].join('\n');
 }
 
@@ -67,10 +87,10 @@ export function describeCycle(r: CycleResult): string {
   return [
     `cycle ${r.cycleId}: ${r.stored} interactions stored (${r.fetched} fetched, ${r.bad} bad records), ${r.sampled} sampled`,
     `checks: ${r.scored} scored, ${r.failed} failed, ${r.abstained ?? 0} abstained, ${r.skipped} already scored; judge ${r.judge}; LLM calls ${r.llmCalls ?? 0}, tokens ${r.promptTokens} in (${r.cachedTokens ?? 0} cached) + ${r.completionTokens} out (${r.reasoningTokens ?? 0} reasoning)`,
-    ...(r.coverageNote ? [`coverage: ${r.coverageNote}`] : []),
+    ...(r.coverageNote ? [`coverage: ${terminalText(r.coverageNote)}`] : []),
     ...(r.conflicts ? [`${r.conflicts} records conflicted with stored ones (same id, other content; the first copy is kept)`] : []),
-    ...r.badSamples.slice(0, 5).map((b) => `  bad record at ${b.position}: ${b.reason}`),
-    ...r.failureSamples.slice(0, 5).map((f) => `  failed ${f.check} of ${f.id}: ${f.reason}`),
+    ...r.badSamples.slice(0, 5).map((b) => `  bad record at ${b.position}: ${terminalText(b.reason)}`),
+    ...r.failureSamples.slice(0, 5).map((f) => `  failed ${f.check} of ${terminalText(f.id)}: ${terminalText(f.reason)}`),
   ].join('\n');
 }
 
@@ -82,7 +102,7 @@ export function describeBaseline(rec: BaselineRecord): string {
 }
 
 export function formatAgentRun(r: AgentRunResult): string {
-  if (r.status === 'failed') return `${r.agent}: FAILED: ${r.error}`;
+  if (r.status === 'failed') return `${r.agent}: FAILED: ${terminalText(r.error ?? '')}`;
   const rows = r.findings.map((f) => ({
     severity: f.severity,
     kind: f.kind,
@@ -93,9 +113,9 @@ export function formatAgentRun(r: AgentRunResult): string {
   }));
   return [
     `${r.agent}: ${r.findings.length} findings from ${r.dataPoints} data points (${r.window.from.slice(0, 16)} .. ${r.window.to.slice(0, 16)})`,
-    ...r.warnings.map((w) => `  warning: ${w}`),
+    ...r.warnings.map((w) => `  warning: ${terminalText(w)}`),
     table(rows),
-    `summary (${r.narrative?.generatedBy ?? 'template'}): ${r.narrative?.summary ?? r.summary}`,
+    `summary (${terminalText(r.narrative?.generatedBy ?? 'template')}): ${terminalText(r.narrative?.summary ?? r.summary, { newlines: true })}`,
   ].join('\n');
 }
 

@@ -36,7 +36,7 @@ import {
 import { openStores, runtimeConfig, temporalClient, uiLink } from '../runtime.js';
 import { checkListArg, durationArg, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
 import { withClient, withStores } from './connect.js';
-import { describeBaseline, printJson } from './format.js';
+import { describeBaseline, printJson, terminalText } from './format.js';
 
 interface GateTarget {
   deployment: string;
@@ -77,7 +77,7 @@ async function printGateResult(r: GateResult, config: Config, o: { json?: boolea
   writeReports(r, config, { report: o.report });
   outcome.exitCode = gateExitCode(r);
   if (o.json) printJson({ ...r, uiLink: link, exitCode: outcome.exitCode });
-  else console.log(summarizeGate(r, link));
+  else console.log(terminalText(summarizeGate(r, link), { newlines: true }));
 }
 
 /** The gate's input from the options, validated (with the CI run id) before anything connects. */
@@ -139,7 +139,7 @@ async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<
     }
     const r = await waitForGate(handle, {
       timeoutMs: o.timeout ? msToNumber(o.timeout as StringValue) : undefined,
-      onProgress: (p) => console.error(describeProgress(p)),
+      onProgress: (p) => console.error(terminalText(describeProgress(p))),
     });
     if (r === 'timeout') {
       console.error(
@@ -166,7 +166,7 @@ async function gateStatus(o: GateTarget & { json?: boolean; report?: string }, o
     if (d.status.name === 'RUNNING') {
       const p = await h.query<GateProgress>('progress');
       if (o.json) printJson({ workflowId: d.workflowId, status: 'RUNNING', progress: p, uiLink: uiLink(config, d.workflowId) });
-      else console.log(`${d.workflowId} is running\n${describeProgress(p)}`);
+      else console.log(`${d.workflowId} is running\n${terminalText(describeProgress(p))}`);
       return;
     }
     if (d.status.name !== 'COMPLETED')

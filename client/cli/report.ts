@@ -126,7 +126,9 @@ export async function gatherReport(
         monthlyUsd: r.monthly_saving_usd === null ? null : Number(r.monthly_saving_usd),
         annualUsd: r.annual_saving_usd === null ? null : Number(r.annual_saving_usd),
       })),
-      ...(recs.length ? { finishedAt: new Date(Math.max(...recs.map((r) => new Date(r.finished_at).getTime()))).toISOString() } : {}),
+      ...(recs.length
+        ? { finishedAt: new Date(recs.reduce((a, r) => Math.max(a, new Date(r.finished_at).getTime()), 0)).toISOString() }
+        : {}),
     },
   };
 }

@@ -76,7 +76,27 @@ export function noticeText(n: GateNotice): string {
 }
 
 /** The body posted to a target. */
+/** Text for Slack's mrkdwn: `&`, `<` and `>` escaped, so stored text cannot mention, ping or link. */
+export const slackEscape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A notice whose every text is escaped for Slack (the events and decisions are the gate's own words). */
+export function slackNotice(n: GateNotice): GateNotice {
+  return {
+    ...n,
+    gateId: slackEscape(n.gateId),
+    deployment: slackEscape(n.deployment),
+    baselineVersion: slackEscape(n.baselineVersion),
+    candidateVersion: slackEscape(n.candidateVersion),
+    reason: slackEscape(n.reason),
+    summary: slackEscape(n.summary),
+    rollback: { status: slackEscape(n.rollback.status), detail: slackEscape(n.rollback.detail) },
+    ...(n.override
+      ? { override: { action: slackEscape(n.override.action), by: slackEscape(n.override.by), reason: slackEscape(n.override.reason) } }
+      : {}),
+  };
+}
+
 export function noticeBody(kind: NotifyTarget['kind'], n: GateNotice, idempotencyKey: string, sentAt: string): string {
-  if (kind === 'slack') return JSON.stringify({ text: noticeText(n) });
+  if (kind === 'slack') return JSON.stringify({ text: noticeText(slackNotice(n)) });
   return JSON.stringify({ event: 'gate', ...n, text: noticeText(n), idempotency_key: idempotencyKey, sent_at: sentAt });
 }

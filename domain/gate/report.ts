@@ -27,13 +27,29 @@ import {
   higherIsBetter,
 } from '../agents/application/explain.js';
 
-/** Escape text for Markdown prose: HTML-significant characters and line-leading markup. */
+/** Most characters of one outside text in a report (a job summary holds at most 1 MiB in all). */
+export const MAX_TEXT_CHARS = 4000;
+
+/** At most `max` characters (whole code points), with "…" when cut. */
+function clip(text: string, max = MAX_TEXT_CHARS): string {
+  if (text.length <= max) return text;
+  return `${Array.from(text.slice(0, max)).slice(0, -1).join('')}…`;
+}
+
+/**
+ * Escape text for Markdown prose: HTML-significant characters, inline markup, line-leading
+ * markup (headings, rules, lists, quotes, fences, indented code) and @mentions, which GitHub
+ * would turn into notifications. Clipped to MAX_TEXT_CHARS.
+ */
 export function escapeMarkdown(text: string): string {
-  return text
+  return clip(text)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
-    .replace(/([\\`*_[\]|])/g, '\\$1');
+    .replace(/([\\`*_[\]|~])/g, '\\$1')
+    .replace(/@(?=[A-Za-z0-9])/g, '@&#8203;')
+    .replace(/^[ \t]+/gm, '')
+    .replace(/^([#+=-]|\d+(?=[.)]))/gm, (m) => (/^\d/.test(m) ? `${m}\\` : `\\${m}`));
 }
 
 /** Escape for one table cell or one line: no newlines. */
@@ -41,10 +57,12 @@ function cell(text: string): string {
   return escapeMarkdown(text.replace(/\s*[\r\n]+\s*/g, ' ').trim());
 }
 
-/** Inline code; identifiers here are validated ids, but stay safe for anything else. */
+/** Inline code, fenced by more backticks than any run inside; identifiers here are validated ids, but stay safe for anything else. */
 function code(text: string): string {
-  const t = text.replace(/[\r\n]+/g, ' ');
-  return t.includes('`') ? `\`\` ${t} \`\`` : `\`${t}\``;
+  const t = clip(text.replace(/[\r\n]+/g, ' '), 200);
+  if (!t.includes('`')) return `\`${t}\``;
+  const fence = '`'.repeat(Math.max(...(t.match(/`+/g) ?? ['']).map((r) => r.length)) + 1);
+  return `${fence} ${t} ${fence}`;
 }
 
 function boundCell(m: MetricVerdict): string {
@@ -148,8 +166,8 @@ export function looksOf(ev: Evidence): LookPoint[] {
   ];
 }
 
-/** Points with one decimal, as Mermaid reads a number. */
-const mmd = (fraction: number) => String(Math.round(Math.max(-1, Math.min(1, fraction)) * 1000) / 10);
+/** Points with one decimal, as Mermaid reads a number (0 for a number that is not finite). */
+const mmd = (fraction: number) => String(Number.isFinite(fraction) ? Math.round(Math.max(-1, Math.min(1, fraction)) * 1000) / 10 + 0 : 0);
 
 /**
  * Mermaid `xychart-beta` blocks (GitHub renders them), one per measured metric: the lower and
@@ -176,8 +194,8 @@ export function renderLooksCharts(ev: Evidence): string[] {
     const lower = looks.map((l) => mmd(at(l)?.lower ?? 0));
     const upper = looks.map((l) => mmd(at(l)?.upper ?? 0));
     const values = [...lower, ...upper, mmd(tol), '0'].map(Number);
-    const lo = Math.floor(Math.min(...values) / 5) * 5;
-    const hi = Math.max(lo + 5, Math.ceil(Math.max(...values) / 5) * 5);
+    const lo = Math.floor(values.reduce((a, v) => Math.min(a, v)) / 5) * 5;
+    const hi = Math.max(lo + 5, Math.ceil(values.reduce((a, v) => Math.max(a, v)) / 5) * 5);
     out.push(
       '```mermaid',
       'xychart-beta',
@@ -265,7 +283,8 @@ export function renderGateReport(result: GateResult, opts: { uiLink?: string } =
 }
 
 function safeLink(u: string): string {
-  return /^https?:\/\//i.test(u) ? u.replace(/[()\s<>]/g, (c) => encodeURIComponent(c)) : '#';
+  // encodeURIComponent leaves ( and ) as they are: a ) would end the link early.
+  return /^https?:\/\//i.test(u) ? u.replace(/[()\s<>]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) : '#';
 }
 
 const COMPARISON_OUTCOME: Record<LookResult['outcome'], string> = {

@@ -48,6 +48,16 @@ const HARM_TITLE: Record<GateMetric, string> = {
   toxicity_rate: 'toxicity-rate rise',
 };
 
+/** The least and the greatest of many numbers (spreading them into Math.min would overflow the stack). */
+const least = (xs: readonly number[]) => xs.reduce((a, v) => Math.min(a, v), Infinity);
+const most = (xs: readonly number[]) => xs.reduce((a, v) => Math.max(a, v), -Infinity);
+
+/** At most `max` characters (whole code points), the last one "…" when cut. */
+const cut = (text: string, max: number) => {
+  const chars = Array.from(text);
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : text;
+};
+
 /** "87.3 %" */
 const pct = (fraction: number) => `${(Math.round(fraction * 1000) / 10).toFixed(1)} %`;
 /** "5" or "2.5" (points of a fraction). */
@@ -114,8 +124,8 @@ export function trendChart(o: {
 
   const plot: Plot = { width: 560, height: 250, left: 56, right: 30, top: 14, bottom: 42 };
   const { x0, x1, y0, y1 } = inner(plot);
-  const tLo = Math.min(...pts0.map((p) => p.t));
-  const tHi = Math.max(...pts0.map((p) => p.t)) + bucket;
+  const tLo = least(pts0.map((p) => p.t));
+  const tHi = most(pts0.map((p) => p.t)) + bucket;
   const x = linear(tLo, tHi, x0 + 6, x1 - 6);
 
   const band = o.band && o.band.stats[metric].n > 0 ? o.band : undefined;
@@ -123,8 +133,8 @@ export function trendChart(o: {
   const tol = band ? band.tolerances[TOLERANCE_KEY[metric]] : 0;
   const limit = base === undefined ? undefined : metric === 'quality' ? base - tol : base + tol;
   const vals = [...pts0.map(value), ...(base === undefined ? [] : [base, limit!])].map((v) => v * 100);
-  let lo = Math.max(0, Math.min(...vals) - 3);
-  let hi = Math.min(100, Math.max(...vals) + 3);
+  let lo = Math.max(0, least(vals) - 3);
+  let hi = Math.min(100, most(vals) + 3);
   if (metric !== 'quality') lo = 0;
   if (hi - lo < 5) hi = Math.min(100, lo + 5);
   const ticks = niceTicks(lo, hi, 5);
@@ -211,8 +221,8 @@ export function gateChart(gate: ReportGate, metric: GateMetric, id: string): str
   // The frame: the tolerance, zero and the last look's bounds, widened; earlier, wider bounds are cut.
   const cap = Math.max(3 * Math.max(tol, 1), 1.5 * Math.max(Math.abs(last.lower), Math.abs(last.upper)), 8);
   const all = pts1.flatMap((p) => [p.lower, p.upper]);
-  let lo = Math.max(-cap, Math.min(0, tol, ...all));
-  let hi = Math.min(cap, Math.max(0, tol, ...all));
+  let lo = Math.max(-cap, least([0, tol, ...all]));
+  let hi = Math.min(cap, most([0, tol, ...all]));
   // Room above and below, so the tolerance and its label never sit on the frame.
   const room = (hi - lo) * 0.1;
   lo -= room;
@@ -257,7 +267,7 @@ export function gateChart(gate: ReportGate, metric: GateMetric, id: string): str
   const lx = x(last.look);
   parts.push(
     `<g class="decision"><line x1="${c(lx)}" x2="${c(lx)}" y1="${c(y0)}" y2="${c(y1)}" stroke="${colour}"/>` +
-      `<text x="${c(Math.min(lx, x1 - 4))}" y="${c(y0 - 5)}" text-anchor="end" fill="${colour}">${esc(gate.decision)} at look ${last.look}</text></g>`,
+      `<text x="${c(Math.min(lx, x1 - 4))}" y="${c(y0 - 5)}" text-anchor="end" fill="${colour}">${esc(`${gate.decision} at look ${last.look}`)}</text></g>`,
     `<text class="tol-label" x="${c(x0 + 4)}" y="${c(y(tol) - 4)}">tolerance ${esc(pts(tol / 100))}</text>`,
     '</svg>',
   );
@@ -289,7 +299,7 @@ function barRows(rows: Array<{ label: string; share: number; colour: string; tex
     const top = y0 + i * 30;
     const w = Math.max(2, (x1 - x0) * Math.max(0, Math.min(1, r.share)));
     parts.push(
-      `<text class="row-label" x="${c(x0 - 8)}" y="${c(top + 15)}" text-anchor="end">${esc(r.label.length > 38 ? `${r.label.slice(0, 37)}…` : r.label)}</text>` +
+      `<text class="row-label" x="${c(x0 - 8)}" y="${c(top + 15)}" text-anchor="end">${esc(cut(r.label, 38))}</text>` +
         `<rect class="track" x="${c(x0)}" y="${c(top + 2)}" width="${c(x1 - x0)}" height="18"/>` +
         `<rect class="bar-fill" x="${c(x0)}" y="${c(top + 2)}" width="${c(w)}" height="18" fill="${r.colour}"><title>${esc(r.tip)}</title></rect>` +
         `<text class="row-value" x="${c(x1 + 8)}" y="${c(top + 15)}">${esc(r.text)}</text>`,

@@ -124,7 +124,7 @@ function looksTable(g: ReportGate): string {
   const rows = looks
     .map(
       (l) =>
-        `<tr><td class="num">${l.look}</td><td>${esc(l.at ? utcText(l.at) : '')}</td><td class="num">${l.samples}</td>${METRICS.map((m) => `<td class="num">${cell(l, m)}</td>`).join('')}<td>${esc(l.outcome)}</td></tr>`,
+        `<tr><td class="num">${esc(String(l.look))}</td><td>${esc(l.at ? utcText(l.at) : '')}</td><td class="num">${esc(String(l.samples))}</td>${METRICS.map((m) => `<td class="num">${cell(l, m)}</td>`).join('')}<td>${esc(l.outcome)}</td></tr>`,
     )
     .join('');
   return `<details><summary>The looks in numbers</summary><table>${head}${rows}</table></details>`;
@@ -196,7 +196,7 @@ export function renderReportPage(d: ReportData): string {
     `<title>OptiInfra report: ${esc(d.deployment)}</title>`,
     `<style>${STYLE}</style></head><body>`,
     `<header><h1>OptiInfra report: ${esc(d.deployment)}</h1>`,
-    `<p>Made ${esc(utcText(d.generatedAt))} · scores of the last ${d.window.days} ${d.window.days === 1 ? 'day' : 'days'} (${esc(utcText(d.window.from))} to ${esc(utcText(d.window.to))}) · judge ${esc(d.judge)} (${esc(pv)})</p></header>`,
+    `<p>Made ${esc(utcText(d.generatedAt))} · scores of the last ${esc(String(d.window.days))} ${d.window.days === 1 ? 'day' : 'days'} (${esc(utcText(d.window.from))} to ${esc(utcText(d.window.to))}) · judge ${esc(d.judge)} (${esc(pv)})</p></header>`,
     '<main>',
     summaryCards(d),
     trendsSection(d, colours),

@@ -27,7 +27,9 @@ export function niceTicks(lo: number, hi: number, target = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  // Bounded: far from zero, adding a step that is small against the value may not move it.
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9 && out.length <= 4 * target + 4; v += step)
+    out.push(Math.round(v / step) * step);
   return out.map((v) => Number(v.toPrecision(12)));
 }
 
@@ -40,9 +42,11 @@ const TIME_STEPS = [
 export function timeTicks(lo: number, hi: number, target = 6): { ticks: number[]; step: number } {
   if (!(hi > lo)) return { ticks: [lo], step: 1 };
   const raw = (hi - lo) / Math.max(1, target);
-  const step = TIME_STEPS.find((s) => s >= raw) ?? TIME_STEPS[TIME_STEPS.length - 1]!;
+  // Beyond the largest step (30 days), whole multiples of it.
+  const longest = TIME_STEPS[TIME_STEPS.length - 1]!;
+  const step = TIME_STEPS.find((s) => s >= raw) ?? Math.ceil(raw / longest) * longest;
   const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) ticks.push(t);
+  for (let t = Math.ceil(lo / step) * step; t <= hi && ticks.length <= 4 * target + 4; t += step) ticks.push(t);
   return { ticks, step };
 }
 
@@ -55,7 +59,7 @@ export function timeLabel(t: number, step: number): string {
   const md = `${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
   if (step < 60) return `${hm}:${pad2(d.getUTCSeconds())}`;
   if (step < 86_400) return d.getUTCHours() === 0 && d.getUTCMinutes() === 0 ? md : hm;
-  return md;
+  return step > 2_592_000 ? `${d.getUTCFullYear()}-${md}` : md;
 }
 
 /** A time in UTC for prose: "2025-06-01 14:05:09 UTC". */
