@@ -21,6 +21,7 @@ import { getDeployment } from '../activities/storage/postgres/deployments.js';
 import { storeDeployerUrl } from '../activities/storage/postgres/gates.js';
 import type { Db } from '../activities/storage/postgres/db.js';
 import { uiLink } from './runtime.js';
+import { urlAddress } from '../common/secrets.js';
 
 export class GateUsageError extends Error {}
 
@@ -59,7 +60,7 @@ export function withoutUrlSecrets(input: GateInput): { input: GateInput; secretU
   const d = input.deployer;
   if (d?.type !== 'webhook') return { input };
   const u = new URL(d.url);
-  const bare = `${u.origin}${u.pathname}`;
+  const bare = urlAddress(u) as string;
   if (!u.username && !u.password && !u.search) return { input: u.hash ? { ...input, deployer: { ...d, url: bare } } : input };
   return { input: { ...input, deployer: { ...d, url: bare, storedUrl: true } }, secretUrl: d.url };
 }

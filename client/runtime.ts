@@ -8,7 +8,7 @@ import { ClickHouseStore } from '../activities/storage/clickhouse/store.js';
 import { LlmClient } from '../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../activities/storage/postgres/db.js';
 import { ConfigError, loadConfig, type Config } from '../common/config.js';
-import { redact, secretsOf } from '../common/secrets.js';
+import { redact, secretsOf, urlAddress } from '../common/secrets.js';
 import { defaultHome } from '../stack/paths.js';
 import { readEndpoints } from '../stack/stack.js';
 import { dataConverterFor } from '../workers/codec.js';
@@ -43,16 +43,6 @@ export interface Stores {
 }
 
 /** Open ClickHouse and PostgreSQL and apply pending migrations (idempotent). */
-/** A URL's scheme, host and path, without credentials or query. */
-function withoutCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return 'the configured URL';
-  }
-}
-
 export async function openStores(config: Config): Promise<Stores> {
   const { clickhouseUrl, databaseUrl } = requireStores(config);
   const ch = new ClickHouseStore(clickhouseUrl, config.clickhouse.database);
@@ -61,7 +51,9 @@ export async function openStores(config: Config): Promise<Stores> {
   const cannotUse = async (store: string, url: string, variable: string, e: unknown): Promise<never> => {
     await Promise.allSettled([ch.close(), db.end()]);
     const why = redact(e instanceof Error ? e.message : String(e), secretsOf(config));
-    throw new ConfigError(`cannot use ${store} at ${withoutCredentials(url)} (${why}): run 'optiinfra stack up' or set ${variable}`);
+    throw new ConfigError(
+      `cannot use ${store} at ${urlAddress(url) ?? 'the configured URL'} (${why}): run 'optiinfra stack up' or set ${variable}`,
+    );
   };
   await ch.migrate().catch((e: unknown) => cannotUse('ClickHouse', clickhouseUrl, 'CLICKHOUSE_URL', e));
   await migrate(db).catch((e: unknown) => cannotUse('PostgreSQL', databaseUrl, 'DATABASE_URL', e));

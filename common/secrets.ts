@@ -89,6 +89,19 @@ export function secretsOf(c: Config): string[] {
 }
 
 /** A URL with its password masked, for display. */
+/**
+ * A URL's address: origin and path, without credentials, query or fragment (where secrets sit);
+ * undefined when it does not parse.
+ */
+export function urlAddress(u: string | URL): string | undefined {
+  try {
+    const x = typeof u === 'string' ? new URL(u) : u;
+    return `${x.origin}${x.pathname}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export function maskUrl(u?: string): string | undefined {
   if (!u) return u;
   try {

@@ -9,6 +9,7 @@ import { formatZodError } from '../../common/types.js';
 import { printable } from '../../domain/collector/record.js';
 import { PageBuilder } from './record-parsing.js';
 import { checkLimit, clip, errorText, MAX_PAGE_BYTES, SourceError, type FetchResult, type InteractionSource } from './source-contract.js';
+import { urlAddress } from '../../common/secrets.js';
 
 export { MAX_PAGE_BYTES };
 
@@ -72,7 +73,7 @@ const httpPageSchema = z.object({
 
 /** The URL without credentials or query string, for messages. */
 function displayUrl(u: URL): string {
-  return `${u.origin}${u.pathname}`;
+  return urlAddress(u) ?? '(URL)';
 }
 
 export class HttpSource implements InteractionSource {

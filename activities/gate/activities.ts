@@ -4,7 +4,7 @@
  * (activities/agents/application).
  */
 import { Context } from '@temporalio/activity';
-import { redact, secretsOf } from '../../common/secrets.js';
+import { redact, secretsOf, urlAddress } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import type { Check } from '../../common/types.js';
 import { baselineId, toVersionStats, type BaselineRecord, type BaselineWindow } from '../../domain/gate/baseline.js';
@@ -131,11 +131,11 @@ export function createGateActivities(deps: ActivityDeps) {
     if (!url) raise('DeployerRejected', `the rollback webhook URL of gate '${gateId}' is not stored any more: roll back by hand`);
     // The stored URL must be the address this gate was started with (a later start of the same
     // gate id with another address never redirects this gate's rollback).
-    const stored = new URL(url);
-    if (`${stored.origin}${stored.pathname}` !== d.url) {
+    const stored = urlAddress(url);
+    if (stored !== d.url) {
       raise(
         'DeployerRejected',
-        `the stored rollback webhook URL of gate '${gateId}' is for ${stored.origin}${stored.pathname}, not ${d.url}: roll back by hand`,
+        `the stored rollback webhook URL of gate '${gateId}' is for ${stored ?? 'no valid address'}, not ${d.url}: roll back by hand`,
       );
     }
     return { ...d, url };

@@ -8,7 +8,7 @@
  * idempotency key per message: Temporal retries, so receivers deduplicate on the key.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { redact } from '../../common/secrets.js';
+import { redact, urlAddress } from '../../common/secrets.js';
 import { failure as failureOf, type FailureType } from '../../common/failures.js';
 import { retryAfterMsOf } from '../llm/errors.js';
 
@@ -63,12 +63,8 @@ export function verifySignature(
 
 /** A URL for messages: credentials and query string (often a token) left out. */
 function describeUrl(u: string): string {
-  try {
-    const x = new URL(u);
-    return `${x.origin}${x.pathname}${x.search ? '?…' : ''}`;
-  } catch {
-    return '(unparseable webhook URL)';
-  }
+  const address = urlAddress(u);
+  return address === undefined ? '(unparseable webhook URL)' : `${address}${new URL(u).search ? '?…' : ''}`;
 }
 
 export interface SignedPost {

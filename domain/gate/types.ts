@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { durationSchema, httpUrlSchema, idSchema } from '../../common/types.js';
+import { urlAddress } from '../../common/secrets.js';
 
 export const DECISIONS = ['APPROVE', 'REJECT', 'INCONCLUSIVE', 'ABORTED'] as const;
 export type Decision = (typeof DECISIONS)[number];
@@ -189,12 +190,7 @@ export function gateParams(g: GateArgs): string {
 }
 
 function maskedUrl(u: string): string {
-  try {
-    const x = new URL(u);
-    return `${x.origin}${x.pathname}`;
-  } catch {
-    return '(URL)';
-  }
+  return urlAddress(u) ?? '(URL)';
 }
 
 /** The gate metrics of the checks an operator allows to go unmeasured. */

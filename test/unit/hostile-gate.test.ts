@@ -314,7 +314,7 @@ describe('gate CLI: bad input is refused before anything connects', () => {
     const r = await run(['scores', '--deployment', 'shop-bot'], { CLICKHOUSE_URL: 'http://ch:chpass-9012@127.0.0.1:1' });
     expect(r.code).toBe(3);
     expect(r.out).toMatch(
-      /cannot use ClickHouse at http:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\): run 'optiinfra stack up' or set CLICKHOUSE_URL/,
+      /cannot use ClickHouse at http:\/\/127\.0\.0\.1:1\/ \(.*ECONNREFUSED.*\): run 'optiinfra stack up' or set CLICKHOUSE_URL/,
     );
     expect(r.out).not.toMatch(/chpass-9012|dbpass-5678/);
   });
