@@ -6,7 +6,7 @@
 import { formatUsd } from '../../common/format.js';
 import { z } from 'zod';
 import type { AgentName, Finding } from './types.js';
-import { numbersNotInData, renderDataBlock } from '../judge/prompts.js';
+import { dataBlockText, numbersNotInData, renderDataBlock } from '../judge/prompts.js';
 
 export const AGENT_PROMPT_VERSION = 'agent-narrative-v1';
 export const AGENT_TEMPLATE_VERSION = 'agent-narrative-template-v1';
@@ -218,13 +218,6 @@ const MARKUP_RE = /<\/?[a-z][a-z0-9-]*(?:\s[^<>]*)?\/?>|!?\[[^\]\n]*\]\([^)\n]*\
 
 const groupedValue = (s: string) => Number(s.replace(/[^\d]/g, ''));
 
-function dataText(user: string): string {
-  return user
-    .split('\n')
-    .filter((l) => !l.startsWith('DATA TAG: #') && !/^<<<(BEGIN|END) [A-Z ]+ #/.test(l))
-    .join('\n');
-}
-
 /**
  * Numbers in an LLM's texts that the data it was given does not hold, as written: those
  * `numbersNotInData` finds, plus grouped numbers read whole ("1 000 000" is not the 1 and 0 of
@@ -232,7 +225,7 @@ function dataText(user: string): string {
  * data, and numbers in digits the check cannot read. Expects cleaned texts (`cleanReplyText`).
  */
 export function numbersNotInAnalysis(texts: readonly string[], user: string): string[] {
-  const data = dataText(user);
+  const data = dataBlockText(user);
   const lower = data.toLowerCase();
   const given = new Set<number>();
   for (const m of data.matchAll(/\d+(?:\.\d+)?(?:e[+-]?\d+)?/gi)) given.add(Number(m[0]));
@@ -260,7 +253,7 @@ export function numbersNotInAnalysis(texts: readonly string[], user: string): st
  * contain such a word). Expects cleaned texts.
  */
 export function replyProblem(texts: readonly string[], user: string): string | undefined {
-  const lower = dataText(user).toLowerCase();
+  const lower = dataBlockText(user).toLowerCase();
   const text = texts.join('\n');
   const markup = [...new Set([...text.matchAll(MARKUP_RE)].map((m) => m[0]))].filter(
     (s) => s.startsWith('<') || s.includes('](') || !lower.includes(s.toLowerCase()),

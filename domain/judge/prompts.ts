@@ -230,6 +230,14 @@ export function renderDataBlock(label: string, data: unknown, version: string): 
   return [`DATA TAG: #${tag}`, '', `<<<BEGIN ${label} #${tag}>>>`, json, `<<<END ${label} #${tag}>>>`].join('\n');
 }
 
+/** The data of a user message made by renderDataBlock or renderJudgeData: without its tag and marker lines. */
+export function dataBlockText(user: string): string {
+  return user
+    .split('\n')
+    .filter((l) => !l.startsWith('DATA TAG: #') && !/^<<<(BEGIN|END) [A-Z ]+ #/.test(l))
+    .join('\n');
+}
+
 const NUMBER_RE = /-?\d+(?:[.,]\d+)?/g;
 
 function numbersIn(text: string): number[] {
@@ -241,10 +249,7 @@ function numbersIn(text: string): number[] {
  * must cite only given numbers. The tag and marker lines do not count as data.
  */
 export function numbersNotInData(texts: readonly string[], user: string): number[] {
-  const data = user
-    .split('\n')
-    .filter((l) => !l.startsWith('DATA TAG: #') && !/^<<<(BEGIN|END) [A-Z ]+ #/.test(l))
-    .join('\n');
+  const data = dataBlockText(user);
   const given = new Set(numbersIn(data).map((n) => Math.abs(n)));
   const out: number[] = [];
   for (const n of numbersIn(texts.join('\n'))) if (!given.has(Math.abs(n)) && !out.includes(n)) out.push(n);
