@@ -6,23 +6,29 @@
  * - Each file's header must contain the REQUIRED_COLUMNS (exact FOCUS names; extra columns are
  *   fine). A file without one of them is not a FOCUS export this agent can use: `FocusError`
  *   naming the file and the missing columns. So does an empty directory, an unreadable file, a
- *   file without a header, and CSV so broken that parsing cannot continue (an unclosed quote).
- * - A row that cannot be used (a cost or quantity that is not a number, a charge period that is
- *   not an ISO-8601 date-time or ends before it starts, Tags that are not a JSON object, the
- *   wrong number of fields) is reported in `bad` with its position `file:line` (the line on
+ *   file without a header, a header naming a required column twice, a compressed file (gzip,
+ *   zip), and CSV so broken that parsing cannot continue (an unclosed quote, a record longer than
+ *   MAX_RECORD_CHARS). Symbolic links to regular files are read; FIFOs and devices are not.
+ * - A row that cannot be used (a cost or quantity that is not a number or beyond ±MAX_ABS_AMOUNT,
+ *   a charge period that is not an ISO-8601 date-time, ends before it starts, starts before 2000
+ *   or ends more than a year ahead, a BillingCurrency other than USD, Tags that are not a JSON
+ *   object or nest too deeply, the wrong number of fields) is reported in `bad` with its
+ *   position `file:line` (the line on
  *   which the record ends, 1-based, the header being line 1) and the reason. Nothing is
  *   dropped silently.
  * - Normalisation: costs are numbers (USD, as exported); an empty ConsumedQuantity (FOCUS leaves
  *   it null for non-usage charges) becomes 0; empty Tags become {}; tag values that are not
  *   strings are converted with `String`; dates become ISO strings in UTC (a date-time without an
- *   offset is read as UTC).
+ *   offset is read as UTC); control characters (NUL included) and lone surrogates in texts and
+ *   tags become U+FFFD, since PostgreSQL refuses NUL when findings are stored.
  */
 import { createReadStream } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse';
 import type { CostRow } from '../../domain/agents/types.js';
 import { calendarDateExists } from '../../common/types.js';
+import { printable } from '../../domain/collector/record.js';
 
 export const REQUIRED_COLUMNS = [
   'BilledCost',
@@ -68,15 +74,28 @@ export interface FocusReadResult {
 }
 
 export async function readFocusDirectory(dir: string): Promise<FocusReadResult> {
-  let names: string[];
+  const names: string[] = [];
+  const compressed: string[] = [];
   try {
     const entries = await readdir(dir, { withFileTypes: true });
-    names = entries.filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.csv')).map((e) => e.name);
+    for (const e of entries) {
+      const lower = e.name.toLowerCase();
+      if (/\.csv\.(gz|gzip|zip|bz2|zst|xz)$/.test(lower)) compressed.push(e.name);
+      if (!lower.endsWith('.csv')) continue;
+      // A symbolic link (as in a Kubernetes ConfigMap volume) counts when it leads to a regular file.
+      if (e.isFile() || (e.isSymbolicLink() && (await stat(path.join(dir, e.name)).catch(() => undefined))?.isFile())) names.push(e.name);
+    }
   } catch (err) {
     throw new FocusError(`cannot read FOCUS directory ${dir}: ${err instanceof Error ? err.message : String(err)}`);
   }
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (names.length === 0) throw new FocusError(`no FOCUS export (*.csv) in ${dir}: the directory is empty`);
+  if (names.length === 0) {
+    throw new FocusError(
+      compressed.length > 0
+        ? `no FOCUS export (*.csv) in ${dir}: ${compressed.length} compressed file${compressed.length > 1 ? 's' : ''} (${compressed.slice(0, 3).join(', ')}) must be decompressed first`
+        : `no FOCUS export (*.csv) in ${dir}: the directory is empty`,
+    );
+  }
 
   const result: FocusReadResult = { rows: [], bad: [], files: [] };
   for (const name of names) {
@@ -90,9 +109,16 @@ export async function readFocusDirectory(dir: string): Promise<FocusReadResult> 
 /** Reads one FOCUS CSV file, appending its rows and bad rows to `into`. */
 export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'files'>): Promise<void> {
   const base = path.basename(file);
-  const parser = createReadStream(file).pipe(parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true }));
+  const magic = await leadingBytes(file, 4);
+  if ((magic[0] === 0x1f && magic[1] === 0x8b) || (magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 0x03 && magic[3] === 0x04)) {
+    throw new FocusError(`${file} is ${magic[0] === 0x1f ? 'gzip' : 'zip'}-compressed, not CSV: decompress it first`, file);
+  }
+  const parser = createReadStream(file).pipe(
+    parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true, max_record_size: MAX_RECORD_CHARS }),
+  );
   let header: string[] | undefined;
   let index: Record<RequiredColumn, number> | undefined;
+  let currencyIndex: number | undefined;
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const { record, info } = item;
@@ -106,12 +132,26 @@ export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'f
             missing,
           );
         }
+        const duplicated = REQUIRED_COLUMNS.filter((c) => header!.indexOf(c) !== header!.lastIndexOf(c));
+        if (duplicated.length > 0) {
+          throw new FocusError(
+            `${file} is not a usable FOCUS export: column${duplicated.length > 1 ? 's' : ''} ${duplicated.join(', ')} appear${duplicated.length > 1 ? '' : 's'} more than once in the header`,
+            file,
+          );
+        }
+        const currency = header.indexOf('BillingCurrency');
+        currencyIndex = currency >= 0 ? currency : undefined;
         index = Object.fromEntries(REQUIRED_COLUMNS.map((c) => [c, header!.indexOf(c)])) as Record<RequiredColumn, number>;
         continue;
       }
       const position = `${base}:${info.lines}`;
       if (record.length !== header.length) {
         into.bad.push({ position, reason: `${record.length} fields, the header has ${header.length}` });
+        continue;
+      }
+      const currency = currencyIndex === undefined ? '' : (record[currencyIndex] ?? '').trim();
+      if (currency !== '' && currency.toUpperCase() !== 'USD') {
+        into.bad.push({ position, reason: `BillingCurrency '${snippetOf(currency)}' is not USD (costs are read as USD)` });
         continue;
       }
       const parsed = toCostRow(record, index);
@@ -122,12 +162,38 @@ export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'f
     parser.destroy();
     if (err instanceof FocusError) throw err;
     const line = (err as { lines?: number }).lines;
-    throw new FocusError(
-      `cannot parse ${file}${line ? ` near line ${line}` : ''}: ${err instanceof Error ? err.message : String(err)}`,
-      file,
-    );
+    const code = (err as { code?: string }).code;
+    const reason =
+      code === 'CSV_MAX_RECORD_SIZE'
+        ? `a record is longer than ${MAX_RECORD_CHARS} characters (an unclosed quote, or not a FOCUS export)`
+        : snippetOf(printable(err instanceof Error ? err.message : String(err)), 300);
+    throw new FocusError(`cannot parse ${file}${line ? ` near line ${line}` : ''}: ${reason}`, file);
   }
   if (!header) throw new FocusError(`${file} is empty: no header row`, file, [...REQUIRED_COLUMNS]);
+}
+
+/** Longest CSV record read, in characters: bounds the memory a broken file (an unclosed quote) can take. */
+export const MAX_RECORD_CHARS = 4 * 1024 * 1024;
+/** Largest absolute cost or quantity of one row: beyond it, a value is a broken export, and sums would overflow. */
+export const MAX_ABS_AMOUNT = 1e12;
+/** Charge periods must start after this (epoch ms, 2000-01-01) and end at most a year ahead of now. */
+const EARLIEST_CHARGE_MS = Date.UTC(2000, 0, 1);
+const LATEST_AHEAD_MS = 366 * 86_400_000;
+
+const snippetOf = (s: string, n = 60) => (s.length > n ? `${s.slice(0, n)}...` : s);
+
+async function leadingBytes(file: string, n: number): Promise<Buffer> {
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    fh = await open(file, 'r');
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } catch (err) {
+    throw new FocusError(`cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, file);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
 }
 
 const NUMBER = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
@@ -137,15 +203,17 @@ const DATE_TIME = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)
 function parseNumber(raw: string, column: string, emptyAsZero = false): number | string {
   const s = raw.trim();
   if (s === '' && emptyAsZero) return 0;
-  if (!NUMBER.test(s)) return `${column} '${raw}' is not a number`;
+  if (!NUMBER.test(s)) return `${column} '${snippetOf(raw)}' is not a number`;
   const n = Number(s);
-  return Number.isFinite(n) ? n : `${column} '${raw}' is not a finite number`;
+  if (!Number.isFinite(n)) return `${column} '${snippetOf(raw)}' is not a finite number`;
+  if (Math.abs(n) > MAX_ABS_AMOUNT) return `${column} ${s} is beyond ±${MAX_ABS_AMOUNT}: not a plausible amount for one row`;
+  return n;
 }
 
 function parseDate(raw: string, column: string): string | { iso: string } {
   const s = raw.trim();
   const m = DATE_TIME.exec(s);
-  if (!m) return `${column} '${raw}' is not an ISO-8601 date-time`;
+  if (!m) return `${column} '${snippetOf(raw)}' is not an ISO-8601 date-time`;
   const offset = m[3] === undefined ? 'Z' : m[3] === 'Z' ? 'Z' : m[3].length === 5 ? `${m[3].slice(0, 3)}:${m[3].slice(3)}` : m[3];
   const text = `${m[1]}T${m[2] ?? '00:00'}${offset}`;
   const d = new Date(text);
@@ -165,7 +233,13 @@ function parseTags(raw: string): Record<string, string> | string {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'Tags is not a JSON object';
   const tags: Record<string, string> = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-    tags[k] = typeof val === 'string' ? val : typeof val === 'object' && val !== null ? JSON.stringify(val) : String(val);
+    let text: string;
+    try {
+      text = typeof val === 'string' ? val : typeof val === 'object' && val !== null ? JSON.stringify(val) : String(val);
+    } catch {
+      return `Tags value of '${snippetOf(printable(k))}' is nested too deeply`;
+    }
+    tags[printable(k)] = printable(text);
   }
   return tags;
 }
@@ -184,6 +258,8 @@ function toCostRow(record: string[], index: Record<RequiredColumn, number>): Cos
   const end = parseDate(get('ChargePeriodEnd'), 'ChargePeriodEnd');
   if (typeof end === 'string') return end;
   if (end.iso < start.iso) return `ChargePeriodEnd ${end.iso} is before ChargePeriodStart ${start.iso}`;
+  if (Date.parse(start.iso) < EARLIEST_CHARGE_MS) return `ChargePeriodStart ${start.iso} is before 2000-01-01`;
+  if (Date.parse(end.iso) > Date.now() + LATEST_AHEAD_MS) return `ChargePeriodEnd ${end.iso} is more than a year in the future`;
   const tags = parseTags(get('Tags'));
   if (typeof tags === 'string') return tags;
   return {
@@ -191,13 +267,13 @@ function toCostRow(record: string[], index: Record<RequiredColumn, number>): Cos
     chargePeriodEnd: end.iso,
     billedCost,
     effectiveCost,
-    resourceId: get('ResourceId').trim(),
-    resourceType: get('ResourceType').trim(),
-    serviceName: get('ServiceName').trim(),
-    regionId: get('RegionId').trim(),
-    skuId: get('SkuId').trim(),
+    resourceId: printable(get('ResourceId').trim()),
+    resourceType: printable(get('ResourceType').trim()),
+    serviceName: printable(get('ServiceName').trim()),
+    regionId: printable(get('RegionId').trim()),
+    skuId: printable(get('SkuId').trim()),
     consumedQuantity,
-    consumedUnit: get('ConsumedUnit').trim(),
+    consumedUnit: printable(get('ConsumedUnit').trim()),
     tags,
   };
 }

@@ -5,7 +5,8 @@
  * - `scrapeMetrics`: one scrape of a `/metrics` endpoint (vLLM, DCGM exporter, node exporter).
  * - `queryRange`: `/api/v1/query_range` of a Prometheus server, validated with zod.
  *
- * Every failure is a `MetricsSourceError` naming the URL without credentials and the reason.
+ * Every failure is a `MetricsSourceError` naming the URL without credentials and the reason; an
+ * answer is read to at most MAX_RESPONSE_BYTES, and the whole request is bounded by its timeout.
  */
 import { z } from 'zod';
 import type { MetricSample } from '../../domain/agents/types.js';
@@ -94,7 +95,15 @@ function errCode(e: unknown): string | undefined {
   return undefined;
 }
 
-async function httpGet(url: string, timeoutMs: number, accept: string): Promise<{ status: number; contentType: string; body: string }> {
+/** Largest answer read from an exporter or Prometheus, in bytes (default of `maxBytes`). */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+async function httpGet(
+  url: string,
+  timeoutMs: number,
+  accept: string,
+  maxBytes = MAX_RESPONSE_BYTES,
+): Promise<{ status: number; contentType: string; body: string }> {
   const shown = safeUrl(url);
   const { href, headers } = requestTarget(url);
   try {
@@ -103,9 +112,31 @@ async function httpGet(url: string, timeoutMs: number, accept: string): Promise<
       signal: AbortSignal.timeout(timeoutMs),
       redirect: 'follow',
     });
-    const body = await r.text();
+    const declared = Number(r.headers.get('content-length') ?? '');
+    const tooLarge = () => new MetricsSourceError(shown, 'invalid-response', `answer larger than ${maxBytes} bytes`, r.status);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await r.body?.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    if (r.body) {
+      const reader = r.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > maxBytes) {
+          await reader.cancel().catch(() => undefined);
+          throw tooLarge();
+        }
+        chunks.push(value);
+      }
+    }
+    const body = new TextDecoder().decode(Buffer.concat(chunks));
     return { status: r.status, contentType: r.headers.get('content-type') ?? '', body };
   } catch (e) {
+    if (e instanceof MetricsSourceError) throw e;
     const name = (e as { name?: string }).name;
     if (name === 'TimeoutError' || name === 'AbortError') {
       throw new MetricsSourceError(shown, 'timeout', `no complete answer within ${timeoutMs} ms`);
@@ -127,6 +158,8 @@ export interface ScrapeOptions {
   timeoutMs?: number;
   /** Scrape time for the samples' `ts` (default: now). */
   now?: () => Date;
+  /** Largest answer read (default MAX_RESPONSE_BYTES). */
+  maxBytes?: number;
 }
 
 /**
@@ -136,7 +169,7 @@ export interface ScrapeOptions {
 export async function scrapeMetrics(url: string, opts: ScrapeOptions = {}): Promise<MetricSample[]> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const shown = safeUrl(url);
-  const r = await httpGet(url, timeoutMs, 'text/plain;version=0.0.4;q=0.9,*/*;q=0.1');
+  const r = await httpGet(url, timeoutMs, 'text/plain;version=0.0.4;q=0.9,*/*;q=0.1', opts.maxBytes);
   if (r.status < 200 || r.status > 299) {
     throw new MetricsSourceError(shown, 'http-status', `HTTP ${r.status}: ${snippet(r.body, 200)}`, r.status);
   }
@@ -186,7 +219,12 @@ const queryRangeResponse = z.discriminatedUnion('status', [
 export interface QueryRangeOptions {
   /** Default 10000 ms. */
   timeoutMs?: number;
+  /** Largest answer read (default MAX_RESPONSE_BYTES). */
+  maxBytes?: number;
 }
+
+/** Latest time a JavaScript Date holds, in unix seconds. */
+const MAX_UNIX_SECONDS = 8.64e12;
 
 export interface RangeSeries {
   metric: Record<string, string>;
@@ -224,7 +262,7 @@ export async function queryRange(
   u.searchParams.set('timeout', `${Math.max(1, Math.floor(timeoutMs / 1000))}s`);
   const url = u.toString();
   const shown = safeUrl(url);
-  const r = await httpGet(url, timeoutMs, 'application/json');
+  const r = await httpGet(url, timeoutMs, 'application/json', opts.maxBytes);
   let json: unknown;
   try {
     json = JSON.parse(r.body);
@@ -255,6 +293,9 @@ export async function queryRange(
   for (const s of d.data.result) {
     const values: Array<[number, number]> = [];
     for (const [t, v] of s.values) {
+      if (!(Math.abs(t) <= MAX_UNIX_SECONDS)) {
+        throw new MetricsSourceError(shown, 'invalid-response', `sample time ${t} is not a unix time in seconds`, r.status);
+      }
       const x = parsePromFloat(v);
       if (x === undefined) {
         throw new MetricsSourceError(shown, 'invalid-response', `sample value '${snippet(v, 30)}' is not a number`, r.status);

@@ -155,7 +155,8 @@ function parseSampleLine(line: string): ParsedSample | string {
     const ts = parts[1]!;
     if (!/^-?[0-9]{1,19}$/.test(ts)) return `invalid timestamp '${snippet(ts, 40)}'`;
     const t = Number(ts);
-    if (!Number.isSafeInteger(t)) return `timestamp out of range '${ts}'`;
+    // Beyond what a Date holds (±8.64e15 ms) the sample could not be dated.
+    if (!Number.isSafeInteger(t) || Math.abs(t) > 8.64e15) return `timestamp out of range '${ts}'`;
     sample.timestampMs = t;
   }
   return sample;

@@ -1,6 +1,13 @@
-/** Infrastructure sources, agent runs with their recommendations, and reviews. */
+/**
+ * Infrastructure sources, agent runs with their recommendations, and reviews.
+ *
+ * Texts of a run (findings, evidence, narrative, error) come from imported data: NUL and lone
+ * UTF-16 surrogates, which PostgreSQL refuses in text and jsonb, are replaced by U+FFFD before
+ * storing, so one odd resource id or label cannot make a run unstorable on every retry.
+ */
 import type { AgentName, Finding } from '../../../domain/agents/types.js';
 import type { Narrative } from '../../../domain/agents/narrative.js';
+import { wellFormed } from '../../../domain/collector/record.js';
 import type { Db } from './db.js';
 
 export interface InfraSourceRow {
@@ -46,8 +53,25 @@ export interface AgentRunRecord {
   narrative?: Narrative;
 }
 
+/** The text as PostgreSQL stores it: NUL and lone surrogates replaced by U+FFFD. */
+export function storableText(s: string): string {
+  return wellFormed(s).replace(/\u0000/g, '\ufffd');
+}
+
+/** A value with every string in it (keys included) made storable; other values unchanged. */
+export function storable<T>(value: T): T {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return storableText(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [storableText(k), walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
+}
+
 /** Upsert an agent run and replace its recommendations, in one transaction. */
-export async function recordAgentRun(db: Db, run: AgentRunRecord): Promise<void> {
+export async function recordAgentRun(db: Db, input: AgentRunRecord): Promise<void> {
+  const run = storable(input);
   const client = await db.connect();
   try {
     await client.query('BEGIN');
@@ -118,7 +142,7 @@ export async function recordReview(
     `INSERT INTO reviews (id, agents, failed_agents, summary, summary_by, errors) VALUES ($1,$2,$3,$4,$5,$6)
      ON CONFLICT (id) DO UPDATE SET agents = EXCLUDED.agents, failed_agents = EXCLUDED.failed_agents, summary = EXCLUDED.summary,
        summary_by = EXCLUDED.summary_by, errors = EXCLUDED.errors, finished_at = now()`,
-    [r.id, r.agents, r.failed, r.summary, r.summaryBy, JSON.stringify(r.errors)],
+    [r.id, r.agents, r.failed, storableText(r.summary), r.summaryBy, JSON.stringify(storable(r.errors))],
   );
 }
 
