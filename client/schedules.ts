@@ -1,5 +1,5 @@
 /** Temporal Schedules: collection per deployment, infrastructure collection, the optimisation review. */
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { ConfigError, type Config } from '../common/config.js';
 import { durationMs } from '../common/types.js';
 import { collectionCycleInputSchema } from '../domain/collector/collection.js';
@@ -48,20 +48,29 @@ async function ensureWorkflowSchedule(
   }
   const spec = { intervals: [{ every: o.every }] };
   const paused = !!o.paused;
+  const update = () =>
+    client.schedule.getHandle(o.id).update((prev) => ({ ...prev, spec, action, policies, state: { ...prev.state, paused } }));
   try {
-    await client.schedule.getHandle(o.id).update((prev) => ({ ...prev, spec, action, policies, state: { ...prev.state, paused } }));
+    await update();
     return false;
   } catch (e) {
     if (!(e instanceof ScheduleNotFoundError)) throw e;
   }
-  await client.schedule.create({
-    scheduleId: o.id,
-    spec,
-    action,
-    policies,
-    state: { paused, note: paused ? 'created paused' : undefined },
-  });
-  return true;
+  try {
+    await client.schedule.create({
+      scheduleId: o.id,
+      spec,
+      action,
+      policies,
+      state: { paused, note: paused ? 'created paused' : undefined },
+    });
+    return true;
+  } catch (e) {
+    // Created by another caller since the update above (two creates at once): update that one.
+    if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+    await update();
+    return false;
+  }
 }
 
 /** One collection cycle of a deployment every interval. */

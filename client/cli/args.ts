@@ -39,9 +39,17 @@ export const intArg = (what: string, min: number, max: number) => (v: string) =>
   return n;
 };
 
-export const rateArg = (v: string) => {
-  const n = Number(v);
-  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('sample rate must be a number in (0, 1]');
+/** Smallest sample rate: below it (about one interaction in 10,000) a deployment would never get a baseline. */
+export const MIN_SAMPLE_RATE = 0.0001;
+
+/** `--sample-rate`: a plain decimal fraction from MIN_SAMPLE_RATE to 1 (no hex, no percent sign). */
+export const sampleRateArg = (v: string): number => {
+  const t = v.trim();
+  const n = decimal(t);
+  if (!(n >= MIN_SAMPLE_RATE && n <= 1)) {
+    const hint = t.endsWith('%') ? ' (a share, not a percentage: 0.5 for 50 %)' : '';
+    throw new InvalidArgumentError(`sample rate must be a decimal number from ${MIN_SAMPLE_RATE} to 1${hint}; got '${t.slice(0, 40)}'`);
+  }
   return n;
 };
 

@@ -6,13 +6,13 @@ import type { Command } from 'commander';
 import { ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { rootCause } from '../../common/failures.js';
 import { lastCycle } from '../../activities/storage/postgres/collection-runs.js';
-import { getDeployment } from '../../activities/storage/postgres/deployments.js';
 import { SA } from '../../common/search-attributes.js';
 import type { CycleResult, CycleTotals } from '../../domain/collector/collection.js';
 import { hasWorkflowPollers, uiLink } from '../runtime.js';
 import { ensureSchedule, scheduleId } from '../schedules.js';
 import { idArg, intArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
+import { requireDeployment } from './deployments.js';
 import { describeCycle, formatScores, printJson } from './format.js';
 
 export const manualCycleId = (deployment: string, at: Date) => `collect/${deployment}/manual-${at.toISOString()}`;
@@ -23,13 +23,7 @@ export async function runCycle(
   opts: { pageSize?: number; batchSize?: number; maxConcurrentBatches?: number; workflowId?: string } = {},
 ): Promise<CycleResult> {
   return withClient(async (client, config) => {
-    await withStores(async (stores) => {
-      if (!(await getDeployment(stores.db, deployment))) {
-        throw new UsageError(
-          `deployment '${deployment}' is not registered: add it with 'optiinfra deployment add ${deployment} --source-url URL' (or --source-path PATH)`,
-        );
-      }
-    }, config);
+    await withStores((stores) => requireDeployment(stores.db, deployment), config);
     if (!(await hasWorkflowPollers(client, config.temporal.namespace, config.temporal.taskQueue))) {
       console.error(
         `warning: no worker is polling task queue '${config.temporal.taskQueue}': the cycle waits until one runs ('optiinfra worker')`,
@@ -99,6 +93,13 @@ export function registerCollectCommand(program: Command): void {
         json?: boolean;
       }) => {
         if (!o.once) {
+          const ignored = (['pageSize', 'batchSize', 'maxConcurrentBatches'] as const).filter((k) => o[k] !== undefined);
+          if (ignored.length) {
+            throw new UsageError(
+              `--page-size, --batch-size and --max-concurrent-batches apply to 'collect --once' only (the schedule's cycles take 'schedule create --max-concurrent-batches')`,
+            );
+          }
+          await withStores((stores) => requireDeployment(stores.db, o.deployment));
           await withClient(async (c, config) => {
             const h = c.schedule.getHandle(scheduleId(o.deployment));
             try {

@@ -1,17 +1,90 @@
 /**
  * `optiinfra deployment add | list`: deployments whose interactions are collected.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { sourceConfigSchema, type SourceConfig } from '../../activities/collector/sources.js';
+import type { Db } from '../../activities/storage/postgres/db.js';
 import { getDeployment, listDeployments, setNotifyTargets, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { notifyTargetSchema, type NotifyTarget } from '../../domain/gate/notify.js';
-import { redact } from '../../common/secrets.js';
+import { maskUrl, redact } from '../../common/secrets.js';
 import { formatZodError } from '../../common/types.js';
-import { idArg, rateArg, UsageError } from './args.js';
+import { idArg, sampleRateArg, UsageError } from './args.js';
 import { withStores } from './connect.js';
 import { printJson, table } from './format.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Longest source URL (HTTP servers commonly refuse longer request lines and headers). */
+export const MAX_SOURCE_URL_CHARS = 8192;
+const GLOB = /[*?[\]{}]/;
+
+/**
+ * The source of `deployment add`, checked and normalised: an http(s) URL without its fragment, or
+ * the absolute form of a JSONL path (the worker that reads it runs in another working directory).
+ */
+export function sourceFromOptions(o: { sourceUrl?: string; sourcePath?: string }, cwd = process.cwd()): SourceConfig {
+  if (!!o.sourceUrl === !!o.sourcePath) throw new UsageError('give exactly one of --source-url or --source-path');
+  let candidate: unknown;
+  if (o.sourceUrl) {
+    if (o.sourceUrl.length > MAX_SOURCE_URL_CHARS) {
+      throw new UsageError(
+        `invalid source: source url is ${o.sourceUrl.length} characters, at most ${MAX_SOURCE_URL_CHARS} (put long tokens in the server's configuration, not the URL)`,
+      );
+    }
+    candidate = { type: 'http', url: o.sourceUrl };
+  } else {
+    const p = path.resolve(cwd, o.sourcePath!);
+    if (!existsSync(p) && GLOB.test(o.sourcePath!)) {
+      throw new UsageError(
+        `invalid source: --source-path '${o.sourcePath!.slice(0, 200)}' does not exist and patterns are not expanded: give a JSONL file or a directory of *.jsonl files`,
+      );
+    }
+    candidate = { type: 'jsonl', path: p };
+  }
+  const parsed = sourceConfigSchema.safeParse(candidate);
+  if (!parsed.success) throw new UsageError(`invalid source: ${formatZodError(parsed.error)}`);
+  const source = parsed.data;
+  if (source.type === 'http') {
+    const u = new URL(source.url);
+    u.hash = '';
+    return { ...source, url: u.href };
+  }
+  return source;
+}
+
+const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session|code/i;
+
+/** A stored source as it may be shown: no password, no secret-looking query value, no header value. */
+export function displaySource(source: unknown): unknown {
+  if (!source || typeof source !== 'object') return source;
+  const s = source as { type?: unknown; url?: unknown; headers?: unknown };
+  const out: Record<string, unknown> = { ...s };
+  if (typeof s.url === 'string') {
+    let shown = maskUrl(s.url) ?? s.url;
+    try {
+      const u = new URL(shown);
+      for (const k of [...u.searchParams.keys()]) if (SECRET_PARAM.test(k)) u.searchParams.set(k, '****');
+      if (u.username) u.username = '****';
+      shown = u.href;
+    } catch {
+      shown = '(unparseable URL)';
+    }
+    out.url = shown;
+  }
+  if (s.headers && typeof s.headers === 'object') out.headers = Object.fromEntries(Object.keys(s.headers).map((k) => [k, '****']));
+  return JSON.parse(redact(JSON.stringify(out), []));
+}
+
+/** Throws a UsageError naming how to register `id` when it is not a registered deployment. */
+export async function requireDeployment(db: Db, id: string): Promise<void> {
+  if (!(await getDeployment(db, id))) {
+    throw new UsageError(
+      `deployment '${id}' is not registered: add it with 'optiinfra deployment add ${id} --source-url URL' (or --source-path PATH)`,
+    );
+  }
+}
 
 function notifyTargets(slack: string[], webhook: string[]): NotifyTarget[] {
   return [...slack.map((url) => ({ kind: 'slack', url })), ...webhook.map((url) => ({ kind: 'webhook', url }))].map((t) => {
@@ -29,7 +102,7 @@ export function registerDeploymentCommands(program: Command): void {
     .argument('<id>', 'deployment id', idArg('deployment id'))
     .option('--source-url <url>', 'HTTP JSON endpoint with cursor pagination (see docs/record-format.md)')
     .option('--source-path <path>', 'a JSONL file or a directory of *.jsonl request logs')
-    .option('--sample-rate <rate>', 'share of interactions to score, deterministic by id', rateArg, 1)
+    .option('--sample-rate <rate>', 'share of interactions to score, deterministic by id', sampleRateArg, 1)
     .option(
       '--notify-slack <url>',
       'a Slack-compatible incoming webhook told about REJECT, INCONCLUSIVE, failed rollbacks and overrides (repeatable)',
@@ -42,18 +115,24 @@ export function registerDeploymentCommands(program: Command): void {
         id: string,
         o: { sourceUrl?: string; sourcePath?: string; sampleRate: number; notifySlack: string[]; notifyWebhook: string[] },
       ) => {
-        if (!!o.sourceUrl === !!o.sourcePath) throw new UsageError('give exactly one of --source-url or --source-path');
-        const candidate: unknown = o.sourceUrl ? { type: 'http', url: o.sourceUrl } : { type: 'jsonl', path: o.sourcePath };
-        const parsed = sourceConfigSchema.safeParse(candidate);
-        if (!parsed.success) throw new UsageError(`invalid source: ${formatZodError(parsed.error)}`);
-        const source: SourceConfig = parsed.data;
+        const source = sourceFromOptions(o);
         const targets = notifyTargets(o.notifySlack, o.notifyWebhook);
-        await withStores(async (stores) => {
-          await upsertDeployment(stores.db, { id, source, sample_rate: o.sampleRate });
+        const { cursorReset } = await withStores(async (stores) => {
+          const alike = (await listDeployments(stores.db)).filter((d) => d.id !== id && d.id.toLowerCase() === id.toLowerCase());
+          if (alike.length) {
+            console.error(
+              `warning: deployment ids are case-sensitive: '${id}' is not ${alike.map((d) => `'${d.id}'`).join(', ')} (records name one of them)`,
+            );
+          }
+          const r = await upsertDeployment(stores.db, { id, source, sample_rate: o.sampleRate });
           if (targets.length) await setNotifyTargets(stores.db, id, targets);
+          return r;
         });
         const told = targets.length ? `, ${targets.length} notification target(s)` : '';
         console.log(`deployment ${id} registered (${source.type} source, sample rate ${o.sampleRate}${told})`);
+        if (cursorReset) {
+          console.log(`its source changed: the cursor of the old source was cleared, the next cycle reads the new source from its start`);
+        }
       },
     );
   deployment
@@ -76,12 +155,11 @@ export function registerDeploymentCommands(program: Command): void {
     .action(async (o: { json?: boolean }) =>
       withStores(async (stores) => {
         const rows = await listDeployments(stores.db);
-        if (o.json) printJson(JSON.parse(redact(JSON.stringify(rows), [])));
+        const shown = rows.map((r) => ({ ...r, source: displaySource(r.source) }));
+        if (o.json) printJson(JSON.parse(redact(JSON.stringify(shown), [])));
         else
           console.log(
-            table(
-              rows.map((r) => ({ id: r.id, source: redact(JSON.stringify(r.source), []), sample_rate: r.sample_rate, cursor: r.cursor })),
-            ),
+            table(shown.map((r) => ({ id: r.id, source: JSON.stringify(r.source), sample_rate: r.sample_rate, cursor: r.cursor }))),
           );
       }),
     );

@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { ensureSchedule, INFRA_SCHEDULE_ID, REVIEW_SCHEDULE_ID, scheduleId } from '../schedules.js';
 import { durationArg, idArg, intArg, UsageError } from './args.js';
-import { withClient } from './connect.js';
+import { withClient, withStores } from './connect.js';
+import { requireDeployment } from './deployments.js';
 import { printJson, table } from './format.js';
 
 const SCHEDULE_ACTIONS = [
@@ -33,6 +34,8 @@ export function registerScheduleCommands(program: Command): void {
       intArg('max concurrent batches', 1, 50),
     )
     .action(async (o: { deployment: string; every: string; paused?: boolean; maxConcurrentBatches?: number }) => {
+      // A schedule of an unregistered deployment would start a failing cycle every interval.
+      await withStores((stores) => requireDeployment(stores.db, o.deployment));
       const created = await withClient((c, config) => ensureSchedule(c, config, o));
       console.log(`schedule ${scheduleId(o.deployment)} ${created ? 'created' : 'updated'}: every ${o.every}`);
     });

@@ -2,6 +2,43 @@
 import { z } from 'zod';
 import { CHECKS, idSchema, type Check } from '../../common/types.js';
 
+export const SAMPLE_LIMIT = 20;
+
+const count = z.number().min(0);
+
+/**
+ * Totals a run hands to the next one across continue-as-new. Checked like any input (a run may be
+ * started by hand with one): fields of the wrong type are refused, samples cut to SAMPLE_LIMIT.
+ */
+const carrySchema = z.object({
+  pages: count.optional(),
+  fetched: count.optional(),
+  stored: count.optional(),
+  bad: count.optional(),
+  sampled: count.optional(),
+  conflicts: count.optional(),
+  unscoredForBudget: count.optional(),
+  coverageNote: z.string().max(1000).optional(),
+  scored: count.optional(),
+  failed: count.optional(),
+  skipped: count.optional(),
+  abstained: count.optional(),
+  promptTokens: count.optional(),
+  completionTokens: count.optional(),
+  cachedTokens: count.optional(),
+  reasoningTokens: count.optional(),
+  llmCalls: count.optional(),
+  versions: z.array(z.string().max(1000)).max(10_000).optional(),
+  badSamples: z
+    .array(z.object({ position: z.string(), reason: z.string(), id: z.string().optional() }))
+    .transform((xs) => xs.slice(0, SAMPLE_LIMIT))
+    .optional(),
+  failureSamples: z
+    .array(z.object({ id: z.string(), check: z.enum(CHECKS), reason: z.string() }))
+    .transform((xs) => xs.slice(0, SAMPLE_LIMIT))
+    .optional(),
+});
+
 export const collectionCycleInputSchema = z.object({
   deployment: idSchema('deployment'),
   /** Interactions fetched from the source per page (one fetch activity; their ids pass through history). */
@@ -17,6 +54,8 @@ export const collectionCycleInputSchema = z.object({
   checks: z
     .array(z.enum(CHECKS))
     .min(1)
+    // A check named twice would be judged (and paid) twice.
+    .transform((xs) => [...new Set(xs)])
     .default([...CHECKS]),
   /**
    * Minutes of LLM budget a cycle may spend (its cadence, the schedule's 15 minutes by default):
@@ -24,9 +63,9 @@ export const collectionCycleInputSchema = z.object({
    */
   budgetMinutes: z.number().min(1).max(1440).default(15),
   /** Carried across continue-as-new; not for callers. */
-  carry: z.unknown().optional(),
+  carry: carrySchema.optional(),
   /** When the cycle's LLM budget window ends (epoch ms; set by the first run); not for callers. */
-  windowEndsAt: z.number().optional(),
+  windowEndsAt: z.number().int().min(0).optional(),
 });
 export type CollectionCycleInput = z.input<typeof collectionCycleInputSchema>;
 export type CollectionCycleArgs = z.output<typeof collectionCycleInputSchema>;
@@ -118,8 +157,6 @@ export const emptyTotals = (): Required<CycleTotals> => ({
 export function carriedTotals(carry: unknown): Required<CycleTotals> {
   return { ...emptyTotals(), ...(carry && typeof carry === 'object' ? (carry as Partial<CycleTotals>) : {}) };
 }
-
-export const SAMPLE_LIMIT = 20;
 
 /** "scored 180 of 4,000 interactions (4.5 %), limited by the daily token budget" (empty when nothing was left out). */
 export function coverageNote(selected: number, unscored: number, limitedBy: string): string {

@@ -89,7 +89,9 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
     if (batched) await store.claimCycle(lease);
     for (;;) {
       phase = `fetching page ${totals.pages + 1}`;
-      const page = await source.fetchPage({ deployment: input.deployment, cycleId, limit: input.pageSize });
+      // Never more than maxInteractions in all, even when it is below the page size.
+      const limit = Math.max(1, Math.min(input.pageSize, input.maxInteractions - totals.fetched));
+      const page = await source.fetchPage({ deployment: input.deployment, cycleId, limit });
       cursor = page.fromCursor;
       totals.pages++;
       pagesThisRun++;
@@ -119,7 +121,7 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
                 ids: page.ids,
                 checks: input.checks,
                 settings,
-                minutes: Math.max(0, (windowEndsAt - Date.now()) / 60_000),
+                minutes: Math.min(input.budgetMinutes, Math.max(0, (windowEndsAt - Date.now()) / 60_000)),
                 // What this cycle's judged checks cost so far (tokens that count toward the limits).
                 observed: {
                   tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens,

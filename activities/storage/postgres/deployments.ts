@@ -7,12 +7,29 @@ export interface DeploymentRow {
   sample_rate: number;
 }
 
-export async function upsertDeployment(db: Db, d: DeploymentRow): Promise<void> {
-  await db.query(
-    `INSERT INTO deployments (id, source, sample_rate) VALUES ($1, $2, $3)
-     ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, sample_rate = EXCLUDED.sample_rate, updated_at = now()`,
+/**
+ * Register a deployment or update it. A cursor belongs to the source that gave it: when the source
+ * changes, the stored cursor is cleared (the next cycle reads the new source from its start; records
+ * stored before are recognised by id) and `cursorReset` is true. A cycle still running on the old
+ * cursor then stops at its next cursor move (`CursorConflict`).
+ */
+export async function upsertDeployment(db: Db, d: DeploymentRow): Promise<{ cursorReset: boolean }> {
+  const r = await db.query<{ reset: number }>(
+    `WITH prev AS (SELECT source FROM deployments WHERE id = $1),
+     up AS (
+       INSERT INTO deployments (id, source, sample_rate) VALUES ($1, $2, $3)
+       ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, sample_rate = EXCLUDED.sample_rate, updated_at = now()
+       RETURNING id
+     ),
+     reset AS (
+       UPDATE collection_cursors SET cursor = NULL, cycle_id = NULL, updated_at = now()
+       WHERE deployment = $1 AND cursor IS NOT NULL AND EXISTS (SELECT 1 FROM prev WHERE prev.source IS DISTINCT FROM $2::jsonb)
+       RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM reset)::int AS reset, (SELECT count(*) FROM up)::int AS upserted`,
     [d.id, JSON.stringify(d.source), d.sample_rate],
   );
+  return { cursorReset: (r.rows[0]?.reset ?? 0) > 0 };
 }
 
 export async function getDeployment(db: Db, id: string): Promise<DeploymentRow | undefined> {
