@@ -23,6 +23,7 @@ import { offlineJudge } from '../../domain/judge/offline-judge.js';
 import { endMarker, beginMarker, neutraliseMarkers, renderJudgePrompt } from '../../domain/judge/prompts.js';
 import { CHECKS, checkResultSchemas, formatZodError, type Check, type JudgeInput } from '../../common/types.js';
 import { MAX_RECORD_CHARS } from '../../domain/collector/record.js';
+import { runCli } from '../helpers/cli.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeded garbage
@@ -899,22 +900,8 @@ describe('CLI arguments out of range: refused before anything connects, with the
     [['gate', '--deployment', 'shop-bot', '--candidate', 'v2', '--baseline', 'v1', '--check-every', '0s'], /--check-every .*is invalid/],
     [['deployment', 'add', 'shop-bot', '--source-url', 'javascript:alert(1)'], /source url must be an http:\/\/ or https:\/\/ URL/],
   ])('%j', async (args, message) => {
-    const { main } = await import('../../client/cli/index.js');
-    const written: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stderr.write;
-    const errors: string[] = [];
-    const consoleError = console.error;
-    console.error = (...a: unknown[]) => errors.push(a.map(String).join(' '));
-    try {
-      expect(await main(['node', 'optiinfra', ...args])).toBe(3);
-    } finally {
-      process.stderr.write = write;
-      console.error = consoleError;
-    }
-    expect([...written, ...errors].join('\n')).toMatch(message);
+    const r = await runCli(args);
+    expect(r.code).toBe(3);
+    expect(r.out).toMatch(message);
   });
 });

@@ -17,47 +17,9 @@ import { UsageError } from '../../client/cli/args.js';
 import { ensureSchedule } from '../../client/schedules.js';
 import type { Config } from '../../common/config.js';
 import { carriedTotals, collectionCycleInputSchema } from '../../domain/collector/collection.js';
+import { runCli } from '../helpers/cli.js';
 
-/** Run the CLI with every server unreachable; its exit code and everything it printed. */
-async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  const { main } = await import('../../client/cli/index.js');
-  const written: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const capture = ((chunk: string | Uint8Array) => {
-    written.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  process.stderr.write = capture;
-  process.stdout.write = capture;
-  const [consoleError, consoleLog] = [console.error, console.log];
-  console.error = (...a: unknown[]) => written.push(a.map(String).join(' '));
-  console.log = console.error;
-  const unreachable: Record<string, string> = {
-    OPTIINFRA_HOME: '/nonexistent/optiinfra-home',
-    CLICKHOUSE_URL: 'http://127.0.0.1:1',
-    DATABASE_URL: 'postgres://u:dbpass-5678@127.0.0.1:1/x',
-    TEMPORAL_ADDRESS: '127.0.0.1:1',
-  };
-  const saved: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(unreachable)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  try {
-    const code = await main(['node', 'optiinfra', ...args]);
-    return { code, out: written.join('\n') };
-  } finally {
-    process.stderr.write = write;
-    process.stdout.write = writeOut;
-    console.error = consoleError;
-    console.log = consoleLog;
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
+const cli = (args: string[]) => runCli(args);
 
 describe('deployment add: a sample rate is a plain fraction a cycle can use', () => {
   it.each(['0', '1e-12', '0.00005', '1.0000001', '50%', 'NaN', '0x1', ' ', '-0.5', 'Infinity', '1/2'])(

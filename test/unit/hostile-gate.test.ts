@@ -13,6 +13,7 @@ import { withoutUrlSecrets } from '../../client/gate.js';
 import { decideLook } from '../../domain/gate/stats.js';
 import { DEFAULT_RULE, type SampleStats, type VersionStats } from '../../domain/gate/types.js';
 import { failureOf } from '../helpers/async.js';
+import { runCli } from '../helpers/cli.js';
 
 const req: RollbackRequest = {
   gateId: 'gate/chatbot/v2/77',
@@ -234,51 +235,8 @@ describe('decideLook: malformed statistics never approve (nor reject)', () => {
 });
 
 describe('gate CLI: bad input is refused before anything connects', () => {
-  async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; ms: number }> {
-    const { main } = await import('../../client/cli/index.js');
-    const written: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    const writeOut = process.stdout.write.bind(process.stdout);
-    const capture = ((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stderr.write;
-    process.stderr.write = capture;
-    process.stdout.write = capture;
-    const consoleError = console.error;
-    const consoleLog = console.log;
-    console.error = (...a: unknown[]) => written.push(a.map(String).join(' '));
-    console.log = console.error;
-    const saved: Record<string, string | undefined> = {};
-    const unreachable = {
-      OPTIINFRA_HOME: '/nonexistent/optiinfra-home',
-      CLICKHOUSE_URL: 'http://127.0.0.1:1',
-      DATABASE_URL: 'postgres://gate:dbpass-5678@127.0.0.1:1/x',
-      TEMPORAL_ADDRESS: '127.0.0.1:1',
-      GITHUB_RUN_ID: '',
-      CI_PIPELINE_ID: '',
-      BUILD_ID: '',
-      ...env,
-    };
-    for (const [k, v] of Object.entries(unreachable)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
-    const t0 = Date.now();
-    try {
-      const code = await main(['node', 'optiinfra', ...args]);
-      return { code, out: written.join('\n'), ms: Date.now() - t0 };
-    } finally {
-      process.stderr.write = write;
-      process.stdout.write = writeOut;
-      console.error = consoleError;
-      console.log = consoleLog;
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
-  }
+  const run = runCli;
+
   const gate = ['gate', '--deployment', 'shop-bot', '--candidate', 'v2'];
 
   it.each<[string, string[], RegExp]>([
