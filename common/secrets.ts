@@ -89,6 +89,23 @@ export function secretsOf(c: Config): string[] {
 }
 
 /** A URL with its password masked, for display. */
+/** Query parameters whose values are secret-looking (tokens, keys, signatures, sessions). */
+const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session|code/i;
+
+/** The URL for messages, logs and listings: no user, password or secret-looking query values. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    for (const k of [...u.searchParams.keys()]) if (SECRET_PARAM.test(k)) u.searchParams.set(k, '****');
+    return u.toString();
+  } catch {
+    // Not a URL: drop anything that looks like userinfo.
+    return url.replace(/\/\/[^/@\s]*@/, '//');
+  }
+}
+
 /**
  * A URL's address: origin and path, without credentials, query or fragment (where secrets sit);
  * undefined when it does not parse.

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import type { MetricSample } from '../../domain/agents/types.js';
 import { parsePrometheusText, parsePromFloat, snippet } from '../../domain/infra/prometheus-text.js';
+import { safeUrl } from '../../common/secrets.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors and URLs
@@ -41,21 +42,7 @@ export class MetricsSourceError extends Error {
   }
 }
 
-const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential/i;
-
-/** The URL for messages and logs: no user, password or secret-looking query values. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    for (const k of [...u.searchParams.keys()]) if (SECRET_PARAM.test(k)) u.searchParams.set(k, '****');
-    return u.toString();
-  } catch {
-    // Not a URL: drop anything that looks like userinfo.
-    return url.replace(/\/\/[^/@\s]*@/, '//');
-  }
-}
+export { safeUrl };
 
 /** fetch() rejects URLs with credentials: move them into a Basic auth header. */
 function requestTarget(url: string): { href: string; headers: Record<string, string> } {

@@ -8,7 +8,7 @@ import { sourceConfigSchema, type SourceConfig } from '../../activities/collecto
 import type { Db } from '../../activities/storage/postgres/db.js';
 import { getDeployment, listDeployments, setNotifyTargets, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { notifyTargetSchema, type NotifyTarget } from '../../domain/gate/notify.js';
-import { maskUrl, redact } from '../../common/secrets.js';
+import { redact, safeUrl } from '../../common/secrets.js';
 import { formatZodError } from '../../common/types.js';
 import { idArg, sampleRateArg, UsageError } from './args.js';
 import { withStores } from './connect.js';
@@ -54,25 +54,12 @@ export function sourceFromOptions(o: { sourceUrl?: string; sourcePath?: string }
   return source;
 }
 
-const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session|code/i;
-
-/** A stored source as it may be shown: no password, no secret-looking query value, no header value. */
+/** A stored source as it may be shown: no credentials, no secret-looking query value, no header value. */
 export function displaySource(source: unknown): unknown {
   if (!source || typeof source !== 'object') return source;
   const s = source as { type?: unknown; url?: unknown; headers?: unknown };
   const out: Record<string, unknown> = { ...s };
-  if (typeof s.url === 'string') {
-    let shown = maskUrl(s.url) ?? s.url;
-    try {
-      const u = new URL(shown);
-      for (const k of [...u.searchParams.keys()]) if (SECRET_PARAM.test(k)) u.searchParams.set(k, '****');
-      if (u.username) u.username = '****';
-      shown = u.href;
-    } catch {
-      shown = '(unparseable URL)';
-    }
-    out.url = shown;
-  }
+  if (typeof s.url === 'string') out.url = safeUrl(s.url);
   if (s.headers && typeof s.headers === 'object') out.headers = Object.fromEntries(Object.keys(s.headers).map((k) => [k, '****']));
   return JSON.parse(redact(JSON.stringify(out), []));
 }
