@@ -25,6 +25,7 @@ import { pgliteUrl, startPglite } from './postgres.js';
 import { localPostgresPaths, localPostgresUrl, startLocalPostgres } from './postgres-server.js';
 import { isAlive, livePid, parsePid, sleep, startedBy, startupTimeoutMs, stopService } from './processes.js';
 import { ensureSearchAttributes, startTemporal } from './temporal.js';
+import { maskUrl } from '../common/secrets.js';
 
 export interface StackEndpoints {
   temporalAddress: string;
@@ -142,15 +143,8 @@ export function readEndpoints(home: string = defaultHome()): StackEndpoints | un
   return undefined;
 }
 
-function maskUrl(u: string): string {
-  try {
-    const x = new URL(u);
-    if (x.password) x.password = '****';
-    return x.toString().replace(/\/$/, '');
-  } catch {
-    return u;
-  }
-}
+/** A configured URL as shown: its password masked (maskUrl), without a trailing slash. */
+const shownUrl = (u: string): string => (maskUrl(u) ?? u).replace(/\/$/, '');
 
 function secs(t0: number): string {
   return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
@@ -184,10 +178,10 @@ export async function startDatabase(opts: StackOptions = {}): Promise<DatabaseSt
   if (given) {
     if (!(await postgresHealthy(given))) {
       throw new StackError(
-        `DATABASE_URL=${maskUrl(given)} does not answer SELECT 1; start that server or unset DATABASE_URL to use the stack's own PostgreSQL`,
+        `DATABASE_URL=${shownUrl(given)} does not answer SELECT 1; start that server or unset DATABASE_URL to use the stack's own PostgreSQL`,
       );
     }
-    log(`postgres    up    ${maskUrl(given)} (DATABASE_URL)`);
+    log(`postgres    up    ${shownUrl(given)} (DATABASE_URL)`);
     return { databaseUrl: given, databaseKind: 'postgres', databaseSource: 'DATABASE_URL' };
   }
   const mode = databaseMode(env);
@@ -286,10 +280,10 @@ async function startStack(home: string, env: NodeJS.ProcessEnv, log: (s: string)
     if (given) {
       if (!(await clickhouseHealthy(given))) {
         throw new StackError(
-          `CLICKHOUSE_URL=${maskUrl(given)} does not answer /ping; start that server or unset CLICKHOUSE_URL to use a local one`,
+          `CLICKHOUSE_URL=${shownUrl(given)} does not answer /ping; start that server or unset CLICKHOUSE_URL to use a local one`,
         );
       }
-      log(`clickhouse  up    ${maskUrl(given)} (CLICKHOUSE_URL)`);
+      log(`clickhouse  up    ${shownUrl(given)} (CLICKHOUSE_URL)`);
       return given;
     }
     const httpPort = portFromEnv(env, 'OPTIINFRA_CLICKHOUSE_HTTP_PORT', DEFAULT_PORTS.clickhouseHttp);
@@ -345,7 +339,7 @@ export async function stackStatus(opts: StackOptions = {}): Promise<Array<{ serv
 
   const chUrl = ep?.clickhouseUrl ?? env.CLICKHOUSE_URL?.trim() ?? `http://127.0.0.1:${DEFAULT_PORTS.clickhouseHttp}`;
   const chUp = await clickhouseHealthy(chUrl);
-  out.push({ service: 'clickhouse', state: chUp ? 'up' : 'down', detail: `${maskUrl(chUrl)} (${owner('clickhouse')})` });
+  out.push({ service: 'clickhouse', state: chUp ? 'up' : 'down', detail: `${shownUrl(chUrl)} (${owner('clickhouse')})` });
 
   const envDb = env.DATABASE_URL?.trim();
   const kind = ep?.databaseKind ?? (!envDb && livePid(home, 'pglite') !== undefined ? 'pglite' : 'postgres');
@@ -362,7 +356,7 @@ export async function stackStatus(opts: StackOptions = {}): Promise<Array<{ serv
   out.push({
     service: 'postgres',
     state: dbUp ? 'up' : 'down',
-    detail: `${maskUrl(dbUrl)} (${label}${source === 'stack' ? `; ${owner(kind === 'pglite' ? 'pglite' : 'postgres')}` : ''})`,
+    detail: `${shownUrl(dbUrl)} (${label}${source === 'stack' ? `; ${owner(kind === 'pglite' ? 'pglite' : 'postgres')}` : ''})`,
   });
   return out;
 }
