@@ -30,6 +30,7 @@ import { defaultHome } from '../../stack/paths.js';
 import { resolveDataDir } from '../../stack/sim/collector-simulator.js';
 import { runtimeConfig } from '../runtime.js';
 import { intArg, UsageError, type CommandOutcome } from './args.js';
+import { terminalText } from './format.js';
 
 export const DEFAULT_SETS = ['qa', 'general', 'offensive'] as const;
 export const DEFAULT_CONCURRENCY = 4;
@@ -237,7 +238,8 @@ export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = pr
     throw e;
   }
   for (const s of loaded) {
-    if (s.malformed) console.error(`warning: ${s.source}: ${s.malformed} malformed records skipped (${s.malformedExamples.join('; ')})`);
+    if (s.malformed)
+      console.error(`warning: ${s.source}: ${s.malformed} malformed records skipped (${terminalText(s.malformedExamples.join('; '))})`);
   }
   const items = loaded.flatMap((s) => s.items);
   if (!items.length) throw new UsageError(`no items to judge in ${sets.join(', ')}${o.split === 'test' ? ' (test split)' : ''}`);

@@ -11,7 +11,7 @@ import { uiLink } from '../runtime.js';
 import { ensureReviewSchedule, REVIEW_SCHEDULE_ID } from '../schedules.js';
 import { agentListArg, durationArg, intArg, requireAgent, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
-import { formatAgentRun, formatRecommendations, printJson } from './format.js';
+import { formatAgentRun, formatRecommendations, printJson, terminalText } from './format.js';
 
 export function registerReviewCommands(program: Command): void {
   program
@@ -38,7 +38,7 @@ export function registerReviewCommands(program: Command): void {
         })) as ReviewResult;
         if (o.json) return printJson(r);
         for (const a of r.agents) console.log(`\n${formatAgentRun(a)}`);
-        console.log(`\nEXECUTIVE SUMMARY (${r.summaryBy}):\n${r.summary}`);
+        console.log(`\nEXECUTIVE SUMMARY (${r.summaryBy}):\n${terminalText(r.summary, { newlines: true })}`);
       }),
     );
 
@@ -74,7 +74,7 @@ export function registerReviewCommands(program: Command): void {
         })) as AgentRunResult;
         if (o.json) return printJson({ agent, question, status: r.status, error: r.error, answer: r.answer });
         if (r.status === 'failed') throw new UsageError(`the ${agent} agent could not answer: ${r.error}`);
-        console.log(`${r.answer?.text}\n(${r.answer?.generatedBy})`);
+        console.log(`${terminalText(r.answer?.text ?? '', { newlines: true })}\n(${r.answer?.generatedBy})`);
       });
     });
 }
