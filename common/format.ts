@@ -3,6 +3,10 @@
  * text is the same on every machine (and in the workflow sandbox). Pure, workflow-safe.
  */
 
+/** The least and the greatest of many numbers (spreading them into Math.min would overflow the stack). */
+export const least = (xs: readonly number[]): number => xs.reduce((a, v) => Math.min(a, v), Infinity);
+export const most = (xs: readonly number[]): number => xs.reduce((a, v) => Math.max(a, v), -Infinity);
+
 /** x rounded to `digits` decimals (non-finite values unchanged). */
 export function round(x: number, digits = 2): number {
   if (!Number.isFinite(x)) return x;

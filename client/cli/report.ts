@@ -22,6 +22,7 @@ import type { Stores } from '../runtime.js';
 import { idArg, intArg, UsageError } from './args.js';
 import { withStores } from './connect.js';
 import { printJson } from './format.js';
+import { most } from '../../common/format.js';
 
 /** Days of scores and gates a report covers by default. */
 export const DEFAULT_REPORT_DAYS = 7;
@@ -126,9 +127,7 @@ export async function gatherReport(
         monthlyUsd: r.monthly_saving_usd === null ? null : Number(r.monthly_saving_usd),
         annualUsd: r.annual_saving_usd === null ? null : Number(r.annual_saving_usd),
       })),
-      ...(recs.length
-        ? { finishedAt: new Date(recs.reduce((a, r) => Math.max(a, new Date(r.finished_at).getTime()), 0)).toISOString() }
-        : {}),
+      ...(recs.length ? { finishedAt: new Date(most(recs.map((r) => new Date(r.finished_at).getTime()))).toISOString() } : {}),
     },
   };
 }

@@ -26,6 +26,7 @@ import {
   formatSignedPoints,
   higherIsBetter,
 } from '../agents/application/explain.js';
+import { least, most } from '../../common/format.js';
 
 /** Most characters of one outside text in a report (a job summary holds at most 1 MiB in all). */
 export const MAX_TEXT_CHARS = 4000;
@@ -194,8 +195,8 @@ export function renderLooksCharts(ev: Evidence): string[] {
     const lower = looks.map((l) => mmd(at(l)?.lower ?? 0));
     const upper = looks.map((l) => mmd(at(l)?.upper ?? 0));
     const values = [...lower, ...upper, mmd(tol), '0'].map(Number);
-    const lo = Math.floor(values.reduce((a, v) => Math.min(a, v)) / 5) * 5;
-    const hi = Math.max(lo + 5, Math.ceil(values.reduce((a, v) => Math.max(a, v)) / 5) * 5);
+    const lo = Math.floor(least(values) / 5) * 5;
+    const hi = Math.max(lo + 5, Math.ceil(most(values) / 5) * 5);
     out.push(
       '```mermaid',
       'xychart-beta',

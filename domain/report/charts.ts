@@ -4,7 +4,7 @@
  * review's savings. Each returns a `<figure class="chart" data-chart="…">`; a chart without data
  * is a figure of class "empty" that says so. Pure.
  */
-import { formatUsd } from '../../common/format.js';
+import { formatUsd, least, most } from '../../common/format.js';
 import { looksOf } from '../gate/report.js';
 import type { GateMetric, LookPoint, Tolerances } from '../gate/types.js';
 import {
@@ -47,10 +47,6 @@ const HARM_TITLE: Record<GateMetric, string> = {
   hallucination_rate: 'hallucination-rate rise',
   toxicity_rate: 'toxicity-rate rise',
 };
-
-/** The least and the greatest of many numbers (spreading them into Math.min would overflow the stack). */
-const least = (xs: readonly number[]) => xs.reduce((a, v) => Math.min(a, v), Infinity);
-const most = (xs: readonly number[]) => xs.reduce((a, v) => Math.max(a, v), -Infinity);
 
 /** At most `max` characters (whole code points), the last one "…" when cut. */
 const cut = (text: string, max: number) => {
