@@ -64,6 +64,16 @@ function listenOnce(port: number): Promise<number | undefined> {
 }
 
 /**
+ * Ports this process has handed out: one not yet bound by its server is free to the OS, so two
+ * servers started side by side could otherwise be given the same one.
+ */
+const handedOut = new Set<number>();
+function handOut(p: number): number {
+  handedOut.add(p);
+  return p;
+}
+
+/**
  * A TCP port on 127.0.0.1 that nothing listens on right now, for a server started a moment
  * later. It is drawn at random from below the ephemeral range, so that neither an outgoing
  * connection nor a server binding port 0 (temporal start-dev picks its internal ports that way)
@@ -73,12 +83,29 @@ export async function freePort(): Promise<number> {
   const top = Math.min(ephemeralRange()[0], 65536) - 1;
   const bottom = Math.max(10_000, top - 12_000);
   for (let i = 0; i < 50 && top > bottom; i++) {
-    const p = await listenOnce(bottom + Math.floor(Math.random() * (top - bottom)));
-    if (p !== undefined) return p;
+    const candidate = bottom + Math.floor(Math.random() * (top - bottom));
+    if (handedOut.has(candidate)) continue;
+    const p = await listenOnce(candidate);
+    if (p !== undefined) return handOut(p);
   }
   const p = await listenOnce(0);
   if (p === undefined) throw new StackError('no free TCP port on 127.0.0.1');
-  return p;
+  return handOut(p);
+}
+
+/**
+ * Start a server on ports drawn with freePort (`start` draws each with `port()`). Another process
+ * can bind one between the draw and the server's own bind; such a start ("… in use") is tried
+ * again on newly drawn ports, up to `attempts` times in all. Any other failure is thrown at once.
+ */
+export async function onFreePorts<T>(start: (port: () => Promise<number>) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(freePort);
+    } catch (e) {
+      if (attempt >= attempts || !/\bin use\b/i.test(e instanceof Error ? e.message : String(e))) throw e;
+    }
+  }
 }
 
 /** true when something accepts TCP connections on host:port. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ensureTemporalCli } from '../../stack/binaries.js';
 import { startClickhouse } from '../../stack/clickhouse.js';
 import { repoRoot } from '../../stack/paths.js';
-import { freePort } from '../../stack/ports.js';
+import { onFreePorts } from '../../stack/ports.js';
 import { createScratchDatabase, postgresAdminUrl, startPglite } from '../../stack/postgres.js';
 import { stackDown } from '../../stack/stack.js';
 import { startTemporal } from '../../stack/temporal.js';
@@ -63,8 +63,8 @@ export async function startBenchStack(log: (s: string) => void): Promise<BenchSt
     const extraArgs = Object.entries(TEMPORAL_DYNAMIC_CONFIG).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${v}`]);
     const t0 = Date.now();
     const [temporal, clickhouse] = await Promise.all([
-      (async () => startTemporal({ home, port: await freePort(), uiPort: await freePort(), extraArgs }))(),
-      (async () => startClickhouse({ home, httpPort: await freePort(), tcpPort: await freePort() }))(),
+      onFreePorts(async (port) => startTemporal({ home, port: await port(), uiPort: await port(), extraArgs })),
+      onFreePorts(async (port) => startClickhouse({ home, httpPort: await port(), tcpPort: await port() })),
     ]);
     log(`Temporal ${temporal.address}, ClickHouse ${clickhouse.url} (data ${join(home, 'clickhouse')}) in ${Date.now() - t0} ms`);
 
@@ -78,7 +78,7 @@ export async function startBenchStack(log: (s: string) => void): Promise<BenchSt
       databaseUrl = scratch.url;
       databaseKind = `PostgreSQL (${process.env.DATABASE_URL?.trim() ? 'DATABASE_URL' : '127.0.0.1:5432'}), database ${dbName}`;
     } else {
-      const p = await startPglite({ home, port: await freePort() });
+      const p = await onFreePorts(async (port) => startPglite({ home, port: await port() }));
       databaseUrl = p.url;
       databaseKind = 'embedded PGlite (in memory)';
     }

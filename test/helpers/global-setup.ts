@@ -16,7 +16,7 @@ import type { TestProject } from 'vitest/node';
 import { ensureTemporalCli, ensureTemporalTestServer } from '../../stack/binaries.js';
 import { startClickhouse } from '../../stack/clickhouse.js';
 import { repoRoot } from '../../stack/paths.js';
-import { freePort } from '../../stack/ports.js';
+import { onFreePorts } from '../../stack/ports.js';
 import { createScratchDatabase, postgresAdminUrl, startPglite } from '../../stack/postgres.js';
 import { startupTimeoutMs } from '../../stack/processes.js';
 import { stackDown } from '../../stack/stack.js';
@@ -74,10 +74,14 @@ export default async function setup(project: TestProject) {
   const bundlePath = join(bundleDir, `workflows-${runTag}.js`);
   const quiet = { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} };
   const servers = await Promise.allSettled([
-    step('Temporal (temporal server start-dev)', async () => startTemporal({ home, port: await freePort(), uiPort: await freePort() })),
-    step('ClickHouse (clickhouse-server)', async () => startClickhouse({ home, httpPort: await freePort(), tcpPort: await freePort() })),
+    step('Temporal (temporal server start-dev)', () =>
+      onFreePorts(async (port) => startTemporal({ home, port: await port(), uiPort: await port() })),
+    ),
+    step('ClickHouse (clickhouse-server)', () =>
+      onFreePorts(async (port) => startClickhouse({ home, httpPort: await port(), tcpPort: await port() })),
+    ),
     // The embedded PGlite path is always exercised by its own test, on its own server.
-    step('PGlite (stack/pglite-server.ts)', async () => startPglite({ home, port: await freePort() })),
+    step('PGlite (stack/pglite-server.ts)', () => onFreePorts(async (port) => startPglite({ home, port: await port() }))),
     step('workflow bundle', async () =>
       writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quiet as never })).code),
     ),

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clickhouseConfigXml, clickhousePaths, clickhouseUsersXml, xmlEscape } from '../../stack/clickhouse.js';
 import { StackError } from '../../stack/errors.js';
 import { repoRoot } from '../../stack/paths.js';
-import { freePort, parseHostPort, portFromEnv } from '../../stack/ports.js';
+import { freePort, onFreePorts, parseHostPort, portFromEnv } from '../../stack/ports.js';
 import { livePid, parsePid } from '../../stack/processes.js';
 import { readEndpoints } from '../../stack/stack.js';
 import { SEARCH_ATTRIBUTES, startTemporal, temporalStartArgs } from '../../stack/temporal.js';
@@ -147,6 +147,41 @@ describe('small parsers', () => {
     const server = createServer();
     await new Promise<void>((res, rej) => server.once('error', rej).listen(p, '127.0.0.1', res));
     await new Promise((res) => server.close(res));
+  });
+
+  it('freePort never hands the same port out twice in one process, though each is free again once probed', async () => {
+    const ports: number[] = [];
+    for (let i = 0; i < 400; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(ports.length);
+  });
+
+  it('onFreePorts: a port taken before the server binds it is drawn again; other failures are not retried', async () => {
+    const drawn: number[][] = [];
+    const started = await onFreePorts(async (port) => {
+      const mine = [await port(), await port()];
+      drawn.push(mine);
+      if (drawn.length < 3) throw new StackError(`Temporal UI port ${mine[1]} is already in use; free it`);
+      return mine;
+    });
+    expect(drawn).toHaveLength(3);
+    expect(started).toEqual(drawn[2]);
+    expect(new Set(drawn.flat()).size).toBe(6);
+
+    let calls = 0;
+    const always = onFreePorts(async (port) => {
+      calls++;
+      throw new StackError(`port ${await port()} is already in use`);
+    });
+    await expect(always).rejects.toThrow(/already in use/);
+    expect(calls).toBe(3);
+
+    calls = 0;
+    const other = onFreePorts(async () => {
+      calls++;
+      throw new StackError('clickhouse-server: no such file');
+    });
+    await expect(other).rejects.toThrow(/no such file/);
+    expect(calls).toBe(1);
   });
 
   it('parseHostPort', () => {
