@@ -41,21 +41,22 @@ export interface StackOptions {
   home?: string;
   env?: NodeJS.ProcessEnv;
   log?: (s: string) => void;
-  /** stackUp: how long to wait for another `stack up` on the same home (default: the start-up timeout + 5 min). */
+  /** How long to wait for another `stack up` or `stack down` on the same home (default: the start-up timeout + 5 min). */
   lockWaitMs?: number;
 }
 
-/** The lock `stack up` holds on a stack home while it starts services. */
+/** The lock `stack up` and `stack down` hold on a stack home while they start or stop services. */
 export function upLockFile(home: string): string {
   return join(stackDirs(home).run, 'up.lock');
 }
 
 /**
- * Take the `stack up` lock of `home`, waiting while another live `stack up` holds it (two at once
- * would start every service twice and overwrite each other's pid files). A lock left by a process
- * that is gone is taken over. Returns the release function.
+ * Take the lock of `home`, waiting while another live `stack up` or `stack down` holds it: two
+ * `stack up` at once would start every service twice and overwrite each other's pid files, and a
+ * `stack down` during a `stack up` would leave the services started after it running. A lock
+ * left by a process that is gone is taken over. Returns the release function.
  */
-async function takeUpLock(home: string, log: (s: string) => void, waitMs: number): Promise<() => void> {
+async function takeStackLock(home: string, log: (s: string) => void, waitMs: number): Promise<() => void> {
   const file = upLockFile(home);
   const unwritable = (e: unknown) =>
     new StackError(
@@ -102,12 +103,12 @@ async function takeUpLock(home: string, log: (s: string) => void, waitMs: number
     }
     if (Date.now() >= deadline) {
       throw new StackError(
-        `another \`stack up\` (pid ${holder ?? '?'}) is starting the stack in ${home} and has not finished; wait for it, ` +
+        `another \`stack up\` or \`stack down\` (pid ${holder ?? '?'}) is working on the stack in ${home} and has not finished; wait for it, ` +
           `or stop that process and remove ${file}`,
       );
     }
     if (!said && holder !== undefined) {
-      log(`stack       waiting for another \`stack up\` (pid ${holder}) on ${home}`);
+      log(`stack       waiting for another \`stack up\` or \`stack down\` (pid ${holder}) on ${home}`);
       said = true;
     }
     await sleep(250);
@@ -218,7 +219,7 @@ export async function stackUp(opts: StackOptions = {}): Promise<StackEndpoints> 
   const env = opts.env ?? process.env;
   const home = resolve(opts.home ?? defaultHome(env));
   const log = opts.log ?? ((s: string) => console.log(s));
-  const release = await takeUpLock(home, log, opts.lockWaitMs ?? startupTimeoutMs(env) + 300_000);
+  const release = await takeStackLock(home, log, lockWaitMs(opts, env));
   try {
     return await startStack(home, env, log);
   } finally {
@@ -367,6 +368,20 @@ export async function stackDown(opts: StackOptions = {}): Promise<void> {
   const home = resolve(opts.home ?? defaultHome(env));
   const log = opts.log ?? ((s: string) => console.log(s));
   const line = (name: string, what: string) => log(`${name.padEnd(11)} ${what}`);
+  // A home never started has nothing to stop (and is not created by looking).
+  const release = existsSync(stackDirs(home).run) ? await takeStackLock(home, log, lockWaitMs(opts, env)) : () => undefined;
+  try {
+    await stopStack(home, line);
+  } finally {
+    release();
+  }
+}
+
+function lockWaitMs(opts: StackOptions, env: NodeJS.ProcessEnv): number {
+  return opts.lockWaitMs ?? startupTimeoutMs(env) + 300_000;
+}
+
+async function stopStack(home: string, line: (name: string, what: string) => void): Promise<void> {
   await Promise.all([
     (async () => {
       const [server, lite] = await Promise.all([stopService(home, 'postgres'), stopService(home, 'pglite')]);

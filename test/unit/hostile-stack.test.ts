@@ -138,9 +138,9 @@ describe('stack up: the home and concurrent runs', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(600);
     expect(e).toBeInstanceOf(StackError);
     expect((e as Error).message).toBe(
-      `another \`stack up\` (pid ${process.pid}) is starting the stack in ${home} and has not finished; wait for it, or stop that process and remove ${upLockFile(home)}`,
+      `another \`stack up\` or \`stack down\` (pid ${process.pid}) is working on the stack in ${home} and has not finished; wait for it, or stop that process and remove ${upLockFile(home)}`,
     );
-    expect(logs).toEqual([`stack       waiting for another \`stack up\` (pid ${process.pid}) on ${home}`]);
+    expect(logs).toEqual([`stack       waiting for another \`stack up\` or \`stack down\` (pid ${process.pid}) on ${home}`]);
     expect(readFileSync(upLockFile(home), 'utf8')).toBe(`${process.pid}\n`);
   }, 15_000);
 
@@ -172,6 +172,34 @@ describe('stack up: the home and concurrent runs', () => {
     expect(logs.filter((l) => l.includes('waiting for another `stack up`'))).toHaveLength(1);
     expect(existsSync(upLockFile(home))).toBe(false);
   }, 30_000);
+
+  it('`stack down` during a `stack up` waits for it, then stops; one on a home never started creates nothing', async () => {
+    const home = tmp();
+    mkdirSync(join(home, 'run'));
+    writeFileSync(upLockFile(home), `${process.pid}\n`);
+    const logs: string[] = [];
+    const e = await stackDown({ home, env: {}, log: (s) => logs.push(s), lockWaitMs: 600 }).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(StackError);
+    expect((e as Error).message).toContain(`(pid ${process.pid}) is working on the stack in ${home}`);
+    expect(logs).toEqual([`stack       waiting for another \`stack up\` or \`stack down\` (pid ${process.pid}) on ${home}`]);
+
+    logs.length = 0;
+    const t0 = Date.now();
+    const down = stackDown({ home, env: {}, log: (s) => logs.push(s) });
+    setTimeout(() => rmSync(upLockFile(home)), 500);
+    await down;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+    expect(logs[0]).toContain('waiting for another');
+    expect(logs.filter((l) => l.includes('not running'))).toHaveLength(3);
+    expect(existsSync(upLockFile(home))).toBe(false);
+
+    const never = join(tmp(), 'never-started');
+    await stackDown({ home: never, env: {}, log: () => undefined });
+    expect(existsSync(never)).toBe(false);
+  }, 15_000);
 });
 
 describe('stack down and status on odd state', () => {
