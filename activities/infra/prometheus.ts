@@ -149,6 +149,9 @@ export interface ScrapeOptions {
   maxBytes?: number;
 }
 
+const DAY_MS = 86_400_000;
+const YEAR_2000_MS = Date.UTC(2000, 0, 1);
+
 /**
  * Scrape one `/metrics` endpoint. Every sample gets its exposition timestamp, else the scrape time, as `ts` (ISO). NaN and ±Inf
  * values are kept as they are (a gauge may legitimately be NaN).
@@ -173,7 +176,26 @@ export async function scrapeMetrics(url: string, opts: ScrapeOptions = {}): Prom
       r.status,
     );
   }
-  // An explicit timestamp in the exposition wins over the scrape time, as in Prometheus.
+  // An explicit timestamp in the exposition wins over the scrape time, as in Prometheus; one
+  // that cannot be a sample's time (before 2000, or a day after the scrape) is an exporter's
+  // mistake, most often seconds written where the format wants milliseconds.
+  const scrapeMs = Date.parse(ts);
+  const odd = parsed.samples.find(
+    (s) => s.timestampMs !== undefined && (s.timestampMs < YEAR_2000_MS || s.timestampMs > scrapeMs + DAY_MS),
+  )?.timestampMs;
+  if (odd !== undefined) {
+    const asDate = (ms: number) => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : 'no date');
+    const why =
+      Math.abs(odd * 1000 - scrapeMs) <= DAY_MS
+        ? 'it is in seconds, but the exposition format wants milliseconds since the epoch'
+        : `it is not within a day of the scrape time ${ts}`;
+    throw new MetricsSourceError(
+      shown,
+      'garbage',
+      `sample timestamp ${odd} (${asDate(odd)}) cannot be right: ${why}; fix the exporter or have it write no timestamps`,
+      r.status,
+    );
+  }
   return parsed.samples.map((s) => ({
     ts: s.timestampMs !== undefined ? new Date(s.timestampMs).toISOString() : ts,
     metric: s.metric,
@@ -208,6 +230,12 @@ export interface QueryRangeOptions {
   timeoutMs?: number;
   /** Largest answer read (default MAX_RESPONSE_BYTES). */
   maxBytes?: number;
+}
+
+/** A range bound as Prometheus reads it (unix seconds or RFC 3339), in unix seconds. */
+function unixSeconds(t: string): number | undefined {
+  const n = /^-?[0-9]+(\.[0-9]+)?$/.test(t.trim()) ? Number(t) : Date.parse(t) / 1000;
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /** Latest time a JavaScript Date holds, in unix seconds. */
@@ -276,12 +304,23 @@ export async function queryRange(
   if (d.status === 'error') {
     throw new MetricsSourceError(shown, 'prometheus-error', `Prometheus error ${d.errorType}: ${d.error}`, r.status, d.errorType);
   }
+  // Samples lie within the range asked (one step of slack either side); one outside it is an
+  // answer in other units (milliseconds from a proxy) or for another query.
+  const [from, to] = [unixSeconds(range.start), unixSeconds(range.end)];
   const out: RangeSeries[] = [];
   for (const s of d.data.result) {
     const values: Array<[number, number]> = [];
     for (const [t, v] of s.values) {
       if (!(Math.abs(t) <= MAX_UNIX_SECONDS)) {
         throw new MetricsSourceError(shown, 'invalid-response', `sample time ${t} is not a unix time in seconds`, r.status);
+      }
+      if ((from !== undefined && t < from - range.stepSeconds) || (to !== undefined && t > to + range.stepSeconds)) {
+        throw new MetricsSourceError(
+          shown,
+          'invalid-response',
+          `sample time ${t} is outside the range asked (${range.start} to ${range.end}); Prometheus answers in unix seconds`,
+          r.status,
+        );
       }
       const x = parsePromFloat(v);
       if (x === undefined) {

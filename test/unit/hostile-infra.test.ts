@@ -181,9 +181,12 @@ describe('Prometheus sources: bounded answers and dates', () => {
         return;
       }
       if (url.startsWith('/far-ts')) return void res.end('a 1 9000000000000000\nb 2\n');
+      const ts = /^\/ts\/(-?[0-9]+)$/.exec(url);
+      if (ts) return void res.end(`a 1 ${ts[1]}\nb 2\n`);
       if (url.startsWith('/api/v1/query_range')) {
         res.setHeader('content-type', 'application/json');
-        const t = new URL(url, 'http://x').searchParams.get('query') === 'far' ? 1e20 : 1_750_000_000;
+        const query = new URL(url, 'http://x').searchParams.get('query');
+        const t = query === 'far' ? 1e20 : query === 'millis' ? 1_750_000_000_000 : 1_750_000_000;
         return void res.end(
           JSON.stringify({
             status: 'success',
@@ -240,9 +243,43 @@ describe('Prometheus sources: bounded answers and dates', () => {
     const err = await sourceError(queryRange(base, 'far', { start: '0', end: '1', stepSeconds: 15 }));
     expect(err.reason).toBe('invalid-response');
     expect(err.message).toContain('sample time 100000000000000000000 is not a unix time in seconds');
-    const ok = await queryRange(base, 'near', { start: '0', end: '1', stepSeconds: 15 });
+    const ok = await queryRange(base, 'near', { start: '1749999000', end: '2025-06-15T16:00:00Z', stepSeconds: 15 });
     expect(ok[0]!.values[0]![0]).toBe(1_750_000_000);
     expect(ok[0]!.values[0]![1]).toBeNaN();
+  });
+
+  it('query_range sample times outside the range asked (an answer in milliseconds) are an invalid response', async () => {
+    const range = { start: '2025-06-15T14:00:00Z', end: '1750003200', stepSeconds: 60 };
+    for (const query of ['millis', 'near']) {
+      const err = await sourceError(queryRange(base, query, query === 'near' ? { ...range, start: '1750000061' } : range));
+      expect(err.reason).toBe('invalid-response');
+      expect(err.message).toMatch(
+        /sample time 1750000000(000)? is outside the range asked \(.* to 1750003200\); Prometheus answers in unix seconds$/,
+      );
+    }
+    // One step of slack either side, as Prometheus aligns samples to the step.
+    expect(await queryRange(base, 'near', { ...range, start: '1750000060' })).toHaveLength(1);
+  });
+
+  it('exposition timestamps in seconds, before 2000 or a day after the scrape are refused, naming the mistake', async () => {
+    const now = () => new Date('2025-06-15T14:00:00Z');
+    const seconds = await sourceError(scrapeMetrics(`${base}/ts/1749995000`, { now }));
+    expect(seconds.reason).toBe('garbage');
+    expect(seconds.message).toBe(
+      `${base}/ts/1749995000: sample timestamp 1749995000 (1970-01-21T06:06:35.000Z) cannot be right: it is in seconds, but the ` +
+        'exposition format wants milliseconds since the epoch; fix the exporter or have it write no timestamps',
+    );
+    for (const t of ['-5', '946684799999', '1750082400001']) {
+      const err = await sourceError(scrapeMetrics(`${base}/ts/${t}`, { now }));
+      expect(err.message).toContain(`sample timestamp ${t} (`);
+      expect(err.message).toContain('it is not within a day of the scrape time 2025-06-15T14:00:00.000Z');
+    }
+    // Milliseconds, even hours old or a little ahead of the scrape's clock, are kept as given.
+    for (const t of [1_749_950_000_000, 1_750_000_060_000]) {
+      const samples = await scrapeMetrics(`${base}/ts/${t}`, { now });
+      expect(samples[0]!.ts).toBe(new Date(t).toISOString());
+      expect(samples[1]!.ts).toBe('2025-06-15T14:00:00.000Z');
+    }
   });
 
   it.each([0, -15, Number.NaN, Number.POSITIVE_INFINITY])('a step of %s is refused before any request', async (stepSeconds) => {
