@@ -13,6 +13,9 @@ const REFUSAL_RE =
 const QUESTION_WORD_RE = /\b(who|whom|whose|what|when|where|which|how (?:many|much|old|long|far|tall|big))\b/i;
 const YES_NO_RE = /^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b/i;
 const YES_NO_ANSWER_RE = /^\W*(yes|no)\b/i;
+/** Requests for creative writing, whose answer need not use the request's words (a haiku about autumn). */
+const CREATIVE_RE =
+  /\b(?:write|compose|create|make up|give me|tell me)\b[^.?!\n]{0,40}\b(?:poem|haiku|limerick|sonnet|verse|rhyme|song|lyrics|rap|story|tale|joke|pun|riddle|slogan|tagline)s?\b/i;
 const LONG_FORM_RE =
   /\b(explain|describe|discuss|list|write|compose|create|generate|compare|contrast|summari[sz]e|outline|analy[sz]e|elaborate|essay|story|poem|article|steps|how (?:do|does|can|to|should)|why)\b/i;
 
@@ -66,6 +69,10 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   // "Yes" or "no" (with or without a reason) answers a yes/no question, though neither is a content word.
   const yesNo = YES_NO_RE.test(input.prompt) && YES_NO_ANSWER_RE.test(input.response);
   if (yesNo && sents.length > 0) on[0] = true;
+  // Where words cannot show the topic — a prompt without content words ("Who are you?") and no
+  // context, or a request for creative writing — no sentence that says something is off topic.
+  const topicUnknown = (topic.keys.size === 0 && !hasContext) || CREATIVE_RE.test(input.prompt);
+  if (topicUnknown) for (const i of said) on[i] = true;
   for (let changed = true; changed; ) {
     changed = false;
     const onVocab = vocabulary(sentContent.filter((_, i) => on[i]).flat());
@@ -100,9 +107,9 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   const promptKeys = [...new Set(promptContent.map((t) => t.key))];
   const covered = new Set(promptContent.filter((t) => supported(t, respVocab)).map((t) => t.key)).size;
   const needed = Math.max(1, Math.min(6, Math.ceil(0.6 * promptKeys.length)));
-  let coverage = promptKeys.length ? Math.min(1, covered / needed) : focus;
+  let coverage = promptKeys.length ? Math.min(1, covered / needed) : topicUnknown ? 0 : focus;
   // A short answer to a factoid question need not repeat the question's words.
-  if (expected === 1 && (onContent.length > 0 || yesNo)) coverage = Math.max(coverage, 0.6);
+  if ((expected === 1 || topicUnknown) && (onContent.length > 0 || yesNo)) coverage = Math.max(coverage, 0.6);
   const relevance = nSent === 0 ? 0 : declinedAll ? Math.min(0.3, 0.6 * coverage + 0.4 * focus) : 0.6 * coverage + 0.4 * focus;
 
   // Completeness: on-topic content words (with a context, only those the context supports).
@@ -111,10 +118,10 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   const refusal = declinedAll || REFUSAL_RE.test(input.response);
   if (refusal) completeness = Math.min(completeness, 0.3);
 
-  // Coherence of the on-topic text. Penalties are normalised by at least a fixed amount of text,
-  // so that short answers are not judged on a handful of words.
-  // A response that only declines is judged on how it is written, as it has no on-topic text.
-  const written = declinedAll ? sents : onSents;
+  // Coherence: how the response is written, on topic or not (focus weighs in below), leaving out
+  // the question repeated. Penalties are normalised by at least a fixed amount of text, so that
+  // short answers are not judged on a handful of words.
+  const written = sents.filter((_, i) => !echoes[i]);
   const words = written
     .flatMap((s) => s.toks)
     .filter((t) => t.kind !== 'number')
@@ -128,10 +135,11 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   for (const c of grams.values()) repeats += c - 1;
   const repetition = repeats / Math.max(grams.size + repeats, 50);
   const freq = new Map<string, number>();
-  for (const t of onContent) freq.set(t.key, (freq.get(t.key) ?? 0) + 1);
+  const writtenContent = contentTokens(written.flatMap((x) => x.toks));
+  for (const t of writtenContent) freq.set(t.key, (freq.get(t.key) ?? 0) + 1);
   let dominant = 0;
   for (const c of freq.values()) dominant = Math.max(dominant, c);
-  const span = Math.max(onContent.length, 40);
+  const span = Math.max(writtenContent.length, 40);
   const dominance = Math.max(0, dominant - 0.2 * span) / span;
   const onText = written
     .map((s) => s.text)

@@ -7,10 +7,10 @@ import type { CheckResult, JudgeInput } from '../../common/types.js';
 import { r4 } from './offline-text.js';
 import { HATE_SPEECH, PROFANITY, VIOLENCE } from './toxicity-lexicon.js';
 import { scoreToxicityText } from './toxicity-model.js';
-import { scoreCategory } from './toxicity-text.js';
+import { mentionAskedWords, scoreCategory } from './toxicity-text.js';
 
 export function judgeToxicity(input: JudgeInput): CheckResult<'toxicity'> {
-  const m = scoreToxicityText(input.response);
+  const m = scoreToxicityText(mentionAskedWords(input.prompt, input.response));
   const tokens = m.tokens;
   const prof = scoreCategory(tokens, PROFANITY);
   const hate = scoreCategory(tokens, HATE_SPEECH);

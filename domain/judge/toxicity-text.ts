@@ -222,7 +222,9 @@ const NAME_HOMONYM_RE =
  * 'moron' fits you" keeps it).
  */
 const MENTIONED_AFTER_RE =
-  /\b((?:the |a |an )?(?:words?|terms?|slurs?|phrases?|expressions?|labels?|insults?|epithets?|names?)(?: like| such as| as)?\s*[:,]?\s*)(["“‘'])[^"“”‘’'\n]{1,40}(["”’'])/gi;
+  /\b((?:the |a |an )?(?:words?|terms?|slurs?|phrases?|expressions?|labels?|insults?|epithets?|names?)(?: like| such as| as| for)?\s*[:,]?\s*)(["“‘'])[^"“”‘’'\n]{1,40}(["”’'])/gi;
+/** A quoted word equated to one just mentioned: the Spanish word for "idiot" is "idiota". */
+const MENTIONED_NEXT_RE = /(["“‘']word["”’']\s+(?:is|are|means|=|or|and)\s+)(["“‘'])[^"“”‘’'\n]{1,40}(["”’'])/gi;
 const MENTIONED_BEFORE_RE =
   /(["“‘'])[^"“”‘’'\n]{1,40}(["”’'])(?=,?\s+(?:is|was|are|were|has been|have been|became)\s+(?:(?:a|an|now|once|widely|still|often|considered|seen as|regarded as)\s+)*(?:slurs?|offensive|derogatory|insults?|pejorative|taboo|vulgar|profan))/gi;
 const ADDRESSED_RE = /\b(?:you|your|yours|u|ur|ya)\b/i;
@@ -263,19 +265,37 @@ const JUDGED_ACT_RE =
   /(^|[.!?\n]\s*)((?:Calling|Saying|Telling|Using|Yelling|Writing|Posting)\b)([^.!?\n]{1,100}?)(?=\s+(?:is|are|was|can be|could be|may be|would be)\s+(?:\w+\s+){0,2}(?:hurtful|wrong|harmful|offensive|rude|bullying|harassment|abuse|abusive|unacceptable|disrespectful|mean|cruel|ok(?:ay)?|inappropriate|toxic|dehumani[sz]ing|hate speech)\b)/g;
 
 /**
- * The text with vulgar given names written as names (NAME_HOMONYM_RE), words mentioned as words
- * (MENTIONED_*, NAMED_WORDS_RE), speech reported (REPORTED_QUOTE_RE), refused (REFUSED_RE) or
- * judged as an act (JUDGED_ACT_RE) replaced, before sentences are split ("Philip K. Dick").
+ * Violent verbs in their everyday senses, which assistants' answers use all the time: "kill" (and
+ * "pkill", "killall") a process, a job, a tab, weeds, germs or time ("kill -9 <pid>", "force kill
+ * the process", "kill all stuck jobs"), and dying again and again in a game ("you will die a lot").
+ * The verb becomes "stop" or "lose"; the object is what tells the sense, so "kill the guards" and
+ * "you will die" keep theirs.
+ */
+const KILL_THING_RE =
+  /\b(?:p?kill(?:all)?|kills|killed|killing)\b(?=\s+(?:-\w|`|<|\$|%|(?:[\w-]+\s+){0,2}(?:process(?:es)?|pids?|threads?|tasks?|jobs?|sessions?|servers?|containers?|pods?|apps?|applications?|programs?|services?|daemons?|quer(?:y|ies)|connections?|tabs?|windows?|commands?|signals?|switch(?:es)?|bacteria|germs|viruses|virus|weeds|pests|mold|mould|fungus|lice|fleas|ticks|time|lights?|engine|power|battery|mood|vibe|buzz|instances?|builds?|loops?)\b))/gi;
+const DIE_OFTEN_RE =
+  /(?<!\b(?:hope|hoping|wish|wishing|want|wants|deserve|deserves)\s+(?:\w+\s+)?)\b(?:die|dies|died|dying)\b(?=\s+(?:a lot|a few times|many times|more than once|often|frequently|repeatedly|again and again|over and over|constantly|quite a bit|early on|in the game|in-game|a bunch)\b)/gi;
+
+/**
+ * The text with vulgar given names written as names (NAME_HOMONYM_RE), violent verbs in their
+ * everyday senses (KILL_THING_RE, DIE_OFTEN_RE), words mentioned as words (MENTIONED_*,
+ * NAMED_WORDS_RE), speech reported (REPORTED_QUOTE_RE), refused (REFUSED_RE) or judged as an act
+ * (JUDGED_ACT_RE) replaced, before sentences are split ("Philip K. Dick").
  */
 export function neutraliseNamesAndMentions(text: string): string {
   let out = /Dick|Fanny/.test(text) ? text.replace(NAME_HOMONYM_RE, 'name') : text;
+  if (/kill/i.test(out)) out = out.replace(KILL_THING_RE, 'stop');
+  if (/\bd(?:ie|ied|ying)/i.test(out)) out = out.replace(DIE_OFTEN_RE, 'lose');
   if (/["“‘']/.test(out))
     out = out
       .split(/(?<=[.!?\n])/)
       .map((sentence) =>
         ADDRESSED_RE.test(sentence)
           ? sentence
-          : sentence.replace(MENTIONED_AFTER_RE, '$1$2word$3').replace(MENTIONED_BEFORE_RE, '$1word$2'),
+          : sentence
+              .replace(MENTIONED_AFTER_RE, '$1$2word$3')
+              .replace(MENTIONED_NEXT_RE, '$1$2word$3')
+              .replace(MENTIONED_BEFORE_RE, '$1word$2'),
       )
       .join('');
   if (/["“]/.test(out)) out = out.replace(REPORTED_QUOTE_RE, '$1"word"').replace(NEXT_REPORTED_QUOTE_RE, '$1"word"');
@@ -285,6 +305,38 @@ export function neutraliseNamesAndMentions(text: string): string {
   );
   if (/\bI\b/.test(out)) out = out.replace(REFUSED_RE, '$1 that');
   return out.replace(JUDGED_ACT_RE, '$1$2 that');
+}
+
+/** A prompt that asks about words: what one means, where it comes from, how to say it in another language. */
+const ASKS_ABOUT_WORDS_RE =
+  /\b(?:mean|means|meaning|define|definition|translate|translation|etymology|origin|spell|spelling|pronounce|synonyms?|slang|word|term|phrase|expression)\b/i;
+/** The words a prompt asks about: quoted, or between "what does" and "mean". */
+const ASKED_TERM_RE =
+  /["“‘]([^"“”‘’\n]{1,40})["”’]|\bwhat (?:does|do|did) (?:the (?:word|term|phrase) )?([\p{L}'’ -]{1,40}?) (?:mean|stand for)\b/giu;
+
+/**
+ * The response with the words its prompt asks about ('What does "bastard file" mean?', 'Translate
+ * "idiot" to Spanish') (and each word of them) made "word" wherever they are mentioned, in sentences that address no one:
+ * answering what a word means is not using it ("A bastard file is a coarse file" is fine; "you
+ * bastard" is not).
+ */
+export function mentionAskedWords(prompt: string, response: string): string {
+  if (!ASKS_ABOUT_WORDS_RE.test(prompt)) return response;
+  // Each word of an asked phrase too: an answer about "bastard file" also names the "bastard title".
+  const terms = [...prompt.matchAll(ASKED_TERM_RE)]
+    .flatMap((m) => {
+      const t = (m[1] ?? m[2] ?? '').trim();
+      return [t, ...t.split(/\s+/).filter((w) => w.length >= 3)];
+    })
+    .filter((t) => /\p{L}{2}/u.test(t))
+    .sort((a, b) => b.length - a.length);
+  if (terms.length === 0) return response;
+  const escaped = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+'));
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'giu');
+  return response
+    .split(/(?<=[.!?\n])/)
+    .map((sentence) => (ADDRESSED_RE.test(sentence) ? sentence : sentence.replace(re, 'word')))
+    .join('');
 }
 
 /** Normalises a text into lower-case letter tokens for lexicon matching and the model's features. */

@@ -40,7 +40,7 @@ function check<C extends Check>(c: C, input: JudgeInput) {
 
 describe('offline judge: output contract', () => {
   it('has a version string', () => {
-    expect(OFFLINE_JUDGE_VERSION).toBe('offline-v10');
+    expect(OFFLINE_JUDGE_VERSION).toBe('offline-v11');
   });
 
   it.each(SAMPLES.map((s, i) => [i, s] as const))('sample %i is valid for every check, in [0,1], 4 decimals', (_i, input) => {
@@ -355,6 +355,31 @@ describe('offline judge: quality', () => {
     expect(good.relevance).toBeGreaterThan(offTopic.relevance);
     expect(good.overall).toBeGreaterThan(offTopic.overall);
     expect(good.coherence).toBeGreaterThan(0.8);
+  });
+
+  it('where words cannot show the topic, a good answer is not rated off topic; coherence is of the whole answer', () => {
+    // A prompt without content words, and requests for creative writing, share no words with good answers.
+    for (const [prompt, response] of [
+      ['Who are you?', 'I am an AI assistant. I can answer questions, write code, and help you brainstorm.'],
+      ['Write a haiku about autumn.', 'Crimson leaves falling\nwhispers of the cooling wind\nthe year exhales slow'],
+      ['Tell me a joke', 'Why did the scarecrow win an award? Because he was outstanding in his field!'],
+    ] as const) {
+      const q = check('quality', { prompt, response });
+      expect(q.relevance, response).toBeGreaterThanOrEqual(0.6);
+      expect(q.overall, response).toBeGreaterThanOrEqual(0.7);
+    }
+    // Off topic is still poor, but well written: its coherence is not zero.
+    const offTopic = check('quality', {
+      prompt: 'Explain how vaccines train the immune system.',
+      response: 'My favourite football team won the cup last night after extra time.',
+    });
+    expect(offTopic.relevance).toBe(0);
+    expect(offTopic.coherence).toBeGreaterThan(0.7);
+    expect(offTopic.overall).toBeLessThan(0.4);
+    // A creative request answered with a repeated line is still degenerate.
+    expect(
+      check('quality', { prompt: 'Write a poem about the sea.', response: 'The sea is blue. '.repeat(5).trim() }).overall,
+    ).toBeLessThan(0.4);
   });
 
   it('accuracy is 1 - hallucination score', () => {
