@@ -5,6 +5,11 @@
  * `POST /decode` and `POST /encode` take and return `{ "payloads": [{ "metadata": { k: base64 },
  * "data": base64 }] }` (the protobuf JSON form of Payload, as the UI sends it). CORS is allowed
  * for one origin (the UI's); with a token, `Authorization: Bearer <token>` is required.
+ *
+ * Bounded for hostile callers: a body larger than `maxBodyBytes` or holding more than
+ * `maxPayloads` payloads is refused (413), a body not received within `bodyTimeoutMs` (a client
+ * sending a byte a second) is answered 408 and its connection closed, a request aborted mid-body
+ * is dropped; every refusal is a JSON `{ "error" }` that never repeats the token or a key.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -22,6 +27,10 @@ export interface CodecServerOptions {
   corsOrigin: string;
   /** Largest request body accepted (default 16 MiB). */
   maxBodyBytes?: number;
+  /** Most payloads in one request (default 10,000; the Web UI sends those of one event). */
+  maxPayloads?: number;
+  /** Time the whole request (headers and body) may take to arrive (default 30 s). */
+  bodyTimeoutMs?: number;
 }
 
 export interface CodecServer {
@@ -81,20 +90,44 @@ function authorized(req: IncomingMessage, token: string | undefined): boolean {
   return !!m && timingSafeEqual(sha256(m[1]!), sha256(token));
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > max) throw new HttpError(413, `request body larger than ${max} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The request body, at most `max` bytes, complete within `deadline` (epoch ms). A refusal leaves
+ * the request unread: the caller answers with `Connection: close`, so the rest is never read.
+ */
+function readBody(req: IncomingMessage, max: number, deadline: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > max) return Promise.reject(new HttpError(413, `request body larger than ${max} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (e?: HttpError) => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onAbort).off('close', onAbort);
+      if (!e) return resolve(Buffer.concat(chunks).toString('utf8'));
+      req.pause();
+      reject(e);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > max) finish(new HttpError(413, `request body larger than ${max} bytes`));
+      else chunks.push(c);
+    };
+    const onEnd = () => finish();
+    const onAbort = () => finish(new HttpError(400, 'request aborted before its body was complete'));
+    const seconds = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    const timer = setTimeout(
+      () => finish(new HttpError(408, `request body not received in time (the whole request must arrive within ${seconds} s)`)),
+      Math.max(0, deadline - Date.now()),
+    );
+    req.on('data', onData).on('end', onEnd).on('error', onAbort).on('close', onAbort);
+  });
 }
 
 export async function startCodecServer(opts: CodecServerOptions): Promise<CodecServer> {
   const host = opts.host ?? '127.0.0.1';
   const maxBody = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const maxPayloads = opts.maxPayloads ?? 10_000;
+  const timeoutMs = opts.bodyTimeoutMs ?? 30_000;
   const allowedOrigin = new URL(opts.corsOrigin).origin;
 
   const send = (res: ServerResponse, status: number, body?: unknown) => {
@@ -107,13 +140,19 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const deadline = Date.now() + timeoutMs;
     const origin = req.headers.origin;
     res.setHeader('Vary', 'Origin');
     if (origin === allowedOrigin) {
       res.setHeader('Access-Control-Allow-Origin', allowedOrigin);
       res.setHeader('Access-Control-Allow-Credentials', 'true');
     }
-    const path = new URL(req.url ?? '/', 'http://codec').pathname.replace(/\/+$/, '');
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://codec').pathname.replace(/\/+$/, '');
+    } catch {
+      throw new HttpError(400, 'malformed request target');
+    }
     const action = path === '/encode' ? 'encode' : path === '/decode' ? 'decode' : undefined;
 
     if (req.method === 'OPTIONS') {
@@ -135,13 +174,18 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     }
     let body: unknown;
     try {
-      body = JSON.parse(await readBody(req, maxBody));
+      body = JSON.parse(await readBody(req, maxBody, deadline));
     } catch (e) {
-      if (e instanceof HttpError) throw e;
+      if (e instanceof HttpError) {
+        // The rest of the body is not read: close the connection once answered.
+        res.setHeader('Connection', 'close');
+        throw e;
+      }
       throw new HttpError(400, 'request body is not valid JSON');
     }
     const list = (body as { payloads?: unknown } | null)?.payloads;
     if (!Array.isArray(list)) throw new HttpError(400, 'request body must be { "payloads": [...] }');
+    if (list.length > maxPayloads) throw new HttpError(413, `${list.length} payloads in one request: at most ${maxPayloads}`);
     const payloads = list.map(payloadFromJson);
     let out: Payload[];
     try {
@@ -154,13 +198,17 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     send(res, 200, { payloads: out.map(payloadToJson) });
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      if (res.headersSent) return void res.destroy();
-      if (e instanceof HttpError) return send(res, e.status, { error: e.message });
-      send(res, 500, { error: 'codec failure' });
-    });
-  });
+  // Node's own limits back the body deadline up (and bound slow headers, before any handler runs).
+  const server = createServer(
+    { headersTimeout: timeoutMs, requestTimeout: 2 * timeoutMs, connectionsCheckingInterval: Math.min(1000, timeoutMs) },
+    (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        if (res.headersSent) return void res.destroy();
+        if (e instanceof HttpError) return send(res, e.status, { error: e.message });
+        send(res, 500, { error: 'codec failure' });
+      });
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, host, () => {

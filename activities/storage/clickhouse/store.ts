@@ -7,6 +7,7 @@
  */
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Check } from '../../../common/types.js';
+import { wellFormed } from '../../../domain/collector/record.js';
 import type { VersionAggregates } from '../../../domain/gate/baseline.js';
 import { insertIsolatingRefused, partitionBlocks, utcDayKey, utcMonthKey } from './insert-blocks.js';
 import { applyMigrations, CLICKHOUSE_MIGRATIONS, type MigrateOptions } from './migrations.js';
@@ -32,6 +33,16 @@ export interface StatementTrace {
 export interface ClickHouseStoreOptions {
   /** Called with every statement before it is sent (tests render and replay the product's SQL). */
   onStatement?: (s: StatementTrace) => void;
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** The row with lone surrogates in its strings replaced by U+FFFD (the row itself when it has none). */
+function wellFormedRow(row: unknown): unknown {
+  if (!row || typeof row !== 'object') return row;
+  const entries = Object.entries(row);
+  if (!entries.some(([, v]) => typeof v === 'string' && SURROGATE.test(v))) return row;
+  return Object.fromEntries(entries.map(([k, v]) => [k, typeof v === 'string' ? wellFormed(v) : v]));
 }
 
 export class ClickHouseStore {
@@ -90,9 +101,14 @@ export class ClickHouseStore {
     return (await rs.json()) as T[];
   }
 
+  /**
+   * Texts are written well-formed: a lone UTF-16 surrogate (from a reply's JSON escape, or a text
+   * cut inside a pair) becomes U+FFFD, since UTF-8 cannot hold it and the server refuses the
+   * whole block for it.
+   */
   private async insert(table: string, values: readonly unknown[]): Promise<void> {
     this.onStatement?.({ sql: `INSERT INTO ${this.db}.${table} FORMAT JSONEachRow`, rows: values.length });
-    await this.client.insert({ table: `${this.db}.${table}`, values: values as unknown[], format: 'JSONEachRow' });
+    await this.client.insert({ table: `${this.db}.${table}`, values: values.map(wellFormedRow), format: 'JSONEachRow' });
   }
 
   /**
