@@ -110,6 +110,28 @@ export function primaryScore(check: Check, r: AnyCheckResult): number {
   }
 }
 
+/** Issues named in a validation message; the rest are counted (a message must stay storable and readable). */
+const ISSUES_SHOWN = 5;
+
 export function formatZodError(e: z.ZodError): string {
-  return e.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  const shown = e.issues.slice(0, ISSUES_SHOWN).map((i) => {
+    const text = i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message;
+    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+  });
+  const more = e.issues.length - shown.length;
+  return `${shown.join('; ')}${more > 0 ? `; and ${more} more issues` : ''}`;
 }
+
+/** C0 and C1 control characters (newlines, escapes, NUL) and lone surrogates: unprintable, and PostgreSQL refuses NUL. */
+const CONTROL_OR_LONE_SURROGATE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** One line of text a person typed (a reason, a name): trimmed, 1 to `max` characters, no control characters. */
+export const plainTextSchema = (what: string, max: number, whenEmpty = `${what} must not be empty`) =>
+  z
+    .string({ error: `${what} must be text` })
+    .trim()
+    .min(1, { message: whenEmpty })
+    .max(max, { message: `${what} must be at most ${max} characters` })
+    .refine((s) => !CONTROL_OR_LONE_SURROGATE.test(s), {
+      message: `${what} must be one line without control characters (newlines, tabs, escapes, NUL) or broken unicode`,
+    });

@@ -2,7 +2,37 @@
  * Shared shapes of the analysis agents (LLM integration points 1-4): what their pure finding
  * functions take and return. Pure, workflow-safe.
  */
+import { z } from 'zod';
+
 export const AGENTS = ['cost', 'performance', 'resource', 'application'] as const;
+
+const isoDate = (what: string) =>
+  z
+    .string()
+    .max(100)
+    .refine((s) => Number.isFinite(Date.parse(s)), { message: `${what} must be an ISO-8601 date` });
+
+/**
+ * An analysis agent's input (CLI bounds: --days 1-366, a question of 1-2000 characters). A window
+ * whose end is not after its start is a failed run ("empty time range"), recorded like others.
+ */
+export const agentInputSchema = z.strictObject({
+  days: z.number().int().min(1).max(366).optional(),
+  from: isoDate('from').optional(),
+  to: isoDate('to').optional(),
+  stepSeconds: z.number().int().min(15).max(86_400).optional(),
+  reviewId: z.string().min(1).max(1000).optional(),
+  question: z.string().trim().min(1).max(2000).optional(),
+});
+
+/** The optimisation review's input (unknown agent names are refused by the workflow, naming them). */
+export const reviewInputSchema = z.strictObject({
+  agents: z
+    .array(z.string().max(100))
+    .max(AGENTS.length * 2)
+    .optional(),
+  days: z.number().int().min(1).max(366).optional(),
+});
 export type AgentName = (typeof AGENTS)[number];
 
 export type Severity = 'info' | 'low' | 'medium' | 'high';

@@ -39,7 +39,7 @@ const carrySchema = z.object({
     .optional(),
 });
 
-export const collectionCycleInputSchema = z.object({
+export const collectionCycleInputSchema = z.strictObject({
   deployment: idSchema('deployment'),
   /** Interactions fetched from the source per page (one fetch activity; their ids pass through history). */
   pageSize: z.number().int().min(1).max(1000).default(1000),
@@ -71,6 +71,43 @@ export type CollectionCycleInput = z.input<typeof collectionCycleInputSchema>;
 export type CollectionCycleArgs = z.output<typeof collectionCycleInputSchema>;
 
 export type JudgeMode = 'combined' | 'separate';
+
+/** CycleSettings as a workflow input carries them (a child's input, a carry): checked like any input. */
+export const cycleSettingsSchema = z.object({
+  judge: z.string().min(1).max(200),
+  promptVersions: z.object({ quality: z.string().max(200), hallucination: z.string().max(200), toxicity: z.string().max(200) }),
+  judgeTaskQueue: z.string().min(1).max(1000),
+  llmTimeoutSec: z.number().min(1).max(600),
+  llmMaxRetries: z.number().int().min(0).max(20),
+  mode: z.enum(['combined', 'separate']).optional(),
+});
+
+/** The input of scoreBatch (cycles recorded before SCORE_IN_ACTIVITIES start it). */
+export const scoreBatchInputSchema = z.object({
+  deployment: idSchema('deployment'),
+  ids: z.array(z.string().min(1).max(1000)).max(1000),
+  checks: z
+    .array(z.enum(CHECKS))
+    .min(1)
+    .transform((xs) => [...new Set(xs)]),
+  settings: cycleSettingsSchema,
+});
+
+/**
+ * The model versions a cycle lists in its OptiModelVersion search attribute: the first ones that
+ * fit in 1,500 bytes, within Temporal's 2 KB limit for one search attribute's value (a cycle over
+ * more versions would otherwise fail its upsert). The result keeps them all.
+ */
+export function searchableVersions(versions: readonly string[]): string[] {
+  const out: string[] = [];
+  let bytes = 2;
+  for (const v of versions) {
+    bytes += new TextEncoder().encode(JSON.stringify(v)).length + 1;
+    if (bytes > 1500) break;
+    out.push(v);
+  }
+  return out;
+}
 
 /** Judge settings a cycle fixes once at its start (recorded in history, so replays agree). */
 export interface CycleSettings {

@@ -1,7 +1,17 @@
 /** Inputs of computeBaseline and abCompare (pure, workflow-safe). */
 import { z } from 'zod';
-import { DEFAULT_RULE, type Decision, type Explanation, type LookResult, type VersionStats } from './types.js';
+import {
+  DECISIONS,
+  DEFAULT_RULE,
+  statSchema,
+  versionStatsFields,
+  type Decision,
+  type Explanation,
+  type LookResult,
+  type VersionStats,
+} from './types.js';
 import { CHECKS, idSchema } from '../../common/types.js';
+import { cycleSettingsSchema } from '../collector/collection.js';
 
 const isoDate = (what: string) => z.string().refine((s) => !Number.isNaN(Date.parse(s)), { message: `${what} must be an ISO-8601 date` });
 
@@ -13,7 +23,7 @@ const windowFields = {
 };
 
 export const baselineInputSchema = z
-  .object({
+  .strictObject({
     deployment: idSchema('deployment'),
     version: idSchema('model version'),
     ...windowFields,
@@ -27,7 +37,7 @@ export const baselineInputSchema = z
 export type BaselineInput = z.input<typeof baselineInputSchema>;
 
 export const compareInputSchema = z
-  .object({
+  .strictObject({
     deployment: idSchema('deployment'),
     versionA: idSchema('version A'),
     versionB: idSchema('version B'),
@@ -40,7 +50,7 @@ export const compareInputSchema = z
       })
       .partial()
       .default({}),
-    minSamples: z.number().int().min(5).default(30),
+    minSamples: z.number().int().min(5).max(1_000_000).default(30),
     alpha: z.number().gt(0).max(0.2).default(0.02),
   })
   .refine((c) => c.versionA !== c.versionB, { message: 'the two versions must differ', path: ['versionB'] });
@@ -58,3 +68,38 @@ export interface ComparisonResult {
   b: VersionStats;
   explanation: Explanation;
 }
+
+/** The evidence an explanation is written from, as the gate and the comparison give it. */
+const evidenceSchema = z.looseObject({
+  baseline: z.looseObject({ ...versionStatsFields, version: z.string(), judge: z.string(), promptVersion: z.string() }),
+  candidate: z.looseObject({ ...versionStatsFields, version: z.string() }),
+  look: z.looseObject({
+    outcome: z.string(),
+    samples: statSchema,
+    reason: z.string(),
+    metrics: z
+      .array(
+        z.looseObject({
+          metric: z.string(),
+          baseline: statSchema,
+          candidate: statSchema,
+          harm: statSchema,
+          lower: statSchema,
+          upper: statSchema,
+          tolerance: statSchema,
+          verdict: z.enum(['pass', 'fail', 'pending', 'unmeasured']),
+        }),
+      )
+      .max(20),
+  }),
+  looks: statSchema,
+  rule: z.looseObject({ test: z.string(), alpha: statSchema, minSamples: statSchema }),
+});
+
+/** The input of explainDecision (a child of the gate and of the comparison). */
+export const explainInputSchema = z.object({
+  decision: z.enum(DECISIONS),
+  evidence: evidenceSchema.optional(),
+  reason: z.string().max(100_000),
+  settings: cycleSettingsSchema,
+});

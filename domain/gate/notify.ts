@@ -3,8 +3,8 @@
  * webhooks (`{"text": ...}`) and for generic JSON webhooks. Pure, workflow-safe.
  */
 import { z } from 'zod';
-import { httpUrlSchema } from '../../common/types.js';
-import type { GateResult } from './types.js';
+import { httpUrlSchema, idSchema } from '../../common/types.js';
+import { DECISIONS, type GateResult } from './types.js';
 
 /** Where a deployment's gate notifications go: Slack-compatible incoming webhooks or generic JSON webhooks. */
 export const notifyTargetSchema = z.object({
@@ -63,6 +63,21 @@ const HEADLINE: Record<NotifyEvent, string> = {
   'rollback-failed': 'ROLLBACK FAILED',
   override: 'overridden by a human',
 };
+
+/** A notice as gateNotifications takes it (the gate starts it; a hand-started one is checked). */
+export const gateNoticeSchema = z.object({
+  gateId: z.string().min(1).max(1000),
+  deployment: idSchema('deployment'),
+  baselineVersion: idSchema('baseline version'),
+  candidateVersion: idSchema('candidate version'),
+  events: z.array(z.enum(NOTIFY_EVENTS)).min(1).max(NOTIFY_EVENTS.length),
+  decision: z.enum(DECISIONS),
+  effectiveDecision: z.enum(['APPROVE', 'REJECT', 'ABORTED', 'INCONCLUSIVE']),
+  reason: z.string().max(100_000),
+  summary: z.string().max(100_000),
+  rollback: z.object({ status: z.string().max(100), detail: z.string().max(100_000) }),
+  override: z.object({ action: z.string().max(100), by: z.string().max(1000), reason: z.string().max(10_000) }).optional(),
+});
 
 /** One line for people: which gate, what happened, why, and what was done. */
 export function noticeText(n: GateNotice): string {

@@ -3,8 +3,9 @@
  * Quality values are in [0, 1]; "points" are hundredths (a 5-point drop = 0.05).
  */
 import { z } from 'zod';
-import { durationSchema, httpUrlSchema, idSchema } from '../../common/types.js';
+import { durationSchema, httpUrlSchema, idSchema, plainTextSchema } from '../../common/types.js';
 import { urlAddress } from '../../common/secrets.js';
+import { cycleSettingsSchema } from '../collector/collection.js';
 
 export const DECISIONS = ['APPROVE', 'REJECT', 'INCONCLUSIVE', 'ABORTED'] as const;
 export type Decision = (typeof DECISIONS)[number];
@@ -121,7 +122,7 @@ export const deployerSchema = z.discriminatedUnion('type', [
 export type DeployerConfig = z.output<typeof deployerSchema>;
 
 export const gateInputSchema = z
-  .object({
+  .strictObject({
     deployment: idSchema('deployment'),
     baselineVersion: idSchema('baseline version'),
     candidateVersion: idSchema('candidate version'),
@@ -152,7 +153,9 @@ export const gateInputSchema = z
      */
     allowUnmeasured: z.array(z.enum(['hallucination', 'toxicity'])).default([]),
     /** Which collection task queue's judge defines comparable scores (defaults to the gate's own). */
-    requestedBy: z.string().max(200).optional(),
+    requestedBy: plainTextSchema('requestedBy', 200).optional(),
+    /** Carried across continue-as-new; not for callers. */
+    carry: z.lazy(() => gateCarrySchema).optional(),
   })
   .refine((g) => g.baselineVersion !== g.candidateVersion, {
     message: 'candidate version must differ from the baseline version',
@@ -198,11 +201,15 @@ export function unmeasuredAllowed(checks: ReadonlyArray<'hallucination' | 'toxic
   return checks.map((c) => (c === 'hallucination' ? 'hallucination_rate' : 'toxicity_rate'));
 }
 
-export const overrideSchema = z.object({
+const overrideFields = {
   action: z.enum(['approve', 'reject', 'abort']),
-  reason: z.string().trim().min(1, { message: 'an override needs a reason' }).max(2000),
-  by: z.string().trim().min(1, { message: 'an override needs who asked for it' }).max(200),
-});
+  reason: plainTextSchema('the reason', 2000, 'an override needs a reason'),
+  by: plainTextSchema('who asked for it', 200, 'an override needs who asked for it'),
+};
+/** An override as the update and the CLI take it: any other field is refused. */
+export const overrideSchema = z.strictObject(overrideFields);
+/** An override as the signal takes it (a signal cannot be refused): other fields are dropped, never stored. */
+export const overrideSignalSchema = z.object(overrideFields);
 export type Override = z.output<typeof overrideSchema>;
 
 /** One look of a gate as kept for charts: when, how many candidate samples, and each metric's bounds. */
@@ -280,3 +287,24 @@ export interface Comparison {
   b: VersionStats;
   explanation?: Explanation;
 }
+
+/** A statistic as it crosses JSON: null where it could not be computed (JSON has no NaN; such a statistic decides nothing). */
+export const statSchema = z.number().nullable();
+const sampleStatsSchema = z.looseObject({ n: statSchema, mean: statSchema, sd: statSchema });
+/** VersionStats as a workflow input carries them. */
+export const versionStatsFields = { quality: sampleStatsSchema, hallucination_rate: sampleStatsSchema, toxicity_rate: sampleStatsSchema };
+const versionStatsSchema = z.looseObject(versionStatsFields);
+
+/** What a gate hands to its next run across continue-as-new; checked like any input (a run may be started by hand with one). */
+export const gateCarrySchema = z.object({
+  startedAt: z.number().int().min(0),
+  deadline: z.number().int().min(0),
+  looks: z.number().int().min(0),
+  settings: cycleSettingsSchema,
+  baseline: z.looseObject({ id: z.string(), samples: z.number().min(0), stats: versionStatsSchema }),
+  override: z.object({ ...overrideFields, at: z.string().max(100) }).optional(),
+  history: z
+    .array(z.looseObject({ look: z.number() }))
+    .max(10_000)
+    .optional(),
+});

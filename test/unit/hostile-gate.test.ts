@@ -11,7 +11,7 @@ import { MAX_WEBHOOK_RETRY_DELAY_MS } from '../../activities/gate/webhook.js';
 import { intArg, pointsArg } from '../../client/cli/args.js';
 import { withoutUrlSecrets } from '../../client/gate.js';
 import { decideLook } from '../../domain/gate/stats.js';
-import { DEFAULT_RULE, type SampleStats, type VersionStats } from '../../domain/gate/types.js';
+import { DEFAULT_RULE, gateInputSchema, type SampleStats, type VersionStats } from '../../domain/gate/types.js';
 import { failureOf } from '../helpers/async.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -226,6 +226,29 @@ describe('decideLook: malformed statistics never approve (nor reject)', () => {
     const look = decideLook(b, c, DEFAULT_RULE);
     expect(look.outcome).toBe('CONTINUE');
     expect(look.reason).toMatch(/statistics are malformed/);
+  });
+
+  it('a gate carried across continue-as-new with such a baseline goes on waiting, not failing its input', () => {
+    const input = {
+      deployment: 'd',
+      baselineVersion: 'v1',
+      candidateVersion: 'v2',
+      carry: {
+        startedAt: 1,
+        deadline: 2,
+        looks: 3,
+        settings: {
+          judge: 'offline',
+          promptVersions: { quality: 'q', hallucination: 'h', toxicity: 't' },
+          judgeTaskQueue: 'q',
+          llmTimeoutSec: 30,
+          llmMaxRetries: 3,
+        },
+        baseline: { id: 'b', samples: 1000, stats: version(s(nul)) },
+      },
+    };
+    expect(gateInputSchema.safeParse(input).success).toBe(true);
+    expect(gateInputSchema.safeParse({ ...input, carry: { ...input.carry, baseline: null } }).success).toBe(false);
   });
 
   it('well-formed statistics still decide', () => {

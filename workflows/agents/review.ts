@@ -1,9 +1,10 @@
 /** The optimisation review: the four agents as parallel child workflows, then one executive summary. */
 import { executeChild, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { raise } from '../../common/failures.js';
+import { formatZodError } from '../../common/types.js';
 import { SA } from '../../common/search-attributes.js';
 import { templateNarrative } from '../../domain/agents/narrative.js';
-import { AGENTS, type AgentName } from '../../domain/agents/types.js';
+import { AGENTS, reviewInputSchema, type AgentName } from '../../domain/agents/types.js';
 import { applicationAgent } from './application/application-agent.js';
 import { costAgent } from './cost/cost-agent.js';
 import { performanceAgent } from './performance/performance-agent.js';
@@ -39,8 +40,11 @@ function failedRun(runId: string, agent: AgentName, error: string): AgentRunResu
   };
 }
 
-export async function optimizationReview(input: ReviewInput = {}): Promise<ReviewResult> {
-  const agents = input.agents?.length ? input.agents : [...AGENTS];
+export async function optimizationReview(raw: ReviewInput = {}): Promise<ReviewResult> {
+  const parsed = reviewInputSchema.safeParse(raw);
+  if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
+  const input = parsed.data;
+  const agents = (input.agents?.length ? input.agents : [...AGENTS]) as AgentName[];
   const bad = agents.filter((a) => !(AGENTS as readonly string[]).includes(a));
   if (bad.length) raise('InvalidInput', `unknown agents: ${bad.join(', ')} (known: ${AGENTS.join(', ')})`);
   const reviewId = workflowInfo().workflowId;

@@ -7,10 +7,11 @@ import { proxyActivities, proxyLocalActivities, setCurrentDetails, upsertSearchA
 import type { AgentActivities } from '../../activities/agents/index.js';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
 import { raise, rootCause } from '../../common/failures.js';
+import { formatZodError } from '../../common/types.js';
 import { SA } from '../../common/search-attributes.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
 import { templateAnswer, templateNarrative, type Narrative } from '../../domain/agents/narrative.js';
-import type { AgentAnalysis, AgentName, AgentWindow, Finding } from '../../domain/agents/types.js';
+import { agentInputSchema, type AgentAnalysis, type AgentName, type AgentWindow, type Finding } from '../../domain/agents/types.js';
 import { agentOptions, llmOptions, localOptions } from '../options.js';
 
 export const acts = proxyActivities<AgentActivities>(agentOptions);
@@ -65,9 +66,12 @@ function windowOf(agent: AgentName, input: AgentInput): AgentWindow {
 
 export async function runAgent(
   agent: AgentName,
-  input: AgentInput,
+  raw: AgentInput,
   analyse: (w: AgentWindow, s: CycleSettings) => Promise<AgentAnalysis>,
 ): Promise<AgentRunResult> {
+  const parsed = agentInputSchema.safeParse(raw);
+  if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
+  const input: AgentInput = parsed.data;
   const runId = workflowInfo().workflowId;
   upsertSearchAttributes([{ key: SA.kind, value: `agent-${agent}` }]);
   const settings = await local.cycleSettings();

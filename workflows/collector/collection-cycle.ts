@@ -30,6 +30,7 @@ import {
   coverageNote,
   inParallel,
   SAMPLE_LIMIT,
+  searchableVersions,
   type CollectionCycleInput,
   type CycleResult,
   type CycleTotals,
@@ -103,8 +104,10 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
       totals.badSamples = [...totals.badSamples, ...page.badSamples].slice(0, SAMPLE_LIMIT);
       const newVersions = page.versions.filter((v) => !totals.versions.includes(v));
       if (newVersions.length) {
+        const listed = searchableVersions(totals.versions);
         totals.versions = [...totals.versions, ...newVersions];
-        upsertSearchAttributes([{ key: SA.modelVersion, value: totals.versions }]);
+        const listing = searchableVersions(totals.versions);
+        if (listing.length !== listed.length) upsertSearchAttributes([{ key: SA.modelVersion, value: listing }]);
       }
 
       phase = `scoring page ${totals.pages}`;

@@ -6,8 +6,8 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
 import { isFailureType, LLM_FATAL_TYPES, raise, rootCause, type FailureType } from '../../common/failures.js';
-import type { Check } from '../../common/types.js';
-import { SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
+import { formatZodError, type Check } from '../../common/types.js';
+import { SAMPLE_LIMIT, scoreBatchInputSchema, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
 import { judgeOptions, storeOptions } from '../options.js';
 
 const store = proxyActivities<CollectorActivities>(storeOptions);
@@ -20,7 +20,10 @@ export interface ScoreBatchInput {
 }
 
 /** Score a bounded batch: one activity per interaction and check; failures are recorded, not thrown. */
-export async function scoreBatch(input: ScoreBatchInput): Promise<BatchTotals> {
+export async function scoreBatch(raw: ScoreBatchInput): Promise<BatchTotals> {
+  const parsed = scoreBatchInputSchema.safeParse(raw);
+  if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
+  const input = parsed.data;
   const { settings } = input;
   const judge = proxyActivities<CollectorActivities>(judgeOptions(settings));
   const totals: BatchTotals = { scored: 0, failed: 0, skipped: 0, promptTokens: 0, completionTokens: 0, failureSamples: [] };

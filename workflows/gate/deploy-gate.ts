@@ -36,6 +36,7 @@ import {
   DEFAULT_RULE,
   gateInputSchema,
   overrideSchema,
+  overrideSignalSchema,
   resolvedTolerances,
   unmeasuredAllowed,
   type Decision,
@@ -96,13 +97,14 @@ function overrideDecision(o: Override): GateResult['effectiveDecision'] {
  * The deploy gate: baseline, durable wait for candidate scores, an anytime-valid decision,
  * an explanation by the application agent, rollback on REJECT, and the record of it all.
  */
-export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promise<GateResult> {
+export async function deployGate(raw: Omit<GateInput, 'carry'> & { carry?: GateCarry }): Promise<GateResult> {
   const parsed = gateInputSchema.safeParse(raw);
   if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
   const input = parsed.data;
   const info = workflowInfo();
   const gateId = info.workflowId;
-  const carry = raw.carry;
+  // Checked by the schema; its records are the gate's own types.
+  const carry = input.carry as GateCarry | undefined;
   const startedAt = carry?.startedAt ?? Date.now();
   const deadline = carry?.deadline ?? startedAt + msToNumber(input.maxWait);
   const rule: DecisionRuleOptions = {
@@ -124,13 +126,14 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     deadline: new Date(deadline).toISOString(),
   };
   setHandler(gateProgressQuery, () => progress);
+  /** Only the checked fields of an override are kept (whatever else a caller sent is never stored). */
   const accept = (o: Override) => {
-    override ??= { ...o, at: new Date().toISOString() };
+    override ??= { action: o.action, reason: o.reason, by: o.by, at: new Date().toISOString() };
   };
   setHandler(
     overrideUpdate,
     (o) => {
-      accept(o);
+      accept(overrideSchema.parse(o));
       return progress;
     },
     {
@@ -145,7 +148,8 @@ export async function deployGate(raw: GateInput & { carry?: GateCarry }): Promis
     },
   );
   setHandler(overrideSignal, (o) => {
-    if (overrideSchema.safeParse(o).success && !['explaining', 'rolling-back', 'done'].includes(progress.phase)) accept(o);
+    const p = overrideSignalSchema.safeParse(o);
+    if (p.success && !['explaining', 'rolling-back', 'done'].includes(progress.phase)) accept(p.data);
   });
 
   upsertSearchAttributes([

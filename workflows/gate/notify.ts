@@ -5,16 +5,18 @@
  */
 import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { NotifyActivities } from '../../activities/gate/notify.js';
-import { rootCause } from '../../common/failures.js';
-import type { GateNotice } from '../../domain/gate/notify.js';
+import { raise, rootCause } from '../../common/failures.js';
+import { formatZodError } from '../../common/types.js';
+import { gateNoticeSchema, type GateNotice } from '../../domain/gate/notify.js';
 import { gateOptions, notifyOptions } from '../options.js';
 
 const lookup = proxyActivities<NotifyActivities>(gateOptions);
 const send = proxyActivities<NotifyActivities>(notifyOptions);
 
-export async function gateNotifications(
-  notice: GateNotice,
-): Promise<Array<{ target: number; kind: string; status: string; detail: string }>> {
+export async function gateNotifications(raw: GateNotice): Promise<Array<{ target: number; kind: string; status: string; detail: string }>> {
+  const parsed = gateNoticeSchema.safeParse(raw);
+  if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
+  const notice = raw;
   const targets = await lookup.listNotifyTargets(notice.deployment);
   const out = await Promise.all(
     targets.map(async (t) => {

@@ -5,7 +5,9 @@
  */
 import { executeChild, patched, proxyActivities } from '@temporalio/workflow';
 import type { AgentActivities } from '../../../activities/agents/index.js';
-import { rootCause } from '../../../common/failures.js';
+import { raise, rootCause } from '../../../common/failures.js';
+import { formatZodError } from '../../../common/types.js';
+import { explainInputSchema } from '../../../domain/gate/inputs.js';
 import type { CycleSettings } from '../../../domain/collector/collection.js';
 import { templateExplanation } from '../../../domain/agents/application/explain.js';
 import type { Decision, Evidence, Explanation } from '../../../domain/gate/types.js';
@@ -24,7 +26,11 @@ export interface ExplainDecisionInput {
  */
 export const EXPLAIN_DECISION_WORKFLOW = 'explain-decision-workflow';
 
-export async function explainDecision(input: ExplainDecisionInput): Promise<Explanation> {
+export async function explainDecision(raw: ExplainDecisionInput): Promise<Explanation> {
+  const parsed = explainInputSchema.safeParse(raw);
+  if (!parsed.success) raise('InvalidInput', formatZodError(parsed.error));
+  // Checked by the schema; the evidence is the gate's own type.
+  const input = raw;
   const template = templateExplanation(input.decision, input.evidence, input.reason);
   if (input.settings.judge === 'offline') return template;
   try {
