@@ -307,6 +307,15 @@ export const THREAT_PHRASES: readonly [string, number][] = [
   ['kick your ass', 0.85],
   ['cut your throat', 1],
   ['drink bleach', 0.9],
+  // A veiled threat against someone or what is theirs ("…to your kids", not "…to the data").
+  ...['something', 'anything'].flatMap((what) =>
+    ['you', 'your', 'ur'].map((whose): [string, number] => [`shame if ${what} happened to ${whose}`, 0.85]),
+  ),
+  ['your days are numbered', 0.85],
+  // Wishing someone had never lived.
+  ['should have aborted you', 0.85],
+  ['should ve aborted you', 0.85],
+  ['should have been aborted', 0.85],
   // Telling someone the world is better without them.
   ...['nobody', 'no one'].flatMap((who) => ['would', 'will'].map((v): [string, number] => [`${who} ${v} miss you`, 0.85])),
   ['better off without you', 0.8],
@@ -334,9 +343,23 @@ export const THREAT_PHRASES: readonly [string, number][] = [
 ];
 
 /**
- * Wished-for death said as a bare order: read at the start of a sentence or after "go", "just" or
- * "please" ("die in a fire", "go jump off a bridge"), not inside a statement ("three people die
- * in a fire").
+ * Veiled threats read only where they end the sentence: "I will find you.", not "I will find you
+ * a table". ("You'll regret this" is left out: as often a warning, "skip backups and you'll
+ * regret this", as a threat.)
+ */
+export const CLOSING_THREATS: readonly [string, number][] = [
+  ['you won t see it coming', 0.8],
+  ['you wont see it coming', 0.8],
+  ['sleep with one eye open', 0.85],
+  ['i will find you', 0.8],
+  ['i ll find you', 0.8],
+];
+
+/**
+ * Wished-for death, or exile, said as a bare order: read at the start of a sentence or after
+ * "go", "just" or "please" ("die in a fire", "go jump off a bridge", "go back to your country"),
+ * not inside a statement ("three people die in a fire", "you may need to go back to your country
+ * to apply").
  */
 export const IMPERATIVE_THREATS: readonly [string, number][] = [
   ['die in a fire', 0.9],
@@ -344,6 +367,7 @@ export const IMPERATIVE_THREATS: readonly [string, number][] = [
   ['jump off a cliff', 0.85],
   ['play in traffic', 0.85],
   ['drop dead', 0.85],
+  ['go back to your country', 0.8],
 ];
 /** Words after a threat phrase that make it a comparison ("no one will miss you more than I will"). */
 export const COMPARISON_NEXT = new Set(['more', 'as', 'so', 'like', 'too']);
@@ -362,4 +386,6 @@ export const INTENSIFIED = new Set([
 ]);
 export const IMPERATIVE_LEADS = ['go', 'just', 'please', 'pls', 'plz'];
 
-export const THREAT_STARTS = new Set([...THREAT_PHRASES, ...IMPERATIVE_THREATS].map(([p]) => p.split(' ')[0] as string));
+export const THREAT_STARTS = new Set(
+  [...THREAT_PHRASES, ...IMPERATIVE_THREATS, ...CLOSING_THREATS].map(([p]) => p.split(' ')[0] as string),
+);

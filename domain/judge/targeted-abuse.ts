@@ -33,6 +33,7 @@ import {
   TARGET_YOU,
   WISH_CUES,
   THREAT_PHRASES,
+  CLOSING_THREATS,
   THREAT_STARTS,
   VICTIM_NOUNS,
 } from './targeted-abuse-words.js';
@@ -141,6 +142,7 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
         if (!COMPARISON_NEXT.has(wordAfter(phrase, at))) take(w, 'threat');
       }
     }
+    for (const [phrase, w] of CLOSING_THREATS) if (joined.endsWith(` ${phrase} `)) take(w, 'threat');
     for (const [phrase, w] of IMPERATIVE_THREATS) {
       const at = joined.startsWith(` ${phrase} `) ? 0 : Math.max(...IMPERATIVE_LEADS.map((lead) => joined.indexOf(` ${lead} ${phrase} `)));
       // "drop dead gorgeous": the phrase as an intensifier of the next word.
