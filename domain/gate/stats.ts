@@ -164,9 +164,27 @@ export function rateSd(s: SampleStats): number {
   return Math.sqrt(p * (1 - p));
 }
 
-/** Standard deviation used for the bounds of the quality mean: at least 0.01, so a constant sample still has width. */
+/**
+ * Patch id (for workflows' `patched`): from this change on, each metric needs `minSamples` scored
+ * interactions on each side before it decides, and quality's sd is `qualitySd`. Gates and
+ * comparisons recorded before decide their looks as they did (DecisionRuleOptions.legacy).
+ */
+export const PER_METRIC_RULE = 'per-metric-rule';
+
+/**
+ * Standard deviation used for the bounds of the quality mean (scores in [0, 1]): the sample's,
+ * smoothed the way `rateSd` smooths a rate, as if half an observation at 0 and half at 1 were
+ * added to it (for 0/1 values it is exactly `rateSd`). A sample that happens to be constant, or
+ * that has not met a rare low score yet, then still has a width that shrinks like 1/sqrt(n):
+ * 30 identical scores do not claim a certainty they cannot have (a fixed floor such as 0.01
+ * approved a candidate with 7 % of zero scores one time in ten).
+ */
 export function qualitySd(s: SampleStats): number {
-  return Math.max(s.sd, 0.01);
+  const n = s.n;
+  const m2 = s.sd * s.sd * Math.max(0, n - 1);
+  const p = (n * s.mean + 0.5) / (n + 1);
+  const ss = m2 + n * (s.mean - p) ** 2 + 0.5 * p * p + 0.5 * (1 - p) * (1 - p);
+  return Math.sqrt(ss / (n + 1));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,7 +263,24 @@ function pts(x: number): string {
   const s = (Math.abs(x) * 100).toFixed(1);
   return x < 0 && s !== '0.0' ? `−${s}` : s;
 }
-/** Formats a fraction as a percentage: 0.87 → "87.0 %". */
+/**
+ * A bound in points that stays true once written: "at most" rounds up, "at least" rounds down,
+ * and a decimal is added (up to four) while the written bound would not be strictly on its side
+ * of the tolerance (an upper bound of 4.96 points is "at most 4.96 (< 5)", not "at most 5.0 (< 5)").
+ */
+function boundPts(x: number, side: 'upper' | 'lower', tolerance: number): string {
+  const tol = Number((tolerance * 100).toFixed(6));
+  let text = pts(x);
+  for (let d = 1; d <= 4; d++) {
+    const f = 10 ** d;
+    const v = side === 'upper' ? Math.ceil(x * 100 * f - 1e-6) / f : Math.floor(x * 100 * f + 1e-6) / f;
+    const s = Math.abs(v).toFixed(d);
+    text = v < 0 && Number(s) !== 0 ? `−${s}` : s;
+    if (side === 'upper' ? v < tol : v > tol) break;
+  }
+  return text;
+}
+
 /** A tolerance in points without trailing zeros: 0.05 → "5", 0.025 → "2.5". */
 function tolPts(x: number): string {
   return String(Number((x * 100).toFixed(2)));
@@ -269,19 +304,25 @@ function verdictFor(
   alphaEach: number,
   plannedSamples: number,
   decide: boolean,
+  minSamples: number,
+  legacy: boolean,
 ): MetricVerdict {
   const isQuality = metric === 'quality';
   const harm = isQuality ? baseline.mean - candidate.mean : candidate.mean - baseline.mean;
-  const sd = isQuality ? qualitySd : rateSd;
-  const width = ciHalfWidth(baseline.n, sd(baseline), alphaEach) + csHalfWidth(candidate.n, sd(candidate), alphaEach, plannedSamples);
+  const sd = isQuality ? (legacy ? (s: SampleStats) => Math.max(s.sd, 0.01) : qualitySd) : rateSd;
+  if (legacy) minSamples = 0;
+  const baseWidth = ciHalfWidth(baseline.n, sd(baseline), alphaEach);
+  const candWidth = csHalfWidth(candidate.n, sd(candidate), alphaEach, plannedSamples);
   // A harm is a difference of two means in [0, 1], so it lies in [-1, 1]: clamping keeps the
   // bounds finite (and JSON-safe) when a sample is empty, without claiming anything.
-  const lower = clampHarm(harm - width);
-  const upper = clampHarm(harm + width);
+  const lower = clampHarm(harm - baseWidth - candWidth);
+  const upper = clampHarm(harm + baseWidth + candWidth);
   let verdict: MetricVerdict['verdict'] = 'pending';
   // Statistics that cannot come from scores in [0, 1] (NaN arrives as null through JSON) decide nothing.
   const usable = wellFormed(baseline) && wellFormed(candidate);
-  if (usable && decide && baseline.n > 0 && candidate.n > 0) {
+  // Each side of each metric needs `minSamples` scored interactions: a fixed z bound on a baseline
+  // of one or two scores (whose sd is 0) rejected an unchanged candidate one time in five.
+  if (usable && decide && baseline.n >= minSamples && candidate.n >= minSamples && baseline.n > 0 && candidate.n > 0) {
     if (lower > tolerance) verdict = 'fail';
     else if (upper < tolerance) verdict = 'pass';
   } else if (usable && (unmeasured(baseline) || unmeasured(candidate))) verdict = 'unmeasured';
@@ -317,16 +358,16 @@ function failText(v: MetricVerdict, alpha: number): string {
   const what = v.metric === 'quality' ? 'drop' : 'rise';
   return (
     `${l.name} ${l.worse} ${pts(v.harm)} points (${percentText(v.baseline)} → ${percentText(v.candidate)}); ` +
-    `with ${confidenceText(alpha)} confidence the ${what} is at least ${pts(v.lower)} points, ` +
+    `with ${confidenceText(alpha)} confidence the ${what} is at least ${boundPts(v.lower, 'lower', v.tolerance)} points, ` +
     `above the ${tolPts(v.tolerance)}-point tolerance`
   );
 }
 
 function passText(v: MetricVerdict): string {
-  return `${LABEL[v.metric].harm} at most ${pts(v.upper)} points (< ${tolPts(v.tolerance)})`;
+  return `${LABEL[v.metric].harm} at most ${boundPts(v.upper, 'upper', v.tolerance)} points (< ${tolPts(v.tolerance)})`;
 }
 
-function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleStats): string {
+function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleStats, minSamples: number): string {
   const l = LABEL[v.metric];
   if (!wellFormed(baseline) || !wellFormed(candidate)) {
     const side = wellFormed(baseline) ? 'candidate' : 'baseline';
@@ -336,6 +377,10 @@ function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleS
   if (v.verdict === 'unmeasured') return unmeasuredText(v, false);
   if (baseline.n === 0) return `no baseline ${l.name} data`;
   if (candidate.n === 0) return `no candidate ${l.name} data yet`;
+  if (baseline.n < minSamples) {
+    return `the baseline has ${baseline.n} scored ${l.name} interactions, fewer than the ${minSamples} needed to decide on it`;
+  }
+  if (candidate.n < minSamples) return `${candidate.n} of the ${minSamples} candidate ${l.name} samples needed before a verdict on it`;
   return `${l.harm} between ${pts(v.lower)} and ${pts(v.upper)} points straddles the ${tolPts(v.tolerance)}-point tolerance`;
 }
 
@@ -353,11 +398,13 @@ function pendingText(v: MetricVerdict, baseline: SampleStats, candidate: SampleS
  * and P(false approve) ≤ alpha/2 over all looks together, asymptotically.
  *
  * Rates are means of 0/1 flags and use the smoothed sd sqrt(p̃(1 − p̃)), p̃ = (k + 0.5)/(n + 1), so
- * a rate observed as zero still has width; quality uses max(sd, 0.01).
+ * a rate observed as zero still has width; quality uses the same smoothing (`qualitySd`).
  *
  * Verdicts: 'fail' when lower > tolerance, 'pass' when upper < tolerance (both strict), else
  * 'pending'. Before `minSamples` candidate samples (the quality sample size) every verdict is
- * 'pending' and the outcome is CONTINUE. Outcome: REJECT if any metric fails, APPROVE if all
+ * 'pending' and the outcome is CONTINUE; a metric is also 'pending' while either side has fewer
+ * than `minSamples` scored interactions of it (a baseline of a few scores, a check the judge
+ * mostly abstained on). Outcome: REJECT if any metric fails, APPROVE if all
  * pass, else CONTINUE. A metric with no data on either side is always 'pending' (never a silent pass),
  * and so is one whose statistics are malformed (`wellFormed`): the look then says which.
  *
@@ -369,7 +416,17 @@ export function decideLook(baseline: VersionStats, candidate: VersionStats, opts
   const samples = candidate.quality.n;
   const ready = samples >= opts.minSamples;
   const metrics = GATE_METRICS.map((m) =>
-    verdictFor(m, baseline[m], candidate[m], opts.tolerances[TOLERANCE_KEY[m]], alphaEach, opts.plannedSamples, ready),
+    verdictFor(
+      m,
+      baseline[m],
+      candidate[m],
+      opts.tolerances[TOLERANCE_KEY[m]],
+      alphaEach,
+      opts.plannedSamples,
+      ready,
+      opts.minSamples,
+      opts.legacy === true,
+    ),
   );
   const failed = metrics.filter((v) => v.verdict === 'fail');
   if (failed.length > 0) {
@@ -381,7 +438,7 @@ export function decideLook(baseline: VersionStats, candidate: VersionStats, opts
       outcome: 'CONTINUE',
       samples,
       metrics,
-      reason: `${joinClauses(malformed.map((v) => pendingText(v, baseline[v.metric], candidate[v.metric])))}.`,
+      reason: `${joinClauses(malformed.map((v) => pendingText(v, baseline[v.metric], candidate[v.metric], opts.minSamples)))}.`,
     };
   }
   const allowed = (v: MetricVerdict) => v.verdict === 'unmeasured' && (opts.allowUnmeasured ?? []).includes(v.metric);
@@ -422,7 +479,7 @@ export function decideLook(baseline: VersionStats, candidate: VersionStats, opts
     samples,
     metrics,
     reason: `not enough evidence yet after ${samples} candidate samples: ${joinClauses(
-      pending.map((v) => pendingText(v, baseline[v.metric], candidate[v.metric])),
+      pending.map((v) => pendingText(v, baseline[v.metric], candidate[v.metric], opts.minSamples)),
     )}.`,
   };
 }

@@ -86,6 +86,11 @@ export interface DecisionRuleOptions {
   plannedSamples: number;
   /** Guards that may go unmeasured (the judge abstains) without stopping an approval. */
   allowUnmeasured?: readonly GateMetric[];
+  /**
+   * Decide as gates did before PER_METRIC_RULE (quality sd floored at 0.01, no per-metric sample
+   * minimum), so that a gate recorded before it replays its looks as they were.
+   */
+  legacy?: boolean;
 }
 export const DEFAULT_RULE: DecisionRuleOptions = {
   tolerances: DEFAULT_TOLERANCES,

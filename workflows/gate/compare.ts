@@ -1,12 +1,12 @@
 /** abCompare: two versions serving side by side, compared with the gate's statistics and explained. */
-import { proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CollectorActivities } from '../../activities/collector/activities.js';
 import type { GateActivities } from '../../activities/gate/activities.js';
 import { raise } from '../../common/failures.js';
 import { SA } from '../../common/search-attributes.js';
 import { formatZodError } from '../../common/types.js';
 import { compareInputSchema, type CompareInput, type ComparisonResult } from '../../domain/gate/inputs.js';
-import { DECISION_RULE_TEST, decideLook } from '../../domain/gate/stats.js';
+import { DECISION_RULE_TEST, decideLook, PER_METRIC_RULE } from '../../domain/gate/stats.js';
 import { DEFAULT_RULE, type Decision, type Evidence } from '../../domain/gate/types.js';
 import { explainChild } from '../agents/application/explain-decision.js';
 import { gateOptions, localOptions } from '../options.js';
@@ -39,6 +39,7 @@ export async function abCompare(raw: CompareInput): Promise<ComparisonResult> {
     minSamples: input.minSamples,
     alpha: input.alpha,
     plannedSamples: DEFAULT_RULE.plannedSamples,
+    legacy: !patched(PER_METRIC_RULE),
   });
   const outcome: Decision = look.outcome === 'CONTINUE' ? 'INCONCLUSIVE' : look.outcome;
   upsertSearchAttributes([{ key: SA.decision, value: outcome }]);

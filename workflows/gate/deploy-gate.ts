@@ -31,7 +31,7 @@ import { SA } from '../../common/search-attributes.js';
 import { formatZodError } from '../../common/types.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
 import type { BaselineRecord } from '../../domain/gate/baseline.js';
-import { DECISION_RULE_TEST, decideLook } from '../../domain/gate/stats.js';
+import { DECISION_RULE_TEST, decideLook, PER_METRIC_RULE } from '../../domain/gate/stats.js';
 import {
   DEFAULT_RULE,
   gateInputSchema,
@@ -113,6 +113,7 @@ export async function deployGate(raw: Omit<GateInput, 'carry'> & { carry?: GateC
     alpha: input.alpha,
     plannedSamples: DEFAULT_RULE.plannedSamples,
     allowUnmeasured: unmeasuredAllowed(input.allowUnmeasured),
+    legacy: !patched(PER_METRIC_RULE),
   };
 
   let override = carry?.override;
