@@ -8,15 +8,25 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getHeapStatistics } from 'node:v8';
 
+// The compiler that loads the TypeScript needs the working directory: one that was deleted
+// under the shell would end in a stack trace.
+try {
+  process.cwd();
+} catch {
+  console.error("error: the current directory no longer exists; 'cd' to an existing one and run optiinfra again");
+  process.exit(3);
+}
+
 // `optiinfra worker` runs with its V8 old generation capped (OPTIINFRA_WORKER_HEAP_MB, default
 // 256 MB; 0 keeps V8's sizing, which is 4 GiB on a 24 GiB machine and collected lazily: a worker
 // whose live heap stays under 100 MB grew to 870 MB of RSS over a 50,000-interaction cycle). This
 // process, before loading anything, starts the worker as its child with `--max-old-space-size`,
 // forwards SIGINT/SIGTERM and exits with its code; the child stops at once when this process is
-// gone (killed), through the IPC channel.
+// gone (killed), through the IPC channel. A value the configuration refuses (not 0 or 64 and
+// more) starts no child: the configuration reports it.
 const cap = (process.env.OPTIINFRA_WORKER_HEAP_MB ?? '').trim() === '' ? 256 : Number(process.env.OPTIINFRA_WORKER_HEAP_MB);
 const capped = () => getHeapStatistics().heap_size_limit / 2 ** 20 <= cap + 256;
-if (process.argv[2] === 'worker' && !process.send && Number.isInteger(cap) && cap > 0 && !capped()) {
+if (process.argv[2] === 'worker' && !process.send && Number.isInteger(cap) && cap >= 64 && !capped()) {
   const child = spawn(process.execPath, [...process.execArgv, `--max-old-space-size=${cap}`, ...process.argv.slice(1)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
   });

@@ -63,13 +63,50 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** Longest value of any variable: a path, a URL or a list of keys fits; a pasted file does not. */
+export const MAX_ENV_VALUE = 4096;
+
+/**
+ * What no variable may hold, whatever it is (checked before each one's own rules): more than
+ * MAX_ENV_VALUE characters, quotes around the whole value (a .env file's quoting taken literally)
+ * and control characters inside it (a second line). Leading and trailing whitespace, a trailing
+ * line break or CR included, is trimmed by every variable. Messages never repeat the value.
+ */
+function envShapeProblem(name: string, v: string): string | undefined {
+  const t = v.trim();
+  if (t.length > MAX_ENV_VALUE) return `${name} is ${t.length} characters long; at most ${MAX_ENV_VALUE} are accepted`;
+  if (t.length >= 2 && /^(["'`]).*\1$/s.test(t)) {
+    return `${name} is wrapped in quotes: remove them (quotes around a value in a .env file are not part of it)`;
+  }
+  const ctl = [...t].findIndex((c) => /[\u0000-\u001f\u007f-\u009f]/.test(c));
+  if (ctl >= 0) return `${name} holds a control character (a line break or tab?) at character ${ctl + 1}; the value is not shown`;
+  return undefined;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const r = envSchema.safeParse(env);
-  if (!r.success) throw new ConfigError(`invalid configuration: ${formatZodError(r.error)}`);
+  const problems: string[] = [];
+  const checked: NodeJS.ProcessEnv = { ...env };
+  for (const name of Object.keys(envSchema.shape)) {
+    const v = env[name];
+    const p = v === undefined ? undefined : envShapeProblem(name, v);
+    if (p) {
+      problems.push(p);
+      delete checked[name];
+    }
+  }
+  const r = envSchema.safeParse(checked);
+  if (!r.success) problems.push(formatZodError(r.error));
+  if (problems.length || !r.success) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   const e = r.data;
   if (Boolean(e.TEMPORAL_TLS_CERT) !== Boolean(e.TEMPORAL_TLS_KEY)) {
     throw new ConfigError(
       'invalid configuration: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (the client certificate and its private key, PEM files)',
+    );
+  }
+  // TLS off on request is for a plain-text proxy in front of the cluster; a client certificate or CA would be ignored.
+  if (e.TEMPORAL_TLS === false && (e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA)) {
+    throw new ConfigError(
+      'invalid configuration: TEMPORAL_TLS=false conflicts with TEMPORAL_TLS_CERT / TEMPORAL_TLS_CA (they need TLS): unset TEMPORAL_TLS or set it to true',
     );
   }
   const plan = e.GROQ_PLAN ?? 'developer';

@@ -64,15 +64,32 @@ export function redact(text: string, secrets: Array<string | undefined>): string
 /** scheme://user[:password]@ in text (the userinfo part of a URL). */
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
-/** The password of a URL, as written and decoded (for redaction; empty when there is none). */
+/**
+ * The secrets of a URL, as written and decoded (for redaction; empty when there are none): its
+ * password and the values of secret-looking query parameters (?password=, ?sslkey=...). A value
+ * whose percent-encoding is malformed is returned as written.
+ */
 export function urlPasswords(u?: string): string[] {
   if (!u) return [];
+  let x: URL;
   try {
-    const raw = new URL(u).password;
-    return raw ? [...new Set([raw, decodeURIComponent(raw)])] : [];
+    x = new URL(u);
   } catch {
     return [];
   }
+  const out = new Set<string>();
+  const add = (raw: string) => {
+    if (!raw) return;
+    out.add(raw);
+    try {
+      out.add(decodeURIComponent(raw));
+    } catch {
+      // malformed %-encoding: the text as written is what appears anywhere
+    }
+  };
+  add(x.password);
+  for (const [k, v] of x.searchParams) if (SECRET_PARAM.test(k)) add(v);
+  return [...out];
 }
 
 export function secretsOf(c: Config): string[] {
@@ -88,7 +105,6 @@ export function secretsOf(c: Config): string[] {
   ].filter((s): s is string => !!s);
 }
 
-/** A URL with its password masked, for display. */
 /** Query parameters whose values are secret-looking (tokens, keys, signatures, sessions). */
 const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session|code/i;
 
@@ -119,11 +135,13 @@ export function urlAddress(u: string | URL): string | undefined {
   }
 }
 
+/** A URL with its password and secret-looking query values masked, for display. */
 export function maskUrl(u?: string): string | undefined {
   if (!u) return u;
   try {
     const x = new URL(u);
     if (x.password) x.password = '****';
+    for (const k of [...x.searchParams.keys()]) if (SECRET_PARAM.test(k)) x.searchParams.set(k, '****');
     return x.toString();
   } catch {
     return '(unparseable URL)';

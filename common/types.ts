@@ -58,6 +58,20 @@ export function calendarDateExists(s: string): boolean {
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
 }
 
+/** An ISO-8601 date-time without a zone designator (2025-06-01T10:00, 2025-06-01 10:00:00.5). */
+const ZONELESS_DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/i;
+
+/**
+ * Epoch milliseconds of a date text (NaN when it does not parse), read as UTC when it names no
+ * zone: JavaScript reads such a date-time in the process's TZ, so the same record or argument
+ * would mean another instant on a machine in another zone.
+ */
+export function parseUtcDate(s: string): number {
+  const t = s.trim();
+  const m = ZONELESS_DATE_TIME.exec(t);
+  return Date.parse(m ? `${m[1]}T${m[2]}Z` : t);
+}
+
 /** The texts a judge sees, after truncation. */
 export interface JudgeInput {
   prompt: string;

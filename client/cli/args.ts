@@ -3,7 +3,7 @@
  * and the exit codes.
  */
 import { InvalidArgumentError } from 'commander';
-import { durationMs, ID_PATTERN } from '../../common/types.js';
+import { calendarDateExists, durationMs, ID_PATTERN, parseUtcDate } from '../../common/types.js';
 import { AGENTS, type AgentName } from '../../domain/agents/types.js';
 
 /** Exit codes: 0 success, 3 usage or infrastructure error (the gate adds 1 reject, 2 inconclusive). */
@@ -72,10 +72,13 @@ export const pointsArg = (what: string) => (v: string) => {
   return n / 100;
 };
 
+/** An ISO-8601 date or date-time; one without a zone is UTC, whatever the process's TZ. */
 export const isoArg = (v: string) => {
-  if (Number.isNaN(Date.parse(v))) throw new InvalidArgumentError('must be an ISO-8601 date, e.g. 2026-11-25T10:00:00Z');
-  return new Date(v).toISOString();
+  const ms = ISO_DATE.test(v.trim()) && calendarDateExists(v) ? parseUtcDate(v) : Number.NaN;
+  if (Number.isNaN(ms)) throw new InvalidArgumentError('must be an ISO-8601 date, e.g. 2026-11-25T10:00:00Z (UTC when no zone is given)');
+  return new Date(ms).toISOString();
 };
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
 /** A comma-separated subset of the agents. */
 export const agentListArg = (v: string): AgentName[] => {

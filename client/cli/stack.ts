@@ -3,6 +3,7 @@
  */
 import type { Command } from 'commander';
 import { stackDown, stackStatus, stackUp } from '../../stack/stack.js';
+import { loadConfig } from '../../common/config.js';
 import { openStores, runtimeConfig } from '../runtime.js';
 import { table } from './format.js';
 
@@ -12,6 +13,7 @@ export function registerStackCommands(program: Command): void {
     .command('up')
     .description('install what is missing and start what is not running (idempotent)')
     .action(async () => {
+      loadConfig(); // a bad variable is refused before anything starts (and before any URL is printed)
       const ep = await stackUp();
       const stores = await openStores(runtimeConfig());
       await stores.close();
@@ -21,6 +23,7 @@ export function registerStackCommands(program: Command): void {
     .command('status')
     .description('show what runs')
     .action(async () => {
+      loadConfig();
       console.log(table(await stackStatus()));
     });
   stack
