@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { ClickHouseStore } from '../activities/storage/clickhouse/store.js';
 import { LlmClient } from '../activities/llm/client.js';
+import { MigrationError } from '../activities/storage/migration-error.js';
 import { createPool, migrate, type Db } from '../activities/storage/postgres/db.js';
 import { ConfigError, loadConfig, type Config } from '../common/config.js';
 import { redact, secretsOf, urlAddress } from '../common/secrets.js';
@@ -51,6 +52,8 @@ export async function openStores(config: Config): Promise<Stores> {
   const cannotUse = async (store: string, url: string, variable: string, e: unknown): Promise<never> => {
     await Promise.allSettled([ch.close(), db.end()]);
     const why = redact(e instanceof Error ? e.message : String(e), secretsOf(config));
+    // A migration failure says itself which migration and what to do.
+    if (e instanceof MigrationError) throw new ConfigError(`${why} (${store} at ${urlAddress(url) ?? 'the configured URL'})`);
     throw new ConfigError(
       `cannot use ${store} at ${urlAddress(url) ?? 'the configured URL'} (${why}): run 'optiinfra stack up' or set ${variable}`,
     );

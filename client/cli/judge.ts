@@ -22,6 +22,7 @@ import { buildOutput, formatOutput, type JudgeDescription } from '../../activiti
 import { runJudgeEval, type EvalJudge, type RunResult } from '../../activities/judge-eval/runner.js';
 import { LlmClient } from '../../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../../activities/storage/postgres/db.js';
+import { MigrationError } from '../../activities/storage/migration-error.js';
 import type { Config } from '../../common/config.js';
 import { redact, secretsOf } from '../../common/secrets.js';
 import { COMBINED_PROMPT_VERSION, JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
@@ -164,8 +165,9 @@ async function sharedBudgetDb(config: Config, note: (s: string) => void): Promis
   } catch (e) {
     await db.end().catch(() => undefined);
     const why = redact(e instanceof Error ? e.message : String(e), secretsOf(config));
+    const what = e instanceof MigrationError ? `cannot be used: ${why}` : `did not answer (${why})`;
     note(
-      `pacing in this process only: PostgreSQL (${redact(config.databaseUrl, secretsOf(config))}) did not answer (${why}); pass --local-budget to skip it`,
+      `pacing in this process only: PostgreSQL (${redact(config.databaseUrl, secretsOf(config))}) ${what}; pass --local-budget to skip it`,
     );
     return undefined;
   }

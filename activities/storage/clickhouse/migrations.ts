@@ -6,6 +6,7 @@
  * current releases.
  */
 import { randomUUID } from 'node:crypto';
+import { MigrationError, reasonOf } from '../migration-error.js';
 import { sqlString } from './sql.js';
 
 /** What a migration may do: run a statement, read rows. */
@@ -192,14 +193,29 @@ export const CLICKHOUSE_MIGRATIONS: readonly ChMigration[] = [
   },
 ];
 
-/** How long a migration lock is held at most before another worker may take over. */
-const LOCK_LEASE_SECONDS = 1800;
+/**
+ * A migration lock is live while its holder shows it is: the holder writes a heartbeat every
+ * BEAT_MS, and a lock without one for LOCK_STALE_SECONDS is ignored (its holder died, e.g. killed
+ * half-way through a migration), so the next start takes over within a minute.
+ */
+const LOCK_STALE_SECONDS = 60;
+const BEAT_MS = 10_000;
 /**
  * Locks are ordered by the server's clock (whole seconds), then by token: a claimer waits this
  * long after its claim before reading the others, so it sees every claim of the same second.
  */
 const CLAIM_SETTLE_MS = 2000;
 const POLL_MS = 500;
+
+/** The tables (and views) the migrations leave, checked once every migration is recorded. */
+const SCHEMA_TABLES: ReadonlyArray<{ table: string; version: number }> = [
+  ...['interactions', 'scores', 'cost_usage', 'metric_samples'].map((table) => ({ table, version: 1 })),
+  { table: 'score_daily', version: 3 },
+  { table: 'score_daily_mv', version: 3 },
+];
+
+/** The newest schema version this code knows. */
+export const CLICKHOUSE_SCHEMA_VERSION = Math.max(...CLICKHOUSE_MIGRATIONS.map((m) => m.version));
 
 export interface MigrateOptions {
   /** Apply migrations up to this version only (tests of an upgrade from an older schema). */
@@ -208,56 +224,125 @@ export interface MigrateOptions {
   waitMs?: number;
 }
 
+const connectionLost = (e: unknown) =>
+  /ECONNREFUSED|ECONNRESET|socket hang up|Timeout|EPIPE|ENOTFOUND|EHOSTUNREACH|EAI_AGAIN|other side closed/i.test(reasonOf(e));
+
+/** What to do about a failed ClickHouse statement. */
+function advice(e: unknown): string {
+  const m = reasonOf(e);
+  if (/readonly|Not enough privileges|ACCESS_DENIED|Code: (164|497)\b/i.test(m)) {
+    return 'the ClickHouse user may not create or alter tables: give it those rights (not readonly), or start once as a user who has them so the migrations are applied';
+  }
+  if (connectionLost(e)) {
+    return 'the connection was lost: start again once ClickHouse answers; the migration is run again from its start';
+  }
+  return 'fix the cause and start again; the migration is run again from its start';
+}
+
 /**
  * Apply the pending migrations in order. Workers that start together elect one of them (the
  * earliest live claim in `schema_migrations`) to apply them while the others wait until they
- * are recorded as applied; a lock older than its lease is ignored (its holder died).
+ * are recorded as applied; a lock whose holder stopped beating is ignored (its holder died). A
+ * schema newer than this code is refused, and so is a recorded schema missing one of its tables.
+ * Failures are MigrationErrors naming the database, the migration and what to do.
  */
 export async function applyMigrations(ctx: MigrationContext, opts: MigrateOptions = {}): Promise<number[]> {
   const { db, exec, select } = ctx;
   const upTo = opts.upTo ?? Infinity;
   const wanted = CLICKHOUSE_MIGRATIONS.filter((m) => m.version <= upTo);
-  await exec(`CREATE DATABASE IF NOT EXISTS ${db}`);
-  await exec(`CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
+  let step = `creating database ${db} and its schema_migrations table`;
+  let running: ChMigration | undefined;
+  let reached = false;
+  try {
+    await exec(`CREATE DATABASE IF NOT EXISTS ${db}`);
+    reached = true;
+    await exec(`CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
       version UInt32, name String, event String, token String, at DateTime
     ) ENGINE = MergeTree() ORDER BY (event, version, at, token)`);
-  const pending = async () => {
-    const rows = await select<{ version: string | number }>(`SELECT DISTINCT version FROM ${db}.schema_migrations WHERE event = 'applied'`);
-    const done = new Set(rows.map((r) => Number(r.version)));
-    return wanted.filter((m) => !done.has(m.version));
-  };
-  const deadline = Date.now() + (opts.waitMs ?? 15 * 60_000);
-  const live = `event = 'lock' AND at >= toDateTime(toUInt32(now()) - ${LOCK_LEASE_SECONDS})
-           AND token NOT IN (SELECT token FROM ${db}.schema_migrations WHERE event = 'release')`;
-  const holder = async () =>
-    (await select<{ token: string }>(`SELECT token FROM ${db}.schema_migrations WHERE ${live} ORDER BY at, token LIMIT 1`))[0]?.token;
-  const mark = (event: string, token: string, m?: ChMigration) =>
-    exec(
-      `INSERT INTO ${db}.schema_migrations (version, name, event, token, at) SELECT ${m?.version ?? 0}, ${sqlString(m?.name ?? '')}, ${sqlString(event)}, ${sqlString(token)}, now()`,
-    );
-  const applied: number[] = [];
-  for (let todo = await pending(); todo.length; todo = await pending()) {
-    if (Date.now() > deadline) throw new Error(`ClickHouse migrations of ${db}: another worker has held the migration lock too long`);
-    const token = randomUUID();
-    await mark('lock', token);
-    await sleep(CLAIM_SETTLE_MS);
-    if ((await holder()) === token) {
-      try {
-        for (const m of await pending()) {
-          await m.apply(ctx);
-          await mark('applied', token, m);
-          applied.push(m.version);
-        }
-      } finally {
-        await mark('release', token);
+    step = 'reading schema_migrations';
+    const pending = async () => {
+      const rows = await select<{ version: string | number }>(
+        `SELECT DISTINCT version FROM ${db}.schema_migrations WHERE event = 'applied'`,
+      );
+      const done = new Set(rows.map((r) => Number(r.version)));
+      const newest = Math.max(0, ...done);
+      if (newest > CLICKHOUSE_SCHEMA_VERSION) {
+        throw new MigrationError(
+          'ClickHouse',
+          `ClickHouse database ${db} has schema version ${newest}, newer than this OptiInfra knows (${CLICKHOUSE_SCHEMA_VERSION}): it was migrated by a newer release; run that release or a newer one (or restore a backup from before it). Nothing was changed`,
+          newest,
+        );
       }
-      continue;
+      return wanted.filter((m) => !done.has(m.version));
+    };
+    const deadline = Date.now() + (opts.waitMs ?? 15 * 60_000);
+    const live = `event = 'lock' AND token NOT IN (SELECT token FROM ${db}.schema_migrations WHERE event = 'release')
+           AND token IN (SELECT token FROM ${db}.schema_migrations
+                         WHERE event IN ('lock', 'beat') AND at >= toDateTime(toUInt32(now()) - ${LOCK_STALE_SECONDS}))`;
+    const holder = async () =>
+      (await select<{ token: string }>(`SELECT token FROM ${db}.schema_migrations WHERE ${live} ORDER BY at, token LIMIT 1`))[0]?.token;
+    const mark = (event: string, token: string, m?: ChMigration) =>
+      exec(
+        `INSERT INTO ${db}.schema_migrations (version, name, event, token, at) SELECT ${m?.version ?? 0}, ${sqlString(m?.name ?? '')}, ${sqlString(event)}, ${sqlString(token)}, now()`,
+      );
+    const applied: number[] = [];
+    for (let todo = await pending(); todo.length; todo = await pending()) {
+      if (Date.now() > deadline) {
+        throw new MigrationError(
+          'ClickHouse',
+          `ClickHouse database ${db}: migration ${todo[0]!.version} (${todo[0]!.name}) is still being applied by another worker after ${Math.round((opts.waitMs ?? 15 * 60_000) / 1000)} s: start again later, or look at that worker`,
+          todo[0]!.version,
+        );
+      }
+      const token = randomUUID();
+      step = 'claiming the migration lock';
+      await mark('lock', token);
+      await sleep(CLAIM_SETTLE_MS);
+      if ((await holder()) === token) {
+        const beat = setInterval(() => void mark('beat', token).catch(() => undefined), BEAT_MS);
+        try {
+          for (const m of await pending()) {
+            running = m;
+            await m.apply(ctx);
+            await mark('applied', token, m);
+            running = undefined;
+            applied.push(m.version);
+          }
+        } finally {
+          clearInterval(beat);
+          // Best effort: when the server is gone the lock expires without heartbeats.
+          await mark('release', token).catch(() => undefined);
+        }
+        continue;
+      }
+      // Another worker migrates: wait until it is done, or its lock is released or expired.
+      await mark('release', token);
+      step = 'waiting for another worker to apply the migrations';
+      while (Date.now() <= deadline && (await pending()).length && (await holder())) await sleep(POLL_MS);
     }
-    // Another worker migrates: wait until it is done, or its lock is released or expired.
-    await mark('release', token);
-    while (Date.now() <= deadline && (await pending()).length && (await holder())) await sleep(POLL_MS);
+    step = 'checking the tables';
+    if (wanted.length === CLICKHOUSE_MIGRATIONS.length) {
+      const present = new Set(
+        (await select<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${sqlString(db)}`)).map((r) => r.name),
+      );
+      const missing = SCHEMA_TABLES.filter((t) => !present.has(t.table));
+      if (missing.length) {
+        throw new MigrationError(
+          'ClickHouse',
+          `ClickHouse database ${db} lacks ${missing.map((t) => `table ${t.table} (migration ${t.version})`).join(', ')} although the migrations are recorded as applied: restore it from a backup, or delete the 'applied' rows of those migrations from ${db}.schema_migrations (ALTER TABLE ${db}.schema_migrations DELETE WHERE event = 'applied' AND version >= ${missing[0]!.version}) so the next start applies them again`,
+          missing[0]!.version,
+        );
+      }
+    }
+    return applied;
+  } catch (e) {
+    // A server never reached is the caller's to report (where it was looked for, what to set).
+    if (e instanceof MigrationError || (!reached && connectionLost(e))) throw e;
+    const what = running ? `migration ${running.version} (${running.name})` : step;
+    throw new MigrationError('ClickHouse', `ClickHouse database ${db}: ${what} failed: ${reasonOf(e)}; ${advice(e)}`, running?.version, {
+      cause: e,
+    });
   }
-  return applied;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
