@@ -9,7 +9,8 @@ import { lastCycle } from '../../activities/storage/postgres/collection-runs.js'
 import { SA } from '../../common/search-attributes.js';
 import type { CycleResult, CycleTotals } from '../../domain/collector/collection.js';
 import { hasWorkflowPollers, uiLink } from '../runtime.js';
-import { ensureSchedule, scheduleId } from '../schedules.js';
+import { ensureSchedule, scheduleId, triggerSchedule } from '../schedules.js';
+import { triggerSkippedLine } from './schedules.js';
 import { idArg, intArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { requireDeployment } from './deployments.js';
@@ -100,17 +101,17 @@ export function registerCollectCommand(program: Command): void {
             );
           }
           await withStores((stores) => requireDeployment(stores.db, o.deployment));
-          await withClient(async (c, config) => {
-            const h = c.schedule.getHandle(scheduleId(o.deployment));
+          const id = scheduleId(o.deployment);
+          const t = await withClient(async (c, config) => {
             try {
-              await h.trigger();
+              return await triggerSchedule(c, id);
             } catch (e) {
               if (!(e instanceof ScheduleNotFoundError)) throw e;
               await ensureSchedule(c, config, { deployment: o.deployment, every: '15m' });
-              await h.trigger();
+              return triggerSchedule(c, id);
             }
           });
-          console.log(`triggered schedule ${scheduleId(o.deployment)}`);
+          console.log(t.started ? `triggered schedule ${id}` : triggerSkippedLine(id, t.running));
           return;
         }
         const r = await runCycle(o.deployment, {

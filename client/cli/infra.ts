@@ -7,6 +7,7 @@ import { infraSourceSchema } from '../../activities/infra/activities.js';
 import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { formatZodError } from '../../common/types.js';
 import { ensureInfraSchedule, INFRA_SCHEDULE_ID } from '../schedules.js';
+import { scheduleOutcomeLine } from './schedules.js';
 import { durationArg, idArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { printJson, table } from './format.js';
@@ -48,8 +49,8 @@ export function registerInfraCommands(program: Command): void {
     .action(async (o: { json?: boolean; schedule?: string }) =>
       withClient(async (client, config) => {
         if (o.schedule) {
-          const created = await ensureInfraSchedule(client, config, { every: o.schedule });
-          console.log(`schedule ${INFRA_SCHEDULE_ID} ${created ? 'created' : 'updated'}: every ${o.schedule}`);
+          const outcome = await ensureInfraSchedule(client, config, { every: o.schedule });
+          console.log(scheduleOutcomeLine(INFRA_SCHEDULE_ID, o.schedule, outcome));
           return;
         }
         const r = (await client.workflow.execute('collectInfra', {

@@ -9,6 +9,7 @@ import type { ReviewResult } from '../../workflows/agents/review.js';
 import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
 import { uiLink } from '../runtime.js';
 import { ensureReviewSchedule, REVIEW_SCHEDULE_ID } from '../schedules.js';
+import { scheduleOutcomeLine } from './schedules.js';
 import { agentListArg, durationArg, intArg, requireAgent, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { formatAgentRun, formatRecommendations, printJson, terminalText } from './format.js';
@@ -24,8 +25,8 @@ export function registerReviewCommands(program: Command): void {
     .action(async (o: { agents?: AgentName[]; days?: number; schedule?: string; json?: boolean }) =>
       withClient(async (client, config) => {
         if (o.schedule) {
-          const created = await ensureReviewSchedule(client, config, { every: o.schedule, agents: o.agents, days: o.days });
-          console.log(`schedule ${REVIEW_SCHEDULE_ID} ${created ? 'created' : 'updated'}: every ${o.schedule}`);
+          const outcome = await ensureReviewSchedule(client, config, { every: o.schedule, agents: o.agents, days: o.days });
+          console.log(scheduleOutcomeLine(REVIEW_SCHEDULE_ID, o.schedule, outcome));
           return;
         }
         const workflowId = `review/${new Date().toISOString()}`;

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { ScheduleNotFoundError } from '@temporalio/client';
-import { ensureSchedule, INFRA_SCHEDULE_ID, REVIEW_SCHEDULE_ID, scheduleId } from '../schedules.js';
+import { INFRA_SCHEDULE_ID, REVIEW_SCHEDULE_ID, scheduleId, triggerSchedule, upsertSchedule, type ScheduleOutcome } from '../schedules.js';
 import { durationArg, idArg, intArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { requireDeployment } from './deployments.js';
@@ -36,8 +36,8 @@ export function registerScheduleCommands(program: Command): void {
     .action(async (o: { deployment: string; every: string; paused?: boolean; maxConcurrentBatches?: number }) => {
       // A schedule of an unregistered deployment would start a failing cycle every interval.
       await withStores((stores) => requireDeployment(stores.db, o.deployment));
-      const created = await withClient((c, config) => ensureSchedule(c, config, o));
-      console.log(`schedule ${scheduleId(o.deployment)} ${created ? 'created' : 'updated'}: every ${o.every}`);
+      const outcome = await withClient((c, config) => upsertSchedule(c, config, o));
+      console.log(scheduleOutcomeLine(scheduleId(o.deployment), o.every, outcome));
     });
   schedule
     .command('list')
@@ -90,8 +90,13 @@ async function runScheduleAction(name: ScheduleAction, deployment: string): Prom
         });
       } else if (name === 'pause') await h.pause('paused from the optiinfra CLI');
       else if (name === 'unpause') await h.unpause('resumed from the optiinfra CLI');
-      else if (name === 'trigger') await h.trigger();
-      else await h.delete();
+      else if (name === 'trigger') {
+        const t = await triggerSchedule(client, scheduleId(deployment));
+        if (!t.started) {
+          console.log(triggerSkippedLine(scheduleId(deployment), t.running));
+          return;
+        }
+      } else await h.delete();
     } catch (e) {
       if (e instanceof ScheduleNotFoundError) {
         throw new UsageError(
@@ -102,4 +107,16 @@ async function runScheduleAction(name: ScheduleAction, deployment: string): Prom
     }
     if (name !== 'describe') console.log(`schedule ${scheduleId(deployment)}: ${name} done`);
   });
+}
+
+/** "schedule collect/x created: every 15m", "... updated: every 15m → 30m; ..." or "... unchanged: every 15m". */
+export function scheduleOutcomeLine(id: string, every: string, o: ScheduleOutcome): string {
+  if (o.created) return `schedule ${id} created: every ${every}`;
+  if (!o.changes.length) return `schedule ${id} unchanged: every ${every}`;
+  return `schedule ${id} updated: ${o.changes.join('; ')}`;
+}
+
+/** Why a trigger started no cycle. */
+export function triggerSkippedLine(id: string, running: string): string {
+  return `schedule ${id}: cycle ${running} is still running, so no second cycle was started (the next cycle takes what arrives meanwhile)`;
 }
