@@ -81,8 +81,10 @@ export class AesGcmCodec implements PayloadCodec {
     if (!keyId) throw new CodecKeyError(`encrypted payload has no '${KEY_ID_METADATA}' metadata`);
     const key = this.keys.get(keyId);
     if (!key) {
+      // The id comes from whoever sent the payload: shown bounded and printable.
+      const shown = (keyId.length > 64 ? `${keyId.slice(0, 64)}…` : keyId).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
       throw new CodecKeyError(
-        `encrypted payload uses key id '${keyId}', which is not among the configured keys (${[...this.keys.keys()].join(', ')}): add it to OPTIINFRA_ENCRYPTION_KEYS`,
+        `encrypted payload uses key id '${shown}', which is not among the configured keys (${[...this.keys.keys()].join(', ')}): add it to OPTIINFRA_ENCRYPTION_KEYS`,
       );
     }
     const data = payload.data ?? new Uint8Array();

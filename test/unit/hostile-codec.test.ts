@@ -183,6 +183,14 @@ describe('the codec server against hostile callers', () => {
       expect(r.status).toBe(400);
       expect(await error(r)).toMatch(re);
     }
+    // The caller's key id is echoed bounded and without control characters (it was echoed whole).
+    const longId = await post(
+      '/decode',
+      enc({ encoding: encrypted, [KEY_ID_METADATA]: b64(`\u001b[31m${'x'.repeat(10_000)}`) }, randomBytes(64)),
+    );
+    const said = await error(longId);
+    expect(said).toMatch(/key id '\?\[31mx{59}…', which is not among the configured keys/);
+    expect(said.length).toBeLessThan(300);
     // A payload that is not encrypted is passed through unchanged, garbage or not.
     const junk = { metadata: { encoding: b64(randomBytes(8)) }, data: b64(randomBytes(32)) };
     const r = await post('/decode', JSON.stringify({ payloads: [junk] }));
