@@ -2,7 +2,8 @@
  * The gate from a CI pipeline's side: start or attach (deterministic workflow id), wait with
  * progress, exit codes, Markdown report; status, override, baseline and compare.
  */
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../common/config.js';
 import {
@@ -120,33 +121,136 @@ export function describeProgress(p: GateProgress): string {
   return `[${p.phase}] look ${p.looks}, ${p.samples} candidate samples (min ${p.minSamples}), deadline ${p.deadline}.${look}`;
 }
 
-/** Wait for the result, reporting progress when it changes; 'timeout' when `timeoutMs` passes first. */
+/** How long `waitForGate` keeps trying to reach Temporal before it gives up (the gate runs on regardless). */
+export const GATE_RECONNECT_MS = 10 * 60_000;
+
+/**
+ * A failure to reach the server (it restarts, the network drops, a proxy times out), as opposed
+ * to an answer from it: gRPC UNAVAILABLE, DEADLINE_EXCEEDED or a reset stream, anywhere in the
+ * error's causes. The client retries those for about 20 s itself; a longer outage ends here.
+ */
+export function isTemporalUnreachable(e: unknown): boolean {
+  let c: unknown = e;
+  for (let i = 0; c && typeof c === 'object' && i < 6; i++) {
+    const code = (c as { code?: unknown }).code;
+    if (code === 14 || code === 4) return true;
+    if (code === 13 && /RST_STREAM|Connection dropped|ECONNRESET/i.test(String((c as { details?: unknown }).details ?? ''))) return true;
+    c = (c as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Temporal could not be reached for longer than the wait allows: the gate's decision is unknown. */
+export class GateUnreachableError extends Error {
+  constructor(
+    readonly downMs: number,
+    readonly lastError: string,
+  ) {
+    super(`cannot reach Temporal for ${Math.round(downMs / 1000)} s (${lastError})`);
+  }
+}
+
+export interface WaitEvents {
+  onProgress?: (p: GateProgress) => void;
+  /** Temporal stopped answering (after the client's own retries); the gate itself runs on. */
+  onLost?: (error: string) => void;
+  /** Temporal answers again after `downMs`. */
+  onReconnected?: (downMs: number) => void;
+}
+
+/**
+ * Wait for the result, reporting progress when it changes; 'timeout' when `timeoutMs` passes
+ * first. The deadline is measured on the monotonic clock (a step of the wall clock does not move
+ * it). While Temporal cannot be reached the wait goes on, re-subscribing to the result, within
+ * the deadline and at most `reconnectMs` (then GateUnreachableError; also at the deadline, since
+ * whether the gate decided meanwhile is unknown).
+ */
 export async function waitForGate(
   handle: WorkflowHandle,
-  opts: { timeoutMs?: number; pollMs?: number; onProgress?: (p: GateProgress) => void } = {},
+  opts: { timeoutMs?: number; pollMs?: number; reconnectMs?: number; now?: () => number } & WaitEvents = {},
 ): Promise<GateResult | 'timeout'> {
-  const until = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
-  const result = handle.result() as Promise<GateResult>;
+  const now = opts.now ?? (() => performance.now());
+  const pollMs = opts.pollMs ?? 2000;
+  const until = opts.timeoutMs ? now() + opts.timeoutMs : Infinity;
   let done: GateResult | undefined;
   let failed: unknown;
-  void result.then(
-    (r) => (done = r),
-    (e: unknown) => (failed = e ?? new Error('gate failed')),
-  );
+  let following = false;
+  let lastAttempt = -Infinity;
+  let downSince: number | undefined;
+  let lastError = '';
+  let wake = () => {};
+  const lost = (e: unknown) => {
+    lastError = e instanceof Error ? e.message : String(e);
+    if (downSince === undefined) {
+      downSince = now();
+      opts.onLost?.(lastError);
+    }
+  };
+  const back = () => {
+    if (downSince === undefined) return;
+    const downMs = now() - downSince;
+    downSince = undefined;
+    opts.onReconnected?.(downMs);
+  };
+  const follow = () => {
+    following = true;
+    lastAttempt = now();
+    (handle.result() as Promise<GateResult>)
+      .then(
+        (r) => {
+          done = r;
+        },
+        (e: unknown) => {
+          if (isTemporalUnreachable(e)) lost(e);
+          else failed = e ?? new Error('gate failed');
+        },
+      )
+      .finally(() => {
+        following = false;
+        wake();
+      });
+  };
+  let querying = false;
+  const query = () => {
+    querying = true;
+    handle
+      .query<GateProgress>('progress')
+      .then(
+        (p) => {
+          back();
+          const line = describeProgress(p);
+          if (line !== last) opts.onProgress?.(p);
+          last = line;
+        },
+        (e: unknown) => {
+          // Not yet started or already finished: the result says which. Unreachable: an outage.
+          if (isTemporalUnreachable(e)) lost(e);
+        },
+      )
+      .finally(() => (querying = false));
+  };
   let last = '';
   for (;;) {
-    if (done) return done;
-    if (failed) throw failed;
-    if (Date.now() >= until) return 'timeout';
-    try {
-      const p = await handle.query<GateProgress>('progress');
-      const line = describeProgress(p);
-      if (line !== last) opts.onProgress?.(p);
-      last = line;
-    } catch {
-      /* not yet started, or already finished */
+    if (done) {
+      back();
+      return done;
     }
-    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, opts.pollMs ?? 2000))]);
+    if (failed) throw failed;
+    const t = now();
+    if (downSince !== undefined && (t >= until || t - downSince >= (opts.reconnectMs ?? GATE_RECONNECT_MS))) {
+      throw new GateUnreachableError(t - downSince, lastError);
+    }
+    if (t >= until) return 'timeout';
+    if (!following && t - lastAttempt >= Math.min(pollMs, 1000)) follow();
+    if (!querying) query();
+    await new Promise<void>((r) => {
+      const timer = setTimeout(r, Math.max(0, Math.min(pollMs, until - now())));
+      wake = () => {
+        clearTimeout(timer);
+        r();
+      };
+    });
+    wake = () => {};
   }
 }
 
@@ -167,13 +271,51 @@ export function summarizeGate(r: GateResult, link?: string): string {
     .join('\n');
 }
 
-/** Write the Markdown report to a file and/or the GitHub job summary. */
-export function writeReports(r: GateResult, config: Config, opts: { report?: string; env?: NodeJS.ProcessEnv }): string {
+/**
+ * Write the Markdown report to a file and/or the GitHub job summary. With `onError`, a target
+ * that cannot be written is reported there and the other is still written (the decision must not
+ * be lost to a report); without it the error is thrown.
+ */
+export function writeReports(
+  r: GateResult,
+  config: Config,
+  opts: { report?: string; env?: NodeJS.ProcessEnv; onError?: (what: string, e: unknown) => void },
+): string {
   const md = renderGateReport(r, { uiLink: uiLink(config, r.gateId) });
-  if (opts.report) writeFileSync(opts.report, md);
+  const attempt = (what: string, write: () => void) => {
+    try {
+      write();
+    } catch (e) {
+      if (!opts.onError) throw e;
+      opts.onError(what, e);
+    }
+  };
+  if (opts.report) attempt(`the report ${opts.report}`, () => writeFileSync(opts.report!, md));
   const summary = (opts.env ?? process.env).GITHUB_STEP_SUMMARY;
-  if (summary) appendFileSync(summary, `${md}\n`);
+  if (summary) attempt(`the job summary ${summary} ($GITHUB_STEP_SUMMARY)`, () => appendFileSync(summary, `${md}\n`));
   return md;
+}
+
+/** `--report`: a file that can be written (its folder exists, it is not a folder), checked before anything starts. */
+export function reportPathProblem(path: string): string | undefined {
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) return 'is a folder';
+      accessSync(path, constants.W_OK);
+    } else {
+      const dir = dirname(path);
+      if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+      accessSync(dir, constants.W_OK);
+    }
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** The command that shows this very gate (with its CI run id: from outside the run it would name another). */
+export function gateStatusCommand(deployment: string, candidate: string, ciRun?: string): string {
+  return `optiinfra gate status --deployment ${deployment} --candidate ${candidate}${ciRun ? ` --ci-run ${ciRun}` : ''}`;
 }
 
 export async function overrideGate(handle: WorkflowHandle, o: Override): Promise<GateProgress> {

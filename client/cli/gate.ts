@@ -1,9 +1,11 @@
 /**
  * The deploy gate from the command line: `optiinfra gate [start] | status | override`, and the
  * statistics it rests on: `optiinfra baseline` and `optiinfra compare`.
- * The gate's exit code: 0 approve, 1 reject, 2 inconclusive, 3 error.
+ * The gate's exit code: 0 approve, 1 reject, 2 inconclusive, 3 error; 130 / 143 when interrupted
+ * by SIGINT / SIGTERM while the gate keeps running.
  */
 import { writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Option, type Command } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { msToNumber, type StringValue } from '@temporalio/common';
@@ -23,7 +25,13 @@ import {
 } from '../../domain/gate/types.js';
 import {
   GATE_EXIT,
+  GATE_RECONNECT_MS,
+  GateUnreachableError,
+  GateUsageError,
   ciRunFromEnv,
+  gateStatusCommand,
+  isTemporalUnreachable,
+  reportPathProblem,
   describeProgress,
   gateExitCode,
   gateWorkflowId,
@@ -34,7 +42,7 @@ import {
   writeReports,
 } from '../gate.js';
 import { openStores, runtimeConfig, temporalClient, uiLink } from '../runtime.js';
-import { checkListArg, durationArg, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
+import { checkListArg, durationArg, EXIT, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { describeBaseline, printJson, terminalText } from './format.js';
 
@@ -74,8 +82,13 @@ const targetId = (o: GateTarget) => gateWorkflowId(o.deployment, o.candidate, o.
 
 async function printGateResult(r: GateResult, config: Config, o: { json?: boolean; report?: string }, outcome: CommandOutcome) {
   const link = uiLink(config, r.gateId);
-  writeReports(r, config, { report: o.report });
   outcome.exitCode = gateExitCode(r);
+  // The decision is the outcome: a report that cannot be written is a warning, not exit 3.
+  writeReports(r, config, {
+    report: o.report,
+    onError: (what, e) =>
+      console.error(`warning: could not write ${what} (${e instanceof Error ? e.message : String(e)}); the decision stands: ${r.decision}`),
+  });
   if (o.json) printJson({ ...r, uiLink: link, exitCode: outcome.exitCode });
   else console.log(terminalText(summarizeGate(r, link), { newlines: true }));
 }
@@ -117,46 +130,174 @@ function gateInputOf(o: GateStartOptions): GateInput {
   };
   const parsed = gateInputSchema.safeParse(input);
   if (!parsed.success) throw new UsageError(`invalid gate: ${formatZodError(parsed.error)}`);
+  // Without --wait nothing would wait: the command would exit 0 at once, not at the timeout.
+  if (o.timeout !== undefined && !o.wait) throw new UsageError('--timeout needs --wait (it bounds the wait for the decision)');
+  checkReport(o.report);
   targetId(o);
   return input;
 }
 
-async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<void> {
-  const input = gateInputOf(o);
-  const config = runtimeConfig();
-  const stores = await openStores(config);
-  const client = await temporalClient(config).catch(async (e: unknown) => {
-    await stores.close();
-    throw e;
-  });
+/** A report that cannot be written is refused before the gate starts, not found out after it decided. */
+function checkReport(report: string | undefined): void {
+  const problem = report === undefined ? undefined : reportPathProblem(report);
+  if (problem) throw new UsageError(`--report ${report} cannot be written (${problem})`);
+}
+
+/** How long a signal waits for a start already sent to Temporal to answer, so the line can say which gate runs. */
+const START_SETTLE_MS = 2000;
+
+/**
+ * What the CI job's cancellation (SIGTERM, then SIGKILL after a grace period) or a Ctrl-C does
+ * while the gate command runs: one line saying what happened to the gate and what to do, the
+ * JSON document with --json, and exit 128 + the signal's number (130, 143) at once. A second
+ * signal exits without waiting for anything. The gate itself is never cancelled: it runs on the
+ * server, and a re-run of the job (same CI run id) attaches to it.
+ */
+function onInterrupt(o: GateStartOptions, config: Config) {
+  const state: { phase: 'preparing' | 'starting' | 'waiting' | 'reporting'; workflowId?: string; starting?: Promise<unknown> } = {
+    phase: 'preparing',
+  };
+  const hint = `re-run this job (same CI run id) to attach to it and get its decision, or: ${gateStatusCommand(o.deployment, o.candidate, o.ciRun ?? ciRunFromEnv())}`;
+  let signalled = false;
+  const finish = (signal: NodeJS.Signals, running: boolean | undefined, line: string): never => {
+    const exitCode = 128 + (osConstants.signals[signal] ?? 15);
+    console.error(line);
+    if (o.json) {
+      const id = state.workflowId;
+      printJson({
+        workflowId: id ?? null,
+        status: running ? 'RUNNING' : running === false ? 'NOT_STARTED' : 'UNKNOWN',
+        decision: null,
+        interrupted: signal,
+        exitCode,
+        uiLink: id ? uiLink(config, id) : undefined,
+      });
+    }
+    process.exit(exitCode);
+  };
+  const handler = (signal: NodeJS.Signals) => {
+    const id = state.workflowId ?? targetId(o);
+    if (signalled) {
+      console.error(`interrupted again by ${signal}: exiting now (any gate ${id} keeps running; ${hint})`);
+      process.exit(128 + (osConstants.signals[signal] ?? 15));
+    }
+    signalled = true;
+    if (state.phase === 'reporting') return; // the decision is in: it is being printed
+    if (state.phase === 'preparing')
+      finish(signal, false, `interrupted by ${signal} before the gate was started: nothing was started; re-run the job to start it`);
+    if (state.phase === 'waiting')
+      finish(signal, true, `interrupted by ${signal} while waiting for ${id}: the gate keeps running and decides on its own; ${hint}`);
+    // A start already sent: wait briefly for its answer so the line can say which gate runs.
+    const answered = state.starting!.then(
+      () => true,
+      () => false,
+    );
+    void Promise.race([answered, new Promise<undefined>((r) => setTimeout(r, START_SETTLE_MS))]).then((started) =>
+      started
+        ? finish(signal, true, `interrupted by ${signal} after starting ${id}: the gate keeps running and decides on its own; ${hint}`)
+        : finish(
+            signal,
+            undefined,
+            `interrupted by ${signal} while starting ${id}: it may have started; a re-run of this job (same CI run id) attaches to it or starts it`,
+          ),
+    );
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of signals) process.on(sig, handler);
+  return {
+    state,
+    dispose: () => {
+      for (const sig of signals) process.off(sig, handler);
+    },
+  };
+}
+
+/** With --json an error is a JSON document on stdout too (the message also goes to stderr). */
+async function jsonErrors(json: boolean | undefined, workflowId: () => string | undefined, run: () => Promise<void>): Promise<void> {
   try {
-    const { handle, attached, workflowId } = await startOrAttachGate(client, config, stores.db, input, o.ciRun ?? ciRunFromEnv());
-    const link = uiLink(config, workflowId);
-    console.error(`${attached ? 'attached to' : 'started'} ${workflowId}${link ? `\n  ${link}` : ''}`);
-    if (!o.wait) {
-      if (o.json) printJson({ workflowId, attached, uiLink: link });
-      return;
-    }
-    const r = await waitForGate(handle, {
-      timeoutMs: o.timeout ? msToNumber(o.timeout as StringValue) : undefined,
-      onProgress: (p) => console.error(terminalText(describeProgress(p))),
-    });
-    if (r === 'timeout') {
-      console.error(
-        `still undecided after ${o.timeout}; the gate keeps running: optiinfra gate status --deployment ${o.deployment} --candidate ${o.candidate}`,
-      );
-      outcome.exitCode = GATE_EXIT.INCONCLUSIVE;
-      return;
-    }
-    await printGateResult(r, config, o, outcome);
-  } finally {
-    await client.connection.close();
-    await stores.close();
+    await run();
+  } catch (e) {
+    if (json) printJson({ workflowId: workflowId() ?? null, error: e instanceof Error ? e.message : String(e), exitCode: EXIT.usage });
+    throw e;
   }
+}
+
+async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<void> {
+  let workflowId: string | undefined;
+  await jsonErrors(
+    o.json,
+    () => workflowId,
+    async () => {
+      const input = gateInputOf(o);
+      const config = runtimeConfig();
+      const interrupt = onInterrupt(o, config);
+      try {
+        const stores = await openStores(config);
+        const client = await temporalClient(config).catch(async (e: unknown) => {
+          await stores.close();
+          throw e;
+        });
+        try {
+          const ciRun = o.ciRun ?? ciRunFromEnv();
+          const starting = startOrAttachGate(client, config, stores.db, input, ciRun).catch((e: unknown) => {
+            if (!isTemporalUnreachable(e)) throw e;
+            throw new GateUsageError(
+              `cannot reach Temporal at ${config.temporal.address} while starting ${targetId(o)} (${e instanceof Error ? e.message : String(e)}): ` +
+                'nothing was decided; re-run this job: it attaches to the gate if it started, or starts it',
+            );
+          });
+          Object.assign(interrupt.state, { phase: 'starting', starting, workflowId: targetId(o) });
+          const started = await starting;
+          const { handle, attached } = started;
+          workflowId = started.workflowId;
+          const link = uiLink(config, workflowId);
+          console.error(`${attached ? 'attached to' : 'started'} ${workflowId}${link ? `\n  ${link}` : ''}`);
+          if (!o.wait) {
+            if (o.json) printJson({ workflowId, attached, uiLink: link });
+            return;
+          }
+          interrupt.state.phase = 'waiting';
+          const status = gateStatusCommand(o.deployment, o.candidate, ciRun);
+          const r = await waitForGate(handle, {
+            timeoutMs: o.timeout ? msToNumber(o.timeout as StringValue) : undefined,
+            onProgress: (p) => console.error(terminalText(describeProgress(p))),
+            onLost: (why) =>
+              console.error(
+                `lost contact with Temporal (${terminalText(why)}); the gate keeps running on the server: reconnecting and waiting on ` +
+                  `(for up to ${GATE_RECONNECT_MS / 60_000} min${o.timeout ? `, within --timeout ${o.timeout}` : ''})`,
+              ),
+            onReconnected: (ms) =>
+              console.error(`reconnected to Temporal after ${Math.round(ms / 1000)} s; still waiting for ${workflowId}`),
+          }).catch((e: unknown) => {
+            if (!(e instanceof GateUnreachableError)) throw e;
+            throw new GateUsageError(
+              `${e.message} while waiting for ${workflowId}: its decision is unknown here, the gate keeps running on the server; ` +
+                `re-run this job (same CI run id) to attach to it and get its decision, or: ${status}`,
+            );
+          });
+          interrupt.state.phase = 'reporting';
+          if (r === 'timeout') {
+            console.error(`still undecided after ${o.timeout}; the gate keeps running: ${status}`);
+            outcome.exitCode = GATE_EXIT.INCONCLUSIVE;
+            if (o.json)
+              printJson({ workflowId, status: 'RUNNING', decision: null, timedOut: o.timeout, uiLink: link, exitCode: outcome.exitCode });
+            return;
+          }
+          await printGateResult(r, config, o, outcome);
+        } finally {
+          await client.connection.close();
+          await stores.close();
+        }
+      } finally {
+        interrupt.dispose();
+      }
+    },
+  );
 }
 
 async function gateStatus(o: GateTarget & { json?: boolean; report?: string }, outcome: CommandOutcome): Promise<void> {
   const id = targetId(o);
+  checkReport(o.report);
   await withClient(async (client, config) => {
     const h = client.workflow.getHandle(id);
     const d = await h.describe().catch((e: unknown) => {
