@@ -14,6 +14,8 @@ export const FAILURES = {
   UnknownSource: { retryable: false },
   CursorConflict: { retryable: false },
   CycleAlreadyRunning: { retryable: false },
+  /** The cycle's lease on its deployment expired and another cycle holds it now: this one stops. */
+  LeaseLost: { retryable: false },
   InteractionMissing: { retryable: false },
   JudgeUnavailable: { retryable: false },
   NoData: { retryable: false },
@@ -90,9 +92,11 @@ export function raise(type: FailureType, message: string, opts?: FailureOptions)
 }
 
 /** The innermost cause of a failure seen by a workflow (through activity and child-workflow wrappers). */
-export function rootCause(e: unknown): { type?: string; message: string } {
+export function rootCause(e: unknown): { type?: string; message: string; details?: unknown[] } {
   let cur: unknown = e;
   while ((cur instanceof ActivityFailure || cur instanceof ChildWorkflowFailure) && cur.cause) cur = cur.cause;
-  if (cur instanceof ApplicationFailure) return { type: cur.type ?? undefined, message: cur.message };
+  if (cur instanceof ApplicationFailure) {
+    return { type: cur.type ?? undefined, message: cur.message, ...(cur.details?.length ? { details: [...cur.details] } : {}) };
+  }
   return { message: cur instanceof Error ? cur.message : String(cur) };
 }

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../../common/config.js';
 import { redact, secretsOf } from '../../common/secrets.js';
-import { raise } from '../../common/failures.js';
+import { failure, raise } from '../../common/failures.js';
 import { CHECKS, type Check } from '../../common/types.js';
 import type { CycleResult, CycleSettings, JudgeMode } from '../../domain/collector/collection.js';
 import { timestampWindow } from '../../domain/collector/record.js';
@@ -37,6 +37,8 @@ export interface JudgeOutcome {
 
 /** How long a cycle's lease on its deployment lasts without being renewed. */
 export const CYCLE_LEASE_SECONDS = 600;
+/** How often a running scoring batch renews (and checks) its cycle's lease. */
+export const LEASE_RENEW_MS = 60_000;
 
 export function judgeName(config: Config): string {
   return config.llm.enabled ? `groq:${config.groq.model}` : 'offline';
@@ -85,8 +87,29 @@ export function createCollectorActivities(deps: ActivityDeps) {
       raise(
         'CycleAlreadyRunning',
         `cycle '${c.runningCycle}' of deployment '${input.deployment}' is running (lease until ${c.leaseUntil}): this cycle does not start, so no interaction is judged twice`,
+        { details: [{ runningCycle: c.runningCycle, leaseUntil: c.leaseUntil }] },
       );
     }
+  }
+
+  /**
+   * Confirm (re-claim) a running cycle's lease before it pays for judging or moves the cursor. A
+   * lease that expired while the cycle stood still (its worker down longer than the lease) and that
+   * no other cycle took is taken again; one another cycle holds now stops this cycle (`LeaseLost`,
+   * non-retryable), naming the holder: that cycle takes the page from the cursor, so judging it
+   * here would pay the LLM twice for it.
+   */
+  async function confirmLease(deployment: string, cycleId: string): Promise<void> {
+    const c = await deployments.claimCycle(db, deployment, cycleId, CYCLE_LEASE_SECONDS);
+    if (!c.claimed) throw leaseLost(deployment, cycleId, c);
+  }
+
+  function leaseLost(deployment: string, cycleId: string, c: { runningCycle: string; leaseUntil: string }) {
+    return failure(
+      'LeaseLost',
+      `cycle '${cycleId}' lost the lease of deployment '${deployment}' (it stood still longer than ${CYCLE_LEASE_SECONDS} s, e.g. its worker was down): cycle '${c.runningCycle}' holds it (until ${c.leaseUntil}) and takes the rest from the cursor, so this cycle stops (its scores are kept)`,
+      { details: [{ runningCycle: c.runningCycle, leaseUntil: c.leaseUntil }] },
+    );
   }
 
   /** How much of a page the LLM's budget covers over the next `minutes` (coverage.ts). */
@@ -98,16 +121,30 @@ export function createCollectorActivities(deps: ActivityDeps) {
     await deployments.releaseCycle(db, input.deployment, input.cycleId);
   }
 
-  /** Score a batch of stored interactions (see scoring.ts); renews the cycle's lease while it runs. */
+  /**
+   * Score a batch of stored interactions (see scoring.ts). A batch of a cycle first confirms the
+   * cycle's lease (a cycle that lost it pays for nothing more), then renews it while it runs; a
+   * renewal that finds the lease taken by another cycle stops the batch: what was judged is
+   * written, nothing more is judged.
+   */
   async function scoreInteractions(input: ScoreBatchRequest & { cycleId?: string }) {
-    const renew = input.cycleId
+    const cycleId = input.cycleId;
+    if (cycleId) await confirmLease(input.deployment, cycleId);
+    const halt: { reason?: unknown } = {};
+    const renew = cycleId
       ? setInterval(
-          () => void deployments.renewCycle(db, input.deployment, input.cycleId!, CYCLE_LEASE_SECONDS).catch(() => undefined),
-          60_000,
+          () =>
+            void deployments
+              .claimCycle(db, input.deployment, cycleId, CYCLE_LEASE_SECONDS)
+              .then((c) => {
+                if (!c.claimed) halt.reason ??= leaseLost(input.deployment, cycleId, c);
+              })
+              .catch(() => undefined),
+          LEASE_RENEW_MS,
         )
       : undefined;
     try {
-      return await scoreBatchOfInteractions(scorer, input);
+      return await scoreBatchOfInteractions(scorer, input, halt);
     } finally {
       clearInterval(renew);
     }
@@ -142,13 +179,13 @@ export function createCollectorActivities(deps: ActivityDeps) {
     to: string;
     cycleId: string;
   }): Promise<deployments.CursorAdvance> {
-    const moved = await deployments.advanceCursor(db, input.deployment, input.from, input.to, input.cycleId);
-    await deployments.renewCycle(db, input.deployment, input.cycleId, CYCLE_LEASE_SECONDS);
-    return moved;
+    // A cycle that lost its lease leaves the cursor to the cycle holding it (which takes this page).
+    await confirmLease(input.deployment, input.cycleId);
+    return deployments.advanceCursor(db, input.deployment, input.from, input.to, input.cycleId);
   }
 
   async function recordCycle(
-    r: CycleResult & { scheduledAt?: string; status?: CollectionRunRecord['status']; error?: string },
+    r: Omit<CycleResult, 'status'> & { scheduledAt?: string; startedAt?: string; status?: CollectionRunRecord['status']; error?: string },
   ): Promise<void> {
     await recordCollectionRun(db, { ...r, status: r.status ?? 'ok', error: r.error === undefined ? undefined : clean(r.error) });
   }

@@ -104,7 +104,12 @@ export interface ScoreBatchTotals extends BatchTotals {
   budgetNote?: string;
 }
 
-export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatchRequest): Promise<ScoreBatchTotals> {
+export async function scoreBatchOfInteractions(
+  deps: ScorerDeps,
+  req: ScoreBatchRequest,
+  /** Set from outside (the cycle lost its lease) to stop the batch: nothing more is judged, what was judged is written, then it is thrown. */
+  halt: { reason?: unknown } = {},
+): Promise<ScoreBatchTotals> {
   const ctx = Context.current();
   // Every judge call of the batch listens to the activity's cancellation.
   setMaxListeners(0, ctx.cancellationSignal);
@@ -181,7 +186,7 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     await Promise.all(
       rows.map((row) =>
         deps.slots(async () => {
-          if (stop.budget || stop.fatal || ctx.cancellationSignal.aborted) {
+          if (stop.budget || stop.fatal || halt.reason || ctx.cancellationSignal.aborted) {
             unscored++;
             return;
           }
@@ -242,6 +247,7 @@ export async function scoreBatchOfInteractions(deps: ScorerDeps, req: ScoreBatch
     // What was judged is written even when the batch stops.
     await flush();
   }
+  if (halt.reason) throw halt.reason;
   if (stop.fatal) throw stop.fatal;
   // Cancelled (the worker shuts down, or the cycle was cancelled): what was judged is written; the rest waits for the retry.
   if (ctx.cancellationSignal.aborted) await ctx.cancelled;

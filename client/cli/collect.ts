@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { rootCause } from '../../common/failures.js';
-import { lastCycle } from '../../activities/storage/postgres/collection-runs.js';
+import { lastCycle, listCycles } from '../../activities/storage/postgres/collection-runs.js';
 import { SA } from '../../common/search-attributes.js';
 import type { CycleResult, CycleTotals } from '../../domain/collector/collection.js';
 import { hasWorkflowPollers, uiLink } from '../runtime.js';
@@ -14,7 +14,8 @@ import { triggerSkippedLine } from './schedules.js';
 import { idArg, intArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { requireDeployment } from './deployments.js';
-import { describeCycle, formatScores, printJson } from './format.js';
+import { describeCycle, formatCycles, formatScores, printJson } from './format.js';
+import { latenessNote } from '../../domain/collector/collection.js';
 
 export const manualCycleId = (deployment: string, at: Date) => `collect/${deployment}/manual-${at.toISOString()}`;
 
@@ -138,7 +139,31 @@ export function registerScoresCommand(program: Command): void {
         const interactions = await stores.ch.interactionsPerVersion(o.deployment, o.version);
         const last = await lastCycle(stores.db, o.deployment);
         if (o.json) printJson({ scores: rows, interactions, lastCycle: last });
-        else console.log(formatScores(o.deployment, rows, interactions, last?.coverage_note));
+        else console.log(formatScores(o.deployment, rows, interactions, lastCycleLine(last)));
+      }),
+    );
+}
+
+/** The latest cycle that ran, for `scores`: its coverage note and, when it began late, how late. */
+function lastCycleLine(last: Awaited<ReturnType<typeof lastCycle>>): string {
+  if (!last) return '';
+  const late = latenessNote(last.scheduled_at, last.started_at);
+  return [last.status === 'failed' ? `failed (${last.error ?? ''})` : '', last.coverage_note, late].filter(Boolean).join('; ');
+}
+
+export function registerCyclesCommand(program: Command): void {
+  program
+    .command('cycles')
+    .description("a deployment's recorded collection cycles, newest first: status (ok, failed, skipped), due, started, how late")
+    .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
+    .option('--limit <n>', 'how many cycles', intArg('limit', 1, 1000), 20)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { deployment: string; limit: number; json?: boolean }) =>
+      withStores(async (stores) => {
+        await requireDeployment(stores.db, o.deployment);
+        const rows = await listCycles(stores.db, o.deployment, o.limit);
+        if (o.json) printJson(rows.map((r) => ({ ...r, lateness: latenessNote(r.scheduled_at, r.started_at) || undefined })));
+        else console.log(formatCycles(o.deployment, rows));
       }),
     );
 }

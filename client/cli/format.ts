@@ -5,7 +5,8 @@
 import { formatUsd, percentText } from '../../common/format.js';
 import type { RecommendationRow } from '../../activities/storage/postgres/agents.js';
 import type { ScoreAggregate } from '../../activities/storage/clickhouse/score-queries.js';
-import type { CycleResult } from '../../domain/collector/collection.js';
+import type { CollectionRunRow } from '../../activities/storage/postgres/collection-runs.js';
+import { latenessNote, type CycleResult } from '../../domain/collector/collection.js';
 import type { BaselineRecord } from '../../domain/gate/baseline.js';
 import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
 
@@ -84,13 +85,51 @@ export function formatScores(
 }
 
 export function describeCycle(r: CycleResult): string {
+  const late = latenessNote(r.scheduledAt, r.startedAt);
+  if (r.status === 'skipped') {
+    return `cycle ${r.cycleId} skipped (not a failure; nothing collected): ${terminalText(r.note ?? `cycle '${r.heldBy ?? '?'}' holds the lease`)}`;
+  }
   return [
+    ...(late ? [`cycle ${r.cycleId} ${late} (scheduled ${r.scheduledAt})`] : []),
     `cycle ${r.cycleId}: ${r.stored} interactions stored (${r.fetched} fetched, ${r.bad} bad records), ${r.sampled} sampled`,
     `checks: ${r.scored} scored, ${r.failed} failed, ${r.abstained ?? 0} abstained, ${r.skipped} already scored; judge ${r.judge}; LLM calls ${r.llmCalls ?? 0}, tokens ${r.promptTokens} in (${r.cachedTokens ?? 0} cached) + ${r.completionTokens} out (${r.reasoningTokens ?? 0} reasoning)`,
     ...(r.coverageNote ? [`coverage: ${terminalText(r.coverageNote)}`] : []),
     ...(r.conflicts ? [`${r.conflicts} records conflicted with stored ones (same id, other content; the first copy is kept)`] : []),
     ...r.badSamples.slice(0, 5).map((b) => `  bad record at ${b.position}: ${terminalText(b.reason)}`),
     ...r.failureSamples.slice(0, 5).map((f) => `  failed ${f.check} of ${terminalText(f.id)}: ${terminalText(f.reason)}`),
+  ].join('\n');
+}
+
+/**
+ * A deployment's recorded cycles, newest first: how each ended (a skipped one names the cycle that
+ * held the lease), when it was due, when it began and how late, what it collected.
+ */
+export function formatCycles(deployment: string, rows: CollectionRunRow[]): string {
+  if (!rows.length) return `no collection cycle of ${deployment} is recorded yet`;
+  const iso = (d: Date | null) => (d ? new Date(d).toISOString().slice(0, 19).replace('T', ' ') : '-');
+  const notes: string[] = [];
+  const out = table(
+    rows.map((r) => {
+      const late = latenessNote(r.scheduled_at, r.started_at);
+      if (late) notes.push(`${r.cycle_id} ${late}`);
+      return {
+        cycle: r.cycle_id,
+        status: r.status,
+        scheduled: iso(r.scheduled_at),
+        started: iso(r.started_at),
+        late: late ? late.replace(/^started (.*) after it was due$/, '$1') : '-',
+        finished: iso(r.finished_at),
+        stored: r.status === 'skipped' ? '-' : r.stored,
+        scored: r.status === 'skipped' ? '-' : r.scored,
+        failed: r.status === 'skipped' ? '-' : r.failed,
+        note: (r.status === 'ok' ? r.coverage_note : (r.error ?? '')).slice(0, 160),
+      };
+    }),
+  );
+  return [
+    `collection cycles of ${deployment}, newest first (times UTC; skipped: another cycle of the deployment held its lease, not a failure)`,
+    out,
+    ...notes.map((n) => `late: ${terminalText(n)}`),
   ].join('\n');
 }
 

@@ -10,7 +10,7 @@ import { StackError } from '../../stack/errors.js';
 import { GateUsageError } from '../gate.js';
 import { EXIT, UsageError, type CommandOutcome } from './args.js';
 import { registerCodecServerCommand } from './codec.js';
-import { registerCollectCommand, registerScoresCommand } from './collect.js';
+import { registerCollectCommand, registerCyclesCommand, registerScoresCommand } from './collect.js';
 import { registerDeploymentCommands } from './deployments.js';
 import { registerBaselineCommand, registerCompareCommand, registerGateCommands } from './gate.js';
 import { registerInfraCommands } from './infra.js';
@@ -36,6 +36,7 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
   registerCollectCommand(program);
   registerScheduleCommands(program);
   registerScoresCommand(program);
+  registerCyclesCommand(program);
   registerGateCommands(program, outcome);
   registerBaselineCommand(program);
   registerCompareCommand(program);

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { judgeName, promptVersionsFor } from '../../activities/collector/activities.js';
 import { latestRecommendations } from '../../activities/storage/postgres/agents.js';
 import { lastCycle } from '../../activities/storage/postgres/collection-runs.js';
+import { latenessNote } from '../../domain/collector/collection.js';
 import { getDeployment } from '../../activities/storage/postgres/deployments.js';
 import { baselinesOf, gateRecords } from '../../activities/storage/postgres/gates.js';
 import type { Config } from '../../common/config.js';
@@ -114,7 +115,14 @@ export async function gatherReport(
     coverage: {
       versions: versions.map((v) => ({ version: v, stored: stored[v] ?? 0, scored: scored.get(v) ?? 0 })),
       ...(cycle
-        ? { lastCycle: { finishedAt: new Date(cycle.finished_at).toISOString(), status: cycle.status, note: cycle.coverage_note ?? '' } }
+        ? {
+            lastCycle: {
+              finishedAt: new Date(cycle.finished_at).toISOString(),
+              status: cycle.status,
+              note: cycle.coverage_note ?? '',
+              ...(latenessNote(cycle.scheduled_at, cycle.started_at) ? { late: latenessNote(cycle.scheduled_at, cycle.started_at) } : {}),
+            },
+          }
         : {}),
     },
     review: {

@@ -66,6 +66,8 @@ export const collectionCycleInputSchema = z.strictObject({
   carry: carrySchema.optional(),
   /** When the cycle's LLM budget window ends (epoch ms; set by the first run); not for callers. */
   windowEndsAt: z.number().int().min(0).optional(),
+  /** When the cycle's first run began its work (epoch ms; set by the first run); not for callers. */
+  startedAt: z.number().int().min(0).optional(),
 });
 export type CollectionCycleInput = z.input<typeof collectionCycleInputSchema>;
 export type CollectionCycleArgs = z.output<typeof collectionCycleInputSchema>;
@@ -228,6 +230,45 @@ export interface CycleResult extends CycleTotals {
   deployment: string;
   judge: string;
   cursor: string | null;
+  /**
+   * 'skipped': the cycle did not run because another cycle of the deployment holds its lease
+   * (`heldBy`); nothing went wrong and nothing was collected. Absent: the cycle ran.
+   */
+  status?: 'skipped';
+  /** The cycle holding the deployment's lease, when this one was skipped. */
+  heldBy?: string;
+  /** Why the cycle was skipped, in words (names the cycle holding the lease and until when). */
+  note?: string;
+  /** When the schedule meant the cycle to start, and when it began its work (ISO; absent for a manual cycle / older runs). */
+  scheduledAt?: string;
+  startedAt?: string;
+}
+
+/** Lateness below this is the ordinary delay of a schedule and a worker picking up work: not reported. */
+export const LATE_AFTER_MS = 60_000;
+
+/** "3 h 10 min", "12 min", "45 s": a duration in words, whole units, for notes. */
+export function durationText(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}
+
+/**
+ * How late a cycle began its work against the time its schedule meant it to: "started 3 h 10 min
+ * after it was due", or '' when it was on time (below LATE_AFTER_MS), manual (no scheduled time)
+ * or recorded before start times were (no start).
+ */
+export function latenessNote(scheduledAt: string | Date | null | undefined, startedAt: string | Date | null | undefined): string {
+  if (!scheduledAt || !startedAt) return '';
+  const late = new Date(startedAt).getTime() - new Date(scheduledAt).getTime();
+  if (!Number.isFinite(late) || late < LATE_AFTER_MS) return '';
+  return `started ${durationText(late)} after it was due`;
 }
 
 /**

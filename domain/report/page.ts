@@ -158,7 +158,7 @@ function gatesSection(d: ReportData): string {
 function coverageSection(d: ReportData, colours: Map<string, string>): string {
   const lc = d.coverage.lastCycle;
   const last = lc
-    ? `Latest collection cycle: ${lc.status}, finished ${utcText(lc.finishedAt)}${lc.note ? `: ${lc.note}` : '.'}`
+    ? `Latest collection cycle: ${lc.status}${lc.late ? ` (${lc.late})` : ''}, finished ${utcText(lc.finishedAt)}${lc.note ? `: ${lc.note}` : '.'}`
     : 'No collection cycle has run for this deployment yet.';
   return `<section id="coverage"><h2>Coverage</h2><p class="lead">${esc(last)}</p>${coverageChart(d.coverage.versions, colours)}</section>`;
 }

@@ -70,6 +70,14 @@ export interface ReportData {
   band?: BaselineBand;
   /** Newest first. */
   gates: ReportGate[];
-  coverage: { versions: VersionCoverage[]; lastCycle?: { finishedAt: string; status: string; note: string } };
+  coverage: {
+    versions: VersionCoverage[];
+    lastCycle?: {
+      finishedAt: string;
+      status: string;
+      note: string /** "started 3 h 10 min after it was due", when it began late. */;
+      late?: string;
+    };
+  };
   review: { findings: ReportFinding[]; finishedAt?: string };
 }

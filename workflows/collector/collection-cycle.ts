@@ -51,6 +51,13 @@ export const cycleStatusQuery = defineQuery<CycleTotals & { phase: string }>('st
  */
 export const SCORE_IN_ACTIVITIES = 'score-in-batch-activities';
 
+/**
+ * Patch id: from this change on, a cycle refused by its deployment's lease (another cycle of it
+ * runs) is recorded as skipped and completes with a skipped result naming that cycle; cycles
+ * recorded before failed with CycleAlreadyRunning, and replay so.
+ */
+export const LEASE_REFUSAL_SKIPS = 'lease-refusal-completes-skipped';
+
 /** batchSize of cycles recorded before SCORE_IN_ACTIVITIES, when their input did not set one. */
 const LEGACY_BATCH_SIZE = 50;
 
@@ -77,6 +84,10 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
   ]);
   const scheduled = info.searchAttributes?.TemporalScheduledStartTime?.[0];
   const scheduledAt = scheduled instanceof Date ? scheduled.toISOString() : typeof scheduled === 'string' ? scheduled : undefined;
+  // When the cycle began its work (its first workflow task, carried across continue-as-new): a
+  // cycle started late by a worker or server outage shows it against scheduledAt.
+  const startedAtMs = input.startedAt ?? Date.now();
+  const startedAt = new Date(startedAtMs).toISOString();
   const batched = patched(SCORE_IN_ACTIVITIES);
   const judge = proxyActivities<CollectorActivities>(scoreOptions(settings));
   const lease = { deployment: input.deployment, cycleId };
@@ -161,13 +172,16 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
       if (!page.hasMore || totals.fetched >= input.maxInteractions) break;
       if (workflowInfo().continueAsNewSuggested || pagesThisRun >= input.pagesPerRun) {
         await condition(allHandlersFinished);
-        await continueAsNew<typeof collectionCycle>({ ...rawInput, carry: totals, windowEndsAt });
+        await continueAsNew<typeof collectionCycle>({ ...rawInput, carry: totals, windowEndsAt, startedAt: startedAtMs });
       }
     }
   } catch (e) {
     if (batched && !(e instanceof ContinueAsNew)) {
       // What the cycle did before it stopped, and why, is recorded; the lease is given back.
+      // A cycle refused by the lease is skipped, not failed: nothing went wrong, another cycle of
+      // the deployment runs (named in the record).
       const error = rootCause(e);
+      const refused = error.type === 'CycleAlreadyRunning';
       await store.recordCycle({
         ...totals,
         cycleId,
@@ -175,17 +189,43 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
         judge: settings.judge,
         cursor,
         scheduledAt,
-        status: 'failed',
+        startedAt,
+        status: refused ? 'skipped' : 'failed',
         error: `${error.type ?? 'Error'}: ${error.message}`,
       });
-      if (error.type !== 'CycleAlreadyRunning') await store.releaseCycle(lease);
+      if (!refused) await store.releaseCycle(lease);
+      else if (patched(LEASE_REFUSAL_SKIPS)) {
+        phase = 'skipped';
+        const holder = (error.details?.[0] as { runningCycle?: unknown } | undefined)?.runningCycle;
+        setCurrentDetails(`Skipped: ${error.message}`);
+        return {
+          ...totals,
+          cycleId,
+          deployment: input.deployment,
+          judge: settings.judge,
+          cursor,
+          status: 'skipped',
+          ...(typeof holder === 'string' ? { heldBy: holder } : {}),
+          note: error.message,
+          ...(scheduledAt ? { scheduledAt } : {}),
+          startedAt,
+        };
+      }
     }
     throw e;
   }
 
   phase = 'done';
-  const result: CycleResult = { ...totals, cycleId, deployment: input.deployment, judge: settings.judge, cursor };
-  await store.recordCycle({ ...result, scheduledAt });
+  const result: CycleResult = {
+    ...totals,
+    cycleId,
+    deployment: input.deployment,
+    judge: settings.judge,
+    cursor,
+    ...(scheduledAt ? { scheduledAt } : {}),
+    startedAt,
+  };
+  await store.recordCycle(result);
   if (batched) await store.releaseCycle(lease);
   setCurrentDetails(
     `Done: ${totals.stored} interactions stored, ${totals.scored} checks scored, ${totals.failed} failed, ${totals.bad} bad records`,

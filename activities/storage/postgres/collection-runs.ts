@@ -2,9 +2,15 @@
 import type { CycleResult } from '../../../domain/collector/collection.js';
 import type { Db } from './db.js';
 
-export interface CollectionRunRecord extends CycleResult {
+export interface CollectionRunRecord extends Omit<CycleResult, 'status'> {
   scheduledAt?: string;
-  status: 'ok' | 'failed';
+  /** When the cycle began its work (its first workflow task; the first run's, across continue-as-new). */
+  startedAt?: string;
+  /**
+   * 'skipped': refused by the deployment's lease (another cycle of it ran; `error` names it); not
+   * a failure: nothing went wrong and nothing was collected.
+   */
+  status: 'ok' | 'failed' | 'skipped';
   error?: string;
 }
 
@@ -14,6 +20,7 @@ export async function recordCollectionRun(db: Db, r: CollectionRunRecord): Promi
     ['cycle_id', r.cycleId],
     ['deployment', r.deployment],
     ['scheduled_at', r.scheduledAt ?? null],
+    ['started_at', r.startedAt ?? null],
     ['status', r.status],
     ['error', r.error ?? null],
     ['pages', r.pages],
@@ -61,14 +68,45 @@ export async function recentTokensPerCheck(db: Db, deployment: string, judge: st
   return checks > 0 && tokens > 0 ? tokens / checks : undefined;
 }
 
-/** The latest cycle of a deployment: when it finished, how it ended and its coverage. */
-export async function lastCycle(
-  db: Db,
-  deployment: string,
-): Promise<{ cycle_id: string; finished_at: Date; status: string; error: string | null; coverage_note: string } | undefined> {
-  const r = await db.query(
-    'SELECT cycle_id, finished_at, status, error, coverage_note FROM collection_runs WHERE deployment = $1 ORDER BY finished_at DESC LIMIT 1',
+/**
+ * The latest cycle of a deployment that ran: when it finished, how it ended and its coverage
+ * (a skipped cycle collected nothing and says nothing of coverage).
+ */
+export async function lastCycle(db: Db, deployment: string): Promise<CycleRow | undefined> {
+  const r = await db.query<CycleRow>(
+    `SELECT ${CYCLE_COLUMNS} FROM collection_runs WHERE deployment = $1 AND status <> 'skipped' ORDER BY finished_at DESC LIMIT 1`,
     [deployment],
   );
   return r.rows[0];
+}
+
+export type CollectionRunRow = CycleRow;
+
+export interface CycleRow {
+  cycle_id: string;
+  status: 'ok' | 'failed' | 'skipped';
+  error: string | null;
+  scheduled_at: Date | null;
+  started_at: Date | null;
+  finished_at: Date;
+  pages: number;
+  fetched: number;
+  stored: number;
+  bad: number;
+  scored: number;
+  failed: number;
+  skipped: number;
+  coverage_note: string;
+}
+
+const CYCLE_COLUMNS =
+  'cycle_id, status, error, scheduled_at, started_at, finished_at, pages, fetched, stored, bad, scored, failed, skipped, coverage_note';
+
+/** A deployment's latest cycles, newest first (skipped ones included). */
+export async function listCycles(db: Db, deployment: string, limit = 20): Promise<CycleRow[]> {
+  const r = await db.query<CycleRow>(
+    `SELECT ${CYCLE_COLUMNS} FROM collection_runs WHERE deployment = $1 ORDER BY finished_at DESC LIMIT $2`,
+    [deployment, limit],
+  );
+  return r.rows;
 }

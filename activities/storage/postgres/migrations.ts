@@ -239,4 +239,11 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'when a collection cycle began its work (lateness against its scheduled time)',
+    sql: `
+      ALTER TABLE collection_runs ADD COLUMN started_at timestamptz;
+    `,
+  },
 ];
