@@ -147,3 +147,43 @@ export function maskUrl(u?: string): string | undefined {
     return '(unparseable URL)';
   }
 }
+
+/**
+ * A URL whose path and query are themselves the secret (a Slack incoming webhook's
+ * /services/T…/B…/token, a token in the query), for messages and stored details: its origin only,
+ * with '/…' when anything followed; '(unparseable URL)' when it does not parse.
+ */
+export function opaqueUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    return `${x.origin}${x.pathname.length > 1 || x.search || x.hash ? '/…' : ''}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/** The parts of such a URL that must not appear anywhere (for `redact`): itself, its path, query and credentials. */
+export function urlSecretParts(u: string): string[] {
+  try {
+    const x = new URL(u);
+    const parts = [
+      u,
+      x.href,
+      x.pathname.length > 1 ? x.pathname : '',
+      x.search.slice(1),
+      x.username,
+      x.password,
+      ...x.searchParams.values(),
+    ];
+    for (const p of [...parts]) {
+      try {
+        parts.push(decodeURIComponent(p));
+      } catch {
+        /* malformed %-encoding: as written */
+      }
+    }
+    return [...new Set(parts.filter((p) => p.length >= 4))].sort((a, b) => b.length - a.length);
+  } catch {
+    return u.length >= 4 ? [u] : [];
+  }
+}

@@ -58,9 +58,13 @@ export const rollbackOptions: ActivityOptions = {
   retry: tenAttempts,
 };
 
-/** A notification: retried for about ten minutes, then reported as failed (the gate does not wait for it). */
+/**
+ * A notification: retried for about ten minutes (jittered delays, chosen by the activity), then
+ * reported as failed (the gate does not wait for it); never longer than 15 minutes in all.
+ */
 export const notifyOptions: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '15 minutes',
   retry: tenAttempts,
 };
 

@@ -4,10 +4,18 @@
  * gate and target: delivered at least once, and never again once delivered. Target URLs (often
  * secrets themselves) stay in PostgreSQL: workflows know targets by index only.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { secretsOf } from '../../common/secrets.js';
+import { opaqueUrl, redact, secretsOf, urlSecretParts } from '../../common/secrets.js';
 import { failure } from '../../common/failures.js';
-import { noticeBody, notifyTargetSchema, type GateNotice, type NotifyTarget } from '../../domain/gate/notify.js';
+import {
+  noticeBody,
+  notifyRetryDelayMs,
+  notifyTargetSchema,
+  slackErrorOf,
+  type GateNotice,
+  type NotifyTarget,
+} from '../../domain/gate/notify.js';
 import type { ActivityDeps } from '../deps.js';
 import { getNotifyTargets } from '../storage/postgres/deployments.js';
 import * as gates from '../storage/postgres/gates.js';
@@ -47,6 +55,8 @@ export function createNotifyActivities(deps: ActivityDeps) {
       events: n.events,
     });
     if (prior.status === 'delivered') return { status: 'delivered', detail: prior.detail };
+    // The whole URL is treated as a secret: a Slack webhook's path is its token.
+    const secrets = [...secretsOf(config), ...urlSecretParts(target.url)];
     try {
       const r = await postSigned({
         url: target.url,
@@ -57,8 +67,18 @@ export function createNotifyActivities(deps: ActivityDeps) {
         refusedHint: 'fix the URL with optiinfra deployment notify',
         webhookSecret: config.webhookSecret,
         timeoutMs: NOTIFY_TIMEOUT_MS,
-        secrets: secretsOf(config),
+        secrets,
         failureType: { retry: 'NotifyUnavailable', refuse: 'NotifyRejected' },
+        describe: opaqueUrl,
+        refuseUnverifiedTls: true,
+        ...(target.kind === 'slack'
+          ? {
+              checkAnswer: (body: string) => {
+                const e = slackErrorOf(body);
+                return e === undefined ? undefined : `Slack answered '${e}'`;
+              },
+            }
+          : {}),
       });
       await gates.finishNotification(db, key, 'delivered', r.detail);
       return r;
@@ -67,11 +87,27 @@ export function createNotifyActivities(deps: ActivityDeps) {
         await gates.finishNotification(db, key, 'failed', e.message);
         return { status: 'failed', detail: e.message };
       }
-      throw e;
+      // Retried: the reason is kept with the pending row, and the next attempt waits a jittered,
+      // bounded delay (the receiver's retry-after when it asked).
+      const message = redact(e instanceof Error ? e.message : String(e), secrets);
+      await gates.noteNotificationAttempt(db, key, message).catch(() => undefined);
+      const asked = e instanceof ApplicationFailure && typeof e.nextRetryDelay === 'number' ? e.nextRetryDelay : undefined;
+      throw failure('NotifyUnavailable', message, {
+        nextRetryDelay: notifyRetryDelayMs(attemptNumber(), asked, Math.random()),
+      });
     }
   }
 
   return { listNotifyTargets, deliverNotification };
+}
+
+/** This activity attempt's number (1 outside an activity). */
+function attemptNumber(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
 }
 
 export type NotifyActivities = ReturnType<typeof createNotifyActivities>;

@@ -81,6 +81,17 @@ export interface SignedPost {
   timeoutMs: number;
   secrets: string[];
   failureType: { retry: FailureType; refuse: FailureType };
+  /** How a URL (the webhook's, a redirect's) is named in messages; default: origin and path. */
+  describe?: (url: string) => string;
+  /**
+   * For a 2xx answer: its body's start (bounded, redacted) → why the receiver did not take the
+   * message after all (a refusal), or undefined when it did.
+   */
+  checkAnswer?: (body: string) => string | undefined;
+  /** A TLS certificate that does not verify is a refusal (it does not pass by retrying), not an outage. */
+  refuseUnverifiedTls?: boolean;
+  /** Aborted when the attempt is cancelled: the request is abandoned (a retryable failure). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -94,7 +105,8 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
   let secrets = o.secrets;
   const failure = (kind: 'retry' | 'refuse', message: string, delay?: number) =>
     failureOf(o.failureType[kind], redact(message, secrets), { nextRetryDelay: delay });
-  const where = describeUrl(url);
+  const describe = o.describe ?? describeUrl;
+  const where = describe(url);
   let target: URL;
   try {
     target = new URL(url);
@@ -138,13 +150,20 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
       body: rawBody,
       // A redirected POST silently becomes a GET: report it instead of following it.
       redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: o.signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), o.signal]) : AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
+    if (o.signal?.aborted) throw failure('retry', `${what} ${where} was abandoned because the attempt was cancelled`);
     if (isTimeout(err)) {
       throw failure(
         'retry',
         `${what} ${where} did not answer within ${seconds(timeoutMs)}; it will be retried (raise the timeout if the receiver is slow)`,
+      );
+    }
+    if (o.refuseUnverifiedTls && isTlsVerification(err)) {
+      throw failure(
+        'refuse',
+        `${what} ${where} presented a TLS certificate that does not verify (${describeNetworkError(err)}); fix the receiver's certificate or ${setting}`,
       );
     }
     throw failure(
@@ -157,6 +176,12 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
   const signed = o.webhookSecret
     ? 'signed with HMAC-SHA256'
     : 'UNSIGNED: no webhook secret is configured, so the receiver cannot verify that the request came from the gate';
+  if (status >= 200 && status < 300 && o.checkAnswer) {
+    const refused = o.checkAnswer(await bodySnippet(res, secrets));
+    if (refused !== undefined) {
+      throw failure('refuse', `${what} ${where} answered ${status} but did not take the message: ${refused} — ${o.refusedHint}`);
+    }
+  }
   if ((status >= 200 && status < 300) || status === 409) {
     await res.body?.cancel().catch(() => undefined);
     const answered = status === 409 ? `answered 409 (already processed this idempotency key)` : `answered ${status}`;
@@ -190,7 +215,7 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
     const location = res.headers.get('location');
     throw failure(
       'refuse',
-      `${what} ${where} answered a redirect (${status}${location ? ` to ${describeLocation(location, url)}` : ''}); configure the final URL in ${setting}`,
+      `${what} ${where} answered a redirect (${status}${location ? ` to ${describeLocation(location, url, describe)}` : ''}); configure the final URL in ${setting}`,
     );
   }
   const hint =
@@ -203,9 +228,9 @@ export async function postSigned(o: SignedPost): Promise<{ status: 'delivered'; 
 }
 
 /** A redirect's target for messages (without credentials or query), relative to the webhook URL. */
-function describeLocation(location: string, base: string): string {
+function describeLocation(location: string, base: string, describe: (url: string) => string): string {
   try {
-    return describeUrl(new URL(location, base).toString());
+    return describe(new URL(location, base).toString());
   } catch {
     return 'an unparseable location';
   }
@@ -233,12 +258,39 @@ async function bodySnippet(res: Response, secrets: string[]): Promise<string> {
   } finally {
     reader.cancel().catch(() => undefined);
   }
-  const text = redact(Buffer.concat(chunks).toString('utf8'), secrets).replace(/\s+/g, ' ').trim();
+  const text = terminalSafe(redact(Buffer.concat(chunks).toString('utf8'), secrets))
+    .replace(/\s+/g, ' ')
+    .trim();
   return text.length > BODY_SNIPPET_CHARS || size >= BODY_READ_BYTES ? `${text.slice(0, BODY_SNIPPET_CHARS)}…` : text;
+}
+
+/**
+ * Text a program or a receiver wrote, safe to store and show: terminal escape sequences (colours,
+ * titles, cursor moves) removed, other control characters (NUL included, which PostgreSQL
+ * refuses) replaced by U+FFFD; line breaks and tabs kept.
+ */
+export function terminalSafe(s: string): string {
+  return s
+    .replace(/\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?/g, '')
+    .replace(/(?:\u001b\[|\u009b)[0-?]*[ -/]*[@-~]/g, '')
+    .replace(/\u001b[@-_]?/g, '')
+    .replace(/\r\n?/g, '\n')
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\ufffd')
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
 }
 
 function isTimeout(err: unknown): boolean {
   return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+}
+
+/** Codes of a TLS certificate that does not verify (self-signed, expired, wrong name, unknown issuer). */
+const TLS_VERIFY_CODES =
+  /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_\w+|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/;
+
+function isTlsVerification(err: unknown): boolean {
+  const cause = err instanceof Error ? (err as { cause?: unknown }).cause : undefined;
+  const code = cause && typeof cause === 'object' ? (cause as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && TLS_VERIFY_CODES.test(code);
 }
 
 function describeNetworkError(err: unknown): string {

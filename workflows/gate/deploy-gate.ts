@@ -13,6 +13,7 @@ import {
   defineSignal,
   defineUpdate,
   executeChild,
+  log,
   ParentClosePolicy,
   patched,
   startChild,
@@ -292,8 +293,13 @@ export async function deployGate(raw: Omit<GateInput, 'carry'> & { carry?: GateC
   };
   const notice = noticeOf(result);
   if (notice.events.length && patched(GATE_NOTIFICATIONS) && (await notifyLookup.listNotifyTargets(input.deployment)).length) {
-    // Abandoned: the gate neither waits for the receivers nor depends on them.
-    await startChild(gateNotifications, { workflowId: `${gateId}/notify`, args: [notice], parentClosePolicy: ParentClosePolicy.ABANDON });
+    // Abandoned: the gate neither waits for the receivers nor depends on them, nor fails when the
+    // child cannot start (one of an earlier run of this gate id still retrying).
+    try {
+      await startChild(gateNotifications, { workflowId: `${gateId}/notify`, args: [notice], parentClosePolicy: ParentClosePolicy.ABANDON });
+    } catch (e) {
+      log.warn('gate notifications not started', { gateId, error: rootCause(e).message });
+    }
   }
   await acts.recordDecision({
     result,

@@ -83,8 +83,13 @@ export async function claimRollback(db: Db, c: RollbackClaim): Promise<{ status:
   return r.rows[0] ?? { status: 'pending', detail: '' };
 }
 
-export async function countRollbackAttempt(db: Db, key: string): Promise<void> {
-  await db.query('UPDATE rollbacks SET attempts = attempts + 1 WHERE idempotency_key = $1', [key]);
+/** Count one more delivery of the rollback; resolves with how many there have been (this one included). */
+export async function countRollbackAttempt(db: Db, key: string): Promise<number> {
+  const r = await db.query<{ attempts: number }>(
+    'UPDATE rollbacks SET attempts = attempts + 1 WHERE idempotency_key = $1 RETURNING attempts',
+    [key],
+  );
+  return Number(r.rows[0]?.attempts ?? 1);
 }
 
 export async function finishRollback(db: Db, key: string, status: string, detail: string): Promise<void> {
@@ -227,6 +232,11 @@ export async function claimNotification(db: Db, c: NotificationClaim): Promise<{
     c.idempotencyKey,
   ]);
   return r.rows[0] ?? { status: 'pending', detail: '' };
+}
+
+/** Keep why the latest attempt of a notification that is still being retried failed. */
+export async function noteNotificationAttempt(db: Db, key: string, detail: string): Promise<void> {
+  await db.query(`UPDATE notifications SET detail = $2 WHERE idempotency_key = $1 AND status = 'pending'`, [key, detail]);
 }
 
 export async function finishNotification(db: Db, key: string, status: 'delivered' | 'failed', detail: string): Promise<void> {
