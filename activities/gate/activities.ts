@@ -104,9 +104,10 @@ export function createGateActivities(deps: ActivityDeps) {
     if (prior.status === 'delivered' || prior.status === 'dry-run') {
       return { status: prior.status, deployer: input.deployer.type, detail: prior.detail, idempotencyKey: key };
     }
-    await gates.countRollbackAttempt(db, key);
+    const attempt = await gates.countRollbackAttempt(db, key);
     const deployer = await withStoredUrl(input.deployer, input.gateId);
-    const beat = setInterval(() => Context.current().heartbeat(), 3000);
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 3000);
     const r = await deliverRollback(
       deployer,
       {
@@ -116,8 +117,9 @@ export function createGateActivities(deps: ActivityDeps) {
         toVersion: input.toVersion,
         reason: input.reason,
         idempotencyKey: key,
+        attempt,
       },
-      { webhookSecret: config.webhookSecret, secrets: secretsOf(config) },
+      { webhookSecret: config.webhookSecret, secrets: secretsOf(config), signal: ctx.cancellationSignal },
     ).finally(() => clearInterval(beat));
     await gates.finishRollback(db, key, r.status, r.detail);
     deps.faults?.afterRollbackDelivered?.(key);
