@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordCollectionRun, lastCycle, listCycles } from '../../activities/storage/postgres/collection-runs.js';
 import { claimCycle, getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { formatCycles } from '../../client/cli/format.js';
-import type { CycleResult } from '../../domain/collector/collection.js';
+import { emptyTotals, type CycleResult } from '../../domain/collector/collection.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 /** An HTTP source whose next fetch can be held until the test lets it go. */
@@ -226,23 +226,5 @@ describe('the collection lease under hostile timing', () => {
 });
 
 function row2result(cycleId: string, deployment: string): CycleResult {
-  return {
-    cycleId,
-    deployment,
-    judge: 'offline',
-    cursor: null,
-    pages: 1,
-    fetched: 0,
-    stored: 0,
-    bad: 0,
-    sampled: 0,
-    scored: 0,
-    failed: 0,
-    skipped: 0,
-    versions: [],
-    badSamples: [],
-    failureSamples: [],
-    promptTokens: 0,
-    completionTokens: 0,
-  } as CycleResult;
+  return { ...emptyTotals(), cycleId, deployment, judge: 'offline', cursor: null, pages: 1 };
 }

@@ -1,27 +1,15 @@
 /** Lateness of a cycle's start and how cycles are listed (pure logic of hostile-lease.test.ts). */
 import { describe, expect, it } from 'vitest';
 import { describeCycle, formatCycles } from '../../client/cli/format.js';
-import { durationText, latenessNote, type CycleResult } from '../../domain/collector/collection.js';
+import { durationText, emptyTotals, latenessNote, type CycleResult } from '../../domain/collector/collection.js';
 
 const base: CycleResult = {
+  ...emptyTotals(),
   cycleId: 'collect/d-2025-01-01T00:00:00.000Z',
   deployment: 'd',
   judge: 'offline',
   cursor: null,
-  pages: 0,
-  fetched: 0,
-  stored: 0,
-  bad: 0,
-  sampled: 0,
-  scored: 0,
-  failed: 0,
-  skipped: 0,
-  versions: [],
-  badSamples: [],
-  failureSamples: [],
-  promptTokens: 0,
-  completionTokens: 0,
-} as CycleResult;
+};
 
 describe('lateness of a cycle', () => {
   // Failed before: there was no lateness note (the functions did not exist).
