@@ -15,6 +15,9 @@ import { getDeployment } from '../storage/postgres/deployments.js';
 import * as gates from '../storage/postgres/gates.js';
 import { deliverRollback } from './rollback.js';
 
+/** How often a rollback waiting for its deployment's turn asks again. */
+const ROLLBACK_TURN_POLL_MS = 2000;
+
 export function createGateActivities(deps: ActivityDeps) {
   const { config, ch, db } = deps;
 
@@ -88,7 +91,9 @@ export function createGateActivities(deps: ActivityDeps) {
   /**
    * Roll back once per gate run: the idempotency key is claimed in PostgreSQL, a delivered
    * rollback is never delivered again, and the deployer receives the same key on every attempt
-   * (so a crash between delivery and bookkeeping is de-duplicated by the receiver).
+   * (so a crash between delivery and bookkeeping is de-duplicated by the receiver). One delivery
+   * per deployment at a time, and the same rollback delivered by another gate after this one
+   * began (two pipelines gating one candidate) is not sent again (see `takeRollbackTurn`).
    */
   async function rollback(input: {
     gateId: string;
@@ -98,32 +103,67 @@ export function createGateActivities(deps: ActivityDeps) {
     toVersion: string;
     reason: string;
     deployer: DeployerConfig;
+    gateStartedAt?: string;
   }): Promise<RollbackOutcome> {
     const key = input.idempotencyKey;
+    const outcome = (status: RollbackOutcome['status'], detail: string): RollbackOutcome => ({
+      status,
+      deployer: input.deployer.type,
+      detail,
+      idempotencyKey: key,
+    });
     const prior = await gates.claimRollback(db, { ...input, deployer: input.deployer.type });
-    if (prior.status === 'delivered' || prior.status === 'dry-run') {
-      return { status: prior.status, deployer: input.deployer.type, detail: prior.detail, idempotencyKey: key };
-    }
-    const attempt = await gates.countRollbackAttempt(db, key);
-    const deployer = await withStoredUrl(input.deployer, input.gateId);
+    if (prior.status === 'delivered' || prior.status === 'dry-run') return outcome(prior.status, prior.detail);
     const ctx = Context.current();
-    const beat = setInterval(() => ctx.heartbeat(), 3000);
-    const r = await deliverRollback(
-      deployer,
-      {
-        gateId: input.gateId,
-        deployment: input.deployment,
-        fromVersion: input.fromVersion,
-        toVersion: input.toVersion,
-        reason: input.reason,
-        idempotencyKey: key,
-        attempt,
-      },
-      { webhookSecret: config.webhookSecret, secrets: secretsOf(config), signal: ctx.cancellationSignal },
-    ).finally(() => clearInterval(beat));
+    let attempt = 1;
+    if (input.deployer.type !== 'dry-run') {
+      for (;;) {
+        const turn = await gates.takeRollbackTurn(db, key);
+        if (turn.kind === 'go') {
+          attempt = turn.attempt;
+          break;
+        }
+        if (turn.kind === 'done') {
+          const detail = `not sent again: gate ${turn.gateId} rolled ${input.deployment} back from ${input.fromVersion} to ${input.toVersion} at ${turn.deliveredAt}, after this gate began (${turn.detail})`;
+          await gates.finishRollback(db, key, 'delivered', detail);
+          return outcome('delivered', detail);
+        }
+        ctx.heartbeat(`waiting for gate ${turn.gateId}'s rollback of ${input.deployment} to finish`);
+        await ctx.sleep(ROLLBACK_TURN_POLL_MS);
+      }
+    }
+    const deployer = await withStoredUrl(input.deployer, input.gateId);
+    let beats = 0;
+    const beat = setInterval(() => {
+      ctx.heartbeat();
+      // Keep the deployment's turn (a dead worker's turn lapses after gates.ROLLBACK_TURN_MS).
+      if (++beats % 5 === 0) gates.renewRollbackTurn(db, key).catch(() => undefined);
+    }, 3000);
+    let r: Awaited<ReturnType<typeof deliverRollback>>;
+    try {
+      r = await deliverRollback(
+        deployer,
+        {
+          gateId: input.gateId,
+          deployment: input.deployment,
+          fromVersion: input.fromVersion,
+          toVersion: input.toVersion,
+          reason: input.reason,
+          idempotencyKey: key,
+          attempt,
+        },
+        { webhookSecret: config.webhookSecret, secrets: secretsOf(config), signal: ctx.cancellationSignal },
+      );
+    } catch (e) {
+      // The deployment's other rollbacks need not wait out this attempt's turn.
+      await gates.renewRollbackTurn(db, key, true).catch(() => undefined);
+      throw e;
+    } finally {
+      clearInterval(beat);
+    }
     await gates.finishRollback(db, key, r.status, r.detail);
     deps.faults?.afterRollbackDelivered?.(key);
-    return { status: r.status, deployer: input.deployer.type, detail: r.detail, idempotencyKey: key };
+    return outcome(r.status, r.detail);
   }
 
   /** A webhook whose URL was kept out of history: its full URL from PostgreSQL. */

@@ -271,6 +271,7 @@ export async function deployGate(raw: Omit<GateInput, 'carry'> & { carry?: GateC
         toVersion: input.baselineVersion,
         reason,
         deployer: input.deployer,
+        gateStartedAt: new Date(startedAt).toISOString(),
       });
     } catch (e) {
       const why = rootCause(e).message;

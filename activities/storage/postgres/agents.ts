@@ -8,7 +8,7 @@
 import type { AgentName, Finding } from '../../../domain/agents/types.js';
 import type { Narrative } from '../../../domain/agents/narrative.js';
 import { wellFormed } from '../../../domain/collector/record.js';
-import type { Db } from './db.js';
+import { type Db, inTransaction } from './db.js';
 
 export interface InfraSourceRow {
   id: string;
@@ -72,9 +72,7 @@ export function storable<T>(value: T): T {
 /** Upsert an agent run and replace its recommendations, in one transaction. */
 export async function recordAgentRun(db: Db, input: AgentRunRecord): Promise<void> {
   const run = storable(input);
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(db, async (client) => {
     await client.query(
       `INSERT INTO agent_runs (id, agent, review_id, status, error, window_from, window_to, data_points, findings, totals,
          summary, narrative, narrative_by, prompt_version)
@@ -125,13 +123,7 @@ export async function recordAgentRun(db: Db, input: AgentRunRecord): Promise<voi
         ],
       );
     }
-    await client.query('COMMIT');
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export async function recordReview(

@@ -100,6 +100,22 @@ async function checkTables(client: pg.PoolClient, database: string): Promise<voi
   );
 }
 
+/** Run `fn` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+export async function inTransaction<T>(db: Db, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const r = await fn(client);
+    await client.query('COMMIT');
+    return r;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
 /**
  * Apply the pending migrations, each once, in one transaction under an advisory lock: processes
  * starting at once wait for the first, then find nothing to do; an interrupted run leaves nothing

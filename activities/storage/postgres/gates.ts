@@ -1,7 +1,7 @@
 /** Baselines, gate decisions, rollbacks and A/B comparisons. */
 import type { BaselineRecord } from '../../../domain/gate/baseline.js';
 import type { Comparison, Explanation, GateResult } from '../../../domain/gate/types.js';
-import type { Db } from './db.js';
+import { type Db, inTransaction } from './db.js';
 
 export async function findBaseline(db: Db, id: string): Promise<BaselineRecord | null> {
   const r = await db.query('SELECT * FROM baselines WHERE id = $1', [id]);
@@ -65,6 +65,8 @@ export interface RollbackClaim {
   fromVersion: string;
   toVersion: string;
   deployer: string;
+  /** When the gate began to watch the candidate (ISO 8601); without it, when the rollback was claimed. */
+  gateStartedAt?: string;
 }
 
 /**
@@ -73,9 +75,9 @@ export interface RollbackClaim {
  */
 export async function claimRollback(db: Db, c: RollbackClaim): Promise<{ status: string; detail: string }> {
   await db.query(
-    `INSERT INTO rollbacks (idempotency_key, gate_id, deployment, from_version, to_version, deployer, status)
-     VALUES ($1,$2,$3,$4,$5,$6,'pending') ON CONFLICT (idempotency_key) DO NOTHING`,
-    [c.idempotencyKey, c.gateId, c.deployment, c.fromVersion, c.toVersion, c.deployer],
+    `INSERT INTO rollbacks (idempotency_key, gate_id, deployment, from_version, to_version, deployer, status, gate_started_at)
+     VALUES ($1,$2,$3,$4,$5,$6,'pending',$7) ON CONFLICT (idempotency_key) DO NOTHING`,
+    [c.idempotencyKey, c.gateId, c.deployment, c.fromVersion, c.toVersion, c.deployer, c.gateStartedAt ?? null],
   );
   const r = await db.query<{ status: string; detail: string }>('SELECT status, detail FROM rollbacks WHERE idempotency_key = $1', [
     c.idempotencyKey,
@@ -83,17 +85,75 @@ export async function claimRollback(db: Db, c: RollbackClaim): Promise<{ status:
   return r.rows[0] ?? { status: 'pending', detail: '' };
 }
 
-/** Count one more delivery of the rollback; resolves with how many there have been (this one included). */
-export async function countRollbackAttempt(db: Db, key: string): Promise<number> {
-  const r = await db.query<{ attempts: number }>(
-    'UPDATE rollbacks SET attempts = attempts + 1 WHERE idempotency_key = $1 RETURNING attempts',
+/**
+ * How long a delivery holds its deployment's turn without renewing it: a worker that died while
+ * delivering stops blocking the deployment's other rollbacks after this.
+ */
+export const ROLLBACK_TURN_MS = 60_000;
+
+export type RollbackTurn =
+  /** Deliver now: this is delivery `attempt` of the key (1 the first). */
+  | { kind: 'go'; attempt: number }
+  /** Another gate's rollback of the deployment is being delivered: ask again later. */
+  | { kind: 'wait'; gateId: string }
+  /** Another gate delivered the same rollback (same versions) after this gate began: not needed again. */
+  | { kind: 'done'; gateId: string; deliveredAt: string; detail: string };
+
+/**
+ * Take the deployment's rollback turn for a claimed key. One delivery per deployment at a time
+ * (two deployers acting on one deployment at once can undo each other, e.g. `kubectl rollout
+ * undo` twice), and a rollback that another gate delivered after this gate began is not sent
+ * again: both gates watched the same deployment of the candidate. A rollback delivered before
+ * this gate began (the candidate was deployed again since) does not count.
+ */
+export async function takeRollbackTurn(db: Db, key: string, turnMs = ROLLBACK_TURN_MS): Promise<RollbackTurn> {
+  return inTransaction(db, async (client) => {
+    const mine = (
+      await client.query<{ deployment: string; from_version: string; to_version: string }>(
+        'SELECT deployment, from_version, to_version FROM rollbacks WHERE idempotency_key = $1',
+        [key],
+      )
+    ).rows[0];
+    if (!mine) throw new Error(`rollback '${key}' was never claimed`);
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`optiinfra rollback ${mine.deployment}`]);
+    // One statement, so one snapshot: a delivery finishing meanwhile is seen either as busy or as done.
+    const other = await client.query<{ kind: 'done' | 'wait'; gate_id: string; delivered_at: Date | null; detail: string }>(
+      `SELECT CASE WHEN o.status = 'delivered' THEN 'done' ELSE 'wait' END AS kind, o.gate_id, o.delivered_at, o.detail
+         FROM rollbacks o, rollbacks m
+        WHERE m.idempotency_key = $1 AND o.idempotency_key <> m.idempotency_key AND o.deployment = m.deployment
+          AND ((o.status = 'delivered' AND o.from_version = m.from_version AND o.to_version = m.to_version
+                AND o.delivered_at >= coalesce(m.gate_started_at, m.created_at))
+            OR (o.status = 'pending' AND o.attempt_at > clock_timestamp() - make_interval(secs => $2)))
+        ORDER BY kind, o.delivered_at LIMIT 1`,
+      [key, turnMs / 1000],
+    );
+    const o = other.rows[0];
+    if (o?.kind === 'done') {
+      return { kind: 'done', gateId: o.gate_id, deliveredAt: new Date(o.delivered_at ?? 0).toISOString(), detail: o.detail };
+    }
+    if (o) return { kind: 'wait', gateId: o.gate_id };
+    const r = await client.query<{ attempts: number }>(
+      'UPDATE rollbacks SET attempts = attempts + 1, attempt_at = clock_timestamp() WHERE idempotency_key = $1 RETURNING attempts',
+      [key],
+    );
+    return { kind: 'go', attempt: Number(r.rows[0]?.attempts ?? 1) };
+  });
+}
+
+/** Keep the deployment's turn while delivering (`release`: give it up, the attempt failed). */
+export async function renewRollbackTurn(db: Db, key: string, release = false): Promise<void> {
+  await db.query(
+    `UPDATE rollbacks SET attempt_at = ${release ? 'NULL' : 'clock_timestamp()'} WHERE idempotency_key = $1 AND status = 'pending'`,
     [key],
   );
-  return Number(r.rows[0]?.attempts ?? 1);
 }
 
 export async function finishRollback(db: Db, key: string, status: string, detail: string): Promise<void> {
-  await db.query('UPDATE rollbacks SET status = $2, detail = $3, delivered_at = now() WHERE idempotency_key = $1', [key, status, detail]);
+  await db.query('UPDATE rollbacks SET status = $2, detail = $3, delivered_at = now(), attempt_at = NULL WHERE idempotency_key = $1', [
+    key,
+    status,
+    detail,
+  ]);
 }
 
 export async function recordDecision(db: Db, r: GateResult, runId: string, startedAt: string, input: unknown): Promise<void> {
@@ -237,6 +297,20 @@ export async function claimNotification(db: Db, c: NotificationClaim): Promise<{
 /** Keep why the latest attempt of a notification that is still being retried failed. */
 export async function noteNotificationAttempt(db: Db, key: string, detail: string): Promise<void> {
   await db.query(`UPDATE notifications SET detail = $2 WHERE idempotency_key = $1 AND status = 'pending'`, [key, detail]);
+}
+
+/**
+ * A notification whose retries ran out: recorded as failed with the last attempt's reason (a
+ * delivered one stays delivered). Resolves with the stored detail.
+ */
+export async function giveUpNotification(db: Db, key: string, why: string): Promise<string> {
+  const r = await db.query<{ detail: string }>(
+    `UPDATE notifications SET status = 'failed', delivered_at = now(),
+       detail = $2 || CASE WHEN detail <> '' THEN '; last attempt: ' || detail ELSE '' END
+     WHERE idempotency_key = $1 AND status = 'pending' RETURNING detail`,
+    [key, why],
+  );
+  return r.rows[0]?.detail ?? why;
 }
 
 export async function finishNotification(db: Db, key: string, status: 'delivered' | 'failed', detail: string): Promise<void> {

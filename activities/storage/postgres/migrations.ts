@@ -246,4 +246,13 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE collection_runs ADD COLUMN started_at timestamptz;
     `,
   },
+  {
+    version: 9,
+    name: 'rollbacks: one delivery at a time per deployment, and when its gate started',
+    sql: `
+      ALTER TABLE rollbacks ADD COLUMN gate_started_at timestamptz;
+      ALTER TABLE rollbacks ADD COLUMN attempt_at timestamptz;
+      CREATE INDEX rollbacks_deployment ON rollbacks (deployment, from_version, to_version);
+    `,
+  },
 ];
