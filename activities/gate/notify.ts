@@ -46,7 +46,7 @@ export function createNotifyActivities(deps: ActivityDeps) {
     const n = input.notice;
     const target = (await targets(n.deployment))[input.target];
     if (!target) throw failure('NotifyRejected', `notification target ${input.target} of '${n.deployment}' no longer exists`);
-    const key = `${n.gateId}/notify/${input.target}`;
+    const key = notificationKey(n.gateId, input.target);
     const prior = await gates.claimNotification(db, {
       idempotencyKey: key,
       gateId: n.gateId,
@@ -98,8 +98,15 @@ export function createNotifyActivities(deps: ActivityDeps) {
     }
   }
 
-  return { listNotifyTargets, deliverNotification };
+  /** Record a notification whose retries ran out as failed (the workflow gave up on it); resolves with the stored reason. */
+  async function giveUpNotification(input: { gateId: string; target: number; why: string }): Promise<string> {
+    return gates.giveUpNotification(db, notificationKey(input.gateId, input.target), redact(input.why, secretsOf(config)));
+  }
+
+  return { listNotifyTargets, deliverNotification, giveUpNotification };
 }
+
+const notificationKey = (gateId: string, target: number) => `${gateId}/notify/${target}`;
 
 /** This activity attempt's number (1 outside an activity). */
 function attemptNumber(): number {

@@ -80,14 +80,19 @@ describe('gate notifications', () => {
     expect(hook.calls).toHaveLength(1);
     expect(hook.calls[0]!.signatureValid).toBe(true);
     expect(hook.calls[0]!.body).toMatchObject({ event: 'gate', gateId: id, decision: 'REJECT', events: ['reject'] });
-    const rows = await stack.stores.db.query('SELECT target_kind, status FROM notifications WHERE gate_id = $1 ORDER BY idempotency_key', [
-      id,
-    ]);
-    expect(rows.rows).toEqual([
+    const rows = await stack.stores.db.query<{ target_kind: string; status: string; detail: string }>(
+      'SELECT target_kind, status, detail FROM notifications WHERE gate_id = $1 ORDER BY idempotency_key',
+      [id],
+    );
+    expect(rows.rows.map(({ target_kind, status }) => ({ target_kind, status }))).toEqual([
       { target_kind: 'slack', status: 'delivered' },
       { target_kind: 'webhook', status: 'delivered' },
-      { target_kind: 'webhook', status: 'pending' },
+      // Failed before: the row of a notification whose retries ran out stayed 'pending'.
+      { target_kind: 'webhook', status: 'failed' },
     ]);
+    // Why, with the last attempt's reason; the same text in the child's result.
+    expect(rows.rows[2]?.detail).toMatch(/^given up: .*; last attempt: .*127\.0\.0\.1:9/);
+    expect((out[2] as { detail?: string }).detail).toBe(rows.rows[2]?.detail);
     await recordHistory(stack.client, `${id}/notify`, 'gate-notifications');
   });
 

@@ -28,6 +28,7 @@ const FROZEN = [
   'resource-agent',
   'application-agent-review',
   'optimization-review',
+  'gate-notifications',
 ];
 
 interface HistoryFile {
