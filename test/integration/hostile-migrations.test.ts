@@ -404,6 +404,20 @@ describe('ClickHouse migrations, hostile', () => {
     );
   });
 
+  it('a read-only ClickHouse user on a current schema: starts, reading only', async () => {
+    // Failed before: `CREATE DATABASE IF NOT EXISTS` came first and was refused in readonly mode.
+    const db = freshChName();
+    await store(db).migrate();
+    const s = store(db);
+    const u = new URL(chUrl());
+    Object.defineProperty(s, 'client', {
+      value: createClient({ url: `${u.protocol}//${u.host}`, clickhouse_settings: { readonly: '1' } }),
+    });
+    expect(await s.migrate()).toEqual([]);
+    // Still read-only: a write is refused by the server.
+    await expect(s.client.command({ query: `CREATE TABLE ${db}.x (a UInt8) ENGINE = Memory` })).rejects.toThrow(/readonly/i);
+  });
+
   it('ClickHouse going away in the middle of migration 2: named, and the next start takes the lock over and finishes', async () => {
     // Failed before: the error of the lock's release hid the migration, and the next start waited 30 minutes for the dead lock.
     const db = freshChName();

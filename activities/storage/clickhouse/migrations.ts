@@ -250,16 +250,10 @@ export async function applyMigrations(ctx: MigrationContext, opts: MigrateOption
   const { db, exec, select } = ctx;
   const upTo = opts.upTo ?? Infinity;
   const wanted = CLICKHOUSE_MIGRATIONS.filter((m) => m.version <= upTo);
-  let step = `creating database ${db} and its schema_migrations table`;
+  let step = 'reading schema_migrations';
   let running: ChMigration | undefined;
   let reached = false;
   try {
-    await exec(`CREATE DATABASE IF NOT EXISTS ${db}`);
-    reached = true;
-    await exec(`CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
-      version UInt32, name String, event String, token String, at DateTime
-    ) ENGINE = MergeTree() ORDER BY (event, version, at, token)`);
-    step = 'reading schema_migrations';
     const pending = async () => {
       const rows = await select<{ version: string | number }>(
         `SELECT DISTINCT version FROM ${db}.schema_migrations WHERE event = 'applied'`,
@@ -275,6 +269,20 @@ export async function applyMigrations(ctx: MigrationContext, opts: MigrateOption
       }
       return wanted.filter((m) => !done.has(m.version));
     };
+    // A current schema is only read: a user without DDL rights (readonly) starts.
+    const recorded = await select<{ n: string | number }>(
+      `SELECT count() AS n FROM system.tables WHERE database = ${sqlString(db)} AND name = 'schema_migrations'`,
+    );
+    reached = true;
+    const current = Number(recorded[0]?.n) > 0 && (await pending()).length === 0;
+    step = `creating database ${db} and its schema_migrations table`;
+    if (!current) {
+      await exec(`CREATE DATABASE IF NOT EXISTS ${db}`);
+      await exec(`CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (
+      version UInt32, name String, event String, token String, at DateTime
+    ) ENGINE = MergeTree() ORDER BY (event, version, at, token)`);
+    }
+    step = 'reading schema_migrations';
     const deadline = Date.now() + (opts.waitMs ?? 15 * 60_000);
     const live = `event = 'lock' AND token NOT IN (SELECT token FROM ${db}.schema_migrations WHERE event = 'release')
            AND token IN (SELECT token FROM ${db}.schema_migrations
