@@ -27,6 +27,30 @@
  *   when it exits is ended the same way. Of stdout and stderr only the last 2 KB are kept (secrets
  *   redacted, terminal escapes and control characters removed), however much is written.
  *
+ * A worker that dies (kill -9, out of memory, its host's reboot) while a command runs cannot stop
+ * it, and Temporal retries the activity: the command must not run twice at once (two
+ * `kubectl rollout undo` toggle the rollback away again). On Linux:
+ * - With `setpriv` (util-linux 2.33 or later) on the worker's PATH, the command is started through
+ *   `setpriv --pdeathsig KILL`, which execs it in its own place (same pid, same process group):
+ *   the command gets SIGKILL when the worker's thread that started it ends. This reaches the
+ *   command only, not the processes it started; it is lost when the command execs a set-user-ID
+ *   program (sudo); and a worker that dies between the spawn and setpriv's prctl leaves it
+ *   running. Without setpriv (or off Linux) the command is spawned as before.
+ * - The worker records, on its host, which process group runs the delivery of an idempotency key
+ *   (see command-processes.ts: pid, group, start time from /proc and the boot id, in
+ *   `optiinfra-rollback-commands-<uid>` of the OS's temporary directory, or `opts.stateDir`).
+ *   Before the next attempt of that key on the same host, whatever of the earlier command still
+ *   runs (the command, or the processes of its group: only those that started after it and
+ *   carry the key in their environment) is ended as at the timeout (SIGTERM, SIGKILL 2 s later,
+ *   descendants too), the attempt waits until it is gone, and the detail says "ended the earlier
+ *   attempt's command still running (pid N)"; if something survives SIGKILL the attempt fails
+ *   (retryable) without running the command. The record goes when an attempt ends. A record that
+ *   is malformed, of another key or boot, or names a process that is not that command is never
+ *   acted on.
+ *   Not covered: a retry on another host (the receiver's idempotency key is the only guard
+ *   there); a process that left the command's group (setsid, a `detached` spawn) and survived
+ *   the command, or cleared its environment; a command running as another user.
+ *
  * Receivers must treat the idempotency key as the identity of the rollback: Temporal retries the
  * activity, so the same rollback can arrive more than once.
  *
@@ -48,11 +72,11 @@
  * Every message has `opts.secrets` redacted.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import type { ApplicationFailure } from '@temporalio/common';
 import { failure as failureOf, type FailureType } from '../../common/failures.js';
 import { redact } from '../../common/secrets.js';
 import type { DeployerConfig } from '../../domain/gate/types.js';
+import { endEarlierRun, recordDirectory, recordRun, setprivExecFailure, signalTree, withParentDeathSignal } from './command-processes.js';
 import { postSigned, seconds, terminalSafe } from './webhook.js';
 
 export { SIGNATURE_HEADER, signPayload, TIMESTAMP_HEADER, verifySignature } from './webhook.js';
@@ -82,6 +106,12 @@ export interface DeliverOptions {
   secrets?: string[];
   /** Aborted when the attempt is cancelled: a running command and everything it started is stopped. */
   signal?: AbortSignal;
+  /**
+   * Where this host records which process group runs a command's delivery (see the module
+   * comment). Default: `optiinfra-rollback-commands-<uid>` in the OS's temporary directory, the
+   * same for every worker of the user on the host.
+   */
+  stateDir?: string;
 }
 
 export type DeployerErrorType = Extract<FailureType, `Deployer${string}`>;
@@ -99,6 +129,8 @@ const TAIL_SLACK_BYTES = 4096;
 const KILL_GRACE_MS = 2000;
 /** After the command exited, how long the rest of its output may take to arrive. */
 const OUTPUT_GRACE_MS = 250;
+/** After SIGKILL, how long an earlier attempt's command may take to be gone before this attempt gives up. */
+const EARLIER_GONE_MS = 10_000;
 
 /**
  * Deliver one rollback. Resolves with 'delivered' or 'dry-run' and a human-readable detail;
@@ -232,68 +264,7 @@ class OutputTail {
   }
 }
 
-/**
- * Descendants of a process (Linux, from /proc; elsewhere none): the processes that left its
- * process group (setsid, a `detached` spawn) are still its descendants while it runs.
- */
-function descendants(root: number): number[] {
-  if (process.platform !== 'linux') return [];
-  const children = new Map<number, number[]>();
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(e));
-      children.set(ppid, list);
-    } catch {
-      // ended meanwhile
-    }
-  }
-  const out: number[] = [];
-  const todo = [root];
-  while (todo.length) {
-    const p = todo.pop() as number;
-    for (const c of children.get(p) ?? []) {
-      if (out.includes(c)) continue;
-      out.push(c);
-      todo.push(c);
-    }
-  }
-  return out;
-}
-
-/**
- * Signal a command, its process group and every descendant seen so far (`seen` remembers them:
- * a descendant whose parent died is no longer found under it).
- */
-function signalTree(pid: number, signal: NodeJS.Signals, seen: Set<number>): void {
-  const send = (p: number) => {
-    try {
-      process.kill(p, signal);
-    } catch {
-      // gone already
-    }
-  };
-  if (process.platform === 'win32') {
-    send(pid);
-    return;
-  }
-  for (const p of descendants(pid)) seen.add(p);
-  send(-pid);
-  send(pid);
-  for (const p of seen) send(p);
-}
-
-function runCommand(
+async function runCommand(
   argv: string[],
   req: RollbackRequest,
   opts: DeliverOptions,
@@ -301,16 +272,44 @@ function runCommand(
 ): Promise<{ status: 'delivered'; detail: string }> {
   const program = argv[0];
   if (program === undefined || program === '') {
-    return Promise.reject(failure('DeployerRejected', 'rollback command has no program: set deployer.argv', secrets));
+    throw failure('DeployerRejected', 'rollback command has no program: set deployer.argv', secrets);
   }
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const what = `rollback command '${program}'`;
+  // An earlier attempt of this key whose worker died may still run here: it ends first.
+  const records = recordDirectory(opts.stateDir);
+  const earlier = records === undefined ? undefined : await endEarlierRun(records, req.idempotencyKey, KILL_GRACE_MS, EARLIER_GONE_MS);
+  if (earlier && !earlier.ended) {
+    throw failure(
+      'DeployerUnavailable',
+      `the earlier attempt's ${what} (pid ${earlier.pid}) still runs after SIGKILL; it was not started again and will be retried`,
+      secrets,
+    );
+  }
+  const note = earlier
+    ? `; ended the earlier attempt's command still running (pid ${earlier.pid}) before this run: ${earlier.processes} process${earlier.processes === 1 ? '' : 'es'}${earlier.commandRan ? '' : ' of its group (the command itself had ended)'}`
+    : '';
+  return spawnCommand(argv, req, opts, secrets, what, note, records);
+}
+
+function spawnCommand(
+  argv: string[],
+  req: RollbackRequest,
+  opts: DeliverOptions,
+  secrets: string[],
+  what: string,
+  note: string,
+  records: string | undefined,
+): Promise<{ status: 'delivered'; detail: string }> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const env = commandEnv(req);
+  // SIGKILL when the worker dies, where setpriv can arrange it (see the module comment).
+  const run = withParentDeathSignal(argv, env);
   const keep = TAIL_BYTES * 4 + Math.max(TAIL_SLACK_BYTES, ...secrets.map((s) => Buffer.byteLength(s) * 2));
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(program, argv.slice(1), {
-        env: commandEnv(req),
+      child = spawn(run.argv[0] as string, run.argv.slice(1), {
+        env,
         // stdin is /dev/null: a command that reads it gets end-of-file instead of waiting.
         stdio: ['ignore', 'pipe', 'pipe'],
         // Its own process group, so that the timeout ends everything it started.
@@ -324,6 +323,8 @@ function runCommand(
       reject(failure('DeployerRejected', `${what} cannot be started: ${msg}; fix deployer.argv`, secrets));
       return;
     }
+    // Which process group runs this key's delivery, for a retry on this host after the worker died.
+    const forget = records !== undefined && child.pid !== undefined ? recordRun(records, req.idempotencyKey, child.pid) : () => undefined;
     const stdout = new OutputTail(keep);
     const stderr = new OutputTail(keep);
     child.stdout?.on('data', (c: Buffer) => stdout.push(c));
@@ -361,13 +362,27 @@ function runCommand(
         // What it left running (a background child, a process holding its output) ends with it.
         const pid = child.pid;
         signalTree(pid, 'SIGTERM', seen);
-        setTimeout(() => signalTree(pid, 'SIGKILL', seen), KILL_GRACE_MS).unref();
+        let groupLeft = true;
+        try {
+          process.kill(-pid, 0);
+        } catch {
+          groupLeft = false;
+        }
+        // The record goes with the last of its processes (at once when nothing is left).
+        if (!groupLeft && seen.size === 0) forget();
+        setTimeout(() => {
+          signalTree(pid, 'SIGKILL', seen);
+          forget();
+        }, KILL_GRACE_MS).unref();
       }
       const out = stdout.text(secrets);
       const errOut = stderr.text(secrets);
       const outputs = [errOut ? `stderr: ${errOut}` : '', out ? `stdout: ${out}` : ''].filter(Boolean).join('; ');
-      const withOutput = outputs ? ` — ${outputs}` : ' (no output)';
+      const withOutput = `${outputs ? ` — ${outputs}` : ' (no output)'}${note}`;
       const fail = (type: DeployerErrorType, message: string) => reject(failure(type, message, secrets));
+      // setpriv could not exec the program after all (a script's missing interpreter): as a failed spawn.
+      const execFailure = run.wrapped && !stopped ? setprivExecFailure(exited?.code ?? null, errOut, out) : undefined;
+      if (execFailure) spawnError = Object.assign(new Error(errOut), { code: execFailure });
       if (spawnError) {
         const code = spawnError.code;
         if (code === 'ENOENT') {
