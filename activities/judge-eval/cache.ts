@@ -176,6 +176,15 @@ export class JudgementCache {
     return this.entries.get(key);
   }
 
+  /** Whether the file can still be appended to (it was replaced, its rights changed); CacheWriteError when not. */
+  check(): void {
+    try {
+      appendFileSync(this.file, '');
+    } catch (e) {
+      throw new CacheWriteError(`cannot write the judgement cache ${this.file}: ${(e as Error).message}`);
+    }
+  }
+
   /** Records a judgement (one line, appended and flushed before this returns); CacheWriteError when it cannot. */
   put(entry: CacheEntry): void {
     try {

@@ -8,6 +8,12 @@
  * counts them), and its AUROC ranks by 1 - overall. Abstained and failed checks are counted and
  * left out of the figures; figures that do not exist (no positives, nothing flagged) are NaN in
  * the report, "n/a" in the table and null in JSON.
+ *
+ * A run that did not judge everything it was asked to (failed judgements, an interrupt, a stop
+ * for the endpoint's behaviour) is incomplete: the report says so first, with how many were
+ * judged and why the rest were not, and a set and check with fewer than half of its measurable
+ * items (labelled, not abstained) scored is named as such (`lowCoverage`). A check whose every
+ * scored item got the same score is named in a warning: such figures measure nothing.
  */
 import { CHECKS, primaryScore, type Check } from '../../common/types.js';
 import { binaryReportOf, type BinaryReport, type Confusion } from '../../domain/judge/eval-metrics.js';
@@ -18,6 +24,12 @@ import type { ItemResult, RunResult, UsageTotals } from './runner.js';
 /** The flag of every check, as the gate and the scores summary count it. */
 export const FLAG_THRESHOLD = 0.5;
 
+/** The share of a set and check's measurable items below which its figures are said to rest on too few. */
+export const MIN_COVERAGE = 0.5;
+
+/** Scored items with one and the same score from which a check's figures are called constant. */
+export const CONSTANT_AFTER = 10;
+
 export interface CheckFigures {
   /** The data set, or 'all' for a check pooled over the sets. */
   set: string;
@@ -27,10 +39,14 @@ export interface CheckFigures {
   scored: number;
   abstained: number;
   failed: number;
-  /** Not judged (an interrupted run). */
+  /** Not judged (an interrupted or stopped run). */
   missing: number;
   /** Over the scored items; undefined when none was scored. */
   report?: BinaryReport;
+  /** Fewer than MIN_COVERAGE of the measurable items were scored (failed or not judged). */
+  lowCoverage: boolean;
+  /** The one score every scored item got, when there are CONSTANT_AFTER or more. */
+  constantScore?: number;
 }
 
 /** The score that ranks the positive class first, and whether the check flags the result. */
@@ -39,7 +55,8 @@ export function positiveScore(check: Check, score: number): { rank: number; flag
 }
 
 function figuresOf(set: string, check: Check, results: readonly ItemResult[]): CheckFigures {
-  const f: CheckFigures = { set, check, labelled: 0, scored: 0, abstained: 0, failed: 0, missing: 0 };
+  const f: CheckFigures = { set, check, labelled: 0, scored: 0, abstained: 0, failed: 0, missing: 0, lowCoverage: false };
+  const scores = new Set<number>();
   const ranks: number[] = [];
   const flags: boolean[] = [];
   const labels: boolean[] = [];
@@ -53,13 +70,18 @@ function figuresOf(set: string, check: Check, results: readonly ItemResult[]): C
     else if (o.status === 'failed' || !o.result) f.failed++;
     else {
       f.scored++;
-      const p = positiveScore(check, primaryScore(check, o.result));
+      const score = primaryScore(check, o.result);
+      scores.add(score);
+      const p = positiveScore(check, score);
       ranks.push(p.rank);
       flags.push(p.flagged);
       labels.push(label);
     }
   }
+  const measurable = f.labelled - f.abstained;
+  f.lowCoverage = f.scored < measurable * MIN_COVERAGE;
   if (f.scored) f.report = binaryReportOf(ranks, flags, labels, FLAG_THRESHOLD);
+  if (f.scored >= CONSTANT_AFTER && scores.size === 1) f.constantScore = [...scores][0];
   return f;
 }
 
@@ -96,7 +118,7 @@ export interface EvalOutput {
   threshold: number;
   sets: Array<{ name: string; source: string; items: number; checks: Check[]; malformed: number; malformedExamples: string[] }>;
   results: Array<
-    Pick<CheckFigures, 'set' | 'check' | 'labelled' | 'scored' | 'abstained' | 'failed' | 'missing'> & {
+    Pick<CheckFigures, 'set' | 'check' | 'labelled' | 'scored' | 'abstained' | 'failed' | 'missing' | 'lowCoverage'> & {
       positives: number | null;
       negatives: number | null;
       confusion: Confusion | null;
@@ -113,6 +135,12 @@ export interface EvalOutput {
   cache: { file: string; entries: number; ignoredLines: number } | null;
   failureReasons: string[];
   interrupted: boolean;
+  /** Every judgement asked for was made: the figures are over everything asked. */
+  complete: boolean;
+  /** Why the run stopped before the end (the endpoint's behaviour), or null. */
+  stopped: { type: string; reason: string } | null;
+  /** Figures that measure nothing (a constant score). */
+  warnings: string[];
   seconds: number;
 }
 
@@ -128,6 +156,13 @@ export function buildOutput(o: {
   seconds: number;
 }): EvalOutput {
   const figures = summarize(o.sets, o.run.results);
+  const u = o.run.units;
+  const warnings = figures
+    .filter((f) => f.constantScore !== undefined)
+    .map(
+      (f) =>
+        `${f.set}/${f.check}: all ${f.scored.toLocaleString('en-US')} scored items got the same score (${f.constantScore}): the judge told none apart, so these figures measure nothing; check the endpoint, the model and its replies`,
+    );
   return {
     judge: o.judge,
     threshold: FLAG_THRESHOLD,
@@ -147,6 +182,7 @@ export function buildOutput(o: {
       abstained: f.abstained,
       failed: f.failed,
       missing: f.missing,
+      lowCoverage: f.lowCoverage,
       positives: f.report ? f.report.positives : null,
       negatives: f.report ? f.report.negatives : null,
       confusion: f.report ? { tp: f.report.tp, fp: f.report.fp, tn: f.report.tn, fn: f.report.fn } : null,
@@ -168,6 +204,9 @@ export function buildOutput(o: {
     cache: o.cache ?? null,
     failureReasons: o.run.failureReasons,
     interrupted: o.run.interrupted,
+    complete: !o.run.interrupted && !o.run.stopped && u.failed === 0 && u.notRun === 0,
+    stopped: o.run.stopped ?? null,
+    warnings,
     seconds: Math.round(o.seconds * 10) / 10,
   };
 }
@@ -207,6 +246,15 @@ export function formatOutput(out: EvalOutput): string {
   lines.push(
     `flag: hallucination and toxicity at score >= ${out.threshold}, quality at overall < ${out.threshold}; positive = should be flagged (hallucinated, toxic, poor)`,
   );
+  const jd = out.judgements;
+  if (!out.complete) {
+    const made = jd.fromCache + jd.judged - jd.failed;
+    lines.push(
+      `INCOMPLETE: ${int(made)} of ${int(jd.total)} judgements made (${Math.floor((made / Math.max(1, jd.total)) * 100)} %)${jd.failed ? `, ${int(jd.failed)} failed` : ''}${jd.notRun ? `, ${int(jd.notRun)} not run` : ''}: ` +
+        `the figures cover the judged items only; run the same command again to judge the rest (the judgements made are cached)`,
+    );
+    if (out.stopped) lines.push(`stopped: ${out.stopped.reason}`);
+  }
   lines.push('');
   const head = [
     'set',
@@ -248,6 +296,14 @@ export function formatOutput(out: EvalOutput): string {
   ]);
   lines.push(table(head, rows, new Set(head.map((_, i) => i).filter((i) => i >= 2))));
   for (const r of out.results) {
+    if (r.lowCoverage && r.labelled > r.abstained) {
+      lines.push(
+        `too few judged: ${r.set}/${r.check} has ${int(r.scored)} of ${int(r.labelled - r.abstained)} measurable items scored (under ${MIN_COVERAGE * 100} %): its figures say little about the set`,
+      );
+    }
+  }
+  for (const w of out.warnings) lines.push(`warning: ${w}`);
+  for (const r of out.results) {
     if (r.auroc !== null || r.positives === null || r.negatives === null) continue;
     const lacking = r.positives === 0 ? 'positives' : r.negatives === 0 ? 'negatives' : undefined;
     if (lacking) lines.push(`AUROC n/a: ${r.set}/${r.check} has no ${lacking} among the scored items (AUROC needs both classes)`);
@@ -257,7 +313,6 @@ export function formatOutput(out: EvalOutput): string {
   }
   lines.push('');
   const u = out.usage;
-  const jd = out.judgements;
   if (j.kind === 'llm') {
     lines.push(
       `judgements: ${int(jd.total)} (${int(jd.fromCache)} from the cache, ${int(jd.judged)} now${jd.failed ? `, ${int(jd.failed)} failed` : ''}${jd.notRun ? `, ${int(jd.notRun)} not run` : ''})`,

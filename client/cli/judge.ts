@@ -19,7 +19,7 @@ import { normaliseBase, openAiBaseFetch, openAiBaseProblem } from '../../activit
 import { DEFAULT_PRICED_MODEL, pricesFor, type Prices } from '../../activities/judge-eval/pricing.js';
 import { progressReporter } from '../../activities/judge-eval/progress.js';
 import { buildOutput, formatOutput, type JudgeDescription } from '../../activities/judge-eval/report.js';
-import { runJudgeEval, type EvalJudge, type RunResult } from '../../activities/judge-eval/runner.js';
+import { runJudgeEval, type EvalJudge, type Progress, type RunResult } from '../../activities/judge-eval/runner.js';
 import { LlmClient } from '../../activities/llm/client.js';
 import { createPool, migrate, type Db } from '../../activities/storage/postgres/db.js';
 import { MigrationError } from '../../activities/storage/migration-error.js';
@@ -209,7 +209,14 @@ async function llmSetup(o: JudgeEvalOptions, config: Config, note: (s: string) =
   };
 }
 
-/** The command; returns its exit code (0, or 130 when interrupted). Usage problems throw UsageError. */
+/** Exit code of a run that did not judge everything it was asked to (failures, a stop for the endpoint's behaviour). */
+export const EXIT_INCOMPLETE = 2;
+
+/**
+ * The command; returns its exit code: 0 when every judgement asked for was made, 2 when some were
+ * not (the figures cover the judged items only), 130 / 143 when interrupted by SIGINT / SIGTERM.
+ * Usage problems and stopping failures throw UsageError.
+ */
 export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const started = performance.now();
   const sets = setList(o.set);
@@ -260,14 +267,23 @@ export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = pr
       if (cache.ignoredLines) note(`${cache.file}: ${cache.ignoredLines} unusable lines ignored`);
     }
 
+    // SIGINT (Ctrl-C) and SIGTERM (a cancelled CI job): start nothing new, let the calls in
+    // flight end and be cached, then report; a second signal quits at once.
     const interrupt = new AbortController();
-    const onSigint = () => {
-      if (interrupt.signal.aborted) process.exit(130);
-      console.error('\ninterrupted: finishing the calls in flight (Ctrl-C again to quit now)');
+    let signalCode = 130;
+    const onSignal = (sig: NodeJS.Signals) => {
+      const code = sig === 'SIGTERM' ? 143 : 130;
+      if (interrupt.signal.aborted) process.exit(code);
+      signalCode = code;
+      console.error(
+        `\ninterrupted (${sig}): finishing the calls in flight (${sig === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again to quit now)`,
+      );
       interrupt.abort(new Error('interrupted'));
     };
-    process.on('SIGINT', onSigint);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const progress = progressReporter(process.stderr, { label: kind === 'llm' ? 'judging' : 'judging (offline)' });
+    let last: Progress | undefined;
     let run: RunResult;
     try {
       run = await runJudgeEval({
@@ -277,11 +293,18 @@ export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = pr
         cache,
         clean: (s) => redact(s, secretsOf(config)),
         signal: interrupt.signal,
-        onProgress: (p) => progress.update(p),
+        onProgress: (p) => {
+          last = p;
+          progress.update(p);
+        },
       });
     } catch (e) {
       progress.end();
-      const saved = cache ? ` Judgements made so far are cached in ${cache.file}: run the same command again to go on.` : '';
+      const made = last ? last.done - last.failed : 0;
+      const counts = last
+        ? ` ${made.toLocaleString('en-US')} of ${last.total.toLocaleString('en-US')} judgements made (${last.fromCache.toLocaleString('en-US')} from the cache); no figures are printed.`
+        : '';
+      const saved = `${counts}${cache ? ` Judgements made so far are cached in ${cache.file}: run the same command again to go on.` : ''}`;
       if (e instanceof CacheWriteError) {
         throw new UsageError(`${e.message}; the run stopped so that no judgement is paid for and lost (pass --cache DIR or --no-cache)`);
       }
@@ -290,11 +313,12 @@ export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = pr
           o.baseUrl && e.type === 'LlmModelNotFound'
             ? ` Requests went to ${o.baseUrl}/chat/completions: check --base-url and --model.`
             : '';
-        throw new UsageError(`the LLM judge stopped: ${e.message}.${where}${saved}`);
+        throw new UsageError(`the LLM judge stopped: ${e.message.replace(/[.\s]+$/, '')}.${where}${saved}`);
       }
       throw e;
     } finally {
-      process.off('SIGINT', onSigint);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
     progress.end();
 
@@ -308,7 +332,8 @@ export async function judgeEval(o: JudgeEvalOptions, env: NodeJS.ProcessEnv = pr
       seconds: (performance.now() - started) / 1000,
     });
     console.log(o.json ? JSON.stringify(out, null, 2) : formatOutput(out));
-    return run.interrupted ? 130 : 0;
+    if (run.interrupted) return signalCode;
+    return out.complete ? 0 : EXIT_INCOMPLETE;
   } finally {
     await setup?.db?.end().catch(() => undefined);
   }

@@ -140,6 +140,11 @@ export interface GroqStubSettings {
   jsonObject?: boolean;
   /** 498 for `service_tier: "flex"` requests with probability `rate` (seeded). */
   flex?: { rate: number; seed?: number };
+  /**
+   * The `model` a 200 reply names (a router that serves another model than the one asked for);
+   * unset or '': the requested model, as Groq answers.
+   */
+  replyModel?: string;
 }
 
 export interface GroqStubOptions extends GroqStubSettings {
@@ -410,6 +415,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
   let seq = 0;
   const timers = new Set<NodeJS.Timeout>();
   const settings: Required<Omit<GroqStubSettings, 'flex'>> & Pick<GroqStubSettings, 'flex'> = {
+    replyModel: '',
     latencyMs: 0,
     limits: {},
     timeScale: 1,
@@ -464,6 +470,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
   };
   const bucket = (name: LimitName) => buckets.find((b) => b.name === name);
   const apply = (s: GroqStubSettings) => {
+    if (s.replyModel !== undefined) settings.replyModel = s.replyModel;
     if (s.latencyMs !== undefined) settings.latencyMs = s.latencyMs;
     if (s.timeScale !== undefined) settings.timeScale = s.timeScale > 0 ? s.timeScale : 1;
     if (s.reasoning !== undefined) settings.reasoning = s.reasoning;
@@ -599,7 +606,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
       id: `chatcmpl-stub-${rec.seq}`,
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
-      model: typeof rec.body?.model === 'string' ? rec.body.model : 'stub-model',
+      model: settings.replyModel || (typeof rec.body?.model === 'string' ? rec.body.model : 'stub-model'),
       choices: o.choices ?? [{ index: 0, message, logprobs: null, finish_reason: finish }],
       usage: {
         queue_time: 0.01,
