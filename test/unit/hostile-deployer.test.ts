@@ -3,13 +3,13 @@
  * garble their output, wait on stdin, cannot be run, or receive shell metacharacters; the
  * environment they get; the same rollback delivered twice.
  */
-import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandEnv, deliverRollback, type RollbackRequest } from '../../activities/gate/rollback.js';
 import { failureOf, within } from '../helpers/async.js';
+import { alive } from '../helpers/processes.js';
 
 const SECRET = 'gsk_hostile_secret_0123456789abcdef';
 
@@ -23,21 +23,6 @@ const req: RollbackRequest = {
 };
 
 const node = (script: string, ...args: string[]) => ({ type: 'command' as const, argv: [process.execPath, '-e', script, ...args] });
-
-/** Running (a zombie, dead but not yet reaped by an init that does not reap, is not). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
 
 /** Waits until none of `pids` runs (or `ms` passed), and returns those still running. */
 async function survivors(pids: number[], ms = 3000): Promise<number[]> {

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliverRollback, type RollbackRequest } from '../../activities/gate/rollback.js';
 import { repoRoot } from '../../stack/paths.js';
 import { failureOf, within } from '../helpers/async.js';
+import { alive } from '../helpers/processes.js';
 
 const linux = process.platform === 'linux';
 const hasSetpriv = linux && spawnSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true']).status === 0;
@@ -59,21 +60,6 @@ await deliverRollback(cfg, req, opts).then(
   (e) => console.log('failed: ' + e.message),
 );
 `;
-
-/** Running (a zombie, dead but not yet reaped by an init that does not reap, is not). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
 
 /** Start time (clock ticks after boot) and process group, from /proc/<pid>/stat. */
 function procStat(pid: number): { start: string; pgrp: number } {
