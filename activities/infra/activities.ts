@@ -2,14 +2,16 @@
  * Infrastructure collection: read the registered sources (FinOps FOCUS exports, `/metrics`
  * endpoints, Prometheus' query_range) into ClickHouse, where the agents read them.
  */
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import { httpUrlSchema } from '../../common/types.js';
 import type { ActivityDeps } from '../deps.js';
-import { unixSeconds } from '../storage/clickhouse/rows.js';
+import { type MetricSampleRow, unixSeconds } from '../storage/clickhouse/rows.js';
 import * as repo from '../storage/postgres/agents.js';
-import { FocusError, readFocusDirectory } from './focus.js';
+import { type BadRow, FocusError, streamFocusDirectory } from './focus.js';
 import { MetricsSourceError, queryRange, scrapeMetrics } from './prometheus.js';
 
 export const infraSourceSchema = z.discriminatedUnion('kind', [
@@ -41,8 +43,40 @@ export interface CollectOutcome {
   id: string;
   kind: InfraKind;
   rows: number;
+  /** Bad rows or samples, all counted. */
   bad: number;
+  /** The first bad rows with their position and reason (at most BAD_SAMPLES_RETURNED). */
+  badSamples?: BadRow[];
+  /** The step a Prometheus source was caught up at, when coarser than 15 s. */
+  stepSeconds?: number;
   error?: string;
+}
+
+/** Bad rows a collection outcome names (it counts them all): outcomes cross Temporal, so they stay small. */
+export const BAD_SAMPLES_RETURNED = 5;
+/** Steps per series one query_range of a collection asks for (Prometheus refuses more than 11,000). */
+export const CHUNK_POINTS = 240;
+/** Largest query_range answer one chunk reads; a larger one is split in two in time. */
+export const CHUNK_MAX_BYTES = 16 * 1024 * 1024;
+/** Points per series one collection stores at most; a source further behind is caught up at a coarser step. */
+export const MAX_COLLECT_POINTS = 5_760;
+/** Prometheus' answers to a query too large to evaluate: its resolution limit and its sample limit. */
+const TOO_MANY_POINTS = /exceeded maximum resolution|too many samples/i;
+
+/** The step a range of `seconds` is collected at: 15 s, or coarser so it holds at most MAX_COLLECT_POINTS steps. */
+export function collectionStep(seconds: number): number {
+  return Math.max(15, Math.ceil(seconds / MAX_COLLECT_POINTS / 15) * 15);
+}
+
+/** Heartbeat with progress when running as an activity (a no-op when called directly). */
+function heartbeat(details: unknown): void {
+  let ctx: Context | undefined;
+  try {
+    ctx = Context.current();
+  } catch {
+    return;
+  }
+  ctx.heartbeat(details);
 }
 
 /** Series scraped directly are one sample per scrape; older data is read from ClickHouse. */
@@ -67,65 +101,136 @@ export function createInfraActivities(deps: ActivityDeps) {
       .filter((s) => !kinds || kinds.includes(s.config.kind));
   }
 
-  /** Read one source into ClickHouse. Bad data and unreachable endpoints are reported, not thrown. */
+  /**
+   * Read one source into ClickHouse. Bad data and unreachable endpoints are reported, not thrown.
+   * Nothing is held whole: a FOCUS export is inserted in batches while it is parsed, a Prometheus
+   * range in chunks (see `collectPrometheus`); each batch or chunk heartbeats its progress.
+   */
   async function collectInfraSource(input: { id: string }): Promise<CollectOutcome> {
     const src = (await listInfraSources()).find((s) => s.id === input.id);
     if (!src) raise('UnknownSource', `no infrastructure source '${input.id}'`);
     const c = src.config;
     const ver = Date.now();
+    let progress: Record<string, unknown> = {};
+    const note = (p: Record<string, unknown>) => {
+      progress = p;
+      heartbeat(p);
+    };
     try {
       if (c.kind === 'focus') {
-        const r = await readFocusDirectory(c.path);
-        await ch.insertCostRows(
-          r.rows.map((x) => ({
-            charge_period_start: unixSeconds(x.chargePeriodStart),
-            charge_period_end: unixSeconds(x.chargePeriodEnd),
-            billed_cost: x.billedCost,
-            effective_cost: x.effectiveCost,
-            resource_id: x.resourceId,
-            resource_type: x.resourceType,
-            service_name: x.serviceName,
-            region_id: x.regionId,
-            sku_id: x.skuId,
-            consumed_quantity: x.consumedQuantity,
-            consumed_unit: x.consumedUnit,
-            tags: JSON.stringify(x.tags),
-            source: src.id,
-            ver,
-          })),
+        const r = await streamFocusDirectory(
+          c.path,
+          (batch) =>
+            ch.insertCostRows(
+              batch.map((x) => ({
+                charge_period_start: unixSeconds(x.chargePeriodStart),
+                charge_period_end: unixSeconds(x.chargePeriodEnd),
+                billed_cost: x.billedCost,
+                effective_cost: x.effectiveCost,
+                resource_id: x.resourceId,
+                resource_type: x.resourceType,
+                service_name: x.serviceName,
+                region_id: x.regionId,
+                sku_id: x.skuId,
+                consumed_quantity: x.consumedQuantity,
+                consumed_unit: x.consumedUnit,
+                tags: JSON.stringify(x.tags),
+                source: src.id,
+                ver,
+              })),
+            ),
+          { onProgress: (p) => note({ source: src.id, file: path.basename(p.file), rows: p.rows, bad: p.bad }) },
         );
-        return { id: src.id, kind: c.kind, rows: r.rows.length, bad: r.bad.length };
+        return {
+          id: src.id,
+          kind: c.kind,
+          rows: r.rows,
+          bad: r.badCount,
+          ...(r.bad.length ? { badSamples: r.bad.slice(0, BAD_SAMPLES_RETURNED) } : {}),
+        };
+      }
+      if (c.kind === 'prometheus') {
+        const r = await collectPrometheus(src, c.url, ver, (p) => note({ source: src.id, ...p }));
+        return { id: src.id, kind: c.kind, rows: r.rows, bad: r.bad, ...(r.step > 15 ? { stepSeconds: r.step } : {}) };
       }
       const now = new Date();
-      const samples =
-        c.kind === 'scrape'
-          ? await scrapeMetrics(c.url)
-          : (
-              await queryRange(c.url, PROMETHEUS_SELECTOR, {
-                start: src.lastCollectedTo ?? new Date(now.getTime() - 3_600_000).toISOString(),
-                end: now.toISOString(),
-                stepSeconds: 15,
-              })
-            ).flatMap((series) =>
-              series.values.map(([t, v]) => ({
-                ts: new Date(t * 1000).toISOString(),
-                metric: series.metric.__name__ ?? '',
-                labels: series.metric,
-                value: v,
-              })),
-            );
+      const samples = await scrapeMetrics(c.url);
       const rows = samples
         .filter((x) => x.metric && Number.isFinite(x.value))
         .map((x) => ({ ts: unixSeconds(x.ts), source: src.id, metric: x.metric, labels: canonicalLabels(x.labels), value: x.value, ver }));
+      note({ source: src.id, scraped: rows.length });
       await ch.insertMetricSamples(rows);
       await repo.markInfraCollected(db, src.id, now.toISOString());
       return { id: src.id, kind: c.kind, rows: rows.length, bad: samples.length - rows.length };
     } catch (e) {
       if (e instanceof FocusError || e instanceof MetricsSourceError) {
-        return { id: src.id, kind: c.kind, rows: 0, bad: 0, error: clean(e.message) };
+        const done = typeof progress.rows === 'number' ? progress.rows : 0;
+        return { id: src.id, kind: c.kind, rows: done, bad: 0, error: clean(e.message) };
       }
       throw e;
     }
+  }
+
+  /**
+   * A Prometheus source's samples since it was last collected (the last hour the first time), in
+   * chunks of at most CHUNK_POINTS steps: each chunk is one query_range, inserted, recorded as
+   * collected (so a retried or timed-out collection resumes after it) and heartbeaten before the
+   * next is asked. A source behind by more than MAX_COLLECT_POINTS steps of 15 s (days without a
+   * collection) is caught up at a coarser step, so no request nears Prometheus' 11,000 points per
+   * series and one collection stores at most MAX_COLLECT_POINTS points per series. A chunk whose
+   * answer exceeds CHUNK_MAX_BYTES, or that Prometheus finds too large, is split in two in time.
+   */
+  async function collectPrometheus(
+    src: InfraSource,
+    url: string,
+    ver: number,
+    onProgress: (p: { chunk: number; collectedTo: string; rows: number; bad: number }) => void,
+  ): Promise<{ rows: number; bad: number; step: number }> {
+    const nowS = Math.floor(Date.now() / 1000);
+    const fromS = Math.floor(Date.parse(src.lastCollectedTo ?? new Date((nowS - 3600) * 1000).toISOString()) / 1000);
+    const step = collectionStep(nowS - fromS);
+    let rows = 0;
+    let bad = 0;
+    let chunk = 0;
+    const ranges: Array<[number, number]> = [];
+    for (let t = fromS; t <= nowS; t += step * CHUNK_POINTS) ranges.push([t, Math.min(nowS, t + step * (CHUNK_POINTS - 1))]);
+    while (ranges.length) {
+      const [a, b] = ranges.shift()!;
+      let series: Awaited<ReturnType<typeof queryRange>>;
+      try {
+        series = await queryRange(
+          url,
+          PROMETHEUS_SELECTOR,
+          { start: String(a), end: String(b), stepSeconds: step },
+          { maxBytes: CHUNK_MAX_BYTES, timeoutMs: 60_000 },
+        );
+      } catch (e) {
+        const split =
+          e instanceof MetricsSourceError && (e.tooLarge || (e.reason === 'prometheus-error' && TOO_MANY_POINTS.test(e.message)));
+        if (split && b - a >= step) {
+          const mid = a + Math.floor((b - a) / step / 2) * step;
+          ranges.unshift([a, mid], [mid + step, b]);
+          continue;
+        }
+        throw e;
+      }
+      const out: MetricSampleRow[] = [];
+      for (const s of series) {
+        const metric = s.metric.__name__ ?? '';
+        const labels = canonicalLabels(s.metric);
+        for (const [t, v] of s.values) {
+          if (metric && Number.isFinite(v)) out.push({ ts: Math.floor(t), source: src.id, metric, labels, value: v, ver });
+          else bad++;
+        }
+      }
+      await ch.insertMetricSamples(out);
+      rows += out.length;
+      chunk++;
+      const collectedTo = new Date(b * 1000).toISOString();
+      await repo.markInfraCollected(db, src.id, collectedTo);
+      onProgress({ chunk, collectedTo, rows, bad });
+    }
+    return { rows, bad, step };
   }
 
   /** Collect every source of these kinds; what failed is reported as warnings. */

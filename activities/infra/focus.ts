@@ -1,6 +1,10 @@
 /**
  * Reads FinOps FOCUS 1.x cost-and-usage exports (CSV) into normalised `CostRow`s.
  *
+ * - `streamFocusDirectory` (what collection uses) hands rows on in batches while it parses, counts
+ *   bad rows and keeps the first MAX_BAD_SAMPLES: its memory is one batch, whatever the size of
+ *   the export (a month of a large bill is millions of rows and hundreds of MB).
+ *   `readFocusDirectory` returns everything at once, for small exports.
  * - Every `*.csv` file of a directory is read, in file-name order (so monthly exports named by
  *   month come in time order). Other files are ignored.
  * - Each file's header must contain the REQUIRED_COLUMNS (exact FOCUS names; extra columns are
@@ -73,7 +77,15 @@ export interface FocusReadResult {
   files: string[];
 }
 
-export async function readFocusDirectory(dir: string): Promise<FocusReadResult> {
+/** Where the reader puts what it reads: rows in batches, bad rows one by one. */
+export interface FocusSink {
+  /** Called with each batch of at most `batchRows` rows, awaited before reading on (back-pressure). */
+  rows(batch: CostRow[]): void | Promise<void>;
+  bad(row: BadRow): void;
+}
+
+/** The `*.csv` files of a FOCUS directory, in name order (full paths). */
+export async function focusFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   const compressed: string[] = [];
   try {
@@ -96,18 +108,81 @@ export async function readFocusDirectory(dir: string): Promise<FocusReadResult> 
         : `no FOCUS export (*.csv) in ${dir}: the directory is empty`,
     );
   }
+  return names.map((n) => path.join(dir, n));
+}
 
-  const result: FocusReadResult = { rows: [], bad: [], files: [] };
-  for (const name of names) {
-    const file = path.join(dir, name);
-    result.files.push(file);
-    await readFocusFile(file, result);
-  }
+/** Reads a whole FOCUS directory into memory: for small exports and tests. Collection streams (`streamFocusDirectory`). */
+export async function readFocusDirectory(dir: string): Promise<FocusReadResult> {
+  const result: FocusReadResult = { rows: [], bad: [], files: await focusFiles(dir) };
+  for (const file of result.files) await readFocusFile(file, result);
   return result;
 }
 
-/** Reads one FOCUS CSV file, appending its rows and bad rows to `into`. */
-export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'files'>): Promise<void> {
+/** Rows handed to `onBatch` at a time by `streamFocusDirectory` (default). */
+export const FOCUS_BATCH_ROWS = 10_000;
+/** Bad rows `streamFocusDirectory` keeps as samples (all are counted). */
+export const MAX_BAD_SAMPLES = 100;
+
+export interface FocusStreamResult {
+  files: string[];
+  rows: number;
+  /** Every bad row is counted; the first MAX_BAD_SAMPLES are kept with their position and reason. */
+  badCount: number;
+  bad: BadRow[];
+}
+
+/**
+ * Reads a FOCUS directory without holding it: rows go to `onBatch` in batches of `batchRows` as
+ * they are parsed (each awaited, so a slow store slows the reading rather than filling memory),
+ * bad rows are counted and the first `maxBad` kept. Memory is bounded by one batch, whatever the
+ * size of the export. `onProgress` hears of every batch (to heartbeat).
+ */
+export async function streamFocusDirectory(
+  dir: string,
+  onBatch: (rows: CostRow[]) => void | Promise<void>,
+  opts: { batchRows?: number; maxBad?: number; onProgress?: (p: { file: string; rows: number; bad: number }) => void } = {},
+): Promise<FocusStreamResult> {
+  const batchRows = opts.batchRows ?? FOCUS_BATCH_ROWS;
+  const maxBad = opts.maxBad ?? MAX_BAD_SAMPLES;
+  const out: FocusStreamResult = { files: await focusFiles(dir), rows: 0, badCount: 0, bad: [] };
+  let batch: CostRow[] = [];
+  let current = '';
+  const flush = async () => {
+    if (!batch.length) return;
+    const b = batch;
+    batch = [];
+    out.rows += b.length;
+    await onBatch(b);
+    opts.onProgress?.({ file: current, rows: out.rows, bad: out.badCount });
+  };
+  const sink: FocusSink = {
+    rows: async (rows) => {
+      for (const r of rows) batch.push(r);
+      if (batch.length >= batchRows) await flush();
+    },
+    bad: (b) => {
+      out.badCount++;
+      if (out.bad.length < maxBad) out.bad.push(b);
+    },
+  };
+  for (const file of out.files) {
+    current = file;
+    await readFocusFile(file, sink);
+  }
+  await flush();
+  return out;
+}
+
+/** Reads one FOCUS CSV file, appending its rows and bad rows to `into` (arrays, or a streaming sink). */
+export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'files'> | FocusSink): Promise<void> {
+  const sink: FocusSink = Array.isArray(into.rows)
+    ? {
+        rows: (batch) => {
+          for (const r of batch) (into as FocusReadResult).rows.push(r);
+        },
+        bad: (b) => (into as FocusReadResult).bad.push(b),
+      }
+    : (into as FocusSink);
   const base = path.basename(file);
   const magic = await leadingBytes(file, 4);
   if ((magic[0] === 0x1f && magic[1] === 0x8b) || (magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 0x03 && magic[3] === 0x04)) {
@@ -119,9 +194,23 @@ export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'f
   let header: string[] | undefined;
   let index: Record<RequiredColumn, number> | undefined;
   let currencyIndex: number | undefined;
+  let pending: CostRow[] = [];
+  let quotedCrlf = 0;
+  // A failure of the sink (the store) is its own, not a parse error of the file.
+  let sinkFailure: { error: unknown } | undefined;
+  const deliver = async (rows: CostRow[]) => {
+    try {
+      await sink.rows(rows);
+    } catch (error) {
+      sinkFailure = { error };
+      throw error;
+    }
+  };
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const { record, info } = item;
+      // The parser counts a CRLF inside a quoted field as two lines: count it as one.
+      for (const f of record) if (f.includes('\r\n')) quotedCrlf += f.split('\r\n').length - 1;
       if (!header || !index) {
         header = record.map((h) => h.trim());
         const missing = REQUIRED_COLUMNS.filter((c) => !header!.includes(c));
@@ -144,22 +233,30 @@ export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'f
         index = Object.fromEntries(REQUIRED_COLUMNS.map((c) => [c, header!.indexOf(c)])) as Record<RequiredColumn, number>;
         continue;
       }
-      const position = `${base}:${info.lines}`;
+      const position = `${base}:${info.lines - quotedCrlf}`;
       if (record.length !== header.length) {
-        into.bad.push({ position, reason: `${record.length} fields, the header has ${header.length}` });
+        sink.bad({ position, reason: `${record.length} fields, the header has ${header.length}` });
         continue;
       }
       const currency = currencyIndex === undefined ? '' : (record[currencyIndex] ?? '').trim();
       if (currency !== '' && currency.toUpperCase() !== 'USD') {
-        into.bad.push({ position, reason: `BillingCurrency '${snippetOf(currency)}' is not USD (costs are read as USD)` });
+        sink.bad({ position, reason: `BillingCurrency '${snippetOf(currency)}' is not USD (costs are read as USD)` });
         continue;
       }
       const parsed = toCostRow(record, index);
-      if (typeof parsed === 'string') into.bad.push({ position, reason: parsed });
-      else into.rows.push(parsed);
+      if (typeof parsed === 'string') sink.bad({ position, reason: parsed });
+      else {
+        pending.push(parsed);
+        if (pending.length >= 1000) {
+          await deliver(pending);
+          pending = [];
+        }
+      }
     }
+    if (pending.length) await deliver(pending);
   } catch (err) {
     parser.destroy();
+    if (sinkFailure && sinkFailure.error === err) throw err;
     if (err instanceof FocusError) throw err;
     const line = (err as { lines?: number }).lines;
     const code = (err as { code?: string }).code;
@@ -167,7 +264,7 @@ export async function readFocusFile(file: string, into: Omit<FocusReadResult, 'f
       code === 'CSV_MAX_RECORD_SIZE'
         ? `a record is longer than ${MAX_RECORD_CHARS} characters (an unclosed quote, or not a FOCUS export)`
         : snippetOf(printable(err instanceof Error ? err.message : String(err)), 300);
-    throw new FocusError(`cannot parse ${file}${line ? ` near line ${line}` : ''}: ${reason}`, file);
+    throw new FocusError(`cannot parse ${file}${line ? ` near line ${line - quotedCrlf}` : ''}: ${reason}`, file);
   }
   if (!header) throw new FocusError(`${file} is empty: no header row`, file, [...REQUIRED_COLUMNS]);
 }

@@ -40,6 +40,8 @@ export class MetricsSourceError extends Error {
   ) {
     super(`${url}: ${message}`);
   }
+  /** The answer was refused for its size (a smaller range may pass). */
+  tooLarge?: boolean;
 }
 
 export { safeUrl };
@@ -100,7 +102,10 @@ async function httpGet(
       redirect: 'follow',
     });
     const declared = Number(r.headers.get('content-length') ?? '');
-    const tooLarge = () => new MetricsSourceError(shown, 'invalid-response', `answer larger than ${maxBytes} bytes`, r.status);
+    const tooLarge = () =>
+      Object.assign(new MetricsSourceError(shown, 'invalid-response', `answer larger than ${maxBytes} bytes`, r.status), {
+        tooLarge: true,
+      });
     if (Number.isFinite(declared) && declared > maxBytes) {
       await r.body?.cancel().catch(() => undefined);
       throw tooLarge();

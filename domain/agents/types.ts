@@ -174,4 +174,6 @@ export interface AgentAnalysis {
   dataPoints: number;
   /** Source problems that did not stop the analysis, and anything left out of it. */
   warnings: string[];
+  /** When findings were left out to keep the analysis bounded: how many, of which kinds (see bounded.ts). */
+  notListed?: string;
 }

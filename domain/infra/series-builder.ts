@@ -111,22 +111,88 @@ function rateAt(m: SeriesMap | undefined, prev: number, ts: number, filter?: (l:
   return any ? inc / (ts - prev) : undefined;
 }
 
-/** A quantile of a histogram over one step, from bucket deltas summed by `le`. */
+/**
+ * A quantile of a histogram over one step, from bucket deltas summed by `le`. A histogram series
+ * (its labels but `le`) whose any bucket went down was reset (its exporter restarted): all its
+ * buckets count from zero, as `bucketDeltas` does, never some from zero and some as differences.
+ */
 function quantileAt(m: SeriesMap | undefined, prev: number, ts: number, q: number): number | undefined {
   if (!m) return undefined;
+  const reset = new Set<string>();
+  for (const s of m.values()) {
+    const a = s.points.get(prev);
+    const b = s.points.get(ts);
+    if (a !== undefined && b !== undefined && b < a) reset.add(histogramKey(s.labels));
+  }
   const byLe = new Map<number, number>();
   for (const s of m.values()) {
     const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
     const a = s.points.get(prev);
     const b = s.points.get(ts);
     if (a === undefined || b === undefined || Number.isNaN(le)) continue;
-    byLe.set(le, (byLe.get(le) ?? 0) + (b >= a ? b - a : b));
+    byLe.set(le, (byLe.get(le) ?? 0) + (reset.has(histogramKey(s.labels)) ? b : b - a));
   }
   const buckets = [...byLe.entries()].sort((x, y) => x[0] - y[0]).map(([le, count]) => ({ le, count }));
   const total = buckets.at(-1)?.count ?? 0;
   if (!buckets.length || total <= 0) return undefined;
   const v = histogramQuantile(q, buckets);
   return Number.isFinite(v) ? v : undefined;
+}
+
+/** The histogram series a bucket series belongs to: its labels but `le`. */
+function histogramKey(labels: Labels): string {
+  const { le: _le, ...rest } = labels;
+  return JSON.stringify(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * Total increase of counters over the samples, per source: per series in time order, the
+ * difference between consecutive samples, or the later value when it went down (a reset), summed
+ * over series (pods that come and go included). Unlike rates per step, it holds across gaps
+ * (a source scraped once a day, a collection outage).
+ */
+export function counterIncreases(samples: StoredSample[], metrics: readonly string[]): Map<string, number> {
+  const wanted = new Set(metrics);
+  const series = new Map<string, Array<[number, number]>>();
+  for (const s of samples) {
+    if (!wanted.has(s.metric) || !Number.isFinite(s.value)) continue;
+    const key = `${s.source}\u0000${s.metric}\u0000${s.labels}`;
+    const pts = series.get(key);
+    if (pts) pts.push([s.ts, s.value]);
+    else series.set(key, [[s.ts, s.value]]);
+  }
+  const out = new Map<string, number>();
+  for (const [key, pts] of series) {
+    pts.sort((x, y) => x[0] - y[0]);
+    let inc = 0;
+    for (let i = 1; i < pts.length; i++) {
+      const a = pts[i - 1]![1];
+      const b = pts[i]![1];
+      inc += b >= a ? b - a : b;
+    }
+    const source = key.slice(0, key.indexOf('\u0000'));
+    out.set(source, (out.get(source) ?? 0) + inc);
+  }
+  return out;
+}
+
+/**
+ * GPUs of a source: the most distinct GPUs (host and index, else UUID) reporting at one step.
+ * Counted per step, not over the window: GPUs replaced or pods moved during the window are not
+ * counted twice, and a source covering several hosts (a Prometheus server) counts each host's GPUs.
+ */
+function gpuCount(util: SeriesMap | undefined, times: number[]): number {
+  if (!util) return 0;
+  const ids = [...util.values()].map((s) => ({
+    id: `${s.labels.Hostname ?? s.labels.instance ?? ''}/${s.labels.gpu ?? s.labels.UUID ?? ''}`,
+    points: s.points,
+  }));
+  let most = 0;
+  for (const t of times) {
+    const at = new Set(ids.filter((x) => x.points.has(t)).map((x) => x.id)).size;
+    if (at > most) most = at;
+  }
+  return most;
 }
 
 const ms = (s: number | undefined) => (s === undefined ? undefined : Math.round(s * 1000 * 10) / 10);
@@ -179,7 +245,7 @@ export function buildResourceSeries(
     const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort(
       (a, b) => a - b,
     );
-    const gpus = new Set([...(util?.values() ?? [])].map((s) => s.labels.gpu ?? s.labels.UUID ?? '')).size;
+    const gpus = gpuCount(util, times);
     const points: ResourceSeries['points'] = [];
     for (let i = 1; i < times.length; i++) {
       const prev = times[i - 1]!;

@@ -118,7 +118,7 @@ export async function runAgent(
     dataPoints: a.dataPoints,
     findings: a.findings,
     totals: a.totals,
-    summary: a.summary ?? template.summary,
+    summary: a.notListed ? `${a.summary ?? template.summary} ${a.notListed}` : (a.summary ?? template.summary),
   };
   const llm = settings.judge === 'offline' ? undefined : llmActs(settings);
   if (input.question) {

@@ -11,6 +11,7 @@ import {
   unsupportedNumbers,
 } from '../../../domain/agents/application/explain.js';
 import { cleanReplyText } from '../../../domain/agents/narrative.js';
+import { boundAnalysis } from '../../../domain/agents/bounded.js';
 import { applicationFindings, type DeploymentQuality } from '../../../domain/agents/application/findings.js';
 import type { AgentAnalysis, AgentWindow } from '../../../domain/agents/types.js';
 import { toVersionStats } from '../../../domain/gate/baseline.js';
@@ -20,13 +21,16 @@ import { decisionsSince } from '../../storage/postgres/gates.js';
 import { noData } from '../metrics.js';
 import { checkReply } from '../narrative.js';
 
+/** Deployments the pre-1.1 `gatherApplication` activity returned at most (kept for workflows started before). */
+const LEGACY_MAX_DEPLOYMENTS = 100;
+
 export type ApplicationWindow = AgentWindow & { judge: string; promptVersions: Record<Check, string> };
 
 export function createApplicationActivities(deps: ActivityDeps) {
   const { ch, db } = deps;
 
   /** Quality statistics of every deployment and version scored in the window, with its gate decisions. */
-  async function gatherApplication(
+  async function applicationInputs(
     w: ApplicationWindow,
   ): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
     const versions = await ch.scoredVersions(w.from, w.to);
@@ -48,12 +52,24 @@ export function createApplicationActivities(deps: ActivityDeps) {
       d.versions.push({ version: v.model_version, stats: toVersionStats(agg), lastTs: new Date(v.last_ts * 1000).toISOString() });
     }
     if (!out.length) throw noData('application', w, [], 'scored interactions');
-    return { deployments: out.slice(0, 100), dataPoints: versions.length, warnings: [] };
+    return { deployments: out, dataPoints: versions.length, warnings: [] };
   }
 
+  /**
+   * The inputs of the findings, as workflows started before findings moved into activities expect
+   * them (bounded: the first LEGACY_MAX_DEPLOYMENTS deployments). New runs use `analyseApplication`.
+   */
+  async function gatherApplication(
+    w: ApplicationWindow,
+  ): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
+    const g = await applicationInputs(w);
+    return { ...g, deployments: g.deployments.slice(0, LEGACY_MAX_DEPLOYMENTS) };
+  }
+
+  /** Findings of every deployment scored in the window (the analysis is bounded, not the deployments read). */
   async function analyseApplication(w: ApplicationWindow): Promise<AgentAnalysis> {
-    const g = await gatherApplication(w);
-    return { findings: applicationFindings(g.deployments), dataPoints: g.dataPoints, warnings: g.warnings };
+    const g = await applicationInputs(w);
+    return boundAnalysis({ findings: applicationFindings(g.deployments), dataPoints: g.dataPoints, warnings: g.warnings });
   }
 
   /** The explanation of a gate decision, written by the LLM from the numbers only. */

@@ -3,14 +3,17 @@
  * served are read here and turned into findings here, so only findings and totals enter the
  * workflow's history, however long the export.
  */
+import { boundAnalysis } from '../../../domain/agents/bounded.js';
 import { executiveSummary } from '../../../domain/agents/cost/executive-summary.js';
 import { costFindings } from '../../../domain/agents/cost/findings.js';
 import { INSTANCE_TYPES } from '../../../domain/agents/instance-catalog.js';
 import type { AgentAnalysis, AgentWindow, CostRow, ResourceUtilisation } from '../../../domain/agents/types.js';
-import { buildPerformanceSeries } from '../../../domain/infra/series-builder.js';
+import { counterIncreases } from '../../../domain/infra/series-builder.js';
 import type { ActivityDeps } from '../../deps.js';
 import type { createInfraActivities } from '../../infra/activities.js';
 import { hostMap, noData, resourceSeries, utilisationOf } from '../metrics.js';
+
+const TOKEN_COUNTERS = ['vllm:prompt_tokens_total', 'vllm:generation_tokens_total'];
 
 /** Rows the pre-1.1 `gatherCost` activity returned at most (kept for workflows started before). */
 const LEGACY_MAX_COST_ROWS = 5000;
@@ -52,25 +55,25 @@ export function createCostActivities(deps: ActivityDeps, infra: ReturnType<typeo
       stepSeconds: 300,
     };
     const utilisation = utilisationOf(await resourceSeries(ch, recent, metricSources));
-    const perf = buildPerformanceSeries(
+    // Tokens served: the increase of the token counters over the window (resets and gaps included).
+    const served = counterIncreases(
       await ch.metricSamples({
-        metrics: ['vllm:num_requests_running', 'vllm:prompt_tokens_total', 'vllm:generation_tokens_total'],
+        metrics: TOKEN_COUNTERS,
         sources: metricSources.map((s) => s.id),
         from: w.from,
         to: w.to,
         stepSeconds: w.stepSeconds,
       }),
-      w.stepSeconds,
+      TOKEN_COUNTERS,
     );
     // Tokens a metrics source served count for the deployment its host is tagged with in the cost
     // data (or for the deployment named like the source).
     const deploymentOf = new Map(rows.filter((r) => r.tags.deployment).map((r) => [r.resourceId, r.tags.deployment!]));
     const hosts = hostMap(metricSources);
     const tokensByDeployment: Record<string, number> = {};
-    for (const s of perf) {
-      const resourceId = hosts[s.deployment]?.resourceId;
-      const deployment = (resourceId && deploymentOf.get(resourceId)) || s.deployment;
-      const tokens = s.points.reduce((sum, p) => sum + ((p.promptTokensPerSec ?? 0) + (p.generationTokensPerSec ?? 0)) * s.stepSeconds, 0);
+    for (const [source, tokens] of served) {
+      const resourceId = hosts[source]?.resourceId;
+      const deployment = (resourceId && deploymentOf.get(resourceId)) || source;
       tokensByDeployment[deployment] = (tokensByDeployment[deployment] ?? 0) + tokens;
     }
     return { rows, utilisation, tokensByDeployment, dataPoints: daily.length, warnings: errors };
@@ -87,13 +90,13 @@ export function createCostActivities(deps: ActivityDeps, infra: ReturnType<typeo
       window: { from: w.from, to: w.to },
     });
     const days = new Set(g.rows.map((r) => r.chargePeriodStart.slice(0, 10))).size;
-    return {
+    return boundAnalysis({
       findings,
       totals: { ...totals, days },
       summary: executiveSummary(findings, totals),
       dataPoints: g.dataPoints,
       warnings: g.warnings,
-    };
+    });
   }
 
   /**

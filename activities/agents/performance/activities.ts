@@ -1,4 +1,5 @@
 /** The performance agent's activities (LLM integration point 2): vLLM series and their findings. */
+import { boundAnalysis } from '../../../domain/agents/bounded.js';
 import { performanceFindings } from '../../../domain/agents/performance/findings.js';
 import type { AgentAnalysis, AgentWindow, PerformanceSeries } from '../../../domain/agents/types.js';
 import { buildPerformanceSeries, VLLM_METRICS } from '../../../domain/infra/series-builder.js';
@@ -20,7 +21,7 @@ export function createPerformanceActivities(deps: ActivityDeps, infra: ReturnTyp
 
   async function analysePerformance(w: AgentWindow): Promise<AgentAnalysis> {
     const g = await gatherPerformance(w);
-    return { findings: g.series.flatMap((s) => performanceFindings(s)), dataPoints: g.dataPoints, warnings: g.warnings };
+    return boundAnalysis({ findings: g.series.flatMap((s) => performanceFindings(s)), dataPoints: g.dataPoints, warnings: g.warnings });
   }
 
   return { analysePerformance, gatherPerformance };

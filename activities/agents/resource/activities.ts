@@ -1,4 +1,5 @@
 /** The resource agent's activities (LLM integration point 3): GPU and host series and their findings. */
+import { boundAnalysis } from '../../../domain/agents/bounded.js';
 import { INSTANCE_TYPES } from '../../../domain/agents/instance-catalog.js';
 import { resourceFindings } from '../../../domain/agents/resource/findings.js';
 import type { AgentAnalysis, AgentWindow, ResourceSeries } from '../../../domain/agents/types.js';
@@ -19,7 +20,7 @@ export function createResourceActivities(deps: ActivityDeps, infra: ReturnType<t
 
   async function analyseResource(w: AgentWindow): Promise<AgentAnalysis> {
     const g = await gatherResource(w);
-    return { findings: resourceFindings(g.series, INSTANCE_TYPES), dataPoints: g.dataPoints, warnings: g.warnings };
+    return boundAnalysis({ findings: resourceFindings(g.series, INSTANCE_TYPES), dataPoints: g.dataPoints, warnings: g.warnings });
   }
 
   return { analyseResource, gatherResource };
