@@ -126,20 +126,29 @@ export function registerCollectCommand(program: Command): void {
     );
 }
 
+/** Model versions `scores` lists by default: the most recently scored. */
+export const DEFAULT_SCORE_VERSIONS = 20;
+
 export function registerScoresCommand(program: Command): void {
   program
     .command('scores')
-    .description('aggregates of stored scores per model version and check')
+    .description('aggregates of stored scores per model version and check (the most recently scored versions)')
     .requiredOption('--deployment <id>', 'deployment id', idArg('deployment id'))
     .option('--version <v>', 'only this model version', idArg('model version'))
+    .option('--limit <n>', 'how many model versions, the most recently scored', intArg('limit', 1, 1000), DEFAULT_SCORE_VERSIONS)
     .option('--json', 'machine-readable output')
-    .action(async (o: { deployment: string; version?: string; json?: boolean }) =>
+    .action(async (o: { deployment: string; version?: string; limit: number; json?: boolean }) =>
       withStores(async (stores) => {
-        const rows = await stores.ch.aggregateScores(o.deployment, o.version);
-        const interactions = await stores.ch.interactionsPerVersion(o.deployment, o.version);
+        // Versions are chosen by ClickHouse from its per-day aggregates: the rows read and the
+        // lines printed stay bounded however many versions the deployment had.
+        const picked = o.version ? undefined : await stores.ch.latestScoredVersions(o.deployment, o.limit);
+        const versions = o.version ?? picked!.versions;
+        const rows = await stores.ch.aggregateScores(o.deployment, versions);
+        const interactions = await stores.ch.interactionsPerVersion(o.deployment, versions);
         const last = await lastCycle(stores.db, o.deployment);
-        if (o.json) printJson({ scores: rows, interactions, lastCycle: last });
-        else console.log(formatScores(o.deployment, rows, interactions, lastCycleLine(last)));
+        const shown = picked && { shown: picked.versions.length, total: picked.total };
+        if (o.json) printJson({ scores: rows, interactions, lastCycle: last, ...(shown ? { versions: shown } : {}) });
+        else console.log(formatScores(o.deployment, rows, interactions, lastCycleLine(last), shown));
       }),
     );
 }

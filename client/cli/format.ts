@@ -57,9 +57,13 @@ export function formatScores(
   rows: ScoreAggregate[],
   interactions: Record<string, number> = {},
   lastCycleNote = '',
+  versions?: { shown: number; total: number },
 ): string {
   return [
     `scores of ${deployment} (mean of the check's score; flagged: quality < 0.5, hallucination or toxicity >= 0.5; coverage: scored of stored interactions)`,
+    ...(versions && versions.total > versions.shown
+      ? [`showing the ${versions.shown} most recently scored of ${versions.total} model versions (--limit N for more, --version V for one)`]
+      : []),
     table(
       rows.map((r) => ({
         model_version: r.model_version,

@@ -12,7 +12,8 @@ import { latestRecommendations } from '../../activities/storage/postgres/agents.
 import { lastCycle } from '../../activities/storage/postgres/collection-runs.js';
 import { latenessNote } from '../../domain/collector/collection.js';
 import { getDeployment } from '../../activities/storage/postgres/deployments.js';
-import { baselinesOf, gateRecords } from '../../activities/storage/postgres/gates.js';
+import { baselinesOf, findBaseline, gateRecords } from '../../activities/storage/postgres/gates.js';
+import { MAX_TREND_VERSIONS } from '../../activities/storage/clickhouse/score-queries.js';
 import type { Config } from '../../common/config.js';
 import type { Check } from '../../common/types.js';
 import { DEFAULT_TOLERANCES } from '../../domain/gate/types.js';
@@ -27,6 +28,9 @@ import { most } from '../../common/format.js';
 
 /** Days of scores and gates a report covers by default. */
 export const DEFAULT_REPORT_DAYS = 7;
+
+/** Most model versions a report charts (and lists in its coverage besides the baseline's). */
+export const MAX_REPORT_VERSIONS = MAX_TREND_VERSIONS;
 
 /**
  * The report's data from ClickHouse and PostgreSQL. Scores are those of one judge and its
@@ -50,9 +54,9 @@ export async function gatherReport(
   const from = new Date(now.getTime() - days * 86_400_000).toISOString();
 
   const records = await gateRecords(db, o.deployment, { since: from, limit: 50 });
-  const baselines = await baselinesOf(db, o.deployment);
   const gated = records.find((g) => g.evidence);
-  const gateBaseline = gated?.evidence ? baselines.find((b) => b.id === gated.evidence!.baseline.baselineId) : undefined;
+  const gateBaseline = gated?.evidence ? ((await findBaseline(db, gated.evidence.baseline.baselineId)) ?? undefined) : undefined;
+  const latestBaseline = gated?.evidence ? undefined : (await baselinesOf(db, o.deployment, 1))[0];
 
   let judge: string;
   let promptVersions: Record<Check, string>;
@@ -68,8 +72,8 @@ export async function gatherReport(
       tolerances: ev.rule.tolerances,
       source: `the baseline of the latest gate, with its tolerances`,
     };
-  } else if (baselines[0]) {
-    const b = baselines[0];
+  } else if (latestBaseline) {
+    const b = latestBaseline;
     judge = b.judge;
     promptVersions = b.promptVersions;
     band = {
@@ -84,11 +88,25 @@ export async function gatherReport(
     promptVersions = promptVersionsFor(judge, config.llm.judgeMode);
   }
 
-  const trends = await ch.scoreTrends({ deployment: o.deployment, judge, promptVersions, from, to });
-  const stored = await ch.interactionsPerVersion(o.deployment);
-  const aggregates = await ch.aggregateScores(o.deployment);
-  const scored = new Map(aggregates.filter((a) => a.check_name === 'quality' && a.judge === judge).map((a) => [a.model_version, a.ok]));
-  const versions = [...new Set([...Object.keys(stored), ...scored.keys()])].sort();
+  // Bounded however many versions the deployment had: the trends follow at most
+  // MAX_REPORT_VERSIONS of them, coverage lists those and the most recently stored ones, and the
+  // totals over every version are summed by ClickHouse.
+  const trends = await ch.scoreTrends({
+    deployment: o.deployment,
+    judge,
+    promptVersions,
+    from,
+    to,
+    maxVersions: MAX_REPORT_VERSIONS,
+    ...(band ? { keep: band.version } : {}),
+  });
+  const charted = [...new Set(trends.points.map((p) => p.model_version))];
+  const coverage = await ch.versionCoverage({
+    deployment: o.deployment,
+    judge,
+    keep: band ? [band.version, ...charted] : charted,
+    limit: MAX_REPORT_VERSIONS,
+  });
   const cycle = await lastCycle(db, o.deployment);
   const recs = await latestRecommendations(db);
 
@@ -113,7 +131,8 @@ export async function gatherReport(
     ...(band ? { band } : {}),
     gates,
     coverage: {
-      versions: versions.map((v) => ({ version: v, stored: stored[v] ?? 0, scored: scored.get(v) ?? 0 })),
+      versions: coverage.versions,
+      totals: coverage.total,
       ...(cycle
         ? {
             lastCycle: {

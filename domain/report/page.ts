@@ -79,12 +79,17 @@ function card(k: string, v: string, extra = ''): string {
 
 function summaryCards(d: ReportData): string {
   const versions = [...new Set(d.trends.points.map((p) => p.model_version))];
-  const stored = d.coverage.versions.reduce((a, v) => a + v.stored, 0);
-  const scored = d.coverage.versions.reduce((a, v) => a + v.scored, 0);
+  const inWindow = Math.max(versions.length, d.trends.versions ?? 0);
+  const stored = d.coverage.totals?.stored ?? d.coverage.versions.reduce((a, v) => a + v.stored, 0);
+  const scored = d.coverage.totals?.scored ?? d.coverage.versions.reduce((a, v) => a + v.scored, 0);
   const last = d.gates[0];
   const saving = d.review.findings.reduce((a, f) => a + (f.annualUsd && f.annualUsd > 0 ? f.annualUsd : 0), 0);
   return `<div class="cards">${[
-    card('Model versions scored in the window', String(versions.length), versions.join(', ')),
+    card(
+      'Model versions scored in the window',
+      group(inWindow),
+      `${versions.join(', ')}${inWindow > versions.length ? ` and ${group(inWindow - versions.length)} more` : ''}`,
+    ),
     last
       ? card(
           'Latest gate',
@@ -103,9 +108,15 @@ function summaryCards(d: ReportData): string {
 
 function trendsSection(d: ReportData, colours: Map<string, string>): string {
   const band = d.band;
-  const lead = band
-    ? `Each line is a model version; the dashed line is the baseline ${band.version} (${group(band.samples)} scored interactions; ${band.source}), the shaded band how far the gate's tolerance lets a candidate fall from it.`
-    : 'Each line is a model version. No baseline has been computed for this deployment yet.';
+  const shown = new Set(d.trends.points.map((p) => p.model_version)).size;
+  const total = Math.max(shown, d.trends.versions ?? 0);
+  const lead =
+    (band
+      ? `Each line is a model version; the dashed line is the baseline ${band.version} (${group(band.samples)} scored interactions; ${band.source}), the shaded band how far the gate's tolerance lets a candidate fall from it.`
+      : 'Each line is a model version. No baseline has been computed for this deployment yet.') +
+    (total > shown
+      ? ` Showing ${group(shown)} of the ${group(total)} model versions scored in the window: ${band ? "the baseline's and " : ''}the most recently scored.`
+      : '');
   return (
     `<section id="trends"><h2>Scores per model version over time</h2><p class="lead">${esc(lead)}</p>` +
     `<div class="grid-charts">${METRICS.map((m) => trendChart({ metric: m, points: d.trends.points, bucketSeconds: d.trends.bucketSeconds, colours, band })).join('')}</div></section>`
@@ -160,7 +171,15 @@ function coverageSection(d: ReportData, colours: Map<string, string>): string {
   const last = lc
     ? `Latest collection cycle: ${lc.status}${lc.late ? ` (${lc.late})` : ''}, finished ${utcText(lc.finishedAt)}${lc.note ? `: ${lc.note}` : '.'}`
     : 'No collection cycle has run for this deployment yet.';
-  return `<section id="coverage"><h2>Coverage</h2><p class="lead">${esc(last)}</p>${coverageChart(d.coverage.versions, colours)}</section>`;
+  const t = d.coverage.totals;
+  const listed = d.coverage.versions.length;
+  const more =
+    t && t.versions > listed
+      ? `<p class="lead">${esc(
+          `Showing ${group(listed)} of ${group(t.versions)} model versions (those charted and the most recently stored). All versions: ${group(t.scored)} of ${group(t.stored)} stored interactions scored.`,
+        )}</p>`
+      : '';
+  return `<section id="coverage"><h2>Coverage</h2><p class="lead">${esc(last)}</p>${coverageChart(d.coverage.versions, colours)}${more}</section>`;
 }
 
 function reviewSection(d: ReportData): string {

@@ -66,12 +66,16 @@ export interface ReportData {
   window: { from: string; to: string; days: number };
   judge: string;
   promptVersions: Record<Check, string>;
-  trends: { bucketSeconds: number; points: TrendPoint[] };
+  /** `versions`: how many model versions were scored in the window (the points follow at most a few of them). */
+  trends: { bucketSeconds: number; points: TrendPoint[]; versions?: number };
   band?: BaselineBand;
   /** Newest first. */
   gates: ReportGate[];
   coverage: {
+    /** Some of the deployment's versions: those charted and the most recently stored. */
     versions: VersionCoverage[];
+    /** Over every version of the deployment: how many have stored interactions, and the sums. */
+    totals?: { versions: number; stored: number; scored: number };
     lastCycle?: {
       finishedAt: string;
       status: string;

@@ -168,6 +168,13 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
   results.textChars = await st.textChars(dep, ['int-0000', 'int-0001', 'missing']);
   results.aggregateScores = await st.aggregateScores(dep);
   results.aggregateScoresV1 = await st.aggregateScores(dep, 'v1');
+  results.aggregateScoresList = [await st.aggregateScores(dep, ['v2', 'v9']), await st.aggregateScores(dep, [])];
+  results.interactionsPerVersionList = await st.interactionsPerVersion(dep, ['v0', 'v2']);
+  results.latestScoredVersions = [await st.latestScoredVersions(dep, 2), await st.latestScoredVersions('nobody', 5)];
+  results.versionCoverage = [
+    await st.versionCoverage({ deployment: dep, judge: 'offline', keep: ['v0'], limit: 1 }),
+    await st.versionCoverage({ deployment: dep, judge: 'llm-judge', keep: [], limit: 10 }),
+  ];
   results.scoredVersions = await st.scoredVersions(
     new Date((T0 + 100 * DAY) * 1000).toISOString(),
     new Date((T0 + 4000 * DAY) * 1000).toISOString(),
@@ -201,6 +208,7 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
     maxBuckets: 10,
   });
   results.scoreTrendsNone = await trends({ judge: 'nobody' });
+  results.scoreTrendsFollowed = await trends({ maxVersions: 1, keep: 'v0' });
 
   // Costs over 120 months, hourly charge periods not on day boundaries; metric samples over 150 days.
   const costs: CostUsageRow[] = [];

@@ -9,7 +9,7 @@ import type { VersionAggregates } from '../../../domain/gate/baseline.js';
 import type { TrendPoint } from '../../../domain/report/types.js';
 import { DAILY_DIMENSIONS } from './migrations.js';
 import { unixSeconds } from './rows.js';
-import { sqlId, sqlString } from './sql.js';
+import { sqlId, sqlIdList, sqlString } from './sql.js';
 
 /** What the queries need of the store: its database and a way to read rows. */
 export interface ClickHouseReader {
@@ -35,7 +35,12 @@ export interface ScoreAggregate {
 export interface ScoreTrends {
   bucketSeconds: number;
   points: TrendPoint[];
+  /** Model versions with scores in the window; the points are of at most `maxVersions` of them. */
+  versions: number;
 }
+
+/** Most model versions a trend follows: one colour each, and a chart a person can read. */
+export const MAX_TREND_VERSIONS = 10;
 
 /** Bucket sizes of score trends, in seconds: 1 s to 30 days. */
 export const TREND_BUCKETS = [1, 5, 10, 30, 60, 300, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 604_800, 2_592_000] as const;
@@ -95,6 +100,37 @@ const stat = (v: unknown) => (v === undefined ? 0 : v === null ? Number.NaN : Nu
 
 const QUALITY_DIMENSIONS = ['score', ...DAILY_DIMENSIONS] as const;
 
+/** `AND model_version …` for one version or a list of them (each validated); '' for every version. */
+export function versionFilter(modelVersion: string | readonly string[] | undefined): string {
+  if (modelVersion === undefined || modelVersion === '') return '';
+  if (typeof modelVersion === 'string') return `AND model_version = ${sqlId(modelVersion, 'model version')}`;
+  return modelVersion.length ? `AND model_version IN (${sqlIdList(modelVersion, 'model version')})` : 'AND 0';
+}
+
+/** Model versions a listing shows: the most recent ones, and how many there are in all. */
+export interface VersionSelection {
+  /** Newest first. */
+  versions: string[];
+  total: number;
+}
+
+/**
+ * The `limit` model versions of a deployment with the newest scored interactions (any status),
+ * newest first, and how many versions have scores. Read from the per-day aggregates
+ * (`score_daily`), so neither the rows nor the list of every version reach the caller.
+ */
+export async function latestScoredVersions(ch: ClickHouseReader, deployment: string, limit: number): Promise<VersionSelection> {
+  const dep = sqlId(deployment, 'deployment');
+  const rows = await ch.query<{ model_version: string }>(
+    `SELECT model_version, maxMerge(last_ts) AS last FROM ${ch.db}.score_daily WHERE deployment = ${dep}
+       GROUP BY model_version ORDER BY last DESC, model_version LIMIT ${Math.max(1, Math.floor(limit))}`,
+  );
+  const total = await ch.query<{ n: string | number }>(
+    `SELECT uniqExact(model_version) AS n FROM ${ch.db}.score_daily WHERE deployment = ${dep}`,
+  );
+  return { versions: rows.map((r) => String(r.model_version)), total: Number(total[0]?.n ?? 0) };
+}
+
 /** Rows of the given checks, each with its own prompt version. */
 export function checkFilter(promptVersions: Record<Check, string>): string {
   return (Object.keys(promptVersions) as Check[])
@@ -107,7 +143,12 @@ export function checkFilter(promptVersions: Record<Check, string>): string {
  * rows (exact, interpolated between the nearest ranks), and how many were flagged
  * (hallucination or toxicity score >= 0.5; quality < 0.5).
  */
-export async function aggregateScores(ch: ClickHouseReader, deployment: string, modelVersion?: string): Promise<ScoreAggregate[]> {
+export async function aggregateScores(
+  ch: ClickHouseReader,
+  deployment: string,
+  modelVersion?: string | readonly string[],
+): Promise<ScoreAggregate[]> {
+  if (Array.isArray(modelVersion) && !modelVersion.length) return [];
   const ok = "status = 'ok'";
   // Value at index p·(n−1) of the sorted scores `s`, interpolated like `quantile` on few values.
   const q = (p: number) => {
@@ -128,7 +169,7 @@ export async function aggregateScores(ch: ClickHouseReader, deployment: string, 
                      OR (check_name != 'quality' AND assumeNotNull(score) >= 0.5))) AS flagged
          FROM ${ch.db}.scores FINAL
          WHERE deployment = ${sqlId(deployment, 'deployment')}
-           ${modelVersion ? `AND model_version = ${sqlId(modelVersion, 'model version')}` : ''}
+           ${versionFilter(modelVersion)}
          GROUP BY model_version, check_name, judge
        )
        ORDER BY model_version, check_name, judge`,
@@ -272,35 +313,49 @@ export interface ScoreTrendsQuery {
   from: string;
   to: string;
   maxBuckets?: number;
+  /** Most model versions followed (default MAX_TREND_VERSIONS): those scored most recently in the window. */
+  maxVersions?: number;
+  /** A version followed whenever it has scores in the window (the baseline's). */
+  keep?: string;
 }
 
 /**
  * Score trends of a deployment: per model version, check and time bucket (interaction time,
  * UTC seconds), the scored interactions of one judge and its prompt versions, their mean score
- * and how many were flagged (score >= 0.5), over interactions in [from, to). The bucket is the
- * smallest of TREND_BUCKETS that gives at most `maxBuckets` buckets over the scores' span. No
- * FINAL, as for baselines: the collector writes one row per version, check, interaction,
- * prompt version and judge.
+ * and how many were flagged (score >= 0.5), over interactions in [from, to). At most
+ * `maxVersions` versions are followed, chosen in the database (`keep`, then the most recently
+ * scored), with the number of versions scored in the window: a deployment with thousands of
+ * versions gives a bounded answer. The bucket is the smallest of TREND_BUCKETS that gives at
+ * most `maxBuckets` buckets over the followed versions' span. No FINAL, as for baselines: the
+ * collector writes one row per version, check, interaction, prompt version and judge.
  */
 export async function scoreTrends(ch: ClickHouseReader, q: ScoreTrendsQuery): Promise<ScoreTrends> {
   const where = `deployment = ${sqlId(q.deployment, 'deployment')} AND judge = ${sqlString(q.judge)} AND (${checkFilter(q.promptVersions)})
          AND status = 'ok' AND interaction_ts >= toDateTime(${unixSeconds(q.from)}) AND interaction_ts < toDateTime(${unixSeconds(q.to)})`;
-  const span = await ch.query<{ n: string; lo: string | number; hi: string | number }>(
-    `SELECT count() AS n, min(toUnixTimestamp(interaction_ts)) AS lo, max(toUnixTimestamp(interaction_ts)) AS hi
-       FROM ${ch.db}.scores WHERE ${where}`,
+  const counted = await ch.query<{ n: string; versions: string | number }>(
+    `SELECT count() AS n, uniqExact(model_version) AS versions FROM ${ch.db}.scores WHERE ${where}`,
   );
-  const n = Number(span[0]?.n ?? 0);
-  if (!n) return { bucketSeconds: TREND_BUCKETS[0]!, points: [] };
-  const step = trendBucket(Number(span[0]!.hi) - Number(span[0]!.lo), q.maxBuckets ?? 60);
+  const n = Number(counted[0]?.n ?? 0);
+  if (!n) return { bucketSeconds: TREND_BUCKETS[0]!, points: [], versions: 0 };
+  const keep = q.keep === undefined ? '' : `model_version = ${sqlId(q.keep, 'model version')} DESC, `;
+  const followed = await ch.query<{ model_version: string; lo: string | number; hi: string | number }>(
+    `SELECT model_version, min(toUnixTimestamp(interaction_ts)) AS lo, max(toUnixTimestamp(interaction_ts)) AS hi
+       FROM ${ch.db}.scores WHERE ${where}
+       GROUP BY model_version ORDER BY ${keep}hi DESC, model_version LIMIT ${Math.max(1, Math.floor(q.maxVersions ?? MAX_TREND_VERSIONS))}`,
+  );
+  const lo = Math.min(...followed.map((v) => Number(v.lo)));
+  const hi = Math.max(...followed.map((v) => Number(v.hi)));
+  const step = trendBucket(hi - lo, q.maxBuckets ?? 60);
   const rows = await ch.query<Record<string, unknown>>(
     `SELECT model_version, check_name, intDiv(toUnixTimestamp(interaction_ts), ${step}) * ${step} AS t,
               count() AS n, avg(assumeNotNull(score)) AS mean, countIf(assumeNotNull(score) >= 0.5) AS flagged
-       FROM ${ch.db}.scores WHERE ${where}
+       FROM ${ch.db}.scores WHERE ${where} ${versionFilter(followed.map((v) => String(v.model_version)))}
        GROUP BY model_version, check_name, t
        ORDER BY model_version, check_name, t`,
   );
   return {
     bucketSeconds: step,
+    versions: Number(counted[0]!.versions),
     points: rows.map((r) => ({
       model_version: String(r.model_version),
       check_name: r.check_name as Check,
@@ -309,6 +364,63 @@ export async function scoreTrends(ch: ClickHouseReader, q: ScoreTrendsQuery): Pr
       mean: num0(r.mean),
       flagged: Number(r.flagged),
     })),
+  };
+}
+
+/** Coverage of a deployment's model versions: stored and scored interactions, for some versions and in all. */
+export interface VersionCoverageQuery {
+  deployment: string;
+  /** Scored: interactions with a good quality score of this judge (any prompt version). */
+  judge: string;
+  /** Versions listed whenever they have interactions or scores (the ones a report charts). */
+  keep: readonly string[];
+  /** Versions listed besides `keep`, the most recently stored first, up to this many in all. */
+  limit: number;
+}
+
+export interface VersionCoverageRows {
+  versions: Array<{ version: string; stored: number; scored: number }>;
+  /** Every version of the deployment: how many have stored interactions, and the sums. */
+  total: { versions: number; stored: number; scored: number };
+}
+
+/**
+ * Stored and scored interactions per model version for `keep` and the most recently stored
+ * versions (at most max(limit, keep) rows), and the totals over every version, computed in the
+ * database. Stored: distinct interaction ids per version; scored: from `score_daily`.
+ */
+export async function versionCoverage(ch: ClickHouseReader, q: VersionCoverageQuery): Promise<VersionCoverageRows> {
+  const dep = sqlId(q.deployment, 'deployment');
+  const keep = [...new Set(q.keep)];
+  const limit = Math.max(1, Math.floor(q.limit), keep.length);
+  const first = keep.length ? `model_version IN (${sqlIdList(keep, 'model version')}) DESC, ` : '';
+  const stored = await ch.query<{ model_version: string; n: string | number }>(
+    `SELECT model_version, uniqExact(id) AS n, max(ts) AS last FROM ${ch.db}.interactions WHERE deployment = ${dep}
+       GROUP BY model_version ORDER BY ${first}last DESC, model_version LIMIT ${limit}`,
+  );
+  const storedAll = await ch.query<{ versions: string | number; stored: string | number | null }>(
+    `SELECT count() AS versions, sum(n) AS stored FROM (
+       SELECT model_version, uniqExact(id) AS n FROM ${ch.db}.interactions WHERE deployment = ${dep} GROUP BY model_version)`,
+  );
+  const names = [...new Set([...stored.map((r) => String(r.model_version)), ...keep])];
+  const good = `deployment = ${dep} AND judge = ${sqlString(q.judge)} AND check_name = 'quality' AND status = 'ok'`;
+  const scored = await ch.query<{ model_version: string; n: string | number }>(
+    `SELECT model_version, countMerge(rows) AS n FROM ${ch.db}.score_daily WHERE ${good} ${versionFilter(names)}
+       GROUP BY model_version`,
+  );
+  const scoredAll = await ch.query<{ n: string | number }>(`SELECT countMerge(rows) AS n FROM ${ch.db}.score_daily WHERE ${good}`);
+  const storedOf = new Map(stored.map((r) => [String(r.model_version), Number(r.n)]));
+  const scoredOf = new Map(scored.map((r) => [String(r.model_version), Number(r.n)]));
+  return {
+    versions: names
+      .filter((v) => storedOf.has(v) || scoredOf.has(v))
+      .sort()
+      .map((v) => ({ version: v, stored: storedOf.get(v) ?? 0, scored: scoredOf.get(v) ?? 0 })),
+    total: {
+      versions: Number(storedAll[0]?.versions ?? 0),
+      stored: Number(storedAll[0]?.stored ?? 0),
+      scored: Number(scoredAll[0]?.n ?? 0),
+    },
   };
 }
 

@@ -15,12 +15,18 @@ import { type CostUsageRow, type InteractionRow, type MetricSampleRow, type Scor
 import {
   aggregateScores,
   checkFilter,
+  latestScoredVersions,
   type ScoreAggregate,
   type ScoreTrends,
   type ScoreTrendsQuery,
   scoreTrends,
   versionAggregates,
   type VersionAggregatesQuery,
+  versionCoverage,
+  type VersionCoverageQuery,
+  type VersionCoverageRows,
+  versionFilter,
+  type VersionSelection,
 } from './score-queries.js';
 import { sqlId, sqlIdList, sqlString } from './sql.js';
 
@@ -138,11 +144,12 @@ export class ClickHouseStore {
     return rows.map((r) => ({ ...r, ts: Number(r.ts), has_context: Number(r.has_context), ver: Number(r.ver) }));
   }
 
-  /** Stored interactions per model version of a deployment (for coverage: how many of them were scored). */
-  async interactionsPerVersion(deployment: string, modelVersion?: string): Promise<Record<string, number>> {
+  /** Stored interactions per model version of a deployment, of one version or a list of them (for coverage: how many of them were scored). */
+  async interactionsPerVersion(deployment: string, modelVersion?: string | readonly string[]): Promise<Record<string, number>> {
+    if (Array.isArray(modelVersion) && !modelVersion.length) return {};
     const rows = await this.query<{ model_version: string; n: string }>(
       `SELECT model_version, uniqExact(id) AS n FROM ${this.db}.interactions
-       WHERE deployment = ${sqlId(deployment, 'deployment')}${modelVersion ? ` AND model_version = ${sqlId(modelVersion, 'model version')}` : ''}
+       WHERE deployment = ${sqlId(deployment, 'deployment')} ${versionFilter(modelVersion)}
        GROUP BY model_version ORDER BY model_version`,
     );
     return Object.fromEntries(rows.map((r) => [r.model_version, Number(r.n)]));
@@ -200,9 +207,19 @@ export class ClickHouseStore {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** Per model version and check: row counts, mean/median/p90 of the primary score and flagged rows (see score-queries.ts). */
-  async aggregateScores(deployment: string, modelVersion?: string): Promise<ScoreAggregate[]> {
+  /** Per model version (one, a list, or all) and check: row counts, mean/median/p90 of the primary score and flagged rows (see score-queries.ts). */
+  async aggregateScores(deployment: string, modelVersion?: string | readonly string[]): Promise<ScoreAggregate[]> {
     return aggregateScores(this, deployment, modelVersion);
+  }
+
+  /** The `limit` most recently scored model versions of a deployment and how many have scores (see score-queries.ts). */
+  async latestScoredVersions(deployment: string, limit: number): Promise<VersionSelection> {
+    return latestScoredVersions(this, deployment, limit);
+  }
+
+  /** Stored and scored interactions of some model versions and of all (see score-queries.ts). */
+  async versionCoverage(q: VersionCoverageQuery): Promise<VersionCoverageRows> {
+    return versionCoverage(this, q);
   }
 
   /** Every deployment and model version with scores of interactions in [from, to], with its newest interaction time. */

@@ -154,14 +154,26 @@ export interface RecommendationRow {
   run_id: string;
 }
 
-/** Recommendations of the latest successful run of each agent (or of one agent), largest saving first. */
+/**
+ * Recommendations of the latest successful run of each agent (or of one agent), largest saving
+ * first. The agents are walked through the index of successful runs (one probe per agent and
+ * one for its latest run), so the answer costs the same after 10 runs or 100,000.
+ */
 export async function latestRecommendations(db: Db, agent?: string): Promise<RecommendationRow[]> {
   const r = await db.query<RecommendationRow>(
-    `SELECT r.agent, r.severity, r.kind, r.subject, r.title, r.recommendation, r.narrative, r.monthly_saving_usd,
+    `WITH RECURSIVE agents(agent) AS (
+       SELECT min(agent) FROM agent_runs WHERE status = 'ok' AND ($1::text IS NULL OR agent = $1)
+       UNION ALL
+       SELECT (SELECT min(x.agent) FROM agent_runs x WHERE x.status = 'ok' AND x.agent > agents.agent AND $1::text IS NULL)
+       FROM agents WHERE agents.agent IS NOT NULL
+     )
+     SELECT r.agent, r.severity, r.kind, r.subject, r.title, r.recommendation, r.narrative, r.monthly_saving_usd,
             r.annual_saving_usd, r.confidence, r.narrative_by, a.finished_at, a.id AS run_id
-     FROM recommendations r JOIN agent_runs a ON a.id = r.run_id
-     WHERE a.id IN (SELECT DISTINCT ON (agent) id FROM agent_runs WHERE status = 'ok' ORDER BY agent, finished_at DESC)
-       AND ($1::text IS NULL OR r.agent = $1)
+     FROM agents
+       CROSS JOIN LATERAL (SELECT x.id, x.finished_at FROM agent_runs x WHERE x.agent = agents.agent AND x.status = 'ok'
+                           ORDER BY x.finished_at DESC LIMIT 1) a
+       JOIN recommendations r ON r.run_id = a.id
+     WHERE agents.agent IS NOT NULL
      ORDER BY r.annual_saving_usd DESC NULLS LAST, r.agent, r.idx`,
     [agent ?? null],
   );

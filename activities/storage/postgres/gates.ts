@@ -9,9 +9,15 @@ export async function findBaseline(db: Db, id: string): Promise<BaselineRecord |
   return row ? baselineOfRow(row) : null;
 }
 
-/** The baselines of a deployment (every version, judge and prompt versions), most recently computed first. */
-export async function baselinesOf(db: Db, deployment: string): Promise<BaselineRecord[]> {
-  const r = await db.query('SELECT * FROM baselines WHERE deployment = $1 ORDER BY computed_at DESC, id', [deployment]);
+/**
+ * The most recently computed baselines of a deployment (any version, judge and prompt versions),
+ * newest first, at most `limit` (a deployment gathers one per version it ever had).
+ */
+export async function baselinesOf(db: Db, deployment: string, limit = 20): Promise<BaselineRecord[]> {
+  const r = await db.query('SELECT * FROM baselines WHERE deployment = $1 ORDER BY computed_at DESC, id LIMIT $2', [
+    deployment,
+    Math.max(1, Math.floor(limit)),
+  ]);
   return r.rows.map(baselineOfRow);
 }
 

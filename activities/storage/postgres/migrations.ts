@@ -255,4 +255,13 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX rollbacks_deployment ON rollbacks (deployment, from_version, to_version);
     `,
   },
+  {
+    version: 10,
+    name: 'indexes for reads that grow with history: recent LLM cycles, latest baseline, latest successful agent runs',
+    sql: `
+      CREATE INDEX collection_runs_llm_recent ON collection_runs (deployment, judge, finished_at DESC) WHERE llm_calls > 0;
+      CREATE INDEX baselines_recent ON baselines (deployment, computed_at DESC);
+      CREATE INDEX agent_runs_ok ON agent_runs (agent, finished_at DESC) WHERE status = 'ok';
+    `,
+  },
 ];
