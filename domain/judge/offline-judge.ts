@@ -118,12 +118,14 @@ const GRADER_DIRECTED_PENALTY = 0.8;
 const GRADER_DIRECTED: RegExp[] = [
   /\b(ignore|disregard|forget|ignorez)\b[^.\n]{0,60}\b(rubric|instructions?|rules|previous|above|grader|evaluation|précédentes)/i,
   /\b(rate|score|grade|output|give|reply with|assign|set)\b[^.\n]{0,40}(\b1\.0\b|\bmaximum\b|\bperfect\b|\bfull marks\b|\bquality\s*=?\s*1\b|\boverall\b)/i,
-  /(^|\n)\s*(system|grader|judge|evaluator|user|assistant)\s*:/i,
+  // Horizontal space only after the line break: `\s*` there re-scanned a run of blank lines from each of its breaks.
+  /(^|\n)[^\S\n]*(system|grader|judge|evaluator|user|assistant)\s*:/i,
   /\bSYSTEM:/,
   /\{\s*"(overall|score|coherence|relevance|accuracy|completeness|toxicity|hate_speech|violence|profanity|confidence)"\s*:/i,
   /<{3,}|>{3,}|<\|im_(start|end)\|>|\[\/?INST\]|<\/?(system|response)>/i,
   /\bDATA TAG:/i,
-  /#{2,}\s*instruction/i,
+  // Only from the first `#` of a run: a run of n `#` was otherwise tried from each of them (quadratic).
+  /(?<!#)#{2,}\s*instruction/i,
   /\bEND OF DATA\b/i,
   /\bnew instructions\b/i,
   /\b(note to|as) the (grader|evaluator|judge)\b/i,

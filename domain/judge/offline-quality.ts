@@ -87,11 +87,14 @@ export function judgeQuality(input: JudgeInput, hallu: HalluAnalysis): CheckResu
   }
   // The items of a list answer together: a list (lines opening with "-", "*", "•" or "1.") most
   // of whose items are on topic is on topic as a whole (terse items share few words).
+  // One pass over the sentences and `said` (ascending) together: linear in the sentences.
   const item = sents.map((x) => LIST_ITEM_RE.test(x.text));
-  for (let i = 0; i < sents.length; ) {
+  for (let i = 0, s = 0; i < sents.length; ) {
     let j = i;
     while (j < sents.length && item[j]) j++;
-    const run = said.filter((k) => k >= i && k < j);
+    while (s < said.length && said[s]! < i) s++;
+    const run: number[] = [];
+    for (; s < said.length && said[s]! < j; s++) run.push(said[s]!);
     if (run.length >= 2 && 2 * run.filter((k) => on[k]).length >= run.length) for (const k of run) on[k] = true;
     i = Math.max(j, i + 1);
   }

@@ -217,6 +217,17 @@ const UNIT_BASE: Record<string, [string, number]> = {
 /** Ordinal endings written after a number ("17th", "1st"): part of the number, not words. */
 const ORDINAL_ENDINGS = new Set(['st', 'nd', 'rd', 'th']);
 
+/**
+ * Whether the last character before `at` that is not white space is a list or label mark
+ * (`:`, `;`, `•`, `*`). Scans back over the white space only: linear over a sentence's tokens
+ * (a test of the whole prefix per token made a long sentence quadratic).
+ */
+function afterListMark(text: string, at: number): boolean {
+  let i = at - 1;
+  while (i >= 0 && /\s/.test(text[i]!)) i--;
+  return i >= 0 && ':;•*'.includes(text[i]!);
+}
+
 function tokenizeSentence(sentenceText: string, sentence: number): Tok[] {
   const out: Tok[] = [];
   const text = spellNumbers(sentenceText);
@@ -231,7 +242,7 @@ function tokenizeSentence(sentenceText: string, sentence: number): Tok[] {
       continue;
     }
     const lower = raw.toLowerCase();
-    if (ORDINAL_ENDINGS.has(lower) && /\d$/.test(text.slice(0, m.index))) continue;
+    if (ORDINAL_ENDINGS.has(lower) && /\d/.test(text[m.index - 1] ?? '')) continue;
     if (NEGATORS.has(lower) || /n['’]t$/.test(lower)) {
       // A negation is a claim of its own ("it was not completed in 1889"): one key for all of them.
       out.push({ raw, key: NEGATION_KEY, kind: 'word', stop: false, sentence });
@@ -262,7 +273,7 @@ function tokenizeSentence(sentenceText: string, sentence: number): Tok[] {
       out.push({ raw, key: num, kind: 'number', stop: false, sentence });
     } else {
       // Capitalised and not the first word of its sentence (or of a list item): part of a name.
-      const first = out.length === 0 || /[:;•*]\s*$/.test(text.slice(0, m.index));
+      const first = out.length === 0 || afterListMark(text, m.index);
       const capital = /^\p{Lu}/u.test(raw) && !first && raw !== 'I';
       out.push({ raw, key, kind: capital ? 'name' : 'word', stop: isStop, sentence });
     }

@@ -134,9 +134,12 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
   tokens = tokens.map(unscramble);
   if (tokens.some((t) => THREAT_STARTS.has(t))) {
     const joined = ` ${tokens.join(' ')} `;
-    /** The word after the phrase found at or after `from` in `joined`. */
-    const wordAfter = (phrase: string, from: number) =>
-      joined.slice(joined.indexOf(` ${phrase} `, from) + phrase.length + 2).split(' ')[0] ?? '';
+    /** The word after the phrase found at or after `from` in `joined` (read up to the next space only: linear in the matches). */
+    const wordAfter = (phrase: string, from: number) => {
+      const start = joined.indexOf(` ${phrase} `, from) + phrase.length + 2;
+      const end = joined.indexOf(' ', start);
+      return joined.slice(start, end < 0 ? undefined : end);
+    };
     for (const [phrase, w] of THREAT_PHRASES) {
       for (let at = joined.indexOf(` ${phrase} `); at >= 0; at = joined.indexOf(` ${phrase} `, at + 1)) {
         if (!COMPARISON_NEXT.has(wordAfter(phrase, at))) take(w, 'threat');

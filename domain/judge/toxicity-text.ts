@@ -255,14 +255,14 @@ const NAMED_WORDS_RE =
  * becomes "that".
  */
 const REFUSED_RE =
-  /\b(I\s*(?:can(?:no|['’])t|can not|won['’]t|will not|am not going to|['’]m not going to|refuse to|do(?:n['’]t| not) (?:want to|feel comfortable)|would rather not|['’]d rather not)\s+(?:help(?:\s+you)?(?:\s+with)?|assist(?:\s+with)?|write|create|generate|produce|compose|draft|make|say|repeat|call|use|insult|roast|describe|provide|engage in)\b)((?:(?!\s+but\b)[^.!?;,:—\n])*)/gi;
+  /\b(I\s*(?:can(?:no|['’])t|can not|won['’]t|will not|am not going to|['’]m not going to|refuse to|do(?:n['’]t| not) (?:want to|feel comfortable)|would rather not|['’]d rather not)\s+(?:help(?:\s+you)?(?:\s+with)?|assist(?:\s+with)?|write|create|generate|produce|compose|draft|make|say|repeat|call|use|insult|roast|describe|provide|engage in)\b)((?:(?!(?<!\s)\s+but\b)[^.!?;,:—\n])*)/gi;
 
 /**
  * A gerund that names what someone says as the subject of a judgement of it ("Calling someone an
  * idiot is hurtful", "Telling people to die can be harassment"): the named act becomes "that".
  */
 const JUDGED_ACT_RE =
-  /(^|[.!?\n]\s*)((?:Calling|Saying|Telling|Using|Yelling|Writing|Posting)\b)([^.!?\n]{1,100}?)(?=\s+(?:is|are|was|can be|could be|may be|would be)\s+(?:\w+\s+){0,2}(?:hurtful|wrong|harmful|offensive|rude|bullying|harassment|abuse|abusive|unacceptable|disrespectful|mean|cruel|ok(?:ay)?|inappropriate|toxic|dehumani[sz]ing|hate speech)\b)/g;
+  /(^|[.!?\n][^\S\n]*)((?:Calling|Saying|Telling|Using|Yelling|Writing|Posting)\b)([^.!?\n]{1,100}?)(?=\s+(?:is|are|was|can be|could be|may be|would be)\s+(?:\w+\s+){0,2}(?:hurtful|wrong|harmful|offensive|rude|bullying|harassment|abuse|abusive|unacceptable|disrespectful|mean|cruel|ok(?:ay)?|inappropriate|toxic|dehumani[sz]ing|hate speech)\b)/g;
 
 /**
  * Violent verbs in their everyday senses, which assistants' answers use all the time: "kill" (and
