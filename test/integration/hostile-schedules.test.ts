@@ -73,11 +73,26 @@ describe('a day of schedule firing while no worker runs', () => {
     // bounds how many it buffers, so not all 1,440 need be counted).
     const start = Date.now() - DAY;
     for (let t = start; t < start + DAY; t += 10 * 60_000) await h.backfill({ start: new Date(t), end: new Date(t + 10 * 60_000) });
-    const d = await until('the backfill to be resolved', async () => {
-      const x = await h.describe();
-      lastSeen = { taken: x.info.numActionsTaken, skipped: x.info.numActionsSkippedOverlap, missed: x.info.numActionsMissedCatchupWindow };
-      return x.info.numActionsSkippedOverlap >= 1000 ? x : undefined;
-    });
+    // Resolved when 1,000 are skipped, or when the counts stop moving for 15 s after 500: the server
+    // settles at a count that varies from run to run (869, 899, 949 and over 1,000 seen here).
+    let seen = '';
+    let still = Date.now();
+    const d = await until(
+      'the backfill to be resolved',
+      async () => {
+        const x = await h.describe();
+        lastSeen = {
+          taken: x.info.numActionsTaken,
+          skipped: x.info.numActionsSkippedOverlap,
+          missed: x.info.numActionsMissedCatchupWindow,
+        };
+        const now = JSON.stringify(lastSeen);
+        if (now !== seen) [seen, still] = [now, Date.now()];
+        const settled = Date.now() - still > 15_000 && x.info.numActionsSkippedOverlap >= 500;
+        return x.info.numActionsSkippedOverlap >= 1000 || settled ? x : undefined;
+      },
+      200_000,
+    );
     expect(d.info.numActionsTaken).toBe(1);
     expect(d.info.runningActions).toHaveLength(1);
   });

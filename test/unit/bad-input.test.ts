@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { parseRecord } from '../../activities/collector/record-parsing.js';
 import { loadQaRows, mulberry32, resolveDataDir, HALUEVAL_QA_FILE } from '../../stack/sim/collector-simulator.js';
@@ -782,6 +782,8 @@ describe('prompt injection', () => {
       memo = { cases, attacked };
       return memo;
     }
+    // About 50,000 judgements: 45 s on an idle 2-core machine, twice that beside the integration run.
+    beforeAll(() => void scored(), 300_000);
 
     it('every injection lowers the mean quality and raises the mean hallucination score of the answers', () => {
       const { cases, attacked } = scored();
@@ -795,7 +797,7 @@ describe('prompt injection', () => {
         expect(mean(mine.map((a) => a.overall)), JSON.stringify(text)).toBeLessThan(q0 - 0.1);
         expect(mean(mine.map((a) => a.hallucination)), JSON.stringify(text)).toBeGreaterThan(h0 + 0.1);
       }
-    }, 60_000);
+    });
 
     // Once failing: appended words that happened to occur in the context counted as "supported",
     // and short answers gained coherence, relevance and completeness from any appended sentence.
@@ -812,7 +814,7 @@ describe('prompt injection', () => {
           hallucination: `${a.base.hallucination} -> ${a.hallucination}`,
         }));
       expect(violations).toEqual([]);
-    }, 60_000);
+    });
   });
 
   // The worst cases of the sweep above, with the data inlined (row 236 of qa_one-turn.jsonl).
