@@ -68,16 +68,34 @@ export const notifyOptions: ActivityOptions = {
   retry: tenAttempts,
 };
 
-/** Agent analyses: sources that stay down fail the agent run (with the reason) instead of stalling a review. */
+/** Four attempts within about a minute: sources that stay down fail the agent run (with the reason) instead of stalling a review. */
+const agentRetry: RetryPolicy = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts: 4,
+  nonRetryableErrorTypes: nonRetryableTypes(),
+};
+
+/** The agents' other activities (listing sources, recording a run): short reads and writes. */
 export const agentOptions: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '30s',
-    maximumAttempts: 4,
-    nonRetryableErrorTypes: nonRetryableTypes(),
-  },
+  retry: agentRetry,
+};
+
+/**
+ * An agent's analysis (`analyseCost` and the others, and the `gather…` activities of workflows
+ * recorded before them): it collects the agent's sources first (as `collectInfra`, up to 30
+ * minutes for a large FOCUS export or a Prometheus far behind), then reads the window in pages,
+ * so an attempt may take long on a large estate. It heartbeats its progress (each batch or chunk
+ * collected, each page read, with page, pages, sources and samples in the details), so a dead
+ * worker or a hung read is noticed within two minutes, and a long analysis is told apart from a
+ * stuck one by its heartbeat details.
+ */
+export const analysisOptions: ActivityOptions = {
+  startToCloseTimeout: '45 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: agentRetry,
 };
 
 /**

@@ -152,28 +152,77 @@ function histogramKey(labels: Labels): string {
  * (a source scraped once a day, a collection outage).
  */
 export function counterIncreases(samples: StoredSample[], metrics: readonly string[]): Map<string, number> {
+  const acc = counterAccumulator(metrics);
+  acc.add(samples);
+  return acc.result();
+}
+
+/**
+ * `counterIncreases` over samples given in pages: each `add` takes every sample of some sources
+ * over a span of time, the spans of one source in time order (each series' last sample is kept
+ * for the next page). The result is `counterIncreases` of all the pages' samples at once.
+ */
+export function counterAccumulator(metrics: readonly string[]) {
   const wanted = new Set(metrics);
-  const series = new Map<string, Array<[number, number]>>();
-  for (const s of samples) {
-    if (!wanted.has(s.metric) || !Number.isFinite(s.value)) continue;
-    const key = `${s.source}\u0000${s.metric}\u0000${s.labels}`;
-    const pts = series.get(key);
-    if (pts) pts.push([s.ts, s.value]);
-    else series.set(key, [[s.ts, s.value]]);
+  const series = new Map<string, { source: string; last?: number; inc: number }>();
+  let pages = 0;
+  return {
+    add(samples: StoredSample[]): void {
+      pages++;
+      const byKey = new Map<string, Array<[number, number]>>();
+      for (const s of samples) {
+        if (!wanted.has(s.metric) || !Number.isFinite(s.value)) continue;
+        const key = `${s.source}\u0000${s.metric}\u0000${s.labels}`;
+        const pts = byKey.get(key);
+        if (pts) pts.push([s.ts, s.value]);
+        else byKey.set(key, [[s.ts, s.value]]);
+      }
+      for (const [key, pts] of byKey) {
+        pts.sort((x, y) => x[0] - y[0]);
+        let one = series.get(key);
+        if (!one) {
+          one = { source: key.slice(0, key.indexOf('\u0000')), inc: 0 };
+          series.set(key, one);
+        }
+        let a = one.last;
+        for (const [, b] of pts) {
+          if (a !== undefined) one.inc += b >= a ? b - a : b;
+          a = b;
+        }
+        one.last = a;
+      }
+    },
+    /** Increase per source; series summed in the order the store returns them (source, metric, labels). */
+    result(): Map<string, number> {
+      const keys = [...series.keys()];
+      if (pages > 1) keys.sort(compareCodePoints);
+      const out = new Map<string, number>();
+      for (const key of keys) {
+        const one = series.get(key)!;
+        out.set(one.source, (out.get(one.source) ?? 0) + one.inc);
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * Code-point order of two strings (-1, 0 or 1): the byte order of their UTF-8, in which the
+ * metric store sorts sources, metrics and labels.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    // A surrogate (a code point above U+FFFF) sorts after every other UTF-16 unit.
+    if (sx !== sy) return sx ? 1 : -1;
+    return x < y ? -1 : 1;
   }
-  const out = new Map<string, number>();
-  for (const [key, pts] of series) {
-    pts.sort((x, y) => x[0] - y[0]);
-    let inc = 0;
-    for (let i = 1; i < pts.length; i++) {
-      const a = pts[i - 1]![1];
-      const b = pts[i]![1];
-      inc += b >= a ? b - a : b;
-    }
-    const source = key.slice(0, key.indexOf('\u0000'));
-    out.set(source, (out.get(source) ?? 0) + inc);
-  }
-  return out;
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 /**
@@ -197,39 +246,146 @@ function gpuCount(util: SeriesMap | undefined, times: number[]): number {
 
 const ms = (s: number | undefined) => (s === undefined ? undefined : Math.round(s * 1000 * 10) / 10);
 
-export function buildPerformanceSeries(samples: StoredSample[], stepSeconds: number): PerformanceSeries[] {
-  const out: PerformanceSeries[] = [];
-  for (const [source, m] of index(samples)) {
-    const lat = m.get('vllm:e2e_request_latency_seconds_bucket');
-    if (!lat && !m.get('vllm:num_requests_running')) continue;
-    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort(
-      (a, b) => a - b,
-    );
-    const points: PerformanceSeries['points'] = [];
-    for (let i = 1; i < times.length; i++) {
-      const prev = times[i - 1]!;
-      const ts = times[i]!;
-      const cfg = [...(m.get('vllm:cache_config_info')?.values() ?? [])].find((s) => s.points.has(ts))?.labels;
-      const { __name__: _n, ...config } = cfg ?? {};
-      const preempt = rateAt(m.get('vllm:num_preemptions_total'), prev, ts);
-      points.push({
-        ts: new Date(ts * 1000).toISOString(),
-        p95LatencyMs: ms(quantileAt(lat, prev, ts, 0.95)),
-        p99LatencyMs: ms(quantileAt(lat, prev, ts, 0.99)),
-        p95TtftMs: ms(quantileAt(m.get('vllm:time_to_first_token_seconds_bucket'), prev, ts, 0.95)),
-        p95TpotMs: ms(quantileAt(m.get('vllm:time_per_output_token_seconds_bucket'), prev, ts, 0.95)),
-        running: sumAt(m.get('vllm:num_requests_running'), ts),
-        waiting: sumAt(m.get('vllm:num_requests_waiting'), ts),
-        kvCacheUsage: meanAt(m.get('vllm:gpu_cache_usage_perc'), ts),
-        preemptionsPerMin: preempt === undefined ? undefined : preempt * 60,
-        promptTokensPerSec: rateAt(m.get('vllm:prompt_tokens_total'), prev, ts),
-        generationTokensPerSec: rateAt(m.get('vllm:generation_tokens_total'), prev, ts),
-        config: cfg ? config : undefined,
-      });
-    }
-    if (points.length) out.push({ deployment: source, stepSeconds, points });
+type MetricMap = Map<string, SeriesMap>;
+
+/** The steps of a source's samples, in order: every time any of its series has a sample. */
+function timesOf(m: MetricMap): number[] {
+  return [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort((a, b) => a - b);
+}
+
+/** The performance points of the steps after the first of `times`. */
+function performancePoints(m: MetricMap, times: number[]): PerformanceSeries['points'] {
+  const lat = m.get('vllm:e2e_request_latency_seconds_bucket');
+  const points: PerformanceSeries['points'] = [];
+  for (let i = 1; i < times.length; i++) {
+    const prev = times[i - 1]!;
+    const ts = times[i]!;
+    const cfg = [...(m.get('vllm:cache_config_info')?.values() ?? [])].find((s) => s.points.has(ts))?.labels;
+    const { __name__: _n, ...config } = cfg ?? {};
+    const preempt = rateAt(m.get('vllm:num_preemptions_total'), prev, ts);
+    points.push({
+      ts: new Date(ts * 1000).toISOString(),
+      p95LatencyMs: ms(quantileAt(lat, prev, ts, 0.95)),
+      p99LatencyMs: ms(quantileAt(lat, prev, ts, 0.99)),
+      p95TtftMs: ms(quantileAt(m.get('vllm:time_to_first_token_seconds_bucket'), prev, ts, 0.95)),
+      p95TpotMs: ms(quantileAt(m.get('vllm:time_per_output_token_seconds_bucket'), prev, ts, 0.95)),
+      running: sumAt(m.get('vllm:num_requests_running'), ts),
+      waiting: sumAt(m.get('vllm:num_requests_waiting'), ts),
+      kvCacheUsage: meanAt(m.get('vllm:gpu_cache_usage_perc'), ts),
+      preemptionsPerMin: preempt === undefined ? undefined : preempt * 60,
+      promptTokensPerSec: rateAt(m.get('vllm:prompt_tokens_total'), prev, ts),
+      generationTokensPerSec: rateAt(m.get('vllm:generation_tokens_total'), prev, ts),
+      config: cfg ? config : undefined,
+    });
   }
-  return out;
+  return points;
+}
+
+/** The resource points of the steps after the first of `times`. */
+function resourcePoints(m: MetricMap, times: number[]): ResourceSeries['points'] {
+  const util = m.get('DCGM_FI_DEV_GPU_UTIL');
+  const cpu = m.get('node_cpu_seconds_total');
+  const points: ResourceSeries['points'] = [];
+  for (let i = 1; i < times.length; i++) {
+    const prev = times[i - 1]!;
+    const ts = times[i]!;
+    const idle = rateAt(cpu, prev, ts, (l) => l.mode === 'idle');
+    const all = rateAt(cpu, prev, ts);
+    const used = sumAt(m.get('DCGM_FI_DEV_FB_USED'), ts);
+    const free = sumAt(m.get('DCGM_FI_DEV_FB_FREE'), ts);
+    const memTotal = sumAt(m.get('node_memory_MemTotal_bytes'), ts);
+    const memAvail = sumAt(m.get('node_memory_MemAvailable_bytes'), ts);
+    points.push({
+      ts: new Date(ts * 1000).toISOString(),
+      gpuUtil: meanAt(util, ts, 100),
+      smActive: meanAt(m.get('DCGM_FI_PROF_SM_ACTIVE'), ts),
+      dramActive: meanAt(m.get('DCGM_FI_PROF_DRAM_ACTIVE'), ts),
+      fbUsedGiB: used === undefined ? undefined : used / 1024,
+      fbTotalGiB: used === undefined || free === undefined ? undefined : (used + free) / 1024,
+      powerW: sumAt(m.get('DCGM_FI_DEV_POWER_USAGE'), ts),
+      cpuUtil: idle !== undefined && all ? Math.min(1, Math.max(0, 1 - idle / all)) : undefined,
+      memUtil: memTotal && memAvail !== undefined ? 1 - memAvail / memTotal : undefined,
+    });
+  }
+  return points;
+}
+
+interface SourceState {
+  /** Metrics the source had samples of, over every page. */
+  metrics: Set<string>;
+  /** Its samples at its last step so far: the previous step of the next page's first. */
+  carried: StoredSample[];
+  points: Array<PerformanceSeries['points'][number] & ResourceSeries['points'][number]>;
+  gpus: number;
+}
+
+/**
+ * Series built from samples given in pages, as the whole window's samples at once would give
+ * them: each `add` takes every sample of some sources over a span of steps, the spans of one
+ * source in time order; `finish` returns the series of the sources added since the last
+ * `finish`. Between pages a source keeps only its samples at its last step (rates, histogram
+ * deltas and the previous step of the next page need them), so memory follows the page, not the
+ * window. Series of a source are taken in the store's order (metric, then labels, by code point).
+ */
+export function seriesBuilder<K extends 'performance' | 'resource'>(
+  kind: K,
+  stepSeconds: number,
+  hosts: Record<string, { resourceId?: string; instanceType?: string }> = {},
+) {
+  const states = new Map<string, SourceState>();
+  return {
+    add(samples: StoredSample[]): void {
+      const bySource = new Map<string, StoredSample[]>();
+      for (const s of samples) {
+        const list = bySource.get(s.source);
+        if (list) list.push(s);
+        else bySource.set(s.source, [s]);
+      }
+      for (const [source, list] of bySource) {
+        let st = states.get(source);
+        if (!st) {
+          st = { metrics: new Set(), carried: [], points: [], gpus: 0 };
+          states.set(source, st);
+        }
+        const later = st.carried.length > 0;
+        const m = index(later ? [...st.carried, ...list] : list).get(source)!;
+        // Carried series were indexed first: put every metric's series back in the store's order.
+        if (later) for (const [metric, series] of m) m.set(metric, new Map([...series].sort(([a], [b]) => compareCodePoints(a, b))));
+        for (const metric of m.keys()) st.metrics.add(metric);
+        const times = timesOf(m);
+        for (const p of kind === 'performance' ? performancePoints(m, times) : resourcePoints(m, times)) st.points.push(p);
+        if (kind === 'resource') st.gpus = Math.max(st.gpus, gpuCount(m.get('DCGM_FI_DEV_GPU_UTIL'), times));
+        const last = times.at(-1);
+        st.carried = [];
+        for (const [metric, series] of m)
+          for (const [labels, one] of series) {
+            const v = last === undefined ? undefined : one.points.get(last);
+            if (v !== undefined) st.carried.push({ ts: last!, source, metric, labels, value: v });
+          }
+      }
+    },
+    finish(): K extends 'performance' ? PerformanceSeries[] : ResourceSeries[] {
+      const out: Array<PerformanceSeries | ResourceSeries> = [];
+      for (const [source, st] of states) {
+        if (!st.points.length) continue;
+        if (kind === 'performance') {
+          if (!st.metrics.has('vllm:e2e_request_latency_seconds_bucket') && !st.metrics.has('vllm:num_requests_running')) continue;
+          out.push({ deployment: source, stepSeconds, points: st.points });
+        } else {
+          if (!st.metrics.has('DCGM_FI_DEV_GPU_UTIL') && !st.metrics.has('node_cpu_seconds_total')) continue;
+          out.push({ host: source, ...hosts[source], stepSeconds, points: st.points, gpus: st.gpus });
+        }
+      }
+      states.clear();
+      return out as K extends 'performance' ? PerformanceSeries[] : ResourceSeries[];
+    },
+  };
+}
+
+export function buildPerformanceSeries(samples: StoredSample[], stepSeconds: number): PerformanceSeries[] {
+  const b = seriesBuilder('performance', stepSeconds);
+  b.add(samples);
+  return b.finish();
 }
 
 export function buildResourceSeries(
@@ -237,38 +393,7 @@ export function buildResourceSeries(
   stepSeconds: number,
   hosts: Record<string, { resourceId?: string; instanceType?: string }> = {},
 ): ResourceSeries[] {
-  const out: ResourceSeries[] = [];
-  for (const [source, m] of index(samples)) {
-    const util = m.get('DCGM_FI_DEV_GPU_UTIL');
-    const cpu = m.get('node_cpu_seconds_total');
-    if (!util && !cpu) continue;
-    const times = [...new Set([...m.values()].flatMap((ser) => [...ser.values()].flatMap((s) => [...s.points.keys()])))].sort(
-      (a, b) => a - b,
-    );
-    const gpus = gpuCount(util, times);
-    const points: ResourceSeries['points'] = [];
-    for (let i = 1; i < times.length; i++) {
-      const prev = times[i - 1]!;
-      const ts = times[i]!;
-      const idle = rateAt(cpu, prev, ts, (l) => l.mode === 'idle');
-      const all = rateAt(cpu, prev, ts);
-      const used = sumAt(m.get('DCGM_FI_DEV_FB_USED'), ts);
-      const free = sumAt(m.get('DCGM_FI_DEV_FB_FREE'), ts);
-      const memTotal = sumAt(m.get('node_memory_MemTotal_bytes'), ts);
-      const memAvail = sumAt(m.get('node_memory_MemAvailable_bytes'), ts);
-      points.push({
-        ts: new Date(ts * 1000).toISOString(),
-        gpuUtil: meanAt(util, ts, 100),
-        smActive: meanAt(m.get('DCGM_FI_PROF_SM_ACTIVE'), ts),
-        dramActive: meanAt(m.get('DCGM_FI_PROF_DRAM_ACTIVE'), ts),
-        fbUsedGiB: used === undefined ? undefined : used / 1024,
-        fbTotalGiB: used === undefined || free === undefined ? undefined : (used + free) / 1024,
-        powerW: sumAt(m.get('DCGM_FI_DEV_POWER_USAGE'), ts),
-        cpuUtil: idle !== undefined && all ? Math.min(1, Math.max(0, 1 - idle / all)) : undefined,
-        memUtil: memTotal && memAvail !== undefined ? 1 - memAvail / memTotal : undefined,
-      });
-    }
-    if (points.length) out.push({ host: source, ...hosts[source], stepSeconds, points, gpus });
-  }
-  return out;
+  const b = seriesBuilder('resource', stepSeconds, hosts);
+  b.add(samples);
+  return b.finish();
 }

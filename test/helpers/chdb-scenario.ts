@@ -233,8 +233,44 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
       });
     }
   }
+  // Twenty days of daily rows of three resources (one without an id) with tags, on two services.
+  for (let d = 0; d < 20; d++) {
+    for (const [i, resource] of ['gpu-0', 'gpu-1', ''].entries()) {
+      const start = T0 + (10 + d) * DAY + 3600 * (i + 1);
+      costs.push({
+        charge_period_start: start,
+        charge_period_end: start + 3600,
+        billed_cost: 1,
+        effective_cost: d === 15 && i === 1 ? 50 : 2 + i + Math.round(r() * 100) / 100,
+        resource_id: resource,
+        resource_type: 'gpu',
+        service_name: i === 2 ? 'storage' : 'inference',
+        region_id: 'eu-1',
+        sku_id: `sku-${2 + (d % 2)}`,
+        consumed_quantity: 1,
+        consumed_unit: 'hours',
+        tags: JSON.stringify(i === 2 ? {} : { deployment: `dep-${i}`, instance_type: d < 5 ? 'gpu.1xa100-80g' : 'gpu.1xh100-80g' }),
+        source: 'focus',
+        ver: 1,
+      });
+    }
+  }
   await st.insertCostRows(costs);
-  results.dailyCosts = await st.dailyCosts(new Date(T0 * 1000).toISOString(), new Date((T0 + 400 * DAY) * 1000).toISOString());
+  const costWindow = { from: new Date(T0 * 1000).toISOString(), to: new Date((T0 + 400 * DAY) * 1000).toISOString() };
+  results.dailyCosts = await st.dailyCosts(costWindow.from, costWindow.to);
+  results.dailyCostsLimited = await st.dailyCosts(costWindow.from, costWindow.to, { limit: 5 });
+  // A window starting mid-day: that day counts in the totals' days only.
+  const midDay = { from: new Date((T0 + 12.5 * DAY) * 1000).toISOString(), to: costWindow.to };
+  results.costTotals = [await st.costTotals(costWindow), await st.costTotals(midDay)];
+  results.costByDeployment = [await st.costByDeployment({ ...costWindow, limit: 5 }), await st.costByDeployment({ ...midDay, limit: 1 })];
+  results.costByServiceDay = [
+    await st.costByServiceDay({ ...costWindow, limit: 5, trailingDays: 7 }),
+    await st.costByServiceDay({ ...midDay, limit: 1, trailingDays: 3 }),
+  ];
+  results.costOfResources = [
+    await st.costOfResources({ ...costWindow, ids: ['gpu-0', 'gpu-1', 'missing', ''] }),
+    await st.costOfResources({ ...midDay, ids: ['gpu-1'] }),
+  ];
   const samples: MetricSampleRow[] = [];
   for (let d = 0; d < 150; d++) {
     for (let k = 0; k < 4; k++)
@@ -247,7 +283,34 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
         ver: 1,
       });
   }
+  // A histogram of two pods (buckets `le` of each pod are one label group).
+  for (let d = 0; d < 3; d++)
+    for (const pod of ['a', 'b'])
+      for (const le of ['0.1', '1', '+Inf'])
+        samples.push({
+          ts: T0 + d * DAY + 120,
+          source: 'prom-1',
+          metric: 'vllm:e2e_request_latency_seconds_bucket',
+          labels: JSON.stringify({ le, pod }),
+          value: d * 10 + le.length,
+          ver: 1,
+        });
   await st.insertMetricSamples(samples);
+  const allMetrics = ['vllm:num_requests_running', 'vllm:gpu_cache_usage_perc', 'vllm:e2e_request_latency_seconds_bucket'];
+  results.metricSeriesCounts = await st.metricSeriesCounts({
+    metrics: allMetrics,
+    sources: ['prom-1', 'nobody'],
+    from: new Date(T0 * 1000).toISOString(),
+    to: new Date((T0 + 150 * DAY) * 1000).toISOString(),
+  });
+  results.metricSamplesGroups = await st.metricSamples({
+    metrics: allMetrics,
+    sources: ['prom-1'],
+    from: new Date(T0 * 1000).toISOString(),
+    to: new Date((T0 + 2 * DAY) * 1000).toISOString(),
+    stepSeconds: 3600,
+    groups: { perMetric: 1, from: new Date(T0 * 1000).toISOString(), to: new Date((T0 + 150 * DAY) * 1000).toISOString() },
+  });
   results.metricSamples = await st.metricSamples({
     metrics: ['vllm:num_requests_running', 'vllm:gpu_cache_usage_perc'],
     sources: ['prom-1'],

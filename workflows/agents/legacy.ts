@@ -12,10 +12,10 @@ import { performanceFindings } from '../../domain/agents/performance/findings.js
 import { resourceFindings } from '../../domain/agents/resource/findings.js';
 import type { AgentAnalysis, AgentWindow } from '../../domain/agents/types.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
-import { acts } from './run-agent.js';
+import { analysisActs } from './run-agent.js';
 
 export async function legacyCost(w: AgentWindow): Promise<AgentAnalysis> {
-  const g = await acts.gatherCost(w);
+  const g = await analysisActs.gatherCost(w);
   const { findings, totals } = costFindings({
     rows: g.rows,
     utilisation: g.utilisation,
@@ -27,16 +27,16 @@ export async function legacyCost(w: AgentWindow): Promise<AgentAnalysis> {
 }
 
 export async function legacyPerformance(w: AgentWindow): Promise<AgentAnalysis> {
-  const g = await acts.gatherPerformance(w);
+  const g = await analysisActs.gatherPerformance(w);
   return { findings: g.series.flatMap((s) => performanceFindings(s)), dataPoints: g.dataPoints, warnings: g.warnings };
 }
 
 export async function legacyResource(w: AgentWindow): Promise<AgentAnalysis> {
-  const g = await acts.gatherResource(w);
+  const g = await analysisActs.gatherResource(w);
   return { findings: resourceFindings(g.series, INSTANCE_TYPES), dataPoints: g.dataPoints, warnings: g.warnings };
 }
 
 export async function legacyApplication(w: AgentWindow, s: CycleSettings): Promise<AgentAnalysis> {
-  const g = await acts.gatherApplication({ ...w, judge: s.judge, promptVersions: s.promptVersions });
+  const g = await analysisActs.gatherApplication({ ...w, judge: s.judge, promptVersions: s.promptVersions });
   return { findings: applicationFindings(g.deployments), dataPoints: g.dataPoints, warnings: g.warnings };
 }

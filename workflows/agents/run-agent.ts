@@ -12,9 +12,15 @@ import { SA } from '../../common/search-attributes.js';
 import type { CycleSettings } from '../../domain/collector/collection.js';
 import { templateAnswer, templateNarrative, type Narrative } from '../../domain/agents/narrative.js';
 import { agentInputSchema, type AgentAnalysis, type AgentName, type AgentWindow, type Finding } from '../../domain/agents/types.js';
-import { agentOptions, llmOptions, localOptions } from '../options.js';
+import { agentOptions, analysisOptions, llmOptions, localOptions } from '../options.js';
 
 export const acts = proxyActivities<AgentActivities>(agentOptions);
+/**
+ * The analyses (and the `gather…` activities of workflows recorded before them), with a heartbeat
+ * timeout. Activity options are not part of the history a replay matches, so workflows recorded
+ * with `acts` replay with these unchanged.
+ */
+export const analysisActs = proxyActivities<AgentActivities>(analysisOptions);
 export const local = proxyLocalActivities<CollectorActivities>(localOptions);
 export const llmActs = (settings: CycleSettings) => proxyActivities<AgentActivities>(llmOptions(settings));
 

@@ -18,7 +18,7 @@ import { toVersionStats } from '../../../domain/gate/baseline.js';
 import type { Decision, Evidence, Explanation } from '../../../domain/gate/types.js';
 import type { ActivityDeps } from '../../deps.js';
 import { decisionsSince } from '../../storage/postgres/gates.js';
-import { noData } from '../metrics.js';
+import { heartbeat, noData } from '../metrics.js';
 import { checkReply } from '../narrative.js';
 
 /** Deployments the pre-1.1 `gatherApplication` activity returned at most (kept for workflows started before). */
@@ -35,7 +35,9 @@ export function createApplicationActivities(deps: ActivityDeps) {
   ): Promise<{ deployments: DeploymentQuality[]; dataPoints: number; warnings: string[] }> {
     const versions = await ch.scoredVersions(w.from, w.to);
     const out: DeploymentQuality[] = [];
-    for (const v of versions.filter((x) => ID_PATTERN.test(x.deployment) && ID_PATTERN.test(x.model_version))) {
+    const valid = versions.filter((x) => ID_PATTERN.test(x.deployment) && ID_PATTERN.test(x.model_version));
+    for (const [i, v] of valid.entries()) {
+      heartbeat({ agent: 'application', version: i + 1, versions: valid.length, deployment: v.deployment });
       let d = out.find((x) => x.deployment === v.deployment);
       if (!d) {
         d = { deployment: v.deployment, versions: [], gates: await decisionsSince(db, v.deployment, w.from) };

@@ -8,7 +8,17 @@
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Check } from '../../../common/types.js';
 import { wellFormed } from '../../../domain/collector/record.js';
+import type { ServiceDay } from '../../../domain/agents/cost/summary.js';
 import type { VersionAggregates } from '../../../domain/gate/baseline.js';
+import {
+  type CostResource,
+  type CostTotals,
+  type CostWindow,
+  costByDeployment,
+  costByServiceDay,
+  costOfResources,
+  costTotals,
+} from './cost-queries.js';
 import { insertIsolatingRefused, partitionBlocks, utcDayKey, utcMonthKey } from './insert-blocks.js';
 import { applyMigrations, CLICKHOUSE_MIGRATIONS, type MigrateOptions } from './migrations.js';
 import { type CostUsageRow, type InteractionRow, type MetricSampleRow, type ScoreRow, unixSeconds } from './rows.js';
@@ -29,6 +39,7 @@ import {
   type VersionSelection,
 } from './score-queries.js';
 import { sqlId, sqlIdList, sqlString } from './sql.js';
+import { compareCodePoints } from '../../../domain/infra/series-builder.js';
 
 /** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
 export interface StatementTrace {
@@ -42,6 +53,12 @@ export interface ClickHouseStoreOptions {
 }
 
 const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** Most sources one statement names (ClickHouse parses at most 256 KiB of SQL). */
+const IDS_PER_STATEMENT = 1000;
+
+/** A series' labels but `le` (labels are canonical JSON, keys sorted): the buckets of one histogram share it. */
+const BUT_LE = `replaceRegexpOne(labels, '"le":"[^"]*",?', '')`;
 
 /** The row with lone surrogates in its strings replaced by U+FFFD (the row itself when it has none). */
 function wellFormedRow(row: unknown): unknown {
@@ -250,8 +267,13 @@ export class ClickHouseStore {
     for (const block of partitionBlocks(rows, (r) => utcDayKey(r.ts), 20_000)) await this.insert('metric_samples', block);
   }
 
-  /** Daily cost per resource, SKU and service in [from, to), days in UTC (what the cost agent reads). */
-  async dailyCosts(from: string, to: string): Promise<Array<Omit<CostUsageRow, 'source' | 'ver'>>> {
+  /**
+   * Daily cost per resource, SKU and service in [from, to), days in UTC, the first `limit` by day,
+   * resource and SKU (what the cost agent read before it read `costTotals` and the like; kept for
+   * workflows recorded then).
+   */
+  async dailyCosts(from: string, to: string, opts: { limit?: number } = {}): Promise<Array<Omit<CostUsageRow, 'source' | 'ver'>>> {
+    const limit = opts.limit === undefined ? '' : ` LIMIT ${Math.max(0, Math.floor(opts.limit))}`;
     const rows = await this.query<Record<string, unknown>>(
       `SELECT toUnixTimestamp(toStartOfDay(charge_period_start, 'UTC')) AS day, resource_id, resource_type, service_name, region_id,
               sku_id, any(consumed_unit) AS consumed_unit, any(tags) AS tags,
@@ -259,7 +281,7 @@ export class ClickHouseStore {
        FROM ${this.db}.cost_usage FINAL
        WHERE charge_period_start >= toDateTime(${unixSeconds(from)}) AND charge_period_start < toDateTime(${unixSeconds(to)})
        GROUP BY day, resource_id, resource_type, service_name, region_id, sku_id
-       ORDER BY day, resource_id, sku_id`,
+       ORDER BY day, resource_id, sku_id${limit}`,
     );
     return rows.map((r) => ({
       charge_period_start: Number(r.day),
@@ -277,23 +299,91 @@ export class ClickHouseStore {
     }));
   }
 
-  /** Samples of the given metric names in [from, to]: the last value of each series in each step bucket. */
+  /** Totals of the cost rows of a window: spend, days, services, deployments (see cost-queries.ts). */
+  async costTotals(w: CostWindow): Promise<CostTotals> {
+    return costTotals(this, w);
+  }
+
+  /** Spend per `deployment` tag in a window, the `limit` with the most (see cost-queries.ts). */
+  async costByDeployment(w: CostWindow & { limit: number }): Promise<Array<{ deployment: string; costUsd: number }>> {
+    return costByDeployment(this, w);
+  }
+
+  /** Spend per service and UTC day with each day's top resource, of the `limit` services with the most spend (see cost-queries.ts). */
+  async costByServiceDay(w: CostWindow & { limit: number; trailingDays: number }): Promise<ServiceDay[]> {
+    return costByServiceDay(this, w);
+  }
+
+  /** Cost, service, type and tags of these resources in a window (see cost-queries.ts). */
+  async costOfResources(w: CostWindow & { ids: readonly string[] }): Promise<CostResource[]> {
+    return costOfResources(this, w);
+  }
+
+  /**
+   * Series of the given metric names per source and metric in [from, to] (by source in byte
+   * order, then metric): `series` counts metric and labels (what reading them at a step returns
+   * is at most series × steps rows), `groups` counts labels but `le` (a histogram's buckets are
+   * one group).
+   */
+  async metricSeriesCounts(q: {
+    metrics: string[];
+    sources: string[];
+    from: string;
+    to: string;
+  }): Promise<Array<{ source: string; metric: string; series: number; groups: number }>> {
+    if (!q.metrics.length || !q.sources.length) return [];
+    const names = q.metrics.map((m) => sqlString(m)).join(', ');
+    const out: Array<{ source: string; metric: string; series: number; groups: number }> = [];
+    const sources = [...new Set(q.sources)];
+    for (let i = 0; i < sources.length; i += IDS_PER_STATEMENT) {
+      const list = sources
+        .slice(i, i + IDS_PER_STATEMENT)
+        .map((x) => sqlString(x))
+        .join(', ');
+      const rows = await this.query<{ source: string; metric: string; series: string | number; groups: string | number }>(
+        `SELECT source, metric, uniqExact(labels) AS series, uniqExact(${BUT_LE}) AS groups FROM ${this.db}.metric_samples
+         WHERE source IN (${list}) AND metric IN (${names})
+           AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})
+         GROUP BY source, metric ORDER BY source, metric`,
+      );
+      for (const r of rows)
+        out.push({ source: String(r.source), metric: String(r.metric), series: Number(r.series), groups: Number(r.groups) });
+    }
+    return out.sort((a, b) => compareCodePoints(a.source, b.source) || compareCodePoints(a.metric, b.metric));
+  }
+
+  /**
+   * Samples of the given metric names in [from, to]: the last value of each series in each step
+   * bucket (buckets at multiples of the step since the epoch), by source, metric, labels and time.
+   * With `groups`, only the first `groups.perMetric` label groups (labels but `le`, so whole
+   * histograms) of each metric that have samples in [groups.from, groups.to].
+   */
   async metricSamples(q: {
     metrics: string[];
     sources: string[];
     from: string;
     to: string;
     stepSeconds: number;
+    groups?: { perMetric: number; from: string; to: string };
   }): Promise<Array<{ ts: number; source: string; metric: string; labels: string; value: number }>> {
     if (!q.metrics.length || !q.sources.length) return [];
     const names = q.metrics.map((m) => sqlString(m)).join(', ');
     const sources = q.sources.map((x) => sqlString(x)).join(', ');
     const step = Math.max(1, Math.floor(q.stepSeconds));
+    const only = q.groups
+      ? `
+         AND (metric, ${BUT_LE}) IN (
+           SELECT metric, g FROM (
+             SELECT metric, ${BUT_LE} AS g FROM ${this.db}.metric_samples
+             WHERE source IN (${sources}) AND metric IN (${names})
+               AND ts >= toDateTime(${unixSeconds(q.groups.from)}) AND ts <= toDateTime(${unixSeconds(q.groups.to)})
+             GROUP BY metric, g ORDER BY metric, g LIMIT ${Math.max(0, Math.floor(q.groups.perMetric))} BY metric))`
+      : '';
     const rows = await this.query<Record<string, unknown>>(
       `SELECT intDiv(toUnixTimestamp(ts), ${step}) * ${step} AS t, source, metric, labels, argMax(value, ts) AS value
        FROM ${this.db}.metric_samples FINAL
        WHERE source IN (${sources}) AND metric IN (${names})
-         AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})
+         AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})${only}
        GROUP BY t, source, metric, labels ORDER BY source, metric, labels, t`,
     );
     return rows.map((r) => ({

@@ -26,6 +26,8 @@
  * high, ≥ $1,000 medium, ≥ $100 low, else info. Confidence grows with days of data (full at 14)
  * and utilisation samples (full at 288, a day of 5-minute samples).
  * Totals: savings count each resource once (the larger of its idle waste and right-size saving).
+ * The rules work on sums (summary.ts): `costFindings` takes rows, `costFindingsFromSummary` the
+ * sums ClickHouse computed for the cost agent, bounded however many rows the window holds.
  */
 import { compareText } from '../ordering.js';
 import type { CostRow, Finding, InstanceType, ResourceUtilisation } from '../types.js';
@@ -34,6 +36,7 @@ import { observePeriod } from './period.js';
 import { resourceSavings } from './resource-savings.js';
 import { COST_RULES, round2 } from './rules.js';
 import { spendAnomalyFindings } from './spend-anomalies.js';
+import { type CostSummary, summariseCostRows } from './summary.js';
 
 export interface CostFindingsInput {
   rows: CostRow[];
@@ -60,22 +63,30 @@ export interface CostFindingsResult {
 }
 
 export function costFindings(input: CostFindingsInput): CostFindingsResult {
-  const fromMs = Date.parse(input.window.from);
-  const toMs = Date.parse(input.window.to);
-  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs) || toMs <= fromMs) {
-    throw new Error(`invalid cost window ${input.window.from} .. ${input.window.to}`);
-  }
-  const trailingDays = input.trailingDays ?? COST_RULES.trailingDays;
-  if (!Number.isInteger(trailingDays) || trailingDays < 2) throw new Error(`trailingDays must be an integer ≥ 2, got ${trailingDays}`);
-
+  const { fromMs, toMs, trailingDays } = checkWindow(input);
   const rows = input.rows.filter((r) => {
     const s = Date.parse(r.chargePeriodStart);
     return s >= fromMs && s < toMs;
   });
-  const zero: CostTotals = { spendUsd: 0, monthlyRunRateUsd: 0, annualRunRateUsd: 0, wasteAnnualUsd: 0, savingsAnnualUsd: 0 };
-  if (rows.length === 0) return { findings: [], totals: zero };
+  if (rows.length === 0) return { findings: [], totals: { ...ZERO_TOTALS } };
+  return costFindingsFromSummary({ ...input, summary: summariseCostRows(rows, trailingDays) });
+}
 
-  const period = observePeriod(rows, fromMs, toMs);
+export type CostSummaryInput = Omit<CostFindingsInput, 'rows'> & {
+  /** The summary of the rows whose ChargePeriodStart lies in the window (none: undefined). */
+  summary: CostSummary | undefined;
+};
+
+/**
+ * The findings and totals from the summary of the window's rows (summary.ts), as `costFindings`
+ * gives them from the rows: the cost agent's path, whose summary ClickHouse computes.
+ */
+export function costFindingsFromSummary(input: CostSummaryInput): CostFindingsResult {
+  const { fromMs, toMs, trailingDays } = checkWindow(input);
+  if (!input.summary) return { findings: [], totals: { ...ZERO_TOTALS } };
+  if (input.summary.trailingDays !== trailingDays)
+    throw new Error(`the cost summary covers ${input.summary.trailingDays} trailing days, not ${trailingDays}`);
+  const period = observePeriod(input.summary, fromMs, toMs);
   const { monthlyOf, spend } = period;
   const perResource = resourceSavings(period, input);
   const ranked = [...perResource.ranked, ...costPerTokenFindings(period, input), ...spendAnomalyFindings(period, trailingDays)];
@@ -99,4 +110,17 @@ export function costFindings(input: CostFindingsInput): CostFindingsResult {
       savingsAnnualUsd: round2(perResource.savings),
     },
   };
+}
+
+const ZERO_TOTALS: CostTotals = { spendUsd: 0, monthlyRunRateUsd: 0, annualRunRateUsd: 0, wasteAnnualUsd: 0, savingsAnnualUsd: 0 };
+
+function checkWindow(input: { window: { from: string; to: string }; trailingDays?: number }) {
+  const fromMs = Date.parse(input.window.from);
+  const toMs = Date.parse(input.window.to);
+  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs) || toMs <= fromMs) {
+    throw new Error(`invalid cost window ${input.window.from} .. ${input.window.to}`);
+  }
+  const trailingDays = input.trailingDays ?? COST_RULES.trailingDays;
+  if (!Number.isInteger(trailingDays) || trailingDays < 2) throw new Error(`trailingDays must be an integer ≥ 2, got ${trailingDays}`);
+  return { fromMs, toMs, trailingDays };
 }

@@ -5,30 +5,29 @@
  */
 import { formatUsd } from '../../../common/format.js';
 import type { ObservedPeriod, Ranked } from './period.js';
+import type { ServiceDay } from './summary.js';
 import { COST_RULES, round2, severityForUsd } from './rules.js';
 
 const DAY_MS = 86_400_000;
 
 /** The spend anomalies of each service (by name, then day) against the trailing `trailingDays` days. */
 export function spendAnomalyFindings(period: ObservedPeriod, trailingDays: number): Ranked[] {
-  const { rows, obsStart, obsEnd } = period;
+  const { serviceDays, obsStart, obsEnd } = period;
   const ranked: Ranked[] = [];
   const firstDay = Math.ceil(obsStart / DAY_MS) * DAY_MS; // first whole UTC day in the period
   const lastDayEnd = Math.floor(obsEnd / DAY_MS) * DAY_MS;
   const nDays = Math.max(0, Math.round((lastDayEnd - firstDay) / DAY_MS));
-  const perService = new Map<string, { spend: number[]; byResource: Array<Map<string, number>> }>();
-  for (const r of rows) {
-    const day = Math.floor((Date.parse(r.chargePeriodStart) - firstDay) / DAY_MS);
+  const perService = new Map<string, { spend: number[]; days: Array<ServiceDay | undefined> }>();
+  for (const d of serviceDays) {
+    const day = Math.floor((d.day - firstDay) / DAY_MS);
     if (day < 0 || day >= nDays) continue;
-    let s = perService.get(r.serviceName);
+    let s = perService.get(d.service);
     if (!s) {
-      s = { spend: new Array<number>(nDays).fill(0), byResource: Array.from({ length: nDays }, () => new Map<string, number>()) };
-      perService.set(r.serviceName, s);
+      s = { spend: new Array<number>(nDays).fill(0), days: new Array<ServiceDay | undefined>(nDays) };
+      perService.set(d.service, s);
     }
-    s.spend[day] = (s.spend[day] ?? 0) + r.effectiveCost;
-    const key = r.resourceId || `(no resource) ${r.skuId}`;
-    const m = s.byResource[day]!;
-    m.set(key, (m.get(key) ?? 0) + r.effectiveCost);
+    s.spend[day] = d.spendUsd;
+    s.days[day] = d;
   }
   for (const service of [...perService.keys()].sort()) {
     const s = perService.get(service)!;
@@ -45,9 +44,9 @@ export function spendAnomalyFindings(period: ObservedPeriod, trailingDays: numbe
       if (!(spendDay > threshold)) continue;
       const date = new Date(firstDay + i * DAY_MS).toISOString().slice(0, 10);
       const excess = spendDay - mean;
-      let top: [string, number] = ['', 0];
-      for (const [k, v] of [...s.byResource[i]!.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) if (v > top[1]) top = [k, v];
-      const prevTop = s.byResource.slice(i - trailingDays, i).reduce((a, m) => a + (m.get(top[0]) ?? 0), 0) / trailingDays;
+      const topDay = s.days[i];
+      const top: [string, number] = topDay && topDay.topUsd > 0 ? [topDay.top, topDay.topUsd] : ['', 0];
+      const prevTop = (topDay && topDay.topUsd > 0 ? topDay.topTrailingUsd : 0) / trailingDays;
       const z = sd > 0 ? (spendDay - mean) / sd : undefined;
       ranked.push({
         stakeUsd: excess,

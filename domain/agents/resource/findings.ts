@@ -40,7 +40,7 @@
 import type { Finding, InstanceType, ResourceSeries } from '../types.js';
 import { bySeverity } from '../ordering.js';
 import { consolidation } from './consolidation.js';
-import { stats } from './host-stats.js';
+import { type HostStats, stats } from './host-stats.js';
 import { bottleneck, scaleAdvice } from './sizing.js';
 import { RESOURCE_THRESHOLDS as T } from './thresholds.js';
 import { capacityForecast, utilisationPattern } from './utilisation-over-time.js';
@@ -50,14 +50,32 @@ import { capacityForecast, utilisationPattern } from './utilisation-over-time.js
  * Hosts with fewer than `RESOURCE_THRESHOLDS.minPoints` points are skipped.
  */
 export function resourceFindings(hosts: ResourceSeries[], catalog: InstanceType[]): Finding[] {
-  const hs = hosts.filter((s) => s.points.length >= T.minPoints).map((s) => stats(s, catalog));
+  const acc = resourceFindingsAccumulator(catalog);
+  acc.add(hosts);
+  return acc.findings();
+}
+
+/**
+ * `resourceFindings` of hosts given in parts: each host's own findings are computed when it is
+ * added, and only its summaries (without its points) are kept for the consolidation across hosts.
+ */
+export function resourceFindingsAccumulator(catalog: InstanceType[]) {
   const found: Finding[] = [];
-  for (const h of hs) {
-    for (const f of [utilisationPattern(h), bottleneck(h, catalog), scaleAdvice(h, catalog), capacityForecast(h)]) {
-      if (f) found.push(f);
-    }
-  }
-  const c = consolidation(hs);
-  if (c) found.push(c);
-  return bySeverity(found);
+  const kept: HostStats[] = [];
+  return {
+    add(hosts: ResourceSeries[]): void {
+      for (const s of hosts) {
+        if (s.points.length < T.minPoints) continue;
+        const h = stats(s, catalog);
+        for (const f of [utilisationPattern(h), bottleneck(h, catalog), scaleAdvice(h, catalog), capacityForecast(h)]) {
+          if (f) found.push(f);
+        }
+        kept.push({ ...h, s: { ...s, points: [] } });
+      }
+    },
+    findings(): Finding[] {
+      const c = consolidation(kept);
+      return bySeverity(c ? [...found, c] : found);
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { patched } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { Explanation } from '../../../domain/gate/types.js';
 import { legacyApplication } from '../legacy.js';
-import { acts, FINDINGS_IN_ACTIVITIES, runAgent, type AgentInput, type AgentRunResult } from '../run-agent.js';
+import { analysisActs, FINDINGS_IN_ACTIVITIES, runAgent, type AgentInput, type AgentRunResult } from '../run-agent.js';
 import { explainDecision } from './explain-decision.js';
 
 /**
@@ -27,7 +27,7 @@ export async function applicationAgent(input: AgentInput = {}): Promise<AgentRun
   if (earlier.success) return explainDecision(earlier.data);
   return runAgent('application', input, (w, s) =>
     patched(FINDINGS_IN_ACTIVITIES)
-      ? acts.analyseApplication({ ...w, judge: s.judge, promptVersions: s.promptVersions })
+      ? analysisActs.analyseApplication({ ...w, judge: s.judge, promptVersions: s.promptVersions })
       : legacyApplication(w, s),
   );
 }
