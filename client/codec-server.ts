@@ -149,7 +149,9 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     }
     let path: string;
     try {
-      path = new URL(req.url ?? '/', 'http://codec').pathname.replace(/\/+$/, '');
+      // Trailing slashes dropped from the start of their run only (`\/+$` alone took quadratic
+      // time on a request target of slashes, before the token is checked).
+      path = new URL(req.url ?? '/', 'http://codec').pathname.replace(/(?<!\/)\/+$/, '');
     } catch {
       throw new HttpError(400, 'malformed request target');
     }

@@ -19,7 +19,8 @@ const bool = (name: string, dflt: boolean) =>
       return z.NEVER;
     });
 
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
+/** Decimal notation; the digits around the point split one way only (`\d+\.?\d*` took quadratic time on a long run of digits). */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
 
 const num = (name: string, dflt: number, min: number, max: number, int = false) =>
   z

@@ -58,11 +58,15 @@ export function redact(text: string, secrets: Array<string | undefined>): string
   let out = text;
   for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[REDACTED]');
   // Credentials written into any URL (user:password@host), whoever configured it.
-  return out.replace(URL_CREDENTIALS, '$1[REDACTED]@');
+  return out.replace(URL_CREDENTIALS, '://[REDACTED]@');
 }
 
-/** scheme://user[:password]@ in text (the userinfo part of a URL). */
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
+/**
+ * The userinfo part of a URL in text: `user[:password]@` after `scheme://`. The scheme is checked
+ * by a lookbehind from each `://` (not scanned from every word boundary of a long run of scheme
+ * characters such as `a.a.a.…`, which took quadratic time).
+ */
+const URL_CREDENTIALS = /:\/\/(?<=\b[a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 
 /**
  * The secrets of a URL, as written and decoded (for redaction; empty when there are none): its

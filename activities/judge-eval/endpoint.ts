@@ -24,9 +24,12 @@ export function openAiBaseProblem(url: string): string | undefined {
   return undefined;
 }
 
-/** The base path as the configuration normalises it (no trailing slash). */
+/**
+ * The base path as the configuration normalises it (no trailing slash; the run of them is matched
+ * from its start, since `\/+$` took quadratic time on a path of slashes).
+ */
 export function normaliseBase(url: string): string {
-  return new URL(url).toString().replace(/\/+$/, '');
+  return new URL(url).toString().replace(/(?<!\/)\/+$/, '');
 }
 
 const GROQ_PATH = '/openai/v1/';

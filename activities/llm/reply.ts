@@ -90,10 +90,22 @@ function parseJson(content: string, format: Format): unknown {
   try {
     return JSON.parse(content);
   } catch (e) {
-    const m = /^\s*```(?:json)?\s*([\s\S]*?)\s*```\s*$/i.exec(content);
-    if (!m) throw e;
-    return JSON.parse(m[1]!);
+    const inner = wholeFence(content);
+    if (inner === undefined) throw e;
+    return JSON.parse(inner);
   }
+}
+
+/**
+ * The text inside a reply that is one Markdown fence and nothing else (```` ```json … ``` ````,
+ * blanks around it and inside it dropped), or undefined. Cut by hand: the regex this replaces,
+ * `^\s*```(?:json)?\s*([\s\S]*?)\s*```\s*$`, took cubic time on a fence followed by blanks.
+ */
+function wholeFence(content: string): string | undefined {
+  const t = content.trim();
+  if (t.length < 6 || !t.startsWith('```') || !t.endsWith('```')) return undefined;
+  const inner = t.slice(3, -3);
+  return (/^json/i.test(inner) ? inner.slice(4) : inner).trim();
 }
 
 /** JSON.parse's message without the excerpt of the text V8 quotes (model output is not for messages). */
@@ -102,8 +114,12 @@ function parseError(e: unknown): string {
   return why.replace(/,\s*".*"(\.\.\.)?\s+is not valid JSON$/s, '');
 }
 
-/** A reply without response format may wrap its JSON in a Markdown fence. */
+/**
+ * A reply without response format may wrap its JSON in a Markdown fence. The blanks after the
+ * opening fence are trimmed with the rest (a `\s*` before the lazy group took quadratic time on
+ * a fence followed by blanks).
+ */
 function unfence(s: string): string {
-  const m = /```(?:json)?\s*([\s\S]*?)```/i.exec(s);
+  const m = /```(?:json)?([\s\S]*?)```/i.exec(s);
   return (m ? m[1]! : s).trim();
 }

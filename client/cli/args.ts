@@ -28,9 +28,10 @@ export const idArg = (what: string) => (v: string) => {
 
 /**
  * A number written in decimal (optionally signed, with a fraction or an exponent): Number()
- * alone reads '' and '  ' as 0 and '0x10' as 16.
+ * alone reads '' and '  ' as 0 and '0x10' as 16. The digits around the point split one way only
+ * (`\d+\.?\d*` took quadratic time on a long run of digits).
  */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+const DECIMAL = /^[+-]?(\d+(?:\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
 const decimal = (v: string) => (DECIMAL.test(v.trim()) ? Number(v) : Number.NaN);
 
 export const intArg = (what: string, min: number, max: number) => (v: string) => {

@@ -196,8 +196,12 @@ export function cleanReplyText(text: string): string {
 
 /** Numbers with thousands separators: 1,234,567 / 1.234.567 / 1 234 567 / 1'234. */
 const GROUPED_RE = /(?<![\d.,])\d{1,3}(?:(?:,\d{3})+|(?:\.\d{3}){2,}|(?:[ \u00a0\u202f']\d{3})+)(?![\d]|[.,]\d)/g;
-/** A number with a scale word (3 million, 2.5bn) or a money amount with a scale letter ($97k, $1.2M). */
-const SCALED_RE = /(?:(\d+(?:[.,]\d+)?)\s*(thousand|million|billion|trillion|mn|bn)\b|(?:\$|usd\s?)(\d+(?:[.,]\d+)?)\s?([kmb])\b)/gi;
+/**
+ * A number with a scale word (3 million, 2.5bn) or a money amount with a scale letter ($97k, $1.2M).
+ * A number starts where its digits start (`(?<!\d)`): tried from every digit of a long run, the
+ * expression took quadratic time, and a match from inside a run is also one from its start.
+ */
+const SCALED_RE = /(?:(?<!\d)(\d+(?:[.,]\d+)?)\s*(thousand|million|billion|trillion|mn|bn)\b|(?:\$|usd\s?)(\d+(?:[.,]\d+)?)\s?([kmb])\b)/gi;
 const SCALE: Record<string, number> = {
   thousand: 1e3,
   k: 1e3,
@@ -214,9 +218,118 @@ const OTHER_DIGITS_RE = /(?:(?![0-9])\p{Nd})+/gu;
 /** Actions no finding ever recommends: only data that says them could put them in a narrative. */
 const DESTRUCTIVE_RE =
   /\b(?:delet|destroy|terminat|wip(?:e|ing)\b|eras(?:e|ing)\b|purg|decommission|tear(?:ing)? down|rm -rf|drop (?:the |all )?(?:database|table|cluster)s?\b)\w*/gi;
-const MARKUP_RE = /<\/?[a-z][a-z0-9-]*(?:\s[^<>]*)?\/?>|!?\[[^\]\n]*\]\([^)\n]*\)|(?:\b(?:https?|ftp|file|javascript|data):|\bwww\.)\S+/gi;
+/**
+ * HTML tags, the start of a Markdown link or image (`[` or `![`, completed by `markupIn`), and
+ * URLs. The link used to be matched here as `!?\[[^\]\n]*\]\([^)\n]*\)`, which scanned to the
+ * end of the line from every `[` of a line of them: quadratic time.
+ */
+const MARKUP_RE = /<\/?[a-z][a-z0-9-]*(?:\s[^<>]*)?\/?>|!?\[|(?:\b(?:https?|ftp|file|javascript|data):|\bwww\.)\S+/gi;
+
+/**
+ * The first index at or after a start that holds `a` or `b` (-1: none), for rising starts: one
+ * scan answers every start up to what it found, so many starts cost one pass.
+ */
+function firstOfEither(text: string, a: string, b: string): (from: number) => number {
+  let scannedFrom = -1;
+  let at = -1;
+  return (from) => {
+    if (scannedFrom < 0 || from < scannedFrom || (at >= 0 && from > at)) {
+      scannedFrom = from;
+      at = -1;
+      for (let i = from; i < text.length; i++) {
+        if (text[i] === a || text[i] === b) {
+          at = i;
+          break;
+        }
+      }
+    }
+    return at;
+  };
+}
+
+/**
+ * The markup in a text, in order, as `matchAll` of
+ * `<\/?[a-z][a-z0-9-]*(?:\s[^<>]*)?\/?>|!?\[[^\]\n]*\]\([^)\n]*\)|(?:\b(?:https?|ftp|file|javascript|data):|\bwww\.)\S+`
+ * finds it (gi), in linear time: a link is `[`, text up to the first `]` of the line, `(`, and
+ * text up to the first `)` of the line.
+ */
+function markupIn(text: string): string[] {
+  const found: string[] = [];
+  const re = new RegExp(MARKUP_RE);
+  const closingBracket = firstOfEither(text, ']', '\n');
+  const closingParen = firstOfEither(text, ')', '\n');
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    if (m[0] !== '[' && m[0] !== '![') {
+      found.push(m[0]);
+      continue;
+    }
+    const shut = closingBracket(re.lastIndex);
+    const end = shut >= 0 && text[shut] === ']' && text[shut + 1] === '(' ? closingParen(shut + 2) : -1;
+    if (end >= 0 && text[end] === ')') {
+      found.push(text.slice(m.index, end + 1));
+      re.lastIndex = end + 1;
+    } else re.lastIndex = m.index + 1; // no link starts here: go on from the next character
+  }
+  return found;
+}
+
+/** Leading opening quotes and brackets of a token. */
+const LEADING_QUOTES = /^[("'‘“]+/;
+/** Characters that may trail a token (closing quotes and brackets, punctuation). */
+const TRAILING = new Set(')"\'’”.,;:!?');
 
 const groupedValue = (s: string) => Number(s.replace(/[^\d]/g, ''));
+
+/**
+ * Which of `needles` occur in `haystack`, as `haystack.includes(needle)` says, for all of them at
+ * once (Aho-Corasick): the cost is the haystack's length plus the needles', where asking
+ * `includes` of each of thousands of a reply's numbers and tokens in a data block of hundreds of
+ * kilobytes took their product (seconds).
+ */
+function occurringIn(haystack: string, needles: Iterable<string>): Set<string> {
+  const next: Array<Map<number, number>> = [new Map()];
+  const nodeOf = new Map<string, number>();
+  for (const w of needles) {
+    if (nodeOf.has(w) || w.length > haystack.length) continue; // a longer needle cannot occur
+    let node = 0;
+    for (let i = 0; i < w.length; i++) {
+      const c = w.charCodeAt(i);
+      let child = next[node]!.get(c);
+      if (child === undefined) {
+        child = next.length;
+        next.push(new Map());
+        next[node]!.set(c, child);
+      }
+      node = child;
+    }
+    nodeOf.set(w, node);
+  }
+  // Failure links, in breadth-first order (a node's link is shallower than the node).
+  const fail = new Int32Array(next.length);
+  const order = [0];
+  for (let h = 0; h < order.length; h++) {
+    const node = order[h]!;
+    for (const [c, child] of next[node]!) {
+      order.push(child);
+      if (node === 0) continue;
+      let f = fail[node]!;
+      while (f !== 0 && !next[f]!.has(c)) f = fail[f]!;
+      fail[child] = next[f]!.get(c) ?? 0;
+    }
+  }
+  const reached = new Uint8Array(next.length);
+  reached[0] = 1; // the empty needle occurs in every text
+  let node = 0;
+  for (let i = 0; i < haystack.length; i++) {
+    const c = haystack.charCodeAt(i);
+    while (node !== 0 && !next[node]!.has(c)) node = fail[node]!;
+    node = next[node]!.get(c) ?? 0;
+    reached[node] = 1;
+  }
+  // A node reached means every needle ending in a suffix of it occurs too.
+  for (let h = order.length - 1; h > 0; h--) if (reached[order[h]!]) reached[fail[order[h]!]!] = 1;
+  return new Set([...nodeOf].filter(([, n]) => reached[n] === 1).map(([w]) => w));
+}
 
 /**
  * Numbers in an LLM's texts that the data it was given does not hold, as written: those
@@ -232,15 +345,27 @@ export function numbersNotInAnalysis(texts: readonly string[], user: string): st
   for (const m of data.matchAll(GROUPED_RE)) given.add(groupedValue(m[0]));
   const text = texts.join('\n');
   const out = numbersNotInData(texts, user).map(String);
+  const listed = new Set(out);
   const add = (s: string) => {
-    if (!out.includes(s)) out.push(s);
+    if (!listed.has(s)) {
+      listed.add(s);
+      out.push(s);
+    }
   };
-  for (const m of text.matchAll(GROUPED_RE)) if (!given.has(groupedValue(m[0])) && !data.includes(m[0])) add(m[0]);
-  for (const m of text.matchAll(SCALED_RE)) {
-    const digits = m[1] ?? m[3]!;
-    const value = Number(digits.replace(',', '.')) * SCALE[(m[2] ?? m[4]!).toLowerCase()]!;
-    if (!given.has(value) && !lower.includes(m[0].toLowerCase())) add(m[0]);
-  }
+  const grouped = [...text.matchAll(GROUPED_RE)].map((m) => m[0]).filter((s) => !given.has(groupedValue(s)));
+  const groupedInData = occurringIn(data, grouped);
+  for (const s of grouped) if (!groupedInData.has(s)) add(s);
+  const scaled = [...text.matchAll(SCALED_RE)]
+    .filter((m) => {
+      const digits = m[1] ?? m[3]!;
+      return !given.has(Number(digits.replace(',', '.')) * SCALE[(m[2] ?? m[4]!).toLowerCase()]!);
+    })
+    .map((m) => m[0]);
+  const scaledInData = occurringIn(
+    lower,
+    scaled.map((s) => s.toLowerCase()),
+  );
+  for (const s of scaled) if (!scaledInData.has(s.toLowerCase())) add(s);
   for (const m of text.matchAll(OTHER_DIGITS_RE)) add(m[0]);
   return out;
 }
@@ -255,18 +380,30 @@ export function numbersNotInAnalysis(texts: readonly string[], user: string): st
 export function replyProblem(texts: readonly string[], user: string): string | undefined {
   const lower = dataBlockText(user).toLowerCase();
   const text = texts.join('\n');
-  const markup = [...new Set([...text.matchAll(MARKUP_RE)].map((m) => m[0]))].filter(
-    (s) => s.startsWith('<') || s.includes('](') || !lower.includes(s.toLowerCase()),
+  const isMarkup = (s: string) => s.startsWith('<') || s.includes('](');
+  const found = [...new Set(markupIn(text))];
+  const linksInData = occurringIn(
+    lower,
+    found.filter((s) => !isMarkup(s)).map((s) => s.toLowerCase()),
   );
+  const markup = found.filter((s) => isMarkup(s) || !linksInData.has(s.toLowerCase()));
   if (markup.length) return `it holds markup or links, not plain text: ${markup.slice(0, 3).join(', ')}`;
-  const isDataIdentifier = (token: string) => {
-    const t = token.replace(/^[("'‘“]+|[)"'’”.,;:!?]+$/g, '').toLowerCase();
-    return /[-_./:\d]/.test(t) && lower.includes(t);
-  };
-  const prose = text
-    .split(/(\s+)/)
-    .map((t) => (isDataIdentifier(t) ? '' : t))
-    .join('');
+  // A token that names something in the data (a resource "delete-me-1"), without the quotes and
+  // punctuation around it (the trailing ones cut by hand: `[)"'’”.,;:!?]+$` took quadratic time
+  // on a token of them followed by another character), is no recommendation.
+  const tokens = text.split(/(\s+)/);
+  const identifiers = tokens.map((token) => {
+    const inner = token.replace(LEADING_QUOTES, '');
+    let end = inner.length;
+    while (end > 0 && TRAILING.has(inner[end - 1]!)) end--;
+    const t = inner.slice(0, end).toLowerCase();
+    return /[-_./:\d]/.test(t) ? t : undefined;
+  });
+  const inData = occurringIn(
+    lower,
+    identifiers.filter((t) => t !== undefined),
+  );
+  const prose = tokens.map((token, i) => (identifiers[i] !== undefined && inData.has(identifiers[i]) ? '' : token)).join('');
   const actions = [...new Set([...prose.matchAll(DESTRUCTIVE_RE)].map((m) => m[0]))];
   if (actions.length) return `it recommends actions that no finding recommends: ${actions.slice(0, 3).join(', ')}`;
   return undefined;

@@ -53,9 +53,12 @@ export function escapeMarkdown(text: string): string {
     .replace(/^([#+=-]|\d+(?=[.)]))/gm, (m) => (/^\d/.test(m) ? `${m}\\` : `\\${m}`));
 }
 
-/** Escape for one table cell or one line: no newlines. */
+/**
+ * Escape for one table cell or one line: no newlines (a run of blanks holding a line break becomes
+ * one space; matched as whole runs, since `\s*[\r\n]+\s*` took quadratic time on long blanks).
+ */
 function cell(text: string): string {
-  return escapeMarkdown(text.replace(/\s*[\r\n]+\s*/g, ' ').trim());
+  return escapeMarkdown(text.replace(/\s+/g, (run) => (/[\r\n]/.test(run) ? ' ' : run)).trim());
 }
 
 /** Inline code, fenced by more backticks than any run inside; identifiers here are validated ids, but stay safe for anything else. */

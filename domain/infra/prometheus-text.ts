@@ -39,7 +39,14 @@ export interface ParseResult {
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
 const METRIC_TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
-const FLOAT = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+/** The digits before and after the point are unambiguous (`[0-9]+\.?[0-9]*` took quadratic time on a long run of digits). */
+const FLOAT = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+/**
+ * `# HELP name text` or `# TYPE name type`: the text after the blanks starts with a non-blank, so
+ * the blanks are split one way only (`[ \t]+(.*)` took quadratic time on a line of blanks ending
+ * in a line separator that `.` does not match).
+ */
+const HELP_OR_TYPE = /^#[ \t]+(HELP|TYPE)(?:[ \t]+([^ \t\n\r\u2028\u2029].*)?)?$/;
 
 /** A sample value as Go's strconv.ParseFloat reads it for the text format (decimal, NaN, ±Inf). */
 export function parsePromFloat(s: string): number | undefined {
@@ -182,7 +189,7 @@ export function parsePrometheusText(text: string): ParseResult {
     const trimmed = line.replace(/^[ \t]+/, '');
     if (trimmed.trim() === '') continue;
     if (trimmed.startsWith('#')) {
-      const m = /^#[ \t]+(HELP|TYPE)(?:[ \t]+(.*))?$/.exec(trimmed);
+      const m = HELP_OR_TYPE.exec(trimmed);
       if (!m) continue; // an ordinary comment
       const kw = m[1]!;
       const rest = m[2] ?? '';

@@ -251,7 +251,7 @@ function numbersIn(text: string): number[] {
 export function numbersNotInData(texts: readonly string[], user: string): number[] {
   const data = dataBlockText(user);
   const given = new Set(numbersIn(data).map((n) => Math.abs(n)));
-  const out: number[] = [];
-  for (const n of numbersIn(texts.join('\n'))) if (!given.has(Math.abs(n)) && !out.includes(n)) out.push(n);
-  return out;
+  const out = new Set<number>();
+  for (const n of numbersIn(texts.join('\n'))) if (!given.has(Math.abs(n))) out.add(n);
+  return [...out];
 }
