@@ -129,6 +129,19 @@ process.stdout.write(JSON.stringify({ analysis, statements, heartbeats, peakHeap
 
 const isPage = (s: { sql: string }) => s.sql.startsWith('SELECT intDiv(toUnixTimestamp(ts)');
 
+/** A store that records every statement it runs and how many rows came back. */
+function recordingStore(): { st: ClickHouseStore; statements: Array<{ rows: number; sql: string }> } {
+  const statements: Array<{ rows: number; sql: string }> = [];
+  const st = new ClickHouseStore(testEnv().clickhouseUrl, DB);
+  const query = st.query.bind(st);
+  st.query = async <T>(sql: string) => {
+    const rows = await query<T>(sql);
+    statements.push({ rows: rows.length, sql: sql.trim() });
+    return rows;
+  };
+  return { st, statements };
+}
+
 describe('the agents read ClickHouse bounded', () => {
   it('cost: a month of 1,500,000 FOCUS rows and 500 hosts in a 256 MB heap, the idle host and the spike found', () => {
     // pins: before, `dailyCosts` returned all 1,500,000 daily rows in one statement and the hosts'
@@ -217,14 +230,7 @@ describe('the agents read ClickHouse bounded', () => {
     // which the analysis kept the last 400 points (6.7 hours): the host idle for 26 of the 30 days
     // was reported at 80 % mean GPU utilisation, idle 0 % of the time, compute-bound, over a
     // window of 0.28 days, without a warning.
-    const statements: Array<{ rows: number; sql: string }> = [];
-    const st = new ClickHouseStore(testEnv().clickhouseUrl, DB);
-    const query = st.query.bind(st);
-    st.query = async <T>(sql: string) => {
-      const rows = await query<T>(sql);
-      statements.push({ rows: rows.length, sql: sql.trim() });
-      return rows;
-    };
+    const { st, statements } = recordingStore();
     const host = {
       id: 'month-host',
       config: { kind: 'scrape' as const, url: 'http://127.0.0.1:9/metrics', instanceType: 'gpu.1xa100-80g' },
@@ -258,14 +264,7 @@ describe('the agents read ClickHouse bounded', () => {
     // pins: before, a Prometheus source was read whole whatever its series: one statement of
     // 343,200 samples for 100 hosts × (8 GPUs + 32 CPUs × 8 modes) over an hour (for 500 hosts
     // over a day, 38 million), nothing left out and nothing said.
-    const statements: Array<{ rows: number; sql: string }> = [];
-    const st = new ClickHouseStore(testEnv().clickhouseUrl, DB);
-    const query = st.query.bind(st);
-    st.query = async <T>(sql: string) => {
-      const rows = await query<T>(sql);
-      statements.push({ rows: rows.length, sql: sql.trim() });
-      return rows;
-    };
+    const { st, statements } = recordingStore();
     try {
       const series: ResourceSeries[] = [];
       const window = { from: iso(START + 10 * DAY), to: iso(START + 10 * DAY + 3600), stepSeconds: 300 };
