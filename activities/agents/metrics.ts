@@ -7,13 +7,13 @@
  * MAX_SOURCE_SERIES series is read for the first label sets of each metric that fit (a histogram's
  * buckets whole), and the warnings say how many series were left out.
  */
-import { Context } from '@temporalio/activity';
 import type { AgentName, AgentWindow, PerformanceSeries, ResourceSeries, ResourceUtilisation } from '../../domain/agents/types.js';
 import { failure } from '../../common/failures.js';
 import { isShare } from '../../domain/agents/resource/host-stats.js';
 import { seriesBuilder, type StoredSample } from '../../domain/infra/series-builder.js';
 import type { InfraSource } from '../infra/activities.js';
 import type { ClickHouseStore } from '../storage/clickhouse/store.js';
+import { heartbeat, whileReading } from '../heartbeat.js';
 
 /** Points per series an analysis reads at most: a window of more steps is read at a coarser step. */
 export const MAX_POINTS = 400;
@@ -27,44 +27,6 @@ const MAX_NAMED_CAPS = 5;
 export function noData(agent: AgentName, w: AgentWindow, errors: string[], what: string) {
   const why = errors.length ? `; source errors: ${errors.join('; ')}` : '';
   return failure('NoData', `${agent} agent: no ${what} between ${w.from} and ${w.to}${why}`);
-}
-
-/** The running activity's context, if any (none when an analysis is called directly). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Heartbeat with progress when running as an activity (a no-op when called directly). */
-export function heartbeat(details: Record<string, unknown>): void {
-  activityContext()?.heartbeat(details);
-}
-
-/** How often a read that takes long heartbeats while it waits. */
-export const WAITING_HEARTBEAT_MS = 20_000;
-
-/**
- * `read()`, heartbeating `details` when it starts and every WAITING_HEARTBEAT_MS while it runs,
- * with the seconds waited: one aggregation over a large window may take minutes, and its
- * heartbeats say which one the analysis is waiting for.
- */
-export async function whileReading<T>(details: Record<string, unknown>, read: () => Promise<T>): Promise<T> {
-  const ctx = activityContext();
-  if (!ctx) return read();
-  const started = Date.now();
-  ctx.heartbeat(details);
-  const timer = setInterval(
-    () => ctx.heartbeat({ ...details, waitingSeconds: Math.round((Date.now() - started) / 1000) }),
-    WAITING_HEARTBEAT_MS,
-  );
-  try {
-    return await read();
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 /** Resource id and instance type of each metrics source, to price recommendations. */

@@ -3,12 +3,12 @@
  * endpoints, Prometheus' query_range) into ClickHouse, where the agents read them.
  */
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
 import { httpUrlSchema } from '../../common/types.js';
 import type { ActivityDeps } from '../deps.js';
+import { heartbeat } from '../heartbeat.js';
 import { type MetricSampleRow, unixSeconds } from '../storage/clickhouse/rows.js';
 import * as repo from '../storage/postgres/agents.js';
 import { type BadRow, FocusError, streamFocusDirectory } from './focus.js';
@@ -66,17 +66,6 @@ const TOO_MANY_POINTS = /exceeded maximum resolution|too many samples/i;
 /** The step a range of `seconds` is collected at: 15 s, or coarser so it holds at most MAX_COLLECT_POINTS steps. */
 export function collectionStep(seconds: number): number {
   return Math.max(15, Math.ceil(seconds / MAX_COLLECT_POINTS / 15) * 15);
-}
-
-/** Heartbeat with progress when running as an activity (a no-op when called directly). */
-function heartbeat(details: unknown): void {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    return;
-  }
-  ctx.heartbeat(details);
 }
 
 /** Series scraped directly are one sample per scrape; older data is read from ClickHouse. */

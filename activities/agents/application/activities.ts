@@ -18,7 +18,8 @@ import { toVersionStats } from '../../../domain/gate/baseline.js';
 import type { Decision, Evidence, Explanation } from '../../../domain/gate/types.js';
 import type { ActivityDeps } from '../../deps.js';
 import { decisionsSince } from '../../storage/postgres/gates.js';
-import { heartbeat, noData } from '../metrics.js';
+import { heartbeat } from '../../heartbeat.js';
+import { noData } from '../metrics.js';
 import { checkReply } from '../narrative.js';
 
 /** Deployments the pre-1.1 `gatherApplication` activity returned at most (kept for workflows started before). */

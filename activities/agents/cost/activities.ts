@@ -13,7 +13,8 @@ import type { AgentAnalysis, AgentWindow, CostRow, ResourceUtilisation } from '.
 import { counterAccumulator, RESOURCE_METRICS } from '../../../domain/infra/series-builder.js';
 import type { ActivityDeps } from '../../deps.js';
 import type { createInfraActivities } from '../../infra/activities.js';
-import { eachSeries, hostMap, noData, readMetricPages, utilisationOf, whileReading, windowStep } from '../metrics.js';
+import { whileReading } from '../../heartbeat.js';
+import { eachSeries, hostMap, noData, readMetricPages, utilisationOf, windowStep } from '../metrics.js';
 
 const TOKEN_COUNTERS = ['vllm:prompt_tokens_total', 'vllm:generation_tokens_total'];
 
