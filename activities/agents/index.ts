@@ -11,6 +11,7 @@ export function createAgentActivities(deps: ActivityDeps) {
   const infra = createInfraActivities(deps);
   return {
     listInfraSources: infra.listInfraSources,
+    listInfraSourceIds: infra.listInfraSourceIds,
     collectInfraSource: infra.collectInfraSource,
     ...createCostActivities(deps, infra),
     ...createPerformanceActivities(deps, infra),

@@ -8,6 +8,7 @@
  * buckets whole), and the warnings say how many series were left out.
  */
 import type { AgentName, AgentWindow, PerformanceSeries, ResourceSeries, ResourceUtilisation } from '../../domain/agents/types.js';
+import { boundLines, SOURCE_ERRORS_LISTED } from '../../domain/agents/bounded.js';
 import { failure } from '../../common/failures.js';
 import { isShare } from '../../domain/agents/resource/host-stats.js';
 import { seriesBuilder, type StoredSample } from '../../domain/infra/series-builder.js';
@@ -25,7 +26,7 @@ export const MAX_SOURCE_SERIES = 20_000;
 const MAX_NAMED_CAPS = 5;
 
 export function noData(agent: AgentName, w: AgentWindow, errors: string[], what: string) {
-  const why = errors.length ? `; source errors: ${errors.join('; ')}` : '';
+  const why = errors.length ? `; source errors: ${boundLines(errors, SOURCE_ERRORS_LISTED).join('; ')}` : '';
   return failure('NoData', `${agent} agent: no ${what} between ${w.from} and ${w.to}${why}`);
 }
 

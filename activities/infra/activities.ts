@@ -6,7 +6,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { redact, secretsOf } from '../../common/secrets.js';
 import { raise } from '../../common/failures.js';
-import { httpUrlSchema } from '../../common/types.js';
+import { formatZodError, httpUrlSchema } from '../../common/types.js';
+import { inParallel } from '../../domain/collector/collection.js';
 import type { ActivityDeps } from '../deps.js';
 import { heartbeat } from '../heartbeat.js';
 import { type MetricSampleRow, unixSeconds } from '../storage/clickhouse/rows.js';
@@ -32,6 +33,7 @@ export const infraSourceSchema = z.discriminatedUnion('kind', [
 ]);
 export type InfraSourceConfig = z.output<typeof infraSourceSchema>;
 export type InfraKind = InfraSourceConfig['kind'];
+const INFRA_KINDS: readonly InfraKind[] = infraSourceSchema.options.map((o) => o.shape.kind.value);
 
 export interface InfraSource {
   id: string;
@@ -41,7 +43,8 @@ export interface InfraSource {
 
 export interface CollectOutcome {
   id: string;
-  kind: InfraKind;
+  /** 'unknown' when the stored configuration no longer parses. */
+  kind: InfraKind | 'unknown';
   rows: number;
   /** Bad rows or samples, all counted. */
   bad: number;
@@ -50,6 +53,20 @@ export interface CollectOutcome {
   /** The step a Prometheus source was caught up at, when coarser than 15 s. */
   stepSeconds?: number;
   error?: string;
+}
+
+/** Sources one analysis collects at once (each holds a connection and up to a chunk of data). */
+export const SOURCES_IN_FLIGHT = 8;
+/** Source ids one listing returns at most. */
+export const MAX_SOURCE_PAGE = 1_000;
+
+/** A stored source, or why its configuration no longer parses (a row edited by hand, or written by another version). */
+function parseSource(row: repo.InfraSourceRow): InfraSource | { error: string } {
+  const parsed = infraSourceSchema.safeParse(row.config);
+  if (parsed.success) return { id: row.id, config: parsed.data, lastCollectedTo: row.lastCollectedTo };
+  return {
+    error: `its stored configuration is invalid (${formatZodError(parsed.error)}); register it again with \`optiinfra infra add ${row.id} …\``,
+  };
 }
 
 /** Bad rows a collection outcome names (it counts them all): outcomes cross Temporal, so they stay small. */
@@ -84,10 +101,28 @@ export function createInfraActivities(deps: ActivityDeps) {
   const { config, ch, db } = deps;
   const clean = (s: string) => redact(s, secretsOf(config));
 
+  /** The registered sources of these kinds; a source whose stored configuration no longer parses is an error, alone. */
+  async function readSources(kinds?: InfraKind[]): Promise<{ sources: InfraSource[]; errors: string[] }> {
+    const sources: InfraSource[] = [];
+    const errors: string[] = [];
+    for (const row of await repo.listInfraSources(db)) {
+      const s = parseSource(row);
+      if ('error' in s) {
+        // Reported to the collections of its kind, and to all when even its kind cannot be read.
+        const kind = (row.config as { kind?: unknown } | null)?.kind as InfraKind;
+        if (!kinds || !INFRA_KINDS.includes(kind) || kinds.includes(kind)) errors.push(`${row.id}: ${s.error}`);
+      } else if (!kinds || kinds.includes(s.config.kind)) sources.push(s);
+    }
+    return { sources, errors };
+  }
+
   async function listInfraSources(kinds?: InfraKind[]): Promise<InfraSource[]> {
-    return (await repo.listInfraSources(db))
-      .map((row) => ({ id: row.id, config: infraSourceSchema.parse(row.config), lastCollectedTo: row.lastCollectedTo }))
-      .filter((s) => !kinds || kinds.includes(s.config.kind));
+    return (await readSources(kinds)).sources;
+  }
+
+  /** Up to `limit` source ids after `after`, in id order (a collection pages through them). */
+  async function listInfraSourceIds(input: { after?: string; limit: number }): Promise<string[]> {
+    return repo.listInfraSourceIds(db, input.after, Math.max(1, Math.min(MAX_SOURCE_PAGE, Math.floor(input.limit) || 1)));
   }
 
   /**
@@ -96,8 +131,10 @@ export function createInfraActivities(deps: ActivityDeps) {
    * range in chunks (see `collectPrometheus`); each batch or chunk heartbeats its progress.
    */
   async function collectInfraSource(input: { id: string }): Promise<CollectOutcome> {
-    const src = (await listInfraSources()).find((s) => s.id === input.id);
-    if (!src) raise('UnknownSource', `no infrastructure source '${input.id}'`);
+    const row = await repo.getInfraSource(db, input.id);
+    if (!row) raise('UnknownSource', `no infrastructure source '${input.id}'`);
+    const src = parseSource(row);
+    if ('error' in src) return { id: row.id, kind: 'unknown', rows: 0, bad: 0, error: src.error };
     const c = src.config;
     const ver = Date.now();
     let progress: Record<string, unknown> = {};
@@ -224,12 +261,15 @@ export function createInfraActivities(deps: ActivityDeps) {
 
   /** Collect every source of these kinds; what failed is reported as warnings. */
   async function collectKinds(kinds: InfraKind[]): Promise<{ sources: InfraSource[]; errors: string[] }> {
-    const sources = await listInfraSources(kinds);
-    const outcomes = await Promise.all(sources.map((s) => collectInfraSource({ id: s.id })));
-    return { sources, errors: outcomes.filter((o) => o.error).map((o) => `${o.id}: ${o.error}`) };
+    const { sources, errors } = await readSources(kinds);
+    const outcomes = await inParallel(sources, SOURCES_IN_FLIGHT, (s) => collectInfraSource({ id: s.id }));
+    return { sources, errors: [...errors, ...outcomes.filter((o) => o.error).map((o) => `${o.id}: ${o.error}`)] };
   }
 
-  return { listInfraSources, collectInfraSource, collectKinds };
+  return { listInfraSources, listInfraSourceIds, collectInfraSource, collectKinds };
 }
 
-export type InfraActivities = Pick<ReturnType<typeof createInfraActivities>, 'listInfraSources' | 'collectInfraSource'>;
+export type InfraActivities = Pick<
+  ReturnType<typeof createInfraActivities>,
+  'listInfraSources' | 'listInfraSourceIds' | 'collectInfraSource'
+>;

@@ -6,11 +6,13 @@ import type { Command } from 'commander';
 import { infraSourceSchema } from '../../activities/infra/activities.js';
 import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { formatZodError } from '../../common/types.js';
+import { addOutcome, collectionLine, emptyCollection, type InfraCollection, type SourceOutcome } from '../../domain/infra/collection.js';
 import { ensureInfraSchedule, INFRA_SCHEDULE_ID } from '../schedules.js';
 import { scheduleOutcomeLine } from './schedules.js';
 import { durationArg, idArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { printJson, table } from './format.js';
+import { warnIfNoWorker } from '../runtime.js';
 
 export function registerInfraCommands(program: Command): void {
   const infra = program
@@ -53,12 +55,18 @@ export function registerInfraCommands(program: Command): void {
           console.log(scheduleOutcomeLine(INFRA_SCHEDULE_ID, o.schedule, outcome));
           return;
         }
+        await warnIfNoWorker(client, config, 'the collection');
         const r = (await client.workflow.execute('collectInfra', {
           taskQueue: config.temporal.taskQueue,
           workflowId: `collect-infra/${new Date().toISOString()}`,
-        })) as Array<{ id: string; rows: number; bad: number; error?: string }>;
-        if (o.json) printJson(r);
-        else console.log(table(r.map((x) => ({ source: x.id, rows: x.rows, bad: x.bad, error: x.error ?? '' }))));
+        })) as InfraCollection | SourceOutcome[];
+        // A worker from before the collection was paged answers with every outcome.
+        const c = Array.isArray(r) ? r.reduce(addOutcome, emptyCollection()) : r;
+        if (o.json) return printJson(c);
+        console.log(table(c.outcomes.map((x) => ({ source: x.id, rows: x.rows, bad: x.bad, error: x.error ?? '' }))));
+        console.log(
+          `${collectionLine(c)}${c.notListed ? ` (${c.notListed.toLocaleString('en-US')} more not listed; failed sources and bad rows are listed first)` : ''}`,
+        );
       }),
     );
 }

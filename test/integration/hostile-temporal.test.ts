@@ -130,11 +130,11 @@ describe('hostile Temporal surface', () => {
       expect(cause.message.length).toBeLessThan(4_000);
     }, 30_000);
 
-    it('collectInfra takes no input: arguments given by hand are ignored (pinned)', async () => {
+    it('collectInfra takes only its own carry: arguments given by hand are ignored (pinned)', async () => {
       const h = await start('collectInfra', [null, 'junk', 1e308]);
       const r = await outcome(h);
       expect(r.error).toBeUndefined();
-      expect(Array.isArray(r.value)).toBe(true);
+      expect(r.value).toMatchObject({ sources: expect.any(Number), outcomes: expect.any(Array), notListed: expect.any(Number) });
       expect(r.taskFailed).toBe(false);
     }, 30_000);
   });

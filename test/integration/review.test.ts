@@ -16,6 +16,7 @@ import { startInfraDemo, type InfraDemo } from '../../stack/sim/infra-demo.js';
 import { createScratchDatabase } from '../../stack/postgres.js';
 import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
 import type { ReviewResult } from '../../workflows/agents/review.js';
+import type { InfraCollection } from '../../domain/infra/collection.js';
 import { startTestStack, testConfig, testEnv, uniqueId, type TestStack } from '../helpers/env.js';
 import { recordHistory } from '../helpers/histories.js';
 
@@ -116,18 +117,17 @@ describe('optimizationReview', () => {
 
   it('collects every registered infrastructure source in one workflow', async () => {
     const workflowId = `collect-infra/test-${randomUUID().slice(0, 6)}`;
-    const outcomes = (await stack.client.workflow.execute('collectInfra', {
+    const r = (await stack.client.workflow.execute('collectInfra', {
       taskQueue: stack.config.temporal.taskQueue,
       workflowId,
       args: [],
-    })) as Array<{
-      id: string;
-      rows: number;
-      error?: string;
-    }>;
-    expect(outcomes.length).toBeGreaterThan(1);
-    expect(outcomes.filter((o) => o.error)).toEqual([]);
-    expect(outcomes.reduce((n, o) => n + o.rows, 0)).toBeGreaterThan(0);
+    })) as InfraCollection;
+    expect(r.sources).toBeGreaterThan(1);
+    expect(r.outcomes).toHaveLength(r.sources);
+    expect(r.failed).toBe(0);
+    expect(r.outcomes.filter((o) => o.error)).toEqual([]);
+    expect(r.rows).toBe(r.outcomes.reduce((n, o) => n + o.rows, 0));
+    expect(r.rows).toBeGreaterThan(0);
     await recordHistory(stack.client, workflowId, 'collect-infra');
   });
 

@@ -29,6 +29,8 @@ const FROZEN = [
   'application-agent-review',
   'optimization-review',
   'gate-notifications',
+  'collect-infra',
+  'collect-infra-paged',
 ];
 
 interface HistoryFile {

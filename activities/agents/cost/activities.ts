@@ -3,7 +3,7 @@
  * served are read here and turned into findings here, so only findings and totals enter the
  * workflow's history, however long the export.
  */
-import { boundAnalysis } from '../../../domain/agents/bounded.js';
+import { boundAnalysis, boundLines, SOURCE_ERRORS_LISTED } from '../../../domain/agents/bounded.js';
 import { executiveSummary } from '../../../domain/agents/cost/executive-summary.js';
 import { costFindingsFromSummary } from '../../../domain/agents/cost/findings.js';
 import { COST_RULES } from '../../../domain/agents/cost/rules.js';
@@ -57,7 +57,7 @@ export function createCostActivities(deps: ActivityDeps, infra: ReturnType<typeo
   async function analysisInputs(w: AgentWindow): Promise<AnalysisInputs> {
     const { errors } = await infra.collectKinds(['focus']);
     const metricSources = await infra.listInfraSources(['scrape', 'prometheus']);
-    const warnings = [...errors];
+    const warnings: string[] = [];
     const reading = <T>(stage: string, read: () => Promise<T>) => whileReading({ agent: 'cost', stage }, read);
     const totals = await reading('cost totals', () => ch.costTotals(w));
     if (!totals.dailyRows) throw noData('cost', w, errors, 'cost data (FOCUS rows)');
@@ -132,6 +132,7 @@ export function createCostActivities(deps: ActivityDeps, infra: ReturnType<typeo
       const deployment = (resourceId && deploymentOf.get(resourceId)) || source;
       tokensByDeployment[deployment] = (tokensByDeployment[deployment] ?? 0) + tokens;
     }
+    warnings.push(...boundLines(errors, SOURCE_ERRORS_LISTED));
     return { summary, utilisation, tokensByDeployment, days: totals.days, dataPoints: totals.dailyRows, warnings };
   }
 

@@ -1,5 +1,5 @@
 /** The performance agent's activities (LLM integration point 2): vLLM series and their findings. */
-import { boundAnalysis } from '../../../domain/agents/bounded.js';
+import { boundAnalysis, boundLines, SOURCE_ERRORS_LISTED } from '../../../domain/agents/bounded.js';
 import { performanceFindings } from '../../../domain/agents/performance/findings.js';
 import type { AgentAnalysis, AgentWindow, Finding, PerformanceSeries } from '../../../domain/agents/types.js';
 import { VLLM_METRICS } from '../../../domain/infra/series-builder.js';
@@ -28,7 +28,7 @@ export function createPerformanceActivities(deps: ActivityDeps, infra: ReturnTyp
       { metrics: VLLM_METRICS, what: WHAT, progress: { agent: 'performance' } },
     );
     if (!n) throw noData('performance', w, errors, WHAT);
-    return { dataPoints: read.samples, warnings: [...errors, ...read.warnings] };
+    return { dataPoints: read.samples, warnings: [...read.warnings, ...boundLines(errors, SOURCE_ERRORS_LISTED)] };
   }
 
   /** The window's vLLM series per deployment (≤ MAX_POINTS points each; for workflows recorded before `analysePerformance`). */

@@ -1,5 +1,5 @@
 /** The resource agent's activities (LLM integration point 3): GPU and host series and their findings. */
-import { boundAnalysis } from '../../../domain/agents/bounded.js';
+import { boundAnalysis, boundLines, SOURCE_ERRORS_LISTED } from '../../../domain/agents/bounded.js';
 import { INSTANCE_TYPES } from '../../../domain/agents/instance-catalog.js';
 import { resourceFindingsAccumulator } from '../../../domain/agents/resource/findings.js';
 import type { AgentAnalysis, AgentWindow, ResourceSeries } from '../../../domain/agents/types.js';
@@ -31,7 +31,7 @@ export function createResourceActivities(deps: ActivityDeps, infra: ReturnType<t
       { metrics: RESOURCE_METRICS, what: WHAT, progress: { agent: 'resource' } },
     );
     if (!n) throw noData('resource', w, errors, WHAT);
-    return { dataPoints: points, warnings: [...errors, ...read.warnings] };
+    return { dataPoints: points, warnings: [...read.warnings, ...boundLines(errors, SOURCE_ERRORS_LISTED)] };
   }
 
   /** The window's series per GPU host (≤ MAX_POINTS points each; for workflows recorded before `analyseResource`). */

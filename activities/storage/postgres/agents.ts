@@ -24,11 +24,32 @@ export async function upsertInfraSource(db: Db, id: string, config: { kind: stri
   );
 }
 
+type InfraSourceDbRow = { id: string; config: unknown; last_collected_to: Date | null };
+const infraSourceRow = (row: InfraSourceDbRow): InfraSourceRow => ({
+  id: row.id,
+  config: row.config,
+  lastCollectedTo: row.last_collected_to?.toISOString(),
+});
+
 export async function listInfraSources(db: Db): Promise<InfraSourceRow[]> {
-  const r = await db.query<{ id: string; config: unknown; last_collected_to: Date | null }>(
-    'SELECT id, config, last_collected_to FROM infra_sources ORDER BY id',
+  const r = await db.query<InfraSourceDbRow>('SELECT id, config, last_collected_to FROM infra_sources ORDER BY id');
+  return r.rows.map(infraSourceRow);
+}
+
+export async function getInfraSource(db: Db, id: string): Promise<InfraSourceRow | undefined> {
+  const r = await db.query<InfraSourceDbRow>('SELECT id, config, last_collected_to FROM infra_sources WHERE id = $1', [id]);
+  return r.rows[0] && infraSourceRow(r.rows[0]);
+}
+
+/** Up to `limit` source ids after `after`, in id order: a collection pages through them. */
+export async function listInfraSourceIds(db: Db, after: string | undefined, limit: number): Promise<string[]> {
+  const r = await db.query<{ id: string }>(
+    after === undefined
+      ? 'SELECT id FROM infra_sources ORDER BY id LIMIT $1'
+      : 'SELECT id FROM infra_sources WHERE id > $2 ORDER BY id LIMIT $1',
+    after === undefined ? [limit] : [limit, after],
   );
-  return r.rows.map((row) => ({ id: row.id, config: row.config, lastCollectedTo: row.last_collected_to?.toISOString() }));
+  return r.rows.map((row) => row.id);
 }
 
 export async function markInfraCollected(db: Db, id: string, to: string): Promise<void> {
