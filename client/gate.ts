@@ -156,6 +156,11 @@ export interface WaitEvents {
   onLost?: (error: string) => void;
   /** Temporal answers again after `downMs`. */
   onReconnected?: (downMs: number) => void;
+  /**
+   * No worker polls the gate's task queue: its progress query timed out because nobody can answer
+   * it, not because Temporal is down. Said once per absence; the wait goes on within the timeout.
+   */
+  onNoWorker?: () => void;
 }
 
 /**
@@ -167,7 +172,14 @@ export interface WaitEvents {
  */
 export async function waitForGate(
   handle: WorkflowHandle,
-  opts: { timeoutMs?: number; pollMs?: number; reconnectMs?: number; now?: () => number } & WaitEvents = {},
+  opts: {
+    timeoutMs?: number;
+    pollMs?: number;
+    reconnectMs?: number;
+    now?: () => number;
+    /** Whether a worker polls the task queue (asked when a query times out). */
+    workerPolling?: () => Promise<boolean>;
+  } & WaitEvents = {},
 ): Promise<GateResult | 'timeout'> {
   const now = opts.now ?? (() => performance.now());
   const pollMs = opts.pollMs ?? 2000;
@@ -211,6 +223,15 @@ export async function waitForGate(
       });
   };
   let querying = false;
+  let noWorker = false;
+  /** A query that timed out: an outage, unless Temporal answers that no worker polls the queue. */
+  const unanswered = async (e: unknown) => {
+    const polled = opts.workerPolling ? await opts.workerPolling().catch(() => undefined) : undefined;
+    if (polled !== false) return lost(e);
+    back();
+    if (!noWorker) opts.onNoWorker?.();
+    noWorker = true;
+  };
   const query = () => {
     querying = true;
     handle
@@ -218,13 +239,14 @@ export async function waitForGate(
       .then(
         (p) => {
           back();
+          noWorker = false;
           const line = describeProgress(p);
           if (line !== last) opts.onProgress?.(p);
           last = line;
         },
-        (e: unknown) => {
+        async (e: unknown) => {
           // Not yet started or already finished: the result says which. Unreachable: an outage.
-          if (isTemporalUnreachable(e)) lost(e);
+          if (isTemporalUnreachable(e)) await unanswered(e);
         },
       )
       .finally(() => (querying = false));

@@ -130,6 +130,21 @@ export async function hasWorkflowPollers(client: Client, namespace: string, task
   return (r.pollers?.length ?? 0) > 0;
 }
 
+/**
+ * Say on stderr when no worker polls the task queue: a workflow started now waits until one runs,
+ * and a query of it times out (which is not Temporal being down). A failed check says nothing:
+ * the command's own call reports an unreachable server. Whether it warned.
+ */
+export async function warnIfNoWorker(client: Client, config: Config, what: string): Promise<boolean> {
+  const polled = await hasWorkflowPollers(client, config.temporal.namespace, config.temporal.taskQueue).catch(() => true);
+  if (!polled) console.error(noWorkerText(config, what));
+  return !polled;
+}
+
+export function noWorkerText(config: Config, what: string): string {
+  return `warning: no worker is polling task queue '${config.temporal.taskQueue}': ${what} waits until one runs ('optiinfra worker')`;
+}
+
 /** Link to a workflow run in the Temporal Web UI. */
 export function uiLink(config: Config, workflowId: string, runId?: string): string | undefined {
   if (!config.temporal.uiUrl) return undefined;

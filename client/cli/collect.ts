@@ -8,7 +8,7 @@ import { rootCause } from '../../common/failures.js';
 import { lastCycle, listCycles } from '../../activities/storage/postgres/collection-runs.js';
 import { SA } from '../../common/search-attributes.js';
 import type { CycleResult, CycleTotals } from '../../domain/collector/collection.js';
-import { hasWorkflowPollers, uiLink } from '../runtime.js';
+import { uiLink, warnIfNoWorker } from '../runtime.js';
 import { ensureSchedule, scheduleId, triggerSchedule } from '../schedules.js';
 import { triggerSkippedLine } from './schedules.js';
 import { idArg, intArg, UsageError } from './args.js';
@@ -26,11 +26,7 @@ export async function runCycle(
 ): Promise<CycleResult> {
   return withClient(async (client, config) => {
     await withStores((stores) => requireDeployment(stores.db, deployment), config);
-    if (!(await hasWorkflowPollers(client, config.temporal.namespace, config.temporal.taskQueue))) {
-      console.error(
-        `warning: no worker is polling task queue '${config.temporal.taskQueue}': the cycle waits until one runs ('optiinfra worker')`,
-      );
-    }
+    await warnIfNoWorker(client, config, 'the cycle');
     const workflowId = opts.workflowId ?? manualCycleId(deployment, new Date());
     const input = { deployment, pageSize: opts.pageSize, batchSize: opts.batchSize, maxConcurrentBatches: opts.maxConcurrentBatches };
     const handle = await client.workflow.start('collectionCycle', {

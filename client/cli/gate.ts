@@ -41,7 +41,7 @@ import {
   waitForGate,
   writeReports,
 } from '../gate.js';
-import { openStores, runtimeConfig, temporalClient, uiLink } from '../runtime.js';
+import { hasWorkflowPollers, noWorkerText, openStores, runtimeConfig, temporalClient, uiLink, warnIfNoWorker } from '../runtime.js';
 import { checkListArg, durationArg, EXIT, idArg, intArg, isoArg, pointsArg, UsageError, type CommandOutcome } from './args.js';
 import { withClient, withStores } from './connect.js';
 import { describeBaseline, printJson, terminalText } from './format.js';
@@ -252,6 +252,7 @@ async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<
           workflowId = started.workflowId;
           const link = uiLink(config, workflowId);
           console.error(`${attached ? 'attached to' : 'started'} ${workflowId}${link ? `\n  ${link}` : ''}`);
+          let warned = await warnIfNoWorker(client, config, 'the gate');
           if (!o.wait) {
             if (o.json) printJson({ workflowId, attached, uiLink: link });
             return;
@@ -268,6 +269,11 @@ async function startGate(o: GateStartOptions, outcome: CommandOutcome): Promise<
               ),
             onReconnected: (ms) =>
               console.error(`reconnected to Temporal after ${Math.round(ms / 1000)} s; still waiting for ${workflowId}`),
+            workerPolling: () => hasWorkflowPollers(client, config.temporal.namespace, config.temporal.taskQueue),
+            onNoWorker: () => {
+              if (!warned) console.error(`${noWorkerText(config, 'the gate')}; still waiting for ${workflowId}`);
+              warned = false;
+            },
           }).catch((e: unknown) => {
             if (!(e instanceof GateUnreachableError)) throw e;
             throw new GateUsageError(
@@ -305,6 +311,12 @@ async function gateStatus(o: GateTarget & { json?: boolean; report?: string }, o
       throw e;
     });
     if (d.status.name === 'RUNNING') {
+      // Without a worker nobody can answer the progress query: say so instead of timing out.
+      if (await warnIfNoWorker(client, config, 'the gate')) {
+        if (o.json) printJson({ workflowId: d.workflowId, status: 'RUNNING', progress: null, uiLink: uiLink(config, d.workflowId) });
+        else console.log(`${d.workflowId} is running (its progress is known once a worker runs)`);
+        return;
+      }
       const p = await h.query<GateProgress>('progress');
       if (o.json) printJson({ workflowId: d.workflowId, status: 'RUNNING', progress: p, uiLink: uiLink(config, d.workflowId) });
       else console.log(`${d.workflowId} is running\n${terminalText(describeProgress(p))}`);
@@ -398,6 +410,7 @@ export function registerBaselineCommand(program: Command): void {
         if (!(await getDeployment(stores.db, o.deployment))) throw new UsageError(`deployment '${o.deployment}' is not registered`);
       }, config);
       await withClient(async (client) => {
+        await warnIfNoWorker(client, config, 'the baseline');
         const rec = (await client.workflow.execute('computeBaseline', {
           taskQueue: config.temporal.taskQueue,
           workflowId: `baseline/${o.deployment}/${o.version}`,
@@ -425,6 +438,7 @@ export function registerCompareCommand(program: Command): void {
       const parsed = compareInputSchema.safeParse(input);
       if (!parsed.success) throw new UsageError(formatZodError(parsed.error));
       await withClient(async (client, config) => {
+        await warnIfNoWorker(client, config, 'the comparison');
         const r = (await client.workflow.execute('abCompare', {
           taskQueue: config.temporal.taskQueue,
           workflowId: `compare/${o.deployment}/${o.a}-vs-${o.b}/${new Date().toISOString()}`,

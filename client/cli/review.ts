@@ -7,7 +7,7 @@ import { latestRecommendations } from '../../activities/storage/postgres/agents.
 import { AGENTS, type AgentName } from '../../domain/agents/types.js';
 import type { ReviewResult } from '../../workflows/agents/review.js';
 import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
-import { uiLink } from '../runtime.js';
+import { uiLink, warnIfNoWorker } from '../runtime.js';
 import { ensureReviewSchedule, REVIEW_SCHEDULE_ID } from '../schedules.js';
 import { scheduleOutcomeLine } from './schedules.js';
 import { agentListArg, durationArg, intArg, requireAgent, UsageError } from './args.js';
@@ -29,6 +29,7 @@ export function registerReviewCommands(program: Command): void {
           console.log(scheduleOutcomeLine(REVIEW_SCHEDULE_ID, o.schedule, outcome));
           return;
         }
+        await warnIfNoWorker(client, config, 'the review');
         const workflowId = `review/${new Date().toISOString()}`;
         const link = uiLink(config, workflowId);
         console.error(`started ${workflowId}${link ? `\n  ${link}` : ''}`);
@@ -68,6 +69,7 @@ export function registerReviewCommands(program: Command): void {
       requireAgent(agent);
       if (!question.trim() || question.length > 2000) throw new UsageError('the question must be 1-2000 characters');
       await withClient(async (client, config) => {
+        await warnIfNoWorker(client, config, 'the question');
         const r = (await client.workflow.execute(`${agent}Agent`, {
           taskQueue: config.temporal.taskQueue,
           workflowId: `ask/${agent}/${new Date().toISOString()}`,

@@ -257,6 +257,26 @@ describe('optiinfra gate --wait under a hostile CI runner', () => {
     expect(p.err()).toMatch(/warning: could not write the job summary .*the decision stands/);
   }, 180_000);
 
+  // Failed before: with no worker on the job's task queue (a queue name that differs from the
+  // workers'), the progress query timed out and the CLI said "lost contact with Temporal" and then
+  // "cannot reach Temporal" (exit 3), while Temporal answered every other call; `gate status`
+  // failed the same way.
+  it('no worker on the task queue: says so, waits within --timeout (exit 2), never calls Temporal unreachable', async () => {
+    const queue = uniqueId('no-worker-queue');
+    const p = cli(gateArgs('v-noworker', 'noworker-1', '--wait', '--timeout', '35s'), { env: { TEMPORAL_TASK_QUEUE: queue } });
+    const r = await p.exited;
+    expect(r.code, p.err()).toBe(2);
+    expect(p.err()).toContain(`warning: no worker is polling task queue '${queue}': the gate waits until one runs ('optiinfra worker')`);
+    expect(p.err()).toMatch(/still undecided after 35s; the gate keeps running/);
+    expect(p.err()).not.toMatch(/cannot reach|lost contact/);
+    const s = cli(['gate', 'status', '--deployment', deployment, '--candidate', 'v-noworker', '--ci-run', 'noworker-1'], {
+      env: { TEMPORAL_TASK_QUEUE: queue },
+    });
+    expect((await s.exited).code, s.err()).toBe(0);
+    expect(s.out()).toContain(`${gateId('v-noworker', 'noworker-1')} is running (its progress is known once a worker runs)`);
+    await stack.client.workflow.getHandle(gateId('v-noworker', 'noworker-1')).terminate('test done');
+  }, 180_000);
+
   // Failed before: `--timeout` without `--wait` was ignored: the gate started and the CLI exited 0.
   it('--timeout without --wait is a usage error and starts nothing', async () => {
     const p = cli(gateArgs('v3', 'nowait-1', '--timeout', '30m'));

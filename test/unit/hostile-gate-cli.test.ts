@@ -62,6 +62,46 @@ describe('waitForGate through an outage', () => {
     await expect(waitForGate(handle, { pollMs: 20, timeoutMs: 150 })).rejects.toThrow(/cannot reach Temporal for \d+ s/);
   });
 
+  // Failed before: a progress query nobody answers (no worker on the task queue) times out with
+  // DEADLINE_EXCEEDED, which was taken for an outage: "lost contact", then GateUnreachableError.
+  it('a query unanswered because no worker polls is not an outage: said once, the wait goes on to its timeout', async () => {
+    const deadline = () =>
+      Object.assign(new Error('4 DEADLINE_EXCEEDED: query timed out'), { cause: Object.assign(new Error('timed out'), { code: 4 }) });
+    // The worker is there for queries 4 to 6 only (counted, so the test does not depend on timing).
+    let queries = 0;
+    let present = (_n: number) => false;
+    const worker = () => present(queries);
+    const handle = {
+      result: () => new Promise(() => undefined),
+      query: async () => {
+        queries++;
+        if (!worker()) throw deadline();
+        return progress;
+      },
+    } as unknown as WorkflowHandle;
+    const events: string[] = [];
+    const on = {
+      onLost: () => events.push('lost'),
+      onNoWorker: () => events.push('no worker'),
+      onProgress: () => events.push('progress'),
+    };
+    const wait = (timeoutMs?: number, polled = async () => worker()) =>
+      waitForGate(handle, { pollMs: 10, timeoutMs, reconnectMs: 50, workerPolling: polled, ...on });
+    expect(await wait(300)).toBe('timeout');
+    expect(events).toEqual(['no worker']);
+    // A worker arrives: progress again; it leaves: said again.
+    events.length = 0;
+    queries = 0;
+    present = (n) => n >= 4 && n <= 6;
+    expect(await wait(300)).toBe('timeout');
+    expect(events).toEqual(['no worker', 'progress', 'no worker']);
+    // Workers poll but the query still times out: an outage as before.
+    events.length = 0;
+    present = () => false;
+    await expect(wait(undefined, async () => true)).rejects.toBeInstanceOf(GateUnreachableError);
+    expect(events[0]).toBe('lost');
+  });
+
   // Failed before: the deadline was read from the wall clock (Date.now), so a clock step ended it.
   it('measures its deadline on the monotonic clock: a wall-clock jump does not end it', async () => {
     const { handle } = fakeHandle(
