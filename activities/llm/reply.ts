@@ -1,6 +1,7 @@
 /**
- * Reply validation: the first choice's content parsed as JSON (out of a Markdown fence when the
- * request had no response format, or when the whole reply is one fence) and validated with the
+ * Reply validation: the first choice's content parsed as JSON (after a leading `<think>` block
+ * of reasoning, out of a Markdown fence when the request had no response format, or when the
+ * whole reply is one fence) and validated with the
  * call's schema; a body that is no chat completion (none, text, an error object) is said so. A reply cut at the
  * completion limit (`finish_reason: length`) is reported as truncated, so the caller can retry
  * it with a larger budget (https://console.groq.com/docs/reasoning).
@@ -36,9 +37,17 @@ export function checkReply(
   if (typeof content !== 'string' || content.trim() === '') {
     return { ok: false, truncated: cut, why: `the reply content is empty${finishNote}` };
   }
+  const answer = afterReasoning(content);
+  if (answer === undefined) {
+    return {
+      ok: false,
+      truncated: cut,
+      why: `the reply holds only the model's reasoning (<think> without an answer after it)${finishNote}`,
+    };
+  }
   let parsed: unknown;
   try {
-    parsed = parseJson(content, format);
+    parsed = parseJson(answer, format);
   } catch (e) {
     return {
       ok: false,
@@ -77,6 +86,22 @@ function notACompletion(body: unknown, secrets: string[]): string | undefined {
     return `the answer is an error with HTTP 200${typeof m === 'string' && m.trim() ? `: ${truncate(redact(m, secrets), 300)}` : ''}`;
   }
   return undefined;
+}
+
+/**
+ * The answer after a leading reasoning block: a reasoning model served without a reasoning parser
+ * writes `<think>…</think>` before its answer (Groq's `reasoning_format: raw`,
+ * https://console.groq.com/docs/reasoning; an OpenAI-compatible server such as vLLM without
+ * `--reasoning-parser`). Undefined when the block never ends or nothing follows it. Only a block
+ * at the very start counts: a `<think>` later in the text is part of the answer.
+ */
+function afterReasoning(content: string): string | undefined {
+  const t = content.trimStart();
+  if (!/^<think>/i.test(t)) return content;
+  const end = t.toLowerCase().indexOf('</think>');
+  if (end < 0) return undefined;
+  const rest = t.slice(end + '</think>'.length);
+  return rest.trim() === '' ? undefined : rest;
 }
 
 /**
