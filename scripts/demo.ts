@@ -15,13 +15,14 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { startSimulator, type Simulator } from '../stack/sim/collector-simulator.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../activities/gate/rollback.js';
 import type { BaselineRecord } from '../domain/gate/baseline.js';
-import { deleteInfraSources } from '../activities/storage/postgres/agents.js';
+import { deleteInfraSources, listInfraSources } from '../activities/storage/postgres/agents.js';
 import { upsertDeployment } from '../activities/storage/postgres/deployments.js';
 import { getDecision } from '../activities/storage/postgres/gates.js';
 import type { CycleResult } from '../domain/collector/collection.js';
 import type { GateInput, GateResult } from '../domain/gate/types.js';
 import { SA } from '../common/search-attributes.js';
-import { join } from 'node:path';
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createAgentActivities } from '../activities/agents/index.js';
 import { describeCycle, formatAgentRun, formatScores } from '../client/cli/format.js';
 import { writeReportPage } from '../client/cli/report.js';
@@ -85,6 +86,44 @@ async function startDeploymentSystem(secret: string, sim: Simulator, goodModel: 
   };
 }
 
+/**
+ * The webhook secret of demo runs on this machine, made once (mode 0600 in the stack home): every
+ * worker on the task queue must sign with the deployment system's secret, and a demo run's worker
+ * may deliver another run's rollback (two runs at once, or a worker left running).
+ */
+function demoWebhookSecret(): string {
+  const file = join(defaultHome(), 'demo', 'webhook-secret');
+  mkdirSync(dirname(file), { recursive: true });
+  // Written whole under another name, then linked into place: a run never reads half of it.
+  const tmp = `${file}.${process.pid}`;
+  writeFileSync(tmp, randomBytes(24).toString('hex'), { mode: 0o600 });
+  try {
+    linkSync(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  const secret = readFileSync(file, 'utf8').trim();
+  if (secret) return secret;
+  const fresh = randomBytes(24).toString('hex'); // emptied by hand: made again
+  writeFileSync(file, fresh, { mode: 0o600 });
+  return fresh;
+}
+
+/**
+ * Unregister the simulated hosts of demo runs that ended without doing it (killed), an hour after
+ * they started; a run going on now keeps its hosts. Their ids start with `demo-<UTC stamp>-`.
+ */
+async function forgetStaleDemoHosts(db: Parameters<typeof deleteInfraSources>[0]): Promise<void> {
+  const stale = new Set<string>();
+  for (const s of await listInfraSources(db)) {
+    const m = /^demo-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-/.exec(s.id);
+    if (m && Date.parse(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`) < Date.now() - 3_600_000) stale.add(m[0]);
+  }
+  for (const prefix of stale) await deleteInfraSources(db, prefix);
+}
+
 async function main() {
   const until = untilArg(process.argv.slice(2));
   /** true when the demo stops after `step` (it says so). */
@@ -96,7 +135,7 @@ async function main() {
   say('== OptiInfra demo ==');
   const endpoints = await stackUp({ log: (s) => say(`  ${s}`) });
   Runtime.install({ logger: new WorkerLogger('WARN') });
-  process.env.OPTIINFRA_WEBHOOK_SECRET ||= randomBytes(24).toString('hex');
+  process.env.OPTIINFRA_WEBHOOK_SECRET ||= demoWebhookSecret();
   const config = runtimeConfig();
   const stores = await openStores(config);
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
@@ -196,8 +235,7 @@ async function main() {
     say('\n-- 4. the optimisation review: cost, performance, resource and application agents in parallel');
     say('   (a generated FinOps FOCUS export for 30 days; three simulated hosts serving vLLM, DCGM and node metrics,');
     say('    6 hours of history collected through the real scrape path)');
-    // Earlier demo runs' simulated hosts are gone: unregister them.
-    await deleteInfraSources(stores.db, 'demo-');
+    await forgetStaleDemoHosts(stores.db);
     const infra = await startInfraDemo({
       db: stores.db,
       prefix: `demo-${stamp}-`,
@@ -215,6 +253,8 @@ async function main() {
       say(`review in the UI: ${uiLink(config, review.reviewId)}`);
     } finally {
       await infra.close();
+      // This run's simulated hosts stop with it: unregister them (another run's stay).
+      await deleteInfraSources(stores.db, `demo-${stamp}-`);
     }
     await ensureSchedule(client, config, { deployment, every: '15m', paused: true });
     say(`\nschedule ${scheduleId(deployment)} created, paused (the demo's simulator stops with the demo).`);
