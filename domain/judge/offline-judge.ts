@@ -104,7 +104,7 @@ import { judgeToxicity } from './offline-toxicity.js';
 
 export { normalizeForToxicity } from './toxicity-text.js';
 
-export const OFFLINE_JUDGE_VERSION = 'offline-v11';
+export const OFFLINE_JUDGE_VERSION = 'offline-v12';
 
 /** Quality dimensions of an answer that carries text addressed to the grader are multiplied by this. */
 const GRADER_DIRECTED_PENALTY = 0.8;

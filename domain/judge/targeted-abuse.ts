@@ -95,7 +95,8 @@ function personObjectAfter(tokens: readonly string[], i: number): boolean {
   for (let k = i + 1; k < Math.min(tokens.length, i + 4); k++) {
     const t = tokens[k] as string;
     if (POSSESSIVES.has(t)) return tokens.slice(k + 1, k + 4).some((n) => VICTIM_NOUNS.has(n) || GROUPS.has(n) || isPerson(n));
-    if (isPerson(t) || OBJECT_PRONOUNS.has(t)) return true;
+    // Not the first object of two: "shoot you a message", "hit him a ball".
+    if (isPerson(t) || OBJECT_PRONOUNS.has(t)) return tokens[k + 1] !== 'a' && tokens[k + 1] !== 'an';
   }
   return false;
 }
@@ -112,6 +113,27 @@ function groupObjectAfter(tokens: readonly string[], i: number): boolean {
     if (!GROUP_DETERMINERS.has(t)) return false;
   }
   return false;
+}
+
+/**
+ * A passive participle coordinated with an earlier one: "be lined up and shot", "get caught and
+ * hanged" (an auxiliary within four tokens before the "and" just before `i`).
+ */
+function coordinatedPassive(tokens: readonly string[], i: number): boolean {
+  return tokens[i - 1] === 'and' && tokens.slice(Math.max(0, i - 6), i - 1).some((t) => PASSIVE_AUX.has(t));
+}
+
+/** Someone wished to harm a person: "I hope someone shoots you", "wish he stabs you" (the -s form after a wish and its subject). */
+const THIRD_PERSON_SUBJECTS = new Set(['someone', 'somebody', 'he', 'she', 'they', 'anyone', 'anybody', 'everyone', 'everybody']);
+/** Words announcing what the speaker is about to do. */
+const ANNOUNCING = new Set(['will', 'll', 'ill', 'gonna', 'shall']);
+function wishedThirdPerson(tokens: readonly string[], i: number): number | undefined {
+  const tok = tokens[i] as string;
+  if (tok.length < 4 || !tok.endsWith('s') || !THIRD_PERSON_SUBJECTS.has(tokens[i - 1] as string)) return undefined;
+  if (!WISH_CUES.has(tokens[i - 2] as string) && !(tokens[i - 2] === 'that' && WISH_CUES.has(tokens[i - 3] as string))) return undefined;
+  // "beats you" after a wish is mostly about winning ("I hope everyone beats you in the race").
+  if (tok === 'beats') return undefined;
+  return own(HARM_VERBS, tok.endsWith('es') ? tok.slice(0, -2) : tok.slice(0, -1)) ?? own(HARM_VERBS, tok.slice(0, -1));
 }
 
 function negatedBetween(tokens: readonly string[], from: number, to: number): boolean {
@@ -221,20 +243,30 @@ export function targetedAbuse(input: readonly string[], negative: Readonly<Recor
     // die", "he should kill himself"; not "you should kill the process" or "shoot for 80 %"), or
     // a wish, then the person ("I hope you get shot", "I hope your family dies", "I hope you get
     // hit by a bus").
-    const harm = own(HARM_VERBS, tok) ?? (PASSIVE_AUX.has(tokens[i - 1] as string) ? own(PASSIVE_HARMS, tok) : undefined);
+    const harm =
+      own(HARM_VERBS, tok) ??
+      (PASSIVE_AUX.has(tokens[i - 1] as string) || coordinatedPassive(tokens, i) ? own(PASSIVE_HARMS, tok) : undefined) ??
+      wishedThirdPerson(tokens, i);
     if (harm !== undefined) {
-      const cueBefore = tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t));
+      // The cue within five tokens, or further back when the verb is the second of an announced
+      // pair ("I will find where you live and hurt you").
+      const cueBefore =
+        tokens.slice(Math.max(0, i - 5), i).some((t) => SPEAKER_CUES.has(t)) ||
+        (tokens[i - 1] === 'and' && tokens.slice(Math.max(0, i - 9), i - 1).some((t) => ANNOUNCING.has(t)));
       if (cueBefore && personObjectAfter(tokens, i) && !negatedBetween(tokens, i - 4, i)) take(harm, 'threat');
       // An order of violence against a group, without a speaker cue: the verb starts the sentence
       // or follows "go", "just" or "please" ("gas the jews"; not "kill the process").
       const ordered = i === 0 || IMPERATIVE_LEADS.includes(tokens[i - 1] as string);
       if (ordered && harm >= 0.8 && groupObjectAfter(tokens, i)) take(harm, 'threat');
+      const coordinated = coordinatedPassive(tokens, i);
       const victimSubject =
         SUFFER_VERBS.has(tok) ||
         PASSIVE_AUX.has(tokens[i - 1] as string) ||
+        coordinated ||
         (tokens[i - 1] === 'all' && PASSIVE_AUX.has(tokens[i - 2] as string)) ||
         REFLEXIVES.has(tokens[i + 1] as string);
-      for (let j = i - 1; victimSubject && j >= Math.max(0, i - 6); j--) {
+      // The victim within six tokens before (eight before a coordinated passive: "they should all be rounded up and shot").
+      for (let j = i - 1; victimSubject && j >= Math.max(0, i - (coordinated ? 8 : 6)); j--) {
         const t = tokens[j] as string;
         // The victim: a person, or someone's kin or body ("your family", "his kids").
         const owned = VICTIM_NOUNS.has(t) && POSSESSIVES.has(tokens[j - 1] as string);

@@ -22,7 +22,7 @@ export function rejectingGate(): { evidence: Evidence; history: LookPoint[] } {
     history = appendLook(history, lookPoint(last, i + 1, T0 + i * 900_000));
   }
   const evidence: Evidence = {
-    baseline: { ...BASE, version: 'v1', judge: 'offline', promptVersion: 'offline-v11', baselineId: 'd/v1/offline/x' },
+    baseline: { ...BASE, version: 'v1', judge: 'offline', promptVersion: 'offline-v12', baselineId: 'd/v1/offline/x' },
     candidate: { ...stats(0.75, 0.23, 0.01, 300), version: 'v2-q4' },
     look: last,
     looks: 5,
@@ -82,7 +82,7 @@ export function sampleReport(): ReportData {
     generatedAt: new Date(T0 + 7_200_000).toISOString(),
     window: { from: new Date(T0 - 7 * 86_400_000).toISOString(), to: new Date(T0 + 7_200_000).toISOString(), days: 7 },
     judge: 'offline',
-    promptVersions: { quality: 'offline-v11', hallucination: 'offline-v11', toxicity: 'offline-v11' },
+    promptVersions: { quality: 'offline-v12', hallucination: 'offline-v12', toxicity: 'offline-v12' },
     trends: { bucketSeconds: 60, points: trendPoints() },
     band: { version: 'v1', samples: 400, stats: BASE, tolerances: DEFAULT_RULE.tolerances, source: 'the baseline of the latest gate' },
     gates: [gate],

@@ -200,7 +200,7 @@ describe('figures', () => {
     expect(f[3]).toMatchObject({ labelled: 6, scored: 3, abstained: 1, failed: 1, missing: 1 });
 
     const out = buildOutput({
-      judge: { kind: 'offline', name: 'offline-v11', promptVersion: 'offline-v11' },
+      judge: { kind: 'offline', name: 'offline-v12', promptVersion: 'offline-v12' },
       sets,
       run: {
         results,
