@@ -11,6 +11,7 @@ import { failure } from '../../common/failures.js';
 import {
   noticeBody,
   notifyRetryDelayMs,
+  MAX_NOTIFY_TARGETS,
   notifyTargetSchema,
   slackErrorOf,
   type GateNotice,
@@ -26,11 +27,14 @@ const NOTIFY_TIMEOUT_MS = 15_000;
 export function createNotifyActivities(deps: ActivityDeps) {
   const { config, db } = deps;
 
+  /** The deployment's valid targets, the first MAX_NOTIFY_TARGETS (rows written by hand may hold more). */
   async function targets(deployment: string): Promise<NotifyTarget[]> {
-    return (await getNotifyTargets(db, deployment)).flatMap((t) => {
-      const p = notifyTargetSchema.safeParse(t);
-      return p.success ? [p.data] : [];
-    });
+    return (await getNotifyTargets(db, deployment))
+      .flatMap((t) => {
+        const p = notifyTargetSchema.safeParse(t);
+        return p.success ? [p.data] : [];
+      })
+      .slice(0, MAX_NOTIFY_TARGETS);
   }
 
   /** The deployment's notification targets, by index and kind (no URL). */

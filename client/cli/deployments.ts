@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import { sourceConfigSchema, type SourceConfig } from '../../activities/collector/sources.js';
 import type { Db } from '../../activities/storage/postgres/db.js';
 import { getDeployment, listDeployments, setNotifyTargets, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { notifyTargetSchema, type NotifyTarget } from '../../domain/gate/notify.js';
-import { redact, safeUrl } from '../../common/secrets.js';
+import { MAX_NOTIFY_TARGETS, notifyTargetSchema, type NotifyTarget } from '../../domain/gate/notify.js';
+import { opaqueUrl, redact, safeUrl } from '../../common/secrets.js';
 import { formatZodError } from '../../common/types.js';
 import { idArg, sampleRateArg, UsageError } from './args.js';
 import { withStores } from './connect.js';
@@ -74,11 +74,23 @@ export async function requireDeployment(db: Db, id: string): Promise<void> {
 }
 
 function notifyTargets(slack: string[], webhook: string[]): NotifyTarget[] {
-  return [...slack.map((url) => ({ kind: 'slack', url })), ...webhook.map((url) => ({ kind: 'webhook', url }))].map((t) => {
+  const targets = [...slack.map((url) => ({ kind: 'slack', url })), ...webhook.map((url) => ({ kind: 'webhook', url }))].map((t) => {
     const p = notifyTargetSchema.safeParse(t);
     if (!p.success) throw new UsageError(`invalid --notify target: ${formatZodError(p.error)}`);
     return p.data;
   });
+  if (targets.length > MAX_NOTIFY_TARGETS) {
+    throw new UsageError(
+      `${targets.length} notification targets given; at most ${MAX_NOTIFY_TARGETS} (a channel or a relay can fan out further)`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const t of targets) {
+    // The same receiver twice would get every notice twice.
+    if (seen.has(t.url)) throw new UsageError(`notification target given twice: ${opaqueUrl(t.url)}`);
+    seen.add(t.url);
+  }
+  return targets;
 }
 
 export function registerDeploymentCommands(program: Command): void {

@@ -12,6 +12,8 @@ export const notifyTargetSchema = z.object({
   url: httpUrlSchema('notification url'),
 });
 export type NotifyTarget = z.output<typeof notifyTargetSchema>;
+/** Notification targets of one deployment at most: a gate sends its notice to each at once. */
+export const MAX_NOTIFY_TARGETS = 20;
 
 export const NOTIFY_EVENTS = ['reject', 'inconclusive', 'rollback-failed', 'override'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];

@@ -7,6 +7,7 @@ import { opaqueUrl, redact, urlSecretParts } from '../../common/secrets.js';
 import {
   clipText,
   gateNoticeSchema,
+  MAX_NOTIFY_TARGETS,
   NOTIFY_BACKOFF,
   noticeBody,
   noticeOf,
@@ -122,5 +123,46 @@ describe('hostile notices', () => {
     const said = `posting to ${url} failed; path /services/T0/B0/SeCrEtToKeN123, query token=qqq12345`;
     const out = redact(said, urlSecretParts(url));
     expect(out).not.toMatch(/SeCrEtToKeN123|qqq12345/);
+  });
+});
+
+describe('notification targets without end', () => {
+  // Pins: a gate notifies every target at once, so their number is bounded. Failed before: any
+  // number of targets was stored (and each notified at once), the same receiver twice got every
+  // notice twice.
+  const slack = (i: number) => `https://hooks.slack.com/services/T0/B0/secret${i}`;
+
+  it('more than MAX_NOTIFY_TARGETS targets, or one given twice, are refused before anything is stored', async () => {
+    const { runCli } = await import('../helpers/cli.js');
+    const many = Array.from({ length: MAX_NOTIFY_TARGETS + 1 }, (_, i) => ['--slack', slack(i)]).flat();
+    const r = await runCli(['deployment', 'notify', 'chat', ...many]);
+    expect(r.code).toBe(3);
+    expect(r.out).toContain(`21 notification targets given; at most ${MAX_NOTIFY_TARGETS}`);
+    const twice = await runCli([
+      'deployment',
+      'notify',
+      'chat',
+      '--webhook',
+      'https://hooks.example.com/a?token=s3',
+      '--webhook',
+      'https://hooks.example.com/a?token=s3',
+    ]);
+    expect(twice.code).toBe(3);
+    expect(twice.out).toContain('notification target given twice: https://hooks.example.com/…');
+    expect(twice.out).not.toContain('s3');
+    // Both refused before connecting: the unreachable database was never asked.
+    expect(`${r.out}${twice.out}`).not.toMatch(/cannot use PostgreSQL|ECONNREFUSED/);
+  });
+
+  it('a stored row holding hundreds of targets is read as its first MAX_NOTIFY_TARGETS', async () => {
+    const rows = Array.from({ length: 300 }, (_, i) => ({ kind: 'slack', url: slack(i) }));
+    const db = { query: async () => ({ rows: [{ notify: rows }] }) };
+    const { createNotifyActivities } = await import('../../activities/gate/notify.js');
+    const acts = createNotifyActivities({ config: { groq: {}, webhook: {} }, db } as unknown as Parameters<
+      typeof createNotifyActivities
+    >[0]);
+    const listed = await acts.listNotifyTargets('chat');
+    expect(listed).toHaveLength(MAX_NOTIFY_TARGETS);
+    expect(listed.at(-1)).toEqual({ index: MAX_NOTIFY_TARGETS - 1, kind: 'slack' });
   });
 });
