@@ -74,6 +74,14 @@ export const USABLE_BASELINE = 'usable-baseline';
 
 /** Patch id: from this change on, a REJECT, INCONCLUSIVE, failed rollback or override notifies the deployment's targets. */
 export const GATE_NOTIFICATIONS = 'gate-notifications';
+/**
+ * Gates started before it continued as new only when the server suggested it; a server that
+ * never does (older releases, or limits set off) let a gate checking every second run into the
+ * 51,200-event history limit within hours. Now also after LOOKS_PER_RUN looks of one run.
+ */
+const LOOKS_PER_RUN_PATCH = 'gate-looks-per-run';
+/** Looks one run of a gate makes at most before it continues as new (about 3,300 history events, below the 4,096 at which servers suggest it). */
+export const LOOKS_PER_RUN = 300;
 
 export const gateProgressQuery = defineQuery<GateProgress>('progress');
 export const overrideUpdate = defineUpdate<GateProgress, [Override]>('override');
@@ -119,6 +127,7 @@ export async function deployGate(raw: Omit<GateInput, 'carry'> & { carry?: GateC
 
   let override = carry?.override;
   let looks = carry?.looks ?? 0;
+  const firstLookOfRun = looks;
   let history: LookPoint[] = carry?.history ?? [];
   const progress: GateProgress = {
     phase: 'baseline',
@@ -201,7 +210,7 @@ export async function deployGate(raw: Omit<GateInput, 'carry'> & { carry?: GateC
       reason = `deadline reached after ${looks} looks: ${look.reason}`;
       break;
     }
-    if (workflowInfo().continueAsNewSuggested) {
+    if (workflowInfo().continueAsNewSuggested || (looks - firstLookOfRun >= LOOKS_PER_RUN && patched(LOOKS_PER_RUN_PATCH))) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof deployGate>({ ...raw, carry: { startedAt, deadline, looks, settings, baseline, override, history } });
     }
