@@ -7,11 +7,21 @@
  * PGlite is a single session: stack/pglite-wire.ts serves its clients one at a time (a
  * transaction or an extended-query sequence runs alone, the others wait their turn), so
  * concurrent connections never see each other's messages.
+ *
+ * The data directory is locked for the server's life (stack/data-dir-lock.ts): a second server on
+ * it exits with code 1 naming the first one's pid, since PGlite itself does not refuse and two
+ * servers would each discard the other's commits. A commit is answered once PGlite has written
+ * its WAL to the directory, so a server killed with SIGKILL loses no acknowledged commit and
+ * recovers on its next start (PGlite runs with fsync off: a crash of the machine itself can lose
+ * the last commits; see README). A new directory is initialised aside and moved in with
+ * PG_VERSION last, because PGlite resumes any directory holding PG_VERSION: killed while it
+ * unpacked a new database, it left one it could never start again.
  */
 import { PGlite } from '@electric-sql/pglite';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DataDirLocked, lockDataDir } from './data-dir-lock.js';
 import { DEFAULT_IDLE_IN_TRANSACTION_MS, DEFAULT_MAX_CONNECTIONS, PgliteWireServer } from './pglite-wire.js';
 
 const { values } = parseArgs({
@@ -41,10 +51,43 @@ if (!Number.isFinite(idleSeconds) || idleSeconds < 0) {
 }
 
 const dataDir = values.data && values.data !== 'memory' ? resolve(values.data) : undefined;
-if (dataDir) mkdirSync(dataDir, { recursive: true });
+if (dataDir) {
+  mkdirSync(dataDir, { recursive: true });
+  try {
+    const lock = lockDataDir(dataDir);
+    process.on('exit', lock.release);
+  } catch (err) {
+    console.error(`pglite-server: ${err instanceof DataDirLocked ? err.message : `cannot lock data directory ${dataDir}: ${String(err)}`}`);
+    process.exit(1);
+  }
+}
+
+/**
+ * Create a new database in `dir` so that a kill at any moment leaves either a complete one or
+ * none PGlite would resume: initialise it in `dir/.init`, then move the entries in, PG_VERSION last.
+ */
+async function initialise(dir: string): Promise<void> {
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
+  const aside = join(dir, '.init');
+  rmSync(aside, { recursive: true, force: true });
+  await (await PGlite.create(aside)).close();
+  for (const name of readdirSync(aside).filter((n) => n !== 'PG_VERSION')) {
+    rmSync(join(dir, name), { recursive: true, force: true }); // left by an earlier attempt
+    renameSync(join(aside, name), join(dir, name));
+  }
+  renameSync(join(aside, 'PG_VERSION'), join(dir, 'PG_VERSION'));
+  rmSync(aside, { recursive: true, force: true });
+}
 
 const started = Date.now();
-const db = await PGlite.create(dataDir ?? 'memory://');
+let db: PGlite;
+try {
+  if (dataDir) await initialise(dataDir);
+  db = await PGlite.create(dataDir ?? 'memory://');
+} catch (err) {
+  console.error(`pglite-server: cannot open the database in ${dataDir ?? 'memory'}: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
 const server = new PgliteWireServer(db, {
   host: values.host,
   port,

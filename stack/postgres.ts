@@ -5,6 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { dataDirHolder } from './data-dir-lock.js';
 import { StackError } from './errors.js';
 import { postgresHealthy } from './health.js';
 import { repoRoot } from './paths.js';
@@ -40,6 +41,13 @@ export async function startPglite(opts: {
     );
   }
   if (existing !== undefined) await stopService(opts.home, 'pglite');
+  const holder = opts.dataDir ? dataDirHolder(resolve(opts.dataDir)) : undefined;
+  if (holder) {
+    throw new StackError(
+      `the PGlite data directory ${resolve(opts.dataDir!)} is in use by another pglite-server (pid ${holder.pid}) that does not answer on port ${opts.port}; ` +
+        `stop it (kill ${holder.pid}) or set OPTIINFRA_PGLITE_PORT to its port`,
+    );
+  }
   const root = repoRoot();
   const args = [
     '--import',
