@@ -175,6 +175,15 @@ export function classify(err: unknown, ctx: ClassifyContext, format: Format, max
       const f = capacityTooSmall('tpm', tokens, cap, ctx.pacer.plan);
       return fatal('LlmCapacity', `${f.message} (HTTP 413${said})`, { ...extra, maxCompletionTokens: maxCompletion });
     }
+    if (status === 400 && code === 'model_decommissioned') {
+      // Groq retires models on a schedule (https://console.groq.com/docs/deprecations): every
+      // request for it fails alike, a configuration problem like an unknown model.
+      return fatal(
+        'LlmModelNotFound',
+        `Groq has decommissioned the model '${model}' (HTTP 400 model_decommissioned): set GROQ_MODEL to its replacement, see https://console.groq.com/docs/deprecations${said}`,
+        extra,
+      );
+    }
     if (status === 400 && contextLengthExceeded(code, server)) {
       // The prompt plus the completion budget do not fit the model's context window: the same
       // request can never succeed (https://console.groq.com/docs/errors: 400 is not retried).

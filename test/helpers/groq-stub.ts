@@ -154,6 +154,11 @@ export interface GroqStubOptions extends GroqStubSettings {
   apiKey?: string;
   /** When set, requests for another model get Groq's 404 model_not_found. */
   models?: string[];
+  /**
+   * Models Groq has retired: requests for them get its 400 `model_decommissioned`
+   * (https://console.groq.com/docs/deprecations; the body as Groq sends it).
+   */
+  decommissioned?: string[];
 }
 
 export interface GroqStubStats {
@@ -720,6 +725,10 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     }
     if (opts.models && !opts.models.includes(String(body?.model))) {
       return sendJson(res, rec, 404, errorBody(404));
+    }
+    if (opts.decommissioned?.includes(String(body?.model))) {
+      const message = `The model \`${String(body?.model)}\` has been decommissioned and is no longer supported. Please refer to https://console.groq.com/docs/deprecations for a recommendation on which model to use instead.`;
+      return sendJson(res, rec, 400, groqError(message, 'invalid_request_error', 'model_decommissioned'));
     }
     const bad = invalid(body);
     if (bad) return sendJson(res, rec, 400, bad);

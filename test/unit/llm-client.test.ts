@@ -583,6 +583,26 @@ describe('LlmClient: failures that are not retried', () => {
     expect(f403.nonRetryable).toBe(true);
   });
 
+  // Pins: a retired model stops the caller like an unknown one. Failed before: it was an
+  // LlmBadRequest, which the collector records per check, so every interaction of a cycle was
+  // stored as a failed check and the cursor moved on.
+  it("maps Groq's 400 model_decommissioned to a non-retryable LlmModelNotFound naming GROQ_MODEL and the deprecations page", async () => {
+    const retired = await startGroqStub({ decommissioned: ['llama3-70b-8192'] });
+    try {
+      const c = new LlmClient(loadConfig({ GROQ_API_KEY: KEY, GROQ_BASE_URL: retired.baseURL, GROQ_MODEL: 'llama3-70b-8192' }), {
+        log: (l) => logs.push(l),
+      });
+      const f = await failureOf(judge(c));
+      expect(f.type).toBe('LlmModelNotFound');
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toMatch(/decommissioned the model 'llama3-70b-8192' .*set GROQ_MODEL to its replacement/);
+      expect(f.message).toContain('https://console.groq.com/docs/deprecations');
+      expect(retired.requests).toHaveLength(1);
+    } finally {
+      await retired.close();
+    }
+  });
+
   it('maps 404 to a non-retryable LlmModelNotFound naming GROQ_MODEL', async () => {
     const strict = await startGroqStub({ models: ['llama-3.1-8b-instant'] });
     try {
