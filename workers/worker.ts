@@ -22,6 +22,7 @@ import { createNotifyActivities } from '../activities/gate/notify.js';
 import type { ActivityDeps } from '../activities/deps.js';
 import { serveMetrics, watchCycleLag, watchLlmBudget, type MetricsServer } from '../activities/metrics.js';
 import { newestScoredInteractions } from '../activities/storage/clickhouse/score-queries.js';
+import { watchWorkerDrift } from '../activities/storage/postgres/workers.js';
 import { createAgentActivities } from '../activities/agents/index.js';
 import type { Config } from '../common/config.js';
 import { dataConverterFor } from './codec.js';
@@ -120,9 +121,13 @@ export async function createWorkers(
     workers,
     metrics,
     run: async () => {
+      // Recorded in PostgreSQL while running, with a warning for each setting in which another
+      // worker of the task queue differs (a warning only: the worker runs all the same).
+      const drift = watchWorkerDrift(deps.db, config, main.options.identity);
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        await drift.stop();
         await metrics?.close();
       }
     },

@@ -20,6 +20,7 @@ import { registerReviewCommands } from './review.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerStackCommands } from './stack.js';
 import { registerWorkerCommand } from './worker.js';
+import { registerWorkersCommand } from './workers.js';
 
 /** The program; commands whose outcome is not plain success (the gate) set `outcome.exitCode`. */
 export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): Command {
@@ -31,6 +32,7 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
 
   registerStackCommands(program);
   registerWorkerCommand(program, outcome);
+  registerWorkersCommand(program);
   registerCodecServerCommand(program);
   registerDeploymentCommands(program);
   registerCollectCommand(program);

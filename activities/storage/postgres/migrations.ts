@@ -264,4 +264,20 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX agent_runs_ok ON agent_runs (agent, finished_at DESC) WHERE status = 'ok';
     `,
   },
+  {
+    version: 11,
+    name: 'workers: who polls which task queue, with fingerprints of the settings they must share',
+    sql: `
+      CREATE TABLE workers (
+        id text PRIMARY KEY,
+        identity text NOT NULL,
+        task_queue text NOT NULL,
+        host text NOT NULL,
+        pid int NOT NULL,
+        started_at timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        fingerprints jsonb NOT NULL
+      );
+    `,
+  },
 ];
