@@ -115,28 +115,51 @@ function rateAt(m: SeriesMap | undefined, prev: number, ts: number, filter?: (l:
  * A quantile of a histogram over one step, from bucket deltas summed by `le`. A histogram series
  * (its labels but `le`) whose any bucket went down was reset (its exporter restarted): all its
  * buckets count from zero, as `bucketDeltas` does, never some from zero and some as differences.
+ * A histogram series lacking at this step a bucket another one has (a bucket missing from a
+ * scrape) is left out of the step while a whole one remains: summed, its cumulative counts would
+ * dip at the missing bound and shift the quantile.
  */
 function quantileAt(m: SeriesMap | undefined, prev: number, ts: number, q: number): number | undefined {
   if (!m) return undefined;
-  const reset = new Set<string>();
+  const histograms = new Map<string, { reset: boolean; bounds: Set<number>; deltas: Array<{ le: number; a: number; b: number }> }>();
+  const bounds = new Set<number>();
   for (const s of m.values()) {
-    const a = s.points.get(prev);
-    const b = s.points.get(ts);
-    if (a !== undefined && b !== undefined && b < a) reset.add(histogramKey(s.labels));
-  }
-  const byLe = new Map<number, number>();
-  for (const s of m.values()) {
-    const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+    const le = upperBound(s.labels.le);
     const a = s.points.get(prev);
     const b = s.points.get(ts);
     if (a === undefined || b === undefined || Number.isNaN(le)) continue;
-    byLe.set(le, (byLe.get(le) ?? 0) + (reset.has(histogramKey(s.labels)) ? b : b - a));
+    const key = histogramKey(s.labels);
+    let h = histograms.get(key);
+    if (!h) {
+      h = { reset: false, bounds: new Set(), deltas: [] };
+      histograms.set(key, h);
+    }
+    if (b < a) h.reset = true;
+    h.deltas.push({ le, a, b });
+    h.bounds.add(le);
+    bounds.add(le);
+  }
+  const anyWhole = [...histograms.values()].some((h) => h.bounds.size === bounds.size);
+  const byLe = new Map<number, number>();
+  for (const h of histograms.values()) {
+    if (anyWhole && h.bounds.size < bounds.size) continue;
+    for (const d of h.deltas) byLe.set(d.le, (byLe.get(d.le) ?? 0) + (h.reset ? d.b : d.b - d.a));
   }
   const buckets = [...byLe.entries()].sort((x, y) => x[0] - y[0]).map(([le, count]) => ({ le, count }));
   const total = buckets.at(-1)?.count ?? 0;
   if (!buckets.length || total <= 0) return undefined;
   const v = histogramQuantile(q, buckets);
   return Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * A bucket's upper bound from its `le` label, read as Prometheus' histogram_quantile reads it
+ * (Go's ParseFloat): "+Inf", "inf", "+inf" and "Infinity" in any case are the +Inf bucket;
+ * "1", "1.0" and "1e+00" the same bound. Anything else not a number (an empty `le`) is NaN.
+ */
+function upperBound(le: string | undefined): number {
+  if (le === undefined || le.trim() === '') return NaN;
+  return /^\+?inf(inity)?$/i.test(le) ? Infinity : Number(le);
 }
 
 /** The histogram series a bucket series belongs to: its labels but `le`. */

@@ -65,6 +65,30 @@ export function configsAt(points: readonly Point[]): Array<Record<string, string
   });
 }
 
+/**
+ * Labels that say where a series was scraped (Prometheus' target and Kubernetes' pod), not how
+ * vLLM serves: a pod replaced by a rollout, a restart or autoscaling changes them, the serving
+ * configuration not.
+ */
+const TARGET_LABELS = new Set([
+  'instance',
+  'job',
+  'pod',
+  'pod_name',
+  'pod_template_hash',
+  'namespace',
+  'container',
+  'endpoint',
+  'service',
+  'node',
+  'uid',
+  'kubernetes_pod_name',
+  'kubernetes_namespace',
+  'prometheus',
+  'prometheus_replica',
+]);
+
+/** Changes of the serving configuration between points (target labels, see TARGET_LABELS, are not one). */
 export function configChanges(points: readonly Point[]): ConfigChange[] {
   const out: ConfigChange[] = [];
   let last: Record<string, string> | undefined;
@@ -72,7 +96,7 @@ export function configChanges(points: readonly Point[]): ConfigChange[] {
     const cfg = p.config;
     if (!cfg || Object.keys(cfg).length === 0) return;
     if (last) {
-      const keys = [...new Set([...Object.keys(last), ...Object.keys(cfg)])].sort();
+      const keys = [...new Set([...Object.keys(last), ...Object.keys(cfg)])].filter((k) => !TARGET_LABELS.has(k)).sort();
       const changed = keys.filter((k) => last?.[k] !== cfg[k]);
       if (changed.length > 0) out.push({ index: i, ts: p.ts, before: last, after: cfg, changed });
     }
