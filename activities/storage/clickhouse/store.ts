@@ -356,7 +356,9 @@ export class ClickHouseStore {
    * Samples of the given metric names in [from, to]: the last value of each series in each step
    * bucket (buckets at multiples of the step since the epoch), by source, metric, labels and time.
    * With `groups`, only the first `groups.perMetric` label groups (labels but `le`, so whole
-   * histograms) of each metric that have samples in [groups.from, groups.to].
+   * histograms) of each metric that have samples in [groups.from, groups.to]. A sample whose value
+   * is no finite number (NaN, a Prometheus staleness marker, ±Inf: ClickHouse answers them as
+   * null) is no sample: read as 0 it looked like a counter reset.
    */
   async metricSamples(q: {
     metrics: string[];
@@ -386,13 +388,12 @@ export class ClickHouseStore {
          AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})${only}
        GROUP BY t, source, metric, labels ORDER BY source, metric, labels, t`,
     );
-    return rows.map((r) => ({
-      ts: Number(r.t),
-      source: String(r.source),
-      metric: String(r.metric),
-      labels: String(r.labels),
-      value: Number(r.value),
-    }));
+    return rows.flatMap((r) => {
+      const value = r.value === null || r.value === '' ? Number.NaN : Number(r.value);
+      return Number.isFinite(value)
+        ? [{ ts: Number(r.t), source: String(r.source), metric: String(r.metric), labels: String(r.labels), value }]
+        : [];
+    });
   }
 
   /** Size of one of the store's tables: active parts, rows and bytes on disk. */
