@@ -3,7 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { judgeName, promptVersionsFor } from '../../activities/collector/activities.js';
+import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
+import { upsertBaseline } from '../../activities/storage/postgres/gates.js';
 import { loadConfig, type Config } from '../../common/config.js';
+import { baselineId } from '../../domain/gate/baseline.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { createLlm, openStores, type Stores } from '../../client/runtime.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -182,4 +186,31 @@ export async function serveAndCollect(
     workflowId: `collect/${deployment}/${randomUUID()}`,
     args: [{ deployment, batchSize: 100, maxConcurrentBatches: 8 }],
   })) as CycleResult;
+}
+
+/**
+ * A registered deployment (its source unreachable) with a stored baseline of 200 samples for
+ * `version` under the stack's judge: a gate on it waits for candidate samples from the start.
+ */
+export async function deploymentWithBaseline(
+  stack: Pick<TestStack, 'config' | 'stores'>,
+  deployment: string,
+  version = 'v1',
+): Promise<void> {
+  await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: 'http://127.0.0.1:1/x' }, sample_rate: 1 });
+  const judge = judgeName(stack.config);
+  const promptVersions = promptVersionsFor(judge, stack.config.llm.judgeMode);
+  const s = (mean: number) => ({ n: 200, mean, sd: 0.1 });
+  await upsertBaseline(stack.stores.db, {
+    id: baselineId(deployment, version, judge, promptVersions),
+    deployment,
+    version,
+    judge,
+    promptVersions,
+    window: { lastN: 200 },
+    samples: 200,
+    stats: { quality: s(0.9), hallucination_rate: s(0.02), toxicity_rate: s(0) },
+    dimensions: {} as never,
+    workflowId: 'test',
+  });
 }

@@ -9,13 +9,9 @@
  * days reached Temporal's 51,200-event history limit within hours and was terminated undecided.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { judgeName, promptVersionsFor } from '../../activities/collector/activities.js';
-import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { upsertBaseline } from '../../activities/storage/postgres/gates.js';
-import { baselineId } from '../../domain/gate/baseline.js';
 import type { GateResult } from '../../domain/gate/types.js';
 import { LOOKS_PER_RUN } from '../../workflows/gate/deploy-gate.js';
-import { startTimeSkippingStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { deploymentWithBaseline, startTimeSkippingStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 describe('deployGate checking every second for 15 minutes', () => {
   let stack: TestStack;
@@ -23,22 +19,7 @@ describe('deployGate checking every second for 15 minutes', () => {
 
   beforeAll(async () => {
     stack = await startTimeSkippingStack();
-    await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: 'http://127.0.0.1:1/x' }, sample_rate: 1 });
-    const judge = judgeName(stack.config);
-    const promptVersions = promptVersionsFor(judge, stack.config.llm.judgeMode);
-    const s = (mean: number) => ({ n: 200, mean, sd: 0.1 });
-    await upsertBaseline(stack.stores.db, {
-      id: baselineId(deployment, 'v1', judge, promptVersions),
-      deployment,
-      version: 'v1',
-      judge,
-      promptVersions,
-      window: { lastN: 200 },
-      samples: 200,
-      stats: { quality: s(0.9), hallucination_rate: s(0.02), toxicity_rate: s(0) },
-      dimensions: {} as never,
-      workflowId: 'test',
-    });
+    await deploymentWithBaseline(stack, deployment);
   });
   afterAll(async () => {
     await stack?.stop();

@@ -11,14 +11,11 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { judgeName, promptVersionsFor } from '../../activities/collector/activities.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
-import { upsertBaseline } from '../../activities/storage/postgres/gates.js';
-import { baselineId } from '../../domain/gate/baseline.js';
 import type { GateProgress, GateResult } from '../../domain/gate/types.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { runCli } from '../helpers/cli.js';
-import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
+import { deploymentWithBaseline, startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 const settings = {
   judge: 'offline',
@@ -143,22 +140,7 @@ describe('hostile Temporal surface', () => {
     const deployment = uniqueId('hostile-gate');
 
     beforeAll(async () => {
-      await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: 'http://127.0.0.1:1/x' }, sample_rate: 1 });
-      const judge = judgeName(stack.config);
-      const promptVersions = promptVersionsFor(judge, stack.config.llm.judgeMode);
-      const s = (mean: number) => ({ n: 200, mean, sd: 0.1 });
-      await upsertBaseline(stack.stores.db, {
-        id: baselineId(deployment, 'v1', judge, promptVersions),
-        deployment,
-        version: 'v1',
-        judge,
-        promptVersions,
-        window: { lastN: 200 },
-        samples: 200,
-        stats: { quality: s(0.9), hallucination_rate: s(0.02), toxicity_rate: s(0) },
-        dimensions: {} as never,
-        workflowId: 'test',
-      });
+      await deploymentWithBaseline(stack, deployment);
     });
 
     /** A gate waiting for candidate samples (a stored baseline, none of the candidate). */
