@@ -601,3 +601,40 @@ describe('schemas other than the judge', () => {
     expect(r.value).toEqual({ a: 'b' });
   });
 });
+
+// Replies of reasoning models served without a reasoning parser: the reasoning comes first in
+// the content, in `<think>…</think>` (Groq's `reasoning_format: raw`,
+// https://console.groq.com/docs/reasoning; vLLM without `--reasoning-parser`; the judge and
+// `judge eval` take any OpenAI-compatible base URL).
+// Pins, and how it failed before: every such reply was "not valid JSON (Unexpected token '<')",
+// so each call was retried and every check of every interaction failed.
+describe('a reasoning block before the answer', () => {
+  const thinking = 'The user wants {"score": 1}? No: the claim "X is Y" is in the context. </thinking> so score 0.2';
+  const cut = (content: string) =>
+    sendJson(200, completion(content, { choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'length' }] }));
+  for (const [name, reply] of [
+    ['JSON after it', `<think>\n${thinking}\n</think>\n\n${JSON.stringify(GOOD)}`],
+    ['a fenced answer after it', `<think>${thinking}</think>\n\`\`\`json\n${JSON.stringify(GOOD)}\n\`\`\``],
+    ['blanks and another case', `\n  <THINK>${thinking}</Think>${JSON.stringify(GOOD)}`],
+    ['2 MB of reasoning (read in linear time)', `<think>${'<think> '.repeat(250_000)}</think>${JSON.stringify(GOOD)}`],
+  ] as const) {
+    it(`is skipped: ${name}`, async () => {
+      handlers = [answer(reply)];
+      const r = await within(call(client({ LLM_MAX_RETRIES: '0' })), 4000);
+      expect(r.value).toEqual(GOOD);
+    });
+  }
+
+  it('reasoning with no answer after it is an invalid reply saying so; cut at the limit inside it, a truncated one', async () => {
+    handlers = [answer(`<think>${thinking}</think>  \n`)];
+    expect((await failure(call(client({ LLM_MAX_RETRIES: '0' })))).message).toMatch(/holds only the model's reasoning/);
+    // Retried once with a larger budget, then said so.
+    handlers = [cut(`<think>${thinking}`)];
+    expect((await failure(call(client({ LLM_MAX_RETRIES: '0' })))).message).toMatch(/was cut off at its completion limit/);
+  });
+
+  it('a <think> that is not at the start is part of the answer (no verdict is taken from after it)', async () => {
+    handlers = [answer(`Here is my verdict <think>x</think> ${JSON.stringify(GOOD)}`)];
+    expect((await failure(call(client({ LLM_MAX_RETRIES: '0' })))).message).toMatch(/not valid JSON/);
+  });
+});
