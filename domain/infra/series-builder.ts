@@ -12,6 +12,9 @@ export interface StoredSample {
   metric: string;
   labels: string; // canonical JSON
   value: number;
+  /** Unix seconds of the series' last sample in the step, and the mean spacing of its samples there (when several). */
+  last?: number;
+  spacing?: number;
 }
 
 export const VLLM_METRICS = [
@@ -49,9 +52,11 @@ function parseLabels(s: string): Labels {
   }
 }
 
+type Series = { labels: Labels; points: Map<number, number>; seen: Map<number, { last: number; spacing?: number }> };
+
 /** samples of one source, indexed by metric -> series key -> ts -> value */
 function index(samples: StoredSample[]) {
-  const bySource = new Map<string, Map<string, Map<string, { labels: Labels; points: Map<number, number> }>>>();
+  const bySource = new Map<string, Map<string, Map<string, Series>>>();
   for (const s of samples) {
     let metrics = bySource.get(s.source);
     if (!metrics) {
@@ -65,33 +70,56 @@ function index(samples: StoredSample[]) {
     }
     let one = series.get(s.labels);
     if (!one) {
-      one = { labels: parseLabels(s.labels), points: new Map() };
+      one = { labels: parseLabels(s.labels), points: new Map(), seen: new Map() };
       series.set(s.labels, one);
     }
     one.points.set(s.ts, s.value);
+    if (s.last !== undefined) one.seen.set(s.ts, { last: s.last, spacing: s.spacing });
   }
   return bySource;
 }
 
-type SeriesMap = Map<string, { labels: Labels; points: Map<number, number> }>;
+type SeriesMap = Map<string, Series>;
 
-const sumAt = (m: SeriesMap | undefined, ts: number): number | undefined => {
-  if (!m) return undefined;
-  let sum = 0;
-  let any = false;
+/** Prometheus' lookback: an instant vector takes a series whose last sample is at most this old. */
+export const LOOKBACK_SECONDS = 300;
+
+/**
+ * The values of a gauge's series at a step, of the series still reporting at the step's end, as
+ * Prometheus' instant vectors take them: a series counts when its last sample in the step is
+ * within the lookback (or, for samples further apart, less than their spacing) of the freshest
+ * sample of the metric in the step. Pods replaced within a step are not summed together. The
+ * spacing is the largest of the series' in the step, else `sourceSpacing` (the source's read so
+ * far); series whose last sample time is not known, or a source whose samples were never closer
+ * than the step (no spacing known), count all.
+ */
+function gaugeValues(m: SeriesMap | undefined, ts: number, sourceSpacing = 0): number[] {
+  if (!m) return [];
+  const at: Array<{ v: number; last?: number }> = [];
+  let freshest = -Infinity;
+  let spacing = 0;
   for (const s of m.values()) {
     const v = s.points.get(ts);
-    if (v !== undefined && Number.isFinite(v)) {
-      sum += v;
-      any = true;
+    if (v === undefined || !Number.isFinite(v)) continue;
+    const seen = s.seen.get(ts);
+    at.push({ v, last: seen?.last });
+    if (seen) {
+      freshest = Math.max(freshest, seen.last);
+      spacing = Math.max(spacing, seen.spacing ?? 0);
     }
   }
-  return any ? sum : undefined;
+  if (spacing <= 0) spacing = sourceSpacing;
+  if (spacing <= 0) return at.map((x) => x.v);
+  return at.filter((x) => x.last === undefined || freshest - x.last <= LOOKBACK_SECONDS || freshest - x.last < spacing).map((x) => x.v);
+}
+
+const sumAt = (m: SeriesMap | undefined, ts: number, spacing = 0): number | undefined => {
+  const vals = gaugeValues(m, ts, spacing);
+  return vals.length ? vals.reduce((a, b) => a + b, 0) : undefined;
 };
 
-const meanAt = (m: SeriesMap | undefined, ts: number, scale = 1): number | undefined => {
-  if (!m) return undefined;
-  const vals = [...m.values()].map((s) => s.points.get(ts)).filter((v): v is number => v !== undefined && Number.isFinite(v));
+const meanAt = (m: SeriesMap | undefined, ts: number, scale = 1, spacing = 0): number | undefined => {
+  const vals = gaugeValues(m, ts, spacing);
   return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length / scale : undefined;
 };
 
@@ -277,7 +305,7 @@ function timesOf(m: MetricMap): number[] {
 }
 
 /** The performance points of the steps after the first of `times`. */
-function performancePoints(m: MetricMap, times: number[]): PerformanceSeries['points'] {
+function performancePoints(m: MetricMap, times: number[], spacing = 0): PerformanceSeries['points'] {
   const lat = m.get('vllm:e2e_request_latency_seconds_bucket');
   const points: PerformanceSeries['points'] = [];
   for (let i = 1; i < times.length; i++) {
@@ -292,9 +320,9 @@ function performancePoints(m: MetricMap, times: number[]): PerformanceSeries['po
       p99LatencyMs: ms(quantileAt(lat, prev, ts, 0.99)),
       p95TtftMs: ms(quantileAt(m.get('vllm:time_to_first_token_seconds_bucket'), prev, ts, 0.95)),
       p95TpotMs: ms(quantileAt(m.get('vllm:time_per_output_token_seconds_bucket'), prev, ts, 0.95)),
-      running: sumAt(m.get('vllm:num_requests_running'), ts),
-      waiting: sumAt(m.get('vllm:num_requests_waiting'), ts),
-      kvCacheUsage: meanAt(m.get('vllm:gpu_cache_usage_perc'), ts),
+      running: sumAt(m.get('vllm:num_requests_running'), ts, spacing),
+      waiting: sumAt(m.get('vllm:num_requests_waiting'), ts, spacing),
+      kvCacheUsage: meanAt(m.get('vllm:gpu_cache_usage_perc'), ts, 1, spacing),
       preemptionsPerMin: preempt === undefined ? undefined : preempt * 60,
       promptTokensPerSec: rateAt(m.get('vllm:prompt_tokens_total'), prev, ts),
       generationTokensPerSec: rateAt(m.get('vllm:generation_tokens_total'), prev, ts),
@@ -305,7 +333,7 @@ function performancePoints(m: MetricMap, times: number[]): PerformanceSeries['po
 }
 
 /** The resource points of the steps after the first of `times`. */
-function resourcePoints(m: MetricMap, times: number[]): ResourceSeries['points'] {
+function resourcePoints(m: MetricMap, times: number[], spacing = 0): ResourceSeries['points'] {
   const util = m.get('DCGM_FI_DEV_GPU_UTIL');
   const cpu = m.get('node_cpu_seconds_total');
   const points: ResourceSeries['points'] = [];
@@ -314,18 +342,18 @@ function resourcePoints(m: MetricMap, times: number[]): ResourceSeries['points']
     const ts = times[i]!;
     const idle = rateAt(cpu, prev, ts, (l) => l.mode === 'idle');
     const all = rateAt(cpu, prev, ts);
-    const used = sumAt(m.get('DCGM_FI_DEV_FB_USED'), ts);
-    const free = sumAt(m.get('DCGM_FI_DEV_FB_FREE'), ts);
-    const memTotal = sumAt(m.get('node_memory_MemTotal_bytes'), ts);
-    const memAvail = sumAt(m.get('node_memory_MemAvailable_bytes'), ts);
+    const used = sumAt(m.get('DCGM_FI_DEV_FB_USED'), ts, spacing);
+    const free = sumAt(m.get('DCGM_FI_DEV_FB_FREE'), ts, spacing);
+    const memTotal = sumAt(m.get('node_memory_MemTotal_bytes'), ts, spacing);
+    const memAvail = sumAt(m.get('node_memory_MemAvailable_bytes'), ts, spacing);
     points.push({
       ts: new Date(ts * 1000).toISOString(),
-      gpuUtil: meanAt(util, ts, 100),
-      smActive: meanAt(m.get('DCGM_FI_PROF_SM_ACTIVE'), ts),
-      dramActive: meanAt(m.get('DCGM_FI_PROF_DRAM_ACTIVE'), ts),
+      gpuUtil: meanAt(util, ts, 100, spacing),
+      smActive: meanAt(m.get('DCGM_FI_PROF_SM_ACTIVE'), ts, 1, spacing),
+      dramActive: meanAt(m.get('DCGM_FI_PROF_DRAM_ACTIVE'), ts, 1, spacing),
       fbUsedGiB: used === undefined ? undefined : used / 1024,
       fbTotalGiB: used === undefined || free === undefined ? undefined : (used + free) / 1024,
-      powerW: sumAt(m.get('DCGM_FI_DEV_POWER_USAGE'), ts),
+      powerW: sumAt(m.get('DCGM_FI_DEV_POWER_USAGE'), ts, spacing),
       cpuUtil: idle !== undefined && all ? Math.min(1, Math.max(0, 1 - idle / all)) : undefined,
       memUtil: memTotal && memAvail !== undefined ? 1 - memAvail / memTotal : undefined,
     });
@@ -340,6 +368,8 @@ interface SourceState {
   carried: StoredSample[];
   points: Array<PerformanceSeries['points'][number] & ResourceSeries['points'][number]>;
   gpus: number;
+  /** The largest spacing of its samples within a step read so far (0: none known). */
+  spacing: number;
 }
 
 /**
@@ -367,16 +397,18 @@ export function seriesBuilder<K extends 'performance' | 'resource'>(
       for (const [source, list] of bySource) {
         let st = states.get(source);
         if (!st) {
-          st = { metrics: new Set(), carried: [], points: [], gpus: 0 };
+          st = { metrics: new Set(), carried: [], points: [], gpus: 0, spacing: 0 };
           states.set(source, st);
         }
+        for (const s of list) if (s.spacing !== undefined && s.spacing > st.spacing) st.spacing = s.spacing;
         const later = st.carried.length > 0;
         const m = index(later ? [...st.carried, ...list] : list).get(source)!;
         // Carried series were indexed first: put every metric's series back in the store's order.
         if (later) for (const [metric, series] of m) m.set(metric, new Map([...series].sort(([a], [b]) => compareCodePoints(a, b))));
         for (const metric of m.keys()) st.metrics.add(metric);
         const times = timesOf(m);
-        for (const p of kind === 'performance' ? performancePoints(m, times) : resourcePoints(m, times)) st.points.push(p);
+        for (const p of kind === 'performance' ? performancePoints(m, times, st.spacing) : resourcePoints(m, times, st.spacing))
+          st.points.push(p);
         if (kind === 'resource') st.gpus = Math.max(st.gpus, gpuCount(m.get('DCGM_FI_DEV_GPU_UTIL'), times));
         const last = times.at(-1);
         st.carried = [];

@@ -419,6 +419,13 @@ describe('the performance agent on hostile vLLM histograms', () => {
     // one hour has them only when it straddles the end of a 2.4-hour step, so 130 of the 194
     // points have none (the 206 pods read are a third of the month's).
     expect(Object.keys(p95).sort()).toEqual(['1000', '200', '2000', 'undefined']);
+    // Pins: gauges count at a step only the pods still reporting at its end, as Prometheus'
+    // instant vectors do: running and waiting are the one pod's planted 8 and 0 at every point.
+    // Failed before: every pod with a sample in the 2.4-hour step was summed, so 3 of the 194
+    // points had running 16 (two pods' 8, the one replaced during the step included).
+    expect(tally(s, 'running')).toEqual({ 8: 194 });
+    expect(tally(s, 'waiting')).toEqual({ 0: 194 });
+    expect(tally(s, 'kvCacheUsage')).toEqual({ 0.5: 194 });
     const found = performanceFindings(s);
     const regression = found.find((f) => f.kind === 'latency-regression')!;
     expect(regression.evidence).toMatchObject({ p95_after_ms: 2000, p99_after_ms: 2400, probable_cause: 'unknown' });

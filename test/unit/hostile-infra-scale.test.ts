@@ -382,4 +382,27 @@ describe('numbers under pod churn, counter resets and gaps', () => {
     expect(s.gpus).toBe(320);
     expect(s.points.every((p) => p.gpuUtil === 0.5)).toBe(true);
   });
+
+  it('gauges at a coarse step count the pods still reporting at its end, not every pod replaced during it', () => {
+    // Pins: at a 2.4-hour step, a pod replaced an hour into the step (last sample 1.4 h before the
+    // freshest) is left out; a pod scraped 200 s before the freshest (within Prometheus' 5-minute
+    // lookback) counts; a step whose series each have one sample uses the source's spacing.
+    // Failed before: every series with a sample in the step was summed: running 14, then 8.
+    const step = 8640;
+    const samples: StoredSample[] = [];
+    const add = (ts: number, pod: string, last: number, spacing: number | undefined, running: number) => {
+      const labels = lbl({ model_name: 'm', pod });
+      samples.push({ ts, source: 'chat', metric: 'vllm:num_requests_running', labels, value: running, last, spacing });
+      samples.push({ ts, source: 'chat', metric: 'vllm:gpu_cache_usage_perc', labels, value: running / 8, last, spacing });
+    };
+    add(0, 'vllm-a', 8190, 900, 8);
+    add(step, 'vllm-a', step + 3150, 900, 8); // replaced during the step
+    add(step, 'vllm-b', step + 8100, 900, 4); // reporting at the step's end
+    add(step, 'vllm-c', step + 7900, 900, 2); // 200 s behind, still reporting
+    add(2 * step, 'vllm-c', 2 * step + 450, undefined, 2); // one sample each in this step
+    add(2 * step, 'vllm-d', 2 * step + 8550, undefined, 6);
+    const pts = buildPerformanceSeries(samples, step)[0]!.points;
+    expect(pts.map((p) => p.running)).toEqual([6, 6]);
+    expect(pts.map((p) => p.kvCacheUsage)).toEqual([0.375, 0.75]);
+  });
 });

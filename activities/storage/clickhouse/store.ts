@@ -358,7 +358,10 @@ export class ClickHouseStore {
    * With `groups`, only the first `groups.perMetric` label groups (labels but `le`, so whole
    * histograms) of each metric that have samples in [groups.from, groups.to]. A sample whose value
    * is no finite number (NaN, a Prometheus staleness marker, ±Inf: ClickHouse answers them as
-   * null) is no sample: read as 0 it looked like a counter reset.
+   * null) is no sample: read as 0 it looked like a counter reset. Each row also has the time of
+   * the series' last sample in the bucket (`last`) and, when it has several there, their mean
+   * spacing (`spacing`, seconds): gauges count at a step only for the series still reporting at
+   * its end.
    */
   async metricSamples(q: {
     metrics: string[];
@@ -367,7 +370,7 @@ export class ClickHouseStore {
     to: string;
     stepSeconds: number;
     groups?: { perMetric: number; from: string; to: string };
-  }): Promise<Array<{ ts: number; source: string; metric: string; labels: string; value: number }>> {
+  }): Promise<Array<{ ts: number; source: string; metric: string; labels: string; value: number; last: number; spacing?: number }>> {
     if (!q.metrics.length || !q.sources.length) return [];
     const names = q.metrics.map((m) => sqlString(m)).join(', ');
     const sources = q.sources.map((x) => sqlString(x)).join(', ');
@@ -382,7 +385,8 @@ export class ClickHouseStore {
              GROUP BY metric, g ORDER BY metric, g LIMIT ${Math.max(0, Math.floor(q.groups.perMetric))} BY metric))`
       : '';
     const rows = await this.query<Record<string, unknown>>(
-      `SELECT intDiv(toUnixTimestamp(ts), ${step}) * ${step} AS t, source, metric, labels, argMax(value, ts) AS value
+      `SELECT intDiv(toUnixTimestamp(ts), ${step}) * ${step} AS t, source, metric, labels, argMax(value, ts) AS value,
+         toUnixTimestamp(max(ts)) AS last, if(count() > 1, (last - toUnixTimestamp(min(ts))) / (count() - 1), 0) AS spacing
        FROM ${this.db}.metric_samples FINAL
        WHERE source IN (${sources}) AND metric IN (${names})
          AND ts >= toDateTime(${unixSeconds(q.from)}) AND ts <= toDateTime(${unixSeconds(q.to)})${only}
@@ -391,7 +395,17 @@ export class ClickHouseStore {
     return rows.flatMap((r) => {
       const value = r.value === null || r.value === '' ? Number.NaN : Number(r.value);
       return Number.isFinite(value)
-        ? [{ ts: Number(r.t), source: String(r.source), metric: String(r.metric), labels: String(r.labels), value }]
+        ? [
+            {
+              ts: Number(r.t),
+              source: String(r.source),
+              metric: String(r.metric),
+              labels: String(r.labels),
+              value,
+              last: Number(r.last),
+              ...(Number(r.spacing) > 0 ? { spacing: Number(r.spacing) } : {}),
+            },
+          ]
         : [];
     });
   }
