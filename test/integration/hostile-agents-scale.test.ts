@@ -1,28 +1,18 @@
-/**
- * The agents' reads of ClickHouse at production scale, on the real server: a month of a large
- * bill (1,500,000 FOCUS rows, 50,000 resources, 300 services), a day of 500 GPU hosts × 8 GPUs at
- * 5 minutes, a 30-day window asked at a 15 s step, and a Prometheus source of 26,400 series. The
- * cost and resource analyses run as activities (MockActivityEnvironment, heartbeats recorded) in
- * a child process with a 256 MB heap, like a worker's; every statement's rows are counted.
- * Planted patterns (one idle host among 500, one day's spike among 300 services) must still be
- * found, with their exact figures. Bounds and findings are asserted, never wall-clock times.
- */
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eachSeries, MAX_POINTS, PAGE_SAMPLES } from '../../activities/agents/metrics.js';
 import { createResourceActivities } from '../../activities/agents/resource/activities.js';
 import { ClickHouseStore } from '../../activities/storage/clickhouse/store.js';
-import type { AgentAnalysis, ResourceSeries } from '../../domain/agents/types.js';
+import type { ResourceSeries } from '../../domain/agents/types.js';
 import { RESOURCE_METRICS } from '../../domain/infra/series-builder.js';
 import { analysisOptions } from '../../workflows/options.js';
+import { analyseInChild, type ChildResult, isPage, recordingStore as recordingStoreOn } from '../helpers/agent-analysis.js';
 import { testEnv } from '../helpers/env.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
+const _ROOT = path.resolve(import.meta.dirname, '../..');
 const DB = `optiinfra_agents_scale_${randomUUID().slice(0, 8)}`;
 const DAY = 86_400;
 /** 2025-06-01T00:00:00Z: the bill's month; the hosts' day is its last. */
@@ -76,71 +66,26 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface ChildResult {
-  analysis: AgentAnalysis;
-  statements: Array<{ rows: number; sql: string }>;
-  heartbeats: Array<Record<string, unknown>>;
-  peakHeapMb: number;
-}
-
 /**
- * Run one agent's analysis as an activity in a child process with a 256 MB heap (a worker's
- * default), against the test database: the hosts are HOSTS scrape sources (collection stubbed:
- * the data is in ClickHouse already).
+ * One agent's analysis in a child process with a 256 MB heap: the hosts are HOSTS scrape sources
+ * (collection stubbed: the data is in ClickHouse already).
  */
 function runAnalysis(agent: 'cost' | 'resource', window: { from: string; to: string; stepSeconds: number }): ChildResult {
-  const script = path.join(tmp, `analyse-${agent}.mts`);
-  const testing = createRequire(import.meta.url).resolve('@temporalio/testing');
-  const src = (p: string) => JSON.stringify(path.join(ROOT, p));
-  writeFileSync(
-    script,
-    `import { ClickHouseStore } from ${src('activities/storage/clickhouse/store.ts')};
-import { createCostActivities } from ${src('activities/agents/cost/activities.ts')};
-import { createResourceActivities } from ${src('activities/agents/resource/activities.ts')};
-import testing from ${JSON.stringify(testing)};
-const ch = new ClickHouseStore(${JSON.stringify(testEnv().clickhouseUrl)}, ${JSON.stringify(DB)});
-const statements = [];
-const query = ch.query.bind(ch);
-ch.query = async (sql) => { const rows = await query(sql); statements.push({ rows: rows.length, sql: sql.trim().slice(0, 80) }); return rows; };
-let peak = 0;
-const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().heapUsed); }, 10);
-const hosts = Array.from({ length: ${HOSTS} }, (_, h) => ({ id: 'host-' + h, config: { kind: 'scrape', url: 'http://127.0.0.1:9/metrics', resourceId: 'vm-' + h, instanceType: 'gpu.1xa100-80g' } }));
-const infra = { async collectKinds(kinds) { return { sources: kinds.includes('focus') ? [] : hosts, errors: [] }; }, async listInfraSources() { return hosts; } };
-const deps = { config: {}, ch, db: {} };
-const env = new testing.MockActivityEnvironment();
-const heartbeats = [];
-env.on('heartbeat', (d) => heartbeats.push(d));
-const acts = ${JSON.stringify(agent)} === 'cost' ? createCostActivities(deps, infra).analyseCost : createResourceActivities(deps, infra).analyseResource;
-const analysis = await env.run(acts, ${JSON.stringify(window)});
-clearInterval(timer);
-await ch.close();
-process.stdout.write(JSON.stringify({ analysis, statements, heartbeats, peakHeapMb: Math.round(Math.max(peak, process.memoryUsage().heapUsed) / 1048576) }));
-`,
-  );
-  const r = spawnSync(process.execPath, ['--max-old-space-size=256', '--import', 'tsx', script], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 180_000,
-    maxBuffer: 64 * 1024 * 1024,
+  return analyseInChild({
+    dir: tmp,
+    db: DB,
+    name: `analyse-${agent}`,
+    imports: {
+      createCostActivities: 'activities/agents/cost/activities.ts',
+      createResourceActivities: 'activities/agents/resource/activities.ts',
+    },
+    sources: `Array.from({ length: ${HOSTS} }, (_, h) => ({ id: 'host-' + h, config: { kind: 'scrape', url: 'http://127.0.0.1:9/metrics', resourceId: 'vm-' + h, instanceType: 'gpu.1xa100-80g' } }))`,
+    analysis: `${agent === 'cost' ? 'createCostActivities(deps, infra).analyseCost' : 'createResourceActivities(deps, infra).analyseResource'}, ${JSON.stringify(window)}`,
+    timeoutMs: 180_000,
   });
-  expect(r.status, `${r.signal ?? ''} ${r.stderr.slice(-2000)}`).toBe(0);
-  return JSON.parse(r.stdout) as ChildResult;
 }
 
-const isPage = (s: { sql: string }) => s.sql.startsWith('SELECT intDiv(toUnixTimestamp(ts)');
-
-/** A store that records every statement it runs and how many rows came back. */
-function recordingStore(): { st: ClickHouseStore; statements: Array<{ rows: number; sql: string }> } {
-  const statements: Array<{ rows: number; sql: string }> = [];
-  const st = new ClickHouseStore(testEnv().clickhouseUrl, DB);
-  const query = st.query.bind(st);
-  st.query = async <T>(sql: string) => {
-    const rows = await query<T>(sql);
-    statements.push({ rows: rows.length, sql: sql.trim() });
-    return rows;
-  };
-  return { st, statements };
-}
+const recordingStore = () => recordingStoreOn(DB);
 
 describe('the agents read ClickHouse bounded', () => {
   it('cost: a month of 1,500,000 FOCUS rows and 500 hosts in a 256 MB heap, the idle host and the spike found', () => {

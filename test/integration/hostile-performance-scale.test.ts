@@ -1,21 +1,5 @@
-/**
- * The performance agent at production scale and shape, on the real ClickHouse: 300 deployments
- * over a 30-day window (the review's 8,640 s step, 300 points), each with a 30-bucket e2e latency
- * histogram, its queue, KV cache, preemption and token counters and `cache_config_info`; beside
- * them deployments in vLLM's full shape (e2e, TTFT and time-per-output-token histograms of 30
- * buckets, two or three pods) written the hostile ways real stores hold them — a counter reset,
- * `le` written five ways, buckets missing at some steps, NaN and ±Inf, a single sample — and a
- * deployment whose pod is replaced every hour for the month (720 pods, 69,840 series). The
- * analysis runs as an activity in a child process with a 256 MB heap, like a worker's; every
- * statement's rows are counted and the result's size is measured. Planted patterns (one p95
- * regression among 300, a spike, a regression under pod churn) must be found with their exact
- * figures, and quantiles must come out exact through resets and odd labels. Bounds and findings
- * are asserted, never wall-clock times.
- */
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +8,11 @@ import { createPerformanceActivities } from '../../activities/agents/performance
 import { ClickHouseStore } from '../../activities/storage/clickhouse/store.js';
 import { MAX_FINDINGS, MAX_FINDINGS_BYTES } from '../../domain/agents/bounded.js';
 import { performanceFindings } from '../../domain/agents/performance/findings.js';
-import type { AgentAnalysis, PerformanceSeries } from '../../domain/agents/types.js';
+import type { PerformanceSeries } from '../../domain/agents/types.js';
+import { analyseInChild, type ChildResult, isPage, recordingStore as recordingStoreOn } from '../helpers/agent-analysis.js';
 import { testEnv } from '../helpers/env.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
+const _ROOT = path.resolve(import.meta.dirname, '../..');
 const DB = `optiinfra_perf_scale_${randomUUID().slice(0, 8)}`;
 const DAY = 86_400;
 /** 2025-06-01T00:00:00Z, a multiple of the step: the window is 300 whole steps. */
@@ -190,67 +175,24 @@ afterAll(async () => {
 
 const FLEET = Array.from({ length: DEPLOYMENTS }, (_, d) => `dep-${String(d).padStart(3, '0')}`);
 const scrape = (id: string) => ({ id, config: { kind: 'scrape' as const, url: 'http://127.0.0.1:9/metrics' } });
-const isPage = (s: { sql: string }) => s.sql.startsWith('SELECT intDiv(toUnixTimestamp(ts)');
-
-interface ChildResult {
-  analysis: AgentAnalysis & { notListed?: string };
-  statements: Array<{ rows: number; sql: string }>;
-  heartbeats: Array<Record<string, unknown>>;
-  peakHeapMb: number;
-}
 
 /**
  * The performance analysis of `sources` as an activity in a child process with a 256 MB heap (a
  * worker's default) against the test database; collection stubbed (the data is in ClickHouse).
  */
 function runAnalysis(sources: string[]): ChildResult {
-  const script = path.join(tmp, 'analyse-performance.mts');
-  const testing = createRequire(import.meta.url).resolve('@temporalio/testing');
-  const src = (p: string) => JSON.stringify(path.join(ROOT, p));
-  writeFileSync(
-    script,
-    `import { ClickHouseStore } from ${src('activities/storage/clickhouse/store.ts')};
-import { createPerformanceActivities } from ${src('activities/agents/performance/activities.ts')};
-import testing from ${JSON.stringify(testing)};
-const ch = new ClickHouseStore(${JSON.stringify(testEnv().clickhouseUrl)}, ${JSON.stringify(DB)});
-const statements = [];
-const query = ch.query.bind(ch);
-ch.query = async (sql) => { const rows = await query(sql); statements.push({ rows: rows.length, sql: sql.trim().slice(0, 80) }); return rows; };
-let peak = 0;
-const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().heapUsed); }, 10);
-const sources = ${JSON.stringify(sources)}.map((id) => ({ id, config: { kind: 'scrape', url: 'http://127.0.0.1:9/metrics' } }));
-const infra = { async collectKinds() { return { sources, errors: [] }; }, async listInfraSources() { return sources; } };
-const env = new testing.MockActivityEnvironment();
-const heartbeats = [];
-env.on('heartbeat', (d) => heartbeats.push(d));
-const analysis = await env.run(createPerformanceActivities({ config: {}, ch, db: {} }, infra).analysePerformance, ${JSON.stringify(WINDOW)});
-clearInterval(timer);
-await ch.close();
-process.stdout.write(JSON.stringify({ analysis, statements, heartbeats, peakHeapMb: Math.round(Math.max(peak, process.memoryUsage().heapUsed) / 1048576) }));
-`,
-  );
-  const r = spawnSync(process.execPath, ['--max-old-space-size=256', '--import', 'tsx', script], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 240_000,
-    maxBuffer: 64 * 1024 * 1024,
+  return analyseInChild({
+    dir: tmp,
+    db: DB,
+    name: 'analyse-performance',
+    imports: { createPerformanceActivities: 'activities/agents/performance/activities.ts' },
+    sources: `${JSON.stringify(sources)}.map((id) => ({ id, config: { kind: 'scrape', url: 'http://127.0.0.1:9/metrics' } }))`,
+    analysis: `createPerformanceActivities(deps, infra).analysePerformance, ${JSON.stringify(WINDOW)}`,
+    timeoutMs: 240_000,
   });
-  expect(r.status, `${r.signal ?? ''} ${r.stderr.slice(-2000)}`).toBe(0);
-  return JSON.parse(r.stdout) as ChildResult;
 }
 
-/** A store that records every statement it runs and how many rows came back. */
-function recordingStore(): { st: ClickHouseStore; statements: Array<{ rows: number; sql: string }> } {
-  const statements: Array<{ rows: number; sql: string }> = [];
-  const st = new ClickHouseStore(testEnv().clickhouseUrl, DB);
-  const query = st.query.bind(st);
-  st.query = async <T>(sql: string) => {
-    const rows = await query<T>(sql);
-    statements.push({ rows: rows.length, sql: sql.trim() });
-    return rows;
-  };
-  return { st, statements };
-}
+const recordingStore = () => recordingStoreOn(DB);
 
 /** The series of `sources` as the analysis builds them (read through a recording store). */
 async function gather(sources: string[]) {
