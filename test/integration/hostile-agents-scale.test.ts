@@ -1,3 +1,12 @@
+/**
+ * The agents' reads of ClickHouse at production scale, on the real server: a month of a large
+ * bill (1,500,000 FOCUS rows, 50,000 resources, 300 services), a day of 500 GPU hosts × 8 GPUs at
+ * 5 minutes, a 30-day window asked at a 15 s step, and a Prometheus source of 26,400 series. The
+ * cost and resource analyses run as activities (MockActivityEnvironment, heartbeats recorded) in
+ * a child process with a 256 MB heap, like a worker's; every statement's rows are counted.
+ * Planted patterns (one idle host among 500, one day's spike among 300 services) must still be
+ * found, with their exact figures. Bounds and findings are asserted, never wall-clock times.
+ */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +21,6 @@ import { analysisOptions } from '../../workflows/options.js';
 import { analyseInChild, type ChildResult, isPage, recordingStore as recordingStoreOn } from '../helpers/agent-analysis.js';
 import { testEnv } from '../helpers/env.js';
 
-const _ROOT = path.resolve(import.meta.dirname, '../..');
 const DB = `optiinfra_agents_scale_${randomUUID().slice(0, 8)}`;
 const DAY = 86_400;
 /** 2025-06-01T00:00:00Z: the bill's month; the hosts' day is its last. */

@@ -1,3 +1,17 @@
+/**
+ * The performance agent at production scale and shape, on the real ClickHouse: 300 deployments
+ * over a 30-day window (the review's 8,640 s step, 300 points), each with a 30-bucket e2e latency
+ * histogram, its queue, KV cache, preemption and token counters and `cache_config_info`; beside
+ * them deployments in vLLM's full shape (e2e, TTFT and time-per-output-token histograms of 30
+ * buckets, two or three pods) written the hostile ways real stores hold them — a counter reset,
+ * `le` written five ways, buckets missing at some steps, NaN and ±Inf, a single sample — and a
+ * deployment whose pod is replaced every hour for the month (720 pods, 69,840 series). The
+ * analysis runs as an activity in a child process with a 256 MB heap, like a worker's; every
+ * statement's rows are counted and the result's size is measured. Planted patterns (one p95
+ * regression among 300, a spike, a regression under pod churn) must be found with their exact
+ * figures, and quantiles must come out exact through resets and odd labels. Bounds and findings
+ * are asserted, never wall-clock times.
+ */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -9,10 +23,10 @@ import { ClickHouseStore } from '../../activities/storage/clickhouse/store.js';
 import { MAX_FINDINGS, MAX_FINDINGS_BYTES } from '../../domain/agents/bounded.js';
 import { performanceFindings } from '../../domain/agents/performance/findings.js';
 import type { PerformanceSeries } from '../../domain/agents/types.js';
+import { VLLM_METRICS } from '../../domain/infra/series-builder.js';
 import { analyseInChild, type ChildResult, isPage, recordingStore as recordingStoreOn } from '../helpers/agent-analysis.js';
 import { testEnv } from '../helpers/env.js';
 
-const _ROOT = path.resolve(import.meta.dirname, '../..');
 const DB = `optiinfra_perf_scale_${randomUUID().slice(0, 8)}`;
 const DAY = 86_400;
 /** 2025-06-01T00:00:00Z, a multiple of the step: the window is 300 whole steps. */
@@ -52,20 +66,9 @@ const LE_TEXT = [...LE.map(String), '+Inf'];
 const LE_GO = [...LE.map(goExp), '+Inf'];
 const LE_FIXED = [...LE.map((v) => v.toFixed(3)), '+Inf'];
 const sqlArray = (xs: ReadonlyArray<number | string>) => `[${xs.map((x) => (typeof x === 'string' ? `'${x}'` : String(x))).join(', ')}]`;
-const HISTOGRAMS = [
-  'vllm:e2e_request_latency_seconds_bucket',
-  'vllm:time_to_first_token_seconds_bucket',
-  'vllm:time_per_output_token_seconds_bucket',
-];
-const OTHERS = [
-  'vllm:num_requests_running',
-  'vllm:num_requests_waiting',
-  'vllm:gpu_cache_usage_perc',
-  'vllm:num_preemptions_total',
-  'vllm:prompt_tokens_total',
-  'vllm:generation_tokens_total',
-  'vllm:cache_config_info',
-];
+// The order of VLLM_METRICS: the SQL below picks the others by index.
+const HISTOGRAMS = VLLM_METRICS.filter((m) => m.endsWith('_bucket'));
+const OTHERS = VLLM_METRICS.filter((m) => !m.endsWith('_bucket'));
 /** The deployments in vLLM's full shape written the hostile ways, and their pods. */
 const HOSTILE = ['steady', 'reset', 'le-mixed', 'le-inf', 'gaps', 'nan', 'single'] as const;
 const PODS = [2, 2, 3, 1, 2, 2, 2];
