@@ -58,7 +58,7 @@ export function clickhouseConfigXml(o: ClickhouseConfigOptions): string {
     <tcp_port>${o.tcpPort}</tcp_port>
     <listen_host>127.0.0.1</listen_host>
     <max_connections>1024</max_connections>
-    <keep_alive_timeout>3</keep_alive_timeout>
+    <keep_alive_timeout>30</keep_alive_timeout>
     <max_concurrent_queries>100</max_concurrent_queries>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mark_cache_size>268435456</mark_cache_size>

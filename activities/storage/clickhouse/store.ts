@@ -58,6 +58,12 @@ const SURROGATE = /[\uD800-\uDFFF]/;
 const IDS_PER_STATEMENT = 1000;
 
 /** A series' labels but `le` (labels are canonical JSON, keys sorted): the buckets of one histogram share it. */
+/** A connection reset before any answer (ECONNRESET, "socket hang up"), as a reused keep-alive socket fails. */
+function isReusedSocketReset(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  return err?.code === 'ECONNRESET' || (typeof err?.message === 'string' && /socket hang up/i.test(err.message));
+}
+
 const BUT_LE = `replaceRegexpOne(labels, '"le":"[^"]*",?', '')`;
 
 /** The row with lone surrogates in its strings replaced by U+FFFD (the row itself when it has none). */
@@ -118,8 +124,23 @@ export class ClickHouseStore {
     await this.client.command({ query: sql });
   }
 
+  /**
+   * A read. A connection the server closed while the client still held it for reuse (its
+   * keep-alive ran out while this process was busy: the client's idle-socket timer only runs when
+   * the event loop does) fails with "socket hang up" before any answer; a read is safe to send
+   * again, once, on a new connection.
+   */
   async query<T>(sql: string): Promise<T[]> {
     this.onStatement?.({ sql });
+    try {
+      return await this.read<T>(sql);
+    } catch (e) {
+      if (!isReusedSocketReset(e)) throw e;
+      return this.read<T>(sql);
+    }
+  }
+
+  private async read<T>(sql: string): Promise<T[]> {
     const rs = await this.client.query({ query: sql, format: 'JSONEachRow' });
     return (await rs.json()) as T[];
   }
