@@ -19,7 +19,7 @@
  */
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive } from './processes.js';
+import { isAlive, procStat } from './processes.js';
 
 /** The lock file's name inside the data directory. */
 export const LOCK_FILE = 'pglite-server.lock';
@@ -36,13 +36,11 @@ export interface LockHolder {
  * and whether it has exited (a zombie its parent has not reaped yet still has its pid).
  */
 export function processStart(pid: number): { boot: string; startTicks: number; exited: boolean } | undefined {
+  const st = procStat(pid);
+  if (!st) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const startTicks = Number(fields[19]);
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const exited = fields[0] === 'Z' || fields[0] === 'X';
-    return Number.isSafeInteger(startTicks) && boot ? { boot, startTicks, exited } : undefined;
+    return boot ? { boot, startTicks: st.startTicks, exited: st.state === 'Z' || st.state === 'X' } : undefined;
   } catch {
     return undefined;
   }

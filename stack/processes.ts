@@ -60,15 +60,29 @@ const CLOCK_TICKS = 100;
 /** How much later than its pid file a process may seem to start (btime is rounded to seconds and drifts). */
 const START_SLACK_MS = 5000;
 
-/** When a process started (ms since the epoch), from /proc; undefined where that cannot be read. */
-export function processStartMs(pid: number): number | undefined {
+/**
+ * A process's state letter and start time in clock ticks since boot, from /proc/<pid>/stat;
+ * undefined where that cannot be read.
+ */
+export function procStat(pid: number): { state: string; startTicks: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name in parentheses (which may hold spaces): state is field 3, starttime field 22.
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const startTicks = Number(fields[19]);
+    return Number.isSafeInteger(startTicks) ? { state: fields[0] ?? '', startTicks } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** When a process started (ms since the epoch), from /proc; undefined where that cannot be read. */
+export function processStartMs(pid: number): number | undefined {
+  const st = procStat(pid);
+  if (!st) return undefined;
+  try {
     const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
-    if (!Number.isFinite(ticks) || !btime) return undefined;
-    return (btime + ticks / CLOCK_TICKS) * 1000;
+    return btime ? (btime + st.startTicks / CLOCK_TICKS) * 1000 : undefined;
   } catch {
     return undefined;
   }
