@@ -67,9 +67,10 @@ if (dataDir) {
  * none PGlite would resume: initialise it in `dir/.init`, then move the entries in, PG_VERSION last.
  */
 async function initialise(dir: string): Promise<void> {
-  if (existsSync(join(dir, 'PG_VERSION'))) return;
   const aside = join(dir, '.init');
+  // Left by a start killed after PG_VERSION was moved in, or before: gone either way.
   rmSync(aside, { recursive: true, force: true });
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
   await (await PGlite.create(aside)).close();
   for (const name of readdirSync(aside).filter((n) => n !== 'PG_VERSION')) {
     rmSync(join(dir, name), { recursive: true, force: true }); // left by an earlier attempt

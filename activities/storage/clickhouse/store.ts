@@ -132,17 +132,13 @@ export class ClickHouseStore {
    */
   async query<T>(sql: string): Promise<T[]> {
     this.onStatement?.({ sql });
+    const read = async () => (await (await this.client.query({ query: sql, format: 'JSONEachRow' })).json()) as T[];
     try {
-      return await this.read<T>(sql);
+      return await read();
     } catch (e) {
       if (!isReusedSocketReset(e)) throw e;
-      return this.read<T>(sql);
+      return read();
     }
-  }
-
-  private async read<T>(sql: string): Promise<T[]> {
-    const rs = await this.client.query({ query: sql, format: 'JSONEachRow' });
-    return (await rs.json()) as T[];
   }
 
   /**
