@@ -57,6 +57,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mulberry32 } from '../../common/random.js';
 import { CHECKS, type Check } from '../../common/types.js';
 import { checkOfSystemPrompt, fnv1a32, isCombinedSystemPrompt } from '../../domain/judge/prompts.js';
 
@@ -332,18 +333,6 @@ export function goDuration(ms: number): string {
   return h > 0 ? `${h}h${m}m${secs(rest)}` : `${m}m${secs(rest)}`;
 }
 
-/** mulberry32: a small seeded generator. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface StubBucket {
   name: LimitName;
   cap: number;
@@ -449,7 +438,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
   });
   const st = fresh();
   const cache = new Set<string>();
-  let flexRandom = seeded(0);
+  let flexRandom = mulberry32(0);
 
   // The limits' clock: real time, `timeScale` times faster, from the stub's start.
   const origin = Date.now();
@@ -483,7 +472,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     if (s.jsonObject !== undefined) settings.jsonObject = s.jsonObject;
     if ('flex' in s) {
       settings.flex = s.flex;
-      flexRandom = seeded(s.flex?.seed ?? 0);
+      flexRandom = mulberry32(s.flex?.seed ?? 0);
     }
     if (s.limits !== undefined) {
       settings.limits = { ...s.limits };
@@ -912,7 +901,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
       queue.length = 0;
       cache.clear();
       makeBuckets();
-      flexRandom = seeded(settings.flex?.seed ?? 0);
+      flexRandom = mulberry32(settings.flex?.seed ?? 0);
       const inFlight = st.inFlight;
       Object.assign(st, fresh(), { inFlight, maxInFlight: inFlight });
     },

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../common/random.js';
 import { LOCK_FILE } from '../../stack/data-dir-lock.js';
 import { repoRoot } from '../../stack/paths.js';
 import { freePort } from '../../stack/ports.js';
@@ -95,18 +96,6 @@ async function ids(port: number, table: string): Promise<number[]> {
   } finally {
     await c.end();
   }
-}
-
-/** A small seeded generator, so a failing round can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('the PGlite server and its data directory', () => {
@@ -226,7 +215,7 @@ describe('the PGlite server and its data directory', () => {
     // and recovers from it on the next start (its -F, fsync off, only matters if the machine
     // itself goes down; see README).
     const seed = Number(process.env.HOSTILE_SEED ?? 20_240_601);
-    const rand = rng(seed);
+    const rand = mulberry32(seed);
     const dir = tempDir();
     let s = await startServer(dir);
     const setup = await connect(s.port);
