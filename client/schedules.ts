@@ -1,4 +1,5 @@
 /** Temporal Schedules: collection per deployment, infrastructure collection, the optimisation review. */
+import { createHash } from 'node:crypto';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { ConfigError, type Config } from '../common/config.js';
 import { durationMs } from '../common/types.js';
@@ -30,6 +31,21 @@ export function schedulePolicies(everyMs: number) {
   return { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: Math.max(HOUR_MS, everyMs), pauseOnFailure: false };
 }
 
+/**
+ * Where in its interval a deployment's collection runs: a fixed offset from a hash of the
+ * deployment's name, in whole seconds below the interval. Interval schedules without an offset
+ * all fire at the same epoch-aligned instants (every 15 minutes on :00, :15, ...), so a fleet of
+ * deployments on one interval started every cycle in the same second, all reading their sources,
+ * ClickHouse and the LLM budget at once. A hash rather than a random delay keeps a deployment's
+ * times predictable and the same on every `schedule create` (Jenkins' `H` does the same).
+ */
+export function spreadOffsetMs(deployment: string, everyMs: number): number {
+  const seconds = Math.floor(everyMs / 1000);
+  if (seconds < 2) return 0;
+  const h = createHash('sha256').update(deployment).digest().readUInt32BE(0);
+  return Math.floor((h / 2 ** 32) * seconds) * 1000;
+}
+
 /** 90000 → "90s", 3600000 → "1h", 86400000 → "1d". */
 export function formatInterval(ms: number): string {
   for (const [unit, n] of [
@@ -40,6 +56,20 @@ export function formatInterval(ms: number): string {
     if (ms >= n && ms % n === 0) return `${ms / n}${unit}`;
   }
   return `${Math.round(ms / 1000)}s`;
+}
+
+/** An offset into an interval: 0 → "+0s", 58438000 → "+16h13m58s". */
+export function formatOffset(ms: number): string {
+  let rest = Math.round(ms / 1000);
+  let text = '';
+  for (const [unit, n] of [
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (rest >= n) text += `${Math.floor(rest / n)}${unit}`;
+    rest %= n;
+  }
+  return `+${text}${rest || !text ? `${rest}s` : ''}`;
 }
 
 const ARG_LABELS: Record<string, string> = {
@@ -53,6 +83,8 @@ export interface ScheduleSettings {
   paused?: boolean;
   arg?: unknown;
   catchupWindowMs?: number;
+  /** Where in each interval the runs fall (0 or absent: on the interval's epoch-aligned instants). */
+  offsetMs?: number;
 }
 
 /** The differences between a schedule as it was and as it is updated to, in words (e.g. "every 15m → 30m"). */
@@ -63,6 +95,10 @@ export function scheduleChanges(prev: ScheduleSettings, next: ScheduleSettings):
     out.push(
       `every ${prev.everyMs === undefined ? '?' : formatInterval(prev.everyMs)} → ${next.everyMs === undefined ? '?' : formatInterval(next.everyMs)}`,
     );
+  }
+  // A new interval moves the offset with it; said only when the interval stays.
+  if (prev.everyMs === next.everyMs && (prev.offsetMs ?? 0) !== (next.offsetMs ?? 0)) {
+    out.push(`runs at ${formatOffset(prev.offsetMs ?? 0)} → ${formatOffset(next.offsetMs ?? 0)} into each interval`);
   }
   if (!!prev.paused !== !!next.paused) out.push(next.paused ? 'running → paused' : 'paused → running (unpaused)');
   const a = (prev.arg && typeof prev.arg === 'object' ? prev.arg : {}) as Record<string, unknown>;
@@ -89,6 +125,8 @@ async function ensureWorkflowSchedule(
     workflowId: string;
     args: unknown[];
     every: string;
+    /** Offset of the runs within each interval (ms); none: the interval's epoch-aligned instants. */
+    offsetMs?: number;
     paused?: boolean;
     searchAttributes: Array<{ key: typeof SA.deployment | typeof SA.kind; value: string }>;
     summary: string;
@@ -108,13 +146,14 @@ async function ensureWorkflowSchedule(
     throw new ConfigError(`schedule interval '${o.every}' is too short or not a duration: at least ${MIN_SCHEDULE_INTERVAL} (e.g. 15m)`);
   }
   const policies = schedulePolicies(ms);
-  const spec = { intervals: [{ every: o.every }] };
+  const spec = { intervals: [{ every: o.every, ...(o.offsetMs ? { offset: o.offsetMs } : {}) }] };
   const paused = !!o.paused;
   let changes: string[] = [];
   const update = async (): Promise<ScheduleOutcome> => {
     await client.schedule.getHandle(o.id).update((prev) => {
       const p = prev as Partial<typeof prev>;
       const every = p.spec?.intervals?.[0]?.every;
+      const offset = p.spec?.intervals?.[0]?.offset;
       const prevArgs = p.action && 'args' in p.action ? (p.action.args as unknown[] | undefined) : undefined;
       const window = p.policies?.catchupWindow;
       changes = scheduleChanges(
@@ -123,8 +162,9 @@ async function ensureWorkflowSchedule(
           paused: p.state?.paused,
           arg: prevArgs?.[0],
           catchupWindowMs: typeof window === 'number' ? window : undefined,
+          offsetMs: typeof offset === 'number' ? offset : offset === undefined ? undefined : durationMs(String(offset)),
         },
-        { everyMs: ms, paused, arg: o.args[0], catchupWindowMs: policies.catchupWindow },
+        { everyMs: ms, paused, arg: o.args[0], catchupWindowMs: policies.catchupWindow, offsetMs: o.offsetMs },
       );
       return { ...prev, spec, action, policies, state: { ...prev.state, paused } };
     });
@@ -181,6 +221,7 @@ export async function upsertSchedule(
       },
     ],
     every: o.every,
+    offsetMs: spreadOffsetMs(o.deployment, durationMs(o.every)),
     paused: o.paused,
     searchAttributes: [
       { key: SA.deployment, value: o.deployment },

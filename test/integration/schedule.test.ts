@@ -3,7 +3,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
 import { upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import { SA } from '../../common/search-attributes.js';
-import { ensureSchedule, scheduleId } from '../../client/schedules.js';
+import { ensureSchedule, scheduleId, spreadOffsetMs } from '../../client/schedules.js';
 import { startTestStack, uniqueId, type TestStack } from '../helpers/env.js';
 
 describe('the collection schedule of a deployment', () => {
@@ -33,6 +33,11 @@ describe('the collection schedule of a deployment', () => {
     );
     const d = await stack.client.schedule.getHandle(scheduleId(deployment)).describe();
     expect(d.spec.intervals?.[0]?.every).toBe(30 * 60 * 1000);
+    // Runs fall at the deployment's own offset into each interval (a fleet does not start at once).
+    const offset = spreadOffsetMs(deployment, 30 * 60 * 1000);
+    expect(d.spec.intervals?.[0]?.offset ?? 0).toBe(offset);
+    expect(d.info.nextActionTimes.length).toBeGreaterThan(0);
+    for (const t of d.info.nextActionTimes) expect(t.getTime() % (30 * 60 * 1000)).toBe(offset);
     // Each cycle may spend the LLM budget of its interval, with the batches in flight asked for.
     const action = d.action as { type: string; args?: unknown[] };
     expect(action.args).toEqual([{ deployment, budgetMinutes: 30, maxConcurrentBatches: 8 }]);

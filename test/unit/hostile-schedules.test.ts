@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Config } from '../../common/config.js';
-import { formatInterval, scheduleChanges, schedulePolicies, upsertSchedule } from '../../client/schedules.js';
+import { formatInterval, formatOffset, scheduleChanges, schedulePolicies, spreadOffsetMs, upsertSchedule } from '../../client/schedules.js';
 import { scheduleOutcomeLine, triggerSkippedLine } from '../../client/cli/schedules.js';
 import { interactionSchema } from '../../domain/collector/record.js';
 
@@ -86,11 +86,54 @@ describe('schedule create run again with other options', () => {
     } as unknown as Client;
     const config = { temporal: { taskQueue: 'q' } } as Config;
     const o = await upsertSchedule(client, config, { deployment: 'shop-bot', every: '1m' });
+    const offset = spreadOffsetMs('shop-bot', MIN);
+    // The interval changed, so the offset moved with it: not said apart.
     expect(o).toEqual({
       created: false,
       changes: ['every 15m → 1m', 'LLM budget per cycle (minutes) 15 → 1', 'max concurrent batches 8 → default'],
     });
-    expect(written).toMatchObject({ spec: { intervals: [{ every: '1m' }] }, policies: { catchupWindow: HOUR }, state: { paused: false } });
+    expect(written).toMatchObject({
+      spec: { intervals: [{ every: '1m', offset }] },
+      policies: { catchupWindow: HOUR },
+      state: { paused: false },
+    });
+  });
+});
+
+describe('a fleet of deployments on one interval', () => {
+  // Pins: each deployment's collection runs at its own offset into the interval, the same on
+  // every `schedule create`. Failed before: every schedule fired on the same epoch-aligned
+  // instant, so 300 deployments every 15m started 300 cycles in the same second.
+  const names = Array.from({ length: 300 }, (_, i) => `chat-${i}`);
+
+  it.each([
+    ['1m', MIN],
+    ['15m', 15 * MIN],
+    ['1h', HOUR],
+    ['1d', 24 * HOUR],
+  ])('every %s: offsets are whole seconds inside the interval, spread over it, and stable', (_every, ms) => {
+    const offsets = names.map((n) => spreadOffsetMs(n, ms));
+    for (const o of offsets) {
+      expect(Number.isInteger(o / 1000)).toBe(true);
+      expect(o).toBeGreaterThanOrEqual(0);
+      expect(o).toBeLessThan(ms);
+    }
+    expect(names.map((n) => spreadOffsetMs(n, ms))).toEqual(offsets);
+    // Ten equal slices of the interval each get some 30 of the 300 deployments: none gets more
+    // than twice its share, none is empty.
+    const slices = new Array(10).fill(0);
+    for (const o of offsets) slices[Math.floor((o / ms) * 10)]++;
+    expect(Math.max(...slices)).toBeLessThanOrEqual(60);
+    expect(Math.min(...slices)).toBeGreaterThan(0);
+  });
+
+  it('an offset that changes is said, an unchanged one is not', () => {
+    const a = { everyMs: 15 * MIN, offsetMs: 0 };
+    expect(scheduleChanges(a, { ...a, offsetMs: 432_000 })).toEqual(['runs at +0s → +7m12s into each interval']);
+    expect(scheduleChanges({ everyMs: 15 * MIN }, { everyMs: 15 * MIN, offsetMs: 0 })).toEqual([]);
+    expect(formatOffset(58_438_000)).toBe('+16h13m58s');
+    expect(formatOffset(3_600_000)).toBe('+1h');
+    expect(formatOffset(61_000)).toBe('+1m1s');
   });
 });
 
