@@ -10,12 +10,17 @@ import { latenessNote, type CycleResult } from '../../domain/collector/collectio
 import type { BaselineRecord } from '../../domain/gate/baseline.js';
 import type { AgentRunResult } from '../../workflows/agents/run-agent.js';
 
-export function printJson(x: unknown) {
-  console.log(JSON.stringify(x, null, 2));
-}
-
 /** Characters that move the cursor, recolour or clear a terminal, reorder text (bidi) or hide (zero-width). */
 const HIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * JSON output: the characters `terminalText` drops are written as \u escapes (JSON.stringify
+ * leaves bidi, zero-width and C1 controls as they are), so the value read back is the same and a
+ * terminal shows stored text as it is.
+ */
+export function printJson(x: unknown) {
+  console.log(JSON.stringify(x, null, 2).replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
 
 /**
  * Stored text made safe to print: line breaks become spaces (kept with `newlines`), control,

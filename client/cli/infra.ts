@@ -1,18 +1,124 @@
 /**
- * `optiinfra infra add | collect`: the infrastructure data the agents read (FOCUS cost exports,
- * Prometheus / vLLM / DCGM metrics).
+ * `optiinfra infra add | list | remove | collect`: the infrastructure data the agents read (FOCUS
+ * cost exports, Prometheus / vLLM / DCGM metrics). `list` shows each registered source as the
+ * collection reads it (a stored configuration that no longer parses is listed with the reason, as
+ * a collection reports it); `remove` unregisters one source, while what it already collected stays
+ * in ClickHouse.
  */
 import type { Command } from 'commander';
-import { infraSourceSchema } from '../../activities/infra/activities.js';
-import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
+import { infraSourceSchema, type InfraKind } from '../../activities/infra/activities.js';
+import type { Db } from '../../activities/storage/postgres/db.js';
+import {
+  deleteInfraSource,
+  type InfraSourceRow,
+  listInfraSourcePage,
+  upsertInfraSource,
+} from '../../activities/storage/postgres/agents.js';
+import { redact, safeUrl, secretsOf } from '../../common/secrets.js';
 import { formatZodError } from '../../common/types.js';
 import { addOutcome, collectionLine, emptyCollection, type InfraCollection, type SourceOutcome } from '../../domain/infra/collection.js';
 import { ensureInfraSchedule, INFRA_SCHEDULE_ID } from '../schedules.js';
 import { scheduleOutcomeLine } from './schedules.js';
 import { durationArg, idArg, UsageError } from './args.js';
 import { withClient, withStores } from './connect.js';
-import { printJson, table } from './format.js';
+import { printJson, table, terminalText } from './format.js';
 import { warnIfNoWorker } from '../runtime.js';
+
+/** Sources one read of a listing returns at most. */
+export const LIST_PAGE = 1_000;
+
+/** A registered source as `infra list` shows it. */
+export interface ListedInfraSource {
+  id: string;
+  /** 'unknown' when the stored configuration no longer parses (see `error`). */
+  kind: InfraKind | 'unknown';
+  /** A FOCUS directory. */
+  path?: string;
+  /** A metrics URL, without user, password or secret-looking query values. */
+  url?: string;
+  resourceId?: string;
+  instanceType?: string;
+  /** How far the last collection reached (scrape and Prometheus sources; a FOCUS directory is read whole each time). */
+  lastCollectedTo: string | null;
+  /** Why the stored configuration no longer parses. */
+  error?: string;
+}
+
+/** A URL as listed: `safeUrl`, or a marker when it does not parse (the fallback would keep a query's secrets). */
+const shownUrl = (u: string) => (URL.canParse(u) ? safeUrl(u) : '(unparseable URL)');
+
+/**
+ * A stored source as listed. One whose configuration no longer parses (edited by hand, written by
+ * another version) is kind 'unknown' with the reason, and where it read when that can still be told.
+ */
+export function listedInfraSource(row: InfraSourceRow, secrets: string[] = []): ListedInfraSource {
+  const lastCollectedTo = row.lastCollectedTo ?? null;
+  const parsed = infraSourceSchema.safeParse(row.config);
+  if (parsed.success) {
+    const c = parsed.data;
+    if (c.kind === 'focus') return { id: row.id, kind: c.kind, path: c.path, lastCollectedTo };
+    return { id: row.id, kind: c.kind, url: shownUrl(c.url), resourceId: c.resourceId, instanceType: c.instanceType, lastCollectedTo };
+  }
+  const raw = (row.config !== null && typeof row.config === 'object' ? row.config : {}) as { path?: unknown; url?: unknown };
+  return {
+    id: row.id,
+    kind: 'unknown',
+    ...(typeof raw.path === 'string' ? { path: raw.path } : {}),
+    ...(typeof raw.url === 'string' ? { url: shownUrl(raw.url) } : {}),
+    lastCollectedTo,
+    error: redact(`its stored configuration is invalid (${formatZodError(parsed.error)})`, secrets),
+  };
+}
+
+/** Every registered source in id order, read `pageSize` at a time. */
+export async function listedInfraSources(db: Db, secrets: string[] = [], pageSize = LIST_PAGE): Promise<ListedInfraSource[]> {
+  const out: ListedInfraSource[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await listInfraSourcePage(db, after, pageSize);
+    for (const row of page) out.push(listedInfraSource(row, secrets));
+    if (page.length < pageSize) return out;
+    after = page.at(-1)!.id;
+  }
+}
+
+/** The listing as a table, with a line per source whose configuration no longer parses. */
+export function formatInfraSources(sources: ListedInfraSource[]): string {
+  if (!sources.length) {
+    return "no infrastructure source is registered: add one with 'optiinfra infra add <id> --focus DIR' (or --scrape URL, --prometheus URL)";
+  }
+  const when = (iso: string | null) => (iso ? iso.slice(0, 19).replace('T', ' ') : undefined);
+  const broken = sources.filter((s) => s.error);
+  return [
+    table(
+      sources.map((s) => ({
+        source: s.id,
+        kind: s.kind,
+        reads: s.path ?? s.url,
+        resource_id: s.resourceId,
+        instance_type: s.instanceType,
+        collected_to: when(s.lastCollectedTo),
+      })),
+    ),
+    `${sources.length.toLocaleString('en-US')} source(s); collected_to: how far the last collection reached (UTC; none for FOCUS directories, read whole each time)`,
+    ...broken.map(
+      (s) =>
+        `${terminalText(s.id)}: ${terminalText(s.error!)}: register it again with 'optiinfra infra add ${terminalText(s.id)} …' or remove it with 'optiinfra infra remove ${terminalText(s.id)}'`,
+    ),
+  ].join('\n');
+}
+
+/** What stays after a source is removed: its collected data, and who still reads it. */
+export function removedLine(id: string, kind: ListedInfraSource['kind']): string {
+  const shown = terminalText(id);
+  const stays =
+    kind === 'focus'
+      ? 'the cost rows it read stay in ClickHouse, and cost analyses whose window covers them still count them'
+      : kind === 'unknown'
+        ? 'what it collected stays in ClickHouse'
+        : 'the metric samples it collected stay in ClickHouse; the agents read only those of registered sources, so they count again if it is registered again';
+  return `infrastructure source ${shown} removed (${kind}); ${stays}`;
+}
 
 export function registerInfraCommands(program: Command): void {
   const infra = program
@@ -42,6 +148,30 @@ export function registerInfraCommands(program: Command): void {
       if (!parsed.success) throw new UsageError(`invalid source: ${formatZodError(parsed.error)}`);
       await withStores((stores) => upsertInfraSource(stores.db, id, parsed.data));
       console.log(`infrastructure source ${id} registered (${parsed.data.kind})`);
+    });
+  infra
+    .command('list')
+    .description('show every registered source: its kind, where it reads, how far it was collected')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const sources = await withStores((stores, config) => listedInfraSources(stores.db, secretsOf(config)));
+      if (o.json) printJson(sources);
+      else console.log(formatInfraSources(sources));
+    });
+  infra
+    .command('remove')
+    .description('unregister a source (what it already collected stays in ClickHouse)')
+    // Not checked against the id pattern: a row written by hand or by another version, whose id
+    // `infra add` would refuse, must still be removable by the id `infra list` shows.
+    .argument('<id>', 'the source id, exactly (not a prefix)')
+    .action(async (id: string) => {
+      const row = await withStores((stores) => deleteInfraSource(stores.db, id));
+      if (!row) {
+        throw new UsageError(
+          `no infrastructure source '${terminalText(id).slice(0, 200)}' is registered (ids are exact and case-sensitive): see them with 'optiinfra infra list'`,
+        );
+      }
+      console.log(removedLine(row.id, listedInfraSource(row).kind));
     });
   infra
     .command('collect')

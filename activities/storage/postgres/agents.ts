@@ -52,12 +52,35 @@ export async function listInfraSourceIds(db: Db, after: string | undefined, limi
   return r.rows.map((row) => row.id);
 }
 
+/**
+ * Up to `limit` sources after `after`, in id order, with their stored configuration: a listing
+ * pages through them rather than reading every configuration in one result.
+ */
+export async function listInfraSourcePage(db: Db, after: string | undefined, limit: number): Promise<InfraSourceRow[]> {
+  const r = await db.query<InfraSourceDbRow>(
+    after === undefined
+      ? 'SELECT id, config, last_collected_to FROM infra_sources ORDER BY id LIMIT $1'
+      : 'SELECT id, config, last_collected_to FROM infra_sources WHERE id > $2 ORDER BY id LIMIT $1',
+    after === undefined ? [limit] : [limit, after],
+  );
+  return r.rows.map(infraSourceRow);
+}
+
 export async function markInfraCollected(db: Db, id: string, to: string): Promise<void> {
   await db.query('UPDATE infra_sources SET last_collected_to = $2 WHERE id = $1', [id, to]);
 }
 
 export async function deleteInfraSources(db: Db, idPrefix: string): Promise<void> {
   await db.query('DELETE FROM infra_sources WHERE id LIKE $1', [`${idPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`]);
+}
+
+/**
+ * Unregister the source with exactly this id (`deleteInfraSources` takes a prefix: 'a' would also
+ * take 'a_b'); the row it was, undefined when no source has the id.
+ */
+export async function deleteInfraSource(db: Db, id: string): Promise<InfraSourceRow | undefined> {
+  const r = await db.query<InfraSourceDbRow>('DELETE FROM infra_sources WHERE id = $1 RETURNING id, config, last_collected_to', [id]);
+  return r.rows[0] && infraSourceRow(r.rows[0]);
 }
 
 export interface AgentRunRecord {
