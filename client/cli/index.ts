@@ -3,10 +3,15 @@
  * the deploy gate, infrastructure data and the analysis agents.
  * Exit codes: 0 success, 3 usage or infrastructure error (the gate adds 1 reject, 2 inconclusive).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ConfigError } from '../../common/config.js';
 import { StackError } from '../../stack/errors.js';
+import { repoRoot } from '../../stack/paths.js';
+import { OFFLINE_JUDGE_VERSION } from '../../domain/judge/offline-judge.js';
+import { COMBINED_PROMPT_VERSION, JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
 import { GateUsageError } from '../gate.js';
 import { EXIT, UsageError, type CommandOutcome } from './args.js';
 import { registerCodecServerCommand } from './codec.js';
@@ -22,11 +27,22 @@ import { registerStackCommands } from './stack.js';
 import { registerWorkerCommand } from './worker.js';
 import { registerWorkersCommand } from './workers.js';
 
+/**
+ * `optiinfra --version`: the release, and the judge versions stored with every score (what a bug
+ * report or a CI log needs to tell which scores a run produced).
+ */
+export function versionText(): string {
+  const pkg = JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version?: string };
+  const prompts = [COMBINED_PROMPT_VERSION, ...Object.values(JUDGE_PROMPT_VERSION)].join(', ');
+  return `optiinfra ${pkg.version ?? 'unknown'} (offline judge ${OFFLINE_JUDGE_VERSION}; LLM judge prompts ${prompts})`;
+}
+
 /** The program; commands whose outcome is not plain success (the gate) set `outcome.exitCode`. */
 export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): Command {
   const program = new Command()
     .name('optiinfra')
     .description('Watches self-hosted LLM deployments: scores every interaction, keeps quality baselines, gates rollouts.')
+    .version(versionText(), '-V, --version', 'print the release and the judge versions')
     .showHelpAfterError()
     .exitOverride();
 

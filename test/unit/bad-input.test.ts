@@ -907,3 +907,17 @@ describe('CLI arguments out of range: refused before anything connects, with the
     expect(r.out).toMatch(message);
   });
 });
+
+describe('optiinfra --version', () => {
+  // Pins: the release and the judge versions stored with scores, exit 0, nothing connected.
+  // Failed before: "unknown option '--version'" and exit 3.
+  it.each([['--version'], ['-V']])('%s prints the release and the judge versions', async (flag) => {
+    const pkg = JSON.parse(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../package.json'), 'utf8')) as {
+      version: string;
+    };
+    const r = await runCli([flag]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`optiinfra ${pkg.version} (offline judge offline-v`);
+    expect(r.out).toMatch(/LLM judge prompts combined-v\d+, quality-v\d+, hallucination-v\d+, toxicity-v\d+/);
+  });
+});
