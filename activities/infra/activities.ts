@@ -2,6 +2,7 @@
  * Infrastructure collection: read the registered sources (FinOps FOCUS exports, `/metrics`
  * endpoints, Prometheus' query_range) into ClickHouse, where the agents read them.
  */
+import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import { redact, secretsOf } from '../../common/secrets.js';
@@ -12,7 +13,7 @@ import type { ActivityDeps } from '../deps.js';
 import { heartbeat } from '../heartbeat.js';
 import { type MetricSampleRow, unixSeconds } from '../storage/clickhouse/rows.js';
 import * as repo from '../storage/postgres/agents.js';
-import { type BadRow, FocusError, streamFocusDirectory } from './focus.js';
+import { type BadRow, FocusError, focusFingerprint, streamFocusDirectory } from './focus.js';
 import { MetricsSourceError, queryRange, scrapeMetrics } from './prometheus.js';
 
 export const infraSourceSchema = z.discriminatedUnion('kind', [
@@ -50,6 +51,8 @@ export interface CollectOutcome {
   bad: number;
   /** The first bad rows with their position and reason (at most BAD_SAMPLES_RETURNED). */
   badSamples?: BadRow[];
+  /** A FOCUS export unchanged since its latest completed collection: not read again (`rows` 0, `bad` as then). */
+  unchanged?: true;
   /** The step a Prometheus source was caught up at, when coarser than 15 s. */
   stepSeconds?: number;
   error?: string;
@@ -83,6 +86,19 @@ const TOO_MANY_POINTS = /exceeded maximum resolution|too many samples/i;
 /** The step a range of `seconds` is collected at: 15 s, or coarser so it holds at most MAX_COLLECT_POINTS steps. */
 export function collectionStep(seconds: number): number {
   return Math.max(15, Math.ceil(seconds / MAX_COLLECT_POINTS / 15) * 15);
+}
+
+let lastFocusVer = 0;
+/**
+ * The version of a FOCUS collection: microseconds since the epoch, the last three digits random,
+ * and above the previous one of this process. Two collections of one source (two workers, an
+ * activity retried while its first attempt still runs) never share one, so their rows never mix;
+ * and the later collection has the higher version (versions of the previous release, in
+ * milliseconds, are all lower). Safe integers until the year 2255.
+ */
+export function focusCollectionVer(now = Date.now()): number {
+  lastFocusVer = Math.max(now * 1000 + randomInt(1000), lastFocusVer + 1);
+  return lastFocusVer;
 }
 
 /** Series scraped directly are one sample per scrape; older data is read from ClickHouse. */
@@ -143,38 +159,7 @@ export function createInfraActivities(deps: ActivityDeps) {
       heartbeat(p);
     };
     try {
-      if (c.kind === 'focus') {
-        const r = await streamFocusDirectory(
-          c.path,
-          (batch) =>
-            ch.insertCostRows(
-              batch.map((x) => ({
-                charge_period_start: unixSeconds(x.chargePeriodStart),
-                charge_period_end: unixSeconds(x.chargePeriodEnd),
-                billed_cost: x.billedCost,
-                effective_cost: x.effectiveCost,
-                resource_id: x.resourceId,
-                resource_type: x.resourceType,
-                service_name: x.serviceName,
-                region_id: x.regionId,
-                sku_id: x.skuId,
-                consumed_quantity: x.consumedQuantity,
-                consumed_unit: x.consumedUnit,
-                tags: JSON.stringify(x.tags),
-                source: src.id,
-                ver,
-              })),
-            ),
-          { onProgress: (p) => note({ source: src.id, file: path.basename(p.file), rows: p.rows, bad: p.bad }) },
-        );
-        return {
-          id: src.id,
-          kind: c.kind,
-          rows: r.rows,
-          bad: r.badCount,
-          ...(r.bad.length ? { badSamples: r.bad.slice(0, BAD_SAMPLES_RETURNED) } : {}),
-        };
-      }
+      if (c.kind === 'focus') return await collectFocus(src.id, c.path, note);
       if (c.kind === 'prometheus') {
         const r = await collectPrometheus(src, c.url, ver, (p) => note({ source: src.id, ...p }));
         return { id: src.id, kind: c.kind, rows: r.rows, bad: r.bad, ...(r.step > 15 ? { stepSeconds: r.step } : {}) };
@@ -195,6 +180,69 @@ export function createInfraActivities(deps: ActivityDeps) {
       }
       throw e;
     }
+  }
+
+  /**
+   * A FOCUS source read whole, as one collection: its rows are inserted in batches while the
+   * export is parsed, each numbered, under a version of the collection's own, and the collection
+   * is recorded as completed after its last batch. From then on its rows are what is read of the
+   * source, every one (rows sharing resource, SKU, period and service are distinct line items),
+   * and nothing of the source's earlier collections: an export re-issued with rows removed or
+   * corrected replaces the previous one whole. A collection that stops half-way (a broken file,
+   * the store failing, the worker killed) is never read and the previous one stays; its rows are
+   * deleted when it fails here, else with the source's older rows once a later one completes.
+   */
+  async function collectFocus(id: string, dir: string, note: (p: Record<string, unknown>) => void): Promise<CollectOutcome> {
+    // Taken before reading: a file changed while it is read changes it, so the next collection reads it again.
+    const fingerprint = await focusFingerprint(dir);
+    const last = await ch.latestCostSnapshot(id);
+    if (last?.fingerprint === fingerprint) {
+      // The export is as its latest completed collection read it: nothing to read or replace
+      // (exports change a few times a day; collections run every few minutes).
+      note({ source: id, unchanged: true });
+      return { id, kind: 'focus', rows: 0, bad: last.bad, unchanged: true };
+    }
+    const ver = focusCollectionVer();
+    let seq = 0;
+    let r: Awaited<ReturnType<typeof streamFocusDirectory>>;
+    try {
+      r = await streamFocusDirectory(
+        dir,
+        (batch) =>
+          ch.insertCostRows(
+            batch.map((x) => ({
+              charge_period_start: unixSeconds(x.chargePeriodStart),
+              charge_period_end: unixSeconds(x.chargePeriodEnd),
+              billed_cost: x.billedCost,
+              effective_cost: x.effectiveCost,
+              resource_id: x.resourceId,
+              resource_type: x.resourceType,
+              service_name: x.serviceName,
+              region_id: x.regionId,
+              sku_id: x.skuId,
+              consumed_quantity: x.consumedQuantity,
+              consumed_unit: x.consumedUnit,
+              tags: JSON.stringify(x.tags),
+              source: id,
+              ver,
+              seq: seq++,
+            })),
+          ),
+        { onProgress: (p) => note({ source: id, file: path.basename(p.file), rows: p.rows, bad: p.bad }) },
+      );
+    } catch (e) {
+      // Best effort: when the store is what failed, the next completed collection deletes them.
+      await ch.deleteCostRows({ sources: [id], ver }).catch(() => undefined);
+      throw e;
+    }
+    await ch.completeCostSnapshot(id, ver, r.rows, { bad: r.badCount, fingerprint });
+    return {
+      id,
+      kind: 'focus',
+      rows: r.rows,
+      bad: r.badCount,
+      ...(r.bad.length ? { badSamples: r.bad.slice(0, BAD_SAMPLES_RETURNED) } : {}),
+    };
   }
 
   /**

@@ -26,6 +26,7 @@
  *   offset is read as UTC); control characters (NUL included) and lone surrogates in texts and
  *   tags become U+FFFD, since PostgreSQL refuses NUL when findings are stored.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -109,6 +110,22 @@ export async function focusFiles(dir: string): Promise<string[]> {
     );
   }
   return names.map((n) => path.join(dir, n));
+}
+
+/**
+ * What identifies the content of a FOCUS directory without reading it: the directory, and each
+ * `*.csv` file's name, size, modification time and inode, hashed. A provider that re-issues an
+ * export rewrites or replaces its files, which changes them; an export left as it was keeps it.
+ */
+export async function focusFingerprint(dir: string): Promise<string> {
+  const h = createHash('sha256').update(path.resolve(dir));
+  for (const file of await focusFiles(dir)) {
+    const s = await stat(file).catch((err: unknown) => {
+      throw new FocusError(`cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, file);
+    });
+    h.update(`\0${path.basename(file)}\0${s.size}\0${s.mtimeMs}\0${s.ino}`);
+  }
+  return h.digest('hex').slice(0, 32);
 }
 
 /** Reads a whole FOCUS directory into memory: for small exports and tests. Collection streams (`streamFocusDirectory`). */

@@ -2,8 +2,8 @@
  * `optiinfra infra add | list | remove | collect`: the infrastructure data the agents read (FOCUS
  * cost exports, Prometheus / vLLM / DCGM metrics). `list` shows each registered source as the
  * collection reads it (a stored configuration that no longer parses is listed with the reason, as
- * a collection reports it); `remove` unregisters one source, while what it already collected stays
- * in ClickHouse.
+ * a collection reports it); `remove` unregisters one source and deletes the cost rows it read
+ * (metric samples stay: the agents read only those of registered sources).
  */
 import type { Command } from 'commander';
 import { infraSourceSchema, type InfraKind } from '../../activities/infra/activities.js';
@@ -113,9 +113,9 @@ export function removedLine(id: string, kind: ListedInfraSource['kind']): string
   const shown = terminalText(id);
   const stays =
     kind === 'focus'
-      ? 'the cost rows it read stay in ClickHouse, and cost analyses whose window covers them still count them'
+      ? 'the cost rows it read are deleted from ClickHouse (a FOCUS export is read whole again when a source is added)'
       : kind === 'unknown'
-        ? 'what it collected stays in ClickHouse'
+        ? 'its cost rows, if any, are deleted from ClickHouse; metric samples stay'
         : 'the metric samples it collected stay in ClickHouse; the agents read only those of registered sources, so they count again if it is registered again';
   return `infrastructure source ${shown} removed (${kind}); ${stays}`;
 }
@@ -160,12 +160,18 @@ export function registerInfraCommands(program: Command): void {
     });
   infra
     .command('remove')
-    .description('unregister a source (what it already collected stays in ClickHouse)')
+    .description('unregister a source (and delete the cost rows it read)')
     // Not checked against the id pattern: a row written by hand or by another version, whose id
     // `infra add` would refuse, must still be removable by the id `infra list` shows.
     .argument('<id>', 'the source id, exactly (not a prefix)')
     .action(async (id: string) => {
-      const row = await withStores((stores) => deleteInfraSource(stores.db, id));
+      const row = await withStores(async (stores) => {
+        const removed = await deleteInfraSource(stores.db, id);
+        // A FOCUS source's rows would count in every later cost analysis, with nothing left to
+        // replace them: they go with it (metric samples are read only for registered sources).
+        if (removed) await stores.ch.deleteCostRows({ sources: [removed.id] });
+        return removed;
+      });
       if (!row) {
         throw new UsageError(
           `no infrastructure source '${terminalText(id).slice(0, 200)}' is registered (ids are exact and case-sensitive): see them with 'optiinfra infra list'`,

@@ -129,6 +129,25 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
   const old = Array.from({ length: 60 }, (_, i) => interaction(dep, `old-${i}`, i < 30 ? 'v0' : 'v1', T0 + i * 17 * DAY));
   await st.insertIsolatingBad('interactions', old);
   await st.insertScores(scoresFor(old, r));
+  // FOCUS rows in the first schema's layout: two collections of one source, the later read after the upgrade.
+  const oldCost = (ver: number, resource: string, cost: number): CostUsageRow => ({
+    charge_period_start: T0 + 2000 * DAY + 3600,
+    charge_period_end: T0 + 2000 * DAY + 7200,
+    billed_cost: cost,
+    effective_cost: cost,
+    resource_id: resource,
+    resource_type: 'vm',
+    service_name: 'compute',
+    region_id: 'eu-1',
+    sku_id: 'sku-1',
+    consumed_quantity: 1,
+    consumed_unit: 'hours',
+    tags: '{}',
+    source: 'focus-old',
+    ver,
+  });
+  await st.insertCostRows([oldCost(1, 'vm-gone', 7), oldCost(1, 'vm-kept', 2)]);
+  await st.insertCostRows([oldCost(2, 'vm-kept', 3)]);
   const both = await Promise.all([st.migrate(), st.migrate()]);
   results.migrateConcurrent = both.map((x) => x.length).sort();
   results.applied = await st.appliedMigrations();
@@ -255,7 +274,14 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
       });
     }
   }
+  for (const [i, c] of costs.entries()) c.seq = i;
   await st.insertCostRows(costs);
+  await st.completeCostSnapshot('focus', 1, costs.length, { bad: 2, fingerprint: 'f1' });
+  results.latestCostSnapshot = await st.latestCostSnapshot('focus');
+  results.migratedCosts = await st.costTotals({
+    from: new Date((T0 + 2000 * DAY) * 1000).toISOString(),
+    to: new Date((T0 + 2001 * DAY) * 1000).toISOString(),
+  });
   const costWindow = { from: new Date(T0 * 1000).toISOString(), to: new Date((T0 + 400 * DAY) * 1000).toISOString() };
   results.dailyCosts = await st.dailyCosts(costWindow.from, costWindow.to);
   results.dailyCostsLimited = await st.dailyCosts(costWindow.from, costWindow.to, { limit: 5 });
@@ -326,6 +352,12 @@ export async function runScenario(store: ClickHouseStore): Promise<{ results: Re
     metric_samples: await rowsOf('metric_samples'),
     score_daily: (await st.tableStats('score_daily')).rows > 0,
   };
+  // A collection that failed (its rows deleted), a newer one of the migrated source, then both
+  // sources unregistered: mutations, which run asynchronously, so nothing is read back.
+  await st.insertCostRows(costs.slice(0, 3).map((c) => ({ ...c, ver: 2 })));
+  await st.deleteCostRows({ sources: ['focus'], ver: 2 });
+  await st.completeCostSnapshot('focus-old', 3, 0);
+  await st.deleteCostRows({ sources: ['focus', 'focus-old'] });
   return { results, called };
 }
 

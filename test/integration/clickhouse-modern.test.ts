@@ -78,8 +78,11 @@ describe('ClickHouse store on a current release (chdb) and on 18.16', () => {
 
     // The facts behind them.
     expect((await modern.query<{ tz: string }>('SELECT timezone() AS tz'))[0]!.tz).toBe(TIME_ZONE);
-    expect(a.results.applied).toEqual([1, 2, 3]);
-    expect(a.results.migrateConcurrent).toEqual([0, 2]);
+    expect(a.results.applied).toEqual([1, 2, 3, 4]);
+    expect(a.results.migrateConcurrent).toEqual([0, 3]);
+    // The first schema's FOCUS rows: the source's later collection, read after the upgrade.
+    expect(a.results.migratedCosts).toMatchObject({ spendUsd: 3, rowsInWindow: 1 });
+    expect(a.results.latestCostSnapshot).toEqual({ ver: 1, rows: expect.any(Number), bad: 2, fingerprint: 'f1' });
     const whole = a.results.versionWhole as { checks: { quality: { n: number } } };
     expect(whole.checks.quality.n).toBeGreaterThan(150);
     // Scores of v9 share interaction ids with v1 and are kept beside them.

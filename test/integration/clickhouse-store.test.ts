@@ -122,9 +122,9 @@ describe('ClickHouse migrations', () => {
     const [a, b, c] = [open(db), open(db), open(db)];
     const applied = await Promise.all([a.migrate(), b.migrate(), c.migrate()]);
     expect(applied.map((x) => x.length).sort()).toEqual([0, 0, ClickHouseStore.schemaVersion]);
-    expect(await a.appliedMigrations()).toEqual([1, 2, 3]);
+    expect(await a.appliedMigrations()).toEqual([1, 2, 3, 4]);
     const rows = await a.query<{ n: string }>(`SELECT count() AS n FROM ${db}.schema_migrations WHERE event = 'applied'`);
-    expect(Number(rows[0]!.n)).toBe(3);
+    expect(Number(rows[0]!.n)).toBe(4);
     const key = await a.query<{ q: string }>(
       `SELECT create_table_query AS q FROM system.tables WHERE database = '${db}' AND name = 'scores'`,
     );
@@ -155,11 +155,20 @@ describe('ClickHouse migrations', () => {
     const late = { ...rows[0]!, interaction_id: 'u-late', scored_at: Math.floor(Date.now() / 1000) };
     await st.client.insert({ table: `${db}.scores_before_m2`, values: [late], format: 'JSONEachRow' });
 
-    expect(await st.migrate()).toEqual([2, 3]);
+    expect(await st.migrate()).toEqual([2, 3, 4]);
     expect(await st.countScores('dep-u', { final: false })).toBe(rows.length + 1);
     const tables = await st.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${db}' ORDER BY name`);
     expect(tables.map((t) => t.name)).toEqual(
-      ['interactions', 'cost_usage', 'metric_samples', 'schema_migrations', 'score_daily', 'score_daily_mv', 'scores'].sort(),
+      [
+        'interactions',
+        'cost_snapshots',
+        'cost_usage',
+        'metric_samples',
+        'schema_migrations',
+        'score_daily',
+        'score_daily_mv',
+        'scores',
+      ].sort(),
     );
     // The per-day aggregates hold the copied rows, once.
     const agg = await st.versionAggregates({ deployment: 'dep-u', version: 'v1', judge: 'offline', promptVersions: PV });

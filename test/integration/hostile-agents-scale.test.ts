@@ -45,6 +45,8 @@ beforeAll(async () => {
            '{"deployment":"fleet","instance_type":"gpu.1xa100-80g"}', 'bill', 1
     FROM (SELECT intDiv(number, 30) AS r, number % 30 AS d, if(r = 7, 100, if(r = 12345 AND d = 20, 500, 1.25)) AS c
           FROM numbers(${RESOURCES * 30}))`);
+  // One completed collection of the source: what the cost agent reads.
+  await ch.completeCostSnapshot('bill', 1, RESOURCES * 30);
   // The hosts: host-<h> (resource vm-<h>) with 8 GPUs, GPU utilisation every 5 minutes over the
   // month's last day; host-7 idle (0-2 %), the others busy (40-79 %).
   await exec(`INSERT INTO ${DB}.metric_samples (ts, source, metric, labels, value, ver)

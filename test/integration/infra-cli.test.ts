@@ -181,8 +181,49 @@ describe('optiinfra infra remove', () => {
     expect(r.out).toContain('infrastructure source gpu-1 removed (scrape); the metric samples it collected stay in ClickHouse');
     expect((await listJson()).map((s) => s.id)).toEqual(['billing']);
     const f = await cli('remove', 'billing');
-    expect(f.out).toContain('the cost rows it read stay in ClickHouse');
+    expect(f.out).toContain('the cost rows it read are deleted from ClickHouse');
     expect(await ids()).toEqual([]);
+  });
+
+  it("deletes a FOCUS source's cost rows with it, and only its own", async () => {
+    // Pins: a removed FOCUS directory's costs stop counting in cost analyses. Failed before (the
+    // first version of `infra remove`): its rows stayed and were read by every later cost analysis.
+    const row = (source: string, cost: number) => ({
+      charge_period_start: Date.UTC(2025, 0, 3) / 1000,
+      charge_period_end: Date.UTC(2025, 0, 3, 1) / 1000,
+      billed_cost: cost,
+      effective_cost: cost,
+      resource_id: `vm-${source}`,
+      resource_type: 'VirtualMachine',
+      service_name: 'Compute',
+      region_id: 'eu-1',
+      sku_id: 'sku-1',
+      consumed_quantity: 1,
+      consumed_unit: 'Hours',
+      tags: '{}',
+      source,
+      ver: 1,
+      seq: 0,
+    });
+    for (const [source, cost] of [
+      ['billing', 100],
+      ['billing-eu', 7],
+    ] as const) {
+      await upsertInfraSource(stores.db, source, { kind: 'focus', path: `/exports/${source}` });
+      await stores.ch.insertCostRows([row(source, cost)]);
+      await stores.ch.completeCostSnapshot(source, 1, 1);
+    }
+    const window = { from: '2025-01-01T00:00:00Z', to: '2025-02-01T00:00:00Z' };
+    expect((await stores.ch.costTotals(window)).spendUsd).toBe(107);
+    expect((await cli('remove', 'billing')).code).toBe(0);
+    let spend = 0;
+    for (let i = 0; i < 150; i++) {
+      spend = (await stores.ch.costTotals(window)).spendUsd;
+      if (spend === 7) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(spend).toBe(7);
+    expect(await ids()).toEqual(['billing-eu']);
   });
 
   it('refuses an id that is not registered, naming it and `infra list`, with the usage exit code', async () => {

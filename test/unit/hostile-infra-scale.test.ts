@@ -54,6 +54,11 @@ function fakeDeps(sources: Array<{ id: string; config: unknown; lastCollectedTo?
     async insertCostRows(rows: unknown[]) {
       inserts.cost.push(rows.length);
     },
+    async completeCostSnapshot() {},
+    async latestCostSnapshot() {
+      return undefined;
+    },
+    async deleteCostRows() {},
     async insertMetricSamples(rows: MetricSampleRow[]) {
       inserts.metric.push(rows);
     },
@@ -103,7 +108,7 @@ describe('FOCUS: a month of a large bill', () => {
       `import { createInfraActivities } from ${JSON.stringify(path.join(ROOT, 'activities/infra/activities.ts'))};
 const blocks = [];
 const db = { async query(sql) { return sql.startsWith('SELECT') ? { rows: [{ id: 'bill', config: { kind: 'focus', path: ${JSON.stringify(dir)} }, last_collected_to: null }] } : { rows: [] }; } };
-const ch = { async insertCostRows(rows) { blocks.push(rows.length); } };
+const ch = { async insertCostRows(rows) { blocks.push(rows.length); }, async completeCostSnapshot() {}, async latestCostSnapshot() {}, async deleteCostRows() {} };
 const config = { groq: {}, temporal: {}, databaseUrl: 'postgres://localhost/x', clickhouse: { url: 'http://localhost:8123' }, codec: {} };
 const outcome = await createInfraActivities({ config, ch, db }).collectInfraSource({ id: 'bill' });
 process.stdout.write(JSON.stringify({ outcome, blocks: blocks.length, largest: Math.max(...blocks), total: blocks.reduce((a, b) => a + b, 0) }));

@@ -111,14 +111,16 @@ describe('--json of stored text', () => {
   });
 });
 
-describe('what a removal says stays', () => {
-  it('names the collected data that stays in ClickHouse, and who still reads it', () => {
+describe('what a removal says goes and stays', () => {
+  it('names the collected data deleted or kept in ClickHouse, and who still reads it', () => {
     expect(removedLine('billing', 'focus')).toBe(
-      'infrastructure source billing removed (focus); the cost rows it read stay in ClickHouse, and cost analyses whose window covers them still count them',
+      'infrastructure source billing removed (focus); the cost rows it read are deleted from ClickHouse (a FOCUS export is read whole again when a source is added)',
     );
     expect(removedLine('gpu-1', 'scrape')).toMatch(
       /^infrastructure source gpu-1 removed \(scrape\); the metric samples it collected stay in ClickHouse/,
     );
-    expect(removedLine('x', 'unknown')).toBe('infrastructure source x removed (unknown); what it collected stays in ClickHouse');
+    expect(removedLine('x', 'unknown')).toBe(
+      'infrastructure source x removed (unknown); its cost rows, if any, are deleted from ClickHouse; metric samples stay',
+    );
   });
 });

@@ -13,6 +13,7 @@
 import type { ResourceAgg } from '../../../domain/agents/cost/period.js';
 import type { ServiceDay } from '../../../domain/agents/cost/summary.js';
 import type { ClickHouseReader } from './score-queries.js';
+import { latestCostSnapshots } from './migrations.js';
 import { sqlString } from './sql.js';
 
 const DAY = 86_400;
@@ -48,15 +49,20 @@ function firstDayOf(from: string): number {
   return Math.ceil(Date.parse(from) / 1000);
 }
 
-/** The window's rows with their UTC day, resource key and tags; `where` narrows them further. */
+/**
+ * The window's rows with their UTC day, resource key and tags; `where` narrows them further. The
+ * rows of each source are those of its latest completed collection, every one of them: FOCUS rows
+ * may share every column read here (a usage row and its credit, two line items of one hour).
+ */
 function windowRows(db: string, w: CostWindow, where = ''): string {
   const from = Math.floor(Date.parse(w.from) / 1000);
   const to = Math.floor(Date.parse(w.to) / 1000);
   return `SELECT toUnixTimestamp(toStartOfDay(charge_period_start, 'UTC')) AS day, resource_id, resource_type, service_name,
             region_id, sku_id, effective_cost, if(resource_id != '', resource_id, concat('(no resource) ', sku_id)) AS key,
             visitParamExtractString(tags, 'deployment') AS dep, visitParamExtractString(tags, 'instance_type') AS itype
-     FROM ${db}.cost_usage FINAL
-     WHERE charge_period_start >= toDateTime(${from}) AND charge_period_start < toDateTime(${to})${where}`;
+     FROM ${db}.cost_usage
+     WHERE ${latestCostSnapshots(db)}
+       AND charge_period_start >= toDateTime(${from}) AND charge_period_start < toDateTime(${to})${where}`;
 }
 
 export async function costTotals(r: ClickHouseReader, w: CostWindow): Promise<CostTotals> {

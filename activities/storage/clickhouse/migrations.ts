@@ -117,6 +117,66 @@ async function createQuery(ctx: MigrationContext, name: string): Promise<string>
   return rows[0]?.q ?? '';
 }
 
+/** Every column of `cost_usage` as migration 1 made it, in table order (migration 4 adds `seq`). */
+const COST_COLUMNS = [
+  'charge_period_start',
+  'charge_period_end',
+  'billed_cost',
+  'effective_cost',
+  'resource_id',
+  'resource_type',
+  'service_name',
+  'region_id',
+  'sku_id',
+  'consumed_quantity',
+  'consumed_unit',
+  'tags',
+  'source',
+  'ver',
+] as const;
+
+const costColumnsDdl = `charge_period_start DateTime, charge_period_end DateTime, billed_cost Float64, effective_cost Float64,
+      resource_id String, resource_type String, service_name String, region_id String, sku_id String,
+      consumed_quantity Float64, consumed_unit String, tags String, source String, ver UInt64`;
+
+/**
+ * `cost_usage` since migration 4: every FOCUS row a collection read, none replacing another.
+ * FOCUS has no row identity (no column of specification/columns/ in
+ * FinOps-Open-Cost-and-Usage-Spec/FOCUS_Spec identifies a row): a usage row and its credit, two
+ * line items of one resource and hour, tax rows without a resource, or the same row in two
+ * sources all share resource, SKU, period and service. A row is its source, its collection
+ * (`ver`) and its number in that collection (`seq`), which also keeps the blocks of one
+ * collection distinct for a replicated table's deduplication of retried blocks.
+ */
+export const COST_USAGE_SORTING_KEY = 'source, ver, resource_id, sku_id, charge_period_start, seq';
+
+function costUsageDdl(db: string, table: string): string {
+  return `CREATE TABLE ${db}.${table} (
+      ${costColumnsDdl}, seq UInt64
+    ) ENGINE = MergeTree() PARTITION BY toYYYYMM(charge_period_start)
+      ORDER BY (${COST_USAGE_SORTING_KEY})`;
+}
+
+/**
+ * The collections of FOCUS sources that completed: one row each, written once its last row is
+ * in. A source's rows are those of its latest completed collection (`latestCostSnapshots`).
+ * `bad` counts the rows it could not use; `fingerprint` names the files it read (names, sizes,
+ * modification times), so an export that has not changed since is not read again.
+ */
+function costSnapshotsDdl(db: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${db}.cost_snapshots (
+      source String, ver UInt64, rows UInt64, completed_at DateTime, bad UInt64, fingerprint String
+    ) ENGINE = MergeTree() ORDER BY (source, ver)`;
+}
+
+/**
+ * The condition that keeps the rows of each source's latest completed collection, for a query
+ * on `cost_usage` (a tuple IN a subquery, which 18.16 runs).
+ */
+export function latestCostSnapshots(db: string): string {
+  return `(source, ver) IN (SELECT source, max(ver) FROM ${db}.cost_snapshots GROUP BY source)`;
+}
+
 /** How far back the catch-up after the copy of migration 2 looks for rows written meanwhile. */
 const CATCH_UP_SECONDS = 86_400;
 
@@ -191,6 +251,38 @@ export const CLICKHOUSE_MIGRATIONS: readonly ChMigration[] = [
       await exec(`INSERT INTO ${db}.score_daily ${scoreDailySelect(db, 'scores')}`);
     },
   },
+  {
+    // FOCUS rows sharing resource, SKU, period and service replaced each other (a credit its
+    // usage, one of two line items, one source's row another's), and a row a re-issued export
+    // dropped stayed forever. `cost_usage` becomes a plain MergeTree keyed by source, collection
+    // and row number, read through `cost_snapshots`: each source's latest completed collection.
+    // The existing rows are copied, each source's at its latest `ver` (what it was collected as
+    // last; the older ones were to be replaced), and that collection is recorded as completed.
+    // Rows written by the previous release's workers during the copy are not carried over: the
+    // next collection of their source writes it whole again.
+    version: 4,
+    name: 'cost rows kept whole, read by completed collection',
+    async apply(ctx) {
+      const { db, exec } = ctx;
+      const cols = COST_COLUMNS.join(', ');
+      await exec(costSnapshotsDdl(db));
+      const rebuilt = /\bseq`? UInt64\b/.test(await createQuery(ctx, 'cost_usage'));
+      if (!rebuilt && !(await tableExists(ctx, 'cost_usage_before_m4'))) {
+        await exec(`DROP TABLE IF EXISTS ${db}.cost_usage_next`);
+        await exec(costUsageDdl(db, 'cost_usage_next'));
+        await exec(`INSERT INTO ${db}.cost_usage_next (${cols}, seq) SELECT ${cols}, rowNumberInAllBlocks() FROM ${db}.cost_usage
+      WHERE (source, ver) IN (SELECT source, max(ver) FROM ${db}.cost_usage GROUP BY source)`);
+        await exec(`RENAME TABLE ${db}.cost_usage TO ${db}.cost_usage_before_m4, ${db}.cost_usage_next TO ${db}.cost_usage`);
+      }
+      await exec(`DROP TABLE IF EXISTS ${db}.cost_usage_before_m4`);
+      // Sources without a recorded collection: their latest one, as copied.
+      await exec(`INSERT INTO ${db}.cost_snapshots (source, ver, rows, completed_at)
+      SELECT source, ver, count(), now() FROM ${db}.cost_usage
+      WHERE (source, ver) IN (SELECT source, max(ver) FROM ${db}.cost_usage GROUP BY source)
+        AND source NOT IN (SELECT source FROM ${db}.cost_snapshots)
+      GROUP BY source, ver`);
+    },
+  },
 ];
 
 /**
@@ -212,6 +304,7 @@ const SCHEMA_TABLES: ReadonlyArray<{ table: string; version: number }> = [
   ...['interactions', 'scores', 'cost_usage', 'metric_samples'].map((table) => ({ table, version: 1 })),
   { table: 'score_daily', version: 3 },
   { table: 'score_daily_mv', version: 3 },
+  { table: 'cost_snapshots', version: 4 },
 ];
 
 /** The newest schema version this code knows. */

@@ -66,7 +66,10 @@ export interface CostUsageRow {
   consumed_unit: string;
   tags: string;
   source: string;
+  /** The collection that read the row; only a source's latest completed collection is read (cost_snapshots). */
   ver: number;
+  /** The row's number in its collection (rows sharing every other column are distinct rows); 0 when not given. */
+  seq?: number;
 }
 
 export interface MetricSampleRow {

@@ -20,7 +20,7 @@ import {
   costTotals,
 } from './cost-queries.js';
 import { insertIsolatingRefused, partitionBlocks, utcDayKey, utcMonthKey } from './insert-blocks.js';
-import { applyMigrations, CLICKHOUSE_MIGRATIONS, type MigrateOptions } from './migrations.js';
+import { applyMigrations, CLICKHOUSE_MIGRATIONS, latestCostSnapshots, type MigrateOptions } from './migrations.js';
 import { type CostUsageRow, type InteractionRow, type MetricSampleRow, type ScoreRow, unixSeconds } from './rows.js';
 import {
   aggregateScores,
@@ -38,7 +38,7 @@ import {
   versionFilter,
   type VersionSelection,
 } from './score-queries.js';
-import { sqlId, sqlIdList, sqlString } from './sql.js';
+import { SqlValueError, sqlId, sqlIdList, sqlString } from './sql.js';
 import { compareCodePoints } from '../../../domain/infra/series-builder.js';
 
 /** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
@@ -65,6 +65,12 @@ function isReusedSocketReset(e: unknown): boolean {
 }
 
 const BUT_LE = `replaceRegexpOne(labels, '"le":"[^"]*",?', '')`;
+
+/** A count or collection version as SQL: a non-negative safe integer, else a SqlValueError. */
+function count(n: number, what: string): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new SqlValueError(`${what} ${String(n).slice(0, 32)} is not a non-negative integer`);
+  return String(n);
+}
 
 /** The row with lone surrogates in its strings replaced by U+FFFD (the row itself when it has none). */
 function wellFormedRow(row: unknown): unknown {
@@ -276,8 +282,69 @@ export class ClickHouseStore {
     return scoreTrends(this, q);
   }
 
+  /**
+   * Rows of one collection of a FOCUS source. They are read once the collection is recorded as
+   * completed (`completeCostSnapshot`), never before: a collection that stops half-way leaves its
+   * source's previous rows what is read.
+   */
   async insertCostRows(rows: CostUsageRow[]): Promise<void> {
     for (const block of partitionBlocks(rows, (r) => utcMonthKey(r.charge_period_start), 10_000)) await this.insert('cost_usage', block);
+  }
+
+  /**
+   * Record collection `ver` of a FOCUS source as completed, with its row count, once its last row
+   * is inserted: from then on it is what is read of the source (unless a later collection has
+   * completed). The source's older rows (older collections, collections that died half-way) are
+   * then deleted: a mutation, which runs asynchronously, and readers never depend on it having
+   * run. Nothing is deleted when there is nothing older.
+   */
+  async completeCostSnapshot(source: string, ver: number, rows: number, o: { bad?: number; fingerprint?: string } = {}): Promise<void> {
+    const v = count(ver, 'ver');
+    await this.exec(
+      `INSERT INTO ${this.db}.cost_snapshots (source, ver, rows, completed_at, bad, fingerprint)
+       SELECT ${sqlString(source)}, ${v}, ${count(rows, 'rows')}, now(), ${count(o.bad ?? 0, 'bad')}, ${sqlString(o.fingerprint ?? '')}`,
+    );
+    const older = `source = ${sqlString(source)} AND ver < ${v}`;
+    const left = await this.query<{ rows: string | number; snapshots: string | number }>(
+      `SELECT (SELECT count() FROM ${this.db}.cost_usage WHERE ${older}) AS rows,
+              (SELECT count() FROM ${this.db}.cost_snapshots WHERE ${older}) AS snapshots`,
+    );
+    if (Number(left[0]?.rows ?? 0) > 0) await this.exec(`ALTER TABLE ${this.db}.cost_usage DELETE WHERE ${older}`);
+    if (Number(left[0]?.snapshots ?? 0) > 0) await this.exec(`ALTER TABLE ${this.db}.cost_snapshots DELETE WHERE ${older}`);
+  }
+
+  /** The latest completed collection of a FOCUS source, if any. */
+  async latestCostSnapshot(source: string): Promise<{ ver: number; rows: number; bad: number; fingerprint: string } | undefined> {
+    const r = await this.query<{ ver: string | number; rows: string | number; bad: string | number; fingerprint: string }>(
+      `SELECT ver, rows, bad, fingerprint FROM ${this.db}.cost_snapshots WHERE source = ${sqlString(source)} ORDER BY ver DESC LIMIT 1`,
+    );
+    const x = r[0];
+    return x && { ver: Number(x.ver), rows: Number(x.rows), bad: Number(x.bad), fingerprint: x.fingerprint };
+  }
+
+  /**
+   * Delete FOCUS rows: with `ver`, those of one collection of each source (one that failed: they
+   * were never read); without, every row and recorded collection of these sources (unregistered).
+   * Mutations, run asynchronously; nothing is sent for sources without such rows.
+   */
+  async deleteCostRows(q: { sources: readonly string[]; ver?: number }): Promise<void> {
+    const sources = [...new Set(q.sources)];
+    for (let i = 0; i < sources.length; i += IDS_PER_STATEMENT) {
+      const list = sources
+        .slice(i, i + IDS_PER_STATEMENT)
+        .map((x) => sqlString(x))
+        .join(', ');
+      const which = `source IN (${list})${q.ver === undefined ? '' : ` AND ver = ${count(q.ver, 'ver')}`}`;
+      const left = await this.query<{ rows: string | number; snapshots: string | number }>(
+        `SELECT (SELECT count() FROM ${this.db}.cost_usage WHERE ${which}) AS rows,
+                (SELECT count() FROM ${this.db}.cost_snapshots WHERE ${which}) AS snapshots`,
+      );
+      // A failed collection was never recorded; a recorded one is deleted only with its source.
+      if (q.ver === undefined && Number(left[0]?.snapshots ?? 0) > 0) {
+        await this.exec(`ALTER TABLE ${this.db}.cost_snapshots DELETE WHERE ${which}`);
+      }
+      if (Number(left[0]?.rows ?? 0) > 0) await this.exec(`ALTER TABLE ${this.db}.cost_usage DELETE WHERE ${which}`);
+    }
   }
 
   async insertMetricSamples(rows: MetricSampleRow[]): Promise<void> {
@@ -295,8 +362,9 @@ export class ClickHouseStore {
       `SELECT toUnixTimestamp(toStartOfDay(charge_period_start, 'UTC')) AS day, resource_id, resource_type, service_name, region_id,
               sku_id, any(consumed_unit) AS consumed_unit, any(tags) AS tags,
               sum(billed_cost) AS billed_cost, sum(effective_cost) AS effective_cost, sum(consumed_quantity) AS consumed_quantity
-       FROM ${this.db}.cost_usage FINAL
-       WHERE charge_period_start >= toDateTime(${unixSeconds(from)}) AND charge_period_start < toDateTime(${unixSeconds(to)})
+       FROM ${this.db}.cost_usage
+       WHERE ${latestCostSnapshots(this.db)}
+         AND charge_period_start >= toDateTime(${unixSeconds(from)}) AND charge_period_start < toDateTime(${unixSeconds(to)})
        GROUP BY day, resource_id, resource_type, service_name, region_id, sku_id
        ORDER BY day, resource_id, sku_id${limit}`,
     );
