@@ -1,6 +1,7 @@
 /** Every workflow type the worker registers, by feature. */
 export { collectionCycle, cycleStatusQuery } from './collector/collection-cycle.js';
 export { scoreBatch } from './collector/score-batch.js';
+export { backfill, backfillStatusQuery } from './collector/backfill.js';
 export { computeBaseline } from './gate/baseline.js';
 export { deployGate, gateProgressQuery, overrideUpdate, overrideSignal } from './gate/deploy-gate.js';
 export { abCompare } from './gate/compare.js';

@@ -30,6 +30,15 @@ export const fetchOptions: ActivityOptions = {
   },
 };
 
+/**
+ * A backfill's reads (a page of ids, the window's coverage): a scan of a deployment's interactions
+ * in a window may take longer than a store call; ClickHouse outages are waited out like a cycle's.
+ */
+export const backfillReadOptions: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryableTypes() },
+};
+
 /** Settings read once at a workflow's start (local: nothing to wait for). */
 export const localOptions: LocalActivityOptions = { startToCloseTimeout: '10s' };
 

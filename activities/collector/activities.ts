@@ -14,11 +14,40 @@ import type { ActivityDeps } from '../deps.js';
 import { recordCollectionRun, type CollectionRunRecord } from '../storage/postgres/collection-runs.js';
 import * as deployments from '../storage/postgres/deployments.js';
 import { planCoverage as planPageCoverage, type CoveragePlan } from './coverage.js';
-import { fetchPage } from './fetch.js';
+import { fetchPage, sampled as sampledId } from './fetch.js';
 import { createSlots, scoreBatchOfInteractions, type ScoreBatchRequest } from './scoring.js';
+import { interactionIdPage, windowCoverage, type InteractionWindow } from '../storage/clickhouse/backfill-queries.js';
+import type { BackfillCoverage } from '../../domain/collector/backfill.js';
 
 export type { FetchPageResult } from './fetch.js';
 export { sampled } from './fetch.js';
+
+/** One page of a backfill: the window, where the last page ended, and what the judge is. */
+export interface BackfillPageRequest extends InteractionWindow {
+  after: string | null;
+  /** Ids read from ClickHouse for this page. */
+  pageSize: number;
+  /** Most ids this page hands to the judge (what is left of the backfill's limit). */
+  maxTodo: number;
+  checks: Check[];
+  settings: CycleSettings;
+}
+
+export interface BackfillPage {
+  /** Ids to score (sampled, missing at least one check), in id order. */
+  ids: string[];
+  /** Ids of the window read (up to `after`). */
+  seen: number;
+  notSampled: number;
+  /** Ids stored by the cycle running now (it scores them). */
+  inCycle: number;
+  /** Ids with every check already stored for the judge and prompt versions. */
+  alreadyScored: number;
+  /** The last id read: the next page starts after it. */
+  after: string | null;
+  /** More of the window may follow `after`. */
+  hasMore: boolean;
+}
 
 export interface JudgeCheckInput {
   deployment: string;
@@ -190,6 +219,68 @@ export function createCollectorActivities(deps: ActivityDeps) {
     await recordCollectionRun(db, { ...r, status: r.status ?? 'ok', error: r.error === undefined ? undefined : clean(r.error) });
   }
 
+  /**
+   * A page of a backfill: the window's ids after `after`, in id order, without the ids the
+   * deployment's sample rate leaves out, those whose every check is already stored for this
+   * judge and these prompt versions (so a limit counts the interactions that need the judge, and a
+   * backfill started again goes past what an earlier one scored), and those stored by the cycle
+   * that holds the deployment's lease now: that cycle scores them, and judging them here at the
+   * same time would pay twice and write a second row each (baselines count rows without FINAL).
+   * The page ends early when `maxTodo` ids are to score. Only ids come back: texts stay in ClickHouse.
+   */
+  async function backfillPage(input: BackfillPageRequest): Promise<BackfillPage> {
+    const dep = await deployments.getDeployment(db, input.deployment);
+    if (!dep) {
+      raise(
+        'UnknownDeployment',
+        `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`,
+      );
+    }
+    const window: InteractionWindow = { deployment: input.deployment, modelVersion: input.modelVersion, from: input.from, to: input.to };
+    const rows = await interactionIdPage(ch, window, input.after, input.pageSize);
+    // Read after the ids: a cycle that released its lease since has written its scores, which the
+    // stored checks below (read after the lease) include.
+    const cycle = await deployments.runningCycle(db, input.deployment);
+    const chosen = rows.filter((r) => sampledId(r.id, dep.sample_rate) && r.cycle_id !== cycle).map((r) => r.id);
+    const stored = await ch.storedChecks({
+      deployment: input.deployment,
+      ids: chosen,
+      judge: input.settings.judge,
+      promptVersions: input.settings.promptVersions,
+    });
+    const page: BackfillPage = {
+      ids: [],
+      seen: 0,
+      notSampled: 0,
+      inCycle: 0,
+      alreadyScored: 0,
+      after: input.after,
+      hasMore: rows.length === input.pageSize,
+    };
+    for (const [i, { id, cycle_id }] of rows.entries()) {
+      page.seen++;
+      page.after = id;
+      if (!sampledId(id, dep.sample_rate)) page.notSampled++;
+      else if (cycle_id === cycle) page.inCycle++;
+      else if (input.checks.every((c) => stored.get(id)?.has(c))) page.alreadyScored++;
+      else page.ids.push(id);
+      if (page.ids.length >= input.maxTodo) {
+        page.hasMore ||= i < rows.length - 1;
+        break;
+      }
+    }
+    return page;
+  }
+
+  /** How much of a backfill's window the judge's scores cover (backfill-queries.ts). */
+  async function backfillCoverage(input: InteractionWindow & { checks: Check[]; settings: CycleSettings }): Promise<BackfillCoverage> {
+    return windowCoverage(
+      ch,
+      { deployment: input.deployment, modelVersion: input.modelVersion, from: input.from, to: input.to },
+      { judge: input.settings.judge, promptVersions: input.settings.promptVersions, checks: input.checks },
+    );
+  }
+
   return {
     cycleSettings,
     claimCycle,
@@ -202,6 +293,8 @@ export function createCollectorActivities(deps: ActivityDeps) {
     recordCheckFailure,
     advanceCursor,
     recordCycle,
+    backfillPage,
+    backfillCoverage,
   };
 }
 

@@ -14,6 +14,7 @@ import { OFFLINE_JUDGE_VERSION } from '../../domain/judge/offline-judge.js';
 import { COMBINED_PROMPT_VERSION, JUDGE_PROMPT_VERSION } from '../../domain/judge/prompts.js';
 import { GateUsageError } from '../gate.js';
 import { EXIT, UsageError, type CommandOutcome } from './args.js';
+import { registerBackfillCommand } from './backfill.js';
 import { registerCodecServerCommand } from './codec.js';
 import { registerCollectCommand, registerCyclesCommand, registerScoresCommand } from './collect.js';
 import { registerDeploymentCommands } from './deployments.js';
@@ -44,7 +45,10 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
     .description('Watches self-hosted LLM deployments: scores every interaction, keeps quality baselines, gates rollouts.')
     .version(versionText(), '-V, --version', 'print the release and the judge versions')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // The program's options are read before a command's name only: after it, `--version <v>` is
+    // the model version of `scores`, `baseline` and `backfill` (read anywhere, it printed the release).
+    .enablePositionalOptions();
 
   registerStackCommands(program);
   registerWorkerCommand(program, outcome);
@@ -52,6 +56,7 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
   registerCodecServerCommand(program);
   registerDeploymentCommands(program);
   registerCollectCommand(program);
+  registerBackfillCommand(program);
   registerScheduleCommands(program);
   registerScoresCommand(program);
   registerCyclesCommand(program);
@@ -62,7 +67,10 @@ export function buildProgram(outcome: CommandOutcome = { exitCode: EXIT.ok }): C
   registerReviewCommands(program);
   registerReportCommand(program);
   registerJudgeCommands(program, outcome);
-  program.addOption(new Option('--verbose', 'print stack traces on errors').hideHelp());
+  // --verbose is read from the arguments wherever it stands; every command accepts it.
+  const verbose = () => new Option('--verbose', 'print stack traces on errors').hideHelp();
+  const commands = (c: Command): Command[] => [c, ...c.commands.flatMap(commands)];
+  for (const c of commands(program)) c.addOption(verbose());
   return program;
 }
 

@@ -206,7 +206,7 @@ export function coverageNote(selected: number, unscored: number, limitedBy: stri
   return `scored ${n(scored)} of ${n(selected)} interactions (${pct} %), limited by the ${limitedBy}`;
 }
 
-export function addBatch(t: CycleTotals, b: BatchTotals): void {
+export function addBatch(t: BatchTotals, b: BatchTotals): void {
   t.scored += b.scored;
   t.failed += b.failed;
   t.skipped += b.skipped;

@@ -120,3 +120,12 @@ export async function getNotifyTargets(db: Db, deployment: string): Promise<unkn
 export async function setNotifyTargets(db: Db, deployment: string, targets: unknown[]): Promise<void> {
   await db.query('UPDATE deployments SET notify = $2, updated_at = now() WHERE id = $1', [deployment, JSON.stringify(targets)]);
 }
+
+/** The cycle holding the deployment's collection lease now (unexpired), if any. */
+export async function runningCycle(db: Db, deployment: string): Promise<string | undefined> {
+  const r = await db.query<{ running_cycle: string }>(
+    'SELECT running_cycle FROM collection_cursors WHERE deployment = $1 AND running_cycle IS NOT NULL AND lease_until >= now()',
+    [deployment],
+  );
+  return r.rows[0]?.running_cycle ?? undefined;
+}
