@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { raise } from '../../common/failures.js';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { primaryScore, type Check } from '../../common/types.js';
-import { SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
+import { emptyBatchTotals, SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from '../../domain/collector/collection.js';
 import { truncateForJudge } from '../../domain/judge/truncate.js';
 import { recordJudgeUsage, recordScoresWritten } from '../metrics.js';
 import type { InteractionRow, ScoreRow } from '../storage/clickhouse/rows.js';
@@ -114,18 +114,7 @@ export async function scoreBatchOfInteractions(
   // Every judge call of the batch listens to the activity's cancellation.
   setMaxListeners(0, ctx.cancellationSignal);
   const { settings } = req;
-  const totals: Required<BatchTotals> = {
-    scored: 0,
-    failed: 0,
-    skipped: 0,
-    abstained: 0,
-    promptTokens: 0,
-    completionTokens: 0,
-    cachedTokens: 0,
-    reasoningTokens: 0,
-    llmCalls: 0,
-    failureSamples: [],
-  };
+  const totals = emptyBatchTotals();
   const judge = settings.judge === 'offline' ? 'offline' : deps.llm;
   if (settings.judge !== deps.judgeName || !judge) {
     raise(

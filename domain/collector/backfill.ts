@@ -5,7 +5,14 @@
  */
 import { z } from 'zod';
 import { calendarDateExists, CHECKS, idSchema, parseUtcDate } from '../../common/types.js';
-import { collectionCycleInputSchema, cycleSettingsSchema, SAMPLE_LIMIT, type BatchTotals, type CycleSettings } from './collection.js';
+import {
+  collectionCycleInputSchema,
+  cycleSettingsSchema,
+  emptyBatchTotals,
+  SAMPLE_LIMIT,
+  type BatchTotals,
+  type CycleSettings,
+} from './collection.js';
 
 /** Interactions a backfill sends to the judge when its caller sets no limit. */
 export const BACKFILL_DEFAULT_LIMIT = 10_000;
@@ -120,16 +127,7 @@ export const emptyBackfillTotals = (): BackfillTotals => ({
   alreadyScored: 0,
   selected: 0,
   unscoredForBudget: 0,
-  scored: 0,
-  failed: 0,
-  skipped: 0,
-  abstained: 0,
-  promptTokens: 0,
-  completionTokens: 0,
-  cachedTokens: 0,
-  reasoningTokens: 0,
-  llmCalls: 0,
-  failureSamples: [],
+  ...emptyBatchTotals(),
 });
 
 /** What the `status` query answers while a backfill runs. */

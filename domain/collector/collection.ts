@@ -169,15 +169,8 @@ export interface CycleTotals extends BatchTotals {
   badSamples: BadSample[];
 }
 
-export const emptyTotals = (): Required<CycleTotals> => ({
-  pages: 0,
-  fetched: 0,
-  stored: 0,
-  bad: 0,
-  sampled: 0,
-  conflicts: 0,
-  unscoredForBudget: 0,
-  coverageNote: '',
+/** A batch's totals before it judged anything (also the judging part of a cycle's or a backfill's). */
+export const emptyBatchTotals = (): Required<BatchTotals> => ({
   scored: 0,
   failed: 0,
   skipped: 0,
@@ -187,9 +180,21 @@ export const emptyTotals = (): Required<CycleTotals> => ({
   cachedTokens: 0,
   reasoningTokens: 0,
   llmCalls: 0,
+  failureSamples: [],
+});
+
+export const emptyTotals = (): Required<CycleTotals> => ({
+  pages: 0,
+  fetched: 0,
+  stored: 0,
+  bad: 0,
+  sampled: 0,
+  conflicts: 0,
+  unscoredForBudget: 0,
+  coverageNote: '',
+  ...emptyBatchTotals(),
   versions: [],
   badSamples: [],
-  failureSamples: [],
 });
 
 /** Totals carried across continue-as-new, completed with fields that runs recorded before lacked. */
