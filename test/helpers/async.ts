@@ -25,3 +25,14 @@ export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure
   }
   throw new Error('expected a failure');
 }
+
+/** Waits until `check` holds (e.g. a ClickHouse mutation, which runs asynchronously); the last value read. */
+export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  let v = await read();
+  while (!check(v) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 200));
+    v = await read();
+  }
+  return v;
+}

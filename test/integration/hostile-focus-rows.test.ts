@@ -29,6 +29,7 @@ import { ClickHouseStore } from '../../activities/storage/clickhouse/store.js';
 import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { createScratchDatabase } from '../../stack/postgres.js';
 import { openStores, type Stores } from '../../client/runtime.js';
+import { eventually } from '../helpers/async.js';
 import { testConfig, testEnv } from '../helpers/env.js';
 
 const NAME = `optiinfra_focus_rows_${randomUUID().slice(0, 8)}`;
@@ -95,16 +96,6 @@ async function source(id: string, files: Record<string, string>): Promise<string
 const spend = async (w: { from: string; to: string }) => (await ch.costTotals(w)).spendUsd;
 const rowsOf = async (store: ClickHouseStore, table: string, where: string) =>
   Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.db}.${table} WHERE ${where}`))[0]!.n);
-/** Waits until `check` holds (a mutation runs asynchronously); its last value. */
-async function eventually<T>(read: () => Promise<T>, check: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await read();
-  while (!check(v) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 200));
-    v = await read();
-  }
-  return v;
-}
 
 beforeAll(async () => {
   const pgDb = await createScratchDatabase(testEnv().databaseUrl, NAME);

@@ -14,6 +14,7 @@ import type { Db } from '../../activities/storage/postgres/db.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { LIST_PAGE, type ListedInfraSource, listedInfraSources } from '../../client/cli/infra.js';
 import { createScratchDatabase } from '../../stack/postgres.js';
+import { eventually } from '../helpers/async.js';
 import { runCli } from '../helpers/cli.js';
 import { testConfig, testEnv } from '../helpers/env.js';
 
@@ -216,13 +217,12 @@ describe('optiinfra infra remove', () => {
     const window = { from: '2025-01-01T00:00:00Z', to: '2025-02-01T00:00:00Z' };
     expect((await stores.ch.costTotals(window)).spendUsd).toBe(107);
     expect((await cli('remove', 'billing')).code).toBe(0);
-    let spend = 0;
-    for (let i = 0; i < 150; i++) {
-      spend = (await stores.ch.costTotals(window)).spendUsd;
-      if (spend === 7) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(spend).toBe(7);
+    expect(
+      await eventually(
+        async () => (await stores.ch.costTotals(window)).spendUsd,
+        (x) => x === 7,
+      ),
+    ).toBe(7);
     expect(await ids()).toEqual(['billing-eu']);
   });
 
