@@ -243,6 +243,43 @@ describe('FOCUS rows sharing a key', () => {
     ).toBe(n + 1);
   });
 
+  it('two collections of one source at once, the newer completing first: the older one leaves no rows behind', async () => {
+    // Pins: a collection that completes after a newer one of its source (a scheduled collection
+    // beside an analysis collecting its own sources) deletes its own rows. Failed before: they
+    // stayed (never read, but kept until the export changed again, which an unchanged export never does).
+    const w = month(7);
+    const row = (ver: number, cost: number, seq: number) => ({
+      charge_period_start: Date.parse(w.hour) / 1000,
+      charge_period_end: Date.parse(w.hour) / 1000 + 3600,
+      billed_cost: cost,
+      effective_cost: cost,
+      resource_id: 'vm-race',
+      resource_type: 'VirtualMachine',
+      service_name: 'Compute',
+      region_id: 'eu-1',
+      sku_id: 'sku-1',
+      consumed_quantity: 1,
+      consumed_unit: 'Hours',
+      tags: '{}',
+      source: 'race',
+      ver,
+      seq,
+    });
+    // The older collection's last batch lands after the newer one completed (and deleted what was older then).
+    await ch.insertCostRows([row(2_000, 9, 0), row(2_000, 1, 1)]);
+    await ch.completeCostSnapshot('race', 2_000, 2);
+    await ch.insertCostRows([row(1_000, 4, 0)]);
+    await ch.completeCostSnapshot('race', 1_000, 1);
+    expect(await spend(w)).toBe(10);
+    expect(
+      await eventually(
+        () => rowsOf(ch, 'cost_usage', "source = 'race'"),
+        (n) => n === 2,
+      ),
+    ).toBe(2);
+    expect((await ch.latestCostSnapshot('race'))?.ver).toBe(2_000);
+  });
+
   it('two sources holding the same row: both counted', async () => {
     // Pins: the rows of one source never replace another's.
     // Failed before: the second source's row replaced the first's: spend 15 instead of 25.

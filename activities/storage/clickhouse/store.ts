@@ -304,7 +304,10 @@ export class ClickHouseStore {
       `INSERT INTO ${this.db}.cost_snapshots (source, ver, rows, completed_at, bad, fingerprint)
        SELECT ${sqlString(source)}, ${v}, ${count(rows, 'rows')}, now(), ${count(o.bad ?? 0, 'bad')}, ${sqlString(o.fingerprint ?? '')}`,
     );
-    const older = `source = ${sqlString(source)} AND ver < ${v}`;
+    // Older than the latest completed collection, which is this one unless a collection of the
+    // source that ran beside it completed with a higher version: then this one's rows go too.
+    const latest = (await this.latestCostSnapshot(source))?.ver ?? ver;
+    const older = `source = ${sqlString(source)} AND ver < ${count(Math.max(latest, ver), 'ver')}`;
     const left = await this.query<{ rows: string | number; snapshots: string | number }>(
       `SELECT (SELECT count() FROM ${this.db}.cost_usage WHERE ${older}) AS rows,
               (SELECT count() FROM ${this.db}.cost_snapshots WHERE ${older}) AS snapshots`,
