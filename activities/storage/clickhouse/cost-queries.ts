@@ -14,7 +14,7 @@ import type { ResourceAgg } from '../../../domain/agents/cost/period.js';
 import type { ServiceDay } from '../../../domain/agents/cost/summary.js';
 import type { ClickHouseReader } from './score-queries.js';
 import { latestCostSnapshots } from './migrations.js';
-import { sqlString } from './sql.js';
+import { sqlLists, sqlString } from './sql.js';
 
 const DAY = 86_400;
 
@@ -101,9 +101,6 @@ export async function costByDeployment(
   return rows.map((x) => ({ deployment: String(x.deployment), costUsd: Number(x.cost) }));
 }
 
-/** Most (service, resource) pairs or resource ids one statement names (ClickHouse parses at most 256 KiB of SQL). */
-const IDS_PER_STATEMENT = 1000;
-
 /**
  * Spend per service and UTC day of the `limit` services with the most spend, with each day's top
  * resource (the most spend; the first in byte order among equals), its spend, and its spend in
@@ -140,11 +137,7 @@ export async function costByServiceDay(
     (k) => JSON.parse(k) as [string, string],
   );
   const spendOn = new Map<string, number>();
-  for (let i = 0; i < pairs.length; i += IDS_PER_STATEMENT) {
-    const list = pairs
-      .slice(i, i + IDS_PER_STATEMENT)
-      .map(([service, key]) => `(${sqlString(service)}, ${sqlString(key)})`)
-      .join(', ');
+  for (const list of sqlLists(pairs, ([service, key]) => `(${sqlString(service)}, ${sqlString(key)})`)) {
     const spent = await r.query<Record<string, string | number>>(
       `SELECT service_name, key, day, sum(effective_cost) AS c FROM (${windowRows(r.db, w)})
        WHERE day >= ${d} AND (service_name, key) IN (${list}) GROUP BY service_name, key, day`,
@@ -170,11 +163,7 @@ export async function costOfResources(r: ClickHouseReader, w: CostWindow & { ids
   const ids = [...new Set(w.ids.filter((id) => id !== ''))].sort();
   const d = firstDayOf(w.from);
   const out: CostResource[] = [];
-  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) {
-    const list = ids
-      .slice(i, i + IDS_PER_STATEMENT)
-      .map((id) => sqlString(id))
-      .join(', ');
+  for (const list of sqlLists(ids, sqlString)) {
     const rows = await r.query<Record<string, string | number>>(
       `SELECT resource_id, countIf(day >= ${d}) AS n, sumIf(effective_cost, day >= ${d}) AS cost,
               argMinIf(service_name, tuple(day, sku_id), day >= ${d}) AS service_name,

@@ -38,7 +38,7 @@ import {
   versionFilter,
   type VersionSelection,
 } from './score-queries.js';
-import { SqlValueError, sqlId, sqlIdList, sqlString } from './sql.js';
+import { SqlValueError, sqlId, sqlIdList, sqlLists, sqlString } from './sql.js';
 import { compareCodePoints } from '../../../domain/infra/series-builder.js';
 
 /** One statement the store sent: its SQL (for an insert, the INSERT with its format) and rows. */
@@ -53,9 +53,6 @@ export interface ClickHouseStoreOptions {
 }
 
 const SURROGATE = /[\uD800-\uDFFF]/;
-
-/** Most sources one statement names (ClickHouse parses at most 256 KiB of SQL). */
-const IDS_PER_STATEMENT = 1000;
 
 /** A series' labels but `le` (labels are canonical JSON, keys sorted): the buckets of one histogram share it. */
 /** A connection reset before any answer (ECONNRESET, "socket hang up"), as a reused keep-alive socket fails. */
@@ -331,12 +328,7 @@ export class ClickHouseStore {
    * Mutations, run asynchronously; nothing is sent for sources without such rows.
    */
   async deleteCostRows(q: { sources: readonly string[]; ver?: number }): Promise<void> {
-    const sources = [...new Set(q.sources)];
-    for (let i = 0; i < sources.length; i += IDS_PER_STATEMENT) {
-      const list = sources
-        .slice(i, i + IDS_PER_STATEMENT)
-        .map((x) => sqlString(x))
-        .join(', ');
+    for (const list of sqlLists([...new Set(q.sources)], sqlString)) {
       const which = `source IN (${list})${q.ver === undefined ? '' : ` AND ver = ${count(q.ver, 'ver')}`}`;
       const left = await this.query<{ rows: string | number; snapshots: string | number }>(
         `SELECT (SELECT count() FROM ${this.db}.cost_usage WHERE ${which}) AS rows,
@@ -422,12 +414,7 @@ export class ClickHouseStore {
     if (!q.metrics.length || !q.sources.length) return [];
     const names = q.metrics.map((m) => sqlString(m)).join(', ');
     const out: Array<{ source: string; metric: string; series: number; groups: number }> = [];
-    const sources = [...new Set(q.sources)];
-    for (let i = 0; i < sources.length; i += IDS_PER_STATEMENT) {
-      const list = sources
-        .slice(i, i + IDS_PER_STATEMENT)
-        .map((x) => sqlString(x))
-        .join(', ');
+    for (const list of sqlLists([...new Set(q.sources)], sqlString)) {
       const rows = await this.query<{ source: string; metric: string; series: string | number; groups: string | number }>(
         `SELECT source, metric, uniqExact(labels) AS series, uniqExact(${BUT_LE}) AS groups FROM ${this.db}.metric_samples
          WHERE source IN (${list}) AND metric IN (${names})
