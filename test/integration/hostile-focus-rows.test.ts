@@ -30,6 +30,7 @@ import { upsertInfraSource } from '../../activities/storage/postgres/agents.js';
 import { createScratchDatabase } from '../../stack/postgres.js';
 import { openStores, type Stores } from '../../client/runtime.js';
 import { eventually } from '../helpers/async.js';
+import { hourlyCostRow } from '../helpers/cost-rows.js';
 import { testConfig, testEnv } from '../helpers/env.js';
 
 const NAME = `optiinfra_focus_rows_${randomUUID().slice(0, 8)}`;
@@ -96,6 +97,14 @@ async function source(id: string, files: Record<string, string>): Promise<string
 const spend = async (w: { from: string; to: string }) => (await ch.costTotals(w)).spendUsd;
 const rowsOf = async (store: ClickHouseStore, table: string, where: string) =>
   Number((await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.db}.${table} WHERE ${where}`))[0]!.n);
+/** Expects `table` of `store` to come to hold `n` rows matching `where` (a mutation runs asynchronously). */
+const rowsSettle = async (table: string, where: string, n: number, store = ch) =>
+  expect(
+    await eventually(
+      () => rowsOf(store, table, where),
+      (x) => x === n,
+    ),
+  ).toBe(n);
 
 beforeAll(async () => {
   const pgDb = await createScratchDatabase(testEnv().databaseUrl, NAME);
@@ -172,18 +181,8 @@ describe('FOCUS rows sharing a key', () => {
       ['vm-b', 20],
     ]);
     // The first collection's rows and record are deleted (a mutation: readers never waited for it).
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_usage', "source = 'restated'"),
-        (n) => n === 2,
-      ),
-    ).toBe(2);
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_snapshots', "source = 'restated'"),
-        (n) => n === 1,
-      ),
-    ).toBe(1);
+    await rowsSettle('cost_usage', "source = 'restated'", 2);
+    await rowsSettle('cost_snapshots', "source = 'restated'", 1);
   });
 
   it('a collection that dies half-way (an unclosed quote after a good file): the previous collection is what is read', async () => {
@@ -204,43 +203,20 @@ describe('FOCUS rows sharing a key', () => {
     expect(await spend(w)).toBe(n);
     expect((await ch.costTotals(w)).rowsInWindow).toBe(n);
     // Its rows are deleted; the previous collection's stay.
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_usage', "source = 'half'"),
-        (x) => x === n,
-      ),
-    ).toBe(n);
+    await rowsSettle('cost_usage', "source = 'half'", n);
     // A collection whose worker died after inserting rows (never recorded as completed): not read either.
+    const dead = focusCollectionVer();
     await ch.insertCostRows(
-      [0, 1, 2].map((seq) => ({
-        charge_period_start: Date.parse(w.hour) / 1000,
-        charge_period_end: Date.parse(w.hour) / 1000 + 3600,
-        billed_cost: 1000,
-        effective_cost: 1000,
-        resource_id: 'vm-0',
-        resource_type: 'VM',
-        service_name: 'Compute',
-        region_id: 'eu-1',
-        sku_id: 'sku-1',
-        consumed_quantity: 1,
-        consumed_unit: 'Hours',
-        tags: '{}',
-        source: 'half',
-        ver: focusCollectionVer(),
-        seq,
-      })),
+      [0, 1, 2].map((seq) =>
+        hourlyCostRow({ start: Date.parse(w.hour) / 1000, cost: 1000, resource: 'vm-0', source: 'half', ver: dead, seq }),
+      ),
     );
     expect(await spend(w)).toBe(n);
     // Repaired, the export is read whole; everything older is deleted.
     await source('half', { 'a.csv': good(2), 'b.csv': csvOf([{ start: w.hour, cost: 5, resource: 'vm-b' }]) });
     expect(await collect({ id: 'half' })).toMatchObject({ rows: n + 1, bad: 0 });
     expect(await spend(w)).toBe(2 * n + 5);
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_usage', "source = 'half'"),
-        (x) => x === n + 1,
-      ),
-    ).toBe(n + 1);
+    await rowsSettle('cost_usage', "source = 'half'", n + 1);
   });
 
   it('two collections of one source at once, the newer completing first: the older one leaves no rows behind', async () => {
@@ -248,35 +224,15 @@ describe('FOCUS rows sharing a key', () => {
     // beside an analysis collecting its own sources) deletes its own rows. Failed before: they
     // stayed (never read, but kept until the export changed again, which an unchanged export never does).
     const w = month(7);
-    const row = (ver: number, cost: number, seq: number) => ({
-      charge_period_start: Date.parse(w.hour) / 1000,
-      charge_period_end: Date.parse(w.hour) / 1000 + 3600,
-      billed_cost: cost,
-      effective_cost: cost,
-      resource_id: 'vm-race',
-      resource_type: 'VirtualMachine',
-      service_name: 'Compute',
-      region_id: 'eu-1',
-      sku_id: 'sku-1',
-      consumed_quantity: 1,
-      consumed_unit: 'Hours',
-      tags: '{}',
-      source: 'race',
-      ver,
-      seq,
-    });
+    const row = (ver: number, cost: number, seq: number) =>
+      hourlyCostRow({ start: Date.parse(w.hour) / 1000, cost, resource: 'vm-race', source: 'race', ver, seq });
     // The older collection's last batch lands after the newer one completed (and deleted what was older then).
     await ch.insertCostRows([row(2_000, 9, 0), row(2_000, 1, 1)]);
     await ch.completeCostSnapshot('race', 2_000, 2);
     await ch.insertCostRows([row(1_000, 4, 0)]);
     await ch.completeCostSnapshot('race', 1_000, 1);
     expect(await spend(w)).toBe(10);
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_usage', "source = 'race'"),
-        (n) => n === 2,
-      ),
-    ).toBe(2);
+    await rowsSettle('cost_usage', "source = 'race'", 2);
     expect((await ch.latestCostSnapshot('race'))?.ver).toBe(2_000);
   });
 
@@ -293,12 +249,7 @@ describe('FOCUS rows sharing a key', () => {
     await source('twin-a', { 'x.csv': csvOf([{ start: w.hour, cost: 10, resource: 'vm-shared' }]) });
     expect(await collect({ id: 'twin-a' })).toMatchObject({ rows: 1 });
     expect(await spend(w)).toBe(25);
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_usage', "source IN ('twin-a', 'twin-b')"),
-        (n) => n === 2,
-      ),
-    ).toBe(2);
+    await rowsSettle('cost_usage', "source IN ('twin-a', 'twin-b')", 2);
   });
 
   it('an export left as it was is not read again; a file rewritten, added or touched is', async () => {
@@ -340,12 +291,7 @@ describe('FOCUS rows sharing a key', () => {
         (x) => x === 15,
       ),
     ).toBe(15);
-    expect(
-      await eventually(
-        () => rowsOf(ch, 'cost_snapshots', "source = 'twin-a'"),
-        (n) => n === 0,
-      ),
-    ).toBe(0);
+    await rowsSettle('cost_snapshots', "source = 'twin-a'", 0);
     expect(await rowsOf(ch, 'cost_snapshots', "source = 'twin-b'")).toBe(1);
   });
 });
@@ -418,12 +364,7 @@ describe('cost rows in the former layout', () => {
       });
       await old.completeCostSnapshot('bill', ver, 1);
       expect((await old.costTotals(w)).spendUsd).toBe(34);
-      expect(
-        await eventually(
-          () => rowsOf(old, 'cost_usage', "source = 'bill'"),
-          (n) => n === 1,
-        ),
-      ).toBe(1);
+      await rowsSettle('cost_usage', "source = 'bill'", 1, old);
     } finally {
       await old.client.command({ query: `DROP DATABASE IF EXISTS ${db}` }).catch(() => undefined);
       await old.close();

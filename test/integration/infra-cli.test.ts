@@ -15,6 +15,7 @@ import { openStores, type Stores } from '../../client/runtime.js';
 import { LIST_PAGE, type ListedInfraSource, listedInfraSources } from '../../client/cli/infra.js';
 import { createScratchDatabase } from '../../stack/postgres.js';
 import { eventually } from '../helpers/async.js';
+import { hourlyCostRow } from '../helpers/cost-rows.js';
 import { runCli } from '../helpers/cli.js';
 import { testConfig, testEnv } from '../helpers/env.js';
 
@@ -189,23 +190,8 @@ describe('optiinfra infra remove', () => {
   it("deletes a FOCUS source's cost rows with it, and only its own", async () => {
     // Pins: a removed FOCUS directory's costs stop counting in cost analyses. Failed before (the
     // first version of `infra remove`): its rows stayed and were read by every later cost analysis.
-    const row = (source: string, cost: number) => ({
-      charge_period_start: Date.UTC(2025, 0, 3) / 1000,
-      charge_period_end: Date.UTC(2025, 0, 3, 1) / 1000,
-      billed_cost: cost,
-      effective_cost: cost,
-      resource_id: `vm-${source}`,
-      resource_type: 'VirtualMachine',
-      service_name: 'Compute',
-      region_id: 'eu-1',
-      sku_id: 'sku-1',
-      consumed_quantity: 1,
-      consumed_unit: 'Hours',
-      tags: '{}',
-      source,
-      ver: 1,
-      seq: 0,
-    });
+    const row = (source: string, cost: number) =>
+      hourlyCostRow({ start: Date.UTC(2025, 0, 3) / 1000, cost, resource: `vm-${source}`, source, ver: 1, seq: 0 });
     for (const [source, cost] of [
       ['billing', 100],
       ['billing-eu', 7],
