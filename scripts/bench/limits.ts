@@ -51,6 +51,13 @@ async function planCycle(
     const s = stub.stats();
     const c = r.result;
     const scaledMinutes = (r.wallMs * o.timeScale) / 60_000;
+    // From the first LLM request to the last reply: the time the pacer decided. The rest of the
+    // cycle (fetching and storing the interactions, starting and closing the cycle) takes a few real
+    // seconds, which the scaled clock turns into ten times as many scaled ones.
+    const judgingMinutes =
+      s.firstRequestAt !== undefined && s.lastAnsweredAt !== undefined
+        ? ((s.lastAnsweredAt - s.firstRequestAt) * o.timeScale) / 60_000
+        : scaledMinutes;
     const used = s.promptTokens - s.cachedTokens + s.completionTokens;
     const judgedIn = (x: CycleResult) => x.sampled - (x.unscoredForBudget ?? 0);
     const judged = judgedIn(c);
@@ -75,6 +82,9 @@ async function planCycle(
       tpmShare: limits.tpm ? used / scaledMinutes / limits.tpm : undefined,
       /** The same without the full bucket the cycle starts with (what the limit refills). */
       tpmShareSteady: limits.tpm ? (used - limits.tpm) / scaledMinutes / limits.tpm : undefined,
+      judgingMinutes,
+      /** The same, over the time from the first request to the last reply. */
+      tpmShareSteadyJudging: limits.tpm ? (used - limits.tpm) / judgingMinutes / limits.tpm : undefined,
       /** Share of what the window allowed (the starting bucket and budgetMinutes of refill) that was spent. */
       windowShare: limits.tpm ? used / (limits.tpm * (1 + o.budgetMinutes)) : undefined,
       requests: s.answered,
@@ -90,6 +100,10 @@ async function planCycle(
     say(
       `      ${fmt(m.tokensPerMinute)} tokens/min${m.tpmShare === undefined ? '' : ` = ${pct(m.tpmShare)} of the TPM (${pct(m.tpmShareSteady ?? 0)} without the full bucket it starts with)`}, ${fmt(m.requestsPerMinute, 1)} requests/min, ${fmt(m.interactionsPerMinute, 1)} interactions/min; ${m.failed} checks failed, ${m.lost} lost, ${m.responses429} 429s, ${m.responses413} 413s`,
     );
+    if (m.tpmShareSteadyJudging !== undefined)
+      say(
+        `      from the first request to the last reply (${judgingMinutes.toFixed(1)} of the ${scaledMinutes.toFixed(1)} scaled minutes): ${pct(m.tpmShareSteadyJudging)} of the TPM without the starting bucket`,
+      );
     if (m.windowShare !== undefined)
       say(`      spent ${pct(m.windowShare)} of the tokens the ${o.budgetMinutes}-minute window allowed (its starting bucket and refill)`);
     say(`      coverage: ${m.coverageNote || 'every interaction scored'}`);
@@ -119,7 +133,7 @@ export async function planLimits(ctx: Ctx, only: (name: string) => boolean) {
     summary.push([
       'free plan, one 15-minute cycle: token rate',
       `${fmt(f.tokensPerMinute)}/min = ${pct(f.tpmShare ?? 0)} of 8K TPM`,
-      `${pct(f.tpmShareSteady ?? 0)} without the starting bucket, ${pct(f.windowShare ?? 0)} of the window's tokens spent; judged ${f.judged} of ${f.backlog} in ${f.scaledMinutes.toFixed(1)} scaled min; ${f.failed} failed, ${f.lost} lost, ${f.responses429} 429s; clock ×${f.timeScale}`,
+      `${pct(f.tpmShareSteady ?? 0)} without the starting bucket (${pct(f.tpmShareSteadyJudging ?? 0)} from the first request to the last reply), ${pct(f.windowShare ?? 0)} of the window's tokens spent; judged ${f.judged} of ${f.backlog} in ${f.scaledMinutes.toFixed(1)} scaled min; ${f.failed} failed, ${f.lost} lost, ${f.responses429} 429s; clock ×${f.timeScale}`,
     ]);
     summary.push(['free plan: coverage reported by the cycle', f.coverageNote || 'all', '']);
   }

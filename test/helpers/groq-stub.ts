@@ -183,6 +183,9 @@ export interface GroqStubStats {
   completionTokens: number;
   cachedTokens: number;
   reasoningTokens: number;
+  /** Wall-clock times (ms since the epoch) of the first request and the last 200 since the last clear. */
+  firstRequestAt?: number;
+  lastAnsweredAt?: number;
 }
 
 export interface GroqStub {
@@ -435,6 +438,8 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     completionTokens: 0,
     cachedTokens: 0,
     reasoningTokens: 0,
+    firstRequestAt: undefined,
+    lastAnsweredAt: undefined,
   });
   const st = fresh();
   const cache = new Set<string>();
@@ -703,6 +708,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
     };
     requests.push(rec);
     st.requests++;
+    st.firstRequestAt ??= Date.now();
     const ck = combined ? 'combined' : (rec.check ?? (phoenix ? (`phoenix:${phoenix}` as const) : 'unknown'));
     st.byCheck[ck] = (st.byCheck[ck] ?? 0) + 1;
 
@@ -808,6 +814,7 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
       if (res.destroyed || res.writableEnded) return settle(0); // the client gave up (timeout)
       st.answered++;
       sendJson(res, rec, 200, reply(validContent(rec)));
+      st.lastAnsweredAt = Date.now();
     };
 
     later(settings.latencyMs, () => {
