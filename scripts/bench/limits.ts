@@ -52,8 +52,8 @@ async function planCycle(
     const c = r.result;
     const scaledMinutes = (r.wallMs * o.timeScale) / 60_000;
     // From the first LLM request to the last reply: the time the pacer decided. The rest of the
-    // cycle (fetching and storing the interactions, starting and closing the cycle) takes a few real
-    // seconds, which the scaled clock turns into ten times as many scaled ones.
+    // cycle (fetching and storing the interactions, starting and closing the cycle) is not paced,
+    // and on the scaled clock its real time counts `timeScale` times.
     const judgingMinutes =
       s.firstRequestAt !== undefined && s.lastAnsweredAt !== undefined
         ? ((s.lastAnsweredAt - s.firstRequestAt) * o.timeScale) / 60_000
