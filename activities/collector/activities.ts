@@ -105,12 +105,7 @@ export function createCollectorActivities(deps: ActivityDeps) {
 
   /** Take the deployment's collection lease: a second cycle of the same deployment refuses to start. */
   async function claimCycle(input: { deployment: string; cycleId: string }): Promise<void> {
-    if (!(await deployments.getDeployment(db, input.deployment))) {
-      raise(
-        'UnknownDeployment',
-        `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`,
-      );
-    }
+    await deployments.registeredDeployment(db, input.deployment);
     const c = await deployments.claimCycle(db, input.deployment, input.cycleId, CYCLE_LEASE_SECONDS);
     if (!c.claimed) {
       raise(
@@ -229,13 +224,7 @@ export function createCollectorActivities(deps: ActivityDeps) {
    * The page ends early when `maxTodo` ids are to score. Only ids come back: texts stay in ClickHouse.
    */
   async function backfillPage(input: BackfillPageRequest): Promise<BackfillPage> {
-    const dep = await deployments.getDeployment(db, input.deployment);
-    if (!dep) {
-      raise(
-        'UnknownDeployment',
-        `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`,
-      );
-    }
+    const dep = await deployments.registeredDeployment(db, input.deployment);
     const window: InteractionWindow = { deployment: input.deployment, modelVersion: input.modelVersion, from: input.from, to: input.to };
     const rows = await interactionIdPage(ch, window, input.after, input.pageSize);
     // Read after the ids: a cycle that released its lease since has written its scores, which the

@@ -60,13 +60,7 @@ export interface FetchDeps {
 
 export async function fetchPage(deps: FetchDeps, input: { deployment: string; cycleId: string; limit: number }): Promise<FetchPageResult> {
   const { ch, db, clean } = deps;
-  const dep = await deployments.getDeployment(db, input.deployment);
-  if (!dep) {
-    raise(
-      'UnknownDeployment',
-      `deployment '${input.deployment}' is not registered: add it with 'optiinfra deployment add ${input.deployment} --source-url URL' (or --source-path FILE)`,
-    );
-  }
+  const dep = await deployments.registeredDeployment(db, input.deployment);
   const parsed = sourceConfigSchema.safeParse(dep.source);
   if (!parsed.success)
     raise('InvalidSourceConfig', `deployment '${input.deployment}' has an invalid source configuration: ${parsed.error.message}`);

@@ -11,7 +11,7 @@ import { baselineId, toVersionStats, type BaselineRecord, type BaselineWindow } 
 import type { DeployerConfig, GateResult, RollbackOutcome, VersionStats } from '../../domain/gate/types.js';
 import type { ActivityDeps } from '../deps.js';
 import { recordGateDecision } from '../metrics.js';
-import { getDeployment } from '../storage/postgres/deployments.js';
+import { registeredDeployment } from '../storage/postgres/deployments.js';
 import * as gates from '../storage/postgres/gates.js';
 import { deliverRollback } from './rollback.js';
 
@@ -22,12 +22,7 @@ export function createGateActivities(deps: ActivityDeps) {
   const { config, ch, db } = deps;
 
   async function requireDeployment(deployment: string): Promise<void> {
-    if (!(await getDeployment(db, deployment))) {
-      raise(
-        'UnknownDeployment',
-        `deployment '${deployment}' is not registered: add it with 'optiinfra deployment add ${deployment} --source-url URL'`,
-      );
-    }
+    await registeredDeployment(db, deployment);
   }
 
   /** The stored baseline, unless it has fewer than `minSamples` scored interactions (rows stored before that rule). */

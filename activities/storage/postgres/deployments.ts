@@ -1,4 +1,5 @@
 /** Deployments and their collection cursors. */
+import { raise } from '../../../common/failures.js';
 import type { Db } from './db.js';
 
 export interface DeploymentRow {
@@ -35,6 +36,17 @@ export async function upsertDeployment(db: Db, d: DeploymentRow): Promise<{ curs
 export async function getDeployment(db: Db, id: string): Promise<DeploymentRow | undefined> {
   const r = await db.query<DeploymentRow>('SELECT id, source, sample_rate FROM deployments WHERE id = $1', [id]);
   return r.rows[0];
+}
+
+/** The deployment, or an `UnknownDeployment` failure that says how to add it. */
+export async function registeredDeployment(db: Db, id: string): Promise<DeploymentRow> {
+  const d = await getDeployment(db, id);
+  if (!d)
+    raise(
+      'UnknownDeployment',
+      `deployment '${id}' is not registered: add it with 'optiinfra deployment add ${id} --source-url URL' (or --source-path FILE)`,
+    );
+  return d;
 }
 
 export async function listDeployments(db: Db): Promise<Array<DeploymentRow & { cursor: string | null }>> {
