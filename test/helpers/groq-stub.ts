@@ -188,6 +188,14 @@ export interface GroqStubStats {
   lastAnsweredAt?: number;
 }
 
+/**
+ * The environment of an LLM judge on a stub: enabled, `apiKey`, not paced (GROQ_PLAN=unlimited),
+ * a 5 s timeout; `over` adds or replaces variables.
+ */
+export function stubLlmEnv(stub: { baseURL: string }, apiKey: string, over: Record<string, string> = {}): Record<string, string> {
+  return { LLM_ENABLED: 'true', GROQ_API_KEY: apiKey, GROQ_BASE_URL: stub.baseURL, GROQ_PLAN: 'unlimited', LLM_TIMEOUT: '5', ...over };
+}
+
 export interface GroqStub {
   /** Pass as groq-sdk's `baseURL` / GROQ_BASE_URL. */
   baseURL: string;

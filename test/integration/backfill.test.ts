@@ -16,7 +16,7 @@ import type { CycleResult } from '../../domain/collector/collection.js';
 import { SA } from '../../common/search-attributes.js';
 import { runCli } from '../helpers/cli.js';
 import { cliEnv, startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
-import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { startGroqStub, stubLlmEnv, type GroqStub } from '../helpers/groq-stub.js';
 import { recordHistory } from '../helpers/histories.js';
 
 const KEY = 'gsk_test_backfill_1a2b3c4d5e';
@@ -31,16 +31,7 @@ describe('backfill', () => {
   beforeAll(async () => {
     stub = await startGroqStub();
     offline = await startTestStack();
-    llm = await startTestStack(
-      testConfig({
-        LLM_ENABLED: 'true',
-        GROQ_API_KEY: KEY,
-        GROQ_BASE_URL: stub.baseURL,
-        LLM_MAX_RETRIES: '1',
-        LLM_TIMEOUT: '5',
-        GROQ_PLAN: 'unlimited',
-      }),
-    );
+    llm = await startTestStack(testConfig(stubLlmEnv(stub, KEY, { LLM_MAX_RETRIES: '1' })));
   });
   afterAll(async () => {
     await llm?.stop();

@@ -15,7 +15,7 @@ import { Pacer } from '../../activities/llm/pacer.js';
 import { CHECKS } from '../../common/types.js';
 import { coverageText } from '../../domain/gate/types.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { startGroqStub, stubLlmEnv, type GroqStub } from '../helpers/groq-stub.js';
 import { recordHistory } from '../helpers/histories.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
 
@@ -30,19 +30,16 @@ describe('budget-aware coverage', () => {
   beforeAll(async () => {
     stub = await startGroqStub({ limits: { tpd: TPD } });
     stack = await startTestStack(
-      testConfig({
-        LLM_ENABLED: 'true',
-        GROQ_API_KEY: 'gsk_test_budget_0123456789',
-        GROQ_BASE_URL: stub.baseURL,
-        GROQ_PLAN: 'unlimited',
-        GROQ_TPD: String(TPD),
-        LLM_TIMEOUT: '5',
-        // A day's 20K tokens refill at about 0.23 a second: a last call the sample's estimate left
-        // a few tokens short would wait minutes for them under the default LLM_MAX_WAIT (2 h).
-        // With 20 s it stops the cycle's scoring as out of budget instead (counted as unscored
-        // for the budget, never as failed), which is what the assertions below allow.
-        LLM_MAX_WAIT: '20',
-      }),
+      testConfig(
+        stubLlmEnv(stub, 'gsk_test_budget_0123456789', {
+          GROQ_TPD: String(TPD),
+          // A day's 20K tokens refill at about 0.23 a second: a last call the sample's estimate left
+          // a few tokens short would wait minutes for them under the default LLM_MAX_WAIT (2 h).
+          // With 20 s it stops the cycle's scoring as out of budget instead (counted as unscored
+          // for the budget, never as failed), which is what the assertions below allow.
+          LLM_MAX_WAIT: '20',
+        }),
+      ),
     );
     sim = await startSimulator({ deployment, modelVersion: 'v1', degradedShare: 0.1, seed: 21 });
     await upsertDeployment(stack.stores.db, { id: deployment, source: { type: 'http', url: sim.url }, sample_rate: 1 });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getCursor, upsertDeployment } from '../../activities/storage/postgres/deployments.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { COMBINED_PROMPT_VERSION } from '../../domain/judge/prompts.js';
-import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { startGroqStub, stubLlmEnv, type GroqStub } from '../helpers/groq-stub.js';
 import { startTestStack, testConfig, uniqueId, type TestStack } from '../helpers/env.js';
 
 const KEY = 'gsk_test_SECRET_9f8e7d6c5b4a';
@@ -22,16 +22,7 @@ describe('Groq judge path through the real groq-sdk', () => {
 
   beforeAll(async () => {
     stub = await startGroqStub();
-    stack = await startTestStack(
-      testConfig({
-        LLM_ENABLED: 'true',
-        GROQ_API_KEY: KEY,
-        GROQ_BASE_URL: stub.baseURL,
-        LLM_MAX_RETRIES: '1',
-        LLM_TIMEOUT: '5',
-        GROQ_PLAN: 'unlimited',
-      }),
-    );
+    stack = await startTestStack(testConfig(stubLlmEnv(stub, KEY, { LLM_MAX_RETRIES: '1' })));
   });
   afterAll(async () => {
     await stack?.stop();

@@ -13,7 +13,7 @@ import { upsertDeployment } from '../../activities/storage/postgres/deployments.
 import { openStores, type Stores } from '../../client/runtime.js';
 import type { CycleResult } from '../../domain/collector/collection.js';
 import { startSimulator, type Simulator } from '../../stack/sim/collector-simulator.js';
-import { startGroqStub, type GroqStub } from '../helpers/groq-stub.js';
+import { startGroqStub, stubLlmEnv, type GroqStub } from '../helpers/groq-stub.js';
 import { cliEnv, testConfig, testEnv, uniqueId } from '../helpers/env.js';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process.js';
 
@@ -43,15 +43,14 @@ describe('three worker processes on one cycle', () => {
     for (let i = 0; i < 3; i++) {
       workers.push(
         startWorkerProcess(
-          cliEnv(config, {
-            LLM_ENABLED: 'true',
-            GROQ_API_KEY: 'gsk_test_scale_out_0123456789',
-            GROQ_BASE_URL: stub.baseURL,
-            GROQ_PLAN: 'unlimited',
-            LLM_TIMEOUT: '10',
-            OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
-            OPTIINFRA_HOME: join(testEnv().home, `scale-worker-${i}`),
-          }),
+          cliEnv(
+            config,
+            stubLlmEnv(stub, 'gsk_test_scale_out_0123456789', {
+              LLM_TIMEOUT: '10',
+              OPTIINFRA_WORKFLOW_BUNDLE: testEnv().bundlePath,
+              OPTIINFRA_HOME: join(testEnv().home, `scale-worker-${i}`),
+            }),
+          ),
         ),
       );
     }
