@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { LlmClient } from '../../activities/llm/client.js';
-import { Pacer } from '../../activities/llm/pacer.js';
+import { Pacer, refilled } from '../../activities/llm/pacer.js';
+import { PostgresBudgetStore } from '../../activities/storage/postgres/llm-budget.js';
 import { createPool, migrate, type Db } from '../../activities/storage/postgres/db.js';
 import { loadConfig, type Config } from '../../common/config.js';
 import { checkResultSchemas } from '../../common/types.js';
@@ -96,6 +97,34 @@ describe('LLM budget shared through PostgreSQL', () => {
     await a.settle(r, 1000);
     await b.acquire(5000, { deadline: Date.now() + 200 });
     expect((await a.snapshot()).remaining.tpm).toBe(2000);
+  });
+
+  it("a reply's headers applied while another call settles do not undo what that call gave back", async () => {
+    const key = `test-${randomUUID()}`;
+    // The clock barely moves: levels change only by what the test does.
+    const slow = { rpm: 6e8, rpd: 8.64e11, tpm: 6e8, tpd: 8.64e11 };
+    const store = new PostgresBudgetStore(dbA, slow);
+    await store.init(key, { rpm: 0, rpd: 1000, tpm: 8000, tpd: 200_000 });
+    expect((await store.reserve(key, 5000)).granted).toBe(true);
+    // The other call's settle lands between the correction's read and its write.
+    const read = store.read.bind(store);
+    store.read = async (k: string) => {
+      const s = await read(k);
+      await store.adjustTokens(k, 4000);
+      return s;
+    };
+    // Headers that lower nothing: the request budget has room, the TPM more than the level.
+    await store.correct(key, {
+      requests: { limit: 1000, remaining: 999, resetMs: 86 },
+      tokens: { limit: 8000, remaining: 7900, resetMs: 750 },
+    });
+    store.read = read;
+    const levels = refilled(await store.read(key), Date.now(), slow);
+    expect(levels.tpm).toBeCloseTo(7000, 0);
+    expect(levels.tpd).toBeCloseTo(199_000, 0);
+    // Headers that do lower a bucket still do.
+    await store.correct(key, { tokens: { limit: 8000, remaining: 300, resetMs: 750 } });
+    expect(refilled(await store.read(key), Date.now(), slow).tpm).toBeCloseTo(300, 0);
   });
 
   it("a daily cap spent by one worker is the other's LlmCapacity, naming the limit and what to set", async () => {

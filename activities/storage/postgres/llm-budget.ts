@@ -10,7 +10,16 @@
  * can spend the same budget.
  */
 import type { RateLimits } from '../../../common/plan-limits.js';
-import { BUCKETS, corrected, PERIOD_MS, type Bucket, type BudgetState, type BudgetStore, type LimitObservation } from '../../llm/budget.js';
+import {
+  BUCKETS,
+  corrected,
+  PERIOD_MS,
+  refilled,
+  type Bucket,
+  type BudgetState,
+  type BudgetStore,
+  type LimitObservation,
+} from '../../llm/budget.js';
 import type { Db } from './db.js';
 
 const ELAPSED_MS = `GREATEST(0, EXTRACT(EPOCH FROM (n.t - b.updated_at)) * 1000)`;
@@ -103,16 +112,19 @@ export class PostgresBudgetStore implements BudgetStore {
   async correct(key: string, o: LimitObservation): Promise<void> {
     // Read, compute with the same rule as the in-memory store, and write only downwards: levels
     // and capacities take the smaller of the stored (refilled) and the computed value, so a
-    // concurrent reservation is never undone.
+    // concurrent reservation is never undone. A bucket the reply's headers do not lower is left
+    // as it is (NULL): writing back the level read here would undo a settle that gave tokens
+    // back in between, and the budget would leak a call's reservation each time.
     const s = await this.read(key);
     const c = corrected(s, o, s.at, this.periods);
+    const before = refilled(s, s.at, this.periods);
     const lower = (b: Bucket) =>
-      `${b} = CASE WHEN b.${b}_cap > 0 THEN LEAST(${this.level(b)}, $${2 + BUCKETS.indexOf(b)}::float8) ELSE 0 END`;
+      `${b} = CASE WHEN b.${b}_cap > 0 THEN LEAST(${this.level(b)}, COALESCE($${2 + BUCKETS.indexOf(b)}::float8, 'Infinity')) ELSE 0 END`;
     const cap = (b: Bucket) => `${b}_cap = LEAST(b.${b}_cap, $${6 + BUCKETS.indexOf(b)}::float8)`;
     await this.db.query(
       `UPDATE llm_budget AS b SET ${BUCKETS.map(lower).join(', ')}, ${BUCKETS.map(cap).join(', ')}, updated_at = n.t
        FROM ${NOW} WHERE b.key = $1`,
-      [key, ...BUCKETS.map((b) => (s.caps[b] > 0 ? c.levels[b] : 0)), ...BUCKETS.map((b) => c.caps[b])],
+      [key, ...BUCKETS.map((b) => (s.caps[b] > 0 && c.levels[b] < before[b] ? c.levels[b] : null)), ...BUCKETS.map((b) => c.caps[b])],
     );
   }
 
