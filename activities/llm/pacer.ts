@@ -154,6 +154,14 @@ export class Pacer {
    */
   private inFlightTokens = 0;
   private readonly settled = new WeakSet<Reservation>();
+  /**
+   * Callers of this process waiting for budget, first come first: a settle that gives tokens back
+   * wakes the first to look again. A waiter's sleep is computed from the levels when it looked,
+   * and reservations count whole completion budgets, so without this a waiter sleeps through
+   * most of the tokens given back meanwhile (measured: about 88 % of the TPM spent instead of
+   * all of it).
+   */
+  private readonly waiters = new Set<() => void>();
   /** How long a call waits for others in flight to settle (their own timeout bounds them). */
   private readonly settleWaitMs: number;
 
@@ -216,13 +224,34 @@ export class Pacer {
       if (waitMs > left) {
         const settleLeft = settleBy - this.now();
         if (settleLeft > 0 && this.fitsOnceSettled(state, need, left)) {
-          await this.sleep(Math.min(settleLeft, 200 + this.random() * 300), opts.signal);
+          await this.nap(Math.min(settleLeft, 200 + this.random() * 300), opts.signal);
           continue;
         }
         throw this.tooLong(bucket, waitMs, state);
       }
       const jitter = this.random() * Math.min(1000, waitMs * 0.1 + 50);
-      await this.sleep(Math.min(MAX_SLEEP_MS, waitMs + jitter), opts.signal);
+      await this.nap(Math.min(MAX_SLEEP_MS, waitMs + jitter), opts.signal);
+    }
+  }
+
+  /** Sleep `ms`, or less when a settle of this process wakes this caller first. */
+  private async nap(ms: number, signal?: AbortSignal): Promise<void> {
+    const own = new AbortController();
+    const onAbort = () => own.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let woken = false;
+    const wake = () => {
+      woken = true;
+      own.abort();
+    };
+    this.waiters.add(wake);
+    try {
+      await this.sleep(ms, own.signal);
+    } catch (e) {
+      if (!woken || signal?.aborted) throw e;
+    } finally {
+      this.waiters.delete(wake);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -263,6 +292,13 @@ export class Pacer {
     const used = Number.isFinite(usedTokens) ? Math.max(0, Math.round(usedTokens)) : r.tokens;
     const delta = r.tokens - used;
     if (delta !== 0) await this.store.adjustTokens(this.key, delta);
+    if (delta > 0) {
+      const first = this.waiters.values().next();
+      if (!first.done) {
+        this.waiters.delete(first.value);
+        first.value();
+      }
+    }
   }
 
   /** Apply a reply's `x-ratelimit-*` headers. */
@@ -318,6 +354,8 @@ export class Pacer {
    * How many requests and tokens may be spent over the next `minutes` without spending the day's
    * budget early: the per-minute buckets' level plus their refill over the period, and the day's
    * remaining budget spread evenly over the rest of the UTC day; the smaller of the two.
+   * `minutes` are of the wall clock (a cycle's window): on a scaled clock the limits' minutes
+   * pass `timeScale` times as many.
    */
   async budgetFor(minutes: number): Promise<PacerBudget> {
     const m = Math.max(0, minutes);
@@ -329,10 +367,12 @@ export class Pacer {
     const minute = this.periods.rpm;
     const sinceMidnight = s.at % day;
     const restOfDayMs = Math.max(minute, day - sinceMidnight);
-    const share = Math.min(1, (m * minute) / restOfDayMs);
+    const share = Math.min(1, (m * PERIOD_MS.rpm) / restOfDayMs);
+    /** Minutes of the limits in the wall clock's `m`. */
+    const limitMinutes = (m * PERIOD_MS.rpm) / minute;
     const pick = (minute: Bucket, day: Bucket): [number | null, Bucket | null] => {
       const options: Array<[number, Bucket]> = [];
-      if (s.caps[minute] > 0) options.push([Math.max(0, levels[minute]) + s.caps[minute] * m, minute]);
+      if (s.caps[minute] > 0) options.push([Math.max(0, levels[minute]) + s.caps[minute] * limitMinutes, minute]);
       if (s.caps[day] > 0) options.push([Math.max(0, levels[day]) * share, day]);
       if (!options.length) return [null, null];
       const best = options.reduce((a, b) => (b[0] < a[0] ? b : a));

@@ -76,6 +76,20 @@ describe('Pacer', () => {
     expect(v.now - T0).toBe(40_000);
   });
 
+  it('a call waiting for tokens starts as soon as a call of this process gives back enough, not when its sleep ends', async () => {
+    // A real clock: 8,000 tokens a minute refill 4,000 in 30 s, so the waiter would sleep 15 s
+    // (its longest sleep) before looking again.
+    const pacer = new Pacer(loadConfig({ GROQ_API_KEY: 'gsk_x', GROQ_TPM: '8000' }));
+    const first = await pacer.acquire(7000, { deadline: Date.now() + 60_000 });
+    const t0 = Date.now();
+    const second = pacer.acquire(5000, { deadline: Date.now() + 60_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    await pacer.settle(first, 1000);
+    await second;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect((await pacer.snapshot()).remaining.tpm).toBeLessThan(2100);
+  });
+
   it('paces tokens per minute by the estimate, and gives back what the call did not use', async () => {
     const v = virtual({ GROQ_PLAN: 'unlimited', GROQ_TPM: '8000' });
     const r = await v.pacer.acquire(5000, { deadline: v.deadline() });
@@ -206,6 +220,9 @@ describe('Pacer', () => {
     });
     const tight = virtual({ GROQ_PLAN: 'unlimited', GROQ_RPM: '2', GROQ_RPD: '100000' });
     expect(await tight.pacer.budgetFor(15)).toMatchObject({ requests: 32, limitedBy: { requests: 'rpm', tokens: null }, tokens: null });
+    // On a clock 10 times as fast, 1.5 minutes of the wall clock are 15 of the limits'.
+    const fast = new Pacer(loadConfig({ GROQ_API_KEY: 'gsk_x', GROQ_PLAN: 'unlimited', GROQ_TPM: '8000' }), { timeScale: 10 });
+    expect(await fast.budgetFor(1.5)).toMatchObject({ tokens: 16 * 8000, limitedBy: { tokens: 'tpm' } });
   });
 
   it('snapshot reports limits and what remains', async () => {
