@@ -29,6 +29,11 @@ export interface ScoreBatchRequest {
    * others are counted as left unscored for the budget. Absent: all of them.
    */
   coverageRate?: number;
+  /**
+   * A top-up pass of the same page (the budget turned out to cover more): ids under this
+   * threshold were judged by an earlier pass and are left out here, neither judged nor counted.
+   */
+  coveredRate?: number;
 }
 
 /** Rows written per ClickHouse insert while a batch is scored (and at its end). */
@@ -124,8 +129,11 @@ export async function scoreBatchOfInteractions(
   }
 
   const rate = req.coverageRate;
-  const ids = rate === undefined ? req.ids : req.ids.filter((id) => sampled(id, rate));
-  const uncovered = req.ids.length - ids.length;
+  const covered = req.coveredRate;
+  const left = covered === undefined ? req.ids : req.ids.filter((id) => !sampled(id, covered));
+  const ids = rate === undefined ? left : left.filter((id) => sampled(id, rate));
+  const uncovered = left.length - ids.length;
+  if (!ids.length) return { ...totals, unscoredForBudget: uncovered };
   const stored = await deps.ch.storedChecks({
     deployment: req.deployment,
     ids,

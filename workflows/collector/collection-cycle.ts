@@ -58,6 +58,15 @@ export const SCORE_IN_ACTIVITIES = 'score-in-batch-activities';
  */
 export const LEASE_REFUSAL_SKIPS = 'lease-refusal-completes-skipped';
 
+/**
+ * Patch id: from this change on, a page whose sample the LLM budget limited gets top-up passes
+ * while the budget window lasts (the next slice of the same sample, planned on what this cycle's
+ * calls cost); cycles recorded before judged one planned sample per page, and replay so.
+ */
+export const COVERAGE_TOP_UP = 'coverage-top-up';
+/** Top-up passes of one page at most (each plans on fresher costs, so one or two usually do). */
+const MAX_TOP_UPS = 3;
+
 /** batchSize of cycles recorded before SCORE_IN_ACTIVITIES, when their input did not set one. */
 const LEGACY_BATCH_SIZE = 50;
 
@@ -143,14 +152,56 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
                 },
               });
         if (plan?.limitedBy) limitedBy = plan.limitedBy;
-        const coverageRate = plan?.limitedBy ? plan.rate : undefined;
-        const results = await inParallel(chunk(page.ids, input.batchSize), input.maxConcurrentBatches, (ids) =>
-          judge.scoreInteractions({ deployment: input.deployment, ids, checks: input.checks, settings, cycleId, coverageRate }),
-        );
-        for (const r of results) {
-          addBatch(totals, r);
-          totals.unscoredForBudget += r.unscoredForBudget;
-          if (r.budgetNote) limitedBy = `LLM's capacity: ${r.budgetNote.split(':')[0]}`;
+        let coverageRate = plan?.limitedBy ? plan.rate : undefined;
+        /** What this page left unscored for the budget so far (a top-up pass replaces it). */
+        let pageUnscored = 0;
+        const pass = async (coveredRate?: number) => {
+          const results = await inParallel(chunk(page.ids, input.batchSize), input.maxConcurrentBatches, (ids) =>
+            judge.scoreInteractions({
+              deployment: input.deployment,
+              ids,
+              checks: input.checks,
+              settings,
+              cycleId,
+              coverageRate,
+              coveredRate,
+            }),
+          );
+          totals.unscoredForBudget -= pageUnscored;
+          pageUnscored = 0;
+          for (const r of results) {
+            addBatch(totals, r);
+            pageUnscored += r.unscoredForBudget;
+            if (r.budgetNote) limitedBy = `LLM's capacity: ${r.budgetNote.split(':')[0]}`;
+          }
+          totals.unscoredForBudget += pageUnscored;
+          return results.some((r) => r.budgetNote);
+        };
+        let stopped = await pass();
+        // The plan was made on an estimate of what an interaction costs; with the window not over
+        // and the page's sample judged, what this cycle's calls really cost decides whether more
+        // of the page fits: the next slice of the same deterministic sample is judged.
+        if (coverageRate !== undefined && patched(COVERAGE_TOP_UP)) {
+          for (let more = 0; more < MAX_TOP_UPS && !stopped && pageUnscored > 0; more++) {
+            const minutes = Math.max(0, (windowEndsAt - Date.now()) / 60_000);
+            if (minutes <= 0) break;
+            const covered: number = coverageRate;
+            const next = await store.planCoverage({
+              deployment: input.deployment,
+              ids: page.ids,
+              checks: input.checks,
+              settings,
+              minutes,
+              observed: {
+                tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens,
+                checks: totals.scored + totals.failed,
+              },
+              coveredRate: covered,
+            });
+            if (next.adds < 1 || next.rate <= covered) break;
+            coverageRate = next.rate;
+            stopped = await pass(covered);
+          }
         }
         totals.coverageNote = coverageNote(totals.sampled, totals.unscoredForBudget, limitedBy);
       } else {
