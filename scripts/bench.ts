@@ -20,7 +20,7 @@
  * capacity, phoenix, freePlan, developerPlan, baselines, gateLatency), BENCH_SIZES (cycle sizes,
  * default "5000,50000"), BENCH_CYCLE (pageSize,batchSize,maxConcurrentBatches, default
  * "1000,50,16"), BENCH_LLM_CONCURRENCY (100), BENCH_CAPACITY_CALLS (5000),
- * BENCH_PHOENIX_INTERACTIONS (the first size), BENCH_FREE_INTERACTIONS (400),
+ * BENCH_PHOENIX_INTERACTIONS (the first size), BENCH_FREE_INTERACTIONS (1000),
  * BENCH_FREE_TIME_SCALE (10), BENCH_DEV_INTERACTIONS (3000), BENCH_DEV_TIME_SCALE (5),
  * BENCH_BASELINE_ROWS ("1000000,10000000"), BENCH_BASELINE_RUNS (3), BENCH_SKIP_STACK=1;
  * BENCH_WORKER_NODE_OPTIONS (NODE_OPTIONS of the worker processes, e.g. another

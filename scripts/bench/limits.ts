@@ -28,7 +28,8 @@ async function planCycle(
     const r = await runCycle(ctx, {
       deployment,
       count: o.count,
-      input: { pageSize: 1000, batchSize: 25, maxConcurrentBatches: 4, budgetMinutes: o.budgetMinutes },
+      // The cycle's window is of the wall clock: budgetMinutes of the scaled clock.
+      input: { pageSize: 1000, batchSize: 25, maxConcurrentBatches: 4, budgetMinutes: o.budgetMinutes / o.timeScale },
       timeoutMs: 900_000,
       env: {
         TEMPORAL_TASK_QUEUE: `bench-${o.plan}-${stamp}`,
@@ -124,7 +125,7 @@ export async function planLimits(ctx: Ctx, only: (name: string) => boolean) {
     say('   free plan with the daily caps not spread by the pacer (GROQ_RPD=0 GROQ_TPD=0; the stub enforces them all):');
     const f = await planCycle(ctx, {
       plan: 'free',
-      count: envInt('BENCH_FREE_INTERACTIONS', 400),
+      count: envInt('BENCH_FREE_INTERACTIONS', 1000),
       timeScale: envInt('BENCH_FREE_TIME_SCALE', 10),
       budgetMinutes: 15,
       env: { GROQ_RPD: '0', GROQ_TPD: '0' },

@@ -46,9 +46,10 @@
  *   `structuredOutputs: 'best-effort'` refuses strict mode, `'none'` refuses `json_schema`, and
  *   `jsonObject: false` refuses `json_object`, each with Groq's "does not support response
  *   format" 400.
- * - Prompt caching (console.groq.com/docs/prompt-caching): a request whose system message
- *   (the static prefix) was seen before for the same model reports that message's tokens as
- *   `prompt_tokens_details.cached_tokens`; cached tokens do not count toward the limits.
+ * - Prompt caching (console.groq.com/docs/prompt-caching): a request whose static prefix was
+ *   seen before for the same model (its system message, and the json_schema after it when that
+ *   came with it too) reports the prefix's tokens as `prompt_tokens_details.cached_tokens`;
+ *   cached tokens do not count toward the limits.
  * - Flex processing (console.groq.com/docs/flex-processing): with `flex` set, a request with
  *   `service_tier: "flex"` is answered 498 (capacity exceeded) with probability `flex.rate`,
  *   drawn from a generator seeded by `flex.seed`.
@@ -549,25 +550,38 @@ export async function startGroqStub(opts: GroqStubOptions = {}): Promise<GroqStu
 
   const isReasoningModel = (model: unknown) => typeof model === 'string' && /gpt-oss|qwen3/i.test(model);
 
-  /** Prompt tokens of a request, and how many of them are cached (its system message seen before). */
+  /**
+   * Prompt tokens of a request, and how many of them are cached: the static prefix seen before
+   * for the same model. For gpt-oss that prefix is the system message and, after it, the
+   * response format: the harmony format renders the system message as the developer message's
+   * instructions and the json_schema as "# Response Formats" at the end of that same message,
+   * ahead of the user's (github.com/openai/openai-cookbook, articles/openai-harmony.md,
+   * "Structured output"); Groq caches matching prefixes (console.groq.com/docs/prompt-caching).
+   */
+  const prefixesOf = (rec: RecordedRequest) => {
+    const messages: Array<{ role?: string; content?: unknown }> = Array.isArray(rec.body?.messages) ? rec.body.messages : [];
+    const system = messages.find((m) => m.role === 'system');
+    if (!system || typeof system.content !== 'string') return [];
+    const key = `${String(rec.body?.model)}\u0000${system.content}`;
+    const schema = rec.body?.response_format?.json_schema?.schema;
+    const prefixes = [{ key, tokens: 4 + approxTokens(system.content) }];
+    if (schema) {
+      const json = JSON.stringify(schema);
+      prefixes.push({ key: `${key}\u0000${json}`, tokens: prefixes[0]!.tokens + approxTokens(json) });
+    }
+    return prefixes;
+  };
   const promptOf = (rec: RecordedRequest): { tokens: number; cached: number } => {
     const messages: Array<{ role?: string; content?: unknown }> = Array.isArray(rec.body?.messages) ? rec.body.messages : [];
     let tokens = messages.reduce((n, m) => n + 4 + (typeof m.content === 'string' ? approxTokens(m.content) : 0), 3);
     const schema = rec.body?.response_format?.json_schema?.schema;
     if (schema) tokens += approxTokens(JSON.stringify(schema));
-    const system = messages.find((m) => m.role === 'system');
-    let cached = 0;
-    if (system && typeof system.content === 'string') {
-      const key = `${String(rec.body?.model)}\u0000${system.content}`;
-      if (cache.has(key)) cached = Math.min(tokens, 4 + approxTokens(system.content));
-    }
-    return { tokens, cached };
+    const seen = prefixesOf(rec).filter((p) => cache.has(p.key));
+    return { tokens, cached: Math.min(tokens, seen.at(-1)?.tokens ?? 0) };
   };
   const remember = (rec: RecordedRequest) => {
-    const system = Array.isArray(rec.body?.messages) ? rec.body.messages.find((m: { role?: string }) => m.role === 'system') : undefined;
-    if (system && typeof system.content === 'string') cache.add(`${String(rec.body?.model)}\u0000${system.content}`);
+    for (const p of prefixesOf(rec)) cache.add(p.key);
   };
-
   const reasoningFor = (rec: RecordedRequest, fault: Fault | undefined): number => {
     if (fault?.kind === 'long-reasoning') return fault.tokens ?? 1_000_000;
     if (settings.reasoning === false || !isReasoningModel(rec.body?.model)) return 0;

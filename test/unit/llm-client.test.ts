@@ -169,6 +169,20 @@ describe('LlmClient: requests as Groq expects them', () => {
     expect(stub.stats().cachedTokens).toBe(second.cachedTokens);
   });
 
+  it('caches the response format with the system message, as gpt-oss reads it there; another schema keeps only the system message cached', async () => {
+    const c = client();
+    const { system } = renderJudgePrompt('quality', INPUT);
+    const ask = (response: string, schema: z.ZodType) =>
+      c.json({ system, user: renderJudgePrompt('quality', { ...INPUT, response }).user, schema, schemaName: 'quality' });
+    await ask('Paris.', checkResultSchemas.quality);
+    const same = await ask('Lyon.', checkResultSchemas.quality);
+    const other = await ask('Nice.', checkResultSchemas.quality.extend({ note: z.string().optional() }));
+    const schemaTokens = Math.ceil(JSON.stringify(stub.requests[1]!.body.response_format.json_schema.schema).length / 4);
+    const systemTokens = 4 + Math.ceil(system.length / 4);
+    expect(same.cachedTokens).toBe(systemTokens + schemaTokens);
+    expect(other.cachedTokens).toBe(systemTokens);
+  });
+
   it('works with any zod schema and a custom stub answer; the answer budget gets the reasoning allowance on top', async () => {
     stub.setDefault(() => ({ summary: 'costs rose 12%', actions: ['scale down'] }));
     const schema = z.object({ summary: z.string(), actions: z.array(z.string()) });
