@@ -135,22 +135,26 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
         `Scoring page ${totals.pages}: ${totals.scored + totals.skipped} checks done, ${totals.failed} failed, ${totals.stored} interactions stored`,
       );
       if (batched) {
-        // The LLM's budget decides how much of the page is judged (all of it, when it can).
+        // The LLM's budget decides how much of the page is judged (all of it, when it can), over
+        // what is left of the window, at what this cycle's judged checks cost so far (tokens that
+        // count toward the limits); a top-up plans the ids not covered by `coveredRate`.
+        const planPage = (minutes: number, coveredRate?: number) =>
+          store.planCoverage({
+            deployment: input.deployment,
+            ids: page.ids,
+            checks: input.checks,
+            settings,
+            minutes,
+            observed: {
+              tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens,
+              checks: totals.scored + totals.failed,
+            },
+            coveredRate,
+          });
         const plan =
           settings.judge === 'offline' || !page.ids.length
             ? undefined
-            : await store.planCoverage({
-                deployment: input.deployment,
-                ids: page.ids,
-                checks: input.checks,
-                settings,
-                minutes: Math.min(input.budgetMinutes, Math.max(0, (windowEndsAt - Date.now()) / 60_000)),
-                // What this cycle's judged checks cost so far (tokens that count toward the limits).
-                observed: {
-                  tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens,
-                  checks: totals.scored + totals.failed,
-                },
-              });
+            : await planPage(Math.min(input.budgetMinutes, Math.max(0, (windowEndsAt - Date.now()) / 60_000)));
         if (plan?.limitedBy) limitedBy = plan.limitedBy;
         let coverageRate = plan?.limitedBy ? plan.rate : undefined;
         /** What this page left unscored for the budget so far (a top-up pass replaces it). */
@@ -186,18 +190,7 @@ export async function collectionCycle(rawInput: CollectionCycleInput): Promise<C
             const minutes = Math.max(0, (windowEndsAt - Date.now()) / 60_000);
             if (minutes <= 0) break;
             const covered: number = coverageRate;
-            const next = await store.planCoverage({
-              deployment: input.deployment,
-              ids: page.ids,
-              checks: input.checks,
-              settings,
-              minutes,
-              observed: {
-                tokens: totals.promptTokens - totals.cachedTokens + totals.completionTokens,
-                checks: totals.scored + totals.failed,
-              },
-              coveredRate: covered,
-            });
+            const next = await planPage(minutes, covered);
             if (next.adds < 1 || next.rate <= covered) break;
             coverageRate = next.rate;
             stopped = await pass(covered);
