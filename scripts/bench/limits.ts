@@ -92,6 +92,7 @@ async function planCycle(
       requestsPerMinute: s.answered / scaledMinutes,
       interactionsPerMinute: judged / scaledMinutes,
       responses429: Object.values(s.rateLimited).reduce((a, b) => a + (b ?? 0), 0),
+      rateLimitedBy: s.rateLimited,
       responses413: s.tooLarge,
       coverageNote: c.coverageNote ?? '',
     };
