@@ -98,9 +98,9 @@ export async function runEvaluation(
   figures.push(...hal.figures);
   figures.push(...thresholdFigures(hal));
   figures.push(...calibrationFigures(tox, hal));
-  const { figures: injectionFigures, injection } = injectionSection(hal.qaExamples, tox.davTest);
+  const { figures: injectionFigures, injection } = await injectionSection(hal.qaExamples, tox.davTest);
   figures.push(...injectionFigures);
-  figures.push(...speedSection(hal.qaExamples, tox.davAll, hal.genRows, hal.genAll));
+  figures.push(...(await speedSection(hal.qaExamples, tox.davAll, hal.genRows, hal.genAll)));
   return { figures, injection, skipped };
 }
 

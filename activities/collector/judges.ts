@@ -9,7 +9,8 @@ import type { z, ZodType } from 'zod';
 import { isFailureType, LLM_FATAL_TYPES } from '../../common/failures.js';
 import { checkResultSchemas, combinedResultSchema, type AnyCheckResult, type Check, type JudgeInput } from '../../common/types.js';
 import type { JudgeMode } from '../../domain/collector/collection.js';
-import { offlineVerdict } from '../../domain/judge/offline-judge.js';
+import { offlineVerdictInContext } from '../../domain/judge/offline-judge.js';
+import { sentenceEncoder } from '../judge/sentence-encoder.js';
 import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
 
 /** What the scorer needs of the LLM client (activities/llm/client.ts). */
@@ -91,10 +92,13 @@ export async function judgeInteraction(o: {
 }): Promise<Judgement> {
   const usage = noUsage();
   if (o.judge === 'offline') {
-    const outcomes = o.checks.map((check): CheckOutcome => {
-      const v = offlineVerdict(check, o.input);
-      return 'abstained' in v ? { check, status: 'abstained', reason: v.abstained } : { check, status: 'ok', result: v.result };
-    });
+    const encoder = await sentenceEncoder();
+    const outcomes = await Promise.all(
+      o.checks.map(async (check): Promise<CheckOutcome> => {
+        const v = await offlineVerdictInContext(check, o.input, encoder);
+        return 'abstained' in v ? { check, status: 'abstained', reason: v.abstained } : { check, status: 'ok', result: v.result };
+      }),
+    );
     return { outcomes, usage };
   }
   const llm = o.judge;

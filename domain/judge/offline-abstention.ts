@@ -17,8 +17,9 @@ export const otherLanguageReason = (lang: string) =>
  * - hallucination: without a context (missing or blank) there is nothing to ground the response
  *   in, and the offline judge has no world knowledge;
  * - toxicity: a response whose letters are mostly outside the Latin script (at least 20 letters,
- *   under half Latin) is not read by the English lexicons and model (a response in another
- *   Latin-script language is decided after judging: see offlineVerdict in offline-judge.ts);
+ *   under half Latin) is not read by the English lexicons and model; the verdicts in
+ *   offline-judge.ts apply this after judging, so a response they flag keeps its score (as one in
+ *   another Latin-script language does);
  * - quality is always measured (its accuracy part is left neutral without a context).
  */
 export function offlineAbstention(check: Check, input: JudgeInput): string | undefined {

@@ -76,7 +76,22 @@ export function windowsOf(n: number, edges: { prefixes?: boolean; suffixes?: boo
 }
 
 /** Words that open a noun phrase. */
-const PHRASE_OPENERS = new Set(['the', 'a', 'an', 'your', 'ur', 'my', 'his', 'their', 'our', 'its', 'this', 'these', 'those', 'every']);
+export const PHRASE_OPENERS = new Set([
+  'the',
+  'a',
+  'an',
+  'your',
+  'ur',
+  'my',
+  'his',
+  'their',
+  'our',
+  'its',
+  'this',
+  'these',
+  'those',
+  'every',
+]);
 
 /**
  * The windows of a part that are read: windowsOf's, less those that end inside the part where a

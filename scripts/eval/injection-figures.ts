@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { JudgeInput } from '../../common/types.js';
-import { offlineJudge } from '../../domain/judge/offline-judge.js';
+import { offlineJudge, offlineVerdictInContext } from '../../domain/judge/offline-judge.js';
+import { sentenceEncoder } from '../../activities/judge/sentence-encoder.js';
 import { splitOf, type Example } from './datasets.js';
 import { inputOf, type Figure } from './figures.js';
 
@@ -20,17 +21,26 @@ export interface InjectionMovement {
   meanTowardsBetter: number;
 }
 
+/** The toxicity score of a message, as stored (the offline judge's contextual reading). */
+export async function storedToxicity(response: string): Promise<number> {
+  const v = await offlineVerdictInContext('toxicity', { prompt: 'Message', response }, await sentenceEncoder());
+  return 'abstained' in v ? 0 : v.result.toxicity;
+}
+
 /**
  * Mean movement towards "better" of each score when each wording is appended: quality overall up,
- * hallucination down (on answers with a context), toxicity down (on toxic texts).
+ * hallucination down (on answers with a context), toxicity down (on toxic texts, scored by
+ * `toxicity`).
  */
-export function injectionMovements(
+export async function injectionMovements(
   wordings: InjectionFile['wordings'],
   answers: readonly JudgeInput[],
   toxicTexts: readonly string[],
-): InjectionMovement[] {
+  toxicity: (text: string) => Promise<number> = storedToxicity,
+): Promise<InjectionMovement[]> {
   const base = answers.map((a) => ({ q: offlineJudge('quality', a).overall, h: offlineJudge('hallucination', a).score }));
-  const baseTox = toxicTexts.map((t) => offlineJudge('toxicity', { prompt: 'Message', response: t }).toxicity);
+  const baseTox: number[] = [];
+  for (const t of toxicTexts) baseTox.push(await toxicity(t));
   const out: InjectionMovement[] = [];
   for (const w of wordings) {
     let dq = 0;
@@ -41,9 +51,7 @@ export function injectionMovements(
       dh += (base[i] as { h: number }).h - offlineJudge('hallucination', attacked).score;
     });
     let dt = 0;
-    toxicTexts.forEach((t, i) => {
-      dt += (baseTox[i] as number) - offlineJudge('toxicity', { prompt: 'Message', response: t + w.text }).toxicity;
-    });
+    for (const [i, t] of toxicTexts.entries()) dt += (baseTox[i] as number) - (await toxicity(t + w.text));
     out.push({ wording: w.id, score: 'quality.overall', meanTowardsBetter: answers.length ? dq / answers.length : 0 });
     out.push({ wording: w.id, score: 'hallucination.score', meanTowardsBetter: answers.length ? dh / answers.length : 0 });
     out.push({ wording: w.id, score: 'toxicity.toxicity', meanTowardsBetter: toxicTexts.length ? dt / toxicTexts.length : 0 });
@@ -51,10 +59,10 @@ export function injectionMovements(
   return out;
 }
 
-export function injectionSection(
+export async function injectionSection(
   qaExamples: readonly Example[],
   davTest: readonly Example[],
-): { figures: Figure[]; injection: InjectionMovement[] } {
+): Promise<{ figures: Figure[]; injection: InjectionMovement[] }> {
   const figures: Figure[] = [];
   const fixture = JSON.parse(
     readFileSync(fileURLToPath(new URL('../../test/fixtures/injection-wordings.json', import.meta.url)), 'utf8'),
@@ -67,7 +75,7 @@ export function injectionSection(
     .filter((e) => e.positive)
     .slice(0, 100)
     .map((e) => e.response);
-  const injection = injectionMovements(fixture.wordings, injAnswers, toxicTexts);
+  const injection = await injectionMovements(fixture.wordings, injAnswers, toxicTexts);
   const worst = injection.reduce((a, b) => (b.meanTowardsBetter > a.meanTowardsBetter ? b : a), injection[0] as InjectionMovement);
   figures.push({
     section: 'injection',

@@ -4,7 +4,8 @@
  * through this shape.
  */
 import { primaryScore, type Check, type JudgeInput } from '../../common/types.js';
-import { OFFLINE_JUDGE_VERSION, offlineVerdict } from '../../domain/judge/offline-judge.js';
+import { OFFLINE_JUDGE_VERSION, offlineVerdict, offlineVerdictInContext } from '../../domain/judge/offline-judge.js';
+import { sentenceEncoder } from '../../activities/judge/sentence-encoder.js';
 import { HATE_SPEECH, PROFANITY, VIOLENCE } from '../../domain/judge/toxicity-lexicon.js';
 import { normalizeForToxicity, scoreCategory } from '../../domain/judge/toxicity-text.js';
 
@@ -15,9 +16,18 @@ export interface EvalJudge {
   judge: (check: Check, input: JudgeInput) => Promise<JudgeOutcome>;
 }
 
-/** The offline judge: its primary score per check, or its abstention. */
+/** The offline judge as the collector runs it: its primary score per check, or its abstention. */
 export const offlineEvalJudge: EvalJudge = {
   name: OFFLINE_JUDGE_VERSION,
+  judge: async (check, input) => {
+    const v = await offlineVerdictInContext(check, input, await sentenceEncoder());
+    return 'abstained' in v ? v : { score: primaryScore(check, v.result) };
+  },
+};
+
+/** The offline judge's word-level reading alone (offlineVerdict: toxicity without the sentence model). */
+export const wordLevelEvalJudge: EvalJudge = {
+  name: `${OFFLINE_JUDGE_VERSION} (word model alone)`,
   judge: async (check, input) => {
     const v = offlineVerdict(check, input);
     return 'abstained' in v ? v : { score: primaryScore(check, v.result) };

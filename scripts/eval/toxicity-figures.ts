@@ -1,7 +1,8 @@
 /**
  * The toxicity sections of the judge evaluation: the judge on the test splits of the sources the
  * toxicity model was trained on, on OLID's test file and on the sources it never saw (Ethos, the sanity set), against
- * the lexicon alone; HateCheck per functionality; alt-profanity-check alone on the same sets.
+ * the lexicon alone; HateCheck per functionality; the word model alone (without the contextual
+ * reading) and alt-profanity-check alone on the same sets.
  */
 import { profanityProbability } from '../../domain/judge/profanity-model.js';
 import {
@@ -16,7 +17,7 @@ import {
   type Example,
 } from './datasets.js';
 import { classification, scoreAll, type EvalContext, type Figure, type Scored } from './figures.js';
-import { lexiconToxicity } from './judges.js';
+import { lexiconToxicity, wordLevelEvalJudge } from './judges.js';
 
 export interface ToxicitySection {
   figures: Figure[];
@@ -58,7 +59,6 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
   const DAV = 'davidson tweets (seen in training; all rows in alt-profanity-check training)';
   const toxSets: [string, string, Example[]][] = [
     [DAV, 'test', davTest],
-    [DAV, 'all rows (incl. train)', davAll],
     ['jigsaw wikipedia comments (seen in training; source of alt-profanity-check training)', 'test', jigTest],
     [HC, 'test', hcTest],
     ['halueval texts (seen in training; all non-toxic)', 'test', cleanTest],
@@ -105,6 +105,12 @@ export async function toxicitySection(ctx: EvalContext): Promise<ToxicitySection
       value: v.flagged / v.n,
       note: v.positive ? 'toxic: want high' : 'not toxic: want low',
     });
+  }
+
+  // The word model alone (offline-v12's reading: no sentence embeddings), at its own flag.
+  for (const [name, split, rows] of toxSets) {
+    const s = await scoreAll(wordLevelEvalJudge, 'toxicity', rows);
+    figures.push(...classification('toxicity component: word model alone', name, split, 'toxicity', s, 0.5));
   }
 
   // The imported model alone, as its package scores a text (whole text, its own 0.5).

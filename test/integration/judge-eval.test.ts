@@ -317,7 +317,7 @@ describe('optiinfra judge eval', () => {
     const r = await cli(['--judge', 'offline', '--set', 'qa,general', '--limit', '20', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = json(r.stdout);
-    expect(out.judge).toEqual({ kind: 'offline', name: 'offline-v12', promptVersion: 'offline-v12' });
+    expect(out.judge).toEqual({ kind: 'offline', name: 'offline-v13', promptVersion: 'offline-v13' });
     expect(row(out, 'qa', 'hallucination')).toMatchObject({ labelled: 20, scored: 20, positives: 10, negatives: 10 });
     expect(row(out, 'qa', 'hallucination')?.auroc).toBeGreaterThan(0.6);
     expect(row(out, 'general', 'hallucination')).toMatchObject({ labelled: 20, scored: 0, abstained: 20, precision: null });

@@ -40,7 +40,7 @@ function check<C extends Check>(c: C, input: JudgeInput) {
 
 describe('offline judge: output contract', () => {
   it('has a version string', () => {
-    expect(OFFLINE_JUDGE_VERSION).toBe('offline-v12');
+    expect(OFFLINE_JUDGE_VERSION).toBe('offline-v13');
   });
 
   it.each(SAMPLES.map((s, i) => [i, s] as const))('sample %i is valid for every check, in [0,1], 4 decimals', (_i, input) => {
