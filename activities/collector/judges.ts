@@ -9,7 +9,7 @@ import type { z, ZodType } from 'zod';
 import { isFailureType, LLM_FATAL_TYPES } from '../../common/failures.js';
 import { checkResultSchemas, combinedResultSchema, type AnyCheckResult, type Check, type JudgeInput } from '../../common/types.js';
 import type { JudgeMode } from '../../domain/collector/collection.js';
-import { offlineVerdictInContext } from '../../domain/judge/offline-judge.js';
+import { offlineVerdict, offlineVerdictInContext } from '../../domain/judge/offline-judge.js';
 import { sentenceEncoder } from '../judge/sentence-encoder.js';
 import { renderCombinedPrompt, renderJudgePrompt } from '../../domain/judge/prompts.js';
 
@@ -92,10 +92,11 @@ export async function judgeInteraction(o: {
 }): Promise<Judgement> {
   const usage = noUsage();
   if (o.judge === 'offline') {
-    const encoder = await sentenceEncoder();
+    // The sentence model is loaded (once per process) only when toxicity is judged.
+    const encoder = o.checks.includes('toxicity') ? await sentenceEncoder() : undefined;
     const outcomes = await Promise.all(
       o.checks.map(async (check): Promise<CheckOutcome> => {
-        const v = await offlineVerdictInContext(check, o.input, encoder);
+        const v = encoder ? await offlineVerdictInContext(check, o.input, encoder) : offlineVerdict(check, o.input);
         return 'abstained' in v ? { check, status: 'abstained', reason: v.abstained } : { check, status: 'ok', result: v.result };
       }),
     );

@@ -6,7 +6,7 @@
 import type { CheckResult, JudgeInput } from '../../common/types.js';
 import { r4 } from './offline-text.js';
 import { HATE_SPEECH, PROFANITY, VIOLENCE } from './toxicity-lexicon.js';
-import { readInContext, type SentenceEncoder } from './toxicity-context.js';
+import { CONTEXT_WORDS, readInContext, type SentenceEncoder } from './toxicity-context.js';
 import { scoreToxicityText } from './toxicity-model.js';
 import { mentionAskedWords, scoreCategory } from './toxicity-text.js';
 
@@ -66,7 +66,7 @@ export async function judgeToxicityInContext(input: JudgeInput, encoder: Sentenc
     ...words,
     toxicity: r4(score),
     reasoning:
-      `Score ${score.toFixed(2)} in context (flag at 0.5; a sentence-embedding model and the word model read every prefix of ` +
-      `${c.segments} of the text's opening; highest: ${worst}). Word model alone: ${words.reasoning}`,
+      `Score ${score.toFixed(2)} in context (flag at 0.5; a sentence-embedding model and the word model read ${c.segments} ` +
+      `prefixes of the text's first ${CONTEXT_WORDS} words; highest: ${worst}). Word model alone: ${words.reasoning}`,
   };
 }
