@@ -5,7 +5,7 @@
  * I/O side) and a logistic head on its embedding trained by scripts/train-toxicity-context.ts
  * (weights in toxicity-context.data.ts). Pure: the encoder is passed in.
  *
- * Words alone miss what a sentence means ("she is a walking talking lie" has no offensive word);
+ * Words alone miss what a sentence means ("You have the IQ of a potato" has no offensive word);
  * a sentence embedding is a mean over the whole text, so text appended to a toxic message would
  * dilute it. Hence the reading: the head is applied to every prefix of every part (sentence or
  * line) of the text's first CONTEXT_WORDS words, each prefix embedded alone, added to the word
