@@ -162,7 +162,7 @@ function tokenScore(model: ToxicityModel, token: string): number {
   return v;
 }
 
-function sigmoid(z: number): number {
+export function sigmoid(z: number): number {
   return z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
 }
 
